@@ -1,0 +1,112 @@
+#include "models/llm.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define O(f) CONF_OFF(struct llm_desc, f)
+
+const struct conf_opt llm_opts[] = {
+	{"model", "name", CONF_STR, O(name), sizeof(((struct llm_desc *)0)->name), 0, NULL,
+	 CONF_NOBOUNDS, NULL, "model name"},
+	{"model", "layers", CONF_INT, O(layers), 0, 0, NULL, 1, LLM_MAX_LAYERS, NULL,
+	 "decoder layers"},
+	{"model", "d_model", CONF_INT, O(d_model), 0, 0, NULL, 1, 1 << 20, NULL, "hidden width"},
+	{"model", "d_ffn", CONF_INT, O(d_ffn), 0, 0, NULL, 1, 1 << 22, NULL,
+	 "FFN neurons per layer"},
+	{"model", "heads", CONF_INT, O(heads), 0, 0, NULL, 1, 4096, NULL, "attention heads"},
+	{"model", "kv_heads", CONF_INT, O(kv_heads), 0, 0, "0", 0, 4096, NULL,
+	 "key/value heads (0 = heads)"},
+	{"model", "vocab", CONF_INT, O(vocab), 0, 0, NULL, 1, 1 << 24, NULL, "vocabulary size"},
+	{"model", "max_pos", CONF_INT, O(max_pos), 0, 0, "0", 0, 1 << 24, NULL,
+	 "learned position embeddings (0 = none, e.g. rotary)"},
+	{"model", "ffn", CONF_ENUM, O(ffn_kind), 0, 0, NULL, CONF_NOBOUNDS, "relu|gated",
+	 "FFN kind: relu (up, down) or gated (gate, up, down)"},
+	{"model", "dtype", CONF_ENUM, O(dtype), 0, 0, "fp16", CONF_NOBOUNDS, "fp32|fp16|bf16|int8",
+	 "stored weight type"},
+	{"model", "tied_embeddings", CONF_BOOL, O(tied_embeddings), 0, 0, "false", CONF_NOBOUNDS,
+	 NULL, "output head shares the token embedding"},
+	{"model", "params", CONF_DOUBLE, O(params), 0, 0, NULL, 1, 1e13, NULL,
+	 "declared parameter count (checked against the shape within 5%)"},
+	{"model", "sparsity", CONF_DOUBLE, O(sparsity), 0, 0, NULL, 0, 0.999, NULL,
+	 "mean FFN activation sparsity (fraction of neurons inactive per token)"},
+	{"model", "sparsity_first", CONF_DOUBLE, O(sparsity_first), 0, 0, "0", 0, 0.999, NULL,
+	 "sparsity of the first layer (0 = flat at `sparsity`)"},
+	{"model", "sparsity_last", CONF_DOUBLE, O(sparsity_last), 0, 0, "0", 0, 0.999, NULL,
+	 "sparsity of the last layer (0 = flat at `sparsity`)"},
+	{0},
+};
+
+int llm_dtype_bytes(int dtype)
+{
+	static const int bytes[] = {4, 2, 2, 1};
+	return dtype >= 0 && dtype < 4 ? bytes[dtype] : 0;
+}
+
+const char *llm_dtype_name(int dtype)
+{
+	static const char *names[] = {"fp32", "fp16", "bf16", "int8"};
+	return dtype >= 0 && dtype < 4 ? names[dtype] : "?";
+}
+
+/* Parameter counts of one layer's attention and the embeddings. */
+static double attn_params(const struct llm_desc *d)
+{
+	double head_dim = (double)d->d_model / d->heads;
+	double q_o = 2.0 * d->d_model * d->d_model;
+	double kv = 2.0 * d->d_model * head_dim * d->kv_heads;
+	return q_o + kv + 4.0 * d->d_model; /* + two norms (weight, bias) */
+}
+
+static double embed_params(const struct llm_desc *d)
+{
+	double tok = (double)d->vocab * d->d_model;
+	return tok * (d->tied_embeddings ? 1 : 2) + (double)d->max_pos * d->d_model;
+}
+
+int llm_derive(struct llm_desc *d, const char *what, struct lif_err *err)
+{
+	if (d->kv_heads == 0)
+		d->kv_heads = d->heads;
+	if (d->d_model % d->heads)
+		return err_set(err, ERR_INVAL, "%s: d_model %d is not a multiple of heads %d", what,
+			       d->d_model, d->heads);
+	if (d->heads % d->kv_heads)
+		return err_set(err, ERR_INVAL, "%s: heads %d is not a multiple of kv_heads %d", what,
+			       d->heads, d->kv_heads);
+	d->ffn_matrices = d->ffn_kind == LLM_FFN_GATED3 ? 3 : 2;
+	d->weight_bytes = llm_dtype_bytes(d->dtype);
+	d->bundle_bytes = (int64_t)d->ffn_matrices * d->d_model * d->weight_bytes;
+	d->ffn_bytes = d->bundle_bytes * d->d_ffn * d->layers;
+	double attn = attn_params(d) * d->layers, emb = embed_params(d);
+	d->attn_bytes = (int64_t)(attn * d->weight_bytes);
+	d->embed_bytes = (int64_t)(emb * d->weight_bytes);
+	d->total_bytes = d->ffn_bytes + d->attn_bytes + d->embed_bytes;
+	d->params_computed = attn + emb + (double)d->ffn_matrices * d->d_model * d->d_ffn * d->layers;
+	if (d->params > 0 && fabs(d->params_computed / d->params - 1) > 0.05)
+		return err_set(err, ERR_INVAL,
+			       "%s: declared params %.4g but the shape gives %.4g (more than 5%% apart)",
+			       what, d->params, d->params_computed);
+	return 0;
+}
+
+int llm_load(const char *path, struct llm_desc *out, struct lif_err *err)
+{
+	struct llm_desc d;
+	memset(&d, 0, sizeof d);
+	int rc = conf_load(path, llm_opts, &d, err);
+	if (!rc)
+		rc = llm_derive(&d, path, err);
+	if (!rc)
+		*out = d;
+	return rc;
+}
+
+double llm_layer_sparsity(const struct llm_desc *d, int layer)
+{
+	if (d->sparsity_first <= 0 || d->sparsity_last <= 0 || d->layers < 2)
+		return d->sparsity;
+	double f = (double)layer / (d->layers - 1);
+	return d->sparsity_first + f * (d->sparsity_last - d->sparsity_first);
+}

@@ -1,0 +1,76 @@
+/*
+ * llm: shape descriptions of large language models (models/llms/NAME.ini).
+ *
+ * A description gives the architecture (layers, widths, heads, vocabulary,
+ * FFN kind), the stored weight dtype and the published activation sparsity a
+ * trace generator needs. llm_load() parses one file and computes the derived
+ * sizes the cost model uses (bytes per neuron bundle, FFN / attention /
+ * embedding bytes); it rejects files whose numbers disagree with each other
+ * (for instance a declared parameter count the shape does not give).
+ *
+ * File format: one [model] section, keys in llm_opts (see `lifsim synth
+ * --help`, which prints the table). Example: models/llms/opt-6.7b.ini.
+ */
+#ifndef LIFSIM_LLM_H
+#define LIFSIM_LLM_H
+
+#include <stdint.h>
+
+#include "sim/conf.h"
+#include "sim/err.h"
+
+#define LLM_MAX_LAYERS 256
+
+enum llm_ffn_kind {
+	LLM_FFN_RELU2 = 0, /* up (d_model x d_ffn) -> activation -> down: two matrices */
+	LLM_FFN_GATED3 = 1 /* act(gate x) * (up x) -> down: three matrices (SwiGLU) */
+};
+
+enum llm_dtype { LLM_FP32 = 0, LLM_FP16 = 1, LLM_BF16 = 2, LLM_INT8 = 3 };
+
+/* A model description: a plain value. Derived fields are filled by llm_load. */
+struct llm_desc {
+	char name[64];
+	int layers;
+	int d_model;
+	int d_ffn;       /* FFN neurons per layer */
+	int heads;
+	int kv_heads;    /* grouped / multi-query attention; = heads for MHA */
+	int vocab;
+	int max_pos;     /* learned position embeddings (0 for rotary) */
+	int ffn_kind;    /* enum llm_ffn_kind */
+	int dtype;       /* enum llm_dtype: the stored weight type */
+	int tied_embeddings;
+	double params;   /* declared parameter count, checked against the shape */
+	double sparsity; /* mean FFN activation sparsity: fraction of neurons inactive */
+	double sparsity_first, sparsity_last; /* optional per-layer trend (0 = use sparsity) */
+
+	/* derived by llm_load / llm_derive */
+	int ffn_matrices;        /* 2 or 3 */
+	int weight_bytes;        /* bytes per parameter of dtype */
+	int64_t bundle_bytes;    /* one neuron's weights in all FFN matrices */
+	int64_t ffn_bytes;       /* all layers' FFN weights */
+	int64_t attn_bytes;      /* all layers' attention weights (+ norms) */
+	int64_t embed_bytes;     /* token (+ position) embeddings and untied head */
+	int64_t total_bytes;     /* ffn + attn + embed */
+	double params_computed;  /* parameter count from the shape */
+};
+
+extern const struct conf_opt llm_opts[];
+
+/* Load and check a description. On error, err names the file, line and key. */
+int llm_load(const char *path, struct llm_desc *out, struct lif_err *err);
+
+/* Fill the derived fields and check consistency; used by llm_load and by code
+ * that builds a description in memory (tests, recorder). */
+int llm_derive(struct llm_desc *d, const char *what, struct lif_err *err);
+
+/* Sparsity (fraction inactive) of layer l under the description's trend. */
+double llm_layer_sparsity(const struct llm_desc *d, int layer);
+
+/* Bytes per parameter of a dtype; 0 for an unknown one. */
+int llm_dtype_bytes(int dtype);
+
+const char *llm_dtype_name(int dtype);
+
+#endif

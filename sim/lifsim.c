@@ -1,0 +1,55 @@
+/* lifsim: one command, `lifsim VERB ...` (see ../shared/DESIGN.md, "CLI"). */
+#include <gsl/gsl_errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim/conf.h"
+#include "sim/verbs.h"
+#include "traces/trace.h"
+
+static const struct verb verbs[] = {
+	{"synth", "write a synthetic activation trace for a model description", verb_synth},
+	{"stats", "trace statistics: sparsity, s_agg(k), windowed load, frequency, co-activation",
+	 verb_stats},
+};
+#define NVERBS (sizeof verbs / sizeof verbs[0])
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: lifsim [--threads N] [--quiet] VERB [options]\n\n"
+		   "lifsim simulates LLM inference with FFN weights on flash (arXiv 2312.11514).\n\n"
+		   "verbs:\n");
+	for (size_t i = 0; i < NVERBS; i++)
+		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+	fprintf(f, "\nglobal options (any verb):\n"
+		   "  --threads N  worker threads (default: all cores)\n"
+		   "  --quiet      no summary or progress output\n\n"
+		   "`lifsim VERB --help` describes each verb.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_global g;
+	gsl_set_error_handler_off();
+	trace_init();
+	conf_init();
+	if (cli_take_globals(&argc, argv, &g))
+		return 2;
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("lifsim %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < NVERBS; i++)
+		if (!strcmp(argv[1], verbs[i].name))
+			return verbs[i].run(argc - 1, argv + 1, &g);
+	fprintf(stderr, "lifsim: unknown verb '%s' (verbs:", argv[1]);
+	for (size_t i = 0; i < NVERBS; i++)
+		fprintf(stderr, " %s", verbs[i].name);
+	fprintf(stderr, "; see lifsim --help)\n");
+	return 2;
+}

@@ -1,0 +1,20 @@
+#include "sim/rng.h"
+
+#include <gsl/gsl_cdf.h>
+
+void rng_stream_seed(struct rng_stream *st, gsl_rng *parent)
+{
+	for (int i = 0; i < 4; i++) {
+		uint64_t hi = gsl_rng_uniform_int(parent, 1ul << 32);
+		uint64_t lo = gsl_rng_uniform_int(parent, 1ul << 32);
+		st->s[i] = hi << 32 | lo;
+	}
+	if (!(st->s[0] | st->s[1] | st->s[2] | st->s[3]))
+		st->s[0] = 0x9E3779B97F4A7C15ull; /* xoshiro must not be all zero */
+}
+
+void rng_normal_table_fill(struct rng_normal_table *t)
+{
+	for (unsigned i = 0; i < RNG_NORMAL_N; i++)
+		t->z[i] = (float)gsl_cdf_ugaussian_Pinv((i + 0.5) / RNG_NORMAL_N);
+}

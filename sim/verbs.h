@@ -1,0 +1,20 @@
+/*
+ * verbs: the table of `lifsim VERB` entry points. Each verb lives in the
+ * module it fronts (traces/verb_synth.c, ...), parses its own options with
+ * sim/cli.h, prints its own --help, and returns the exit status.
+ */
+#ifndef LIFSIM_VERBS_H
+#define LIFSIM_VERBS_H
+
+#include "sim/cli.h"
+
+struct verb {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv, const struct cli_global *g);
+};
+
+int verb_synth(int argc, char **argv, const struct cli_global *g);
+int verb_stats(int argc, char **argv, const struct cli_global *g);
+
+#endif

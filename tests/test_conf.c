@@ -1,0 +1,110 @@
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <string.h>
+
+#include "sim/conf.h"
+#include "tests/testutil.h"
+
+struct demo {
+	int n;
+	double x;
+	int64_t bytes;
+	int kind;
+	char name[16];
+	double list[4];
+	int nlist;
+};
+
+#define O(f) CONF_OFF(struct demo, f)
+static const struct conf_opt demo_opts[] = {
+	{"a", "n", CONF_INT, O(n), 0, 0, "3", 1, 10, NULL, "a count"},
+	{"a", "x", CONF_DOUBLE, O(x), 0, 0, NULL, CONF_NOBOUNDS, NULL, "a number"},
+	{"a", "bytes", CONF_BYTES, O(bytes), 0, 0, "4KiB", CONF_NOBOUNDS, NULL, "a size"},
+	{"a", "kind", CONF_ENUM, O(kind), 0, 0, "up", CONF_NOBOUNDS, "up|down", "a choice"},
+	{"a", "name", CONF_STR, O(name), 16, 0, "x", CONF_NOBOUNDS, NULL, "a name"},
+	{"a", "list", CONF_DLIST, O(list), 4, O(nlist), "1,2", CONF_NOBOUNDS, NULL, "a list"},
+	{0},
+};
+
+TestSuite(conf, .init = tu_init);
+
+Test(conf, loads_values_defaults_and_units)
+{
+	const char *p = tu_write("ok.ini", "[a]\nx = 2.5\nbytes = 16KiB\nkind = down\nlist = 3, 4.5,5\n");
+	struct demo d = {0};
+	struct lif_err e = {0};
+	cr_assert_eq(conf_load(p, demo_opts, &d, &e), 0, "%s", e.msg);
+	cr_expect_eq(d.n, 3);
+	cr_expect_float_eq(d.x, 2.5, 1e-12);
+	cr_expect_eq(d.bytes, 16384);
+	cr_expect_eq(d.kind, 1);
+	cr_expect_str_eq(d.name, "x");
+	cr_expect_eq(d.nlist, 3);
+	cr_expect_float_eq(d.list[1], 4.5, 1e-12);
+}
+
+/* Criterion runs each parameter in a fresh process: no pointers in params. */
+struct bad_case {
+	char text[128];
+	char want[128]; /* substring of the message */
+};
+
+static struct bad_case bad_cases[] = {
+	{"[a]\nx = 1\nn = 11\n", "bad.ini:3: [a] n: '11' is outside [1, 10]"},
+	{"[a]\nx = 1\nbogus = 1\n", "bad.ini:3: [a] bogus: unknown key"},
+	{"[a]\nx = abc\n", "bad.ini:2: [a] x: 'abc' is not a number"},
+	{"[a]\nx = 1\nkind = sideways\n", "bad.ini:3: [a] kind: 'sideways' is not one of up|down"},
+	{"[a]\nn = 2\n", "[a] x: required key is missing"},
+	{"[a]\nx = 1\nbytes = 12 parsecs\n", "bad.ini:3: [a] bytes: '12 parsecs' is not a byte size"},
+	{"[a]\nx = ${NOPE_NOT_SET}\n", "bad.ini:2: ${NOPE_NOT_SET} is not defined"},
+	{"[a]\nthis line is not ini\n", "bad.ini:2: not a valid INI line"},
+	{"[a]\nx = 1\ninclude = missing.ini\n", "missing.ini: cannot open"},
+};
+
+ParameterizedTestParameters(conf, bad_values_name_file_line_and_key)
+{
+	return cr_make_param_array(struct bad_case, bad_cases, sizeof bad_cases / sizeof bad_cases[0]);
+}
+
+ParameterizedTest(struct bad_case *c, conf, bad_values_name_file_line_and_key, .init = tu_init)
+{
+	const char *p = tu_write("bad.ini", c->text);
+	struct demo d = {0};
+	struct lif_err e = {0};
+	cr_assert_neq(conf_load(p, demo_opts, &d, &e), 0);
+	cr_expect(strstr(e.msg, c->want) != NULL, "message '%s' lacks '%s'", e.msg, c->want);
+}
+
+Test(conf, include_and_vars_expand)
+{
+	tu_write("inc.ini", "[vars]\nBASE = 7\n");
+	const char *p = tu_write("main.ini", "include = inc.ini\n[a]\nx = ${BASE}.5\nname = ${BASE}\n");
+	struct demo d = {0};
+	struct lif_err e = {0};
+	cr_assert_eq(conf_load(p, demo_opts, &d, &e), 0, "%s", e.msg);
+	cr_expect_float_eq(d.x, 7.5, 1e-12);
+	cr_expect_str_eq(d.name, "7");
+}
+
+Test(conf, include_cycle_is_an_error)
+{
+	const char *p = tu_write("cyc.ini", "include = cyc.ini\n");
+	struct conf_doc *doc = NULL;
+	struct lif_err e = {0};
+	cr_assert_neq(conf_doc_read(p, &doc, &e), 0);
+	cr_expect(strstr(e.msg, "nested deeper") != NULL, "%s", e.msg);
+}
+
+Test(conf, long_lines_are_read_whole)
+{
+	char text[4096] = "[a]\nx = 1\nlist = ";
+	strcat(text, "1");
+	for (int i = 0; i < 3; i++)
+		strcat(text, ",                                                                                    2");
+	strcat(text, "\n");
+	const char *p = tu_write("long.ini", text);
+	struct demo d = {0};
+	struct lif_err e = {0};
+	cr_assert_eq(conf_load(p, demo_opts, &d, &e), 0, "%s", e.msg);
+	cr_expect_eq(d.nlist, 4);
+}

@@ -1,0 +1,96 @@
+#include "tests/testutil.h"
+
+#include <gsl/gsl_errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sim/conf.h"
+#include "traces/trace.h"
+
+static char tmpdir[256];
+static char pathbuf[8][4096];
+static int pathidx;
+
+static void cleanup(void)
+{
+	char cmd[512];
+	if (tmpdir[0]) {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+		if (system(cmd)) {
+		}
+	}
+}
+
+const char *tu_tmpdir(void)
+{
+	if (!tmpdir[0]) {
+		snprintf(tmpdir, sizeof tmpdir, "/tmp/lifsim-test.XXXXXX");
+		if (!mkdtemp(tmpdir))
+			abort();
+		atexit(cleanup);
+	}
+	return tmpdir;
+}
+
+static char *next_buf(void)
+{
+	pathidx = (pathidx + 1) % 8;
+	return pathbuf[pathidx];
+}
+
+const char *tu_path(const char *name)
+{
+	char *b = next_buf();
+	snprintf(b, 4096, "%s/%s", tu_tmpdir(), name);
+	return b;
+}
+
+const char *tu_src(const char *rel)
+{
+	const char *src = getenv("LIFSIM_SRCDIR");
+	char *b = next_buf();
+	snprintf(b, 4096, "%s/%s", src ? src : ".", rel);
+	return b;
+}
+
+const char *tu_write(const char *name, const char *text)
+{
+	const char *p = tu_path(name);
+	FILE *f = fopen(p, "w");
+	if (!f)
+		abort();
+	fputs(text, f);
+	fclose(f);
+	return p;
+}
+
+int tu_lifsim(char *out, size_t cap, const char *fmt, ...)
+{
+	char args[8192], cmd[9000];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	const char *bin = getenv("LIFSIM");
+	snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin ? bin : "./lifsim", args);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	while (fgetc(p) != EOF) {
+	}
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void tu_init(void)
+{
+	gsl_set_error_handler_off();
+	trace_init();
+	conf_init();
+}

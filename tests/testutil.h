@@ -1,0 +1,27 @@
+/* testutil: helpers shared by the Criterion tests (temporary dirs, running
+ * the lifsim binary, fixture paths). */
+#ifndef LIFSIM_TESTUTIL_H
+#define LIFSIM_TESTUTIL_H
+
+#include <stddef.h>
+
+/* A fresh temporary directory for this test (removed at exit). */
+const char *tu_tmpdir(void);
+
+/* Path of a file in the temporary directory. */
+const char *tu_path(const char *name);
+
+/* Path under the source tree (LIFSIM_SRCDIR, or "." when unset). */
+const char *tu_src(const char *rel);
+
+/* Write text to a file in the temporary directory; returns its path. */
+const char *tu_write(const char *name, const char *text);
+
+/* Run `lifsim ARGS` (LIFSIM or ./lifsim), capturing stderr+stdout into out.
+ * Returns the exit status. */
+int tu_lifsim(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Library start-up that main() does (HDF5 / GSL / inih settings). */
+void tu_init(void);
+
+#endif

@@ -1,0 +1,590 @@
+#include "traces/trace.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHUNK_TOKENS_BITS 64
+#define CHUNK_TOKENS_MAGS 16
+#define CHUNK_TOKENS_INPUTS 16
+#define DEFLATE_LEVEL 1
+
+void trace_init(void)
+{
+	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+uint8_t trace_mag_encode(double z, double margin)
+{
+	if (!(z > -margin))
+		return 0;
+	double q = 1 + floor(254.0 * (z + margin) / (2 * margin) + 0.5);
+	return (uint8_t)(q > 255 ? 255 : q < 1 ? 1 : q);
+}
+
+double trace_mag_decode(uint8_t q, double margin)
+{
+	if (q == 0)
+		return -margin;
+	return (q - 1) * (2 * margin) / 254.0 - margin;
+}
+
+/* ---------------------------------------------------------------- attributes */
+
+static int attr_write(hid_t obj, const char *name, hid_t type, hsize_t n, const void *v)
+{
+	hid_t sp = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+	hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+	herr_t rc = a < 0 ? -1 : H5Awrite(a, type, v);
+	if (a >= 0)
+		H5Aclose(a);
+	H5Sclose(sp);
+	return rc < 0 ? -1 : 0;
+}
+
+static int attr_write_str(hid_t obj, const char *name, const char *s)
+{
+	hid_t t = H5Tcopy(H5T_C_S1);
+	H5Tset_size(t, strlen(s) + 1);
+	H5Tset_strpad(t, H5T_STR_NULLTERM);
+	int rc = attr_write(obj, name, t, 0, s);
+	H5Tclose(t);
+	return rc;
+}
+
+/* Overwrite an existing scalar attribute or create it. */
+static int attr_put_i64(hid_t obj, const char *name, int64_t v)
+{
+	if (H5Aexists(obj, name) > 0) {
+		hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+		herr_t rc = H5Awrite(a, H5T_NATIVE_INT64, &v);
+		H5Aclose(a);
+		return rc < 0 ? -1 : 0;
+	}
+	return attr_write(obj, name, H5T_NATIVE_INT64, 0, &v);
+}
+
+/* Read a numeric attribute of n elements; -1 if absent or the wrong size. */
+static int attr_read(hid_t obj, const char *name, hid_t memtype, hsize_t n, void *v)
+{
+	if (H5Aexists(obj, name) <= 0)
+		return -1;
+	hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+	hid_t sp = H5Aget_space(a);
+	hssize_t np = H5Sget_simple_extent_npoints(sp);
+	H5T_class_t cls = H5Tget_class(H5Aget_type(a));
+	herr_t rc = -1;
+	if ((hsize_t)np == (n ? n : 1) && (cls == H5T_INTEGER || cls == H5T_FLOAT))
+		rc = H5Aread(a, memtype, v);
+	H5Sclose(sp);
+	H5Aclose(a);
+	return rc < 0 ? -1 : 0;
+}
+
+static int attr_read_str(hid_t obj, const char *name, char *buf, size_t cap)
+{
+	buf[0] = '\0';
+	if (H5Aexists(obj, name) <= 0)
+		return -1;
+	hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+	hid_t ft = H5Aget_type(a);
+	int rc = -1;
+	if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
+		size_t sz = H5Tget_size(ft);
+		char *tmp = calloc(1, sz + 1);
+		hid_t mt = H5Tcopy(H5T_C_S1);
+		H5Tset_size(mt, sz);
+		if (tmp && H5Aread(a, mt, tmp) >= 0) {
+			snprintf(buf, cap, "%s", tmp);
+			rc = 0;
+		}
+		H5Tclose(mt);
+		free(tmp);
+	}
+	H5Tclose(ft);
+	H5Aclose(a);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+struct trace_writer {
+	char path[4096];
+	char tmp[4100];
+	int flags;
+	struct trace_meta meta;
+	int row_bytes;
+	hid_t file;
+	hid_t d_tokens, d_active, d_mags, d_inputs;
+	int64_t since_flush;
+};
+
+static hid_t make_dataset(hid_t file, const char *name, hid_t type, int rank,
+			  const hsize_t *inner, hsize_t chunk_tokens, int compress, int shuffle,
+			  size_t elem_bytes)
+{
+	hsize_t dims[3] = {0}, maxd[3] = {H5S_UNLIMITED}, chunk[3] = {chunk_tokens};
+	for (int i = 1; i < rank; i++) {
+		dims[i] = maxd[i] = inner[i - 1];
+		chunk[i] = i == 1 && rank == 3 ? 1 : inner[i - 1];
+	}
+	hid_t sp = H5Screate_simple(rank, dims, maxd);
+	hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+	H5Pset_chunk(dcpl, rank, chunk);
+	if (shuffle)
+		H5Pset_shuffle(dcpl);
+	if (compress)
+		H5Pset_deflate(dcpl, DEFLATE_LEVEL);
+	/* a chunk per layer stays cached until it is full, so appends do not
+	 * recompress partial chunks over and over */
+	size_t chunk_bytes = elem_bytes;
+	for (int i = 0; i < rank; i++)
+		chunk_bytes *= chunk[i];
+	size_t cache = chunk_bytes * (rank == 3 ? dims[1] : 1) * 2 + (1 << 20);
+	hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+	H5Pset_chunk_cache(dapl, 12421, cache, 1.0);
+	hid_t d = H5Dcreate2(file, name, type, sp, H5P_DEFAULT, dcpl, dapl);
+	H5Pclose(dapl);
+	H5Pclose(dcpl);
+	H5Sclose(sp);
+	return d;
+}
+
+static int write_root_attrs(struct trace_writer *w)
+{
+	const struct trace_meta *m = &w->meta;
+	int v = TRACE_SCHEMA_VERSION, rc = 0;
+	double thr = m->threshold;
+	uint64_t seed = m->seed;
+	int32_t dims[3] = {m->layers, m->d_ffn, m->d_model};
+	rc |= attr_write_str(w->file, "schema", TRACE_SCHEMA);
+	rc |= attr_write(w->file, "schema_version", H5T_NATIVE_INT, 0, &v);
+	rc |= attr_write_str(w->file, "model", m->model);
+	rc |= attr_write(w->file, "layers", H5T_NATIVE_INT32, 0, &dims[0]);
+	rc |= attr_write(w->file, "d_ffn", H5T_NATIVE_INT32, 0, &dims[1]);
+	rc |= attr_write(w->file, "d_model", H5T_NATIVE_INT32, 0, &dims[2]);
+	rc |= attr_put_i64(w->file, "tokens", 0);
+	rc |= attr_write_str(w->file, "source",
+			     m->source == TRACE_SOURCE_RECORDED ? "recorded" : "synthetic");
+	rc |= attr_write_str(w->file, "generator", m->generator);
+	rc |= attr_write(w->file, "seed", H5T_NATIVE_UINT64, 0, &seed);
+	rc |= attr_write(w->file, "threshold", H5T_NATIVE_DOUBLE, 0, &thr);
+	if (m->has & TRACE_HAS_MAGNITUDES)
+		rc |= attr_write(w->file, "magnitude_margin", H5T_NATIVE_DOUBLE,
+				 (hsize_t)m->layers, m->mag_margin);
+	return rc;
+}
+
+static int check_meta(const struct trace_meta *m, const char *path, struct lif_err *err)
+{
+	if (m->layers < 1 || m->layers > TRACE_MAX_LAYERS)
+		return err_set(err, ERR_INVAL, "%s: layers %d outside [1, %d]", path, m->layers,
+			       TRACE_MAX_LAYERS);
+	if (m->d_ffn < 1 || m->d_ffn > TRACE_MAX_DFFN)
+		return err_set(err, ERR_INVAL, "%s: d_ffn %d outside [1, %d]", path, m->d_ffn,
+			       TRACE_MAX_DFFN);
+	if ((m->has & TRACE_HAS_INPUTS) && (m->d_model < 1 || m->d_model > (1 << 20)))
+		return err_set(err, ERR_INVAL, "%s: ffn inputs need d_model >= 1 (got %d)", path,
+			       m->d_model);
+	for (int l = 0; (m->has & TRACE_HAS_MAGNITUDES) && l < m->layers; l++)
+		if (!(m->mag_margin[l] > 0) || !isfinite(m->mag_margin[l]))
+			return err_set(err, ERR_INVAL, "%s: magnitude_margin of layer %d must be > 0",
+				       path, l);
+	return 0;
+}
+
+struct trace_writer *trace_writer_open(const char *path, const struct trace_meta *meta,
+				       int flags, struct lif_err *err)
+{
+	if (check_meta(meta, path, err))
+		return NULL;
+	struct trace_writer *w = calloc(1, sizeof *w);
+	if (!w) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	snprintf(w->path, sizeof w->path, "%s", path);
+	snprintf(w->tmp, sizeof w->tmp, (flags & TRACE_WRITE_STREAMING) ? "%s" : "%s.tmp", path);
+	w->flags = flags;
+	w->meta = *meta;
+	w->meta.tokens = 0;
+	w->row_bytes = trace_row_bytes(meta->d_ffn);
+	w->d_tokens = w->d_active = w->d_mags = w->d_inputs = H5I_INVALID_HID;
+	w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+	if (w->file < 0) {
+		err_set(err, ERR_IO, "%s: cannot create trace file: %s", w->tmp, strerror(errno));
+		free(w);
+		return NULL;
+	}
+	hsize_t act[2] = {(hsize_t)meta->layers, (hsize_t)w->row_bytes};
+	hsize_t mag[2] = {(hsize_t)meta->layers, (hsize_t)meta->d_ffn};
+	hsize_t inp[2] = {(hsize_t)meta->layers, (hsize_t)meta->d_model};
+	w->d_tokens = make_dataset(w->file, "tokens", H5T_STD_I32LE, 1, NULL, 1024, 1, 0, 4);
+	w->d_active = make_dataset(w->file, "active", H5T_STD_U8LE, 3, act, CHUNK_TOKENS_BITS, 1, 0, 1);
+	if (meta->has & TRACE_HAS_MAGNITUDES)
+		w->d_mags = make_dataset(w->file, "magnitudes", H5T_STD_U8LE, 3, mag,
+					 CHUNK_TOKENS_MAGS, 1, 0, 1);
+	if (meta->has & TRACE_HAS_INPUTS)
+		w->d_inputs = make_dataset(w->file, "ffn_inputs", H5T_IEEE_F32LE, 3, inp,
+					   CHUNK_TOKENS_INPUTS, 1, 1, 4);
+	if (w->d_tokens < 0 || w->d_active < 0 ||
+	    ((meta->has & TRACE_HAS_MAGNITUDES) && w->d_mags < 0) ||
+	    ((meta->has & TRACE_HAS_INPUTS) && w->d_inputs < 0) || write_root_attrs(w)) {
+		err_set(err, ERR_IO, "%s: cannot create the trace datasets", w->tmp);
+		trace_writer_abort(w);
+		return NULL;
+	}
+	return w;
+}
+
+int trace_writer_set_text(struct trace_writer *w, const char *name, const char *value,
+			  struct lif_err *err)
+{
+	if (H5Aexists(w->file, name) > 0 && H5Adelete(w->file, name) < 0)
+		return err_set(err, ERR_IO, "%s: cannot replace attribute %s", w->tmp, name);
+	if (attr_write_str(w->file, name, value))
+		return err_set(err, ERR_IO, "%s: cannot write attribute %s", w->tmp, name);
+	return 0;
+}
+
+/* Extend dataset d along tokens to t1 and write n token rows at t0. */
+static int append_rows(hid_t d, int rank, int64_t t0, int64_t n, hid_t memtype,
+		       const void *buf)
+{
+	hsize_t dims[3];
+	hid_t sp = H5Dget_space(d);
+	H5Sget_simple_extent_dims(sp, dims, NULL);
+	H5Sclose(sp);
+	dims[0] = (hsize_t)(t0 + n);
+	if (H5Dset_extent(d, dims) < 0)
+		return -1;
+	hsize_t start[3] = {(hsize_t)t0, 0, 0}, count[3] = {(hsize_t)n, dims[1], dims[2]};
+	sp = H5Dget_space(d);
+	H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL);
+	hid_t ms = H5Screate_simple(rank, count, NULL);
+	herr_t rc = H5Dwrite(d, memtype, ms, sp, H5P_DEFAULT, buf);
+	H5Sclose(ms);
+	H5Sclose(sp);
+	return rc < 0 ? -1 : 0;
+}
+
+int trace_writer_append_many(struct trace_writer *w, int64_t n, const int32_t *token_ids,
+			     const uint8_t *bits, const uint8_t *mags, const float *inputs,
+			     struct lif_err *err)
+{
+	const struct trace_meta *m = &w->meta;
+	int64_t t0 = w->meta.tokens;
+	if ((m->has & TRACE_HAS_MAGNITUDES) && !mags)
+		return err_set(err, ERR_INVAL, "%s: magnitudes declared but not given", w->tmp);
+	if ((m->has & TRACE_HAS_INPUTS) && !inputs)
+		return err_set(err, ERR_INVAL, "%s: ffn inputs declared but not given", w->tmp);
+	int rc = append_rows(w->d_tokens, 1, t0, n, H5T_NATIVE_INT32, token_ids);
+	rc |= append_rows(w->d_active, 3, t0, n, H5T_NATIVE_UINT8, bits);
+	if (m->has & TRACE_HAS_MAGNITUDES)
+		rc |= append_rows(w->d_mags, 3, t0, n, H5T_NATIVE_UINT8, mags);
+	if (m->has & TRACE_HAS_INPUTS)
+		rc |= append_rows(w->d_inputs, 3, t0, n, H5T_NATIVE_FLOAT, inputs);
+	if (rc)
+		return err_set(err, ERR_IO, "%s: cannot append tokens %lld..%lld (disk full?)", w->tmp,
+			       (long long)t0, (long long)(t0 + n - 1));
+	w->meta.tokens += n;
+	w->since_flush += n;
+	if ((w->flags & TRACE_WRITE_STREAMING) && w->since_flush >= 16) {
+		w->since_flush = 0;
+		if (attr_put_i64(w->file, "tokens", w->meta.tokens) || H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
+			return err_set(err, ERR_IO, "%s: cannot flush", w->tmp);
+	}
+	return 0;
+}
+
+int trace_writer_append(struct trace_writer *w, int32_t token_id, const uint8_t *bits,
+			const uint8_t *mags, const float *inputs, struct lif_err *err)
+{
+	return trace_writer_append_many(w, 1, &token_id, bits, mags, inputs, err);
+}
+
+static void writer_close_handles(struct trace_writer *w)
+{
+	hid_t ds[4] = {w->d_tokens, w->d_active, w->d_mags, w->d_inputs};
+	for (int i = 0; i < 4; i++)
+		if (ds[i] >= 0)
+			H5Dclose(ds[i]);
+	if (w->file >= 0)
+		H5Fclose(w->file);
+	w->file = H5I_INVALID_HID;
+}
+
+int trace_writer_close(struct trace_writer *w, struct lif_err *err)
+{
+	int rc = 0;
+	if (attr_put_i64(w->file, "tokens", w->meta.tokens))
+		rc = err_set(err, ERR_IO, "%s: cannot write the tokens attribute", w->tmp);
+	writer_close_handles(w);
+	if (!rc && !(w->flags & TRACE_WRITE_STREAMING) && rename(w->tmp, w->path))
+		rc = err_set(err, ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
+	if (rc && !(w->flags & TRACE_WRITE_STREAMING))
+		unlink(w->tmp);
+	free(w);
+	return rc;
+}
+
+void trace_writer_abort(struct trace_writer *w)
+{
+	if (!w)
+		return;
+	writer_close_handles(w);
+	if (!(w->flags & TRACE_WRITE_STREAMING))
+		unlink(w->tmp);
+	free(w);
+}
+
+/* ---------------------------------------------------------------- reader */
+
+static int read_meta(hid_t f, const char *path, struct trace_meta *m, struct lif_err *err)
+{
+	char schema[64], source[32];
+	int version;
+	memset(m, 0, sizeof *m);
+	if (attr_read_str(f, "schema", schema, sizeof schema) || strcmp(schema, TRACE_SCHEMA))
+		return err_set(err, ERR_FORMAT, "%s: not a lifsim trace (schema attribute is not '%s')",
+			       path, TRACE_SCHEMA);
+	if (attr_read(f, "schema_version", H5T_NATIVE_INT, 0, &version))
+		return err_set(err, ERR_FORMAT, "%s: missing schema_version attribute", path);
+	if (version != TRACE_SCHEMA_VERSION)
+		return err_set(err, ERR_FORMAT, "%s: trace schema version %d, this lifsim reads %d",
+			       path, version, TRACE_SCHEMA_VERSION);
+	int32_t layers, d_ffn, d_model;
+	if (attr_read(f, "layers", H5T_NATIVE_INT32, 0, &layers) ||
+	    attr_read(f, "d_ffn", H5T_NATIVE_INT32, 0, &d_ffn) ||
+	    attr_read(f, "d_model", H5T_NATIVE_INT32, 0, &d_model) ||
+	    attr_read(f, "tokens", H5T_NATIVE_INT64, 0, &m->tokens) ||
+	    attr_read(f, "seed", H5T_NATIVE_UINT64, 0, &m->seed) ||
+	    attr_read(f, "threshold", H5T_NATIVE_DOUBLE, 0, &m->threshold) ||
+	    attr_read_str(f, "source", source, sizeof source) ||
+	    attr_read_str(f, "model", m->model, sizeof m->model))
+		return err_set(err, ERR_FORMAT, "%s: a required root attribute is missing or malformed "
+			       "(layers, d_ffn, d_model, tokens, seed, threshold, source, model)", path);
+	attr_read_str(f, "generator", m->generator, sizeof m->generator);
+	m->layers = layers, m->d_ffn = d_ffn, m->d_model = d_model;
+	m->source = !strcmp(source, "recorded") ? TRACE_SOURCE_RECORDED : TRACE_SOURCE_SYNTHETIC;
+	if (strcmp(source, "recorded") && strcmp(source, "synthetic"))
+		return err_set(err, ERR_FORMAT, "%s: source '%s' is neither recorded nor synthetic", path,
+			       source);
+	if (m->tokens < 0)
+		return err_set(err, ERR_FORMAT, "%s: negative token count", path);
+	m->has = (H5Lexists(f, "magnitudes", H5P_DEFAULT) > 0 ? TRACE_HAS_MAGNITUDES : 0) |
+		 (H5Lexists(f, "ffn_inputs", H5P_DEFAULT) > 0 ? TRACE_HAS_INPUTS : 0);
+	if (check_meta(m, path, err))
+		return ERR_FORMAT;
+	if ((m->has & TRACE_HAS_MAGNITUDES) &&
+	    attr_read(f, "magnitude_margin", H5T_NATIVE_DOUBLE, (hsize_t)m->layers, m->mag_margin))
+		return err_set(err, ERR_FORMAT, "%s: magnitudes present but magnitude_margin is "
+			       "missing or not one value per layer", path);
+	return check_meta(m, path, err) ? ERR_FORMAT : 0;
+}
+
+/* Open dataset `name` and check its shape is (tokens, inner...) of class cls. */
+static hid_t open_checked(hid_t f, const char *path, const char *name, int rank,
+			  const hsize_t *want, H5T_class_t cls, size_t elem, struct lif_err *err)
+{
+	hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+	if (d < 0) {
+		err_set(err, ERR_FORMAT, "%s: dataset '%s' is missing", path, name);
+		return d;
+	}
+	hsize_t dims[4];
+	hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
+	int r = H5Sget_simple_extent_ndims(sp);
+	int ok = r == rank && H5Tget_class(t) == cls && H5Tget_size(t) == elem;
+	if (ok)
+		H5Sget_simple_extent_dims(sp, dims, NULL);
+	for (int i = 0; ok && i < rank; i++)
+		ok = dims[i] == want[i];
+	H5Tclose(t);
+	H5Sclose(sp);
+	if (!ok) {
+		char shape[128] = "";
+		for (int i = 0, o = 0; i < rank; i++)
+			o += snprintf(shape + o, sizeof shape - o, "%s%llu", i ? "," : "",
+				      (unsigned long long)want[i]);
+		err_set(err, ERR_FORMAT, "%s: dataset '%s' does not have the expected type and shape [%s]",
+			path, name, shape);
+		H5Dclose(d);
+		return H5I_INVALID_HID;
+	}
+	return d;
+}
+
+/* Read the (tokens, layer, inner) slab of one layer into out (tokens, inner). */
+static int read_layer(hid_t d, int64_t tokens, int layer, hsize_t inner, hid_t memtype, void *out)
+{
+	hid_t sp = H5Dget_space(d);
+	hsize_t start[3] = {0, (hsize_t)layer, 0}, count[3] = {(hsize_t)tokens, 1, inner};
+	H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL);
+	hsize_t mc[2] = {(hsize_t)tokens, inner};
+	hid_t ms = H5Screate_simple(2, mc, NULL);
+	herr_t rc = tokens ? H5Dread(d, memtype, ms, sp, H5P_DEFAULT, out) : 0;
+	H5Sclose(ms);
+	H5Sclose(sp);
+	return rc < 0 ? -1 : 0;
+}
+
+static int read_all_layers(hid_t d, const struct trace_meta *m, hsize_t inner, hid_t memtype,
+			   size_t elem, void *out)
+{
+	for (int l = 0; l < m->layers; l++)
+		if (read_layer(d, m->tokens, l, inner, memtype,
+			       (char *)out + (size_t)l * m->tokens * inner * elem))
+			return -1;
+	return 0;
+}
+
+/* Padding bits past d_ffn must be zero: a cheap check that bits are what they claim. */
+static int check_padding(const struct trace *t, const char *path, struct lif_err *err)
+{
+	int rem = t->meta.d_ffn & 7;
+	if (!rem)
+		return 0;
+	uint8_t mask = (uint8_t)(0xFFu << rem);
+	size_t rows = (size_t)t->meta.layers * t->meta.tokens;
+	for (size_t r = 0; r < rows; r++)
+		if (t->bits[r * t->row_bytes + t->row_bytes - 1] & mask)
+			return err_set(err, ERR_FORMAT, "%s: active set of row %zu has bits set past d_ffn=%d",
+				       path, r, t->meta.d_ffn);
+	return 0;
+}
+
+static hid_t open_file(const char *path, struct lif_err *err)
+{
+	if (access(path, R_OK)) {
+		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+		return H5I_INVALID_HID;
+	}
+	if (H5Fis_hdf5(path) <= 0) {
+		err_set(err, ERR_FORMAT, "%s: not an HDF5 file, or truncated", path);
+		return H5I_INVALID_HID;
+	}
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	if (f < 0)
+		err_set(err, ERR_FORMAT, "%s: cannot open as HDF5 (truncated or corrupt)", path);
+	return f;
+}
+
+static int load_datasets(hid_t f, const char *path, struct trace *t, int flags,
+			 struct lif_err *err)
+{
+	const struct trace_meta *m = &t->meta;
+	hsize_t T = (hsize_t)m->tokens, L = (hsize_t)m->layers;
+	hsize_t w_tok[1] = {T}, w_act[3] = {T, L, (hsize_t)t->row_bytes};
+	hsize_t w_mag[3] = {T, L, (hsize_t)m->d_ffn}, w_inp[3] = {T, L, (hsize_t)m->d_model};
+	int rc = 0;
+	hid_t d = open_checked(f, path, "tokens", 1, w_tok, H5T_INTEGER, 4, err);
+	if (d < 0)
+		return ERR_FORMAT;
+	if (T && H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->token_ids) < 0)
+		rc = err_set(err, ERR_FORMAT, "%s: cannot read dataset 'tokens' (corrupt)", path);
+	H5Dclose(d);
+	if (rc || (d = open_checked(f, path, "active", 3, w_act, H5T_INTEGER, 1, err)) < 0)
+		return ERR_FORMAT;
+	if (read_all_layers(d, m, w_act[2], H5T_NATIVE_UINT8, 1, t->bits))
+		rc = err_set(err, ERR_FORMAT, "%s: cannot read dataset 'active' (corrupt chunk?)", path);
+	H5Dclose(d);
+	if (!rc && t->mags) {
+		if ((d = open_checked(f, path, "magnitudes", 3, w_mag, H5T_INTEGER, 1, err)) < 0)
+			return ERR_FORMAT;
+		if (read_all_layers(d, m, w_mag[2], H5T_NATIVE_UINT8, 1, t->mags))
+			rc = err_set(err, ERR_FORMAT, "%s: cannot read dataset 'magnitudes' (corrupt chunk?)", path);
+		H5Dclose(d);
+	}
+	if (!rc && t->inputs) {
+		if ((d = open_checked(f, path, "ffn_inputs", 3, w_inp, H5T_FLOAT, 4, err)) < 0)
+			return ERR_FORMAT;
+		if (read_all_layers(d, m, w_inp[2], H5T_NATIVE_FLOAT, 4, t->inputs))
+			rc = err_set(err, ERR_FORMAT, "%s: cannot read dataset 'ffn_inputs' (corrupt chunk?)", path);
+		H5Dclose(d);
+	}
+	for (int64_t i = 0; !rc && i < m->tokens; i++)
+		if (t->token_ids[i] < 0)
+			rc = err_set(err, ERR_FORMAT, "%s: token %lld has a negative id", path, (long long)i);
+	(void)flags;
+	return rc;
+}
+
+static int alloc_trace(struct trace *t, int flags)
+{
+	const struct trace_meta *m = &t->meta;
+	size_t rows = (size_t)m->layers * (size_t)m->tokens;
+	t->token_ids = malloc(((size_t)m->tokens + 1) * sizeof *t->token_ids);
+	t->bits = malloc(rows * t->row_bytes + 1);
+	if ((flags & TRACE_LOAD_MAGNITUDES) && (m->has & TRACE_HAS_MAGNITUDES))
+		t->mags = malloc(rows * m->d_ffn + 1);
+	if ((flags & TRACE_LOAD_INPUTS) && (m->has & TRACE_HAS_INPUTS))
+		t->inputs = malloc(rows * m->d_model * sizeof(float) + 1);
+	return !t->token_ids || !t->bits ||
+	       (!t->mags && (flags & TRACE_LOAD_MAGNITUDES) && (m->has & TRACE_HAS_MAGNITUDES)) ||
+	       (!t->inputs && (flags & TRACE_LOAD_INPUTS) && (m->has & TRACE_HAS_INPUTS));
+}
+
+struct trace *trace_load(const char *path, int flags, struct lif_err *err)
+{
+	struct trace *t = calloc(1, sizeof *t);
+	hid_t f = open_file(path, err);
+	int rc = t ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && f < 0)
+		rc = ERR_FORMAT;
+	if (!rc)
+		rc = read_meta(f, path, &t->meta, err);
+	if (!rc) {
+		t->row_bytes = trace_row_bytes(t->meta.d_ffn);
+		if (alloc_trace(t, flags))
+			rc = err_set(err, ERR_NOMEM, "%s: out of memory loading %lld tokens", path,
+				     (long long)t->meta.tokens);
+	}
+	if (!rc)
+		rc = load_datasets(f, path, t, flags, err);
+	if (!rc)
+		rc = check_padding(t, path, err);
+	if (f >= 0)
+		H5Fclose(f);
+	if (rc) {
+		trace_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+int trace_validate(const char *path, struct trace_meta *meta_out, struct lif_err *err)
+{
+	struct trace *t = trace_load(path, TRACE_LOAD_MAGNITUDES | TRACE_LOAD_INPUTS, err);
+	if (!t)
+		return err->code ? err->code : ERR_FORMAT;
+	if (meta_out)
+		*meta_out = t->meta;
+	trace_free(t);
+	return 0;
+}
+
+void trace_free(struct trace *t)
+{
+	if (!t)
+		return;
+	free(t->token_ids);
+	free(t->bits);
+	free(t->mags);
+	free(t->inputs);
+	free(t);
+}
+
+int trace_read_text(const char *path, const char *name, char *buf, size_t cap,
+		    struct lif_err *err)
+{
+	hid_t f = open_file(path, err);
+	if (f < 0)
+		return ERR_FORMAT;
+	attr_read_str(f, name, buf, cap);
+	H5Fclose(f);
+	return 0;
+}

@@ -1,0 +1,146 @@
+/*
+ * trace: the lifsim activation trace, HDF5 schema "lifsim-trace" v1.
+ *
+ * traces/FORMAT.md is the normative description; this module is its only
+ * reader and writer. A trace holds, for every (token, layer), the set of FFN
+ * neurons that were active, bit-packed; optionally a quantized near-threshold
+ * band of the pre-activation ("magnitudes", what a modeled predictor errs on)
+ * and the FFN inputs (what a low-rank predictor is trained on).
+ *
+ * Writing: trace_writer_open() creates the file under a temporary name
+ * ("PATH.tmp") unless TRACE_WRITE_STREAMING is given; tokens are appended one
+ * at a time; trace_writer_close() flushes and renames, so a failed write never
+ * leaves a half-written PATH. In streaming mode (the recorder) PATH itself is
+ * written and flushed every `flush_every` tokens with the `tokens` attribute
+ * updated, so an interrupted run leaves a valid, shorter trace.
+ *
+ * Reading: trace_load() opens, validates (schema, version, shapes, bounds,
+ * agreement of attributes and dataset extents) and loads the whole trace into
+ * memory, layer-major, which is what every consumer (stats, the simulator)
+ * iterates over. Any failure is a clear message naming the file.
+ */
+#ifndef LIFSIM_TRACE_H
+#define LIFSIM_TRACE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sim/err.h"
+
+#define TRACE_SCHEMA "lifsim-trace"
+#define TRACE_SCHEMA_VERSION 1
+#define TRACE_MAX_LAYERS 256
+#define TRACE_MAX_DFFN (1 << 22)
+
+enum trace_source { TRACE_SOURCE_SYNTHETIC = 0, TRACE_SOURCE_RECORDED = 1 };
+
+/* Which optional datasets a trace carries. */
+enum trace_has { TRACE_HAS_MAGNITUDES = 1, TRACE_HAS_INPUTS = 2 };
+
+enum trace_write_flags { TRACE_WRITE_STREAMING = 1 };
+
+/* Root attributes of a trace: a plain value. */
+struct trace_meta {
+	char model[64];        /* model name (models/llms/NAME.ini for synthetic) */
+	int layers;
+	int d_ffn;             /* neurons per layer */
+	int d_model;           /* width of an ffn_inputs row; 0 when no inputs */
+	int64_t tokens;        /* set by the reader and by the writer as it appends */
+	int source;            /* enum trace_source */
+	char generator[2048];  /* synthetic: "key=value ..." of every generator parameter;
+				  recorded: model path and recorder settings */
+	uint64_t seed;         /* generator seed (0 for recorded traces) */
+	double threshold;      /* "active" means activation > threshold */
+	int has;               /* enum trace_has bits */
+	double mag_margin[TRACE_MAX_LAYERS]; /* per layer: the band half-width, in the
+						pre-activation's units (see FORMAT.md) */
+};
+
+/* Magnitude code: 0 = far below threshold (z <= -margin); otherwise
+ * 1 + round(254 * (z + margin) / (2 * margin)), clipped to [1, 255], so codes
+ * 1..127 are inactive neurons within the band and 128..255 active ones. */
+#define TRACE_MAG_ZERO 128
+uint8_t trace_mag_encode(double z, double margin);
+double trace_mag_decode(uint8_t q, double margin); /* band centre of a code */
+
+/* Bytes in one packed active-set row: ceil(d_ffn / 8). */
+static inline int trace_row_bytes(int d_ffn) { return (d_ffn + 7) / 8; }
+static inline int trace_bit(const uint8_t *row, int i) { return (row[i >> 3] >> (i & 7)) & 1; }
+static inline void trace_set_bit(uint8_t *row, int i) { row[i >> 3] |= (uint8_t)(1u << (i & 7)); }
+
+/* ---- writer ---- */
+struct trace_writer;
+
+/* Create a trace. meta->tokens is ignored; meta->has says which optional
+ * datasets will be given to every append. */
+struct trace_writer *trace_writer_open(const char *path, const struct trace_meta *meta,
+				       int flags, struct lif_err *err);
+
+/* Set a free-text root attribute (e.g. "prompt", "generated_text",
+ * "model_config"). Call before close. */
+int trace_writer_set_text(struct trace_writer *w, const char *name, const char *value,
+			  struct lif_err *err);
+
+/* Append one token.
+ *   bits:   (layers, row_bytes) packed active sets, bit i of row l = neuron i active
+ *   mags:   (layers, d_ffn) magnitude codes, or NULL when TRACE_HAS_MAGNITUDES is unset
+ *   inputs: (layers, d_model) FFN inputs, or NULL when TRACE_HAS_INPUTS is unset */
+int trace_writer_append(struct trace_writer *w, int32_t token_id, const uint8_t *bits,
+			const uint8_t *mags, const float *inputs, struct lif_err *err);
+
+/* Append n tokens at once (same layouts with a leading token axis); faster
+ * for generators. */
+int trace_writer_append_many(struct trace_writer *w, int64_t n, const int32_t *token_ids,
+			     const uint8_t *bits, const uint8_t *mags, const float *inputs,
+			     struct lif_err *err);
+
+/* Finish: flush, close and (non-streaming) rename into place. Frees w even on
+ * error. */
+int trace_writer_close(struct trace_writer *w, struct lif_err *err);
+
+/* Discard: close and remove the temporary file. Accepts NULL. */
+void trace_writer_abort(struct trace_writer *w);
+
+/* ---- reader ---- */
+
+/* A whole trace in memory, layer-major. */
+struct trace {
+	struct trace_meta meta;
+	int row_bytes;
+	int32_t *token_ids; /* (tokens) */
+	uint8_t *bits;      /* (layers, tokens, row_bytes) */
+	uint8_t *mags;      /* (layers, tokens, d_ffn) or NULL */
+	float *inputs;      /* (layers, tokens, d_model) or NULL */
+};
+
+enum trace_load_flags {
+	TRACE_LOAD_MAGNITUDES = 1, /* load magnitudes if present */
+	TRACE_LOAD_INPUTS = 2      /* load FFN inputs if present */
+};
+
+/* Validate and load. Returns NULL with err set on any problem. */
+struct trace *trace_load(const char *path, int flags, struct lif_err *err);
+
+/* Validate only: schema, version, shapes, bounds, and every chunk readable. */
+int trace_validate(const char *path, struct trace_meta *meta_out, struct lif_err *err);
+
+void trace_free(struct trace *t);
+
+static inline const uint8_t *trace_active(const struct trace *t, int layer, int64_t token)
+{
+	return t->bits + ((size_t)layer * t->meta.tokens + token) * t->row_bytes;
+}
+
+static inline const uint8_t *trace_mags_row(const struct trace *t, int layer, int64_t token)
+{
+	return t->mags + ((size_t)layer * t->meta.tokens + token) * t->meta.d_ffn;
+}
+
+/* Read the free-text attribute `name` into buf (empty if absent). */
+int trace_read_text(const char *path, const char *name, char *buf, size_t cap,
+		    struct lif_err *err);
+
+/* Turn off HDF5's automatic error printing (call once at start). */
+void trace_init(void);
+
+#endif
