@@ -4,10 +4,11 @@
 
 void rng_stream_seed(struct rng_stream *st, gsl_rng *parent)
 {
+	/* 16 bits per draw: every gsl_rng type has at least that range */
 	for (int i = 0; i < 4; i++) {
-		uint64_t hi = gsl_rng_uniform_int(parent, 1ul << 32);
-		uint64_t lo = gsl_rng_uniform_int(parent, 1ul << 32);
-		st->s[i] = hi << 32 | lo;
+		st->s[i] = 0;
+		for (int k = 0; k < 4; k++)
+			st->s[i] = st->s[i] << 16 | gsl_rng_uniform_int(parent, 65536);
 	}
 	if (!(st->s[0] | st->s[1] | st->s[2] | st->s[3]))
 		st->s[0] = 0x9E3779B97F4A7C15ull; /* xoshiro must not be all zero */

@@ -4,7 +4,7 @@
  * traces/FORMAT.md is the normative description; this module is its only
  * reader and writer. A trace holds, for every (token, layer), the set of FFN
  * neurons that were active, bit-packed; optionally a quantized near-threshold
- * band of the pre-activation ("magnitudes", what a modeled predictor errs on)
+ * band of the pre-activation ("band", what a modeled predictor errs on)
  * and the FFN inputs (what a low-rank predictor is trained on).
  *
  * Writing: trace_writer_open() creates the file under a temporary name
@@ -56,17 +56,36 @@ struct trace_meta {
 						pre-activation's units (see FORMAT.md) */
 };
 
-/* Magnitude code: 0 = far below threshold (z <= -margin); otherwise
- * 1 + round(254 * (z + margin) / (2 * margin)), clipped to [1, 255], so codes
- * 1..127 are inactive neurons within the band and 128..255 active ones. */
+/* The near-threshold band. Producers describe a neuron's pre-activation z,
+ * measured from the threshold (z > 0 is active), with a per-layer band
+ * half-width `margin`, by a byte code (trace_mag_encode):
+ *   0                                   z <= -margin (far below threshold)
+ *   1 + floor(127 (z + margin) / margin) in 1..127   for -margin < z <= 0
+ *   128 + floor(128 z / margin), max 255 in 128..255 for z > 0
+ * The file stores it compactly as a 2-bit closeness level per neuron
+ * (trace_level_of_code): 3 = |z| < margin/3, 2 = |z| < 2 margin/3,
+ * 1 = |z| < margin, 0 = outside the band; together with the active bit this
+ * says on which side of the threshold and how near. Levels are packed as two
+ * bit planes per row: plane 0 holds bit 0 of the level, plane 1 bit 1. */
 #define TRACE_MAG_ZERO 128
 uint8_t trace_mag_encode(double z, double margin);
-double trace_mag_decode(uint8_t q, double margin); /* band centre of a code */
+double trace_mag_decode(uint8_t q, double margin); /* centre of a code's interval */
+int trace_level_of_code(uint8_t q);
+static inline int trace_level_of_z(float z, float margin)
+{
+	float a = z < 0 ? -z : z;
+	return (a < margin) + (a < margin * (2.0f / 3)) + (a < margin * (1.0f / 3));
+}
 
 /* Bytes in one packed active-set row: ceil(d_ffn / 8). */
 static inline int trace_row_bytes(int d_ffn) { return (d_ffn + 7) / 8; }
 static inline int trace_bit(const uint8_t *row, int i) { return (row[i >> 3] >> (i & 7)) & 1; }
 static inline void trace_set_bit(uint8_t *row, int i) { row[i >> 3] |= (uint8_t)(1u << (i & 7)); }
+/* Band level (0..3) of neuron i in a band row of two planes of rb bytes. */
+static inline int trace_band_level(const uint8_t *band, int rb, int i)
+{
+	return trace_bit(band, i) | trace_bit(band + rb, i) << 1;
+}
 
 /* ---- writer ---- */
 struct trace_writer;
@@ -83,15 +102,20 @@ int trace_writer_set_text(struct trace_writer *w, const char *name, const char *
 
 /* Append one token.
  *   bits:   (layers, row_bytes) packed active sets, bit i of row l = neuron i active
- *   mags:   (layers, d_ffn) magnitude codes, or NULL when TRACE_HAS_MAGNITUDES is unset
+ *   mags:   (layers, d_ffn) codes from trace_mag_encode, or NULL when
+ *           TRACE_HAS_MAGNITUDES is unset (stored as band levels)
  *   inputs: (layers, d_model) FFN inputs, or NULL when TRACE_HAS_INPUTS is unset */
 int trace_writer_append(struct trace_writer *w, int32_t token_id, const uint8_t *bits,
 			const uint8_t *mags, const float *inputs, struct lif_err *err);
 
-/* Append n tokens at once (same layouts with a leading token axis); faster
- * for generators. */
+/* Threads used to compress whole chunks in trace_writer_append_many. */
+void trace_writer_set_threads(struct trace_writer *w, int threads);
+
+/* Append n tokens at once, already packed (generators):
+ *   bits: (n, layers, row_bytes); band: (n, layers, 2 * row_bytes) or NULL;
+ *   inputs: (n, layers, d_model) or NULL. */
 int trace_writer_append_many(struct trace_writer *w, int64_t n, const int32_t *token_ids,
-			     const uint8_t *bits, const uint8_t *mags, const float *inputs,
+			     const uint8_t *bits, const uint8_t *band, const float *inputs,
 			     struct lif_err *err);
 
 /* Finish: flush, close and (non-streaming) rename into place. Frees w even on
@@ -109,12 +133,12 @@ struct trace {
 	int row_bytes;
 	int32_t *token_ids; /* (tokens) */
 	uint8_t *bits;      /* (layers, tokens, row_bytes) */
-	uint8_t *mags;      /* (layers, tokens, d_ffn) or NULL */
+	uint8_t *band;      /* (layers, tokens, 2 * row_bytes) band level planes, or NULL */
 	float *inputs;      /* (layers, tokens, d_model) or NULL */
 };
 
 enum trace_load_flags {
-	TRACE_LOAD_MAGNITUDES = 1, /* load magnitudes if present */
+	TRACE_LOAD_MAGNITUDES = 1, /* load the band if present */
 	TRACE_LOAD_INPUTS = 2      /* load FFN inputs if present */
 };
 
@@ -131,9 +155,9 @@ static inline const uint8_t *trace_active(const struct trace *t, int layer, int6
 	return t->bits + ((size_t)layer * t->meta.tokens + token) * t->row_bytes;
 }
 
-static inline const uint8_t *trace_mags_row(const struct trace *t, int layer, int64_t token)
+static inline const uint8_t *trace_band_row(const struct trace *t, int layer, int64_t token)
 {
-	return t->mags + ((size_t)layer * t->meta.tokens + token) * t->meta.d_ffn;
+	return t->band + ((size_t)layer * t->meta.tokens + token) * 2 * t->row_bytes;
 }
 
 /* Read the free-text attribute `name` into buf (empty if absent). */
