@@ -11,6 +11,8 @@ static const struct verb verbs[] = {
 	{"synth", "write a synthetic activation trace for a model description", verb_synth},
 	{"stats", "trace statistics: sparsity, s_agg(k), windowed load, frequency, co-activation",
 	 verb_stats},
+	{"record", "run a real checkpoint (OPT, Llama) on a prompt and record its activation trace",
+	 verb_record},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

@@ -1,0 +1,636 @@
+#include "traces/model.h"
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "traces/safetensors.h"
+
+/* One decoder layer's weights; shapes are (rows, cols), row-major, as HF
+ * stores nn.Linear weights (out_features, in_features). q_dim = heads *
+ * head_dim, kv_dim = kv_heads * head_dim. Biases are NULL when absent. */
+struct layer_weights {
+	float *attn_norm_w, *attn_norm_b; /* (d_model) OPT self_attn_layer_norm, Llama input_layernorm */
+	float *wq, *bq;                   /* (q_dim, d_model), (q_dim) */
+	float *wk, *bk;                   /* (kv_dim, d_model), (kv_dim) */
+	float *wv, *bv;                   /* (kv_dim, d_model), (kv_dim) */
+	float *wo, *bo;                   /* (d_model, q_dim), (d_model) */
+	float *ffn_norm_w, *ffn_norm_b;   /* (d_model) OPT final_layer_norm, Llama post_attention_layernorm */
+	float *w_up, *b_up;               /* (d_ffn, d_model), (d_ffn) OPT fc1, Llama up_proj */
+	float *w_gate;                    /* (d_ffn, d_model) Llama gate_proj; NULL for OPT */
+	float *w_down, *b_down;           /* (d_model, d_ffn), (d_model) OPT fc2, Llama down_proj */
+};
+
+struct model_weights {
+	float *tok_embed;                   /* (vocab, d_embed) */
+	float *pos_embed;                   /* (max_pos + 2, d_model) OPT only */
+	float *proj_in;                     /* (d_model, d_embed) OPT project_in, or NULL */
+	float *proj_out;                    /* (d_embed, d_model) OPT project_out, or NULL */
+	float *final_norm_w, *final_norm_b; /* (d_model), or NULL */
+	float *lm_head;                     /* (vocab, d_embed); == tok_embed when tied */
+	struct layer_weights *layer;        /* (layers) */
+};
+
+/* Activations of the current step and the KV cache. */
+struct run_state {
+	float *x;      /* (d_model) residual stream */
+	float *xb;     /* (d_model) normed input of a block */
+	float *xb2;    /* (d_model) block output */
+	float *emb;    /* (d_embed) token embedding / pre-head vector */
+	float *q;      /* (q_dim) */
+	float *att_o;  /* (q_dim) attention output before wo */
+	float *att;    /* (heads, max_tokens) scores */
+	float *hb;     /* (d_ffn) up / fc1 */
+	float *hb2;    /* (d_ffn) gate */
+	float *k_cache; /* (layers, max_tokens, kv_dim) */
+	float *v_cache; /* (layers, max_tokens, kv_dim) */
+	float *logits; /* (vocab) */
+};
+
+struct model {
+	struct model_config cfg;
+	char *config_json;
+	int max_tokens;
+	struct model_weights w;
+	struct run_state s;
+	float *allocs[64 * 1024]; /* owned tensors, freed at model_free */
+	int nallocs;
+};
+
+/* ---------------------------------------------------------------- config */
+
+static int json_int(const cJSON *j, const char *key, int dflt, int min, const char *path,
+		    int *out, struct lif_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	if (!v || cJSON_IsNull(v)) {
+		if (dflt < min)
+			return err_set(err, ERR_FORMAT, "%s: missing key '%s'", path, key);
+		*out = dflt;
+		return 0;
+	}
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < min ||
+	    v->valuedouble > 1e9)
+		return err_set(err, ERR_FORMAT, "%s: key '%s' must be an integer >= %d", path, key, min);
+	*out = v->valueint;
+	return 0;
+}
+
+static int json_double(const cJSON *j, const char *key, double dflt, const char *path, double *out,
+		       struct lif_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	if (!v || cJSON_IsNull(v))
+		return *out = dflt, 0;
+	if (!cJSON_IsNumber(v) || !(v->valuedouble > 0))
+		return err_set(err, ERR_FORMAT, "%s: key '%s' must be a positive number", path, key);
+	*out = v->valuedouble;
+	return 0;
+}
+
+static int json_bool(const cJSON *j, const char *key, int dflt, const char *path, int *out,
+		     struct lif_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	if (!v || cJSON_IsNull(v))
+		return *out = dflt, 0;
+	if (!cJSON_IsBool(v))
+		return err_set(err, ERR_FORMAT, "%s: key '%s' must be true or false", path, key);
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+static int json_str_is(const cJSON *j, const char *key, const char *want)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	return cJSON_IsString(v) && !strcmp(v->valuestring, want);
+}
+
+static int parse_opt(const cJSON *j, const char *p, struct model_config *c, struct lif_err *err)
+{
+	int rc = json_int(j, "ffn_dim", -1, 1, p, &c->d_ffn, err);
+	rc = rc ? rc : json_int(j, "word_embed_proj_dim", c->d_model, 1, p, &c->d_embed, err);
+	rc = rc ? rc : json_bool(j, "do_layer_norm_before", 1, p, &c->pre_norm, err);
+	rc = rc ? rc : json_bool(j, "enable_bias", 1, p, &c->bias, err);
+	int remove_final = 0, affine = 1;
+	rc = rc ? rc : json_bool(j, "_remove_final_layer_norm", 0, p, &remove_final, err);
+	rc = rc ? rc : json_bool(j, "layer_norm_elementwise_affine", 1, p, &affine, err);
+	if (rc)
+		return rc;
+	if (!affine)
+		return err_set(err, ERR_FORMAT, "%s: key 'layer_norm_elementwise_affine': false is not "
+				"supported", p);
+	if (!json_str_is(j, "activation_function", "relu") &&
+	    cJSON_GetObjectItemCaseSensitive(j, "activation_function"))
+		return err_set(err, ERR_FORMAT, "%s: key 'activation_function': only \"relu\" is "
+				"supported for OPT", p);
+	c->kv_heads = c->heads;
+	c->tied = 1;
+	c->final_norm = c->pre_norm && !remove_final;
+	c->norm_eps = 1e-5;
+	return 0;
+}
+
+static int parse_llama(const cJSON *j, const char *p, struct model_config *c, struct lif_err *err)
+{
+	int rc = json_int(j, "intermediate_size", -1, 1, p, &c->d_ffn, err);
+	rc = rc ? rc : json_int(j, "num_key_value_heads", c->heads, 1, p, &c->kv_heads, err);
+	rc = rc ? rc : json_int(j, "head_dim", c->d_model / c->heads, 1, p, &c->head_dim, err);
+	rc = rc ? rc : json_double(j, "rms_norm_eps", 1e-6, p, &c->norm_eps, err);
+	rc = rc ? rc : json_double(j, "rope_theta", 10000.0, p, &c->rope_theta, err);
+	rc = rc ? rc : json_bool(j, "attention_bias", 0, p, &c->bias, err);
+	if (rc)
+		return rc;
+	const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+	if (rs && !cJSON_IsNull(rs))
+		return err_set(err, ERR_FORMAT, "%s: key 'rope_scaling' is not supported", p);
+	if (cJSON_GetObjectItemCaseSensitive(j, "hidden_act") && !json_str_is(j, "hidden_act", "silu"))
+		return err_set(err, ERR_FORMAT, "%s: key 'hidden_act': only \"silu\" is supported", p);
+	if (c->heads % c->kv_heads || c->head_dim % 2)
+		return err_set(err, ERR_FORMAT, "%s: num_attention_heads must be a multiple of "
+				"num_key_value_heads and head_dim even", p);
+	rc = json_bool(j, "tie_word_embeddings", 0, p, &c->tied, err);
+	c->d_embed = c->d_model;
+	c->pre_norm = c->final_norm = 1;
+	return rc;
+}
+
+int model_parse_config(const char *json, const char *path, struct model_config *c,
+		       struct lif_err *err)
+{
+	memset(c, 0, sizeof *c);
+	cJSON *j = cJSON_Parse(json);
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return err_set(err, ERR_FORMAT, "%s: not a JSON object", path);
+	}
+	int rc = 0;
+	if (json_str_is(j, "model_type", "opt"))
+		c->family = MODEL_OPT;
+	else if (json_str_is(j, "model_type", "llama"))
+		c->family = MODEL_LLAMA;
+	else
+		rc = err_set(err, ERR_FORMAT, "%s: key 'model_type' must be \"opt\" or \"llama\"", path);
+	rc = rc ? rc : json_int(j, "vocab_size", -1, 1, path, &c->vocab, err);
+	rc = rc ? rc : json_int(j, "hidden_size", -1, 1, path, &c->d_model, err);
+	rc = rc ? rc : json_int(j, "num_hidden_layers", -1, 1, path, &c->layers, err);
+	rc = rc ? rc : json_int(j, "num_attention_heads", -1, 1, path, &c->heads, err);
+	rc = rc ? rc : json_int(j, "max_position_embeddings", -1, 1, path, &c->max_pos, err);
+	if (!rc && c->d_model % c->heads)
+		rc = err_set(err, ERR_FORMAT, "%s: hidden_size is not a multiple of num_attention_heads", path);
+	c->head_dim = c->heads ? c->d_model / c->heads : 0;
+	if (!rc)
+		rc = c->family == MODEL_OPT ? parse_opt(j, path, c, err) : parse_llama(j, path, c, err);
+	c->byte_tokenizer = json_str_is(j, "lifsim_tokenizer", "byte");
+	if (!rc && c->byte_tokenizer && c->vocab < 256)
+		rc = err_set(err, ERR_FORMAT, "%s: lifsim_tokenizer \"byte\" needs vocab_size >= 256", path);
+	cJSON_Delete(j);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- weights */
+
+/* Load tensor prefix+name of the given shape; NULL (err set) on failure. */
+static float *load(struct model *m, const struct st_file *st, const char *prefix, const char *name,
+		   int64_t rows, int64_t cols, struct lif_err *err)
+{
+	char full[256];
+	snprintf(full, sizeof full, "%s%s", prefix, name);
+	int64_t shape[2] = {rows, cols};
+	if (m->nallocs == (int)(sizeof m->allocs / sizeof m->allocs[0])) {
+		err_set(err, ERR_RANGE, "too many tensors");
+		return NULL;
+	}
+	if (err->code) /* the first error wins; do not convert more tensors */
+		return NULL;
+	float *p = st_load_f32(st, full, cols ? 2 : 1, shape, err);
+	if (p)
+		m->allocs[m->nallocs++] = p;
+	return p;
+}
+
+/* Optional tensor: NULL without error when absent. */
+static float *load_opt(struct model *m, const struct st_file *st, const char *prefix,
+		       const char *name, int64_t rows, int64_t cols, struct lif_err *err)
+{
+	char full[256];
+	snprintf(full, sizeof full, "%s%s", prefix, name);
+	return st_find(st, full) ? load(m, st, prefix, name, rows, cols, err) : NULL;
+}
+
+static int load_opt_layer(struct model *m, const struct st_file *st, const char *pre,
+			  struct layer_weights *L, struct lif_err *err)
+{
+	const struct model_config *c = &m->cfg;
+	int64_t d = c->d_model, f = c->d_ffn, b = c->bias;
+	L->attn_norm_w = load(m, st, pre, "self_attn_layer_norm.weight", d, 0, err);
+	L->attn_norm_b = load(m, st, pre, "self_attn_layer_norm.bias", d, 0, err);
+	L->wq = load(m, st, pre, "self_attn.q_proj.weight", d, d, err);
+	L->wk = load(m, st, pre, "self_attn.k_proj.weight", d, d, err);
+	L->wv = load(m, st, pre, "self_attn.v_proj.weight", d, d, err);
+	L->wo = load(m, st, pre, "self_attn.out_proj.weight", d, d, err);
+	L->ffn_norm_w = load(m, st, pre, "final_layer_norm.weight", d, 0, err);
+	L->ffn_norm_b = load(m, st, pre, "final_layer_norm.bias", d, 0, err);
+	L->w_up = load(m, st, pre, "fc1.weight", f, d, err);
+	L->w_down = load(m, st, pre, "fc2.weight", d, f, err);
+	if (b) {
+		L->bq = load(m, st, pre, "self_attn.q_proj.bias", d, 0, err);
+		L->bk = load(m, st, pre, "self_attn.k_proj.bias", d, 0, err);
+		L->bv = load(m, st, pre, "self_attn.v_proj.bias", d, 0, err);
+		L->bo = load(m, st, pre, "self_attn.out_proj.bias", d, 0, err);
+		L->b_up = load(m, st, pre, "fc1.bias", f, 0, err);
+		L->b_down = load(m, st, pre, "fc2.bias", d, 0, err);
+	}
+	return err->code;
+}
+
+static int load_llama_layer(struct model *m, const struct st_file *st, const char *pre,
+			    struct layer_weights *L, struct lif_err *err)
+{
+	const struct model_config *c = &m->cfg;
+	int64_t d = c->d_model, f = c->d_ffn, qd = (int64_t)c->heads * c->head_dim,
+		kvd = (int64_t)c->kv_heads * c->head_dim;
+	L->attn_norm_w = load(m, st, pre, "input_layernorm.weight", d, 0, err);
+	L->wq = load(m, st, pre, "self_attn.q_proj.weight", qd, d, err);
+	L->wk = load(m, st, pre, "self_attn.k_proj.weight", kvd, d, err);
+	L->wv = load(m, st, pre, "self_attn.v_proj.weight", kvd, d, err);
+	L->wo = load(m, st, pre, "self_attn.o_proj.weight", d, qd, err);
+	L->ffn_norm_w = load(m, st, pre, "post_attention_layernorm.weight", d, 0, err);
+	L->w_gate = load(m, st, pre, "mlp.gate_proj.weight", f, d, err);
+	L->w_up = load(m, st, pre, "mlp.up_proj.weight", f, d, err);
+	L->w_down = load(m, st, pre, "mlp.down_proj.weight", d, f, err);
+	if (c->bias) {
+		L->bq = load(m, st, pre, "self_attn.q_proj.bias", qd, 0, err);
+		L->bk = load(m, st, pre, "self_attn.k_proj.bias", kvd, 0, err);
+		L->bv = load(m, st, pre, "self_attn.v_proj.bias", kvd, 0, err);
+		L->bo = load_opt(m, st, pre, "self_attn.o_proj.bias", d, 0, err);
+	}
+	return err->code;
+}
+
+/* HF prefixes: "model.decoder." (OPTForCausalLM) or "decoder." (OPTModel);
+ * "model." (LlamaForCausalLM) or "" (LlamaModel). */
+static const char *find_prefix(const struct st_file *st, int family)
+{
+	static const char *opt[] = {"model.decoder.", "decoder."}, *llama[] = {"model.", ""};
+	const char **p = family == MODEL_OPT ? opt : llama;
+	char name[256];
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof name, "%sembed_tokens.weight", p[i]);
+		if (st_find(st, name))
+			return p[i];
+	}
+	return p[0];
+}
+
+static int load_weights(struct model *m, const struct st_file *st, struct lif_err *err)
+{
+	const struct model_config *c = &m->cfg;
+	struct model_weights *w = &m->w;
+	const char *pre = find_prefix(st, c->family);
+	int64_t d = c->d_model, e = c->d_embed, V = c->vocab;
+	w->tok_embed = load(m, st, pre, "embed_tokens.weight", V, e, err);
+	if (c->family == MODEL_OPT) {
+		w->pos_embed = load(m, st, pre, "embed_positions.weight", c->max_pos + 2, d, err);
+		if (e != d) {
+			w->proj_in = load(m, st, pre, "project_in.weight", d, e, err);
+			w->proj_out = load(m, st, pre, "project_out.weight", e, d, err);
+		}
+		if (c->final_norm) {
+			w->final_norm_w = load(m, st, pre, "final_layer_norm.weight", d, 0, err);
+			w->final_norm_b = load(m, st, pre, "final_layer_norm.bias", d, 0, err);
+		}
+	} else {
+		w->final_norm_w = load(m, st, pre, "norm.weight", d, 0, err);
+	}
+	/* the head: lm_head.weight when present, else tied to the embedding
+	 * (OPT always ties; Llama when tie_word_embeddings) */
+	if (st_find(st, "lm_head.weight") || !c->tied)
+		w->lm_head = load(m, st, "", "lm_head.weight", V, e, err);
+	else
+		w->lm_head = w->tok_embed;
+	w->layer = calloc((size_t)c->layers, sizeof *w->layer);
+	if (!w->layer)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	for (int l = 0; l < c->layers && !err->code; l++) {
+		char lp[128];
+		snprintf(lp, sizeof lp, "%slayers.%d.", pre, l);
+		if (c->family == MODEL_OPT)
+			load_opt_layer(m, st, lp, &w->layer[l], err);
+		else
+			load_llama_layer(m, st, lp, &w->layer[l], err);
+	}
+	return err->code;
+}
+
+static int alloc_state(struct model *m, struct lif_err *err)
+{
+	const struct model_config *c = &m->cfg;
+	struct run_state *s = &m->s;
+	size_t qd = (size_t)c->heads * c->head_dim, kvd = (size_t)c->kv_heads * c->head_dim,
+	       T = (size_t)m->max_tokens;
+	s->x = calloc((size_t)c->d_model, sizeof(float));
+	s->xb = calloc((size_t)c->d_model, sizeof(float));
+	s->xb2 = calloc((size_t)c->d_model, sizeof(float));
+	s->emb = calloc((size_t)c->d_embed, sizeof(float));
+	s->q = calloc(qd, sizeof(float));
+	s->att_o = calloc(qd, sizeof(float));
+	s->att = calloc((size_t)c->heads * T, sizeof(float));
+	s->hb = calloc((size_t)c->d_ffn, sizeof(float));
+	s->hb2 = calloc((size_t)c->d_ffn, sizeof(float));
+	s->k_cache = calloc((size_t)c->layers * T * kvd, sizeof(float));
+	s->v_cache = calloc((size_t)c->layers * T * kvd, sizeof(float));
+	s->logits = calloc((size_t)c->vocab, sizeof(float));
+	if (!s->x || !s->xb || !s->xb2 || !s->emb || !s->q || !s->att_o || !s->att || !s->hb ||
+	    !s->hb2 || !s->k_cache || !s->v_cache || !s->logits)
+		return err_set(err, ERR_NOMEM, "out of memory for the KV cache of %d tokens", m->max_tokens);
+	return 0;
+}
+
+static char *read_file_text(const char *path, struct lif_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *s = n >= 0 && n < (64 << 20) ? malloc((size_t)n + 1) : NULL;
+	if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) {
+		err_set(err, ERR_IO, "%s: cannot read", path);
+		free(s);
+		s = NULL;
+	} else {
+		s[n] = '\0';
+	}
+	fclose(f);
+	return s;
+}
+
+struct model *model_open(const char *dir, int max_tokens, struct lif_err *err)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/config.json", dir);
+	struct model *m = calloc(1, sizeof *m);
+	struct st_file *st = NULL;
+	if (!m) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	m->max_tokens = max_tokens;
+	if (!(m->config_json = read_file_text(path, err)) ||
+	    model_parse_config(m->config_json, path, &m->cfg, err))
+		goto fail;
+	if (m->cfg.family == MODEL_OPT && max_tokens > m->cfg.max_pos) {
+		err_set(err, ERR_RANGE, "%s: %d tokens exceed max_position_embeddings %d", path,
+			max_tokens, m->cfg.max_pos);
+		goto fail;
+	}
+	if (!(st = st_open(dir, err)) || load_weights(m, st, err) || alloc_state(m, err))
+		goto fail;
+	st_close(st);
+	return m;
+fail:
+	st_close(st);
+	model_free(m);
+	return NULL;
+}
+
+void model_free(struct model *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; i < m->nallocs; i++)
+		free(m->allocs[i]);
+	free(m->w.layer);
+	struct run_state *s = &m->s;
+	float *bufs[] = {s->x, s->xb, s->xb2, s->emb, s->q, s->att_o, s->att, s->hb, s->hb2,
+			 s->k_cache, s->v_cache, s->logits};
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+		free(bufs[i]);
+	free(m->config_json);
+	free(m);
+}
+
+const struct model_config *model_get_config(const struct model *m)
+{
+	return &m->cfg;
+}
+
+const char *model_config_json(const struct model *m)
+{
+	return m->config_json;
+}
+
+int64_t model_weight_bytes_per_token(const struct model *m)
+{
+	const struct model_config *c = &m->cfg;
+	int64_t d = c->d_model, f = c->d_ffn, qd = (int64_t)c->heads * c->head_dim,
+		kvd = (int64_t)c->kv_heads * c->head_dim;
+	int64_t layer = 2 * qd * d + 2 * kvd * d + (c->family == MODEL_LLAMA ? 3 : 2) * f * d;
+	int64_t vec = 4 * d + (c->bias ? 2 * qd + 2 * kvd + f + d : 0);
+	int64_t total = c->layers * (layer + vec) + (int64_t)c->vocab * c->d_embed + 2 * c->d_embed;
+	if (m->w.proj_in)
+		total += 2 * d * c->d_embed;
+	if (m->w.pos_embed)
+		total += d;
+	return total * (int64_t)sizeof(float);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* y (rows) = W (rows, cols) x + b (b may be NULL) */
+static void linear(float *y, const float *W, const float *b, const float *x, int rows, int cols)
+{
+	if (b)
+		memcpy(y, b, (size_t)rows * sizeof *y);
+	cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, W, cols, x, 1, b ? 1.0f : 0.0f, y, 1);
+}
+
+static void layer_norm(float *o, const float *x, const float *w, const float *b, int n, double eps)
+{
+	double mean = 0, var = 0;
+	for (int i = 0; i < n; i++)
+		mean += x[i];
+	mean /= n;
+	for (int i = 0; i < n; i++)
+		var += (x[i] - mean) * (x[i] - mean);
+	double r = 1.0 / sqrt(var / n + eps);
+	for (int i = 0; i < n; i++)
+		o[i] = (float)((x[i] - mean) * r) * w[i] + b[i];
+}
+
+static void rms_norm(float *o, const float *x, const float *w, int n, double eps)
+{
+	double ss = 0;
+	for (int i = 0; i < n; i++)
+		ss += (double)x[i] * x[i];
+	double r = 1.0 / sqrt(ss / n + eps);
+	for (int i = 0; i < n; i++)
+		o[i] = (float)(x[i] * r) * w[i];
+}
+
+static void norm(const struct model *m, float *o, const float *x, const float *w, const float *b)
+{
+	if (m->cfg.family == MODEL_OPT)
+		layer_norm(o, x, w, b, m->cfg.d_model, m->cfg.norm_eps);
+	else
+		rms_norm(o, x, w, m->cfg.d_model, m->cfg.norm_eps);
+}
+
+/* HF rotate-half RoPE on n_heads heads of v (n_heads, head_dim) at pos. */
+static void rope(float *v, int n_heads, int hd, int pos, double theta)
+{
+	for (int i = 0; i < hd / 2; i++) {
+		double ang = pos * pow(theta, -2.0 * i / hd);
+		float c = (float)cos(ang), s = (float)sin(ang);
+		for (int h = 0; h < n_heads; h++) {
+			float *a = v + h * hd;
+			float x0 = a[i], x1 = a[i + hd / 2];
+			a[i] = x0 * c - x1 * s;
+			a[i + hd / 2] = x1 * c + x0 * s;
+		}
+	}
+}
+
+/* Causal self-attention of s->q against the cache of layer l up to pos;
+ * result in s->att_o (q_dim). */
+static void attention(struct model *m, int l, int pos)
+{
+	const struct model_config *c = &m->cfg;
+	struct run_state *s = &m->s;
+	int hd = c->head_dim, kvd = c->kv_heads * hd, group = c->heads / c->kv_heads;
+	size_t loff = (size_t)l * m->max_tokens * kvd;
+	float scale = c->family == MODEL_OPT ? 1.0f : 1.0f / sqrtf((float)hd); /* OPT scales q */
+	for (int h = 0; h < c->heads; h++) {
+		const float *K = s->k_cache + loff + (h / group) * hd; /* (pos+1, kvd) rows */
+		const float *V = s->v_cache + loff + (h / group) * hd;
+		float *att = s->att + (size_t)h * m->max_tokens;
+		/* scores = scale * K q, softmax over positions 0..pos */
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, hd, scale, K, kvd, s->q + h * hd, 1,
+			    0.0f, att, 1);
+		float mx = att[0];
+		for (int t = 1; t <= pos; t++)
+			mx = att[t] > mx ? att[t] : mx;
+		double sum = 0;
+		for (int t = 0; t <= pos; t++)
+			sum += att[t] = expf(att[t] - mx);
+		for (int t = 0; t <= pos; t++)
+			att[t] = (float)(att[t] / sum);
+		/* out = V^T att */
+		cblas_sgemv(CblasRowMajor, CblasTrans, pos + 1, hd, 1.0f, V, kvd, att, 1, 0.0f,
+			    s->att_o + h * hd, 1);
+	}
+}
+
+/* The attention block of layer l: x += wo attn(norm(x)) (pre-norm) or
+ * x = norm(x + wo attn(x)) (OPT post-norm). */
+static void attention_block(struct model *m, int l, int pos)
+{
+	const struct model_config *c = &m->cfg;
+	const struct layer_weights *L = &m->w.layer[l];
+	struct run_state *s = &m->s;
+	int d = c->d_model, qd = c->heads * c->head_dim, kvd = c->kv_heads * c->head_dim;
+	float *k = s->k_cache + ((size_t)l * m->max_tokens + pos) * kvd;
+	float *v = s->v_cache + ((size_t)l * m->max_tokens + pos) * kvd;
+	const float *in = s->x;
+	if (c->pre_norm) {
+		norm(m, s->xb, s->x, L->attn_norm_w, L->attn_norm_b);
+		in = s->xb;
+	}
+	/* q, k, v projections; this position's k and v go into the cache */
+	linear(s->q, L->wq, L->bq, in, qd, d);
+	linear(k, L->wk, L->bk, in, kvd, d);
+	linear(v, L->wv, L->bv, in, kvd, d);
+	if (c->family == MODEL_OPT) {
+		cblas_sscal(qd, 1.0f / sqrtf((float)c->head_dim), s->q, 1);
+	} else {
+		rope(s->q, c->heads, c->head_dim, pos, c->rope_theta);
+		rope(k, c->kv_heads, c->head_dim, pos, c->rope_theta);
+	}
+	attention(m, l, pos);
+	/* output projection and residual */
+	linear(s->xb2, L->wo, L->bo, s->att_o, d, qd);
+	for (int i = 0; i < d; i++)
+		s->x[i] += s->xb2[i];
+	if (!c->pre_norm)
+		norm(m, s->x, s->x, L->attn_norm_w, L->attn_norm_b);
+}
+
+/* The FFN block of layer l, reporting its input and activation values. */
+static void ffn_block(struct model *m, int l, float *tap_in, float *tap_act)
+{
+	const struct model_config *c = &m->cfg;
+	const struct layer_weights *L = &m->w.layer[l];
+	struct run_state *s = &m->s;
+	int d = c->d_model, f = c->d_ffn;
+	const float *in = s->x;
+	if (c->pre_norm) {
+		norm(m, s->xb, s->x, L->ffn_norm_w, L->ffn_norm_b);
+		in = s->xb;
+	}
+	if (tap_in)
+		memcpy(tap_in, in, (size_t)d * sizeof *tap_in);
+	if (c->family == MODEL_OPT) {
+		/* h = relu(fc1 x + b1); the pre-activation is the activation value */
+		linear(s->hb, L->w_up, L->b_up, in, f, d);
+		if (tap_act)
+			memcpy(tap_act, s->hb, (size_t)f * sizeof *tap_act);
+		for (int i = 0; i < f; i++)
+			s->hb[i] = s->hb[i] > 0 ? s->hb[i] : 0;
+	} else {
+		/* h = silu(gate x) * (up x); |h| is the activation value */
+		linear(s->hb2, L->w_gate, NULL, in, f, d);
+		linear(s->hb, L->w_up, NULL, in, f, d);
+		for (int i = 0; i < f; i++) {
+			float g = s->hb2[i];
+			s->hb[i] *= g / (1.0f + expf(-g));
+			if (tap_act)
+				tap_act[i] = fabsf(s->hb[i]);
+		}
+	}
+	/* down projection and residual */
+	linear(s->xb2, L->w_down, L->b_down, s->hb, d, f);
+	for (int i = 0; i < d; i++)
+		s->x[i] += s->xb2[i];
+	if (!c->pre_norm)
+		norm(m, s->x, s->x, L->ffn_norm_w, L->ffn_norm_b);
+}
+
+const float *model_forward(struct model *m, int token, int pos, const struct model_tap *tap)
+{
+	const struct model_config *c = &m->cfg;
+	const struct model_weights *w = &m->w;
+	struct run_state *s = &m->s;
+	int d = c->d_model, e = c->d_embed;
+	/* token embedding (OPT: projected in, plus learned position pos + 2) */
+	memcpy(s->emb, w->tok_embed + (size_t)token * e, (size_t)e * sizeof *s->emb);
+	if (w->proj_in)
+		linear(s->x, w->proj_in, NULL, s->emb, d, e);
+	else
+		memcpy(s->x, s->emb, (size_t)d * sizeof *s->x);
+	if (w->pos_embed)
+		for (int i = 0; i < d; i++)
+			s->x[i] += w->pos_embed[(size_t)(pos + 2) * d + i];
+	/* the decoder layers */
+	for (int l = 0; l < c->layers; l++) {
+		attention_block(m, l, pos);
+		ffn_block(m, l, tap && tap->ffn_in ? tap->ffn_in + (size_t)l * d : NULL,
+			  tap && tap->ffn_act ? tap->ffn_act + (size_t)l * c->d_ffn : NULL);
+	}
+	/* final norm, projection out, and the head */
+	if (w->final_norm_w)
+		norm(m, s->x, s->x, w->final_norm_w, w->final_norm_b);
+	if (w->proj_out)
+		linear(s->emb, w->proj_out, NULL, s->x, e, d);
+	else
+		memcpy(s->emb, s->x, (size_t)e * sizeof *s->emb);
+	linear(s->logits, w->lm_head, NULL, s->emb, c->vocab, e);
+	return s->logits;
+}

@@ -1,0 +1,82 @@
+/*
+ * model: a decoder-only transformer on CPU, for recording activation traces.
+ *
+ * Loads a Hugging Face checkpoint directory (config.json + safetensors, see
+ * traces/safetensors.h) of one of two families and runs it one token at a
+ * time with a KV cache; matrix products go through CBLAS (OpenBLAS):
+ *  - OPT ("model_type": "opt"): learned positions (row pos + 2, OPT's
+ *    offset), pre- or post-LayerNorm per "do_layer_norm_before", ReLU FFN
+ *    fc1/fc2, tied LM head (unless lm_head.weight is present), optional
+ *    project_in/project_out when "word_embed_proj_dim" != "hidden_size";
+ *  - Llama ("model_type": "llama"): RMSNorm, rotary positions (HF's
+ *    rotate-half convention, "rope_theta"), grouped-query attention
+ *    ("num_key_value_heads"), SwiGLU FFN down(silu(gate x) * up x).
+ * Weights are converted to float32 at load (F32, F16 and BF16 files).
+ *
+ * What a forward step exposes for the trace, per layer: the FFN input (the
+ * vector the up/gate projections multiply: post-attention, post-norm) and
+ * the FFN activation value a neuron's activity is judged on: OPT: the fc1
+ * pre-activation (active iff > 0); Llama: |silu(gate) * up| (active iff above
+ * a per-layer threshold chosen by the caller).
+ */
+#ifndef LIFSIM_MODEL_H
+#define LIFSIM_MODEL_H
+
+#include <stdint.h>
+
+#include "sim/err.h"
+
+enum model_family { MODEL_OPT = 0, MODEL_LLAMA = 1 };
+
+/* Hyperparameters from config.json: a plain value. */
+struct model_config {
+	int family;       /* enum model_family */
+	int vocab;        /* vocab_size */
+	int d_model;      /* hidden_size */
+	int d_embed;      /* OPT word_embed_proj_dim (= d_model when absent), Llama: d_model */
+	int d_ffn;        /* ffn_dim / intermediate_size */
+	int layers;       /* num_hidden_layers */
+	int heads;        /* num_attention_heads */
+	int kv_heads;     /* num_key_value_heads (OPT: heads) */
+	int head_dim;     /* d_model / heads, or "head_dim" */
+	int max_pos;      /* max_position_embeddings */
+	int pre_norm;     /* OPT do_layer_norm_before (Llama: 1) */
+	int final_norm;   /* a final norm before the head */
+	int tied;         /* LM head = token embedding unless lm_head.weight exists
+			     (OPT: always; Llama: "tie_word_embeddings") */
+	int bias;         /* linear layers have biases (OPT enable_bias, Llama attention_bias) */
+	int byte_tokenizer; /* "lifsim_tokenizer": "byte" */
+	double norm_eps;  /* OPT 1e-5, Llama rms_norm_eps */
+	double rope_theta;
+};
+
+struct model;
+
+/* Parse config.json text (path is only used in messages). Errors name the
+ * key. */
+int model_parse_config(const char *json, const char *path, struct model_config *cfg,
+		       struct lif_err *err);
+
+/* Load a checkpoint directory with room for max_tokens positions in the KV
+ * cache. Errors name the file and the tensor or key. */
+struct model *model_open(const char *dir, int max_tokens, struct lif_err *err);
+void model_free(struct model *m);
+
+const struct model_config *model_get_config(const struct model *m);
+/* config.json as read (owned by m). */
+const char *model_config_json(const struct model *m);
+/* float32 weight bytes one decode step reads (every matrix and vector the
+ * forward touches, plus one embedding row). */
+int64_t model_weight_bytes_per_token(const struct model *m);
+
+/* Per-token outputs a caller can ask for (NULL fields are skipped). */
+struct model_tap {
+	float *ffn_in;  /* (layers, d_model) FFN inputs */
+	float *ffn_act; /* (layers, d_ffn) activation values (see above) */
+};
+
+/* Run token `token` at position pos (0, 1, 2, ... in order; pos <
+ * max_tokens) and return the logits (vocab), valid until the next call. */
+const float *model_forward(struct model *m, int token, int pos, const struct model_tap *tap);
+
+#endif
