@@ -434,6 +434,7 @@ static int bpe_piece(const struct tokenizer *t, char **syms, int nsym, int32_t *
 		syms[best] = m;
 		memmove(syms + best + 1, syms + best + 2, (size_t)(nsym - best - 2) * sizeof *syms);
 		nsym--;
+		syms[nsym] = NULL; /* moved down; the caller frees every slot */
 	}
 	for (int i = 0; i < nsym; i++) {
 		int id = smap_get(&t->vocab, syms[i], strlen(syms[i]));

@@ -192,19 +192,14 @@ static int prompt_ids(const struct record_opts *o, const struct model_config *c,
 		if (n < 0)
 			err_prefix(err, "%s", path);
 		for (int i = 0; n > 0 && i < n; i++)
-			if ((*ids)[i] >= c->vocab) {
-				err_set(err, ERR_RANGE, "%s: tokenizer id %d is >= vocab_size %d", path,
-					(*ids)[i], c->vocab);
-				free(*ids);
-				n = err->code;
-			}
+			if ((*ids)[i] >= c->vocab)
+				n = err_set(err, ERR_RANGE, "%s: tokenizer id %d is >= vocab_size %d", path,
+					    (*ids)[i], c->vocab);
 	} else {
 		n = parse_tokens(path, s, c->vocab, ids, err);
 	}
-	if (n == 0) {
-		free(*ids);
+	if (n == 0)
 		n = err_set(err, ERR_INVAL, "%s: no tokens", path);
-	}
 	*text = s;
 	return n;
 }
