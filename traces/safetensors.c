@@ -22,6 +22,7 @@ struct st_map {
 };
 
 struct st_file {
+	char dir[4096];      /* the checkpoint directory, for messages */
 	struct st_map *maps; /* (nmaps) */
 	int nmaps;
 	struct st_tensor *tensors; /* (ntensors) */
@@ -263,6 +264,7 @@ struct st_file *st_open(const char *dir, struct lif_err *err)
 	int n = 0;
 	if (!st || list_shards(dir, &names, &n, err))
 		goto fail;
+	snprintf(st->dir, sizeof st->dir, "%s", dir);
 	st->maps = calloc((size_t)n + 1, sizeof *st->maps);
 	for (int i = 0; i < n; i++) {
 		char path[4096];
@@ -330,7 +332,7 @@ float *st_load_f32(const struct st_file *st, const char *name, int ndim, const i
 {
 	const struct st_tensor *t = st_find(st, name);
 	if (!t) {
-		err_set(err, ERR_FORMAT, "checkpoint has no tensor '%s'", name);
+		err_set(err, ERR_FORMAT, "%s: checkpoint has no tensor '%s'", st->dir, name);
 		return NULL;
 	}
 	int same = t->ndim == ndim;

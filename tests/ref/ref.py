@@ -86,6 +86,7 @@ def read_checkpoint(d):
 
 SHAPES = {
     "tiny": dict(vocab=300, d=64, ffn=256, layers=3, heads=4, kv_heads=2, max_pos=128),
+    "opt-125m": dict(vocab=50272, d=768, ffn=3072, layers=12, heads=12, kv_heads=12, max_pos=2048),
     "opt-1.3b": dict(vocab=50272, d=2048, ffn=8192, layers=24, heads=32, kv_heads=32, max_pos=2048),
 }
 
