@@ -234,20 +234,24 @@ ParameterizedTest(struct bpe_case *c, record, bpe_tokenizer_matches_reference, .
 			 "mv merges.txt m.bak", dir);
 		cr_assert_eq(system(cmd), 0);
 	}
+	/* with a bos_token_id the prompt starts with it */
+	snprintf(cmd, sizeof cmd, "sed -i 's/\"vocab_size\"/\"bos_token_id\": 2, \"vocab_size\"/' '%s/config.json'", dir);
+	cr_assert_eq(system(cmd), 0);
 	cr_assert_eq(tu_lifsim(msg, sizeof msg, "record -q --model '%s' --prompt-file '%s' --generate 3 -o '%s'",
 			       dir, prompt, out), 0, "%s", msg);
 	struct lif_err e = {0};
 	struct trace *t = trace_load(out, 0, &e);
 	cr_assert(t, "%s", e.msg);
 	FILE *f = fopen(tu_path("want.ids"), "r");
-	int k = 0, id;
+	cr_expect_eq(t->token_ids[0], 2, "BOS first");
+	int k = 1, id;
 	while (fscanf(f, "%d", &id) == 1) {
 		cr_assert_lt(k, t->meta.tokens - 3);
 		cr_expect_eq(t->token_ids[k], id, "token %d: lifsim %d, reference %d", k, t->token_ids[k], id);
 		k++;
 	}
 	fclose(f);
-	cr_expect_eq(k, t->meta.tokens - 3, "reference has %d prompt tokens, lifsim %lld", k,
+	cr_expect_eq(k, t->meta.tokens - 3, "reference has %d prompt tokens (+ BOS), lifsim %lld", k,
 		     (long long)t->meta.tokens - 3);
 	trace_free(t);
 }
@@ -372,4 +376,37 @@ Test(record, half_precision_conversions_are_exact)
 	cr_expect(isinf(st_f16_to_f32(0x7c00)));
 	cr_expect_eq(st_bf16_to_f32(0x3f80), 1.0f);
 	cr_expect_eq(st_bf16_to_f32(0xc040), -3.0f);
+}
+
+/* The issue's acceptance run, on a tiny byte-tokenized model: a 256-token
+ * prompt plus 256 generated tokens, every optional dataset. */
+Test(record, records_256_prompt_plus_256_generated_tokens, .init = tu_init)
+{
+	const char *dir = tu_path("long256");
+	char out[4096], msg[4096], text[257];
+	snprintf(out, sizeof out, "%s", tu_path("long256.h5"));
+	cr_assert_eq(ref_py("write '%s' --family llama --byte", dir), 0);
+	for (int i = 0; i < 256; i++)
+		text[i] = "the quick brown fox jumps over the lazy dog. "[i % 45];
+	text[256] = '\0';
+	const char *prompt = tu_write("long256.txt", text);
+	cr_assert_eq(tu_lifsim(msg, sizeof msg, "record --model '%s' --prompt-file '%s' --generate 256 "
+			       "--target-sparsity 0.8 --magnitudes --inputs -o '%s'", dir, prompt, out), 0, "%s", msg);
+	struct lif_err e = {0};
+	struct trace_meta m;
+	cr_assert_eq(trace_validate(out, &m, &e), 0, "%s", e.msg);
+	cr_expect_eq(m.tokens, 512);
+	cr_expect_eq(m.has, TRACE_HAS_MAGNITUDES | TRACE_HAS_INPUTS);
+	cr_expect_eq(m.d_model, 64);
+	/* calibrated on the prompt: 80% of the prompt's activations inactive */
+	struct trace *t = trace_load(out, 0, &e);
+	cr_assert(t, "%s", e.msg);
+	long active = 0;
+	for (int l = 0; l < m.layers; l++)
+		for (int k = 0; k < 256; k++)
+			for (int i = 0; i < m.d_ffn; i++)
+				active += trace_bit(trace_active(t, l, k), i);
+	cr_expect(fabs((double)active / (256.0 * m.layers * m.d_ffn) - 0.2) < 0.001, "prompt activity %g",
+		  (double)active / (256.0 * m.layers * m.d_ffn));
+	trace_free(t);
 }

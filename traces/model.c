@@ -186,6 +186,9 @@ int model_parse_config(const char *json, const char *path, struct model_config *
 	if (!rc)
 		rc = c->family == MODEL_OPT ? parse_opt(j, path, c, err) : parse_llama(j, path, c, err);
 	c->byte_tokenizer = json_str_is(j, "lifsim_tokenizer", "byte");
+	rc = rc ? rc : json_int(j, "bos_token_id", -1, -1, path, &c->bos_id, err);
+	if (!rc && c->bos_id >= c->vocab)
+		rc = err_set(err, ERR_FORMAT, "%s: key 'bos_token_id' must be < vocab_size", path);
 	if (!rc && c->byte_tokenizer && c->vocab < 256)
 		rc = err_set(err, ERR_FORMAT, "%s: lifsim_tokenizer \"byte\" needs vocab_size >= 256", path);
 	cJSON_Delete(j);

@@ -46,6 +46,7 @@ struct model_config {
 			     (OPT: always; Llama: "tie_word_embeddings") */
 	int bias;         /* linear layers have biases (OPT enable_bias, Llama attention_bias) */
 	int byte_tokenizer; /* "lifsim_tokenizer": "byte" */
+	int bos_id;       /* "bos_token_id", or -1 */
 	double norm_eps;  /* OPT 1e-5, Llama rms_norm_eps */
 	double rope_theta;
 };

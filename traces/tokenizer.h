@@ -11,7 +11,9 @@
  *    where, without a Unicode database, every non-ASCII code point counts as a
  *    letter (\p{L}); ASCII text is split exactly as GPT-2 does. Each piece's
  *    bytes are mapped to GPT-2's printable byte alphabet and merged by rank.
- *    No BOS token is added: put one in --tokens-file if the model wants it.
+ *    Llama-3-style tokenizer.json files load, but their own split pattern is
+ *    not reproduced (GPT-2's is used). No BOS token is added: put one in
+ *    --tokens-file if the model wants it.
  */
 #ifndef LIFSIM_TOKENIZER_H
 #define LIFSIM_TOKENIZER_H

@@ -58,8 +58,9 @@ static void usage(FILE *f)
 		"  --model DIR          checkpoint directory\n"
 		"  --prompt-file F      prompt text, tokenized with the checkpoint's tokenizer (GPT-2\n"
 		"                       byte-level BPE, or bytes when config.json has\n"
-		"                       \"lifsim_tokenizer\": \"byte\")\n"
-		"  --tokens-file F      token ids separated by white space, instead of a prompt\n"
+		"                       \"lifsim_tokenizer\": \"byte\"); BPE prompts start with\n"
+		"                       config.json's bos_token_id, as Hugging Face's tokenizers do\n"
+		"  --tokens-file F      token ids separated by white space, used as they are\n"
 		"  --generate N         greedily generate N more tokens (default 0); every prompt and\n"
 		"                       generated token is recorded\n"
 		"  --target-sparsity S  SwiGLU models: per-layer threshold on |silu(gate)*up| so that a\n"
@@ -188,9 +189,21 @@ static int prompt_ids(const struct record_opts *o, const struct model_config *c,
 	if (!s)
 		return err->code;
 	if (o->prompt_file) {
-		n = tok_encode(tok, s, ids, err);
+		/* HF's OPT and Llama tokenizers start with the BOS token; bytes do not */
+		int bos = c->byte_tokenizer ? -1 : c->bos_id;
+		int32_t *raw = NULL;
+		n = tok_encode(tok, s, &raw, err);
 		if (n < 0)
 			err_prefix(err, "%s", path);
+		if (n >= 0 && !(*ids = malloc(((size_t)n + 1) * sizeof **ids)))
+			n = err_set(err, ERR_NOMEM, "out of memory");
+		if (n >= 0) {
+			if (bos >= 0)
+				(*ids)[0] = bos;
+			memcpy(*ids + (bos >= 0), raw, (size_t)n * sizeof *raw);
+			n += bos >= 0;
+		}
+		free(raw);
 		for (int i = 0; n > 0 && i < n; i++)
 			if ((*ids)[i] >= c->vocab)
 				n = err_set(err, ERR_RANGE, "%s: tokenizer id %d is >= vocab_size %d", path,
