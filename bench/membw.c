@@ -1,6 +1,8 @@
 /* membw: DRAM read bandwidth, the bound for a memory-bound decode step.
  * Sums a buffer much larger than the caches with all threads (OpenMP),
- * REPEATS times, and prints the median in bytes/s. Used by bench/record.sh.
+ * REPEATS times, and prints the best rate in bytes/s (as STREAM reports: the
+ * machine is shared, and the best rate is the most optimistic bound, so the
+ * ratio to it is conservative). Used by bench/record.sh.
  *   membw [MiB]   (default 1024) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,7 @@ int main(int argc, char **argv)
 		rate[r] = (double)(n * sizeof *v) / ((t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
 	}
 	qsort(rate, REPEATS, sizeof *rate, cmp);
-	printf("%.0f\n", rate[REPEATS / 2]);
+	printf("%.0f\n", rate[REPEATS - 1]);
 	free(v);
 	return sink == 42 ? 2 : 0;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/record.sh: `lifsim record` decode speed in tokens/s, and its ratio to
 # the memory-bandwidth bound (float32 weight bytes read per token / DRAM read
-# bandwidth measured in the same run by bench/membw.c), for
+# bandwidth, the best of 7 passes of bench/membw.c measured right after each
+# record run), for
 #   - traces/tinylm (the project's trained model), when it is there;
 #   - a random-weight OPT-125M-shaped checkpoint (fp16 on disk);
 #   - a random-weight OPT-1.3B-shaped checkpoint (fp16 on disk, ~2.6 GB),

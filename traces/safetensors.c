@@ -133,6 +133,8 @@ static int parse_entry(struct st_tensor *t, const cJSON *e, const struct st_map 
 		    d->valuedouble != floor(d->valuedouble))
 			return err_set(err, ERR_FORMAT, "%s: tensor '%s' has a bad shape", p, n);
 		t->shape[i] = (int64_t)d->valuedouble;
+		if (t->shape[i] && t->numel > (INT64_C(1) << 50) / t->shape[i])
+			return err_set(err, ERR_FORMAT, "%s: tensor '%s' is impossibly large", p, n);
 		t->numel *= t->shape[i];
 	}
 	double b = cJSON_GetArrayItem(off, 0)->valuedouble, en = cJSON_GetArrayItem(off, 1)->valuedouble;
@@ -355,12 +357,12 @@ float *st_load_f32(const struct st_file *st, const char *name, int ndim, const i
 		err_set(err, ERR_NOMEM, "out of memory loading tensor '%s'", name);
 		return NULL;
 	}
-	const uint16_t *h = t->data;
+	const unsigned char *h = t->data; /* little-endian, maybe unaligned */
 	if (t->dtype == ST_F32) {
 		memcpy(out, t->data, (size_t)t->numel * 4);
 	} else if (t->dtype == ST_BF16) {
 		for (int64_t i = 0; i < t->numel; i++)
-			out[i] = st_bf16_to_f32(h[i]);
+			out[i] = st_bf16_to_f32((uint16_t)(h[2 * i] | h[2 * i + 1] << 8));
 	} else {
 		/* a 65536-entry table: converting a 1B-parameter fp16 checkpoint
 		 * is then bound by memory, not by ldexpf */
@@ -373,7 +375,7 @@ float *st_load_f32(const struct st_file *st, const char *name, int ndim, const i
 		for (int i = 0; i < 65536; i++)
 			tab[i] = st_f16_to_f32((uint16_t)i);
 		for (int64_t i = 0; i < t->numel; i++)
-			out[i] = tab[h[i]];
+			out[i] = tab[h[2 * i] | h[2 * i + 1] << 8];
 		free(tab);
 	}
 	return out;
