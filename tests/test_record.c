@@ -128,7 +128,8 @@ ParameterizedTestParameters(record, matches_numpy_reference)
 
 ParameterizedTest(struct ref_case *c, record, matches_numpy_reference, .init = tu_init)
 {
-	const char *dir = tu_path(c->name);
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", tu_path(c->name));
 	char ids[256], refp[4096], lg[4096], out[4096], msg[4096];
 	snprintf(ids, sizeof ids, "%s", tu_write("ids", "5 17 200 3 99 42 7 1 0 255 12 13 14 15 16 17\n"));
 	snprintf(refp, sizeof refp, "%s", tu_path("ref"));
@@ -182,7 +183,8 @@ ParameterizedTest(struct ref_case *c, record, matches_numpy_reference, .init = t
 
 Test(record, trace_carries_prompt_config_and_generated_text, .init = tu_init)
 {
-	const char *dir = tu_path("byte");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", tu_path("byte"));
 	char out[4096], msg[4096], txt[8192];
 	snprintf(out, sizeof out, "%s", tu_path("b.h5"));
 	cr_assert_eq(ref_py("write '%s' --family opt --byte", dir), 0);
@@ -222,7 +224,8 @@ ParameterizedTestParameters(record, bpe_tokenizer_matches_reference)
 
 ParameterizedTest(struct bpe_case *c, record, bpe_tokenizer_matches_reference, .init = tu_init)
 {
-	const char *dir = tu_path(c->name);
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", tu_path(c->name));
 	char out[4096], msg[4096], cmd[8192], prompt[4096];
 	snprintf(out, sizeof out, "%s", tu_path("bpe.h5"));
 	snprintf(prompt, sizeof prompt, "%s",
@@ -258,7 +261,8 @@ ParameterizedTest(struct bpe_case *c, record, bpe_tokenizer_matches_reference, .
 
 Test(record, interrupted_run_leaves_a_valid_shorter_trace, .init = tu_init)
 {
-	const char *dir = tu_path("long");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", tu_path("long"));
 	char out[4096], msg[4096];
 	snprintf(out, sizeof out, "%s", tu_path("long.h5"));
 	cr_assert_eq(ref_py("write '%s' --family llama", dir), 0);
@@ -310,7 +314,8 @@ ParameterizedTestParameters(record, bad_checkpoint_is_named_in_the_error)
 
 ParameterizedTest(struct bad_ckpt *c, record, bad_checkpoint_is_named_in_the_error, .init = tu_init)
 {
-	const char *dir = tu_path("bad");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", tu_path("bad"));
 	char out[4096], msg[4096], cmd[8192];
 	snprintf(out, sizeof out, "%s", tu_path("bad.h5"));
 	cr_assert_eq(ref_py("write '%s' --family opt %s", dir, strstr(c->name, "shard") ? "--shards 2" : ""), 0);
@@ -345,7 +350,8 @@ ParameterizedTestParameters(record, bad_arguments_are_explained)
 
 ParameterizedTest(struct bad_arg *c, record, bad_arguments_are_explained, .init = tu_init)
 {
-	const char *dir = tu_path("m");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", tu_path("m"));
 	char args[4096] = "", msg[4096];
 	cr_assert_eq(ref_py("write '%s' --family opt", dir), 0);
 	/* IDS:text becomes a file holding text */
@@ -382,7 +388,8 @@ Test(record, half_precision_conversions_are_exact)
  * prompt plus 256 generated tokens, every optional dataset. */
 Test(record, records_256_prompt_plus_256_generated_tokens, .init = tu_init)
 {
-	const char *dir = tu_path("long256");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", tu_path("long256"));
 	char out[4096], msg[4096], text[257];
 	snprintf(out, sizeof out, "%s", tu_path("long256.h5"));
 	cr_assert_eq(ref_py("write '%s' --family llama --byte", dir), 0);
@@ -409,4 +416,33 @@ Test(record, records_256_prompt_plus_256_generated_tokens, .init = tu_init)
 	cr_expect(fabs((double)active / (256.0 * m.layers * m.d_ffn) - 0.2) < 0.001, "prompt activity %g",
 		  (double)active / (256.0 * m.layers * m.d_ffn));
 	trace_free(t);
+}
+
+/* DESIGN: same inputs, same results, whatever the number of threads. */
+Test(record, logits_and_trace_do_not_depend_on_the_thread_count, .init = tu_init)
+{
+	char dir[4096], msg[4096], cmd[8192];
+	snprintf(dir, sizeof dir, "%s", tu_path("threads")); /* tu_path's buffers rotate */
+	cr_assert_eq(ref_py("write '%s' --family opt --post-norm --proj 32", dir), 0);
+	const char *ids = tu_write("th.ids", "3 1 4 1 5 9 2 6 5 3 5");
+	for (int th = 1; th <= 3; th++) {
+		char lg[64], out[64];
+		snprintf(lg, sizeof lg, "th%d.bin", th);
+		snprintf(out, sizeof out, "th%d.h5", th);
+		cr_assert_eq(tu_lifsim(msg, sizeof msg, "--threads %d record -q --model '%s' --tokens-file '%s' "
+				       "--generate 12 --inputs --logits '%s' -o '%s'", th, dir, ids, tu_path(lg),
+				       tu_path(out)), 0, "%s", msg);
+	}
+	snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s' && cmp -s '%s' '%s'", tu_path("th1.bin"), tu_path("th2.bin"),
+		 tu_path("th1.bin"), tu_path("th3.bin"));
+	cr_expect_eq(system(cmd), 0, "logits differ between --threads 1, 2 and 3");
+	struct lif_err e = {0};
+	struct trace *a = trace_load(tu_path("th1.h5"), TRACE_LOAD_INPUTS, &e);
+	struct trace *b = trace_load(tu_path("th3.h5"), TRACE_LOAD_INPUTS, &e);
+	cr_assert(a && b, "%s", e.msg);
+	size_t rows = (size_t)a->meta.layers * a->meta.tokens;
+	cr_expect_eq(memcmp(a->bits, b->bits, rows * a->row_bytes), 0, "active sets differ");
+	cr_expect_eq(memcmp(a->inputs, b->inputs, rows * a->meta.d_model * sizeof(float)), 0, "inputs differ");
+	trace_free(a);
+	trace_free(b);
 }

@@ -448,12 +448,24 @@ int64_t model_weight_bytes_per_token(const struct model *m)
 
 /* ---------------------------------------------------------------- forward */
 
-/* y (rows) = W (rows, cols) x + b (b may be NULL) */
+/* y (rows) = W (rows, cols) x + b (b may be NULL). The rows are cut into
+ * fixed blocks, each one single-threaded CBLAS call, spread over the OpenMP
+ * threads: every output is summed the same way whatever the thread count
+ * (OpenBLAS's own threading splits by thread count, and its kernels treat
+ * block tails differently, so its results change with --threads). */
+#define LINEAR_BLOCK_ROWS 128
 static void linear(float *y, const float *W, const float *b, const float *x, int rows, int cols)
 {
-	if (b)
-		memcpy(y, b, (size_t)rows * sizeof *y);
-	cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, W, cols, x, 1, b ? 1.0f : 0.0f, y, 1);
+	int nblk = (rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
+#pragma omp parallel for schedule(static) if (nblk > 1)
+	for (int k = 0; k < nblk; k++) {
+		int r0 = k * LINEAR_BLOCK_ROWS;
+		int n = rows - r0 < LINEAR_BLOCK_ROWS ? rows - r0 : LINEAR_BLOCK_ROWS;
+		if (b)
+			memcpy(y + r0, b + r0, (size_t)n * sizeof *y);
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, n, cols, 1.0f, W + (size_t)r0 * cols, cols, x,
+			    1, b ? 1.0f : 0.0f, y + r0, 1);
+	}
 }
 
 static void layer_norm(float *o, const float *x, const float *w, const float *b, int n, double eps)
@@ -515,9 +527,15 @@ static void attention(struct model *m, int l, int pos)
 		const float *K = s->k_cache + loff + (h / group) * hd; /* (pos+1, kvd) rows */
 		const float *V = s->v_cache + loff + (h / group) * hd;
 		float *att = s->att + (size_t)h * m->max_tokens;
-		/* scores = scale * K q, softmax over positions 0..pos */
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, pos + 1, hd, scale, K, kvd, s->q + h * hd, 1,
-			    0.0f, att, 1);
+		/* scores = scale * K q, softmax over positions 0..pos (plain loops:
+		 * small, and the same sums whatever the thread count) */
+		const float *q = s->q + h * hd;
+		for (int t = 0; t <= pos; t++) {
+			float dot = 0;
+			for (int i = 0; i < hd; i++)
+				dot += K[(size_t)t * kvd + i] * q[i];
+			att[t] = scale * dot;
+		}
 		float mx = att[0];
 		for (int t = 1; t <= pos; t++)
 			mx = att[t] > mx ? att[t] : mx;
@@ -527,8 +545,11 @@ static void attention(struct model *m, int l, int pos)
 		for (int t = 0; t <= pos; t++)
 			att[t] = (float)(att[t] / sum);
 		/* out = V^T att */
-		cblas_sgemv(CblasRowMajor, CblasTrans, pos + 1, hd, 1.0f, V, kvd, att, 1, 0.0f,
-			    s->att_o + h * hd, 1);
+		float *o = s->att_o + h * hd;
+		memset(o, 0, (size_t)hd * sizeof *o);
+		for (int t = 0; t <= pos; t++)
+			for (int i = 0; i < hd; i++)
+				o[i] += att[t] * V[(size_t)t * kvd + i];
 	}
 }
 

@@ -12,6 +12,9 @@
  *    rotate-half convention, "rope_theta"), grouped-query attention
  *    ("num_key_value_heads"), SwiGLU FFN down(silu(gate x) * up x).
  * Weights are converted to float32 at load (F32, F16 and BF16 files).
+ * Matrix-vector products are single-threaded CBLAS calls on fixed row blocks
+ * run by OpenMP threads (set their number with omp_set_num_threads and keep
+ * OpenBLAS at one thread): results do not depend on the thread count.
  *
  * What a forward step exposes for the trace, per layer: the FFN input (the
  * vector the up/gate projections multiply: post-attention, post-norm) and

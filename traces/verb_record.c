@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -533,7 +534,8 @@ int verb_record(int argc, char **argv, const struct cli_global *g)
 	int rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	openblas_set_num_threads(g->threads);
+	openblas_set_num_threads(1); /* threads come from OpenMP (traces/model.h) */
+	omp_set_num_threads(g->threads);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
