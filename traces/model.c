@@ -4,6 +4,9 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,108 @@ struct model_weights {
 	struct layer_weights *layer;        /* (layers) */
 };
 
+/* ---- matrix-vector products on a small thread pool ----
+ * y (rows) = W (rows, cols) x + b. The rows are cut into fixed blocks, each
+ * one single-threaded CBLAS call. Every output is summed the same way
+ * whatever the thread count and whichever thread takes its block (OpenBLAS's
+ * own threading splits by thread count and its kernels treat tails
+ * differently, so its results change with --threads). The caller and the
+ * workers claim blocks from a shared counter, so a worker that the OS has not
+ * scheduled yet never holds the caller up: the machines this runs on are
+ * often shared. Idle workers sleep on a condition variable. */
+#define LINEAR_BLOCK_ROWS 128
+
+struct gemv_job {
+	float *y;
+	const float *W, *b, *x;
+	int rows, cols;
+};
+
+struct pool {
+	pthread_t *th;   /* (n) th[1..n-1] are workers; the caller is thread 0 */
+	int n, started;
+	pthread_mutex_t mu;
+	pthread_cond_t go;
+	uint64_t gen;    /* job number, bumped for every job (under mu) */
+	int stop;
+	struct gemv_job job;
+	_Atomic uint64_t next; /* gen << 32 | next block to claim */
+	_Atomic int done;      /* blocks of the current job finished */
+};
+
+/* Claim and run blocks of job j (number gen) until none is left. */
+static void gemv_claim(struct pool *p, const struct gemv_job *j, uint64_t gen)
+{
+	int nblk = (j->rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
+	for (;;) {
+		uint64_t cur = atomic_load(&p->next);
+		if (cur >> 32 != (gen & 0xffffffffu) || (int)(cur & 0xffffffffu) >= nblk)
+			return;
+		if (!atomic_compare_exchange_weak(&p->next, &cur, cur + 1))
+			continue;
+		int r0 = (int)(cur & 0xffffffffu) * LINEAR_BLOCK_ROWS;
+		int n = j->rows - r0 < LINEAR_BLOCK_ROWS ? j->rows - r0 : LINEAR_BLOCK_ROWS;
+		if (j->b)
+			memcpy(j->y + r0, j->b + r0, (size_t)n * sizeof *j->y);
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, n, j->cols, 1.0f, j->W + (size_t)r0 * j->cols,
+			    j->cols, j->x, 1, j->b ? 1.0f : 0.0f, j->y + r0, 1);
+		atomic_fetch_add(&p->done, 1);
+	}
+}
+
+static void *pool_worker(void *arg)
+{
+	struct pool *p = arg;
+	uint64_t seen = 0;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->gen == seen && !p->stop)
+			pthread_cond_wait(&p->go, &p->mu);
+		seen = p->gen;
+		struct gemv_job j = p->job;
+		int stop = p->stop;
+		pthread_mutex_unlock(&p->mu);
+		if (stop)
+			return NULL;
+		gemv_claim(p, &j, seen);
+	}
+}
+
+static int pool_start(struct pool *p, int nthreads, struct lif_err *err)
+{
+	p->n = nthreads < 1 ? 1 : nthreads;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->go, NULL);
+	atomic_init(&p->next, 0);
+	atomic_init(&p->done, 0);
+	p->th = calloc((size_t)p->n, sizeof *p->th);
+	if (!p->th)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	for (int t = 1; t < p->n; t++) {
+		if (pthread_create(&p->th[t], NULL, pool_worker, p)) {
+			p->n = t; /* run with the threads we have */
+			break;
+		}
+		p->started = t;
+	}
+	return 0;
+}
+
+static void pool_stop(struct pool *p)
+{
+	if (!p->th)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->mu);
+	for (int t = 1; t <= p->started; t++)
+		pthread_join(p->th[t], NULL);
+	free(p->th);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->go);
+}
+
 /* Activations of the current step and the KV cache. */
 struct run_state {
 	float *x;      /* (d_model) residual stream */
@@ -57,6 +162,7 @@ struct model {
 	int max_tokens;
 	struct model_weights w;
 	struct run_state s;
+	struct pool pool;
 	float *allocs[64 * 1024]; /* owned tensors, freed at model_free */
 	int nallocs;
 };
@@ -376,7 +482,7 @@ static char *read_file_text(const char *path, struct lif_err *err)
 	return s;
 }
 
-struct model *model_open(const char *dir, int max_tokens, struct lif_err *err)
+struct model *model_open(const char *dir, int max_tokens, int threads, struct lif_err *err)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/config.json", dir);
@@ -395,7 +501,8 @@ struct model *model_open(const char *dir, int max_tokens, struct lif_err *err)
 			max_tokens, m->cfg.max_pos);
 		goto fail;
 	}
-	if (!(st = st_open(dir, err)) || load_weights(m, st, err) || alloc_state(m, err))
+	if (!(st = st_open(dir, err)) || load_weights(m, st, err) || alloc_state(m, err) ||
+	    pool_start(&m->pool, threads, err))
 		goto fail;
 	st_close(st);
 	return m;
@@ -409,6 +516,7 @@ void model_free(struct model *m)
 {
 	if (!m)
 		return;
+	pool_stop(&m->pool);
 	for (int i = 0; i < m->nallocs; i++)
 		free(m->allocs[i]);
 	free(m->w.layer);
@@ -448,24 +556,23 @@ int64_t model_weight_bytes_per_token(const struct model *m)
 
 /* ---------------------------------------------------------------- forward */
 
-/* y (rows) = W (rows, cols) x + b (b may be NULL). The rows are cut into
- * fixed blocks, each one single-threaded CBLAS call, spread over the OpenMP
- * threads: every output is summed the same way whatever the thread count
- * (OpenBLAS's own threading splits by thread count, and its kernels treat
- * block tails differently, so its results change with --threads). */
-#define LINEAR_BLOCK_ROWS 128
-static void linear(float *y, const float *W, const float *b, const float *x, int rows, int cols)
+static void linear(struct model *m, float *y, const float *W, const float *b, const float *x,
+		   int rows, int cols)
 {
+	struct pool *p = &m->pool;
+	struct gemv_job j = {y, W, b, x, rows, cols};
 	int nblk = (rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
-#pragma omp parallel for schedule(static) if (nblk > 1)
-	for (int k = 0; k < nblk; k++) {
-		int r0 = k * LINEAR_BLOCK_ROWS;
-		int n = rows - r0 < LINEAR_BLOCK_ROWS ? rows - r0 : LINEAR_BLOCK_ROWS;
-		if (b)
-			memcpy(y + r0, b + r0, (size_t)n * sizeof *y);
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, n, cols, 1.0f, W + (size_t)r0 * cols, cols, x,
-			    1, b ? 1.0f : 0.0f, y + r0, 1);
-	}
+	pthread_mutex_lock(&p->mu);
+	uint64_t gen = ++p->gen;
+	p->job = j;
+	atomic_store(&p->done, 0);
+	atomic_store(&p->next, (gen & 0xffffffffu) << 32);
+	if (p->n > 1 && nblk > 1)
+		pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->mu);
+	gemv_claim(p, &j, gen);
+	while (atomic_load(&p->done) < nblk) /* blocks other threads are finishing */
+		sched_yield();
 }
 
 static void layer_norm(float *o, const float *x, const float *w, const float *b, int n, double eps)
@@ -569,9 +676,9 @@ static void attention_block(struct model *m, int l, int pos)
 		in = s->xb;
 	}
 	/* q, k, v projections; this position's k and v go into the cache */
-	linear(s->q, L->wq, L->bq, in, qd, d);
-	linear(k, L->wk, L->bk, in, kvd, d);
-	linear(v, L->wv, L->bv, in, kvd, d);
+	linear(m, s->q, L->wq, L->bq, in, qd, d);
+	linear(m, k, L->wk, L->bk, in, kvd, d);
+	linear(m, v, L->wv, L->bv, in, kvd, d);
 	if (c->family == MODEL_OPT) {
 		cblas_sscal(qd, 1.0f / sqrtf((float)c->head_dim), s->q, 1);
 	} else {
@@ -580,7 +687,7 @@ static void attention_block(struct model *m, int l, int pos)
 	}
 	attention(m, l, pos);
 	/* output projection and residual */
-	linear(s->xb2, L->wo, L->bo, s->att_o, d, qd);
+	linear(m, s->xb2, L->wo, L->bo, s->att_o, d, qd);
 	for (int i = 0; i < d; i++)
 		s->x[i] += s->xb2[i];
 	if (!c->pre_norm)
@@ -603,15 +710,15 @@ static void ffn_block(struct model *m, int l, float *tap_in, float *tap_act)
 		memcpy(tap_in, in, (size_t)d * sizeof *tap_in);
 	if (c->family == MODEL_OPT) {
 		/* h = relu(fc1 x + b1); the pre-activation is the activation value */
-		linear(s->hb, L->w_up, L->b_up, in, f, d);
+		linear(m, s->hb, L->w_up, L->b_up, in, f, d);
 		if (tap_act)
 			memcpy(tap_act, s->hb, (size_t)f * sizeof *tap_act);
 		for (int i = 0; i < f; i++)
 			s->hb[i] = s->hb[i] > 0 ? s->hb[i] : 0;
 	} else {
 		/* h = silu(gate x) * (up x); |h| is the activation value */
-		linear(s->hb2, L->w_gate, NULL, in, f, d);
-		linear(s->hb, L->w_up, NULL, in, f, d);
+		linear(m, s->hb2, L->w_gate, NULL, in, f, d);
+		linear(m, s->hb, L->w_up, NULL, in, f, d);
 		for (int i = 0; i < f; i++) {
 			float g = s->hb2[i];
 			s->hb[i] *= g / (1.0f + expf(-g));
@@ -620,7 +727,7 @@ static void ffn_block(struct model *m, int l, float *tap_in, float *tap_act)
 		}
 	}
 	/* down projection and residual */
-	linear(s->xb2, L->w_down, L->b_down, s->hb, d, f);
+	linear(m, s->xb2, L->w_down, L->b_down, s->hb, d, f);
 	for (int i = 0; i < d; i++)
 		s->x[i] += s->xb2[i];
 	if (!c->pre_norm)
@@ -636,7 +743,7 @@ const float *model_forward(struct model *m, int token, int pos, const struct mod
 	/* token embedding (OPT: projected in, plus learned position pos + 2) */
 	memcpy(s->emb, w->tok_embed + (size_t)token * e, (size_t)e * sizeof *s->emb);
 	if (w->proj_in)
-		linear(s->x, w->proj_in, NULL, s->emb, d, e);
+		linear(m, s->x, w->proj_in, NULL, s->emb, d, e);
 	else
 		memcpy(s->x, s->emb, (size_t)d * sizeof *s->x);
 	if (w->pos_embed)
@@ -652,9 +759,9 @@ const float *model_forward(struct model *m, int token, int pos, const struct mod
 	if (w->final_norm_w)
 		norm(m, s->x, s->x, w->final_norm_w, w->final_norm_b);
 	if (w->proj_out)
-		linear(s->emb, w->proj_out, NULL, s->x, e, d);
+		linear(m, s->emb, w->proj_out, NULL, s->x, e, d);
 	else
 		memcpy(s->emb, s->x, (size_t)e * sizeof *s->emb);
-	linear(s->logits, w->lm_head, NULL, s->emb, c->vocab, e);
+	linear(m, s->logits, w->lm_head, NULL, s->emb, c->vocab, e);
 	return s->logits;
 }

@@ -13,8 +13,8 @@
  *    ("num_key_value_heads"), SwiGLU FFN down(silu(gate x) * up x).
  * Weights are converted to float32 at load (F32, F16 and BF16 files).
  * Matrix-vector products are single-threaded CBLAS calls on fixed row blocks
- * run by OpenMP threads (set their number with omp_set_num_threads and keep
- * OpenBLAS at one thread): results do not depend on the thread count.
+ * spread over the model's own `threads` threads (keep OpenBLAS itself at one
+ * thread): results do not depend on the thread count.
  *
  * What a forward step exposes for the trace, per layer: the FFN input (the
  * vector the up/gate projections multiply: post-attention, post-norm) and
@@ -62,8 +62,9 @@ int model_parse_config(const char *json, const char *path, struct model_config *
 		       struct lif_err *err);
 
 /* Load a checkpoint directory with room for max_tokens positions in the KV
- * cache. Errors name the file and the tensor or key. */
-struct model *model_open(const char *dir, int max_tokens, struct lif_err *err);
+ * cache, computing with `threads` threads. Errors name the file and the
+ * tensor or key. */
+struct model *model_open(const char *dir, int max_tokens, int threads, struct lif_err *err);
 void model_free(struct model *m);
 
 const struct model_config *model_get_config(const struct model *m);

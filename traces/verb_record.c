@@ -3,7 +3,6 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -500,7 +499,7 @@ static int run_record(const struct record_opts *o, const struct cli_global *g, s
 		goto out;
 	}
 	/* 2. the model, with a KV cache for prompt + generated tokens */
-	if (!(run.m = model_open(o->model, run.nprompt + (int)o->generate, err)) ||
+	if (!(run.m = model_open(o->model, run.nprompt + (int)o->generate, g->threads, err)) ||
 	    !(run.gen_text = calloc(1, TEXT_CAP + 1)))
 		goto out;
 	/* 3. thresholds and margins: calibrated on the prompt when needed */
@@ -534,8 +533,7 @@ int verb_record(int argc, char **argv, const struct cli_global *g)
 	int rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	openblas_set_num_threads(1); /* threads come from OpenMP (traces/model.h) */
-	omp_set_num_threads(g->threads);
+	openblas_set_num_threads(1); /* the model runs its own threads (traces/model.h) */
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
