@@ -63,15 +63,18 @@ struct ref_case {
 	char name[32];
 	char write[128];  /* ref.py write options */
 	char thr_opt[64]; /* sparsity option for both lifsim and ref */
+	int prompt;       /* prompt tokens (more than MODEL_MAX_BATCH crosses a chunk) */
 };
 
 static struct ref_case ref_cases[] = {
-	{"opt_f32", "--family opt", ""},
-	{"opt_postnorm_proj_f16", "--family opt --post-norm --proj 32 --dtype f16", ""},
-	{"opt_sharded_bf16", "--family opt --shards 3 --dtype bf16", ""},
-	{"llama_f32_sparsity", "--family llama", "--target-sparsity 0.7"},
-	{"llama_sharded_bf16_threshold", "--family llama --shards 2 --dtype bf16", "--threshold 0.05"},
-	{"llama_f16_default", "--family llama --dtype f16", ""},
+	{"opt_f32", "--family opt", "", 16},
+	{"opt_postnorm_proj_f16", "--family opt --post-norm --proj 32 --dtype f16", "", 16},
+	{"opt_sharded_bf16", "--family opt --shards 3 --dtype bf16", "", 16},
+	{"opt_prompt_of_two_chunks", "--family opt", "", 100},
+	{"llama_f32_sparsity", "--family llama", "--target-sparsity 0.7", 16},
+	{"llama_sharded_bf16_threshold", "--family llama --shards 2 --dtype bf16", "--threshold 0.05", 16},
+	{"llama_f16_default", "--family llama --dtype f16", "", 16},
+	{"llama_prompt_of_two_chunks", "--family llama", "--target-sparsity 0.6", 100},
 };
 
 
@@ -131,7 +134,11 @@ ParameterizedTest(struct ref_case *c, record, matches_numpy_reference, .init = t
 	char dir[4096];
 	snprintf(dir, sizeof dir, "%s", tu_path(c->name));
 	char ids[256], refp[4096], lg[4096], out[4096], msg[4096];
-	snprintf(ids, sizeof ids, "%s", tu_write("ids", "5 17 200 3 99 42 7 1 0 255 12 13 14 15 16 17\n"));
+	char idtext[1024] = "";
+	for (int k = 0; k < c->prompt; k++) /* a fixed pseudo-random prompt */
+		snprintf(idtext + strlen(idtext), sizeof idtext - strlen(idtext), "%d ", (k * 7919 + 17) % VOCAB);
+	snprintf(ids, sizeof ids, "%s", tu_write("ids", idtext));
+	const size_t T = (size_t)c->prompt + 6;
 	snprintf(refp, sizeof refp, "%s", tu_path("ref"));
 	snprintf(lg, sizeof lg, "%s", tu_path("logits.bin"));
 	snprintf(out, sizeof out, "%s", tu_path("t.h5"));
@@ -145,7 +152,7 @@ ParameterizedTest(struct ref_case *c, record, matches_numpy_reference, .init = t
 	size_t nl, nr;
 	float *a = read_bin(lg, sizeof(float), &nl), *b = read_bin(tu_path("ref.logits"), sizeof(float), &nr);
 	cr_assert_eq(nl, nr);
-	cr_assert_eq(nl, (size_t)22 * VOCAB);
+	cr_assert_eq(nl, T * VOCAB);
 	for (size_t k = 0; k < nl / VOCAB; k++)
 		cr_expect_leq(rel_err(a + k * VOCAB, b + k * VOCAB, VOCAB), 1e-4, "logits of token %zu", k);
 
@@ -153,19 +160,19 @@ ParameterizedTest(struct ref_case *c, record, matches_numpy_reference, .init = t
 	struct lif_err e = {0};
 	struct trace *t = trace_load(out, TRACE_LOAD_INPUTS | TRACE_LOAD_MAGNITUDES, &e);
 	cr_assert(t, "%s", e.msg);
-	cr_assert_eq(t->meta.tokens, 22);
+	cr_assert_eq(t->meta.tokens, (int64_t)T);
 	FILE *f = fopen(tu_path("ref.ids"), "r");
-	for (int k = 0; k < 22; k++) {
+	for (size_t k = 0; k < T; k++) {
 		int id = -1;
 		cr_assert_eq(fscanf(f, "%d", &id), 1);
-		cr_expect_eq(t->token_ids[k], id, "token %d", k);
+		cr_expect_eq(t->token_ids[k], id, "token %zu", k);
 	}
 	fclose(f);
 	size_t na, ni, nt;
 	float *act = read_bin(tu_path("ref.act"), sizeof(float), &na);
 	float *inp = read_bin(tu_path("ref.inputs"), sizeof(float), &ni);
 	double *thr = read_bin(tu_path("ref.thr"), sizeof(double), &nt);
-	cr_assert_eq(na, (size_t)22 * t->meta.layers * t->meta.d_ffn);
+	cr_assert_eq(na, T * t->meta.layers * t->meta.d_ffn);
 
 	/* lifsim's calibrated thresholds agree with the reference's */
 	char txt[4096];
@@ -176,7 +183,7 @@ ParameterizedTest(struct ref_case *c, record, matches_numpy_reference, .init = t
 		cr_expect(fabs(v - thr[l]) <= 1e-4 * fmax(1e-3, fabs(thr[l])), "threshold %zu: %g vs %g", l, v, thr[l]);
 		p += *p == ',';
 	}
-	check_trace(t, act, inp, thr, (int)nt, 22);
+	check_trace(t, act, inp, thr, (int)nt, T);
 	trace_free(t);
 	free(a), free(b), free(act), free(inp), free(thr);
 }

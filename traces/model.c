@@ -50,9 +50,10 @@ struct model_weights {
 #define LINEAR_BLOCK_ROWS 128
 
 struct gemv_job {
-	float *y;
-	const float *W, *b, *x;
-	int rows, cols;
+	float *y;            /* (n, rows) */
+	const float *W, *b;  /* (rows, cols), (rows) or NULL */
+	const float *x;      /* (n, cols) */
+	int rows, cols, n;
 };
 
 struct pool {
@@ -79,10 +80,15 @@ static void gemv_claim(struct pool *p, const struct gemv_job *j, uint64_t gen)
 			continue;
 		int r0 = (int)(cur & 0xffffffffu) * LINEAR_BLOCK_ROWS;
 		int n = j->rows - r0 < LINEAR_BLOCK_ROWS ? j->rows - r0 : LINEAR_BLOCK_ROWS;
-		if (j->b)
-			memcpy(j->y + r0, j->b + r0, (size_t)n * sizeof *j->y);
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, n, j->cols, 1.0f, j->W + (size_t)r0 * j->cols,
-			    j->cols, j->x, 1, j->b ? 1.0f : 0.0f, j->y + r0, 1);
+		for (int t = 0; j->b && t < j->n; t++)
+			memcpy(j->y + (size_t)t * j->rows + r0, j->b + r0, (size_t)n * sizeof *j->y);
+		if (j->n == 1) /* decode: one token */
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, n, j->cols, 1.0f, j->W + (size_t)r0 * j->cols,
+				    j->cols, j->x, 1, j->b ? 1.0f : 0.0f, j->y + r0, 1);
+		else /* a prompt chunk: y[:, r0:r0+n] = x W[r0:r0+n]^T */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, n, j->cols, 1.0f, j->x,
+				    j->cols, j->W + (size_t)r0 * j->cols, j->cols, j->b ? 1.0f : 0.0f,
+				    j->y + r0, j->rows);
 		atomic_fetch_add(&p->done, 1);
 	}
 }
@@ -140,20 +146,21 @@ static void pool_stop(struct pool *p)
 	pthread_cond_destroy(&p->go);
 }
 
-/* Activations of the current step and the KV cache. */
+/* Activations of the current step (n <= batch tokens) and the KV cache. */
 struct run_state {
-	float *x;      /* (d_model) residual stream */
-	float *xb;     /* (d_model) normed input of a block */
-	float *xb2;    /* (d_model) block output */
-	float *emb;    /* (d_embed) token embedding / pre-head vector */
-	float *q;      /* (q_dim) */
-	float *att_o;  /* (q_dim) attention output before wo */
-	float *att;    /* (heads, max_tokens) scores */
-	float *hb;     /* (d_ffn) up / fc1 */
-	float *hb2;    /* (d_ffn) gate */
+	int batch;      /* most tokens per forward call: min(MODEL_MAX_BATCH, max_tokens) */
+	float *x;       /* (batch, d_model) residual stream */
+	float *xb;      /* (batch, d_model) normed input of a block */
+	float *xb2;     /* (batch, d_model) block output */
+	float *emb;     /* (batch, d_embed) token embedding / pre-head vector */
+	float *q;       /* (batch, q_dim) */
+	float *att_o;   /* (batch, q_dim) attention output before wo */
+	float *att;     /* (max_tokens) scores of one head */
+	float *hb;      /* (batch, d_ffn) up / fc1 */
+	float *hb2;     /* (batch, d_ffn) gate */
 	float *k_cache; /* (layers, max_tokens, kv_dim) */
 	float *v_cache; /* (layers, max_tokens, kv_dim) */
-	float *logits; /* (vocab) */
+	float *logits;  /* (batch, vocab) */
 };
 
 struct model {
@@ -442,18 +449,19 @@ static int alloc_state(struct model *m, struct lif_err *err)
 	struct run_state *s = &m->s;
 	size_t qd = (size_t)c->heads * c->head_dim, kvd = (size_t)c->kv_heads * c->head_dim,
 	       T = (size_t)m->max_tokens;
-	s->x = calloc((size_t)c->d_model, sizeof(float));
-	s->xb = calloc((size_t)c->d_model, sizeof(float));
-	s->xb2 = calloc((size_t)c->d_model, sizeof(float));
-	s->emb = calloc((size_t)c->d_embed, sizeof(float));
-	s->q = calloc(qd, sizeof(float));
-	s->att_o = calloc(qd, sizeof(float));
-	s->att = calloc((size_t)c->heads * T, sizeof(float));
-	s->hb = calloc((size_t)c->d_ffn, sizeof(float));
-	s->hb2 = calloc((size_t)c->d_ffn, sizeof(float));
+	size_t B = (size_t)(s->batch = m->max_tokens < MODEL_MAX_BATCH ? m->max_tokens : MODEL_MAX_BATCH);
+	s->x = calloc(B * c->d_model, sizeof(float));
+	s->xb = calloc(B * c->d_model, sizeof(float));
+	s->xb2 = calloc(B * c->d_model, sizeof(float));
+	s->emb = calloc(B * c->d_embed, sizeof(float));
+	s->q = calloc(B * qd, sizeof(float));
+	s->att_o = calloc(B * qd, sizeof(float));
+	s->att = calloc(T, sizeof(float));
+	s->hb = calloc(B * c->d_ffn, sizeof(float));
+	s->hb2 = calloc(B * c->d_ffn, sizeof(float));
 	s->k_cache = calloc((size_t)c->layers * T * kvd, sizeof(float));
 	s->v_cache = calloc((size_t)c->layers * T * kvd, sizeof(float));
-	s->logits = calloc((size_t)c->vocab, sizeof(float));
+	s->logits = calloc(B * c->vocab, sizeof(float));
 	if (!s->x || !s->xb || !s->xb2 || !s->emb || !s->q || !s->att_o || !s->att || !s->hb ||
 	    !s->hb2 || !s->k_cache || !s->v_cache || !s->logits)
 		return err_set(err, ERR_NOMEM, "out of memory for the KV cache of %d tokens", m->max_tokens);
@@ -556,11 +564,12 @@ int64_t model_weight_bytes_per_token(const struct model *m)
 
 /* ---------------------------------------------------------------- forward */
 
-static void linear(struct model *m, float *y, const float *W, const float *b, const float *x,
+/* y (n, rows) = x (n, cols) W^T + b, for n tokens. */
+static void linear(struct model *m, int n, float *y, const float *W, const float *b, const float *x,
 		   int rows, int cols)
 {
 	struct pool *p = &m->pool;
-	struct gemv_job j = {y, W, b, x, rows, cols};
+	struct gemv_job j = {y, W, b, x, rows, cols, n};
 	int nblk = (rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
 	pthread_mutex_lock(&p->mu);
 	uint64_t gen = ++p->gen;
@@ -598,12 +607,16 @@ static void rms_norm(float *o, const float *x, const float *w, int n, double eps
 		o[i] = (float)(x[i] * r) * w[i];
 }
 
-static void norm(const struct model *m, float *o, const float *x, const float *w, const float *b)
+/* The family's norm of each of n rows of d_model (o may be x). */
+static void norm(const struct model *m, int n, float *o, const float *x, const float *w, const float *b)
 {
-	if (m->cfg.family == MODEL_OPT)
-		layer_norm(o, x, w, b, m->cfg.d_model, m->cfg.norm_eps);
-	else
-		rms_norm(o, x, w, m->cfg.d_model, m->cfg.norm_eps);
+	int d = m->cfg.d_model;
+	for (int t = 0; t < n; t++) {
+		if (m->cfg.family == MODEL_OPT)
+			layer_norm(o + (size_t)t * d, x + (size_t)t * d, w, b, d, m->cfg.norm_eps);
+		else
+			rms_norm(o + (size_t)t * d, x + (size_t)t * d, w, d, m->cfg.norm_eps);
+	}
 }
 
 /* HF rotate-half RoPE on n_heads heads of v (n_heads, head_dim) at pos. */
@@ -621,22 +634,22 @@ static void rope(float *v, int n_heads, int hd, int pos, double theta)
 	}
 }
 
-/* Causal self-attention of s->q against the cache of layer l up to pos;
- * result in s->att_o (q_dim). */
-static void attention(struct model *m, int l, int pos)
+/* Causal self-attention of query q (q_dim) at position pos against the cache
+ * of layer l (positions 0..pos); result in out (q_dim). Plain loops: small,
+ * and the same sums whatever the thread count. */
+static void attention(struct model *m, int l, int pos, const float *q_all, float *out)
 {
 	const struct model_config *c = &m->cfg;
 	struct run_state *s = &m->s;
 	int hd = c->head_dim, kvd = c->kv_heads * hd, group = c->heads / c->kv_heads;
 	size_t loff = (size_t)l * m->max_tokens * kvd;
 	float scale = c->family == MODEL_OPT ? 1.0f : 1.0f / sqrtf((float)hd); /* OPT scales q */
+	float *att = s->att;
 	for (int h = 0; h < c->heads; h++) {
 		const float *K = s->k_cache + loff + (h / group) * hd; /* (pos+1, kvd) rows */
 		const float *V = s->v_cache + loff + (h / group) * hd;
-		float *att = s->att + (size_t)h * m->max_tokens;
-		/* scores = scale * K q, softmax over positions 0..pos (plain loops:
-		 * small, and the same sums whatever the thread count) */
-		const float *q = s->q + h * hd;
+		const float *q = q_all + h * hd;
+		/* scores = scale * K q, softmax over positions 0..pos */
 		for (int t = 0; t <= pos; t++) {
 			float dot = 0;
 			for (int i = 0; i < hd; i++)
@@ -652,7 +665,7 @@ static void attention(struct model *m, int l, int pos)
 		for (int t = 0; t <= pos; t++)
 			att[t] = (float)(att[t] / sum);
 		/* out = V^T att */
-		float *o = s->att_o + h * hd;
+		float *o = out + h * hd;
 		memset(o, 0, (size_t)hd * sizeof *o);
 		for (int t = 0; t <= pos; t++)
 			for (int i = 0; i < hd; i++)
@@ -660,108 +673,122 @@ static void attention(struct model *m, int l, int pos)
 	}
 }
 
-/* The attention block of layer l: x += wo attn(norm(x)) (pre-norm) or
- * x = norm(x + wo attn(x)) (OPT post-norm). */
-static void attention_block(struct model *m, int l, int pos)
+/* The attention block of layer l for n tokens at positions pos..pos+n-1:
+ * x += wo attn(norm(x)) (pre-norm) or x = norm(x + wo attn(x)) (OPT post-norm). */
+static void attention_block(struct model *m, int l, int n, int pos)
 {
 	const struct model_config *c = &m->cfg;
 	const struct layer_weights *L = &m->w.layer[l];
 	struct run_state *s = &m->s;
 	int d = c->d_model, qd = c->heads * c->head_dim, kvd = c->kv_heads * c->head_dim;
-	float *k = s->k_cache + ((size_t)l * m->max_tokens + pos) * kvd;
+	float *k = s->k_cache + ((size_t)l * m->max_tokens + pos) * kvd; /* (n, kvd) cache rows */
 	float *v = s->v_cache + ((size_t)l * m->max_tokens + pos) * kvd;
 	const float *in = s->x;
 	if (c->pre_norm) {
-		norm(m, s->xb, s->x, L->attn_norm_w, L->attn_norm_b);
+		norm(m, n, s->xb, s->x, L->attn_norm_w, L->attn_norm_b);
 		in = s->xb;
 	}
-	/* q, k, v projections; this position's k and v go into the cache */
-	linear(m, s->q, L->wq, L->bq, in, qd, d);
-	linear(m, k, L->wk, L->bk, in, kvd, d);
-	linear(m, v, L->wv, L->bv, in, kvd, d);
-	if (c->family == MODEL_OPT) {
-		cblas_sscal(qd, 1.0f / sqrtf((float)c->head_dim), s->q, 1);
-	} else {
-		rope(s->q, c->heads, c->head_dim, pos, c->rope_theta);
-		rope(k, c->kv_heads, c->head_dim, pos, c->rope_theta);
+	/* q, k, v projections; these positions' k and v go into the cache */
+	linear(m, n, s->q, L->wq, L->bq, in, qd, d);
+	linear(m, n, k, L->wk, L->bk, in, kvd, d);
+	linear(m, n, v, L->wv, L->bv, in, kvd, d);
+	for (int t = 0; t < n; t++) {
+		if (c->family == MODEL_OPT) {
+			cblas_sscal(qd, 1.0f / sqrtf((float)c->head_dim), s->q + (size_t)t * qd, 1);
+		} else {
+			rope(s->q + (size_t)t * qd, c->heads, c->head_dim, pos + t, c->rope_theta);
+			rope(k + (size_t)t * kvd, c->kv_heads, c->head_dim, pos + t, c->rope_theta);
+		}
 	}
-	attention(m, l, pos);
+	/* each token attends to the cache up to its own position */
+	for (int t = 0; t < n; t++)
+		attention(m, l, pos + t, s->q + (size_t)t * qd, s->att_o + (size_t)t * qd);
 	/* output projection and residual */
-	linear(m, s->xb2, L->wo, L->bo, s->att_o, d, qd);
-	for (int i = 0; i < d; i++)
+	linear(m, n, s->xb2, L->wo, L->bo, s->att_o, d, qd);
+	for (size_t i = 0; i < (size_t)n * d; i++)
 		s->x[i] += s->xb2[i];
 	if (!c->pre_norm)
-		norm(m, s->x, s->x, L->attn_norm_w, L->attn_norm_b);
+		norm(m, n, s->x, s->x, L->attn_norm_w, L->attn_norm_b);
 }
 
-/* The FFN block of layer l, reporting its input and activation values. */
-static void ffn_block(struct model *m, int l, float *tap_in, float *tap_act)
+/* The FFN block of layer l for n tokens, reporting inputs and activation
+ * values into the taps (token-major, see model_tap) when given. */
+static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap)
 {
 	const struct model_config *c = &m->cfg;
 	const struct layer_weights *L = &m->w.layer[l];
 	struct run_state *s = &m->s;
 	int d = c->d_model, f = c->d_ffn;
+	size_t nf = (size_t)n * f;
 	const float *in = s->x;
 	if (c->pre_norm) {
-		norm(m, s->xb, s->x, L->ffn_norm_w, L->ffn_norm_b);
+		norm(m, n, s->xb, s->x, L->ffn_norm_w, L->ffn_norm_b);
 		in = s->xb;
 	}
-	if (tap_in)
-		memcpy(tap_in, in, (size_t)d * sizeof *tap_in);
+	for (int t = 0; tap && tap->ffn_in && t < n; t++)
+		memcpy(tap->ffn_in + ((size_t)t * c->layers + l) * d, in + (size_t)t * d, (size_t)d * sizeof *in);
 	if (c->family == MODEL_OPT) {
 		/* h = relu(fc1 x + b1); the pre-activation is the activation value */
-		linear(m, s->hb, L->w_up, L->b_up, in, f, d);
-		if (tap_act)
-			memcpy(tap_act, s->hb, (size_t)f * sizeof *tap_act);
-		for (int i = 0; i < f; i++)
+		linear(m, n, s->hb, L->w_up, L->b_up, in, f, d);
+		for (int t = 0; tap && tap->ffn_act && t < n; t++)
+			memcpy(tap->ffn_act + ((size_t)t * c->layers + l) * f, s->hb + (size_t)t * f,
+			       (size_t)f * sizeof *s->hb);
+		for (size_t i = 0; i < nf; i++)
 			s->hb[i] = s->hb[i] > 0 ? s->hb[i] : 0;
 	} else {
 		/* h = silu(gate x) * (up x); |h| is the activation value */
-		linear(m, s->hb2, L->w_gate, NULL, in, f, d);
-		linear(m, s->hb, L->w_up, NULL, in, f, d);
-		for (int i = 0; i < f; i++) {
+		linear(m, n, s->hb2, L->w_gate, NULL, in, f, d);
+		linear(m, n, s->hb, L->w_up, NULL, in, f, d);
+		for (size_t i = 0; i < nf; i++) {
 			float g = s->hb2[i];
 			s->hb[i] *= g / (1.0f + expf(-g));
-			if (tap_act)
-				tap_act[i] = fabsf(s->hb[i]);
 		}
+		for (int t = 0; tap && tap->ffn_act && t < n; t++)
+			for (int i = 0; i < f; i++)
+				tap->ffn_act[((size_t)t * c->layers + l) * f + i] = fabsf(s->hb[(size_t)t * f + i]);
 	}
 	/* down projection and residual */
-	linear(m, s->xb2, L->w_down, L->b_down, s->hb, d, f);
-	for (int i = 0; i < d; i++)
+	linear(m, n, s->xb2, L->w_down, L->b_down, s->hb, d, f);
+	for (size_t i = 0; i < (size_t)n * d; i++)
 		s->x[i] += s->xb2[i];
 	if (!c->pre_norm)
-		norm(m, s->x, s->x, L->ffn_norm_w, L->ffn_norm_b);
+		norm(m, n, s->x, s->x, L->ffn_norm_w, L->ffn_norm_b);
 }
 
-const float *model_forward(struct model *m, int token, int pos, const struct model_tap *tap)
+int model_batch(const struct model *m)
+{
+	return m->s.batch;
+}
+
+const float *model_forward(struct model *m, const int32_t *tokens, int n, int pos,
+			   const struct model_tap *tap)
 {
 	const struct model_config *c = &m->cfg;
 	const struct model_weights *w = &m->w;
 	struct run_state *s = &m->s;
 	int d = c->d_model, e = c->d_embed;
-	/* token embedding (OPT: projected in, plus learned position pos + 2) */
-	memcpy(s->emb, w->tok_embed + (size_t)token * e, (size_t)e * sizeof *s->emb);
+	/* token embeddings (OPT: projected in, plus learned positions pos + 2) */
+	for (int t = 0; t < n; t++)
+		memcpy(s->emb + (size_t)t * e, w->tok_embed + (size_t)tokens[t] * e, (size_t)e * sizeof *s->emb);
 	if (w->proj_in)
-		linear(m, s->x, w->proj_in, NULL, s->emb, d, e);
+		linear(m, n, s->x, w->proj_in, NULL, s->emb, d, e);
 	else
-		memcpy(s->x, s->emb, (size_t)d * sizeof *s->x);
-	if (w->pos_embed)
+		memcpy(s->x, s->emb, (size_t)n * d * sizeof *s->x);
+	for (int t = 0; w->pos_embed && t < n; t++)
 		for (int i = 0; i < d; i++)
-			s->x[i] += w->pos_embed[(size_t)(pos + 2) * d + i];
+			s->x[(size_t)t * d + i] += w->pos_embed[(size_t)(pos + t + 2) * d + i];
 	/* the decoder layers */
 	for (int l = 0; l < c->layers; l++) {
-		attention_block(m, l, pos);
-		ffn_block(m, l, tap && tap->ffn_in ? tap->ffn_in + (size_t)l * d : NULL,
-			  tap && tap->ffn_act ? tap->ffn_act + (size_t)l * c->d_ffn : NULL);
+		attention_block(m, l, n, pos);
+		ffn_block(m, l, n, tap);
 	}
 	/* final norm, projection out, and the head */
 	if (w->final_norm_w)
-		norm(m, s->x, s->x, w->final_norm_w, w->final_norm_b);
+		norm(m, n, s->x, s->x, w->final_norm_w, w->final_norm_b);
 	if (w->proj_out)
-		linear(m, s->emb, w->proj_out, NULL, s->x, e, d);
+		linear(m, n, s->emb, w->proj_out, NULL, s->x, e, d);
 	else
-		memcpy(s->emb, s->x, (size_t)e * sizeof *s->emb);
-	linear(m, s->logits, w->lm_head, NULL, s->emb, c->vocab, e);
+		memcpy(s->emb, s->x, (size_t)n * e * sizeof *s->emb);
+	linear(m, n, s->logits, w->lm_head, NULL, s->emb, c->vocab, e);
 	return s->logits;
 }

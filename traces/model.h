@@ -74,14 +74,23 @@ const char *model_config_json(const struct model *m);
  * forward touches, plus one embedding row). */
 int64_t model_weight_bytes_per_token(const struct model *m);
 
-/* Per-token outputs a caller can ask for (NULL fields are skipped). */
+/* Largest n model_forward accepts: min(MODEL_MAX_BATCH, max_tokens). */
+#define MODEL_MAX_BATCH 64
+int model_batch(const struct model *m);
+
+/* Outputs a caller can ask for, token-major (NULL fields are skipped). */
 struct model_tap {
-	float *ffn_in;  /* (layers, d_model) FFN inputs */
-	float *ffn_act; /* (layers, d_ffn) activation values (see above) */
+	float *ffn_in;  /* (n, layers, d_model) FFN inputs */
+	float *ffn_act; /* (n, layers, d_ffn) activation values (see above) */
 };
 
-/* Run token `token` at position pos (0, 1, 2, ... in order; pos <
- * max_tokens) and return the logits (vocab), valid until the next call. */
-const float *model_forward(struct model *m, int token, int pos, const struct model_tap *tap);
+/* Run n tokens (1 <= n <= model_batch) at positions pos..pos+n-1 (calls must
+ * continue the sequence: pos is the number of tokens run so far, or any
+ * smaller value to rewrite the cache from there) and return the logits
+ * (n, vocab), valid until the next call. n > 1 (a prompt chunk) uses matrix
+ * products instead of matrix-vector products: the same model, with float
+ * sums in another order. */
+const float *model_forward(struct model *m, const int32_t *tokens, int n, int pos,
+			   const struct model_tap *tap);
 
 #endif

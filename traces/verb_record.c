@@ -270,9 +270,10 @@ static int calibrate(struct model *m, const int32_t *ids, int ncal, const struct
 		free(v);
 		return err_set(err, ERR_NOMEM, "out of memory for calibration");
 	}
-	for (int t = 0; t < ncal; t++) {
+	for (int t = 0, n; t < ncal; t += n) { /* in chunks of model_batch tokens */
+		n = ncal - t < model_batch(m) ? ncal - t : model_batch(m);
 		struct model_tap tap = {NULL, all + (size_t)t * per_tok};
-		model_forward(m, ids[t], t, &tap);
+		model_forward(m, ids + t, n, t, &tap);
 	}
 	for (int l = 0; l < c->layers; l++) {
 		for (int t = 0; t < ncal; t++)
@@ -298,19 +299,20 @@ struct recorder {
 	FILE *logits;
 	uint8_t *bits;   /* (layers, row_bytes) */
 	uint8_t *mags;   /* (layers, d_ffn) or NULL */
-	float *inputs;   /* (layers, d_model) or NULL */
-	float *act;      /* (layers, d_ffn) */
+	float *inputs;   /* (batch, layers, d_model) or NULL */
+	float *act;      /* (batch, layers, d_ffn) */
 	int64_t active;  /* active (token, layer, neuron) count */
 };
 
-/* Turn one token's activation values into the trace row and append it. */
-static int record_token(struct recorder *rc, const struct rule *r, int32_t id, struct lif_err *err)
+/* Turn token k of the current chunk into a trace row and append it. */
+static int record_token(struct recorder *rc, const struct rule *r, int k, int32_t id,
+			struct lif_err *err)
 {
 	const struct model_config *c = rc->c;
 	int rb = trace_row_bytes(c->d_ffn);
 	memset(rc->bits, 0, (size_t)c->layers * rb);
 	for (int l = 0; l < c->layers; l++) {
-		const float *a = rc->act + (size_t)l * c->d_ffn;
+		const float *a = rc->act + ((size_t)k * c->layers + l) * c->d_ffn;
 		uint8_t *row = rc->bits + (size_t)l * rb;
 		for (int i = 0; i < c->d_ffn; i++) {
 			if (a[i] > r->thr[l]) {
@@ -321,7 +323,8 @@ static int record_token(struct recorder *rc, const struct rule *r, int32_t id, s
 				rc->mags[(size_t)l * c->d_ffn + i] = trace_mag_encode(a[i] - r->thr[l], r->margin[l]);
 		}
 	}
-	return trace_writer_append(rc->w, id, rc->bits, rc->mags, rc->inputs, err);
+	return trace_writer_append(rc->w, id, rc->bits, rc->mags,
+				   rc->inputs ? rc->inputs + (size_t)k * c->layers * c->d_model : NULL, err);
 }
 
 static int argmax(const float *v, int n)
@@ -385,34 +388,49 @@ struct run {
 	size_t gen_len;
 };
 
+/* Note the greedy choice after token t (from its logits) when it is generated. */
+static void note_generated(struct run *run, const struct model_config *c, int t, int total,
+			   const float *logits, int32_t *next)
+{
+	*next = argmax(logits, c->vocab);
+	if (t < run->nprompt - 1 || t + 1 >= total)
+		return;
+	if (run->tok)
+		tok_decode_append(run->tok, *next, run->gen_text, &run->gen_len, TEXT_CAP);
+	else
+		run->gen_len += (size_t)snprintf(run->gen_text + run->gen_len, TEXT_CAP - run->gen_len,
+						 "%s%d", run->gen_len ? " " : "", *next);
+}
+
+/* Run and record every token: the prompt in chunks of model_batch tokens,
+ * then one generated token at a time. */
 static int record_all(struct run *run, const struct record_opts *o, const struct rule *r,
 		      struct recorder *rc, const struct cli_global *g, double *gen_s, struct lif_err *err)
 {
 	const struct model_config *c = rc->c;
-	int total = run->nprompt + (int)o->generate, next = 0;
-	struct timespec t0, t1;
-	for (int t = 0; t < total && !stop_requested; t++) {
+	int total = run->nprompt + (int)o->generate, n;
+	int32_t next = 0;
+	struct timespec t0 = {0}, t1;
+	for (int t = 0; t < total && !stop_requested; t += n) {
 		if (t == run->nprompt)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
-		int32_t id = t < run->nprompt ? run->ids[t] : next;
+		const int32_t *ids = t < run->nprompt ? run->ids + t : &next;
+		n = t < run->nprompt ? run->nprompt - t : 1;
+		n = n < model_batch(run->m) ? n : model_batch(run->m);
 		struct model_tap tap = {rc->inputs, rc->act};
-		const float *logits = model_forward(run->m, id, t, &tap);
-		if (record_token(rc, r, id, err))
-			return err->code;
-		if (rc->logits && fwrite(logits, sizeof *logits, (size_t)c->vocab, rc->logits) != (size_t)c->vocab)
-			return err_set(err, ERR_IO, "%s: cannot write logits", o->logits);
-		next = argmax(logits, c->vocab);
-		if (t >= run->nprompt - 1 && t + 1 < total) {
-			if (run->tok)
-				tok_decode_append(run->tok, next, run->gen_text, &run->gen_len, TEXT_CAP);
-			else
-				run->gen_len += (size_t)snprintf(run->gen_text + run->gen_len, TEXT_CAP - run->gen_len,
-								 "%s%d", run->gen_len ? " " : "", next);
+		const float *logits = model_forward(run->m, ids, n, t, &tap);
+		for (int k = 0; k < n; k++) {
+			const float *lk = logits + (size_t)k * c->vocab;
+			if (record_token(rc, r, k, ids[k], err))
+				return err->code;
+			if (rc->logits && fwrite(lk, sizeof *lk, (size_t)c->vocab, rc->logits) != (size_t)c->vocab)
+				return err_set(err, ERR_IO, "%s: cannot write logits", o->logits);
 		}
+		note_generated(run, c, t + n - 1, total, logits + (size_t)(n - 1) * c->vocab, &next);
 		if (t >= run->nprompt && (t - run->nprompt) % 16 == 15 &&
 		    trace_writer_set_text(rc->w, "generated_text", run->gen_text, err))
 			return err->code;
-		cli_progress(g, "lifsim record", t + 1, total);
+		cli_progress(g, "lifsim record", t + n, total);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	*gen_s = o->generate ? (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec) : 0;
@@ -434,9 +452,10 @@ static int record(struct run *run, const struct record_opts *o, const struct rul
 	meta_fill(&meta, o, c, r, run->nprompt);
 	thresholds_text(thr, sizeof thr, r, c->layers);
 	rc.bits = calloc((size_t)c->layers, (size_t)trace_row_bytes(c->d_ffn));
-	rc.act = malloc((size_t)c->layers * c->d_ffn * sizeof *rc.act);
+	size_t B = (size_t)model_batch(run->m);
+	rc.act = malloc(B * c->layers * c->d_ffn * sizeof *rc.act);
 	rc.mags = o->magnitudes ? malloc((size_t)c->layers * c->d_ffn) : NULL;
-	rc.inputs = o->inputs ? malloc((size_t)c->layers * c->d_model * sizeof *rc.inputs) : NULL;
+	rc.inputs = o->inputs ? malloc(B * c->layers * c->d_model * sizeof *rc.inputs) : NULL;
 	snprintf(tmp_logits, sizeof tmp_logits, "%s.tmp", o->logits ? o->logits : "");
 	if (!rc.bits || !rc.act || (o->magnitudes && !rc.mags) || (o->inputs && !rc.inputs))
 		err_set(err, ERR_NOMEM, "out of memory");
