@@ -405,12 +405,13 @@ static void note_generated(struct run *run, const struct model_config *c, int t,
 /* Run and record every token: the prompt in chunks of model_batch tokens,
  * then one generated token at a time. */
 static int record_all(struct run *run, const struct record_opts *o, const struct rule *r,
-		      struct recorder *rc, const struct cli_global *g, double *gen_s, struct lif_err *err)
+		      struct recorder *rc, const struct cli_global *g, double secs[2], struct lif_err *err)
 {
 	const struct model_config *c = rc->c;
 	int total = run->nprompt + (int)o->generate, n;
 	int32_t next = 0;
-	struct timespec t0 = {0}, t1;
+	struct timespec ts, t0 = {0}, t1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	for (int t = 0; t < total && !stop_requested; t += n) {
 		if (t == run->nprompt)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -433,7 +434,10 @@ static int record_all(struct run *run, const struct record_opts *o, const struct
 		cli_progress(g, "lifsim record", t + n, total);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	*gen_s = o->generate ? (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec) : 0;
+	if (!o->generate)
+		t0 = t1;
+	secs[0] = (t0.tv_sec - ts.tv_sec) + 1e-9 * (t0.tv_nsec - ts.tv_nsec);
+	secs[1] = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
 	if (stop_requested)
 		return err_set(err, ERR_INVAL, "interrupted; %s holds the tokens recorded so far", o->out);
 	return 0;
@@ -448,7 +452,7 @@ static int record(struct run *run, const struct record_opts *o, const struct rul
 	struct trace_meta meta;
 	char thr[TRACE_MAX_LAYERS * 20];
 	char tmp_logits[4200];
-	double gen_s = 0;
+	double secs[2] = {0, 0}; /* prompt, generation */
 	meta_fill(&meta, o, c, r, run->nprompt);
 	thresholds_text(thr, sizeof thr, r, c->layers);
 	rc.bits = calloc((size_t)c->layers, (size_t)trace_row_bytes(c->d_ffn));
@@ -465,7 +469,7 @@ static int record(struct run *run, const struct record_opts *o, const struct rul
 		 !trace_writer_set_text(rc.w, "prompt", run->prompt_text, err) &&
 		 !trace_writer_set_text(rc.w, "model_config", model_config_json(run->m), err) &&
 		 !trace_writer_set_text(rc.w, "layer_thresholds", thr, err))
-		record_all(run, o, r, &rc, g, &gen_s, err);
+		record_all(run, o, r, &rc, g, secs, err);
 	if (rc.w) {
 		struct lif_err e2 = {0};
 		if (trace_writer_set_text(rc.w, "generated_text", run->gen_text, &e2) ||
@@ -481,9 +485,11 @@ static int record(struct run *run, const struct record_opts *o, const struct rul
 		printf("recorded %d tokens (%d prompt + %lld generated), %d layers x %d neurons, "
 		       "active %.4f\n", total, run->nprompt, o->generate, c->layers, c->d_ffn,
 		       (double)rc.active / ((double)total * c->layers * c->d_ffn));
+		printf("prompt: %.3f tokens/s (in chunks of %d, recording included)\n",
+		       run->nprompt / secs[0], model_batch(run->m));
 		if (o->generate)
 			printf("generation: %.3f tokens/s (%.0f float32 weight bytes per token)\n",
-			       (double)o->generate / gen_s, (double)model_weight_bytes_per_token(run->m));
+			       (double)o->generate / secs[1], (double)model_weight_bytes_per_token(run->m));
 	}
 	free(rc.bits);
 	free(rc.act);
