@@ -36,7 +36,7 @@ bench_model() {
 		line=$("$LIFSIM" record --model "$dir" --tokens-file "$tmp/ids" --generate "$gen" \
 			-o "$tmp/t.h5" | grep '^generation:')
 		rate=$(echo "$line" | awk '{print $2}')
-		bytes=$(echo "$line" | sed 's/.*(\([0-9]*\) float32.*/\1/')
+		bytes=$(echo "$line" | sed 's/.*(\([0-9]*\) weight bytes.*/\1/')
 		bw=$("$tmp/membw" 1024)
 		rows+="$rate $bytes $bw"$'\n'
 	done

@@ -64,17 +64,22 @@ struct ref_case {
 	char write[128];  /* ref.py write options */
 	char thr_opt[64]; /* sparsity option for both lifsim and ref */
 	int prompt;       /* prompt tokens (more than MODEL_MAX_BATCH crosses a chunk) */
+	char lifsim_opt[32]; /* lifsim only */
 };
 
 static struct ref_case ref_cases[] = {
-	{"opt_f32", "--family opt", "", 16},
-	{"opt_postnorm_proj_f16", "--family opt --post-norm --proj 32 --dtype f16", "", 16},
-	{"opt_sharded_bf16", "--family opt --shards 3 --dtype bf16", "", 16},
-	{"opt_prompt_of_two_chunks", "--family opt", "", 100},
-	{"llama_f32_sparsity", "--family llama", "--target-sparsity 0.7", 16},
-	{"llama_sharded_bf16_threshold", "--family llama --shards 2 --dtype bf16", "--threshold 0.05", 16},
-	{"llama_f16_default", "--family llama --dtype f16", "", 16},
-	{"llama_prompt_of_two_chunks", "--family llama", "--target-sparsity 0.6", 100},
+	{"opt_f32", "--family opt", "", 16, ""},
+	{"opt_postnorm_proj_f16", "--family opt --post-norm --proj 32 --dtype f16", "", 16, ""},
+	{"opt_sharded_bf16", "--family opt --shards 3 --dtype bf16", "", 16, ""},
+	{"opt_prompt_of_two_chunks", "--family opt", "", 100, ""},
+	{"llama_f32_sparsity", "--family llama", "--target-sparsity 0.7", 16, ""},
+	{"llama_sharded_bf16_threshold", "--family llama --shards 2 --dtype bf16", "--threshold 0.05", 16, ""},
+	{"llama_f16_default", "--family llama --dtype f16", "", 16, ""},
+	{"llama_prompt_of_two_chunks", "--family llama", "--target-sparsity 0.6", 100, ""},
+	{"opt_postproj_f16_half", "--family opt --post-norm --proj 32 --dtype f16", "", 70,
+	 "--half-weights"},
+	{"llama_shard_bf16_half", "--family llama --shards 2 --dtype bf16", "", 16, "--half-weights"},
+	{"llama_f16_half", "--family llama --dtype f16", "", 16, "--half-weights"},
 };
 
 
@@ -144,8 +149,9 @@ ParameterizedTest(struct ref_case *c, record, matches_numpy_reference, .init = t
 	snprintf(out, sizeof out, "%s", tu_path("t.h5"));
 	cr_assert_eq(ref_py("write '%s' %s", dir, c->write), 0);
 	cr_assert_eq(ref_py("run '%s' --tokens '%s' --generate 6 %s --out '%s'", dir, ids, c->thr_opt, refp), 0);
-	cr_assert_eq(tu_lifsim(msg, sizeof msg, "record -q --model '%s' --tokens-file '%s' --generate 6 %s "
-			       "--inputs --magnitudes --logits '%s' -o '%s'", dir, ids, c->thr_opt, lg, out),
+	cr_assert_eq(tu_lifsim(msg, sizeof msg, "record -q --model '%s' --tokens-file '%s' --generate 6 %s %s "
+			       "--inputs --magnitudes --logits '%s' -o '%s'", dir, ids, c->thr_opt, c->lifsim_opt,
+			       lg, out),
 		     0, "%s", msg);
 
 	/* logits, token by token, to 1e-4 relative */

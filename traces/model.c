@@ -13,30 +13,87 @@
 
 #include "traces/safetensors.h"
 
-/* One decoder layer's weights; shapes are (rows, cols), row-major, as HF
- * stores nn.Linear weights (out_features, in_features). q_dim = heads *
- * head_dim, kv_dim = kv_heads * head_dim. Biases are NULL when absent. */
+/* A weight matrix (rows, cols), row-major as HF stores nn.Linear weights
+ * (out_features, in_features), in the checkpoint's dtype (F32, F16 or BF16),
+ * borrowed from the checkpoint's mmap. data == NULL: absent. */
+struct matrix {
+	const void *data;
+	int dtype; /* enum st_dtype */
+	int rows, cols;
+};
+
+/* One decoder layer's weights. q_dim = heads * head_dim, kv_dim = kv_heads *
+ * head_dim. Vectors are float32 copies; biases are NULL when absent. */
 struct layer_weights {
 	float *attn_norm_w, *attn_norm_b; /* (d_model) OPT self_attn_layer_norm, Llama input_layernorm */
-	float *wq, *bq;                   /* (q_dim, d_model), (q_dim) */
-	float *wk, *bk;                   /* (kv_dim, d_model), (kv_dim) */
-	float *wv, *bv;                   /* (kv_dim, d_model), (kv_dim) */
-	float *wo, *bo;                   /* (d_model, q_dim), (d_model) */
+	struct matrix wq; float *bq;      /* (q_dim, d_model), (q_dim) */
+	struct matrix wk; float *bk;      /* (kv_dim, d_model), (kv_dim) */
+	struct matrix wv; float *bv;      /* (kv_dim, d_model), (kv_dim) */
+	struct matrix wo; float *bo;      /* (d_model, q_dim), (d_model) */
 	float *ffn_norm_w, *ffn_norm_b;   /* (d_model) OPT final_layer_norm, Llama post_attention_layernorm */
-	float *w_up, *b_up;               /* (d_ffn, d_model), (d_ffn) OPT fc1, Llama up_proj */
-	float *w_gate;                    /* (d_ffn, d_model) Llama gate_proj; NULL for OPT */
-	float *w_down, *b_down;           /* (d_model, d_ffn), (d_model) OPT fc2, Llama down_proj */
+	struct matrix w_up; float *b_up;  /* (d_ffn, d_model), (d_ffn) OPT fc1, Llama up_proj */
+	struct matrix w_gate;             /* (d_ffn, d_model) Llama gate_proj; absent for OPT */
+	struct matrix w_down; float *b_down; /* (d_model, d_ffn), (d_model) OPT fc2, Llama down_proj */
 };
 
 struct model_weights {
-	float *tok_embed;                   /* (vocab, d_embed) */
+	struct matrix tok_embed;            /* (vocab, d_embed) */
 	float *pos_embed;                   /* (max_pos + 2, d_model) OPT only */
-	float *proj_in;                     /* (d_model, d_embed) OPT project_in, or NULL */
-	float *proj_out;                    /* (d_embed, d_model) OPT project_out, or NULL */
+	struct matrix proj_in;              /* (d_model, d_embed) OPT project_in, or absent */
+	struct matrix proj_out;             /* (d_embed, d_model) OPT project_out, or absent */
 	float *final_norm_w, *final_norm_b; /* (d_model), or NULL */
-	float *lm_head;                     /* (vocab, d_embed); == tok_embed when tied */
+	struct matrix lm_head;              /* (vocab, d_embed); tok_embed when tied */
 	struct layer_weights *layer;        /* (layers) */
 };
+
+/* Bytes per element of a matrix dtype. */
+static int dtype_bytes(int dtype)
+{
+	return dtype == ST_F32 ? 4 : 2;
+}
+
+/* Widen n elements of src (dtype) to float32. fp16 uses the CPU's F16C
+ * instructions when it has them (exact either way). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(float *d, const uint16_t *s, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+	for (; i < n; i++)
+		d[i] = st_f16_to_f32(s[i]);
+}
+static int have_f16c(void)
+{
+	return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+}
+#else
+static void f16_to_f32_f16c(float *d, const uint16_t *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		d[i] = st_f16_to_f32(s[i]);
+}
+static int have_f16c(void)
+{
+	return 0;
+}
+#endif
+
+static void widen(float *d, const void *src, int dtype, size_t n, const float *f16_table)
+{
+	const uint16_t *h = src;
+	if (dtype == ST_F32)
+		memcpy(d, src, n * sizeof *d);
+	else if (dtype == ST_BF16)
+		for (size_t i = 0; i < n; i++)
+			d[i] = st_bf16_to_f32(h[i]);
+	else if (!f16_table)
+		f16_to_f32_f16c(d, h, n);
+	else
+		for (size_t i = 0; i < n; i++)
+			d[i] = f16_table[h[i]];
+}
 
 /* ---- matrix-vector products on a small thread pool ----
  * y (rows) = W (rows, cols) x + b. The rows are cut into fixed blocks, each
@@ -50,15 +107,22 @@ struct model_weights {
 #define LINEAR_BLOCK_ROWS 128
 
 struct gemv_job {
-	float *y;            /* (n, rows) */
-	const float *W, *b;  /* (rows, cols), (rows) or NULL */
-	const float *x;      /* (n, cols) */
-	int rows, cols, n;
+	float *y;                /* (n, rows) */
+	const struct matrix *W;  /* (rows, cols) */
+	const float *b;          /* (rows) or NULL */
+	const float *x;          /* (n, cols) */
+	int n;
 };
+
+/* Half-precision matrices are widened HALF_ROWS rows at a time into a
+ * per-thread scratch that stays in cache, then multiplied by CBLAS. */
+#define HALF_ROWS 16
 
 struct pool {
 	pthread_t *th;   /* (n) th[1..n-1] are workers; the caller is thread 0 */
 	int n, started;
+	float **scratch; /* (n) per thread: (HALF_ROWS, max cols) */
+	const float *f16_table; /* fp16 -> float32 table without F16C, or NULL */
 	pthread_mutex_t mu;
 	pthread_cond_t go;
 	uint64_t gen;    /* job number, bumped for every job (under mu) */
@@ -68,10 +132,41 @@ struct pool {
 	_Atomic int done;      /* blocks of the current job finished */
 };
 
-/* Claim and run blocks of job j (number gen) until none is left. */
-static void gemv_claim(struct pool *p, const struct gemv_job *j, uint64_t gen)
+/* y[:, r0:r0+nr] (+)= x Wf^T for float32 rows Wf (nr, cols). */
+static void gemv_rows(const struct gemv_job *j, const float *Wf, int r0, int nr)
 {
-	int nblk = (j->rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
+	int rows = j->W->rows, cols = j->W->cols;
+	float beta = j->b ? 1.0f : 0.0f;
+	if (j->n == 1) /* decode: one token */
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, cols, 1.0f, Wf, cols, j->x, 1, beta, j->y + r0, 1);
+	else /* a prompt chunk */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, nr, cols, 1.0f, j->x, cols, Wf,
+			    cols, beta, j->y + r0, rows);
+}
+
+/* One block of rows r0..r0+nr: float32 straight from the mmap, half
+ * precision widened HALF_ROWS rows at a time. */
+static void gemv_block(const struct pool *p, const struct gemv_job *j, int tid, int r0, int nr)
+{
+	const struct matrix *W = j->W;
+	for (int t = 0; j->b && t < j->n; t++)
+		memcpy(j->y + (size_t)t * W->rows + r0, j->b + r0, (size_t)nr * sizeof *j->y);
+	if (W->dtype == ST_F32) {
+		gemv_rows(j, (const float *)W->data + (size_t)r0 * W->cols, r0, nr);
+		return;
+	}
+	for (int h = 0; h < nr; h += HALF_ROWS) {
+		int k = nr - h < HALF_ROWS ? nr - h : HALF_ROWS;
+		const char *src = (const char *)W->data + (size_t)(r0 + h) * W->cols * 2;
+		widen(p->scratch[tid], src, W->dtype, (size_t)k * W->cols, p->f16_table);
+		gemv_rows(j, p->scratch[tid], r0 + h, k);
+	}
+}
+
+/* Claim and run blocks of job j (number gen) until none is left. */
+static void gemv_claim(struct pool *p, const struct gemv_job *j, uint64_t gen, int tid)
+{
+	int nblk = (j->W->rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
 	for (;;) {
 		uint64_t cur = atomic_load(&p->next);
 		if (cur >> 32 != (gen & 0xffffffffu) || (int)(cur & 0xffffffffu) >= nblk)
@@ -79,24 +174,23 @@ static void gemv_claim(struct pool *p, const struct gemv_job *j, uint64_t gen)
 		if (!atomic_compare_exchange_weak(&p->next, &cur, cur + 1))
 			continue;
 		int r0 = (int)(cur & 0xffffffffu) * LINEAR_BLOCK_ROWS;
-		int n = j->rows - r0 < LINEAR_BLOCK_ROWS ? j->rows - r0 : LINEAR_BLOCK_ROWS;
-		for (int t = 0; j->b && t < j->n; t++)
-			memcpy(j->y + (size_t)t * j->rows + r0, j->b + r0, (size_t)n * sizeof *j->y);
-		if (j->n == 1) /* decode: one token */
-			cblas_sgemv(CblasRowMajor, CblasNoTrans, n, j->cols, 1.0f, j->W + (size_t)r0 * j->cols,
-				    j->cols, j->x, 1, j->b ? 1.0f : 0.0f, j->y + r0, 1);
-		else /* a prompt chunk: y[:, r0:r0+n] = x W[r0:r0+n]^T */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, n, j->cols, 1.0f, j->x,
-				    j->cols, j->W + (size_t)r0 * j->cols, j->cols, j->b ? 1.0f : 0.0f,
-				    j->y + r0, j->rows);
+		int nr = j->W->rows - r0 < LINEAR_BLOCK_ROWS ? j->W->rows - r0 : LINEAR_BLOCK_ROWS;
+		gemv_block(p, j, tid, r0, nr);
 		atomic_fetch_add(&p->done, 1);
 	}
 }
 
+struct worker_arg {
+	struct pool *p;
+	int tid;
+};
+
 static void *pool_worker(void *arg)
 {
-	struct pool *p = arg;
+	struct pool *p = ((struct worker_arg *)arg)->p;
+	int tid = ((struct worker_arg *)arg)->tid;
 	uint64_t seen = 0;
+	free(arg);
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
 		while (p->gen == seen && !p->stop)
@@ -107,22 +201,32 @@ static void *pool_worker(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			return NULL;
-		gemv_claim(p, &j, seen);
+		gemv_claim(p, &j, seen, tid);
 	}
 }
 
-static int pool_start(struct pool *p, int nthreads, struct lif_err *err)
+static int pool_start(struct pool *p, int nthreads, int max_cols, const float *f16_table,
+		      struct lif_err *err)
 {
 	p->n = nthreads < 1 ? 1 : nthreads;
+	p->f16_table = f16_table;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->go, NULL);
 	atomic_init(&p->next, 0);
 	atomic_init(&p->done, 0);
 	p->th = calloc((size_t)p->n, sizeof *p->th);
-	if (!p->th)
+	p->scratch = calloc((size_t)p->n, sizeof *p->scratch);
+	if (!p->th || !p->scratch)
 		return err_set(err, ERR_NOMEM, "out of memory");
+	for (int t = 0; t < p->n; t++)
+		if (!(p->scratch[t] = malloc((size_t)HALF_ROWS * max_cols * sizeof(float))))
+			return err_set(err, ERR_NOMEM, "out of memory");
 	for (int t = 1; t < p->n; t++) {
-		if (pthread_create(&p->th[t], NULL, pool_worker, p)) {
+		struct worker_arg *a = malloc(sizeof *a);
+		if (a)
+			a->p = p, a->tid = t;
+		if (!a || pthread_create(&p->th[t], NULL, pool_worker, a)) {
+			free(a);
 			p->n = t; /* run with the threads we have */
 			break;
 		}
@@ -141,6 +245,9 @@ static void pool_stop(struct pool *p)
 	pthread_mutex_unlock(&p->mu);
 	for (int t = 1; t <= p->started; t++)
 		pthread_join(p->th[t], NULL);
+	for (int t = 0; p->scratch && t < p->n; t++)
+		free(p->scratch[t]);
+	free(p->scratch);
 	free(p->th);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->go);
@@ -170,6 +277,9 @@ struct model {
 	struct model_weights w;
 	struct run_state s;
 	struct pool pool;
+	int flags;           /* enum model_flags */
+	struct st_file *st;  /* the checkpoint, mapped: matrices point into it */
+	float *f16_table;    /* (65536) fp16 -> float32 when the CPU has no F16C, else NULL */
 	float *allocs[64 * 1024]; /* owned tensors, freed at model_free */
 	int nallocs;
 };
@@ -329,6 +439,41 @@ static float *load(struct model *m, const struct st_file *st, const char *prefix
 	return p;
 }
 
+/* Matrix prefix+name of shape (rows, cols). F32 stays in the mmap (copied
+ * only when misaligned); F16/BF16 is widened to an owned float32 copy unless
+ * the model keeps half-precision weights (MODEL_HALF_WEIGHTS). */
+static struct matrix load_mat(struct model *m, const struct st_file *st, const char *prefix,
+			      const char *name, int64_t rows, int64_t cols, struct lif_err *err)
+{
+	struct matrix w = {NULL, ST_F32, (int)rows, (int)cols};
+	char full[256];
+	snprintf(full, sizeof full, "%s%s", prefix, name);
+	int64_t shape[2] = {rows, cols};
+	const struct st_tensor *t = err->code ? NULL : st_get(st, full, 2, shape, err);
+	if (!t)
+		return w;
+	if (t->dtype != ST_F32 && !(m->flags & MODEL_HALF_WEIGHTS)) {
+		float *p = load(m, st, prefix, name, rows, cols, err);
+		w.data = p;
+		return w;
+	}
+	w.dtype = t->dtype;
+	w.data = t->data;
+	size_t eb = (size_t)dtype_bytes(t->dtype), bytes = (size_t)rows * cols * eb;
+	if ((uintptr_t)t->data % eb) {
+		void *copy = malloc(bytes ? bytes : 1);
+		if (!copy || m->nallocs == (int)(sizeof m->allocs / sizeof m->allocs[0])) {
+			free(copy);
+			err_set(err, ERR_NOMEM, "out of memory copying tensor '%s'", full);
+			return w;
+		}
+		memcpy(copy, t->data, bytes);
+		m->allocs[m->nallocs++] = copy;
+		w.data = copy;
+	}
+	return w;
+}
+
 /* Optional tensor: NULL without error when absent. */
 static float *load_opt(struct model *m, const struct st_file *st, const char *prefix,
 		       const char *name, int64_t rows, int64_t cols, struct lif_err *err)
@@ -345,14 +490,14 @@ static int load_opt_layer(struct model *m, const struct st_file *st, const char 
 	int64_t d = c->d_model, f = c->d_ffn, b = c->bias;
 	L->attn_norm_w = load(m, st, pre, "self_attn_layer_norm.weight", d, 0, err);
 	L->attn_norm_b = load(m, st, pre, "self_attn_layer_norm.bias", d, 0, err);
-	L->wq = load(m, st, pre, "self_attn.q_proj.weight", d, d, err);
-	L->wk = load(m, st, pre, "self_attn.k_proj.weight", d, d, err);
-	L->wv = load(m, st, pre, "self_attn.v_proj.weight", d, d, err);
-	L->wo = load(m, st, pre, "self_attn.out_proj.weight", d, d, err);
+	L->wq = load_mat(m, st, pre, "self_attn.q_proj.weight", d, d, err);
+	L->wk = load_mat(m, st, pre, "self_attn.k_proj.weight", d, d, err);
+	L->wv = load_mat(m, st, pre, "self_attn.v_proj.weight", d, d, err);
+	L->wo = load_mat(m, st, pre, "self_attn.out_proj.weight", d, d, err);
 	L->ffn_norm_w = load(m, st, pre, "final_layer_norm.weight", d, 0, err);
 	L->ffn_norm_b = load(m, st, pre, "final_layer_norm.bias", d, 0, err);
-	L->w_up = load(m, st, pre, "fc1.weight", f, d, err);
-	L->w_down = load(m, st, pre, "fc2.weight", d, f, err);
+	L->w_up = load_mat(m, st, pre, "fc1.weight", f, d, err);
+	L->w_down = load_mat(m, st, pre, "fc2.weight", d, f, err);
 	if (b) {
 		L->bq = load(m, st, pre, "self_attn.q_proj.bias", d, 0, err);
 		L->bk = load(m, st, pre, "self_attn.k_proj.bias", d, 0, err);
@@ -371,14 +516,14 @@ static int load_llama_layer(struct model *m, const struct st_file *st, const cha
 	int64_t d = c->d_model, f = c->d_ffn, qd = (int64_t)c->heads * c->head_dim,
 		kvd = (int64_t)c->kv_heads * c->head_dim;
 	L->attn_norm_w = load(m, st, pre, "input_layernorm.weight", d, 0, err);
-	L->wq = load(m, st, pre, "self_attn.q_proj.weight", qd, d, err);
-	L->wk = load(m, st, pre, "self_attn.k_proj.weight", kvd, d, err);
-	L->wv = load(m, st, pre, "self_attn.v_proj.weight", kvd, d, err);
-	L->wo = load(m, st, pre, "self_attn.o_proj.weight", d, qd, err);
+	L->wq = load_mat(m, st, pre, "self_attn.q_proj.weight", qd, d, err);
+	L->wk = load_mat(m, st, pre, "self_attn.k_proj.weight", kvd, d, err);
+	L->wv = load_mat(m, st, pre, "self_attn.v_proj.weight", kvd, d, err);
+	L->wo = load_mat(m, st, pre, "self_attn.o_proj.weight", d, qd, err);
 	L->ffn_norm_w = load(m, st, pre, "post_attention_layernorm.weight", d, 0, err);
-	L->w_gate = load(m, st, pre, "mlp.gate_proj.weight", f, d, err);
-	L->w_up = load(m, st, pre, "mlp.up_proj.weight", f, d, err);
-	L->w_down = load(m, st, pre, "mlp.down_proj.weight", d, f, err);
+	L->w_gate = load_mat(m, st, pre, "mlp.gate_proj.weight", f, d, err);
+	L->w_up = load_mat(m, st, pre, "mlp.up_proj.weight", f, d, err);
+	L->w_down = load_mat(m, st, pre, "mlp.down_proj.weight", d, f, err);
 	if (c->bias) {
 		L->bq = load(m, st, pre, "self_attn.q_proj.bias", qd, 0, err);
 		L->bk = load(m, st, pre, "self_attn.k_proj.bias", kvd, 0, err);
@@ -409,12 +554,12 @@ static int load_weights(struct model *m, const struct st_file *st, struct lif_er
 	struct model_weights *w = &m->w;
 	const char *pre = find_prefix(st, c->family);
 	int64_t d = c->d_model, e = c->d_embed, V = c->vocab;
-	w->tok_embed = load(m, st, pre, "embed_tokens.weight", V, e, err);
+	w->tok_embed = load_mat(m, st, pre, "embed_tokens.weight", V, e, err);
 	if (c->family == MODEL_OPT) {
 		w->pos_embed = load(m, st, pre, "embed_positions.weight", c->max_pos + 2, d, err);
 		if (e != d) {
-			w->proj_in = load(m, st, pre, "project_in.weight", d, e, err);
-			w->proj_out = load(m, st, pre, "project_out.weight", e, d, err);
+			w->proj_in = load_mat(m, st, pre, "project_in.weight", d, e, err);
+			w->proj_out = load_mat(m, st, pre, "project_out.weight", e, d, err);
 		}
 		if (c->final_norm) {
 			w->final_norm_w = load(m, st, pre, "final_layer_norm.weight", d, 0, err);
@@ -426,7 +571,7 @@ static int load_weights(struct model *m, const struct st_file *st, struct lif_er
 	/* the head: lm_head.weight when present, else tied to the embedding
 	 * (OPT always ties; Llama when tie_word_embeddings) */
 	if (st_find(st, "lm_head.weight") || !c->tied)
-		w->lm_head = load(m, st, "", "lm_head.weight", V, e, err);
+		w->lm_head = load_mat(m, st, "", "lm_head.weight", V, e, err);
 	else
 		w->lm_head = w->tok_embed;
 	w->layer = calloc((size_t)c->layers, sizeof *w->layer);
@@ -490,7 +635,8 @@ static char *read_file_text(const char *path, struct lif_err *err)
 	return s;
 }
 
-struct model *model_open(const char *dir, int max_tokens, int threads, struct lif_err *err)
+struct model *model_open(const char *dir, int max_tokens, int threads, int flags,
+			 struct lif_err *err)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/config.json", dir);
@@ -501,6 +647,7 @@ struct model *model_open(const char *dir, int max_tokens, int threads, struct li
 		return NULL;
 	}
 	m->max_tokens = max_tokens;
+	m->flags = flags;
 	if (!(m->config_json = read_file_text(path, err)) ||
 	    model_parse_config(m->config_json, path, &m->cfg, err))
 		goto fail;
@@ -509,13 +656,21 @@ struct model *model_open(const char *dir, int max_tokens, int threads, struct li
 			max_tokens, m->cfg.max_pos);
 		goto fail;
 	}
-	if (!(st = st_open(dir, err)) || load_weights(m, st, err) || alloc_state(m, err) ||
-	    pool_start(&m->pool, threads, err))
+	if (!(st = m->st = st_open(dir, err)) || load_weights(m, st, err) || alloc_state(m, err))
 		goto fail;
-	st_close(st);
+	if (!have_f16c() && !(m->f16_table = malloc(65536 * sizeof *m->f16_table))) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; m->f16_table && i < 65536; i++)
+		m->f16_table[i] = st_f16_to_f32((uint16_t)i);
+	int max_cols = m->cfg.d_model > m->cfg.d_ffn ? m->cfg.d_model : m->cfg.d_ffn;
+	max_cols = max_cols > m->cfg.heads * m->cfg.head_dim ? max_cols : m->cfg.heads * m->cfg.head_dim;
+	max_cols = max_cols > m->cfg.d_embed ? max_cols : m->cfg.d_embed;
+	if (pool_start(&m->pool, threads, max_cols, m->f16_table, err))
+		goto fail;
 	return m;
 fail:
-	st_close(st);
 	model_free(m);
 	return NULL;
 }
@@ -534,6 +689,8 @@ void model_free(struct model *m)
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		free(bufs[i]);
 	free(m->config_json);
+	free(m->f16_table);
+	st_close(m->st);
 	free(m);
 }
 
@@ -547,30 +704,40 @@ const char *model_config_json(const struct model *m)
 	return m->config_json;
 }
 
+static int64_t matrix_bytes(const struct matrix *w)
+{
+	return w->data ? (int64_t)w->rows * w->cols * dtype_bytes(w->dtype) : 0;
+}
+
 int64_t model_weight_bytes_per_token(const struct model *m)
 {
 	const struct model_config *c = &m->cfg;
+	const struct model_weights *w = &m->w;
 	int64_t d = c->d_model, f = c->d_ffn, qd = (int64_t)c->heads * c->head_dim,
 		kvd = (int64_t)c->kv_heads * c->head_dim;
-	int64_t layer = 2 * qd * d + 2 * kvd * d + (c->family == MODEL_LLAMA ? 3 : 2) * f * d;
-	int64_t vec = 4 * d + (c->bias ? 2 * qd + 2 * kvd + f + d : 0);
-	int64_t total = c->layers * (layer + vec) + (int64_t)c->vocab * c->d_embed + 2 * c->d_embed;
-	if (m->w.proj_in)
-		total += 2 * d * c->d_embed;
-	if (m->w.pos_embed)
-		total += d;
-	return total * (int64_t)sizeof(float);
+	/* every matrix once, one embedding row, and the float32 vectors */
+	int64_t total = matrix_bytes(&w->lm_head) + matrix_bytes(&w->proj_in) + matrix_bytes(&w->proj_out) +
+			(int64_t)c->d_embed * dtype_bytes(w->tok_embed.dtype);
+	for (int l = 0; l < c->layers; l++) {
+		const struct layer_weights *L = &w->layer[l];
+		total += matrix_bytes(&L->wq) + matrix_bytes(&L->wk) + matrix_bytes(&L->wv) +
+			 matrix_bytes(&L->wo) + matrix_bytes(&L->w_up) + matrix_bytes(&L->w_gate) +
+			 matrix_bytes(&L->w_down);
+		total += 4 * (4 * d + (c->bias ? 2 * qd + 2 * kvd + f + d : 0));
+	}
+	total += 4 * (2 * d + (w->pos_embed ? d : 0));
+	return total;
 }
 
 /* ---------------------------------------------------------------- forward */
 
-/* y (n, rows) = x (n, cols) W^T + b, for n tokens. */
-static void linear(struct model *m, int n, float *y, const float *W, const float *b, const float *x,
-		   int rows, int cols)
+/* y (n, W.rows) = x (n, W.cols) W^T + b, for n tokens. */
+static void linear(struct model *m, int n, float *y, const struct matrix *W, const float *b,
+		   const float *x)
 {
 	struct pool *p = &m->pool;
-	struct gemv_job j = {y, W, b, x, rows, cols, n};
-	int nblk = (rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
+	struct gemv_job j = {y, W, b, x, n};
+	int nblk = (W->rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
 	pthread_mutex_lock(&p->mu);
 	uint64_t gen = ++p->gen;
 	p->job = j;
@@ -579,7 +746,7 @@ static void linear(struct model *m, int n, float *y, const float *W, const float
 	if (p->n > 1 && nblk > 1)
 		pthread_cond_broadcast(&p->go);
 	pthread_mutex_unlock(&p->mu);
-	gemv_claim(p, &j, gen);
+	gemv_claim(p, &j, gen, 0);
 	while (atomic_load(&p->done) < nblk) /* blocks other threads are finishing */
 		sched_yield();
 }
@@ -689,9 +856,9 @@ static void attention_block(struct model *m, int l, int n, int pos)
 		in = s->xb;
 	}
 	/* q, k, v projections; these positions' k and v go into the cache */
-	linear(m, n, s->q, L->wq, L->bq, in, qd, d);
-	linear(m, n, k, L->wk, L->bk, in, kvd, d);
-	linear(m, n, v, L->wv, L->bv, in, kvd, d);
+	linear(m, n, s->q, &L->wq, L->bq, in);
+	linear(m, n, k, &L->wk, L->bk, in);
+	linear(m, n, v, &L->wv, L->bv, in);
 	for (int t = 0; t < n; t++) {
 		if (c->family == MODEL_OPT) {
 			cblas_sscal(qd, 1.0f / sqrtf((float)c->head_dim), s->q + (size_t)t * qd, 1);
@@ -704,7 +871,7 @@ static void attention_block(struct model *m, int l, int n, int pos)
 	for (int t = 0; t < n; t++)
 		attention(m, l, pos + t, s->q + (size_t)t * qd, s->att_o + (size_t)t * qd);
 	/* output projection and residual */
-	linear(m, n, s->xb2, L->wo, L->bo, s->att_o, d, qd);
+	linear(m, n, s->xb2, &L->wo, L->bo, s->att_o);
 	for (size_t i = 0; i < (size_t)n * d; i++)
 		s->x[i] += s->xb2[i];
 	if (!c->pre_norm)
@@ -729,7 +896,7 @@ static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap
 		memcpy(tap->ffn_in + ((size_t)t * c->layers + l) * d, in + (size_t)t * d, (size_t)d * sizeof *in);
 	if (c->family == MODEL_OPT) {
 		/* h = relu(fc1 x + b1); the pre-activation is the activation value */
-		linear(m, n, s->hb, L->w_up, L->b_up, in, f, d);
+		linear(m, n, s->hb, &L->w_up, L->b_up, in);
 		for (int t = 0; tap && tap->ffn_act && t < n; t++)
 			memcpy(tap->ffn_act + ((size_t)t * c->layers + l) * f, s->hb + (size_t)t * f,
 			       (size_t)f * sizeof *s->hb);
@@ -737,8 +904,8 @@ static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap
 			s->hb[i] = s->hb[i] > 0 ? s->hb[i] : 0;
 	} else {
 		/* h = silu(gate x) * (up x); |h| is the activation value */
-		linear(m, n, s->hb2, L->w_gate, NULL, in, f, d);
-		linear(m, n, s->hb, L->w_up, NULL, in, f, d);
+		linear(m, n, s->hb2, &L->w_gate, NULL, in);
+		linear(m, n, s->hb, &L->w_up, NULL, in);
 		for (size_t i = 0; i < nf; i++) {
 			float g = s->hb2[i];
 			s->hb[i] *= g / (1.0f + expf(-g));
@@ -748,7 +915,7 @@ static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap
 				tap->ffn_act[((size_t)t * c->layers + l) * f + i] = fabsf(s->hb[(size_t)t * f + i]);
 	}
 	/* down projection and residual */
-	linear(m, n, s->xb2, L->w_down, L->b_down, s->hb, d, f);
+	linear(m, n, s->xb2, &L->w_down, L->b_down, s->hb);
 	for (size_t i = 0; i < (size_t)n * d; i++)
 		s->x[i] += s->xb2[i];
 	if (!c->pre_norm)
@@ -769,9 +936,11 @@ const float *model_forward(struct model *m, const int32_t *tokens, int n, int po
 	int d = c->d_model, e = c->d_embed;
 	/* token embeddings (OPT: projected in, plus learned positions pos + 2) */
 	for (int t = 0; t < n; t++)
-		memcpy(s->emb + (size_t)t * e, w->tok_embed + (size_t)tokens[t] * e, (size_t)e * sizeof *s->emb);
-	if (w->proj_in)
-		linear(m, n, s->x, w->proj_in, NULL, s->emb, d, e);
+		widen(s->emb + (size_t)t * e,
+		      (const char *)w->tok_embed.data + (size_t)tokens[t] * e * dtype_bytes(w->tok_embed.dtype),
+		      w->tok_embed.dtype, (size_t)e, m->f16_table);
+	if (w->proj_in.data)
+		linear(m, n, s->x, &w->proj_in, NULL, s->emb);
 	else
 		memcpy(s->x, s->emb, (size_t)n * d * sizeof *s->x);
 	for (int t = 0; w->pos_embed && t < n; t++)
@@ -785,10 +954,10 @@ const float *model_forward(struct model *m, const int32_t *tokens, int n, int po
 	/* final norm, projection out, and the head */
 	if (w->final_norm_w)
 		norm(m, n, s->x, s->x, w->final_norm_w, w->final_norm_b);
-	if (w->proj_out)
-		linear(m, n, s->emb, w->proj_out, NULL, s->x, e, d);
+	if (w->proj_out.data)
+		linear(m, n, s->emb, &w->proj_out, NULL, s->x);
 	else
 		memcpy(s->emb, s->x, (size_t)n * e * sizeof *s->emb);
-	linear(m, n, s->logits, w->lm_head, NULL, s->emb, c->vocab, e);
+	linear(m, n, s->logits, &w->lm_head, NULL, s->emb);
 	return s->logits;
 }

@@ -11,10 +11,14 @@
  *  - Llama ("model_type": "llama"): RMSNorm, rotary positions (HF's
  *    rotate-half convention, "rope_theta"), grouped-query attention
  *    ("num_key_value_heads"), SwiGLU FFN down(silu(gate x) * up x).
- * Weights are converted to float32 at load (F32, F16 and BF16 files).
- * Matrix-vector products are single-threaded CBLAS calls on fixed row blocks
- * spread over the model's own `threads` threads (keep OpenBLAS itself at one
- * thread): results do not depend on the thread count.
+ * Weights: F32 matrices are used in place from the checkpoint's mmap; F16 and
+ * BF16 ones are widened to float32 at load, or, with MODEL_HALF_WEIGHTS, kept
+ * in their dtype (half the memory and bytes per token) and widened a few rows
+ * at a time just before each product (slower on small CPUs: the widening
+ * costs more than the bytes it saves).
+ * Matrix products are single-threaded CBLAS calls on fixed row blocks spread
+ * over the model's own `threads` threads (keep OpenBLAS itself at one thread):
+ * results do not depend on the thread count.
  *
  * What a forward step exposes for the trace, per layer: the FFN input (the
  * vector the up/gate projections multiply: post-attention, post-norm) and
@@ -61,17 +65,20 @@ struct model;
 int model_parse_config(const char *json, const char *path, struct model_config *cfg,
 		       struct lif_err *err);
 
+enum model_flags { MODEL_HALF_WEIGHTS = 1 };
+
 /* Load a checkpoint directory with room for max_tokens positions in the KV
- * cache, computing with `threads` threads. Errors name the file and the
- * tensor or key. */
-struct model *model_open(const char *dir, int max_tokens, int threads, struct lif_err *err);
+ * cache, computing with `threads` threads; flags: enum model_flags. Errors
+ * name the file and the tensor or key. */
+struct model *model_open(const char *dir, int max_tokens, int threads, int flags,
+			 struct lif_err *err);
 void model_free(struct model *m);
 
 const struct model_config *model_get_config(const struct model *m);
 /* config.json as read (owned by m). */
 const char *model_config_json(const struct model *m);
-/* float32 weight bytes one decode step reads (every matrix and vector the
- * forward touches, plus one embedding row). */
+/* Weight bytes one decode step reads, in the dtypes held in memory (every
+ * matrix and vector the forward touches, plus one embedding row). */
 int64_t model_weight_bytes_per_token(const struct model *m);
 
 /* Largest n model_forward accepts: min(MODEL_MAX_BATCH, max_tokens). */

@@ -76,7 +76,7 @@ static int map_file(struct st_map *m, const char *path, struct lif_err *err)
 				"shorter than the 8-byte header length)", path, (long long)sb.st_size);
 	}
 	m->bytes = (size_t)sb.st_size;
-	m->base = mmap(NULL, m->bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+	m->base = mmap(NULL, m->bytes, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	close(fd);
 	if (m->base == MAP_FAILED) {
 		m->base = NULL;
@@ -329,8 +329,8 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
 		snprintf(buf + o, cap - o, "]");
 }
 
-float *st_load_f32(const struct st_file *st, const char *name, int ndim, const int64_t *shape,
-		   struct lif_err *err)
+const struct st_tensor *st_get(const struct st_file *st, const char *name, int ndim,
+			       const int64_t *shape, struct lif_err *err)
 {
 	const struct st_tensor *t = st_find(st, name);
 	if (!t) {
@@ -352,6 +352,15 @@ float *st_load_f32(const struct st_file *st, const char *name, int ndim, const i
 			t->file, name, t->dtype_name);
 		return NULL;
 	}
+	return t;
+}
+
+float *st_load_f32(const struct st_file *st, const char *name, int ndim, const int64_t *shape,
+		   struct lif_err *err)
+{
+	const struct st_tensor *t = st_get(st, name, ndim, shape, err);
+	if (!t)
+		return NULL;
 	float *out = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *out);
 	if (!out) {
 		err_set(err, ERR_NOMEM, "out of memory loading tensor '%s'", name);

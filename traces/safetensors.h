@@ -8,7 +8,7 @@
  * one model.safetensors or shards listed in model.safetensors.index.json
  * ({"weight_map": {"tensor name": "shard file"}}).
  *
- * st_open() mmaps every file read-only and validates each header: its length
+ * st_open() mmaps every file read-only (populated: it reads the files) and validates each header: its length
  * against the file size, the JSON, every dtype (F32, F16, BF16 are supported;
  * others are rejected when a tensor of that dtype is read), every shape, and
  * that each tensor's byte range matches its shape and lies inside the file.
@@ -50,6 +50,12 @@ const struct st_tensor *st_find(const struct st_file *st, const char *name);
 
 /* Total bytes of tensor data across the checkpoint. */
 int64_t st_data_bytes(const struct st_file *st);
+
+/* Tensor `name` after checking it exists, has a supported dtype and exactly
+ * the given shape (ndim dims in `shape`); NULL with an error naming the
+ * tensor otherwise. Its data stay in the mmap. */
+const struct st_tensor *st_get(const struct st_file *st, const char *name, int ndim,
+			       const int64_t *shape, struct lif_err *err);
 
 /* Convert tensor `name` to float32 into a new buffer (caller frees), after
  * checking it exists, has a supported dtype and exactly the given shape

@@ -35,7 +35,7 @@ struct record_opts {
 	long long generate;
 	double target_sparsity; /* < 0: not given */
 	double threshold;       /* NAN: not given */
-	int magnitudes, inputs;
+	int magnitudes, inputs, half_weights;
 };
 
 /* Per-layer decision rule: active iff value > thr[l]; magnitude code of
@@ -50,7 +50,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: lifsim record --model DIR (--prompt-file F | --tokens-file F) [--generate N]\n"
 		"                     [--target-sparsity S | --threshold T] [--magnitudes] [--inputs]\n"
-		"                     [--logits FILE] -o TRACE.h5\n\n"
+		"                     [--half-weights] [--logits FILE] -o TRACE.h5\n\n"
 		"Runs a Hugging Face checkpoint (OPT or Llama family; config.json + safetensors in\n"
 		"F32, F16 or BF16, sharded or not) on CPU one token at a time and records, per token\n"
 		"and layer, which FFN neurons are active. The trace is written as it goes: an\n"
@@ -73,6 +73,9 @@ static void usage(FILE *f)
 		"                       the prompt tokens\n"
 		"  --inputs             also store the FFN inputs (post-attention, post-norm; what\n"
 		"                       low-rank predictors are trained on)\n"
+		"  --half-weights       keep F16/BF16 matrices in half precision in memory (half the\n"
+		"                       RAM; widened to float32 block by block, slower on small CPUs)\n"
+		"                       instead of converting them to float32 at load\n"
 		"  --logits FILE        also write the logits as raw float32, (tokens, vocab)\n"
 		"  -o TRACE.h5          output trace\n");
 }
@@ -85,6 +88,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		{"target-sparsity", required_argument, 0, 's'}, {"threshold", required_argument, 0, 'T'},
 		{"magnitudes", no_argument, 0, 'M'},       {"inputs", no_argument, 0, 'I'},
 		{"logits", required_argument, 0, 'L'},     {"output", required_argument, 0, 'o'},
+		{"half-weights", no_argument, 0, 'H'},
 		{"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->target_sparsity = -1;
@@ -100,6 +104,7 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 		case 'L': o->logits = optarg; break;
 		case 'M': o->magnitudes = 1; break;
 		case 'I': o->inputs = 1; break;
+		case 'H': o->half_weights = 1; break;
 		case 'g':
 			if (cli_int(VERB, "--generate", optarg, 0, 1 << 20, &o->generate))
 				return 2;
@@ -488,7 +493,7 @@ static int record(struct run *run, const struct record_opts *o, const struct rul
 		printf("prompt: %.3f tokens/s (in chunks of %d, recording included)\n",
 		       run->nprompt / secs[0], model_batch(run->m));
 		if (o->generate)
-			printf("generation: %.3f tokens/s (%.0f float32 weight bytes per token)\n",
+			printf("generation: %.3f tokens/s (%.0f weight bytes per token)\n",
 			       (double)o->generate / secs[1], (double)model_weight_bytes_per_token(run->m));
 	}
 	free(rc.bits);
@@ -524,7 +529,8 @@ static int run_record(const struct record_opts *o, const struct cli_global *g, s
 		goto out;
 	}
 	/* 2. the model, with a KV cache for prompt + generated tokens */
-	if (!(run.m = model_open(o->model, run.nprompt + (int)o->generate, g->threads, err)) ||
+	if (!(run.m = model_open(o->model, run.nprompt + (int)o->generate, g->threads,
+				 o->half_weights ? MODEL_HALF_WEIGHTS : 0, err)) ||
 	    !(run.gen_text = calloc(1, TEXT_CAP + 1)))
 		goto out;
 	/* 3. thresholds and margins: calibrated on the prompt when needed */
