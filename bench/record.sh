@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/record.sh: `lifsim record` decode speed in tokens/s, and its ratio to
-# the memory-bandwidth bound (float32 weight bytes read per token / DRAM read
+# the memory-bandwidth bound (weight bytes read per token / DRAM read
 # bandwidth, the best of 7 passes of bench/membw.c measured right after each
 # record run), for
 #   - traces/tinylm (the project's trained model), when it is there;
@@ -27,13 +27,13 @@ echo "1 2 3 4 5 6 7 8" >"$tmp/ids"
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# bench_model NAME DIR GEN: REPEATS records, each followed by a bandwidth
+# bench_model NAME DIR GEN [OPTS]: REPEATS records, each followed by a bandwidth
 # measurement, so that each ratio compares runs made side by side (the
 # machine is shared and its bandwidth drifts); figures are medians.
 bench_model() {
-	local name=$1 dir=$2 gen=$3 line rate bytes bw rows=""
+	local name=$1 dir=$2 gen=$3 opts=${4:-} line rate bytes bw rows=""
 	for ((i = 0; i < REPEATS; i++)); do
-		line=$("$LIFSIM" record --model "$dir" --tokens-file "$tmp/ids" --generate "$gen" \
+		line=$("$LIFSIM" record --model "$dir" --tokens-file "$tmp/ids" --generate "$gen" $opts \
 			-o "$tmp/t.h5" | grep '^generation:')
 		rate=$(echo "$line" | awk '{print $2}')
 		bytes=$(echo "$line" | sed 's/.*(\([0-9]*\) weight bytes.*/\1/')
@@ -65,4 +65,6 @@ rm -rf "$tmp/opt-125m"
 "$PY" "$src/tests/ref/ref.py" write "$tmp/opt-1.3b" --family opt --shape opt-1.3b --dtype f16
 echo "opt-1.3b checkpoint: $(du -sh "$tmp/opt-1.3b" | cut -f1)"
 bench_model opt-1.3b "$tmp/opt-1.3b" 16
+# the same checkpoint kept in fp16 in memory: half the bytes per token
+bench_model opt-1.3b-half "$tmp/opt-1.3b" 16 --half-weights
 rm -rf "$tmp/opt-1.3b"
