@@ -4,23 +4,12 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "traces/matmul.h"
 #include "traces/safetensors.h"
-
-/* A weight matrix (rows, cols), row-major as HF stores nn.Linear weights
- * (out_features, in_features), in the checkpoint's dtype (F32, F16 or BF16),
- * borrowed from the checkpoint's mmap. data == NULL: absent. */
-struct matrix {
-	const void *data;
-	int dtype; /* enum st_dtype */
-	int rows, cols;
-};
 
 /* One decoder layer's weights. q_dim = heads * head_dim, kv_dim = kv_heads *
  * head_dim. Vectors are float32 copies; biases are NULL when absent. */
@@ -46,213 +35,6 @@ struct model_weights {
 	struct layer_weights *layer;        /* (layers) */
 };
 
-/* Bytes per element of a matrix dtype. */
-static int dtype_bytes(int dtype)
-{
-	return dtype == ST_F32 ? 4 : 2;
-}
-
-/* Widen n elements of src (dtype) to float32. fp16 uses the CPU's F16C
- * instructions when it has them (exact either way). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-__attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(float *d, const uint16_t *s, size_t n)
-{
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-	for (; i < n; i++)
-		d[i] = st_f16_to_f32(s[i]);
-}
-static int have_f16c(void)
-{
-	return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-}
-#else
-static void f16_to_f32_f16c(float *d, const uint16_t *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		d[i] = st_f16_to_f32(s[i]);
-}
-static int have_f16c(void)
-{
-	return 0;
-}
-#endif
-
-static void widen(float *d, const void *src, int dtype, size_t n, const float *f16_table)
-{
-	const uint16_t *h = src;
-	if (dtype == ST_F32)
-		memcpy(d, src, n * sizeof *d);
-	else if (dtype == ST_BF16)
-		for (size_t i = 0; i < n; i++)
-			d[i] = st_bf16_to_f32(h[i]);
-	else if (!f16_table)
-		f16_to_f32_f16c(d, h, n);
-	else
-		for (size_t i = 0; i < n; i++)
-			d[i] = f16_table[h[i]];
-}
-
-/* ---- matrix-vector products on a small thread pool ----
- * y (rows) = W (rows, cols) x + b. The rows are cut into fixed blocks, each
- * one single-threaded CBLAS call. Every output is summed the same way
- * whatever the thread count and whichever thread takes its block (OpenBLAS's
- * own threading splits by thread count and its kernels treat tails
- * differently, so its results change with --threads). The caller and the
- * workers claim blocks from a shared counter, so a worker that the OS has not
- * scheduled yet never holds the caller up: the machines this runs on are
- * often shared. Idle workers sleep on a condition variable. */
-#define LINEAR_BLOCK_ROWS 128
-
-struct gemv_job {
-	float *y;                /* (n, rows) */
-	const struct matrix *W;  /* (rows, cols) */
-	const float *b;          /* (rows) or NULL */
-	const float *x;          /* (n, cols) */
-	int n;
-};
-
-/* Half-precision matrices are widened HALF_ROWS rows at a time into a
- * per-thread scratch that stays in cache, then multiplied by CBLAS. */
-#define HALF_ROWS 16
-
-struct pool {
-	pthread_t *th;   /* (n) th[1..n-1] are workers; the caller is thread 0 */
-	int n, started;
-	float **scratch; /* (n) per thread: (HALF_ROWS, max cols) */
-	const float *f16_table; /* fp16 -> float32 table without F16C, or NULL */
-	pthread_mutex_t mu;
-	pthread_cond_t go;
-	uint64_t gen;    /* job number, bumped for every job (under mu) */
-	int stop;
-	struct gemv_job job;
-	_Atomic uint64_t next; /* gen << 32 | next block to claim */
-	_Atomic int done;      /* blocks of the current job finished */
-};
-
-/* y[:, r0:r0+nr] (+)= x Wf^T for float32 rows Wf (nr, cols). */
-static void gemv_rows(const struct gemv_job *j, const float *Wf, int r0, int nr)
-{
-	int rows = j->W->rows, cols = j->W->cols;
-	float beta = j->b ? 1.0f : 0.0f;
-	if (j->n == 1) /* decode: one token */
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, cols, 1.0f, Wf, cols, j->x, 1, beta, j->y + r0, 1);
-	else /* a prompt chunk */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, nr, cols, 1.0f, j->x, cols, Wf,
-			    cols, beta, j->y + r0, rows);
-}
-
-/* One block of rows r0..r0+nr: float32 straight from the mmap, half
- * precision widened HALF_ROWS rows at a time. */
-static void gemv_block(const struct pool *p, const struct gemv_job *j, int tid, int r0, int nr)
-{
-	const struct matrix *W = j->W;
-	for (int t = 0; j->b && t < j->n; t++)
-		memcpy(j->y + (size_t)t * W->rows + r0, j->b + r0, (size_t)nr * sizeof *j->y);
-	if (W->dtype == ST_F32) {
-		gemv_rows(j, (const float *)W->data + (size_t)r0 * W->cols, r0, nr);
-		return;
-	}
-	for (int h = 0; h < nr; h += HALF_ROWS) {
-		int k = nr - h < HALF_ROWS ? nr - h : HALF_ROWS;
-		const char *src = (const char *)W->data + (size_t)(r0 + h) * W->cols * 2;
-		widen(p->scratch[tid], src, W->dtype, (size_t)k * W->cols, p->f16_table);
-		gemv_rows(j, p->scratch[tid], r0 + h, k);
-	}
-}
-
-/* Claim and run blocks of job j (number gen) until none is left. */
-static void gemv_claim(struct pool *p, const struct gemv_job *j, uint64_t gen, int tid)
-{
-	int nblk = (j->W->rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
-	for (;;) {
-		uint64_t cur = atomic_load(&p->next);
-		if (cur >> 32 != (gen & 0xffffffffu) || (int)(cur & 0xffffffffu) >= nblk)
-			return;
-		if (!atomic_compare_exchange_weak(&p->next, &cur, cur + 1))
-			continue;
-		int r0 = (int)(cur & 0xffffffffu) * LINEAR_BLOCK_ROWS;
-		int nr = j->W->rows - r0 < LINEAR_BLOCK_ROWS ? j->W->rows - r0 : LINEAR_BLOCK_ROWS;
-		gemv_block(p, j, tid, r0, nr);
-		atomic_fetch_add(&p->done, 1);
-	}
-}
-
-struct worker_arg {
-	struct pool *p;
-	int tid;
-};
-
-static void *pool_worker(void *arg)
-{
-	struct pool *p = ((struct worker_arg *)arg)->p;
-	int tid = ((struct worker_arg *)arg)->tid;
-	uint64_t seen = 0;
-	free(arg);
-	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		while (p->gen == seen && !p->stop)
-			pthread_cond_wait(&p->go, &p->mu);
-		seen = p->gen;
-		struct gemv_job j = p->job;
-		int stop = p->stop;
-		pthread_mutex_unlock(&p->mu);
-		if (stop)
-			return NULL;
-		gemv_claim(p, &j, seen, tid);
-	}
-}
-
-static int pool_start(struct pool *p, int nthreads, int max_cols, const float *f16_table,
-		      struct lif_err *err)
-{
-	p->n = nthreads < 1 ? 1 : nthreads;
-	p->f16_table = f16_table;
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->go, NULL);
-	atomic_init(&p->next, 0);
-	atomic_init(&p->done, 0);
-	p->th = calloc((size_t)p->n, sizeof *p->th);
-	p->scratch = calloc((size_t)p->n, sizeof *p->scratch);
-	if (!p->th || !p->scratch)
-		return err_set(err, ERR_NOMEM, "out of memory");
-	for (int t = 0; t < p->n; t++)
-		if (!(p->scratch[t] = malloc((size_t)HALF_ROWS * max_cols * sizeof(float))))
-			return err_set(err, ERR_NOMEM, "out of memory");
-	for (int t = 1; t < p->n; t++) {
-		struct worker_arg *a = malloc(sizeof *a);
-		if (a)
-			a->p = p, a->tid = t;
-		if (!a || pthread_create(&p->th[t], NULL, pool_worker, a)) {
-			free(a);
-			p->n = t; /* run with the threads we have */
-			break;
-		}
-		p->started = t;
-	}
-	return 0;
-}
-
-static void pool_stop(struct pool *p)
-{
-	if (!p->th)
-		return;
-	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
-	pthread_cond_broadcast(&p->go);
-	pthread_mutex_unlock(&p->mu);
-	for (int t = 1; t <= p->started; t++)
-		pthread_join(p->th[t], NULL);
-	for (int t = 0; p->scratch && t < p->n; t++)
-		free(p->scratch[t]);
-	free(p->scratch);
-	free(p->th);
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->go);
-}
-
 /* Activations of the current step (n <= batch tokens) and the KV cache. */
 struct run_state {
 	int batch;      /* most tokens per forward call: min(MODEL_MAX_BATCH, max_tokens) */
@@ -276,10 +58,9 @@ struct model {
 	int max_tokens;
 	struct model_weights w;
 	struct run_state s;
-	struct pool pool;
+	struct matmul_pool *pool; /* matrix products */
 	int flags;           /* enum model_flags */
 	struct st_file *st;  /* the checkpoint, mapped: matrices point into it */
-	float *f16_table;    /* (65536) fp16 -> float32 when the CPU has no F16C, else NULL */
 	float *allocs[64 * 1024]; /* owned tensors, freed at model_free */
 	int nallocs;
 };
@@ -459,7 +240,7 @@ static struct matrix load_mat(struct model *m, const struct st_file *st, const c
 	}
 	w.dtype = t->dtype;
 	w.data = t->data;
-	size_t eb = (size_t)dtype_bytes(t->dtype), bytes = (size_t)rows * cols * eb;
+	size_t eb = (size_t)matmul_dtype_bytes(t->dtype), bytes = (size_t)rows * cols * eb;
 	if ((uintptr_t)t->data % eb) {
 		void *copy = malloc(bytes ? bytes : 1);
 		if (!copy || m->nallocs == (int)(sizeof m->allocs / sizeof m->allocs[0])) {
@@ -658,16 +439,10 @@ struct model *model_open(const char *dir, int max_tokens, int threads, int flags
 	}
 	if (!(st = m->st = st_open(dir, err)) || load_weights(m, st, err) || alloc_state(m, err))
 		goto fail;
-	if (!have_f16c() && !(m->f16_table = malloc(65536 * sizeof *m->f16_table))) {
-		err_set(err, ERR_NOMEM, "out of memory");
-		goto fail;
-	}
-	for (int i = 0; m->f16_table && i < 65536; i++)
-		m->f16_table[i] = st_f16_to_f32((uint16_t)i);
 	int max_cols = m->cfg.d_model > m->cfg.d_ffn ? m->cfg.d_model : m->cfg.d_ffn;
 	max_cols = max_cols > m->cfg.heads * m->cfg.head_dim ? max_cols : m->cfg.heads * m->cfg.head_dim;
 	max_cols = max_cols > m->cfg.d_embed ? max_cols : m->cfg.d_embed;
-	if (pool_start(&m->pool, threads, max_cols, m->f16_table, err))
+	if (!(m->pool = matmul_pool_new(threads, max_cols, err)))
 		goto fail;
 	return m;
 fail:
@@ -679,7 +454,7 @@ void model_free(struct model *m)
 {
 	if (!m)
 		return;
-	pool_stop(&m->pool);
+	matmul_pool_free(m->pool);
 	for (int i = 0; i < m->nallocs; i++)
 		free(m->allocs[i]);
 	free(m->w.layer);
@@ -689,7 +464,6 @@ void model_free(struct model *m)
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		free(bufs[i]);
 	free(m->config_json);
-	free(m->f16_table);
 	st_close(m->st);
 	free(m);
 }
@@ -706,7 +480,7 @@ const char *model_config_json(const struct model *m)
 
 static int64_t matrix_bytes(const struct matrix *w)
 {
-	return w->data ? (int64_t)w->rows * w->cols * dtype_bytes(w->dtype) : 0;
+	return w->data ? (int64_t)w->rows * w->cols * matmul_dtype_bytes(w->dtype) : 0;
 }
 
 int64_t model_weight_bytes_per_token(const struct model *m)
@@ -717,7 +491,7 @@ int64_t model_weight_bytes_per_token(const struct model *m)
 		kvd = (int64_t)c->kv_heads * c->head_dim;
 	/* every matrix once, one embedding row, and the float32 vectors */
 	int64_t total = matrix_bytes(&w->lm_head) + matrix_bytes(&w->proj_in) + matrix_bytes(&w->proj_out) +
-			(int64_t)c->d_embed * dtype_bytes(w->tok_embed.dtype);
+			(int64_t)c->d_embed * matmul_dtype_bytes(w->tok_embed.dtype);
 	for (int l = 0; l < c->layers; l++) {
 		const struct layer_weights *L = &w->layer[l];
 		total += matrix_bytes(&L->wq) + matrix_bytes(&L->wk) + matrix_bytes(&L->wv) +
@@ -730,26 +504,6 @@ int64_t model_weight_bytes_per_token(const struct model *m)
 }
 
 /* ---------------------------------------------------------------- forward */
-
-/* y (n, W.rows) = x (n, W.cols) W^T + b, for n tokens. */
-static void linear(struct model *m, int n, float *y, const struct matrix *W, const float *b,
-		   const float *x)
-{
-	struct pool *p = &m->pool;
-	struct gemv_job j = {y, W, b, x, n};
-	int nblk = (W->rows + LINEAR_BLOCK_ROWS - 1) / LINEAR_BLOCK_ROWS;
-	pthread_mutex_lock(&p->mu);
-	uint64_t gen = ++p->gen;
-	p->job = j;
-	atomic_store(&p->done, 0);
-	atomic_store(&p->next, (gen & 0xffffffffu) << 32);
-	if (p->n > 1 && nblk > 1)
-		pthread_cond_broadcast(&p->go);
-	pthread_mutex_unlock(&p->mu);
-	gemv_claim(p, &j, gen, 0);
-	while (atomic_load(&p->done) < nblk) /* blocks other threads are finishing */
-		sched_yield();
-}
 
 static void layer_norm(float *o, const float *x, const float *w, const float *b, int n, double eps)
 {
@@ -856,9 +610,9 @@ static void attention_block(struct model *m, int l, int n, int pos)
 		in = s->xb;
 	}
 	/* q, k, v projections; these positions' k and v go into the cache */
-	linear(m, n, s->q, &L->wq, L->bq, in);
-	linear(m, n, k, &L->wk, L->bk, in);
-	linear(m, n, v, &L->wv, L->bv, in);
+	matmul(m->pool, n, s->q, &L->wq, L->bq, in);
+	matmul(m->pool, n, k, &L->wk, L->bk, in);
+	matmul(m->pool, n, v, &L->wv, L->bv, in);
 	for (int t = 0; t < n; t++) {
 		if (c->family == MODEL_OPT) {
 			cblas_sscal(qd, 1.0f / sqrtf((float)c->head_dim), s->q + (size_t)t * qd, 1);
@@ -871,7 +625,7 @@ static void attention_block(struct model *m, int l, int n, int pos)
 	for (int t = 0; t < n; t++)
 		attention(m, l, pos + t, s->q + (size_t)t * qd, s->att_o + (size_t)t * qd);
 	/* output projection and residual */
-	linear(m, n, s->xb2, &L->wo, L->bo, s->att_o);
+	matmul(m->pool, n, s->xb2, &L->wo, L->bo, s->att_o);
 	for (size_t i = 0; i < (size_t)n * d; i++)
 		s->x[i] += s->xb2[i];
 	if (!c->pre_norm)
@@ -896,7 +650,7 @@ static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap
 		memcpy(tap->ffn_in + ((size_t)t * c->layers + l) * d, in + (size_t)t * d, (size_t)d * sizeof *in);
 	if (c->family == MODEL_OPT) {
 		/* h = relu(fc1 x + b1); the pre-activation is the activation value */
-		linear(m, n, s->hb, &L->w_up, L->b_up, in);
+		matmul(m->pool, n, s->hb, &L->w_up, L->b_up, in);
 		for (int t = 0; tap && tap->ffn_act && t < n; t++)
 			memcpy(tap->ffn_act + ((size_t)t * c->layers + l) * f, s->hb + (size_t)t * f,
 			       (size_t)f * sizeof *s->hb);
@@ -904,8 +658,8 @@ static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap
 			s->hb[i] = s->hb[i] > 0 ? s->hb[i] : 0;
 	} else {
 		/* h = silu(gate x) * (up x); |h| is the activation value */
-		linear(m, n, s->hb2, &L->w_gate, NULL, in);
-		linear(m, n, s->hb, &L->w_up, NULL, in);
+		matmul(m->pool, n, s->hb2, &L->w_gate, NULL, in);
+		matmul(m->pool, n, s->hb, &L->w_up, NULL, in);
 		for (size_t i = 0; i < nf; i++) {
 			float g = s->hb2[i];
 			s->hb[i] *= g / (1.0f + expf(-g));
@@ -915,7 +669,7 @@ static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap
 				tap->ffn_act[((size_t)t * c->layers + l) * f + i] = fabsf(s->hb[(size_t)t * f + i]);
 	}
 	/* down projection and residual */
-	linear(m, n, s->xb2, &L->w_down, L->b_down, s->hb);
+	matmul(m->pool, n, s->xb2, &L->w_down, L->b_down, s->hb);
 	for (size_t i = 0; i < (size_t)n * d; i++)
 		s->x[i] += s->xb2[i];
 	if (!c->pre_norm)
@@ -936,11 +690,9 @@ const float *model_forward(struct model *m, const int32_t *tokens, int n, int po
 	int d = c->d_model, e = c->d_embed;
 	/* token embeddings (OPT: projected in, plus learned positions pos + 2) */
 	for (int t = 0; t < n; t++)
-		widen(s->emb + (size_t)t * e,
-		      (const char *)w->tok_embed.data + (size_t)tokens[t] * e * dtype_bytes(w->tok_embed.dtype),
-		      w->tok_embed.dtype, (size_t)e, m->f16_table);
+		matmul_row(m->pool, s->emb + (size_t)t * e, &w->tok_embed, tokens[t]);
 	if (w->proj_in.data)
-		linear(m, n, s->x, &w->proj_in, NULL, s->emb);
+		matmul(m->pool, n, s->x, &w->proj_in, NULL, s->emb);
 	else
 		memcpy(s->x, s->emb, (size_t)n * d * sizeof *s->x);
 	for (int t = 0; w->pos_embed && t < n; t++)
@@ -955,9 +707,9 @@ const float *model_forward(struct model *m, const int32_t *tokens, int n, int po
 	if (w->final_norm_w)
 		norm(m, n, s->x, s->x, w->final_norm_w, w->final_norm_b);
 	if (w->proj_out.data)
-		linear(m, n, s->emb, &w->proj_out, NULL, s->x);
+		matmul(m->pool, n, s->emb, &w->proj_out, NULL, s->x);
 	else
 		memcpy(s->emb, s->x, (size_t)n * e * sizeof *s->emb);
-	linear(m, n, s->logits, &w->lm_head, NULL, s->emb);
+	matmul(m->pool, n, s->logits, &w->lm_head, NULL, s->emb);
 	return s->logits;
 }
