@@ -149,6 +149,11 @@ static int parse_llama(const cJSON *j, const char *p, struct model_config *c, st
 	rc = rc ? rc : json_bool(j, "attention_bias", 0, p, &c->bias, err);
 	if (rc)
 		return rc;
+	int mlp_bias = 0;
+	if (json_bool(j, "mlp_bias", 0, p, &mlp_bias, err))
+		return err->code;
+	if (mlp_bias)
+		return err_set(err, ERR_FORMAT, "%s: key 'mlp_bias': true is not supported", p);
 	const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
 	if (rs && !cJSON_IsNull(rs))
 		return err_set(err, ERR_FORMAT, "%s: key 'rope_scaling' is not supported", p);
