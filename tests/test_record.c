@@ -459,3 +459,20 @@ Test(record, logits_and_trace_do_not_depend_on_the_thread_count, .init = tu_init
 	trace_free(a);
 	trace_free(b);
 }
+
+/* A model that cannot fit is refused up front, not killed half-way. */
+Test(record, model_larger_than_memory_is_refused_with_a_clear_error, .init = tu_init)
+{
+	char dir[4096], msg[4096], cmd[8192];
+	snprintf(dir, sizeof dir, "%s", tu_path("huge"));
+	cr_assert_eq(ref_py("write '%s' --family opt", dir), 0);
+	/* 100000 layers of KV cache for a million tokens: about 54 TB */
+	snprintf(cmd, sizeof cmd, "sed -i 's/\"max_position_embeddings\": 128/\"max_position_embeddings\": 2000000/; "
+		 "s/\"num_hidden_layers\": 3/\"num_hidden_layers\": 100000/' '%s/config.json'", dir);
+	cr_assert_eq(system(cmd), 0);
+	const char *ids = tu_write("huge.ids", "1 2 3");
+	cr_assert_eq(tu_lifsim(msg, sizeof msg, "record --model '%s' --tokens-file '%s' --generate 1048576 -o '%s'",
+			       dir, ids, tu_path("huge.h5")), 1, "%s", msg);
+	cr_expect(strstr(msg, "(weights as float32 and KV cache) but the machine has"), "%s", msg);
+	cr_expect_neq(access(tu_path("huge.h5"), F_OK), 0);
+}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "traces/matmul.h"
 #include "traces/safetensors.h"
@@ -421,6 +422,25 @@ static char *read_file_text(const char *path, struct lif_err *err)
 	return s;
 }
 
+/* Refuse, with a clear message, a model whose float32 copy would not fit in
+ * the machine's memory (rather than being killed for it half-way). */
+static int check_memory(const struct model *m, const struct st_file *st, const char *dir,
+			struct lif_err *err)
+{
+	const struct model_config *c = &m->cfg;
+	double kv = 2.0 * c->layers * m->max_tokens * c->kv_heads * c->head_dim * sizeof(float);
+	double f32 = (double)st_numel(st) * sizeof(float);
+	double need = (m->flags & MODEL_HALF_WEIGHTS ? (double)st_data_bytes(st) : f32) + kv;
+	double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+	if (ram > 0 && need > 0.9 * ram)
+		return err_set(err, ERR_NOSPACE, "%s: needs %.1f GB (weights%s and KV cache) but the machine "
+			       "has %.1f GB%s", dir, need / 1e9,
+			       m->flags & MODEL_HALF_WEIGHTS ? "" : " as float32", ram / 1e9,
+			       !(m->flags & MODEL_HALF_WEIGHTS) && st_data_bytes(st) < f32
+				       ? "; --half-weights keeps F16/BF16 weights as they are" : "");
+	return 0;
+}
+
 struct model *model_open(const char *dir, int max_tokens, int threads, int flags,
 			 struct lif_err *err)
 {
@@ -442,7 +462,8 @@ struct model *model_open(const char *dir, int max_tokens, int threads, int flags
 			max_tokens, m->cfg.max_pos);
 		goto fail;
 	}
-	if (!(st = m->st = st_open(dir, err)) || load_weights(m, st, err) || alloc_state(m, err))
+	if (!(st = m->st = st_open(dir, err)) || check_memory(m, st, dir, err) ||
+	    load_weights(m, st, err) || alloc_state(m, err))
 		goto fail;
 	int max_cols = m->cfg.d_model > m->cfg.d_ffn ? m->cfg.d_model : m->cfg.d_ffn;
 	max_cols = max_cols > m->cfg.heads * m->cfg.head_dim ? max_cols : m->cfg.heads * m->cfg.head_dim;

@@ -311,6 +311,14 @@ const struct st_tensor *st_find(const struct st_file *st, const char *name)
 	return NULL;
 }
 
+int64_t st_numel(const struct st_file *st)
+{
+	int64_t n = 0;
+	for (int i = 0; i < st->ntensors; i++)
+		n += st->tensors[i].numel;
+	return n;
+}
+
 int64_t st_data_bytes(const struct st_file *st)
 {
 	int64_t b = 0;

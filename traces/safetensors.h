@@ -48,6 +48,9 @@ void st_close(struct st_file *st);
 /* Look a tensor up by name; NULL if absent. */
 const struct st_tensor *st_find(const struct st_file *st, const char *name);
 
+/* Elements of all tensors across the checkpoint. */
+int64_t st_numel(const struct st_file *st);
+
 /* Total bytes of tensor data across the checkpoint. */
 int64_t st_data_bytes(const struct st_file *st);
 
