@@ -93,7 +93,7 @@ static void gemv_rows(const struct gemv_job *j, const float *Wf, int r0, int nr)
 }
 
 /* One block of rows r0..r0+nr: float32 straight from the mmap, half
- * precision widened MATMUL_HALF_ROWS rows at a time. */
+ * precision widened a few rows at a time. */
 static void gemv_block(const struct matmul_pool *p, const struct gemv_job *j, int tid, int r0, int nr)
 {
 	const struct matrix *W = j->W;
@@ -103,8 +103,9 @@ static void gemv_block(const struct matmul_pool *p, const struct gemv_job *j, in
 		gemv_rows(j, (const float *)W->data + (size_t)r0 * W->cols, r0, nr);
 		return;
 	}
-	for (int h = 0; h < nr; h += MATMUL_HALF_ROWS) {
-		int k = nr - h < MATMUL_HALF_ROWS ? nr - h : MATMUL_HALF_ROWS;
+	int step = j->n == 1 ? MATMUL_HALF_ROWS_ONE : MATMUL_HALF_ROWS;
+	for (int h = 0; h < nr; h += step) {
+		int k = nr - h < step ? nr - h : step;
 		const char *src = (const char *)W->data + (size_t)(r0 + h) * W->cols * 2;
 		widen(p->scratch[tid], src, W->dtype, (size_t)k * W->cols, p->f16_table);
 		gemv_rows(j, p->scratch[tid], r0 + h, k);

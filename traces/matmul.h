@@ -5,8 +5,9 @@
  * W is a weight matrix in a checkpoint's dtype (F32, F16 or BF16). Its rows
  * are cut into fixed blocks of MATMUL_BLOCK_ROWS, each one single-threaded
  * CBLAS call (sgemv for one token, sgemm for a chunk of tokens); half
- * precision is widened to float32 MATMUL_HALF_ROWS rows at a time into a
- * per-thread scratch just before its call. Every output is therefore summed
+ * precision is widened to float32 a few rows at a time (MATMUL_HALF_ROWS,
+ * MATMUL_HALF_ROWS_ONE for one token) into a per-thread scratch just before
+ * its call. Every output is therefore summed
  * the same way whatever the thread count and whichever thread takes its
  * block (OpenBLAS's own threading splits by thread count and its kernels
  * treat tails differently, so its results change with the thread count; keep
@@ -25,7 +26,8 @@
 #include "sim/err.h"
 
 #define MATMUL_BLOCK_ROWS 128
-#define MATMUL_HALF_ROWS 16
+#define MATMUL_HALF_ROWS 64     /* rows widened at a time for a chunk of tokens */
+#define MATMUL_HALF_ROWS_ONE 4  /* ... and for one token (stays in L1: faster) */
 
 /* A weight matrix (rows, cols), row-major as HF stores nn.Linear weights
  * (out_features, in_features), in dtype enum st_dtype (F32, F16 or BF16);
