@@ -482,8 +482,11 @@ static int read_meta(hid_t f, const char *path, struct trace_meta *m, struct lif
 		return err_set(err, ERR_FORMAT, "%s: negative token count", path);
 	m->has = (H5Lexists(f, "band", H5P_DEFAULT) > 0 ? TRACE_HAS_MAGNITUDES : 0) |
 		 (H5Lexists(f, "ffn_inputs", H5P_DEFAULT) > 0 ? TRACE_HAS_INPUTS : 0);
+	int has = m->has;
+	m->has &= ~TRACE_HAS_MAGNITUDES; /* margins are checked once read */
 	if (check_meta(m, path, err))
 		return ERR_FORMAT;
+	m->has = has;
 	if ((m->has & TRACE_HAS_MAGNITUDES) &&
 	    attr_read(f, "band_margin", H5T_NATIVE_DOUBLE, (hsize_t)m->layers, m->mag_margin))
 		return err_set(err, ERR_FORMAT, "%s: band present but band_margin is "
