@@ -429,3 +429,14 @@ ParameterizedTest(struct cli_case *c, device, cli_errors_are_clear, .init = tu_i
 	cr_expect_neq(rc, 0);
 	cr_expect(strstr(out, c->want), "'%s' lacks '%s'", out, c->want);
 }
+
+Test(device, cli_bench_reports_both_extent_mixes)
+{
+	char out[4096];
+	int rc = tu_lifsim(out, sizeof out, "device %s --bench 3000",
+			   tu_src("models/devices/m1max.ini"));
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_expect(strstr(out, "profile,model,mix,extents,seconds,extents_per_s\n"), "%s", out);
+	cr_expect(strstr(out, "\nm1max,tabulated,bundles,3072,"), "%s", out);
+	cr_expect(strstr(out, "\nm1max,tabulated,distinct,3072,"), "%s", out);
+}
