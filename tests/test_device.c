@@ -92,6 +92,19 @@ Test(device, m1max_table_and_fit_agree_everywhere_on_the_grid)
 		}
 }
 
+/* rtx4090.ini: the fit's stated agreement with the NVMe data sheet points. */
+Test(device, rtx4090_ssd_fit_passes_its_data_sheet_points)
+{
+	struct device d = shipped("rtx4090");
+	double qd512 = flash_throughput_bytes_per_s(&d.flash, 4 * KiB, 512) / 4096;
+	double qd1 = flash_throughput_bytes_per_s(&d.flash, 4 * KiB, 1) / 4096;
+	double seq = flash_throughput_bytes_per_s(&d.flash, 128 * KiB, 32);
+	cr_expect(rel(qd512, 1e6) < 0.03, "4 KiB x 512: %g IOPS, spec 1M", qd512);
+	cr_expect(rel(qd1, 22e3) < 0.03, "4 KiB x 1: %g IOPS, spec 22K", qd1);
+	cr_expect(rel(seq, 7e9) < 0.04, "128 KiB x 32: %g B/s, spec 7 GB/s", seq);
+	cr_expect(dram_is_gpu(&d.dram));
+}
+
 /* PowerInfer-2 (arXiv 2406.06282): UFS 4.0, one command queue. */
 Test(device, ufs_phone_reproduces_powerinfer2_and_ignores_parallelism)
 {
