@@ -338,12 +338,16 @@ int device_check(const struct device *d, struct lif_err *err)
 
 /* ---- writing ---- */
 
-/* The shortest of %.15g / %.17g that reads back to v exactly. */
+/* v as text that reads back exactly: the fewest significant digits, with an
+ * exponent only for large values (12.5e9 prints as 1.25e+10, 1250 as 1250). */
 static const char *num(char *buf, size_t cap, double v)
 {
-	snprintf(buf, cap, "%.15g", v);
-	if (strtod(buf, NULL) != v)
-		snprintf(buf, cap, "%.17g", v);
+	int large = fabs(v) >= 1e6;
+	for (int prec = large ? 1 : 15; prec <= 17; prec++) {
+		snprintf(buf, cap, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
 	return buf;
 }
 
