@@ -11,6 +11,7 @@ static const struct verb verbs[] = {
 	{"synth", "write a synthetic activation trace for a model description", verb_synth},
 	{"stats", "trace statistics: sparsity, s_agg(k), windowed load, frequency, co-activation",
 	 verb_stats},
+	{"device", "inspect a device profile: check it, print its flash throughput grid", verb_device},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
