@@ -11,6 +11,8 @@ static const struct verb verbs[] = {
 	{"synth", "write a synthetic activation trace for a model description", verb_synth},
 	{"stats", "trace statistics: sparsity, s_agg(k), windowed load, frequency, co-activation",
 	 verb_stats},
+	{"sweep", "run an experiment INI: expand the sweep, compute every point, write results", verb_sweep},
+	{"merge", "join the results directories of the shards of one sweep", verb_merge},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
