@@ -273,6 +273,9 @@ static int variant_override(struct sw_variant *v, const struct conf_entry *ce,
 		return err_set(err, ERR_FORMAT,
 			       "%s:%d: [%s] %s: key is in several sections; write section.%s",
 			       ce->file, ce->line, ce->section, ce->key, ce->key);
+	if (at >= 0 && !strcmp(v->ents[at].section, "experiment") && !strcmp(v->ents[at].key, "kind"))
+		return err_set(err, ERR_FORMAT, "%s:%d: [experiment] kind: a row cannot change it",
+			       ce->file, ce->line);
 	if (at >= 0)
 		return variant_set(v, v->ents[at].section, v->ents[at].key, ce->value, ce->file,
 				   ce->line, err);
