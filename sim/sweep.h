@@ -90,8 +90,8 @@ const struct sweep_kind *sweep_kind_find(const struct sweep_kind *const *table, 
 
 /* ---- result rows (used by kinds) ---- */
 
-/* Set a result column. Names are non-empty without , " or newlines, and
- * unique within a row; a bad or repeated name is recorded in the row and
+/* Set a result column. Names are non-empty without , " or newlines, not
+ * point, point_id or row, and unique within a row; a bad or repeated name is recorded in the row and
  * fails the point. Numbers are written in the shortest form that reads back
  * exactly (nan and inf as such). Return 0 or ERR_INVAL / ERR_NOMEM. */
 int sweep_row_set_num(struct sweep_row *row, const char *name, double v);
@@ -99,8 +99,8 @@ int sweep_row_set_int(struct sweep_row *row, const char *name, long long v);
 int sweep_row_set_str(struct sweep_row *row, const char *name, const char *v);
 
 /* The point being computed: its index, id, seed, row name (NULL without
- * rows), and a gsl_rng seeded from the seed, created on first call and owned
- * by the row (NULL if out of memory). */
+ * rows), and a gsl_rng (mt19937, seeded from the seed) created on first call
+ * and owned by the row (NULL if out of memory). */
 size_t sweep_row_point(const struct sweep_row *row);
 uint64_t sweep_row_id(const struct sweep_row *row);
 uint64_t sweep_row_seed(const struct sweep_row *row);

@@ -63,10 +63,12 @@ static int atomic_commit(struct atomic *a, struct lif_err *err)
 	return 0;
 }
 
-static int make_dir(const char *dir, struct lif_err *err)
+/* Create dir unless it exists (*created says which). */
+static int make_dir(const char *dir, int *created, struct lif_err *err)
 {
 	struct stat st;
-	if (mkdir(dir, 0777) && errno != EEXIST)
+	*created = mkdir(dir, 0777) == 0;
+	if (!*created && errno != EEXIST)
 		return err_set(err, ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
 	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
 		return err_set(err, ERR_IO, "%s: not a directory", dir);
@@ -722,6 +724,7 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 			.fail_point = NONE};
 	struct atomic cfg = {0};
 	char path[4200];
+	int created = 0;
 	size_t *todo = NULL, ntodo = 0;
 	rep = rep ? rep : &dummy;
 	*rep = (struct sweep_report){.points = r.np};
@@ -737,20 +740,21 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 	int rc = r.vals && r.old_rec ? 0 : err_set(err, ERR_NOMEM, "out of memory");
 	for (size_t p = 0; !rc && p < r.np; p++)
 		r.old_rec[p] = NONE;
-	/* 1. the output directory, and every point checked before any runs */
-	if (!rc)
-		rc = make_dir(o.dir, err);
-	if (!rc)
+	/* 1. every point checked (and its config written) before any runs */
+	if (!rc && !(rc = make_dir(o.dir, &created, err)))
 		rc = atomic_open(&cfg, path, err);
 	if (!rc)
 		rc = validate_points(sw, kind, ctx, cfg.f, err);
 	/* 2. what an earlier run left */
 	if (!rc)
 		rc = old_load(&r, err);
-	if (!rc)
+	if (!rc) {
 		rc = atomic_commit(&cfg, err);
-	else
+	} else if (cfg.f) {
 		atomic_abort(&cfg);
+		if (created)
+			rmdir(o.dir);
+	}
 	/* 3. the points to compute, then compute them */
 	if (!rc && !(todo = plan(&r, rep, &ntodo)))
 		rc = err_set(err, ERR_NOMEM, "out of memory");
@@ -927,7 +931,7 @@ static int merge_write(const struct merge *m, const char *const *dirs, const cha
 			       list);
 	}
 	free(missing);
-	int rc = make_dir(out, err);
+	int created, rc = make_dir(out, &created, err);
 	snprintf(path, sizeof path, "%s/%s", out, SWEEP_RESULTS);
 	if (!rc)
 		rc = atomic_open(&a, path, err);

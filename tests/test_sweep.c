@@ -9,6 +9,9 @@
 #include "sim/sweep.h"
 #include "tests/testutil.h"
 
+static char *slurp_text(const char *path);
+static int count_lines(const char *s);
+
 /* ---- test kinds: a deterministic function of [p] a, b, n and the point's RNG ---- */
 
 struct tparams {
@@ -30,6 +33,9 @@ struct tctx {
 	long fail_at;    /* point that fails, or -1 */
 	int uneven;      /* odd points set one column less */
 	const char *col; /* name of the first result column */
+	const char *peek; /* results.csv to count the lines of ... */
+	long peek_at;     /* ... when this point starts */
+	int peek_lines;
 };
 
 static int tp_read(const struct conf_doc *point, struct tparams *t, struct lif_err *err)
@@ -54,6 +60,11 @@ static int tp_run(void *vctx, const struct conf_doc *point, struct sweep_row *ro
 	struct tctx *c = vctx;
 	struct tparams t;
 	__atomic_add_fetch(&c->calls, 1, __ATOMIC_SEQ_CST);
+	if (c->peek && (long)sweep_row_point(row) == c->peek_at) {
+		char *text = slurp_text(c->peek);
+		c->peek_lines = count_lines(text);
+		free(text);
+	}
 	if ((long)sweep_row_point(row) == c->fail_at)
 		return err_set(err, ERR_RANGE, "deliberate failure");
 	int rc = tp_read(point, &t, err);
@@ -284,8 +295,7 @@ Test(sweep, a_bad_value_in_a_late_point_fails_before_any_point_runs)
 	cr_expect_eq(c.calls, 0);
 	cr_expect(strstr(e.msg, "point 4 (a=300 n=1): ") != NULL, "%s", e.msg);
 	cr_expect(strstr(e.msg, "v.ini:3: [p] a: '300' is outside [0, 100]") != NULL, "%s", e.msg);
-	cr_expect_eq(access(results_of("v"), F_OK), -1);
-	cr_expect_eq(access(config_of("v"), F_OK), -1);
+	cr_expect_eq(access(tu_path("v"), F_OK), -1, "the output directory is left alone");
 	sweep_free(sw);
 }
 
@@ -458,6 +468,28 @@ Test(sweep, a_failed_point_leaves_a_valid_file_of_the_points_done)
 	cr_assert_eq(run_into(sw, "f", 1, 0, 0, &c2, NULL, &e), 0, "%s", e.msg);
 	cr_expect_eq(c2.calls, 3);
 	free(res);
+	sweep_free(sw);
+}
+
+Test(sweep, results_are_flushed_while_running)
+{
+	struct sweep *sw = load("fl.ini", "[p]\na = 1, 2, 3, 4, 5\n");
+	struct tctx c = {.fail_at = -1, .peek = results_of("fl"), .peek_at = 3};
+	struct lif_err e = {0};
+	struct sweep_opts o = {.dir = tu_path("fl"), .threads = 1, .flush_s = 1e-9};
+	cr_assert_eq(sweep_run(sw, &tp_kind, &c, &o, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(c.peek_lines, 4, "when point 3 started results.csv had %d lines", c.peek_lines);
+	sweep_free(sw);
+}
+
+Test(sweep, reserved_result_names_are_refused)
+{
+	struct sweep *sw = load("rs.ini", "[p]\na = 1, 2\n");
+	struct tctx c = {.fail_at = -1, .col = "row"};
+	struct lif_err e = {0};
+	cr_assert_neq(run_into(sw, "rs", 1, 0, 0, &c, NULL, &e), 0);
+	cr_expect(strstr(e.msg, "point 0 (a=1): result column name 'row' is reserved") != NULL, "%s",
+		  e.msg);
 	sweep_free(sw);
 }
 
