@@ -72,77 +72,77 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
-/* Split a value at commas outside double quotes. An element that starts with
- * '"' runs to the next '"' (quotes removed). On a malformed list, returns
- * ERR_FORMAT with the reason in why. */
+/* One list element at p: a "quoted" element (quotes removed), or the text up
+ * to the next comma, trimmed. *end is left at the ',' or '\0' after it. */
+static int list_element(const char *p, const char **end, char **item, const char *s, char *why,
+			size_t wcap)
+{
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p != '"') {
+		*end = strchr(p, ',');
+		*end = *end ? *end : p + strlen(p);
+		*item = trim_dup(p, (size_t)(*end - p));
+		return *item ? 0 : ERR_NOMEM;
+	}
+	const char *q = strchr(p + 1, '"');
+	if (!q) {
+		snprintf(why, wcap, "unterminated quote in '%s'", s);
+		return ERR_FORMAT;
+	}
+	for (*end = q + 1; isspace((unsigned char)**end); ++*end)
+		;
+	if (**end && **end != ',') {
+		snprintf(why, wcap, "text after a quoted element in '%s'", s);
+		return ERR_FORMAT;
+	}
+	*item = strndup(p + 1, (size_t)(q - p - 1)); /* the quoted text exactly */
+	return *item ? 0 : ERR_NOMEM;
+}
+
+/* Split a value at commas outside double quotes. Empty unquoted elements of
+ * a list and repeated elements are errors (ERR_FORMAT, the reason in why). */
 static int list_split(const char *s, char ***out, size_t *n, char *why, size_t wcap)
 {
 	size_t cap = 4, k = 0;
 	char **v = malloc(cap * sizeof *v);
-	if (!v)
-		return ERR_NOMEM;
-	for (const char *p = s;;) {
-		while (isspace((unsigned char)*p))
-			p++;
-		const char *start = p, *end;
-		char *item;
-		if (*p == '"') {
-			const char *q = strchr(p + 1, '"');
-			if (!q) {
-				snprintf(why, wcap, "unterminated quote in '%s'", s);
-				goto bad;
-			}
-			item = malloc((size_t)(q - p));
-			if (item)
-				memcpy(item, p + 1, (size_t)(q - p - 1)), item[q - p - 1] = '\0';
-			for (end = q + 1; isspace((unsigned char)*end); end++)
-				;
-			if (*end && *end != ',') {
-				snprintf(why, wcap, "text after a quoted element in '%s'", s);
-				free(item);
-				goto bad;
-			}
-		} else {
-			end = strchr(p, ',');
-			if (!end)
-				end = p + strlen(p);
-			item = trim_dup(start, (size_t)(end - start));
-			if (item && !item[0] && (*end == ',' || k > 0)) {
-				snprintf(why, wcap, "empty element %zu in the list '%s'", k + 1, s);
-				free(item);
-				goto bad;
-			}
+	int rc = v ? 0 : ERR_NOMEM;
+	for (const char *p = s, *end = s; !rc; p = end + 1) {
+		char *item = NULL;
+		const char *q = p;
+		while (isspace((unsigned char)*q))
+			q++;
+		rc = list_element(p, &end, &item, s, why, wcap);
+		if (!rc && !item[0] && *q != '"' && (*end == ',' || k > 0)) {
+			snprintf(why, wcap, "empty element %zu in the list '%s'", k + 1, s);
+			rc = ERR_FORMAT;
 		}
-		if (!item)
-			goto nomem;
-		if (k == cap) {
-			char **nv = realloc(v, 2 * cap * sizeof *v);
-			if (!nv) {
-				free(item);
-				goto nomem;
-			}
-			v = nv, cap *= 2;
+		char **nv = !rc && k == cap ? realloc(v, (cap *= 2) * sizeof *v) : v;
+		if (!nv)
+			rc = ERR_NOMEM;
+		if (rc) {
+			free(item);
+			break;
 		}
+		v = nv;
 		v[k++] = item;
 		if (!*end)
 			break;
-		p = end + 1;
 	}
-	for (size_t i = 0; i < k; i++)
-		for (size_t j = i + 1; j < k; j++)
+	for (size_t i = 0; !rc && i < k; i++)
+		for (size_t j = i + 1; !rc && j < k; j++)
 			if (!strcmp(v[i], v[j])) {
 				snprintf(why, wcap, "'%s' appears twice in the list", v[i]);
-				goto bad;
+				rc = ERR_FORMAT;
 			}
+	if (rc == ERR_NOMEM)
+		snprintf(why, wcap, "out of memory");
+	if (rc) {
+		strv_free(v, k);
+		return rc;
+	}
 	*out = v, *n = k;
 	return 0;
-bad:
-	strv_free(v, k);
-	return ERR_FORMAT;
-nomem:
-	strv_free(v, k);
-	snprintf(why, wcap, "out of memory");
-	return ERR_NOMEM;
 }
 
 static uint64_t fnv1a(uint64_t h, const char *s)

@@ -223,10 +223,11 @@ Test(sweep, a_rows_list_orders_rows_and_names_the_plain_base)
 
 Test(sweep, quoted_elements_keep_their_commas)
 {
-	struct sweep *sw = load("q.ini", "[p]\nb = \"1,2\", 3\n");
-	cr_assert_eq(sweep_points(sw), 2);
+	struct sweep *sw = load("q.ini", "[p]\nb = \"1,2\", 3, \" \"\n");
+	cr_assert_eq(sweep_points(sw), 3);
 	cr_expect_str_eq(value_of(sw, 0, "b"), "1,2");
 	cr_expect_str_eq(value_of(sw, 1, "b"), "3");
+	cr_expect_str_eq(value_of(sw, 2, "b"), " ");
 	sweep_free(sw);
 }
 
@@ -253,6 +254,7 @@ static struct bad_case bad_cases[] = {
 	{"[p]\na = 1,2,\n", "bad.ini:2: [p] a: empty element 3 in the list"},
 	{"[p]\na = 1, 1\n", "bad.ini:2: [p] a: '1' appears twice in the list"},
 	{"[p]\nb = \"1,2\n", "bad.ini:2: [p] b: unterminated quote"},
+	{"[p]\nb = \"1,2\"x, 3\n", "bad.ini:2: [p] b: text after a quoted element"},
 	{"[sweep]\nzip = a, b\n[p]\na = 1,2,3\nb = x,y\n",
 	 "bad.ini:2: [sweep] zip: [p] a has 3 values ("},
 	{"[sweep]\nzip = a, b\n[p]\na = 1,2,3\nb = x,y\n", "bad.ini:4) but [p] b has 2 ("},
