@@ -479,32 +479,34 @@ static int old_load(struct run *r, struct lif_err *err)
 	return rc;
 }
 
-/* Fix the result columns; convert kept rows to them (by name). */
+/* Fix the result columns and convert the kept rows to them (by name). On
+ * failure nothing is kept (known stays 0), so the old file is not rewritten. */
 static int set_columns(struct run *r, char *const *names, size_t n, struct lif_err *err)
 {
-	if (!(r->rnames = calloc(n + 1, sizeof *r->rnames)))
-		return err_set(err, ERR_NOMEM, "out of memory");
-	for (r->nr = 0; r->nr < n; r->nr++)
+	int rc = 0;
+	for (size_t j = 0; j < n && !rc; j++)
+		if (r->old.n > 1 && csv_col(&r->old, names[j]) < 0)
+			rc = err_set(err, ERR_FORMAT,
+				     "%s has no column '%s' that kind '%s' now writes: its rows are from "
+				     "another version; write to a new -o DIR",
+				     r->results, names[j], r->kind->name);
+	if (!rc && !(r->rnames = calloc(n + 1, sizeof *r->rnames)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (r->nr = 0; !rc && r->nr < n; r->nr++)
 		if (!(r->rnames[r->nr] = strdup(names[r->nr])))
-			return err_set(err, ERR_NOMEM, "out of memory");
-	r->known = 1;
-	for (size_t p = 0; p < r->np; p++) {
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (size_t p = 0; !rc && p < r->np; p++) {
 		if (r->old_rec[p] == NONE)
 			continue;
 		const struct csv_rec *rec = &r->old.recs[r->old_rec[p]];
 		if (!(r->vals[p] = calloc(n + 1, sizeof *r->vals[p])))
-			return err_set(err, ERR_NOMEM, "out of memory");
-		for (size_t j = 0; j < n; j++) {
-			long c = csv_col(&r->old, names[j]);
-			if (c < 0)
-				return err_set(err, ERR_FORMAT,
-					       "%s: has no column '%s' that kind '%s' now writes: write to a new -o DIR",
-					       r->results, names[j], r->kind->name);
-			if (!(r->vals[p][j] = strdup(rec->f[c])))
-				return err_set(err, ERR_NOMEM, "out of memory");
-		}
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		for (size_t j = 0; j < n && !rc; j++)
+			if (!(r->vals[p][j] = strdup(rec->f[csv_col(&r->old, names[j])])))
+				rc = err_set(err, ERR_NOMEM, "out of memory");
 	}
-	return 0;
+	r->known = !rc;
+	return rc;
 }
 
 /* When every point is kept, the result columns are the old header's

@@ -382,6 +382,29 @@ Test(sweep, a_grown_experiment_resumes_and_names_the_new_points)
 	sweep_free(sw);
 }
 
+Test(sweep, a_resume_with_changed_result_columns_keeps_the_old_file)
+{
+	struct sweep *sw = load("cc.ini", "[p]\na = 1, 2, 3\n");
+	struct tctx c = {.fail_at = -1};
+	struct lif_err e = {0};
+	cr_assert_eq(run_into(sw, "cc", 1, 0, 0, &c, NULL, &e), 0, "%s", e.msg);
+	char *full = slurp_text(results_of("cc"));
+	char *cut = strdup(full);
+	*strrchr(cut, ',') = '\0';        /* drop the end of the last row ... */
+	*(strrchr(cut, '\n') + 1) = '\0'; /* ... and then the whole row */
+	FILE *f = fopen(results_of("cc"), "w");
+	fputs(cut, f);
+	fclose(f);
+	struct tctx c2 = {.fail_at = -1, .col = "renamed_ms"};
+	cr_assert_neq(run_into(sw, "cc", 2, 0, 0, &c2, NULL, &e), 0);
+	cr_expect(strstr(e.msg, "has no column 'renamed_ms' that kind 'tp' now writes") != NULL, "%s",
+		  e.msg);
+	char *after = slurp_text(results_of("cc"));
+	cr_expect_str_eq(after, cut);
+	free(full), free(cut), free(after);
+	sweep_free(sw);
+}
+
 Test(sweep, results_are_identical_for_one_and_two_threads)
 {
 	struct sweep *sw = load("t.ini", "[p]\na = 0, 1, 2, 3, 4, 5, 6\nb = x, y, z\nn = 1, 50\n");
