@@ -20,8 +20,11 @@
  *
  * Kinds. What a point computes is a `struct sweep_kind` (a const vtable),
  * found by name (`[experiment] kind`, default "simulate") in the const
- * table sweep_kinds[] (sim/sweep_kinds.c). `run` is called concurrently from
- * several threads with the same ctx: it must treat ctx as read-only.
+ * table sweep_kinds[] (sim/sweep_kinds.c). A point holds every section but
+ * [vars], [sweep] and the rows, [experiment] kind included: a kind that
+ * applies all sections (conf_apply with NULL) lists that key in its table.
+ * `run` is called concurrently from several threads with the same ctx: it
+ * must treat ctx as read-only.
  *
  * Output (a directory): results.csv, one row per point in point order:
  * `point`, `point_id`, `row` (only with rows), one column per swept
