@@ -666,3 +666,26 @@ ParameterizedTest(struct verb_case *c, sweep, verb_errors_are_clear, .init = tu_
 	cr_expect_neq(tu_lifsim(out, sizeof out, "%s", args), 0);
 	cr_expect(strstr(out, c->want) != NULL, "'%s' printed '%s', lacks '%s'", args, out, c->want);
 }
+
+Test(sweep, the_shipped_example_expands_as_documented)
+{
+	struct sweep *sw = NULL;
+	struct lif_err e = {0};
+	cr_assert_eq(sweep_new(tu_src("experiments/example-echo.ini"), &sw, &e), 0, "%s", e.msg);
+	cr_assert_eq(sweep_points(sw), 12);
+	cr_expect_str_eq(sweep_kind_name(sw), "echo");
+	cr_expect_str_eq(sweep_point_label(sw, 0), "naive");
+	cr_expect_str_eq(sweep_point_label(sw, 5), "predictor");
+	cr_expect_str_eq(value_of(sw, 5, "recall"), "0.95");
+	cr_expect_str_eq(value_of(sw, 5, "fp_rate"), "0.07");
+	cr_expect_str_eq(value_of(sw, 11, "seed"), "2");
+	cr_expect_str_eq(value_of(sw, 11, "window"), "5");
+	cr_expect_str_eq(value_of(sw, 1, "mode"), "");
+	struct sweep_opts o = {.dir = tu_path("ex"), .threads = 2};
+	cr_assert_eq(sweep_run(sw, &sweep_kind_echo, NULL, &o, NULL, &e), 0, "%s", e.msg);
+	char *res = slurp_text(results_of("ex"));
+	cr_expect_eq(count_lines(res), 13);
+	cr_expect(strstr(res, "trace.model=opt-6.7b") != NULL, "${MODEL} expanded: %s", res);
+	free(res);
+	sweep_free(sw);
+}
