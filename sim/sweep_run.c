@@ -730,6 +730,9 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 	size_t *todo = NULL, ntodo = 0;
 	rep = rep ? rep : &dummy;
 	*rep = (struct sweep_report){.points = r.np};
+	if (!kind || !kind->name || !kind->run)
+		return err_set(err, ERR_INVAL, "sweep kind '%s' has no run function",
+			       kind && kind->name ? kind->name : "(null)");
 	o.threads = o.threads < 1 ? 1 : o.threads;
 	o.flush_s = o.flush_s > 0 ? o.flush_s : 2.0;
 	if (o.shard_count > 1 && (o.shard_index < 0 || o.shard_index >= o.shard_count))
