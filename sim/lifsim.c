@@ -12,6 +12,8 @@ static const struct verb verbs[] = {
 	{"stats", "trace statistics: sparsity, s_agg(k), windowed load, frequency, co-activation",
 	 verb_stats},
 	{"device", "inspect a device profile: check it, print its flash throughput grid", verb_device},
+	{"sweep", "run an experiment INI: expand the sweep, compute every point, write results", verb_sweep},
+	{"merge", "join the results directories of the shards of one sweep", verb_merge},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

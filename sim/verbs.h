@@ -17,5 +17,7 @@ struct verb {
 int verb_synth(int argc, char **argv, const struct cli_global *g);
 int verb_stats(int argc, char **argv, const struct cli_global *g);
 int verb_device(int argc, char **argv, const struct cli_global *g);
+int verb_sweep(int argc, char **argv, const struct cli_global *g);
+int verb_merge(int argc, char **argv, const struct cli_global *g);
 
 #endif
