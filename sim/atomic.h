@@ -1,6 +1,7 @@
 /*
  * atomic: write a file so that readers see either the old file or the whole
- * new one, never a half-written one: write "PATH.tmp.PID", fsync, rename.
+ * new one, never a half-written one: write "PATH.tmp", fsync, rename, fsync
+ * the directory.
  */
 #ifndef LIFSIM_ATOMIC_H
 #define LIFSIM_ATOMIC_H

@@ -1,6 +1,7 @@
 /* sweep_run.c: validating, running and resuming a sweep into a results
  * directory, and merging shards (the contract is in sweep.h). */
 #include "sim/sweep.h"
+#include "sim/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,55 +14,6 @@
 #include <unistd.h>
 
 #define NONE ((size_t)-1)
-
-/* ---- atomic files: write PATH.tmp, fsync, rename ---- */
-
-struct atomic {
-	char path[4096], tmp[4200];
-	FILE *f;
-};
-
-static int atomic_open(struct atomic *a, const char *path, struct lif_err *err)
-{
-	snprintf(a->path, sizeof a->path, "%s", path);
-	snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path);
-	a->f = fopen(a->tmp, "w");
-	if (!a->f)
-		return err_set(err, ERR_IO, "%s: cannot create: %s", a->tmp, strerror(errno));
-	return 0;
-}
-
-static void atomic_abort(struct atomic *a)
-{
-	if (a->f)
-		fclose(a->f);
-	a->f = NULL;
-	unlink(a->tmp);
-}
-
-/* Flush, fsync and rename into place, then fsync the directory. */
-static int atomic_commit(struct atomic *a, struct lif_err *err)
-{
-	int bad = ferror(a->f) || fflush(a->f) || fsync(fileno(a->f));
-	int e = errno;
-	bad |= fclose(a->f) != 0;
-	a->f = NULL;
-	if (bad || rename(a->tmp, a->path)) {
-		e = bad ? e : errno;
-		unlink(a->tmp);
-		return err_set(err, ERR_IO, "%s: cannot write: %s", a->path, strerror(e));
-	}
-	char dir[4096];
-	snprintf(dir, sizeof dir, "%s", a->path);
-	char *slash = strrchr(dir, '/');
-	snprintf(slash ? slash + 1 : dir, sizeof dir - (size_t)(slash ? slash + 1 - dir : 0), ".");
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	return 0;
-}
 
 /* Create dir unless it exists (*created says which). */
 static int make_dir(const char *dir, int *created, struct lif_err *err)
@@ -536,7 +488,7 @@ static int flush_results(struct run *r, struct lif_err *err)
 	size_t np = sweep_params(sw);
 	int rows = sweep_point_label(sw, 0) != NULL;
 	char **pn;
-	struct atomic a;
+	struct atomic_file a;
 	int rc = param_names(sw, r->rnames, r->nr, &pn, err);
 	if (rc)
 		return rc;
@@ -544,25 +496,25 @@ static int flush_results(struct run *r, struct lif_err *err)
 		strv_free(pn, np);
 		return rc;
 	}
-	csv_field(a.f, "point", 1), csv_field(a.f, "point_id", 0);
+	csv_field(a.fp, "point", 1), csv_field(a.fp, "point_id", 0);
 	if (rows)
-		csv_field(a.f, "row", 0);
+		csv_field(a.fp, "row", 0);
 	for (size_t j = 0; j < np; j++)
-		csv_field(a.f, pn[j], 0);
+		csv_field(a.fp, pn[j], 0);
 	for (size_t j = 0; j < r->nr; j++)
-		csv_field(a.f, r->rnames[j], 0);
-	fputc('\n', a.f);
+		csv_field(a.fp, r->rnames[j], 0);
+	fputc('\n', a.fp);
 	for (size_t p = 0; p < r->np; p++) {
 		if (!r->vals[p])
 			continue;
-		fprintf(a.f, "%zu,%016" PRIx64, p, sweep_point_id(sw, p));
+		fprintf(a.fp, "%zu,%016" PRIx64, p, sweep_point_id(sw, p));
 		if (rows)
-			csv_field(a.f, sweep_point_label(sw, p), 0);
+			csv_field(a.fp, sweep_point_label(sw, p), 0);
 		for (size_t j = 0; j < np; j++)
-			csv_field(a.f, sweep_param_value(sw, p, j), 0);
+			csv_field(a.fp, sweep_param_value(sw, p, j), 0);
 		for (size_t j = 0; j < r->nr; j++)
-			csv_field(a.f, r->vals[p][j], 0);
-		fputc('\n', a.f);
+			csv_field(a.fp, r->vals[p][j], 0);
+		fputc('\n', a.fp);
 	}
 	strv_free(pn, np);
 	r->last_flush_s = now_s();
@@ -724,7 +676,7 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 	struct sweep_opts o = *opts;
 	struct run r = {.sw = sw, .kind = kind, .ctx = ctx, .o = &o, .np = sweep_points(sw),
 			.fail_point = NONE};
-	struct atomic cfg = {0};
+	struct atomic_file cfg = {0};
 	char path[4200];
 	int created = 0;
 	size_t *todo = NULL, ntodo = 0;
@@ -749,13 +701,13 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 	if (!rc && !(rc = make_dir(o.dir, &created, err)))
 		rc = atomic_open(&cfg, path, err);
 	if (!rc)
-		rc = validate_points(sw, kind, ctx, cfg.f, err);
+		rc = validate_points(sw, kind, ctx, cfg.fp, err);
 	/* 2. what an earlier run left */
 	if (!rc)
 		rc = old_load(&r, err);
 	if (!rc) {
 		rc = atomic_commit(&cfg, err);
-	} else if (cfg.f) {
+	} else if (cfg.fp) {
 		atomic_abort(&cfg);
 		if (created)
 			rmdir(o.dir);
@@ -921,7 +873,7 @@ static int merge_write(const struct merge *m, const char *const *dirs, const cha
 		       struct lif_err *err)
 {
 	char path[4200];
-	struct atomic a;
+	struct atomic_file a;
 	size_t *missing = malloc((m->np + 1) * sizeof *missing), nmiss = 0;
 	if (!missing)
 		return err_set(err, ERR_NOMEM, "out of memory");
@@ -946,15 +898,15 @@ static int merge_write(const struct merge *m, const char *const *dirs, const cha
 	for (size_t p = 0; p <= m->np; p++) {
 		const struct csv_rec *rec = p == 0 ? h : m->at[p - 1];
 		for (size_t j = 0; j < rec->n; j++)
-			csv_field(a.f, rec->f[j], j == 0);
-		fputc('\n', a.f);
+			csv_field(a.fp, rec->f[j], j == 0);
+		fputc('\n', a.fp);
 	}
 	if ((rc = atomic_commit(&a, err)))
 		return rc;
 	snprintf(path, sizeof path, "%s/%s", out, SWEEP_CONFIG);
 	if ((rc = atomic_open(&a, path, err)))
 		return rc;
-	fwrite(m->config, 1, m->config_len, a.f);
+	fwrite(m->config, 1, m->config_len, a.fp);
 	(void)dirs;
 	return atomic_commit(&a, err);
 }
