@@ -30,6 +30,8 @@ const struct conf_opt sim_opts[] = {
 	 "neurons per read unit in the layout"},
 	{"sim", "layout_train_tokens", CONF_INT, O(layout_train_tokens), 0, 0, "100", 1, 1 << 30, NULL,
 	 "first tokens the ordering layouts and the hot hybrid policy learn from"},
+	{"sim", "merge", CONF_BOOL, O(merge), 0, 0, "true", CONF_NOBOUNDS, NULL,
+	 "merge neighbouring reads into one (false: one read per unit, as the paper)"},
 	{"sim", "max_gap", CONF_BYTES, O(max_gap), 0, 0, "0", CONF_NOBOUNDS, NULL,
 	 "merge reads whose gap is at most this many bytes (0: touching only)"},
 	{"sim", "parallelism", CONF_INT, O(parallelism), 0, 0, "32", 1, 4096, NULL,
@@ -313,7 +315,7 @@ static int layer_sim_new(struct layer_sim *s, const struct run *r, struct lif_er
 	s->sizes = malloc(s->sizes_cap * sizeof *s->sizes);
 	if (!s->last || !s->need || !s->dying || !s->moves || !s->sizes)
 		return err_set(err, ERR_NOMEM, "out of memory");
-	if (!(s->mm = memman_new(d, err)) || !(s->pl = planner_new(r->layout, r->p->max_gap, err)))
+	if (!(s->mm = memman_new(d, err)) || !(s->pl = planner_new(r->layout, r->p->merge ? r->p->max_gap : -1, err)))
 		return ERR_NOMEM;
 	return 0;
 }

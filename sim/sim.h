@@ -60,7 +60,8 @@ struct sim_params {
 	int layout;            /* enum layout_kind */
 	int bundle;            /* neurons per read unit */
 	int layout_train_tokens; /* tokens the ordering layouts learn from */
-	int64_t max_gap;       /* read through gaps up to this many bytes; -1: never merge */
+	int merge;             /* merge neighbouring reads at all */
+	int64_t max_gap;       /* read through gaps up to this many bytes */
 	int parallelism;       /* outstanding reads */
 	char hybrid[16];       /* fraction of FFN neurons pinned in DRAM, or "auto" */
 	int hybrid_policy;     /* enum sim_hybrid_policy */
