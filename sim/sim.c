@@ -48,6 +48,8 @@ const struct conf_opt sim_opts[] = {
 	 "DRAM available, bytes (0: unlimited)"},
 	{"sim", "dram_budget_frac", CONF_DOUBLE, O(dram_budget_frac), 0, 0, "0", 0, 10, NULL,
 	 "DRAM available as a fraction of the model's stored bytes (0: unused)"},
+	{"sim", "dtype", CONF_ENUM, O(dtype), 0, 0, "model", CONF_NOBOUNDS,
+	 "fp32|fp16|bf16|int8|model", "type of the weights on flash (model: as its description says)"},
 	{"sim", "compute_dtype", CONF_ENUM, O(compute_dtype), 0, 0, "stored", CONF_NOBOUNDS,
 	 "fp32|fp16|bf16|int8|stored",
 	 "type of the weights in DRAM and compute (stored: as on flash; the paper's CPU runs are fp32)"},
@@ -75,7 +77,7 @@ struct pred_entry {
 };
 
 struct layout_entry {
-	int kind, bundle, train;
+	int kind, bundle, train, dtype;
 	struct layout *layout;
 };
 
@@ -150,21 +152,22 @@ static const struct pred_entry *cache_pred(struct sim_cache *c, const struct pre
 	return found;
 }
 
-static const struct layout *cache_layout(struct sim_cache *c, int kind, int bundle, int train,
-					 int threads, struct lif_err *err)
+static const struct layout *cache_layout(struct sim_cache *c, const struct llm_desc *ms, int kind,
+					 int bundle, int train, int threads, struct lif_err *err)
 {
 	const struct layout *found = NULL;
 	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < c->nlayout && !found; i++)
 		if (c->layouts[i].kind == kind && c->layouts[i].bundle == bundle &&
+		    c->layouts[i].dtype == ms->dtype &&
 		    (c->layouts[i].train == train || !layout_by_kind(kind)->needs_trace))
 			found = c->layouts[i].layout;
 	if (!found && c->nlayout == CACHE_MAX)
 		err_set(err, ERR_RANGE, "more than %d layouts in one sweep", CACHE_MAX);
 	else if (!found) {
-		struct layout *l = layout_new(kind, &c->m, c->t, bundle, train, threads, err);
+		struct layout *l = layout_new(kind, ms, c->t, bundle, train, threads, err);
 		if (l) {
-			c->layouts[c->nlayout++] = (struct layout_entry){kind, bundle, train, l};
+			c->layouts[c->nlayout++] = (struct layout_entry){kind, bundle, train, ms->dtype, l};
 			found = l;
 		}
 	}
@@ -547,13 +550,18 @@ static int run_once(struct sim_cache *c, const struct device *dev, const struct 
 		    double pin_frac, int threads, struct sim_result *out, struct sim_token *per_token,
 		    struct lif_err *err)
 {
-	struct run r = {.t = c->t, .m = &c->m, .mc = c->m, .dev = dev, .p = p};
+	struct llm_desc ms = c->m; /* as stored on flash */
+	struct run r = {.t = c->t, .m = &ms, .dev = dev, .p = p};
 	uint8_t *pinned = NULL;
 	int32_t *order = NULL;
 	int rc = 0;
-	if (p->compute_dtype >= 0 && p->compute_dtype <= LLM_INT8) {
+	ms.params = 0;
+	if (p->dtype < LLM_NDTYPES)
+		ms.dtype = p->dtype;
+	rc = llm_derive(&ms, c->m.name, err);
+	r.mc = ms;
+	if (!rc && p->compute_dtype < LLM_NDTYPES) {
 		r.mc.dtype = p->compute_dtype;
-		r.mc.params = 0;
 		rc = llm_derive(&r.mc, c->m.name, err);
 	}
 	r.row_bytes = r.mc.bundle_bytes;
@@ -580,13 +588,14 @@ static int run_once(struct sim_cache *c, const struct device *dev, const struct 
 	const struct pred_entry *pe = NULL;
 	if (!rc && p->strategy == SIM_SPARSE) {
 		pe = cache_pred(c, &pk, threads, err);
-		r.layout = pe ? cache_layout(c, p->layout, p->bundle, p->layout_train_tokens, threads, err)
+		r.layout = pe ? cache_layout(c, &ms, p->layout, p->bundle, p->layout_train_tokens, threads, err)
 			      : NULL;
 		rc = pe && r.layout ? 0 : (err->code ? err->code : ERR_NOMEM);
 	}
 	if (!rc)
 		rc = run_alloc(&r) ? err_set(err, ERR_NOMEM, "out of memory") : 0;
 	dram_fixed(&r, out);
+	out->dram_ffn_bytes = r.mc.ffn_bytes;
 	out->dram_pinned_bytes = (int64_t)llround(out->hybrid_frac * (double)r.mc.ffn_bytes);
 	if (!rc && p->strategy == SIM_SPARSE) {
 		r.pred = pe->sets;
@@ -595,8 +604,8 @@ static int run_once(struct sim_cache *c, const struct device *dev, const struct 
 		out->predicted_frac = pe->q.predicted_frac;
 	} else if (!rc) {
 		/* flash holds the model at its stored dtype */
-		int64_t resident = (p->naive_keep_dense ? c->m.embed_bytes + c->m.attn_bytes : 0) +
-				   (int64_t)llround(out->hybrid_frac * (double)c->m.ffn_bytes);
+		int64_t resident = (p->naive_keep_dense ? ms.embed_bytes + ms.attn_bytes : 0) +
+				   (int64_t)llround(out->hybrid_frac * (double)ms.ffn_bytes);
 		rc = simulate_naive(&r, resident, err);
 		out->recall = 1, out->predicted_frac = 1;
 	}
@@ -637,23 +646,12 @@ int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_para
 		/* pass 1 without pinning measures the window; then pin what the
 		 * budget leaves, shrinking until it fits (pinning only shrinks the window) */
 		rc = run_once(c, dev, p, 0, threads, out, NULL, err);
+		double ffn_bytes = (double)out->dram_ffn_bytes;
 		for (int it = 0; !rc && it < 4; it++) {
-			double ffn = out->dram_bytes - out->dram_pinned_bytes > 0 ? 0 : 0;
-			struct llm_desc mc = c->m;
-			(void)ffn;
-			int64_t fixed = out->dram_bytes - out->dram_pinned_bytes;
-			double room = (double)(out->dram_budget_bytes - fixed);
-			double ffn_bytes = out->dram_pinned_bytes > 0 && out->hybrid_frac > 0
-						   ? out->dram_pinned_bytes / out->hybrid_frac
-						   : (double)mc.ffn_bytes * (p->compute_dtype >= 0 && p->compute_dtype <= LLM_INT8
-										    ? (double)llm_dtype_bytes(p->compute_dtype) / mc.weight_bytes
-										    : 1.0);
-			double want = frac + room / ffn_bytes;
-			want = want < 0 ? 0 : want > 1 ? 1 : want;
 			if (it > 0 && out->dram_bytes <= out->dram_budget_bytes)
 				break;
-			frac = it == 0 ? want : frac - (double)(out->dram_bytes - out->dram_budget_bytes) / ffn_bytes;
-			frac = frac < 0 ? 0 : frac;
+			frac += (double)(out->dram_budget_bytes - out->dram_bytes) / ffn_bytes;
+			frac = frac < 0 ? 0 : frac > 1 ? 1 : frac;
 			rc = run_once(c, dev, p, frac, threads, out, per_token, err);
 		}
 	}

@@ -69,7 +69,8 @@ struct sim_params {
 	int64_t naive_chunk;   /* naive: bytes per sequential read */
 	int64_t dram_budget;   /* bytes; 0 = none */
 	double dram_budget_frac; /* of the model's bytes; 0 = none */
-	int compute_dtype;     /* enum llm_dtype of weights in DRAM (-1 = as stored) */
+	int dtype;             /* enum llm_dtype of the weights on flash (LLM_NDTYPES: the model's) */
+	int compute_dtype;     /* enum llm_dtype of the weights in DRAM (LLM_NDTYPES: as on flash) */
 	int ffn_rows;          /* enum sim_ffn_rows */
 	int warmup_tokens;     /* tokens excluded from the means (cold start) */
 	int64_t context_tokens;/* KV-cache length before the first token */
@@ -102,6 +103,7 @@ struct sim_result {
 	int64_t dram_embed_bytes, dram_attn_bytes, dram_predictor_bytes;
 	int64_t dram_pinned_bytes, dram_window_bytes;
 	int64_t dram_budget_bytes;    /* 0 = none */
+	int64_t dram_ffn_bytes;       /* the whole FFN in DRAM's dtype (what hybrid = 1 pins) */
 };
 
 /* Precomputed inputs shared by every point of a sweep over one trace:

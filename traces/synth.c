@@ -15,7 +15,7 @@
 const struct conf_opt synth_opts[] = {
 	{"synth", "tokens", CONF_I64, O(tokens), 0, 0, "1000", 1, 1e9, NULL, "tokens to generate"},
 	{"synth", "seed", CONF_I64, O(seed), 0, 0, "1", 0, 9.2e18, NULL, "random seed"},
-	{"synth", "phi", CONF_DOUBLE, O(phi), 0, 0, "0.9", 0, 0.9999, NULL,
+	{"synth", "phi", CONF_DOUBLE, O(phi), 0, 0, "0.8", 0, 0.9999, NULL,
 	 "per-token AR(1) coefficient of the latent pre-activation (persistence)"},
 	{"synth", "rho", CONF_DOUBLE, O(rho), 0, 0, "0.4", 0, 1, NULL,
 	 "share of latent variance from the neuron's co-activation group"},
