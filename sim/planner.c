@@ -10,7 +10,7 @@ struct planner *planner_new(const struct layout *l, int64_t max_gap, struct lif_
 	if (p) {
 		p->layout = l;
 		p->max_gap = max_gap;
-		p->units = calloc((units + 7) / 8 + 8, 1);
+		p->units = calloc((units + 7) / 8 + 16, 1);
 		p->covered = calloc((l->d_ffn + 7) / 8 + 8, 1);
 		p->cap = 1024;
 		p->ext = malloc(p->cap * sizeof *p->ext);
@@ -68,9 +68,11 @@ static int64_t mark_units(struct planner *p, int layer, const uint8_t *need)
 	int64_t n = 0;
 	if (fr)
 		memset(p->covered, 0, rb);
-	for (int j = 0; j < rb; j++)
-		for (unsigned b = need[j]; b; b &= b - 1) {
-			int i = j * 8 + __builtin_ctz(b);
+	for (int j = 0; j < rb; j += 8) {
+		uint64_t w = 0;
+		memcpy(&w, need + j, rb - j < 8 ? (size_t)(rb - j) : 8);
+		for (; w; w &= w - 1) {
+			int i = j * 8 + __builtin_ctzll(w);
 			n++;
 			if (fr && ((p->covered[i >> 3] >> (i & 7)) & 1))
 				continue; /* came in beside a friend read earlier */
@@ -79,6 +81,7 @@ static int64_t mark_units(struct planner *p, int layer, const uint8_t *need)
 			if (fr && fr[i] >= 0)
 				p->covered[fr[i] >> 3] |= (uint8_t)(1u << (fr[i] & 7));
 		}
+	}
 	return n;
 }
 
@@ -88,16 +91,19 @@ int planner_plan(struct planner *p, int layer, const uint8_t *need, struct lif_e
 	const int64_t units = (l->d_ffn + l->bundle - 1) / l->bundle, ub = (units + 7) / 8;
 	p->n = 0;
 	p->bytes_read = 0;
-	memset(p->units, 0, ub);
+	memset(p->units, 0, ub + 8);
 	int64_t neurons = mark_units(p, layer, need);
 	p->useful_bytes = neurons * l->piece_bytes * l->regions;
 	for (int r = 0; r < l->regions; r++)
-		for (int64_t j = 0; j < ub; j++)
-			for (unsigned b = p->units[j]; b; b &= b - 1) {
-				int64_t u = j * 8 + __builtin_ctz(b), s0 = u * l->bundle;
+		for (int64_t j = 0; j < ub; j += 8) {
+			uint64_t w;
+			memcpy(&w, p->units + j, 8); /* units has 8 bytes of zero padding */
+			for (; w; w &= w - 1) {
+				int64_t u = j * 8 + __builtin_ctzll(w), s0 = u * l->bundle;
 				int64_t slots = s0 + l->bundle <= l->d_ffn ? l->bundle : l->d_ffn - s0;
 				if (push(p, layout_offset(l, layer, r, s0), slots * l->slot_bytes))
 					return err_set(err, ERR_NOMEM, "out of memory planning reads");
 			}
+		}
 	return 0;
 }

@@ -290,7 +290,8 @@ static int run_alloc(struct run *r)
 /* Scratch of one layer's simulation. */
 struct layer_sim {
 	int64_t *last;    /* (d) last token each neuron was predicted, or very negative */
-	uint8_t *need;    /* (rb) */
+	uint64_t *words;  /* 4 bit sets of nw words: predicted, pinned, need, leaving */
+	uint64_t *resident; /* (nw) the window's neurons */
 	int32_t *dying;   /* (d) */
 	int64_t *sizes;   /* extent sizes for the flash model */
 	size_t sizes_cap;
@@ -301,7 +302,8 @@ struct layer_sim {
 
 static void layer_sim_free(struct layer_sim *s)
 {
-	free(s->last), free(s->need), free(s->dying), free(s->sizes), free(s->moves);
+	free(s->last), free(s->words), free(s->resident), free(s->dying), free(s->sizes);
+	free(s->moves);
 	memman_free(s->mm);
 	planner_free(s->pl);
 }
@@ -311,12 +313,14 @@ static int layer_sim_new(struct layer_sim *s, const struct run *r, struct lif_er
 	const int d = r->m->d_ffn;
 	memset(s, 0, sizeof *s);
 	s->last = malloc(d * sizeof *s->last);
-	s->need = calloc((d + 7) / 8 + 8, 1);
+	const int nw = (d + 63) / 64 + 1;
+	s->words = calloc(4 * (size_t)nw, sizeof *s->words);
+	s->resident = calloc(nw, sizeof *s->resident);
 	s->dying = malloc(d * sizeof *s->dying);
 	s->moves = malloc(d * sizeof *s->moves);
 	s->sizes_cap = 1024;
 	s->sizes = malloc(s->sizes_cap * sizeof *s->sizes);
-	if (!s->last || !s->need || !s->dying || !s->moves || !s->sizes)
+	if (!s->last || !s->words || !s->resident || !s->dying || !s->moves || !s->sizes)
 		return err_set(err, ERR_NOMEM, "out of memory");
 	if (!(s->mm = memman_new(d, err)) || !(s->pl = planner_new(r->layout, r->p->merge ? r->p->max_gap : -1, err)))
 		return ERR_NOMEM;
@@ -343,65 +347,71 @@ static int layer_io_ns(struct layer_sim *s, const struct device *dev, int parall
 	return 0;
 }
 
-/* One layer over all tokens: steps 1-4 of the header. */
+/* Copy a packed row of rb bytes into nw zero-padded 64-bit words. */
+static inline void load_words(uint64_t *w, const uint8_t *row, int rb, int nw)
+{
+	w[nw - 1] = 0;
+	memcpy(w, row, rb);
+}
+
+/* One layer over all tokens: steps 1-4 of the header. Bit sets are handled
+ * a 64-bit word at a time; only set bits are visited one by one. */
 static int simulate_layer(struct run *r, int l, struct layer_sim *s, struct lif_err *err)
 {
 	const struct trace *t = r->t;
-	const int d = r->m->d_ffn, rb = t->row_bytes, k = r->p->window;
-	const uint8_t *pin = r->pinned ? r->pinned + (size_t)l * rb : NULL;
+	const int rb = t->row_bytes, nw = (rb + 7) / 8, k = r->p->window;
+	uint64_t *P = s->words, *pin = s->words + nw, *need = s->words + 2 * nw, *E = s->words + 3 * nw;
 	int pinned_count = 0;
-	for (int j = 0; pin && j < rb; j++)
-		pinned_count += __builtin_popcount(pin[j]);
-	for (int i = 0; i < d; i++)
+	memset(pin, 0, nw * sizeof *pin);
+	if (r->pinned)
+		load_words(pin, r->pinned + (size_t)l * rb, rb, nw);
+	for (int j = 0; j < nw; j++)
+		pinned_count += __builtin_popcountll(pin[j]);
+	for (int i = 0; i < r->m->d_ffn; i++)
 		s->last[i] = INT64_MIN / 2;
+	memset(s->resident, 0, nw * sizeof *s->resident);
 	for (int64_t tok = 0; tok < t->meta.tokens; tok++) {
-		const uint8_t *P = r->pred + ((size_t)l * t->meta.tokens + tok) * rb;
 		int64_t nload = 0, npred = 0;
-		/* 1-3: what must be read */
-		for (int j = 0; j < rb; j++) {
-			uint8_t want = pin ? (uint8_t)(P[j] & ~pin[j]) : P[j], nd = 0;
-			npred += __builtin_popcount(P[j]);
-			for (unsigned b = want; b; b &= b - 1) {
-				int i = j * 8 + __builtin_ctz(b);
-				if (!(k > 0 && s->last[i] >= tok - k))
-					nd |= (uint8_t)(1u << (i & 7));
-			}
-			s->need[j] = nd;
-			nload += __builtin_popcount(nd);
+		/* 1-3: what must be read: predicted, not pinned, not resident */
+		load_words(P, r->pred + ((size_t)l * t->meta.tokens + tok) * rb, rb, nw);
+		for (int j = 0; j < nw; j++) {
+			npred += __builtin_popcountll(P[j]);
+			P[j] &= ~pin[j];
+			need[j] = P[j] & ~s->resident[j];
+			nload += __builtin_popcountll(need[j]);
 		}
 		double io = 0;
-		if (planner_plan(s->pl, l, s->need, err) || layer_io_ns(s, r->dev, r->p->parallelism, &io))
+		if (planner_plan(s->pl, l, (const uint8_t *)need, err) ||
+		    layer_io_ns(s, r->dev, r->p->parallelism, &io))
 			return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
 		r->io_ns[tok] += io;
 		r->bytes[tok] += s->pl->bytes_read;
 		r->useful[tok] += s->pl->useful_bytes;
 		r->reads[tok] += (int64_t)s->pl->n;
 		r->loaded[tok] += nload;
-		/* 4: insert the loaded rows, mark the predicted ones as used now */
-		for (int j = 0; j < rb; j++)
-			for (unsigned b = s->need[j]; b; b &= b - 1)
-				memman_insert(s->mm, j * 8 + __builtin_ctz(b));
-		int32_t used = s->mm->used;
-		for (int j = 0; j < rb; j++) {
-			uint8_t want = pin ? (uint8_t)(P[j] & ~pin[j]) : P[j];
-			for (unsigned b = want; b; b &= b - 1)
-				s->last[j * 8 + __builtin_ctz(b)] = tok;
+		/* 4: insert the loaded rows; the predicted ones are used now */
+		for (int j = 0; j < nw; j++) {
+			for (uint64_t b = need[j]; b; b &= b - 1)
+				memman_insert(s->mm, j * 64 + __builtin_ctzll(b));
+			for (uint64_t b = P[j]; b; b &= b - 1)
+				s->last[j * 64 + __builtin_ctzll(b)] = tok;
+			s->resident[j] |= P[j];
 		}
 		/* 5: the rows the FFN is computed over */
 		r->ffn_rows[(size_t)tok * r->m->layers + l] =
-			(int32_t)(r->p->ffn_rows == SIM_ROWS_WINDOW ? used + pinned_count : npred);
+			(int32_t)(r->p->ffn_rows == SIM_ROWS_WINDOW ? s->mm->used + pinned_count : npred);
 		/* after the token: delete what leaves the window (last predicted at tok-k) */
 		int64_t leave = tok - k, ndie = 0;
 		if (leave >= 0) {
-			const uint8_t *PL = r->pred + ((size_t)l * t->meta.tokens + leave) * rb;
-			for (int j = 0; j < rb; j++) {
-				uint8_t cand = pin ? (uint8_t)(PL[j] & ~pin[j]) : PL[j];
-				for (unsigned b = cand; b; b &= b - 1) {
-					int i = j * 8 + __builtin_ctz(b);
-					if (s->last[i] == leave)
+			load_words(E, r->pred + ((size_t)l * t->meta.tokens + leave) * rb, rb, nw);
+			for (int j = 0; j < nw; j++)
+				for (uint64_t b = E[j] & ~pin[j]; b; b &= b - 1) {
+					int i = j * 64 + __builtin_ctzll(b);
+					if (s->last[i] == leave) {
 						s->dying[ndie++] = i;
+						s->resident[j] &= ~(1ull << (i & 63));
+					}
 				}
-			}
 		}
 		int nm = memman_delete(s->mm, s->dying, (int)ndie, s->moves);
 		r->copies[tok] += nm;

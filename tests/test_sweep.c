@@ -635,7 +635,7 @@ static struct verb_case verb_cases[] = {
 	{"sweep @EXP", "lifsim sweep: missing -o DIR (or --dry-run)"},
 	{"sweep @EXP -o @D --shard 2/2", "lifsim sweep: --shard: '2/2' is not I/N with 0 <= I < N"},
 	{"sweep @EXP --bogus", "lifsim sweep: unknown option '--bogus'"},
-	{"sweep @KIND -o @D", "[experiment] kind 'nosuch' is unknown (kinds: echo"},
+	{"sweep @KIND -o @D", "[experiment] kind 'nosuch' is unknown (kinds: simulate echo"},
 	{"sweep @NOFILE -o @D", "lifsim sweep: /nonexistent/x.ini: cannot open"},
 	{"merge @D", "lifsim merge: missing -o DIR"},
 	{"merge @D -o @D2", "config.resolved.ini: cannot read"},

@@ -65,7 +65,7 @@ Test(synth, written_file_equals_the_in_memory_trace)
 	size_t nb = (size_t)m.layers * p.tokens * mem->row_bytes;
 	cr_expect_eq(memcmp(mem->bits, file->bits, nb), 0);
 	cr_expect_eq(memcmp(mem->band, file->band, 2 * nb), 0);
-	cr_expect(strstr(file->meta.generator, "phi=0.9") != NULL, "%s", file->meta.generator);
+	cr_expect(strstr(file->meta.generator, "phi=0.8") != NULL, "%s", file->meta.generator);
 	cr_expect_eq(file->meta.seed, 1);
 	trace_free(mem), trace_free(file);
 }

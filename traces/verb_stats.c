@@ -71,7 +71,7 @@ int verb_stats(int argc, char **argv, const struct cli_global *g)
 	if (optind != argc - 1)
 		return cli_failf("stats", "expected one TRACE.h5 argument (see lifsim stats --help)");
 	struct lif_err err = {0};
-	struct trace *t = trace_load(argv[optind], 0, &err);
+	struct trace *t = trace_load_threads(argv[optind], 0, g->threads, &err);
 	if (!t)
 		return cli_fail("stats", &err);
 	struct stats_result r;
