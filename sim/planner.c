@@ -91,8 +91,18 @@ int planner_plan(struct planner *p, int layer, const uint8_t *need, struct lif_e
 	const int64_t units = (l->d_ffn + l->bundle - 1) / l->bundle, ub = (units + 7) / 8;
 	p->n = 0;
 	p->bytes_read = 0;
-	memset(p->units, 0, ub + 8);
-	int64_t neurons = mark_units(p, layer, need);
+	int64_t neurons = 0;
+	if (l->bundle == 1 && !l->friend_of && l->kind != LAYOUT_HOT && l->kind != LAYOUT_COACT) {
+		/* neuron i sits in slot i: the units are the needed neurons */
+		const int rb = (l->d_ffn + 7) / 8;
+		memcpy(p->units, need, rb);
+		memset(p->units + rb, 0, 8);
+		for (int j = 0; j < rb; j++)
+			neurons += __builtin_popcount(need[j]);
+	} else {
+		memset(p->units, 0, ub + 8);
+		neurons = mark_units(p, layer, need);
+	}
 	p->useful_bytes = neurons * l->piece_bytes * l->regions;
 	for (int r = 0; r < l->regions; r++)
 		for (int64_t j = 0; j < ub; j += 8) {

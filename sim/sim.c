@@ -87,6 +87,10 @@ struct freq_entry {
 };
 
 #define CACHE_MAX 64
+#define DECISIONS_MAX 512
+
+struct decisions;
+static void decisions_free(struct decisions *d);
 
 struct sim_cache {
 	const struct trace *t;
@@ -95,7 +99,8 @@ struct sim_cache {
 	struct pred_entry preds[CACHE_MAX];
 	struct layout_entry layouts[CACHE_MAX];
 	struct freq_entry freqs[CACHE_MAX];
-	int npred, nlayout, nfreq;
+	struct decisions *dec[DECISIONS_MAX];
+	int npred, nlayout, nfreq, ndec;
 };
 
 struct sim_cache *sim_cache_new(const struct trace *t, const struct llm_desc *m,
@@ -127,6 +132,8 @@ void sim_cache_free(struct sim_cache *c)
 		layout_free(c->layouts[i].layout);
 	for (int i = 0; i < c->nfreq; i++)
 		free(c->freqs[i].counts);
+	for (int i = 0; i < c->ndec; i++)
+		decisions_free(c->dec[i]);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -243,107 +250,181 @@ static int64_t pin_neurons(const struct llm_desc *m, int policy, double frac,
 	return done;
 }
 
-/* ---------------------------------------------------------------- the run */
+/* ---------------------------------------------------------------- decisions */
 
-/* Per-point working state. */
-struct run {
-	const struct trace *t;
-	const struct llm_desc *m;     /* stored dtype: flash bytes */
-	struct llm_desc mc;           /* DRAM/compute dtype */
-	const struct device *dev;
-	const struct sim_params *p;
-	const uint8_t *pred;          /* (layers, tokens, rb) */
-	const uint8_t *pinned;        /* (layers, rb) or NULL */
-	const struct layout *layout;
-	int64_t row_bytes;            /* one neuron's bundle in DRAM */
-	/* per token accumulators (tokens) */
-	double *io_ns;
-	int64_t *bytes, *reads, *loaded, *copies, *ops, *window_rows, *useful;
-	int32_t *ffn_rows;            /* (tokens, layers) */
-	int64_t window_peak_rows;     /* sum over layers of the matrices' peaks */
+/* Everything that decides what a point reads, copies and computes; the
+ * device, the parallelism and the compute type only cost it. Points with
+ * equal keys share one set of decisions (a sweep over parallelism or devices
+ * simulates the windows once). Built with memset, compared with memcmp. */
+struct decision_key {
+	int strategy;
+	struct pred_params pred;
+	int window, layout, bundle, train, merge, dtype, pin_policy, keep_dense;
+	int64_t max_gap, naive_chunk;
+	double pin_frac;
 };
 
-static void run_free(struct run *r)
+/* The decisions of a point, per token t and layer l. */
+struct decisions {
+	struct decision_key key;
+	int64_t T;
+	int L;
+	int64_t *loaded, *copies, *ops, *window_rows, *useful, *bytes; /* (T) */
+	int32_t *used_rows, *pred_rows; /* (T, L): matrix rows in use (+ pinned), predicted rows */
+	int64_t *ext_start;  /* (T * L + 1): row (t, l)'s reads are [ext_start, ext_start + 1) */
+	int64_t *ext_size;   /* distinct read sizes of a row ... */
+	int32_t *ext_count;  /* ... and how many reads of that size */
+	size_t n_ext, cap_ext;
+	int64_t window_peak_rows;  /* sum over layers of the matrices' peaks */
+	double hybrid_frac;
+	struct pred_quality q;
+};
+
+static void decisions_free(struct decisions *d)
 {
-	free(r->io_ns), free(r->bytes), free(r->reads), free(r->loaded), free(r->copies);
-	free(r->ops), free(r->window_rows), free(r->useful), free(r->ffn_rows);
+	if (!d)
+		return;
+	free(d->loaded), free(d->copies), free(d->ops), free(d->window_rows), free(d->useful);
+	free(d->bytes), free(d->used_rows), free(d->pred_rows), free(d->ext_start);
+	free(d->ext_size), free(d->ext_count);
+	free(d);
 }
 
-static int run_alloc(struct run *r)
+static struct decisions *decisions_new(const struct decision_key *key, int64_t T, int L)
 {
-	size_t T = (size_t)r->t->meta.tokens;
-	r->io_ns = calloc(T, sizeof *r->io_ns);
-	r->bytes = calloc(T, sizeof *r->bytes);
-	r->reads = calloc(T, sizeof *r->reads);
-	r->loaded = calloc(T, sizeof *r->loaded);
-	r->copies = calloc(T, sizeof *r->copies);
-	r->ops = calloc(T, sizeof *r->ops);
-	r->window_rows = calloc(T, sizeof *r->window_rows);
-	r->useful = calloc(T, sizeof *r->useful);
-	r->ffn_rows = calloc(T * r->m->layers, sizeof *r->ffn_rows);
-	return r->io_ns && r->bytes && r->reads && r->loaded && r->copies && r->ops &&
-			       r->window_rows && r->useful && r->ffn_rows
-		       ? 0
-		       : ERR_NOMEM;
+	struct decisions *d = calloc(1, sizeof *d);
+	if (!d)
+		return NULL;
+	d->key = *key, d->T = T, d->L = L;
+	d->loaded = calloc(T, sizeof *d->loaded);
+	d->copies = calloc(T, sizeof *d->copies);
+	d->ops = calloc(T, sizeof *d->ops);
+	d->window_rows = calloc(T, sizeof *d->window_rows);
+	d->useful = calloc(T, sizeof *d->useful);
+	d->bytes = calloc(T, sizeof *d->bytes);
+	d->used_rows = calloc((size_t)T * L, sizeof *d->used_rows);
+	d->pred_rows = calloc((size_t)T * L, sizeof *d->pred_rows);
+	d->ext_start = calloc((size_t)T * L + 1, sizeof *d->ext_start);
+	d->cap_ext = 1024;
+	d->ext_size = malloc(d->cap_ext * sizeof *d->ext_size);
+	d->ext_count = malloc(d->cap_ext * sizeof *d->ext_count);
+	if (!d->loaded || !d->copies || !d->ops || !d->window_rows || !d->useful || !d->bytes ||
+	    !d->used_rows || !d->pred_rows || !d->ext_start || !d->ext_size || !d->ext_count) {
+		decisions_free(d);
+		return NULL;
+	}
+	return d;
 }
 
-/* Scratch of one layer's simulation. */
+/* Add `count` reads of `size` bytes to the row being filled (rows are filled
+ * in (t, l) order, so the open row is [ext_start[row], n_ext)). */
+static int decisions_add_reads(struct decisions *d, size_t row, int64_t size, int32_t count)
+{
+	for (size_t i = (size_t)d->ext_start[row]; i < d->n_ext; i++)
+		if (d->ext_size[i] == size) {
+			d->ext_count[i] += count;
+			return 0;
+		}
+	if (d->n_ext == d->cap_ext) {
+		size_t cap = 2 * d->cap_ext;
+		int64_t *s = realloc(d->ext_size, cap * sizeof *s);
+		if (s)
+			d->ext_size = s;
+		int32_t *c = realloc(d->ext_count, cap * sizeof *c);
+		if (c)
+			d->ext_count = c;
+		if (!s || !c)
+			return ERR_NOMEM;
+		d->cap_ext = cap;
+	}
+	d->ext_size[d->n_ext] = size;
+	d->ext_count[d->n_ext++] = count;
+	return 0;
+}
+
+/* The union of the last k rows of a stream of bit sets, in O(1) row
+ * operations per row (amortized): the stream is cut into blocks of k rows;
+ * a window is a suffix of the previous block (suffix ORs, computed once per
+ * block) plus a prefix of the current one (a running OR). */
+struct winor {
+	int k, nw;
+	int64_t pos;        /* rows pushed so far */
+	uint64_t *block;    /* (k, nw) rows of the current block */
+	uint64_t *suffix;   /* (k + 1, nw) suffix ORs of the previous block; row k is 0 */
+	uint64_t *prefix;   /* (nw) OR of the current block so far */
+};
+
+static void winor_free(struct winor *w)
+{
+	free(w->block), free(w->suffix), free(w->prefix);
+}
+
+static int winor_init(struct winor *w, int k, int nw)
+{
+	memset(w, 0, sizeof *w);
+	w->k = k, w->nw = nw;
+	w->block = calloc((size_t)(k > 0 ? k : 1) * nw, sizeof *w->block);
+	w->suffix = calloc((size_t)(k + 1) * nw, sizeof *w->suffix);
+	w->prefix = calloc(nw, sizeof *w->prefix);
+	return w->block && w->suffix && w->prefix ? 0 : ERR_NOMEM;
+}
+
+/* Push row q; u receives the OR of the last k rows (q included). */
+static void winor_push(struct winor *w, const uint64_t *q, uint64_t *u)
+{
+	const int k = w->k, nw = w->nw;
+	if (k == 0) {
+		memset(u, 0, nw * sizeof *u);
+		return;
+	}
+	int i = (int)(w->pos % k); /* index in the current block */
+	memcpy(w->block + (size_t)i * nw, q, nw * sizeof *q);
+	const uint64_t *suf = w->suffix + (size_t)(i + 1) * nw;
+	for (int j = 0; j < nw; j++) {
+		w->prefix[j] |= q[j];
+		u[j] = suf[j] | w->prefix[j];
+	}
+	w->pos++;
+	if (i == k - 1) { /* block complete: its suffix ORs serve the next block */
+		memset(w->suffix + (size_t)k * nw, 0, nw * sizeof *w->suffix);
+		for (int r = k - 1; r >= 0; r--)
+			for (int j = 0; j < nw; j++)
+				w->suffix[(size_t)r * nw + j] =
+					w->block[(size_t)r * nw + j] | w->suffix[(size_t)(r + 1) * nw + j];
+		memset(w->prefix, 0, nw * sizeof *w->prefix);
+	}
+}
+
+/* Per-layer scratch of the sparse simulation. */
 struct layer_sim {
-	int64_t *last;    /* (d) last token each neuron was predicted, or very negative */
-	uint64_t *words;  /* 4 bit sets of nw words: predicted, pinned, need, leaving */
-	uint64_t *resident; /* (nw) the window's neurons */
-	int32_t *dying;   /* (d) */
-	int64_t *sizes;   /* extent sizes for the flash model */
-	size_t sizes_cap;
+	uint64_t *words;    /* 5 bit sets of nw words: predicted, pinned, need, window, leaving */
+	int32_t *dying;     /* (d) */
 	struct memman_move *moves;
 	struct memman *mm;
 	struct planner *pl;
+	struct winor win;
 };
 
 static void layer_sim_free(struct layer_sim *s)
 {
-	free(s->last), free(s->words), free(s->resident), free(s->dying), free(s->sizes);
-	free(s->moves);
+	free(s->words), free(s->dying), free(s->moves);
 	memman_free(s->mm);
 	planner_free(s->pl);
+	winor_free(&s->win);
 }
 
-static int layer_sim_new(struct layer_sim *s, const struct run *r, struct lif_err *err)
+static int layer_sim_new(struct layer_sim *s, int d, const struct layout *layout, int64_t max_gap,
+			 int window, struct lif_err *err)
 {
-	const int d = r->m->d_ffn;
-	memset(s, 0, sizeof *s);
-	s->last = malloc(d * sizeof *s->last);
 	const int nw = (d + 63) / 64 + 1;
-	s->words = calloc(4 * (size_t)nw, sizeof *s->words);
-	s->resident = calloc(nw, sizeof *s->resident);
+	memset(s, 0, sizeof *s);
+	s->words = calloc(5 * (size_t)nw, sizeof *s->words);
 	s->dying = malloc(d * sizeof *s->dying);
 	s->moves = malloc(d * sizeof *s->moves);
-	s->sizes_cap = 1024;
-	s->sizes = malloc(s->sizes_cap * sizeof *s->sizes);
-	if (!s->last || !s->words || !s->resident || !s->dying || !s->moves || !s->sizes)
+	if (!s->words || !s->dying || !s->moves || winor_init(&s->win, window, (d + 63) / 64))
 		return err_set(err, ERR_NOMEM, "out of memory");
-	if (!(s->mm = memman_new(d, err)) || !(s->pl = planner_new(r->layout, r->p->merge ? r->p->max_gap : -1, err)))
+	if (!(s->mm = memman_new(d, err)) || !(s->pl = planner_new(layout, max_gap, err)))
 		return ERR_NOMEM;
-	return 0;
-}
-
-/* Flash time of the planner's extents, with at most as many outstanding
- * reads as there are extents. */
-static int layer_io_ns(struct layer_sim *s, const struct device *dev, int parallelism,
-		       double *ns)
-{
-	const struct planner *pl = s->pl;
-	if (pl->n > s->sizes_cap) {
-		void *x = realloc(s->sizes, pl->n * sizeof *s->sizes);
-		if (!x)
-			return ERR_NOMEM;
-		s->sizes = x;
-		s->sizes_cap = pl->n;
-	}
-	for (size_t i = 0; i < pl->n; i++)
-		s->sizes[i] = pl->ext[i].bytes;
-	int n = pl->n < (size_t)parallelism ? (int)pl->n : parallelism;
-	*ns = pl->n ? flash_time_ns(&dev->flash, s->sizes, pl->n, n > 0 ? n : 1) : 0;
 	return 0;
 }
 
@@ -354,112 +435,248 @@ static inline void load_words(uint64_t *w, const uint8_t *row, int rb, int nw)
 	memcpy(w, row, rb);
 }
 
-/* One layer over all tokens: steps 1-4 of the header. Bit sets are handled
- * a 64-bit word at a time; only set bits are visited one by one. */
-static int simulate_layer(struct run *r, int l, struct layer_sim *s, struct lif_err *err)
+/* The planner's extents of row (t, l) as (size, count) pairs. */
+static int record_reads(struct decisions *dc, size_t row, const struct planner *pl)
 {
-	const struct trace *t = r->t;
-	const int rb = t->row_bytes, nw = (rb + 7) / 8, k = r->p->window;
-	uint64_t *P = s->words, *pin = s->words + nw, *need = s->words + 2 * nw, *E = s->words + 3 * nw;
+	for (size_t i = 0; i < pl->n; i++)
+		if (decisions_add_reads(dc, row, pl->ext[i].bytes, 1))
+			return ERR_NOMEM;
+	return 0;
+}
+
+/* One layer over all tokens: steps 1-4 of the header, on 64-bit words; only
+ * the loaded and the leaving neurons are visited one by one. R is the window
+ * before the token (the predicted sets of the k previous tokens), U after. */
+static int simulate_layer(struct decisions *dc, const struct trace *t, const uint8_t *pred,
+			  const uint8_t *pinned, int l, int col, struct layer_sim *s, struct lif_err *err)
+{
+	const int rb = t->row_bytes, nw = (rb + 7) / 8, L = dc->L;
+	uint64_t *P = s->words, *pin = P + nw + 1, *need = pin + nw + 1, *R = need + nw + 1;
+	uint64_t *U = R + nw + 1;
 	int pinned_count = 0;
 	memset(pin, 0, nw * sizeof *pin);
-	if (r->pinned)
-		load_words(pin, r->pinned + (size_t)l * rb, rb, nw);
+	memset(R, 0, nw * sizeof *R);
+	if (pinned)
+		load_words(pin, pinned + (size_t)l * rb, rb, nw);
 	for (int j = 0; j < nw; j++)
 		pinned_count += __builtin_popcountll(pin[j]);
-	for (int i = 0; i < r->m->d_ffn; i++)
-		s->last[i] = INT64_MIN / 2;
-	memset(s->resident, 0, nw * sizeof *s->resident);
 	for (int64_t tok = 0; tok < t->meta.tokens; tok++) {
-		int64_t nload = 0, npred = 0;
+		const size_t row = (size_t)tok * L + col;
+		int64_t nload = 0, npred = 0, ndie = 0;
 		/* 1-3: what must be read: predicted, not pinned, not resident */
-		load_words(P, r->pred + ((size_t)l * t->meta.tokens + tok) * rb, rb, nw);
+		load_words(P, pred + ((size_t)l * t->meta.tokens + tok) * rb, rb, nw);
 		for (int j = 0; j < nw; j++) {
 			npred += __builtin_popcountll(P[j]);
 			P[j] &= ~pin[j];
-			need[j] = P[j] & ~s->resident[j];
+			need[j] = P[j] & ~R[j];
 			nload += __builtin_popcountll(need[j]);
 		}
-		double io = 0;
-		if (planner_plan(s->pl, l, (const uint8_t *)need, err) ||
-		    layer_io_ns(s, r->dev, r->p->parallelism, &io))
+		dc->ext_start[row] = (int64_t)dc->n_ext;
+		if (planner_plan(s->pl, l, (const uint8_t *)need, err) || record_reads(dc, row, s->pl))
 			return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
-		r->io_ns[tok] += io;
-		r->bytes[tok] += s->pl->bytes_read;
-		r->useful[tok] += s->pl->useful_bytes;
-		r->reads[tok] += (int64_t)s->pl->n;
-		r->loaded[tok] += nload;
-		/* 4: insert the loaded rows; the predicted ones are used now */
-		for (int j = 0; j < nw; j++) {
+		dc->bytes[tok] += s->pl->bytes_read;
+		dc->useful[tok] += s->pl->useful_bytes;
+		dc->loaded[tok] += nload;
+		/* 4: insert the loaded rows */
+		for (int j = 0; j < nw; j++)
 			for (uint64_t b = need[j]; b; b &= b - 1)
 				memman_insert(s->mm, j * 64 + __builtin_ctzll(b));
-			for (uint64_t b = P[j]; b; b &= b - 1)
-				s->last[j * 64 + __builtin_ctzll(b)] = tok;
-			s->resident[j] |= P[j];
+		/* 5: the rows the FFN may be computed over */
+		dc->used_rows[row] = s->mm->used + pinned_count;
+		dc->pred_rows[row] = (int32_t)npred;
+		/* after the token: the window moves on; delete what leaves it */
+		winor_push(&s->win, P, U);
+		for (int j = 0; j < nw; j++) {
+			for (uint64_t b = (R[j] | P[j]) & ~U[j]; b; b &= b - 1)
+				s->dying[ndie++] = j * 64 + __builtin_ctzll(b);
+			R[j] = U[j];
 		}
-		/* 5: the rows the FFN is computed over */
-		r->ffn_rows[(size_t)tok * r->m->layers + l] =
-			(int32_t)(r->p->ffn_rows == SIM_ROWS_WINDOW ? s->mm->used + pinned_count : npred);
-		/* after the token: delete what leaves the window (last predicted at tok-k) */
-		int64_t leave = tok - k, ndie = 0;
-		if (leave >= 0) {
-			load_words(E, r->pred + ((size_t)l * t->meta.tokens + leave) * rb, rb, nw);
-			for (int j = 0; j < nw; j++)
-				for (uint64_t b = E[j] & ~pin[j]; b; b &= b - 1) {
-					int i = j * 64 + __builtin_ctzll(b);
-					if (s->last[i] == leave) {
-						s->dying[ndie++] = i;
-						s->resident[j] &= ~(1ull << (i & 63));
-					}
-				}
-		}
-		int nm = memman_delete(s->mm, s->dying, (int)ndie, s->moves);
-		r->copies[tok] += nm;
-		r->ops[tok] += nload + ndie;
-		r->window_rows[tok] += s->mm->used;
+		dc->copies[tok] += memman_delete(s->mm, s->dying, (int)ndie, s->moves);
+		dc->ops[tok] += nload + ndie;
+		dc->window_rows[tok] += s->mm->used;
 	}
-	r->window_peak_rows += s->mm->peak;
+	dc->window_peak_rows += s->mm->peak;
 	return 0;
 }
 
-static int simulate_sparse(struct run *r, struct lif_err *err)
+/* One layer's decisions in a one-column decisions object. */
+static struct decisions *simulate_one_layer(const struct decision_key *key, const struct trace *t,
+					    const uint8_t *pred, const uint8_t *pinned,
+					    const struct layout *layout, int l, struct lif_err *err)
 {
-	struct layer_sim s;
-	int rc = layer_sim_new(&s, r, err);
-	for (int l = 0; !rc && l < r->m->layers; l++) {
-		memman_free(s.mm);
-		if (!(s.mm = memman_new(r->m->d_ffn, err)))
-			rc = ERR_NOMEM;
-		else
-			rc = simulate_layer(r, l, &s, err);
+	struct layer_sim s = {0};
+	struct decisions *q = decisions_new(key, t->meta.tokens, 1);
+	/* a window longer than the trace keeps everything: cap its memory */
+	int window = key->window < t->meta.tokens ? key->window : (int)t->meta.tokens;
+	int rc = q ? layer_sim_new(&s, t->meta.d_ffn, layout, key->merge ? key->max_gap : -1, window,
+				   err)
+		   : err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc)
+		rc = simulate_layer(q, t, pred, pinned, l, 0, &s, err);
+	if (q)
+		layer_sim_free(&s);
+	if (rc) {
+		decisions_free(q);
+		return NULL;
 	}
-	layer_sim_free(&s);
+	q->ext_start[t->meta.tokens] = (int64_t)q->n_ext;
+	return q;
+}
+
+/* Interleave one-layer decisions into dc's (t, l) rows. */
+static int merge_layers(struct decisions *dc, struct decisions *const *per)
+{
+	for (int64_t tok = 0; tok < dc->T; tok++)
+		for (int l = 0; l < dc->L; l++) {
+			const struct decisions *q = per[l];
+			const size_t row = (size_t)tok * dc->L + l;
+			dc->ext_start[row] = (int64_t)dc->n_ext;
+			for (int64_t i = q->ext_start[tok]; i < q->ext_start[tok + 1]; i++)
+				if (decisions_add_reads(dc, row, q->ext_size[i], q->ext_count[i]))
+					return ERR_NOMEM;
+			dc->used_rows[row] = q->used_rows[tok];
+			dc->pred_rows[row] = q->pred_rows[tok];
+			dc->loaded[tok] += q->loaded[tok], dc->copies[tok] += q->copies[tok];
+			dc->ops[tok] += q->ops[tok], dc->window_rows[tok] += q->window_rows[tok];
+			dc->useful[tok] += q->useful[tok], dc->bytes[tok] += q->bytes[tok];
+		}
+	for (int l = 0; l < dc->L; l++)
+		dc->window_peak_rows += per[l]->window_peak_rows;
+	dc->ext_start[(size_t)dc->T * dc->L] = (int64_t)dc->n_ext;
+	return 0;
+}
+
+/* The sparse strategy: layers are independent, so they run in parallel (a
+ * sweep's points already do; then this runs on one thread). */
+static int simulate_sparse(struct decisions *dc, const struct trace *t, const uint8_t *pred,
+			   const uint8_t *pinned, const struct layout *layout, int threads,
+			   struct lif_err *err)
+{
+	struct decisions **per = calloc(dc->L, sizeof *per);
+	struct lif_err *errs = calloc(dc->L, sizeof *errs);
+	int bad = !per || !errs, rc = 0;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad) if (!bad)
+	for (int l = 0; l < dc->L; l++)
+		bad |= !(per[l] = simulate_one_layer(&dc->key, t, pred, pinned, layout, l, &errs[l]));
+	for (int l = 0; bad && errs && l < dc->L; l++)
+		if (errs[l].code) {
+			rc = err_set(err, errs[l].code, "%s", errs[l].msg);
+			break;
+		}
+	if (bad && !rc)
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && merge_layers(dc, per))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (int l = 0; per && l < dc->L; l++)
+		decisions_free(per[l]);
+	free(per);
+	free(errs);
 	return rc;
 }
 
-/* The naive strategy: every non-resident byte, in sequential chunks. */
-static int simulate_naive(struct run *r, int64_t resident_bytes, struct lif_err *err)
+/* The naive strategy: every non-resident byte, in sequential chunks,
+ * recorded on layer 0's row of each token. */
+static int simulate_naive(struct decisions *dc, const struct llm_desc *ms, int64_t resident,
+			  struct lif_err *err)
 {
-	int64_t bytes = r->m->total_bytes - resident_bytes;
-	int64_t chunk = r->p->naive_chunk, n = bytes > 0 ? (bytes + chunk - 1) / chunk : 0;
-	int64_t *sizes = malloc((n + 1) * sizeof *sizes);
-	if (!sizes)
-		return err_set(err, ERR_NOMEM, "out of memory");
-	for (int64_t i = 0; i < n; i++)
-		sizes[i] = i < n - 1 ? chunk : bytes - chunk * (n - 1);
-	int par = n < r->p->parallelism ? (int)n : r->p->parallelism;
-	double io = n ? flash_time_ns(&r->dev->flash, sizes, (size_t)n, par > 0 ? par : 1) : 0;
-	free(sizes);
-	for (int64_t tok = 0; tok < r->t->meta.tokens; tok++) {
-		r->io_ns[tok] = io;
-		r->bytes[tok] = r->useful[tok] = bytes > 0 ? bytes : 0;
-		r->reads[tok] = n;
-		r->loaded[tok] = (int64_t)r->m->layers * r->m->d_ffn;
-		for (int l = 0; l < r->m->layers; l++)
-			r->ffn_rows[(size_t)tok * r->m->layers + l] = r->m->d_ffn;
+	int64_t bytes = ms->total_bytes - resident, chunk = dc->key.naive_chunk;
+	int64_t n = bytes > 0 ? (bytes + chunk - 1) / chunk : 0;
+	for (int64_t tok = 0; tok < dc->T; tok++)
+		for (int l = 0; l < dc->L; l++) {
+			const size_t row = (size_t)tok * dc->L + l;
+			dc->ext_start[row] = (int64_t)dc->n_ext;
+			if (l == 0 && n > 1 && decisions_add_reads(dc, row, chunk, (int32_t)(n - 1)))
+				return err_set(err, ERR_NOMEM, "out of memory");
+			if (l == 0 && n > 0 && decisions_add_reads(dc, row, bytes - chunk * (n - 1), 1))
+				return err_set(err, ERR_NOMEM, "out of memory");
+			dc->used_rows[row] = dc->pred_rows[row] = ms->d_ffn;
+		}
+	dc->ext_start[(size_t)dc->T * dc->L] = (int64_t)dc->n_ext;
+	for (int64_t tok = 0; tok < dc->T; tok++) {
+		dc->bytes[tok] = dc->useful[tok] = bytes > 0 ? bytes : 0;
+		dc->loaded[tok] = (int64_t)ms->layers * ms->d_ffn;
 	}
 	return 0;
 }
+
+/* Build the decisions of key (not cached). */
+static struct decisions *decide(struct sim_cache *c, const struct decision_key *key,
+				const struct llm_desc *ms, int threads, struct lif_err *err)
+{
+	struct decisions *dc = decisions_new(key, c->t->meta.tokens, c->m.layers);
+	uint8_t *pinned = NULL;
+	int32_t *order = NULL;
+	int rc = dc ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && key->pin_frac > 0) {
+		const int64_t *counts =
+			key->pin_policy == SIM_HYBRID_HOT ? cache_freq(c, key->train, err) : NULL;
+		pinned = calloc((size_t)c->m.layers * c->t->row_bytes, 1);
+		order = malloc(c->m.d_ffn * sizeof *order);
+		if (!pinned || !order || (key->pin_policy == SIM_HYBRID_HOT && !counts))
+			rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+		else
+			dc->hybrid_frac = (double)pin_neurons(&c->m, key->pin_policy, key->pin_frac, counts,
+							      pinned, order) /
+					  ((double)c->m.layers * c->m.d_ffn);
+	}
+	if (!rc && key->strategy == SIM_SPARSE) {
+		const struct pred_entry *pe = cache_pred(c, &key->pred, threads, err);
+		const struct layout *lay =
+			pe ? cache_layout(c, ms, key->layout, key->bundle, key->train, threads, err) : NULL;
+		rc = pe && lay ? simulate_sparse(dc, c->t, pe->sets, pinned, lay, threads, err)
+			       : (err->code ? err->code : ERR_NOMEM);
+		if (pe)
+			dc->q = pe->q;
+	} else if (!rc) {
+		/* flash holds the model at its stored dtype */
+		int64_t resident = (key->keep_dense ? ms->embed_bytes + ms->attn_bytes : 0) +
+				   (int64_t)llround(dc->hybrid_frac * (double)ms->ffn_bytes);
+		rc = simulate_naive(dc, ms, resident, err);
+		dc->q = (struct pred_quality){1, 0, 1, 0};
+	}
+	free(pinned);
+	free(order);
+	if (rc) {
+		decisions_free(dc);
+		return NULL;
+	}
+	return dc;
+}
+
+/* The decisions of key, built on first use and shared. */
+static const struct decisions *cache_decisions(struct sim_cache *c, const struct decision_key *key,
+					       const struct llm_desc *ms, int threads,
+					       struct lif_err *err)
+{
+	const struct decisions *found = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->ndec && !found; i++)
+		if (!memcmp(&c->dec[i]->key, key, sizeof *key))
+			found = c->dec[i];
+	pthread_mutex_unlock(&c->lock);
+	if (found)
+		return found;
+	/* build outside the lock (points with other keys proceed), then publish */
+	struct decisions *d = decide(c, key, ms, threads, err);
+	if (!d)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->ndec && !found; i++)
+		if (!memcmp(&c->dec[i]->key, key, sizeof *key))
+			found = c->dec[i]; /* another thread won the race */
+	if (!found && c->ndec < DECISIONS_MAX) {
+		c->dec[c->ndec++] = d;
+		found = d;
+		d = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (d && !found)
+		return d; /* cache full: caller owns it (see sim_run) */
+	decisions_free(d);
+	return found;
+}
+
+/* ---------------------------------------------------------------- costs */
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -467,51 +684,75 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Per-token costs from the accumulators; means and percentiles. */
-static int finish(struct run *r, struct sim_result *out, struct sim_token *per_token,
-		  struct lif_err *err)
+/* Flash time of row (t, l)'s reads, with at most as many outstanding reads
+ * as there are reads. */
+static double row_io_ns(const struct decisions *dc, size_t row, const struct flash_model *f,
+			int parallelism)
 {
-	const int64_t T = r->t->meta.tokens, w0 = r->p->warmup_tokens < T ? r->p->warmup_tokens : 0;
-	const int L = r->m->layers;
+	int64_t n = 0;
+	double ns = 0;
+	for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
+		n += dc->ext_count[i];
+	int par = n < parallelism ? (int)n : parallelism;
+	for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
+		ns += dc->ext_count[i] * flash_extent_ns(f, dc->ext_size[i], par > 0 ? par : 1);
+	return ns;
+}
+
+/* Per-token costs of the decisions on a device; means and percentiles. */
+static int cost(const struct decisions *dc, const struct llm_desc *mc, const struct device *dev,
+		const struct sim_params *p, struct sim_result *out, struct sim_token *per_token,
+		struct lif_err *err)
+{
+	const int64_t T = dc->T, w0 = p->warmup_tokens < T ? p->warmup_tokens : 0;
+	const int L = dc->L;
+	const int64_t row_bytes = mc->bundle_bytes;
 	double *tot = malloc(T * sizeof *tot);
 	int64_t *rows = malloc(L * sizeof *rows);
 	if (!tot || !rows) {
 		free(tot), free(rows);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
-	double sum_io = 0, sum_mem = 0, sum_cmp = 0, sum_b = 0, sum_r = 0, sum_ld = 0, sum_cp = 0;
-	double sum_w = 0, sum_u = 0;
+	double s_io = 0, s_mem = 0, s_cmp = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0, s_u = 0;
 	int rc = 0;
 	for (int64_t tok = 0; tok < T && !rc; tok++) {
 		struct compute_cost cc;
-		for (int l = 0; l < L; l++)
-			rows[l] = r->ffn_rows[(size_t)tok * L + l];
-		rc = compute_token_cost(&r->dev->compute, &r->mc, rows, L, r->p->context_tokens + tok, &cc, err);
-		double copied = (double)r->copies[tok] * r->row_bytes;
-		double h2d = (double)r->loaded[tok] * r->row_bytes;
-		double mem = dram_time_ns(&r->dev->dram, copied, (double)r->ops[tok], h2d);
-		double io_ms = r->io_ns[tok] / 1e6, mem_ms = mem / 1e6, cmp_ms = cc.total_ns / 1e6;
+		double io = 0;
+		int64_t reads = 0;
+		for (int l = 0; l < L; l++) {
+			const size_t row = (size_t)tok * L + l;
+			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? dc->used_rows[row] : dc->pred_rows[row];
+			io += row_io_ns(dc, row, &dev->flash, p->parallelism);
+			for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
+				reads += dc->ext_count[i];
+		}
+		rc = compute_token_cost(&dev->compute, mc, rows, L, p->context_tokens + tok, &cc, err);
+		double copied = (double)dc->copies[tok] * row_bytes;
+		double h2d = (double)dc->loaded[tok] * row_bytes;
+		double mem = dram_time_ns(&dev->dram, copied, (double)dc->ops[tok], h2d);
+		double io_ms = io / 1e6, mem_ms = mem / 1e6, cmp_ms = cc.total_ns / 1e6;
 		tot[tok] = io_ms + mem_ms + cmp_ms;
 		if (per_token)
-			per_token[tok] = (struct sim_token){io_ms, mem_ms, cmp_ms, tot[tok], r->bytes[tok],
-							     r->reads[tok], r->loaded[tok]};
+			per_token[tok] = (struct sim_token){io_ms, mem_ms, cmp_ms, tot[tok], dc->bytes[tok],
+							     reads, dc->loaded[tok]};
 		if (tok < w0)
 			continue;
-		sum_io += io_ms, sum_mem += mem_ms, sum_cmp += cmp_ms;
-		sum_b += r->bytes[tok], sum_r += r->reads[tok], sum_ld += r->loaded[tok];
-		sum_cp += copied, sum_w += r->window_rows[tok], sum_u += r->useful[tok];
+		s_io += io_ms, s_mem += mem_ms, s_cmp += cmp_ms;
+		s_b += dc->bytes[tok], s_r += reads, s_ld += dc->loaded[tok];
+		s_cp += copied, s_w += dc->window_rows[tok], s_u += dc->useful[tok];
 	}
-	int64_t n = T - w0;
+	const int64_t n = T - w0;
+	const double all = (double)L * mc->d_ffn;
 	out->tokens = n;
-	out->io_ms = sum_io / n, out->mem_ms = sum_mem / n, out->compute_ms = sum_cmp / n;
+	out->io_ms = s_io / n, out->mem_ms = s_mem / n, out->compute_ms = s_cmp / n;
 	out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
-	out->bytes_read_per_token = sum_b / n;
-	out->useful_bytes_per_token = sum_u / n;
-	out->reads_per_token = sum_r / n;
-	out->mean_read_bytes = sum_r > 0 ? sum_b / sum_r : 0;
-	out->load_frac_per_token = sum_ld / n / ((double)L * r->m->d_ffn);
-	out->window_frac = sum_w / n / ((double)L * r->m->d_ffn);
-	out->mem_bytes_copied_per_token = sum_cp / n;
+	out->bytes_read_per_token = s_b / n;
+	out->useful_bytes_per_token = s_u / n;
+	out->reads_per_token = s_r / n;
+	out->mean_read_bytes = s_r > 0 ? s_b / s_r : 0;
+	out->load_frac_per_token = s_ld / n / all;
+	out->window_frac = s_w / n / all;
+	out->mem_bytes_copied_per_token = s_cp / n;
 	qsort(tot + w0, n, sizeof *tot, cmp_double);
 	out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * n) - 1];
 	out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * n) - 1];
@@ -529,23 +770,7 @@ int sim_check_params(const struct sim_params *p, const struct llm_desc *m, struc
 		return err_set(err, ERR_INVAL, "[sim] hybrid = auto needs dram_budget or dram_budget_frac");
 	if (p->bundle > m->d_ffn)
 		return err_set(err, ERR_INVAL, "[sim] bundle: %d is more than d_ffn = %d", p->bundle, m->d_ffn);
-	if (p->strategy == SIM_SPARSE && p->predictor == PRED_NONE && p->window == 0 && 0)
-		return 0;
 	return 0;
-}
-
-/* DRAM of the fixed parts: embeddings, attention, predictor (DRAM dtype). */
-static void dram_fixed(const struct run *r, struct sim_result *out)
-{
-	const struct llm_desc *mc = &r->mc;
-	int naive = r->p->strategy == SIM_NAIVE;
-	int dense = !naive || r->p->naive_keep_dense;
-	out->dram_embed_bytes = dense ? mc->embed_bytes : 0;
-	out->dram_attn_bytes = dense ? mc->attn_bytes : 0;
-	out->dram_predictor_bytes =
-		naive || r->p->predictor == PRED_NONE
-			? 0
-			: (int64_t)r->p->predictor_rank * (mc->d_model + mc->d_ffn) * mc->layers * 2;
 }
 
 static int64_t budget_bytes(const struct sim_params *p, const struct llm_desc *m)
@@ -555,79 +780,81 @@ static int64_t budget_bytes(const struct sim_params *p, const struct llm_desc *m
 	return p->dram_budget_frac > 0 ? (int64_t)(p->dram_budget_frac * (double)m->total_bytes) : 0;
 }
 
+/* DRAM by component (DRAM dtype mc). */
+static void dram_use(const struct decisions *dc, const struct llm_desc *mc,
+		     const struct sim_params *p, struct sim_result *out)
+{
+	int naive = p->strategy == SIM_NAIVE;
+	int dense = !naive || p->naive_keep_dense;
+	out->dram_embed_bytes = dense ? mc->embed_bytes : 0;
+	out->dram_attn_bytes = dense ? mc->attn_bytes : 0;
+	out->dram_predictor_bytes =
+		naive || p->predictor == PRED_NONE
+			? 0
+			: (int64_t)p->predictor_rank * (mc->d_model + mc->d_ffn) * mc->layers * 2;
+	out->dram_ffn_bytes = mc->ffn_bytes;
+	out->dram_pinned_bytes = (int64_t)llround(dc->hybrid_frac * (double)mc->ffn_bytes);
+	out->dram_window_bytes = dc->window_peak_rows * mc->bundle_bytes;
+	out->dram_bytes = out->dram_embed_bytes + out->dram_attn_bytes + out->dram_predictor_bytes +
+			  out->dram_pinned_bytes + out->dram_window_bytes;
+}
+
 /* One simulation with a given pinned fraction. */
 static int run_once(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
 		    double pin_frac, int threads, struct sim_result *out, struct sim_token *per_token,
 		    struct lif_err *err)
 {
-	struct llm_desc ms = c->m; /* as stored on flash */
-	struct run r = {.t = c->t, .m = &ms, .dev = dev, .p = p};
-	uint8_t *pinned = NULL;
-	int32_t *order = NULL;
-	int rc = 0;
+	struct llm_desc ms = c->m, mc; /* as stored on flash; in DRAM */
+	struct decision_key key;
 	ms.params = 0;
 	if (p->dtype < LLM_NDTYPES)
 		ms.dtype = p->dtype;
-	rc = llm_derive(&ms, c->m.name, err);
-	r.mc = ms;
+	int rc = llm_derive(&ms, c->m.name, err);
+	mc = ms;
 	if (!rc && p->compute_dtype < LLM_NDTYPES) {
-		r.mc.dtype = p->compute_dtype;
-		rc = llm_derive(&r.mc, c->m.name, err);
+		mc.dtype = p->compute_dtype;
+		rc = llm_derive(&mc, c->m.name, err);
 	}
-	r.row_bytes = r.mc.bundle_bytes;
+	if (rc)
+		return rc;
+	memset(&key, 0, sizeof key);
+	key.strategy = p->strategy;
+	key.pin_frac = pin_frac;
+	key.pin_policy = pin_frac > 0 ? p->hybrid_policy : 0;
+	key.train = (pin_frac > 0 && p->hybrid_policy == SIM_HYBRID_HOT) ||
+				    (p->strategy == SIM_SPARSE && layout_by_kind(p->layout)->needs_trace)
+			    ? p->layout_train_tokens
+			    : 0;
+	key.dtype = ms.dtype;
+	if (p->strategy == SIM_NAIVE) {
+		key.keep_dense = p->naive_keep_dense;
+		key.naive_chunk = p->naive_chunk;
+	} else {
+		key.pred.kind = p->predictor;
+		if (p->predictor == PRED_MODELED || p->predictor == PRED_RANDOM) {
+			key.pred.recall = p->recall, key.pred.fp_rate = p->fp_rate;
+			key.pred.seed = (uint64_t)p->predictor_seed;
+		}
+		key.window = p->window, key.layout = p->layout, key.bundle = p->bundle;
+		key.merge = p->merge, key.max_gap = p->merge ? p->max_gap : -1;
+	}
+	const struct decisions *dc = cache_decisions(c, &key, &ms, threads, err);
+	if (!dc)
+		return err->code ? err->code : ERR_NOMEM;
 	memset(out, 0, sizeof *out);
-	if (!rc && pin_frac > 0) {
-		const int64_t *counts = p->hybrid_policy == SIM_HYBRID_HOT
-						? cache_freq(c, p->layout_train_tokens, err)
-						: NULL;
-		pinned = calloc((size_t)c->m.layers * c->t->row_bytes, 1);
-		order = malloc(c->m.d_ffn * sizeof *order);
-		if (!pinned || !order || (p->hybrid_policy == SIM_HYBRID_HOT && !counts))
-			rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
-		else
-			out->hybrid_frac = (double)pin_neurons(&c->m, p->hybrid_policy, pin_frac, counts,
-							       pinned, order) /
-					   ((double)c->m.layers * c->m.d_ffn);
-		r.pinned = pinned;
-	}
-	struct pred_params pk = {0};
-	pk.kind = p->strategy == SIM_NAIVE ? PRED_NONE : p->predictor;
-	if (pk.kind == PRED_MODELED || pk.kind == PRED_RANDOM) {
-		pk.recall = p->recall, pk.fp_rate = p->fp_rate, pk.seed = (uint64_t)p->predictor_seed;
-	}
-	const struct pred_entry *pe = NULL;
-	if (!rc && p->strategy == SIM_SPARSE) {
-		pe = cache_pred(c, &pk, threads, err);
-		r.layout = pe ? cache_layout(c, &ms, p->layout, p->bundle, p->layout_train_tokens, threads, err)
-			      : NULL;
-		rc = pe && r.layout ? 0 : (err->code ? err->code : ERR_NOMEM);
-	}
-	if (!rc)
-		rc = run_alloc(&r) ? err_set(err, ERR_NOMEM, "out of memory") : 0;
-	dram_fixed(&r, out);
-	out->dram_ffn_bytes = r.mc.ffn_bytes;
-	out->dram_pinned_bytes = (int64_t)llround(out->hybrid_frac * (double)r.mc.ffn_bytes);
-	if (!rc && p->strategy == SIM_SPARSE) {
-		r.pred = pe->sets;
-		rc = simulate_sparse(&r, err);
-		out->recall = pe->q.recall, out->fp_rate = pe->q.fp_rate;
-		out->predicted_frac = pe->q.predicted_frac;
-	} else if (!rc) {
-		/* flash holds the model at its stored dtype */
-		int64_t resident = (p->naive_keep_dense ? ms.embed_bytes + ms.attn_bytes : 0) +
-				   (int64_t)llround(out->hybrid_frac * (double)ms.ffn_bytes);
-		rc = simulate_naive(&r, resident, err);
-		out->recall = 1, out->predicted_frac = 1;
-	}
-	if (!rc)
-		rc = finish(&r, out, per_token, err);
-	out->dram_window_bytes = r.window_peak_rows * r.row_bytes;
-	out->dram_bytes = out->dram_embed_bytes + out->dram_attn_bytes + out->dram_predictor_bytes +
-			  out->dram_pinned_bytes + out->dram_window_bytes;
+	rc = cost(dc, &mc, dev, p, out, per_token, err);
+	out->hybrid_frac = dc->hybrid_frac;
+	out->recall = dc->q.recall, out->fp_rate = dc->q.fp_rate;
+	out->predicted_frac = dc->q.predicted_frac;
+	dram_use(dc, &mc, p, out);
 	out->dram_budget_bytes = budget_bytes(p, &c->m);
-	run_free(&r);
-	free(pinned);
-	free(order);
+	pthread_mutex_lock(&c->lock);
+	int owned = 1;
+	for (int i = 0; i < c->ndec; i++)
+		owned &= c->dec[i] != dc;
+	pthread_mutex_unlock(&c->lock);
+	if (owned)
+		decisions_free((struct decisions *)dc);
 	return rc;
 }
 
