@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sim/report.h"
 #include "sim/sweep.h"
 #include "sim/verbs.h"
 
@@ -136,6 +137,11 @@ static int sweep_go(const struct sweep_args *a, const struct sweep *sw,
 		fprintf(stderr, "lifsim sweep: %s/%s: %zu of %zu points (%zu computed, %zu kept) in %.2f s\n",
 			a->out, SWEEP_RESULTS, rep.kept + rep.computed, rep.points, rep.computed, rep.kept,
 			wall_s() - t0);
+	if (!rc && !g->quiet) {
+		char path[4200];
+		snprintf(path, sizeof path, "%s/%s", a->out, SWEEP_RESULTS);
+		rc = report_refs(path, stdout, err);
+	}
 	return rc;
 }
 
