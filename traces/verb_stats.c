@@ -1,5 +1,6 @@
 /* lifsim stats: statistics of a trace, as a tidy CSV and a short summary. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim/verbs.h"
@@ -29,6 +30,12 @@ static void print_summary(const struct stats_result *r, const struct trace_meta 
 	       r->layers, r->d_ffn);
 	printf("sparsity: mean %.4f (layers %.4f .. %.4f); active per token %.2f%%\n", a->sparsity,
 	       min, max, 100 * (1 - a->sparsity));
+	const char *target = strstr(m->generator, " sparsity=");
+	if (m->source == TRACE_SOURCE_SYNTHETIC && target) {
+		double want = strtod(target + 10, NULL);
+		printf("  model description's sparsity %.4f (published, see the model file): active "
+		       "fraction %+.1f%% off\n", want, 100 * ((1 - a->sparsity) / (1 - want) - 1));
+	}
 	printf("window k   s_agg(k)   load/token   load/active\n");
 	static const int ks[] = {0, 1, 2, 4, 5, 8, 16, 32};
 	for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
@@ -38,6 +45,9 @@ static void print_summary(const struct stats_result *r, const struct trace_meta 
 		printf("  %4d    %7.2f%%    %7.3f%%      %5.3f\n", k, 100 * a->s_agg[k], 100 * a->load[k],
 		       a->load[k] / (1 - a->sparsity));
 	}
+	if (r->max_k >= 5)
+		printf("windowing: a token loads %.1f%% of its active set with k = 5 (load(5) / active)\n",
+		       100 * a->load[5] / (1 - a->sparsity));
 	printf("frequency: top 1%% of neurons fire %.1f%% of activations, top 10%% fire %.1f%%; "
 	       "%.1f%% never fire\n", 100 * a->top_share[1], 100 * a->top_share[3],
 	       100 * a->freq_hist[0]);
