@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/memman.h"
 #include "sim/planner.h"
+#include "sim/step.h"
 
 #define O(f) CONF_OFF(struct sim_params, f)
 const struct conf_opt sim_opts[] = {
@@ -342,99 +342,6 @@ static int decisions_add_reads(struct decisions *d, size_t row, int64_t size, in
 	return 0;
 }
 
-/* The union of the last k rows of a stream of bit sets, in O(1) row
- * operations per row (amortized): the stream is cut into blocks of k rows;
- * a window is a suffix of the previous block (suffix ORs, computed once per
- * block) plus a prefix of the current one (a running OR). */
-struct winor {
-	int k, nw;
-	int64_t pos;        /* rows pushed so far */
-	uint64_t *block;    /* (k, nw) rows of the current block */
-	uint64_t *suffix;   /* (k + 1, nw) suffix ORs of the previous block; row k is 0 */
-	uint64_t *prefix;   /* (nw) OR of the current block so far */
-};
-
-static void winor_free(struct winor *w)
-{
-	free(w->block), free(w->suffix), free(w->prefix);
-}
-
-static int winor_init(struct winor *w, int k, int nw)
-{
-	memset(w, 0, sizeof *w);
-	w->k = k, w->nw = nw;
-	w->block = calloc((size_t)(k > 0 ? k : 1) * nw, sizeof *w->block);
-	w->suffix = calloc((size_t)(k + 1) * nw, sizeof *w->suffix);
-	w->prefix = calloc(nw, sizeof *w->prefix);
-	return w->block && w->suffix && w->prefix ? 0 : ERR_NOMEM;
-}
-
-/* Push row q; u receives the OR of the last k rows (q included). */
-static void winor_push(struct winor *w, const uint64_t *q, uint64_t *u)
-{
-	const int k = w->k, nw = w->nw;
-	if (k == 0) {
-		memset(u, 0, nw * sizeof *u);
-		return;
-	}
-	int i = (int)(w->pos % k); /* index in the current block */
-	memcpy(w->block + (size_t)i * nw, q, nw * sizeof *q);
-	const uint64_t *suf = w->suffix + (size_t)(i + 1) * nw;
-	for (int j = 0; j < nw; j++) {
-		w->prefix[j] |= q[j];
-		u[j] = suf[j] | w->prefix[j];
-	}
-	w->pos++;
-	if (i == k - 1) { /* block complete: its suffix ORs serve the next block */
-		memset(w->suffix + (size_t)k * nw, 0, nw * sizeof *w->suffix);
-		for (int r = k - 1; r >= 0; r--)
-			for (int j = 0; j < nw; j++)
-				w->suffix[(size_t)r * nw + j] =
-					w->block[(size_t)r * nw + j] | w->suffix[(size_t)(r + 1) * nw + j];
-		memset(w->prefix, 0, nw * sizeof *w->prefix);
-	}
-}
-
-/* Per-layer scratch of the sparse simulation. */
-struct layer_sim {
-	uint64_t *words;    /* 5 bit sets of nw words: predicted, pinned, need, window, leaving */
-	int32_t *dying;     /* (d) */
-	struct memman_move *moves;
-	struct memman *mm;
-	struct planner *pl;
-	struct winor win;
-};
-
-static void layer_sim_free(struct layer_sim *s)
-{
-	free(s->words), free(s->dying), free(s->moves);
-	memman_free(s->mm);
-	planner_free(s->pl);
-	winor_free(&s->win);
-}
-
-static int layer_sim_new(struct layer_sim *s, int d, const struct layout *layout, int64_t max_gap,
-			 int window, struct lif_err *err)
-{
-	const int nw = (d + 63) / 64 + 1;
-	memset(s, 0, sizeof *s);
-	s->words = calloc(5 * (size_t)nw, sizeof *s->words);
-	s->dying = malloc(d * sizeof *s->dying);
-	s->moves = malloc(d * sizeof *s->moves);
-	if (!s->words || !s->dying || !s->moves || winor_init(&s->win, window, (d + 63) / 64))
-		return err_set(err, ERR_NOMEM, "out of memory");
-	if (!(s->mm = memman_new(d, err)) || !(s->pl = planner_new(layout, max_gap, err)))
-		return ERR_NOMEM;
-	return 0;
-}
-
-/* Copy a packed row of rb bytes into nw zero-padded 64-bit words. */
-static inline void load_words(uint64_t *w, const uint8_t *row, int rb, int nw)
-{
-	w[nw - 1] = 0;
-	memcpy(w, row, rb);
-}
-
 /* The planner's extents of row (t, l) as (size, count) pairs. */
 static int record_reads(struct decisions *dc, size_t row, const struct planner *pl)
 {
@@ -444,59 +351,40 @@ static int record_reads(struct decisions *dc, size_t row, const struct planner *
 	return 0;
 }
 
-/* One layer over all tokens: steps 1-4 of the header, on 64-bit words; only
- * the loaded and the leaving neurons are visited one by one. R is the window
- * before the token (the predicted sets of the k previous tokens), U after. */
+/* One layer over all tokens through the stepper (sim/step.h). */
 static int simulate_layer(struct decisions *dc, const struct trace *t, const uint8_t *pred,
-			  const uint8_t *pinned, int l, int col, struct layer_sim *s, struct lif_err *err)
+			  const uint8_t *pinned, const struct layout *layout, int l, int col,
+			  struct lif_err *err)
 {
-	const int rb = t->row_bytes, nw = (rb + 7) / 8, L = dc->L;
-	uint64_t *P = s->words, *pin = P + nw + 1, *need = pin + nw + 1, *R = need + nw + 1;
-	uint64_t *U = R + nw + 1;
-	int pinned_count = 0;
-	memset(pin, 0, nw * sizeof *pin);
-	memset(R, 0, nw * sizeof *R);
-	if (pinned)
-		load_words(pin, pinned + (size_t)l * rb, rb, nw);
-	for (int j = 0; j < nw; j++)
-		pinned_count += __builtin_popcountll(pin[j]);
-	for (int64_t tok = 0; tok < t->meta.tokens; tok++) {
+	const int rb = t->row_bytes, L = dc->L;
+	const struct decision_key *key = &dc->key;
+	struct step_layer *s = step_layer_new(layout, l, t->meta.tokens, key->window,
+					      key->merge ? key->max_gap : -1,
+					      pinned ? pinned + (size_t)l * rb : NULL, err);
+	if (!s)
+		return err->code ? err->code : ERR_NOMEM;
+	int rc = 0;
+	for (int64_t tok = 0; !rc && tok < t->meta.tokens; tok++) {
 		const size_t row = (size_t)tok * L + col;
-		int64_t nload = 0, npred = 0, ndie = 0;
-		/* 1-3: what must be read: predicted, not pinned, not resident */
-		load_words(P, pred + ((size_t)l * t->meta.tokens + tok) * rb, rb, nw);
-		for (int j = 0; j < nw; j++) {
-			npred += __builtin_popcountll(P[j]);
-			P[j] &= ~pin[j];
-			need[j] = P[j] & ~R[j];
-			nload += __builtin_popcountll(need[j]);
-		}
+		struct step_out o;
 		dc->ext_start[row] = (int64_t)dc->n_ext;
-		if (planner_plan(s->pl, l, (const uint8_t *)need, err) || record_reads(dc, row, s->pl))
-			return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
-		dc->bytes[tok] += s->pl->bytes_read;
-		dc->useful[tok] += s->pl->useful_bytes;
-		dc->loaded[tok] += nload;
-		/* 4: insert the loaded rows */
-		for (int j = 0; j < nw; j++)
-			for (uint64_t b = need[j]; b; b &= b - 1)
-				memman_insert(s->mm, j * 64 + __builtin_ctzll(b));
-		/* 5: the rows the FFN may be computed over */
-		dc->used_rows[row] = s->mm->used + pinned_count;
-		dc->pred_rows[row] = (int32_t)npred;
-		/* after the token: the window moves on; delete what leaves it */
-		winor_push(&s->win, P, U);
-		for (int j = 0; j < nw; j++) {
-			for (uint64_t b = (R[j] | P[j]) & ~U[j]; b; b &= b - 1)
-				s->dying[ndie++] = j * 64 + __builtin_ctzll(b);
-			R[j] = U[j];
-		}
-		dc->copies[tok] += memman_delete(s->mm, s->dying, (int)ndie, s->moves);
-		dc->ops[tok] += nload + ndie;
-		dc->window_rows[tok] += s->mm->used;
+		rc = step_layer_next(s, pred + ((size_t)l * t->meta.tokens + tok) * rb, &o, err);
+		if (!rc && record_reads(dc, row, o.plan))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		if (rc)
+			break;
+		dc->bytes[tok] += o.plan->bytes_read;
+		dc->useful[tok] += o.plan->useful_bytes;
+		dc->loaded[tok] += o.nload;
+		dc->used_rows[row] = o.used_rows;
+		dc->pred_rows[row] = (int32_t)o.npred;
+		dc->copies[tok] += o.nmoves;
+		dc->ops[tok] += o.nload + o.ndie;
+		dc->window_rows[tok] += o.window_rows;
 	}
-	dc->window_peak_rows += s->mm->peak;
-	return 0;
+	dc->window_peak_rows += step_layer_peak_rows(s);
+	step_layer_free(s);
+	return rc;
 }
 
 /* One layer's decisions in a one-column decisions object. */
@@ -504,17 +392,9 @@ static struct decisions *simulate_one_layer(const struct decision_key *key, cons
 					    const uint8_t *pred, const uint8_t *pinned,
 					    const struct layout *layout, int l, struct lif_err *err)
 {
-	struct layer_sim s = {0};
 	struct decisions *q = decisions_new(key, t->meta.tokens, 1);
-	/* a window longer than the trace keeps everything: cap its memory */
-	int window = key->window < t->meta.tokens ? key->window : (int)t->meta.tokens;
-	int rc = q ? layer_sim_new(&s, t->meta.d_ffn, layout, key->merge ? key->max_gap : -1, window,
-				   err)
+	int rc = q ? simulate_layer(q, t, pred, pinned, layout, l, 0, err)
 		   : err_set(err, ERR_NOMEM, "out of memory");
-	if (!rc)
-		rc = simulate_layer(q, t, pred, pinned, l, 0, &s, err);
-	if (q)
-		layer_sim_free(&s);
 	if (rc) {
 		decisions_free(q);
 		return NULL;
