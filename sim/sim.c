@@ -479,26 +479,38 @@ static int simulate_naive(struct decisions *dc, const struct llm_desc *ms, int64
 	return 0;
 }
 
+/* The pinned neurons of key ((layers, row_bytes), NULL when none) and the
+ * fraction of the FFN they are. */
+static int make_pinned(struct sim_cache *c, const struct decision_key *key, uint8_t **pinned,
+		       double *frac, struct lif_err *err)
+{
+	*pinned = NULL, *frac = 0;
+	if (!(key->pin_frac > 0))
+		return 0;
+	const int64_t *counts = key->pin_policy == SIM_HYBRID_HOT ? cache_freq(c, key->train, err) : NULL;
+	uint8_t *pin = calloc((size_t)c->m.layers * c->t->row_bytes, 1);
+	int32_t *order = malloc(c->m.d_ffn * sizeof *order);
+	int rc = 0;
+	if (!pin || !order || (key->pin_policy == SIM_HYBRID_HOT && !counts)) {
+		rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+		free(pin);
+	} else {
+		*frac = (double)pin_neurons(&c->m, key->pin_policy, key->pin_frac, counts, pin, order) /
+			((double)c->m.layers * c->m.d_ffn);
+		*pinned = pin;
+	}
+	free(order);
+	return rc;
+}
+
 /* Build the decisions of key (not cached). */
 static struct decisions *decide(struct sim_cache *c, const struct decision_key *key,
 				const struct llm_desc *ms, int threads, struct lif_err *err)
 {
 	struct decisions *dc = decisions_new(key, c->t->meta.tokens, c->m.layers);
 	uint8_t *pinned = NULL;
-	int32_t *order = NULL;
-	int rc = dc ? 0 : err_set(err, ERR_NOMEM, "out of memory");
-	if (!rc && key->pin_frac > 0) {
-		const int64_t *counts =
-			key->pin_policy == SIM_HYBRID_HOT ? cache_freq(c, key->train, err) : NULL;
-		pinned = calloc((size_t)c->m.layers * c->t->row_bytes, 1);
-		order = malloc(c->m.d_ffn * sizeof *order);
-		if (!pinned || !order || (key->pin_policy == SIM_HYBRID_HOT && !counts))
-			rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
-		else
-			dc->hybrid_frac = (double)pin_neurons(&c->m, key->pin_policy, key->pin_frac, counts,
-							      pinned, order) /
-					  ((double)c->m.layers * c->m.d_ffn);
-	}
+	int rc = dc ? make_pinned(c, key, &pinned, &dc->hybrid_frac, err)
+		    : err_set(err, ERR_NOMEM, "out of memory");
 	if (!rc && key->strategy == SIM_SPARSE) {
 		const struct pred_entry *pe = cache_pred(c, &key->pred, threads, err);
 		const struct layout *lay =
@@ -515,7 +527,6 @@ static struct decisions *decide(struct sim_cache *c, const struct decision_key *
 		dc->q = (struct pred_quality){1, 0, 1, 0};
 	}
 	free(pinned);
-	free(order);
 	if (rc) {
 		decisions_free(dc);
 		return NULL;
@@ -679,45 +690,89 @@ static void dram_use(const struct decisions *dc, const struct llm_desc *mc,
 			  out->dram_pinned_bytes + out->dram_window_bytes;
 }
 
+/* The model as stored on flash (ms) and as held in DRAM (mc) for a point. */
+static int point_models(const struct sim_cache *c, const struct sim_params *p, struct llm_desc *ms,
+			struct llm_desc *mc, struct lif_err *err)
+{
+	*ms = c->m;
+	ms->params = 0;
+	if (p->dtype < LLM_NDTYPES)
+		ms->dtype = p->dtype;
+	int rc = llm_derive(ms, c->m.name, err);
+	*mc = *ms;
+	if (!rc && p->compute_dtype < LLM_NDTYPES) {
+		mc->dtype = p->compute_dtype;
+		rc = llm_derive(mc, c->m.name, err);
+	}
+	return rc;
+}
+
+/* The decision key of a point (what decides, not what costs). */
+static void point_key(const struct sim_params *p, double pin_frac, int dtype,
+		      struct decision_key *key)
+{
+	memset(key, 0, sizeof *key);
+	key->strategy = p->strategy;
+	key->pin_frac = pin_frac;
+	key->pin_policy = pin_frac > 0 ? p->hybrid_policy : 0;
+	key->train = (pin_frac > 0 && p->hybrid_policy == SIM_HYBRID_HOT) ||
+				     (p->strategy == SIM_SPARSE && layout_by_kind(p->layout)->needs_trace)
+			     ? p->layout_train_tokens
+			     : 0;
+	key->dtype = dtype;
+	if (p->strategy == SIM_NAIVE) {
+		key->keep_dense = p->naive_keep_dense;
+		key->naive_chunk = p->naive_chunk;
+		return;
+	}
+	key->pred.kind = p->predictor;
+	if (p->predictor == PRED_MODELED || p->predictor == PRED_RANDOM) {
+		key->pred.recall = p->recall, key->pred.fp_rate = p->fp_rate;
+		key->pred.seed = (uint64_t)p->predictor_seed;
+	}
+	key->window = p->window, key->layout = p->layout, key->bundle = p->bundle;
+	key->merge = p->merge, key->max_gap = p->merge ? p->max_gap : -1;
+}
+
+int sim_inputs_get(struct sim_cache *c, const struct sim_params *p, double pin_frac,
+		   int threads, struct sim_inputs *out, struct lif_err *err)
+{
+	struct decision_key key;
+	memset(out, 0, sizeof *out);
+	if (p->strategy != SIM_SPARSE)
+		return err_set(err, ERR_INVAL, "only the sparse strategy has per-neuron decisions");
+	int rc = point_models(c, p, &out->stored, &out->dram, err);
+	if (rc)
+		return rc;
+	point_key(p, pin_frac, out->stored.dtype, &key);
+	const struct pred_entry *pe = cache_pred(c, &key.pred, threads, err);
+	out->layout = pe ? cache_layout(c, &out->stored, key.layout, key.bundle, key.train, threads, err)
+			 : NULL;
+	if (!out->layout)
+		return err->code ? err->code : ERR_NOMEM;
+	out->pred = pe->sets;
+	out->window = key.window;
+	out->max_gap = key.max_gap;
+	return make_pinned(c, &key, &out->pinned, &out->hybrid_frac, err);
+}
+
+void sim_inputs_release(struct sim_inputs *in)
+{
+	free(in->pinned);
+	in->pinned = NULL;
+}
+
 /* One simulation with a given pinned fraction. */
 static int run_once(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
 		    double pin_frac, int threads, struct sim_result *out, struct sim_token *per_token,
 		    struct lif_err *err)
 {
-	struct llm_desc ms = c->m, mc; /* as stored on flash; in DRAM */
+	struct llm_desc ms, mc; /* as stored on flash; in DRAM */
 	struct decision_key key;
-	ms.params = 0;
-	if (p->dtype < LLM_NDTYPES)
-		ms.dtype = p->dtype;
-	int rc = llm_derive(&ms, c->m.name, err);
-	mc = ms;
-	if (!rc && p->compute_dtype < LLM_NDTYPES) {
-		mc.dtype = p->compute_dtype;
-		rc = llm_derive(&mc, c->m.name, err);
-	}
+	int rc = point_models(c, p, &ms, &mc, err);
 	if (rc)
 		return rc;
-	memset(&key, 0, sizeof key);
-	key.strategy = p->strategy;
-	key.pin_frac = pin_frac;
-	key.pin_policy = pin_frac > 0 ? p->hybrid_policy : 0;
-	key.train = (pin_frac > 0 && p->hybrid_policy == SIM_HYBRID_HOT) ||
-				    (p->strategy == SIM_SPARSE && layout_by_kind(p->layout)->needs_trace)
-			    ? p->layout_train_tokens
-			    : 0;
-	key.dtype = ms.dtype;
-	if (p->strategy == SIM_NAIVE) {
-		key.keep_dense = p->naive_keep_dense;
-		key.naive_chunk = p->naive_chunk;
-	} else {
-		key.pred.kind = p->predictor;
-		if (p->predictor == PRED_MODELED || p->predictor == PRED_RANDOM) {
-			key.pred.recall = p->recall, key.pred.fp_rate = p->fp_rate;
-			key.pred.seed = (uint64_t)p->predictor_seed;
-		}
-		key.window = p->window, key.layout = p->layout, key.bundle = p->bundle;
-		key.merge = p->merge, key.max_gap = p->merge ? p->max_gap : -1;
-	}
+	point_key(p, pin_frac, ms.dtype, &key);
 	const struct decisions *dc = cache_decisions(c, &key, &ms, threads, err);
 	if (!dc)
 		return err->code ? err->code : ERR_NOMEM;

@@ -120,6 +120,25 @@ void sim_cache_free(struct sim_cache *c);
 int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
 	    int threads, struct sim_result *out, struct sim_token *per_token, struct lif_err *err);
 
+/* What a sparse point decides with, for a consumer that steps through the
+ * decisions itself (replay; sim/step.h): the predicted sets, the layout, the
+ * pinned neurons. pin_frac is the resolved hybrid fraction (a number, or
+ * sim_result.hybrid_frac of a sim_run for hybrid = auto). pred and layout
+ * belong to the cache; pinned to the inputs (sim_inputs_release). */
+struct sim_inputs {
+	const uint8_t *pred;          /* (layers, tokens, row_bytes) predicted sets */
+	const struct layout *layout;  /* flash geometry */
+	uint8_t *pinned;              /* (layers, row_bytes) or NULL */
+	double hybrid_frac;           /* fraction actually pinned */
+	struct llm_desc stored, dram; /* the model as on flash, as in DRAM */
+	int window;
+	int64_t max_gap;              /* for the planner; -1: no merging */
+};
+
+int sim_inputs_get(struct sim_cache *c, const struct sim_params *p, double pin_frac,
+		   int threads, struct sim_inputs *out, struct lif_err *err);
+void sim_inputs_release(struct sim_inputs *in);
+
 /* Check parameters against a model (ranges that depend on it). */
 int sim_check_params(const struct sim_params *p, const struct llm_desc *m, struct lif_err *err);
 

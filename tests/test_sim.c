@@ -11,6 +11,7 @@
 #include "sim/planner.h"
 #include "sim/pred.h"
 #include "sim/sim.h"
+#include "sim/step.h"
 #include "tests/testutil.h"
 #include "traces/synth.h"
 
@@ -480,4 +481,43 @@ ParameterizedTest(struct bad_exp *b, sim, experiment_errors_name_file_line_and_k
 	const char *x = experiment("bad.ini", b->extra);
 	cr_expect_neq(tu_lifsim(out, sizeof out, "sweep %s -o %s", x, tu_path("bad")), 0);
 	cr_expect(strstr(out, b->want) != NULL, "'%s' lacks '%s'", out, b->want);
+}
+
+Test(sim, stepping_the_inputs_reproduces_the_simulated_loads)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 2, 80);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r;
+	struct sim_token tok[80];
+	struct sim_inputs in;
+	sim_default_params(&p);
+	p.predictor = PRED_MODELED;
+	p.window = 3;
+	snprintf(p.hybrid, sizeof p.hybrid, "0.1");
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r, tok, &e), 0, "%s", e.msg);
+	cr_assert_eq(sim_inputs_get(c, &p, r.hybrid_frac, 1, &in, &e), 0, "%s", e.msg);
+	struct step_layer *s[2];
+	for (int l = 0; l < 2; l++)
+		s[l] = step_layer_new(in.layout, l, 80, in.window, in.max_gap,
+				      in.pinned + (size_t)l * t->row_bytes, &e);
+	for (int k = 0; k < 80; k++) { /* token-major, as replay runs */
+		int64_t loaded = 0, bytes = 0;
+		for (int l = 0; l < 2; l++) {
+			struct step_out o;
+			cr_assert_eq(step_layer_next(s[l], in.pred + ((size_t)l * 80 + k) * t->row_bytes, &o, &e), 0);
+			loaded += o.nload;
+			bytes += o.plan->bytes_read;
+		}
+		cr_expect_eq(loaded, tok[k].neurons_loaded, "token %d", k);
+		cr_expect_eq(bytes, tok[k].bytes_read, "token %d", k);
+	}
+	for (int l = 0; l < 2; l++)
+		step_layer_free(s[l]);
+	sim_inputs_release(&in);
+	sim_cache_free(c);
+	trace_free(t);
 }
