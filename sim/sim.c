@@ -779,6 +779,7 @@ static int run_once(struct sim_cache *c, const struct device *dev, const struct 
 	memset(out, 0, sizeof *out);
 	rc = cost(dc, &mc, dev, p, out, per_token, err);
 	out->hybrid_frac = dc->hybrid_frac;
+	out->pin_frac = pin_frac;
 	out->recall = dc->q.recall, out->fp_rate = dc->q.fp_rate;
 	out->predicted_frac = dc->q.predicted_frac;
 	dram_use(dc, &mc, p, out);

@@ -99,6 +99,7 @@ struct sim_result {
 	double mem_bytes_copied_per_token;
 	double recall, fp_rate;       /* achieved by the predictor */
 	double hybrid_frac;           /* FFN fraction pinned */
+	double pin_frac;              /* the fraction asked of the pinning policy (resolves auto) */
 	int64_t dram_bytes;           /* total, by component below */
 	int64_t dram_embed_bytes, dram_attn_bytes, dram_predictor_bytes;
 	int64_t dram_pinned_bytes, dram_window_bytes;
@@ -122,8 +123,8 @@ int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_para
 
 /* What a sparse point decides with, for a consumer that steps through the
  * decisions itself (replay; sim/step.h): the predicted sets, the layout, the
- * pinned neurons. pin_frac is the resolved hybrid fraction (a number, or
- * sim_result.hybrid_frac of a sim_run for hybrid = auto). pred and layout
+ * pinned neurons. pin_frac is sim_result.pin_frac of a sim_run of the point
+ * (which resolves hybrid = auto). pred and layout
  * belong to the cache; pinned to the inputs (sim_inputs_release). */
 struct sim_inputs {
 	const uint8_t *pred;          /* (layers, tokens, row_bytes) predicted sets */

@@ -499,7 +499,7 @@ Test(sim, stepping_the_inputs_reproduces_the_simulated_loads)
 	p.window = 3;
 	snprintf(p.hybrid, sizeof p.hybrid, "0.1");
 	cr_assert_eq(sim_run(c, &d, &p, 1, &r, tok, &e), 0, "%s", e.msg);
-	cr_assert_eq(sim_inputs_get(c, &p, r.hybrid_frac, 1, &in, &e), 0, "%s", e.msg);
+	cr_assert_eq(sim_inputs_get(c, &p, r.pin_frac, 1, &in, &e), 0, "%s", e.msg);
 	struct step_layer *s[2];
 	for (int l = 0; l < 2; l++)
 		s[l] = step_layer_new(in.layout, l, 80, in.window, in.max_gap,
