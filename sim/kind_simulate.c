@@ -7,6 +7,7 @@
  *                 (generate from [synth] and the model, in memory)
  *   [synth]       generator parameters (traces/synth.h), when trace = synth
  *   [sim]         the simulator's knobs (sim/sim.h)
+ *   [output]      per_token = true: DIR/per_token/POINT_ID.h5 (sim/pertoken.h)
  *   [reference]   published numbers to print beside lifsim's: a key named
  *                 like a result column (io_ms = 2196) adds the columns
  *                 ref_io_ms and io_ms_vs_ref (lifsim / reference - 1)
@@ -23,13 +24,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "sim/kinds.h"
+#include "sim/pertoken.h"
 #include "sim/sim.h"
 #include "traces/synth.h"
 
 #define REF_MAX 32
 
 struct exp_params {
+	int per_token;
 	char kind[32];
 	char model[4096];
 	char device[4096];
@@ -38,6 +43,8 @@ struct exp_params {
 
 #define OE(f) CONF_OFF(struct exp_params, f)
 static const struct conf_opt exp_opts[] = {
+	{"output", "per_token", CONF_BOOL, OE(per_token), 0, 0, "false", CONF_NOBOUNDS, NULL,
+	 "write DIR/per_token/POINT_ID.h5 with every token's costs (sim/pertoken.h)"},
 	{"experiment", "kind", CONF_STR, OE(kind), 32, 0, "simulate", CONF_NOBOUNDS, NULL,
 	 "what a point computes"},
 	{"experiment", "model", CONF_STR, OE(model), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
@@ -110,8 +117,8 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 		const struct conf_entry *e = &doc->entries[i];
 		const struct conf_opt *o = NULL;
 		void *target = NULL;
-		if (!strcmp(e->section, "experiment"))
-			o = conf_find(exp_opts, "experiment", e->key), target = &pt->e;
+		if (!strcmp(e->section, "experiment") || !strcmp(e->section, "output"))
+			o = conf_find(exp_opts, e->section, e->key), target = &pt->e;
 		else if (!strcmp(e->section, "synth"))
 			o = conf_find(synth_opts, "synth", e->key), target = &pt->s;
 		else if (!strcmp(e->section, "sim"))
@@ -324,8 +331,23 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 	const struct device *dev = in ? get_device(c, pt.e.device, err) : NULL;
 	if (!rc && (!in || !dev))
 		rc = err->code ? err->code : ERR_IO;
+	struct sim_token *tok = NULL;
+	if (!rc && pt.e.per_token && sweep_row_dir(row) &&
+	    !(tok = malloc(in->t->meta.tokens * sizeof *tok)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
 	if (!rc)
-		rc = sim_run(in->cache, dev, &pt.p, 1, &r, NULL, err);
+		rc = sim_run(in->cache, dev, &pt.p, 1, &r, tok, err);
+	if (!rc && tok) {
+		char dir[4200], path[4300], id[32];
+		snprintf(dir, sizeof dir, "%s/per_token", sweep_row_dir(row));
+		snprintf(id, sizeof id, "%016llx", (unsigned long long)sweep_row_id(row));
+		snprintf(path, sizeof path, "%s/%s.h5", dir, id);
+		if (mkdir(dir, 0777) && errno != EEXIST)
+			rc = err_set(err, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+		else
+			rc = pertoken_write(path, id, tok, in->t->meta.tokens, err);
+	}
+	free(tok);
 	if (!rc && put_result(row, &r, &pt))
 		rc = err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column");
 	return rc;

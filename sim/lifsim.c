@@ -14,6 +14,7 @@ static const struct verb verbs[] = {
 	{"device", "inspect a device profile: check it, print its flash throughput grid", verb_device},
 	{"sweep", "run an experiment INI: expand the sweep, compute every point, write results", verb_sweep},
 	{"merge", "join the results directories of the shards of one sweep", verb_merge},
+	{"tokens", "print a sweep point's per-token costs as CSV", verb_tokens},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

@@ -778,7 +778,18 @@ struct sweep_row {
 	int bad;              /* a set failed: the message is in msg */
 	char msg[256];
 	gsl_rng *rng;
+	const char *dir;      /* the output directory, or NULL */
 };
+
+void sweep_row_set_dir(struct sweep_row *row, const char *dir)
+{
+	row->dir = dir;
+}
+
+const char *sweep_row_dir(const struct sweep_row *row)
+{
+	return row->dir;
+}
 
 struct sweep_row *sweep_row_new(const struct sweep *sw, size_t point)
 {

@@ -110,6 +110,11 @@ uint64_t sweep_row_seed(const struct sweep_row *row);
 const char *sweep_row_label(const struct sweep_row *row);
 gsl_rng *sweep_row_rng(struct sweep_row *row);
 
+/* The results directory of the run (for a kind's side outputs, e.g.
+ * per-token detail), or NULL when the row was made outside a run. */
+const char *sweep_row_dir(const struct sweep_row *row);
+void sweep_row_set_dir(struct sweep_row *row, const char *dir);
+
 /* A fresh row for point (to call a kind's run directly, e.g. in tests);
  * NULL if out of memory. sweep_row_free accepts NULL. */
 struct sweep_row *sweep_row_new(const struct sweep *sw, size_t point);

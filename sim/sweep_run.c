@@ -579,6 +579,8 @@ static void run_point(struct run *r, size_t p, size_t *done, size_t total)
 	struct lif_err e = {0};
 	struct conf_doc *doc = NULL;
 	struct sweep_row *row = sweep_row_new(r->sw, p);
+	if (row)
+		sweep_row_set_dir(row, r->o->dir);
 	int rc = row ? sweep_point_doc(r->sw, p, &doc, &e) : err_set(&e, ERR_NOMEM, "out of memory");
 	if (!rc)
 		rc = r->kind->run(r->ctx, doc, row, &e);

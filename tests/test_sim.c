@@ -521,3 +521,25 @@ Test(sim, stepping_the_inputs_reproduces_the_simulated_loads)
 	sim_cache_free(c);
 	trace_free(t);
 }
+
+Test(sim, per_token_detail_is_written_and_printed_as_csv)
+{
+	char out[16384], cmd[1024];
+	const char *x = experiment("pt.ini", "[output]\nper_token = true\n");
+	cr_assert_eq(tu_lifsim(out, sizeof out, "-q sweep %s -o %s", x, tu_path("pt")), 0, "%s", out);
+	snprintf(cmd, sizeof cmd, "ls %s/per_token/*.h5 | head -1", tu_path("pt"));
+	FILE *p = popen(cmd, "r");
+	char file[1024] = "";
+	cr_assert(fgets(file, sizeof file, p));
+	pclose(p);
+	file[strcspn(file, "\n")] = '\0';
+	cr_assert_eq(tu_lifsim(out, sizeof out, "tokens %s", file), 0, "%s", out);
+	cr_expect(!strncmp(out, "token,io_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded\n0,", 73),
+		  "%s", out);
+	int lines = 0;
+	for (char *c = out; *c; c++)
+		lines += *c == '\n';
+	cr_expect_eq(lines, 61); /* header + 60 tokens */
+	cr_expect_neq(tu_lifsim(out, sizeof out, "tokens %s", x), 0);
+	cr_expect(strstr(out, "not a readable HDF5 file"), "%s", out);
+}
