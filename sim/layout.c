@@ -1,57 +1,15 @@
 #include "sim/layout.h"
 
+#include "traces/actlist.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #define NEIGHBOURS 4
 
-/* Active neuron ids of the first n tokens of one layer (CSR). */
-struct csr {
-	int64_t *start; /* (n + 1) */
-	int32_t *ids;
-};
-
-static void csr_free(struct csr *c)
-{
-	free(c->start);
-	free(c->ids);
-}
-
-static int csr_build(const struct trace *t, int layer, int64_t n, struct csr *c)
-{
-	int64_t total = 0;
-	c->start = malloc((n + 1) * sizeof *c->start);
-	for (int64_t k = 0; c->start && k < n; k++) {
-		const uint8_t *row = trace_active(t, layer, k);
-		for (int j = 0; j < t->row_bytes; j++)
-			total += __builtin_popcount(row[j]);
-	}
-	c->ids = malloc((total + 1) * sizeof *c->ids);
-	if (!c->start || !c->ids)
-		return ERR_NOMEM;
-	total = 0;
-	for (int64_t k = 0; k < n; k++) {
-		const uint8_t *row = trace_active(t, layer, k);
-		c->start[k] = total;
-		for (int j = 0; j < t->row_bytes; j++)
-			for (unsigned b = row[j]; b; b &= b - 1)
-				c->ids[total++] = j * 8 + __builtin_ctz(b);
-	}
-	c->start[n] = total;
-	return 0;
-}
-
-/* Activation counts (d) of neurons over the csr's tokens. */
-static void csr_counts(const struct csr *c, int64_t n, int64_t *counts, int d)
-{
-	memset(counts, 0, d * sizeof *counts);
-	for (int64_t p = 0; p < c->start[n]; p++)
-		counts[c->ids[p]]++;
-}
-
 /* The m neurons each neuron co-fires with most (-1 where none), ties to the
  * lower id. nbr is (d, m). */
-static int coact_neighbours(const struct csr *c, int64_t n, int d, int m, int32_t *nbr)
+static int coact_neighbours(const struct actlist *c, int64_t n, int d, int m, int32_t *nbr)
 {
 	int32_t *co = calloc(d, sizeof *co), *touched = malloc(d * sizeof *touched);
 	int64_t *first = malloc(d * sizeof *first), *next = NULL;
@@ -136,14 +94,14 @@ static int64_t train_len(const struct trace *t, int train_tokens)
 static int place_layer(struct layout *l, const struct trace *t, int64_t n, int layer)
 {
 	const int d = l->d_ffn;
-	struct csr c = {0};
+	struct actlist c = {0};
 	int64_t *counts = malloc(d * sizeof *counts);
 	int32_t *order = malloc(d * sizeof *order), *nbr = NULL;
 	uint8_t *placed = calloc(d, 1);
 	int32_t *pos = l->pos + (size_t)layer * d;
-	int rc = counts && order && placed ? csr_build(t, layer, n, &c) : ERR_NOMEM;
+	int rc = counts && order && placed ? actlist_build(t, layer, n, &c) : ERR_NOMEM;
 	if (!rc) {
-		csr_counts(&c, n, counts, d);
+		actlist_counts(&c, d, counts);
 #pragma omp critical(layout_sort)
 		order_by_count(counts, d, order);
 	}
@@ -177,7 +135,7 @@ static int place_layer(struct layout *l, const struct trace *t, int64_t n, int l
 			cur = nxt;
 		}
 	}
-	csr_free(&c);
+	actlist_free(&c);
 	free(counts), free(order), free(nbr), free(placed);
 	return rc;
 }

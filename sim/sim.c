@@ -7,6 +7,7 @@
 
 #include "sim/planner.h"
 #include "sim/step.h"
+#include "traces/actlist.h"
 
 #define O(f) CONF_OFF(struct sim_params, f)
 const struct conf_opt sim_opts[] = {
@@ -193,13 +194,16 @@ static const int64_t *cache_freq(struct sim_cache *c, int train, struct lif_err 
 		const struct trace *t = c->t;
 		int64_t n = train < t->meta.tokens ? train : t->meta.tokens;
 		int64_t *counts = calloc((size_t)t->meta.layers * t->meta.d_ffn, sizeof *counts);
-		for (int l = 0; counts && l < t->meta.layers; l++)
-			for (int64_t k = 0; k < n; k++) {
-				const uint8_t *row = trace_active(t, l, k);
-				for (int j = 0; j < t->row_bytes; j++)
-					for (unsigned b = row[j]; b; b &= b - 1)
-						counts[(size_t)l * t->meta.d_ffn + j * 8 + __builtin_ctz(b)]++;
+		for (int l = 0; counts && l < t->meta.layers; l++) {
+			struct actlist a;
+			if (actlist_build(t, l, n, &a)) {
+				free(counts);
+				counts = NULL;
+			} else {
+				actlist_counts(&a, t->meta.d_ffn, counts + (size_t)l * t->meta.d_ffn);
 			}
+			actlist_free(&a);
+		}
 		if (counts)
 			c->freqs[c->nfreq++] = (struct freq_entry){train, counts};
 		found = counts;
