@@ -66,23 +66,21 @@ static int place_identity(struct layout *l, const struct trace *t, int train_tok
 	return 0;
 }
 
-/* Neurons of a layer sorted by decreasing count (ties by id). */
-static const int64_t *sort_counts;
-static int by_count_desc(const void *a, const void *b)
+/* Neurons sorted by decreasing count (ties by id). */
+static int by_count_desc(const void *a, const void *b, void *ctx)
 {
+	const int64_t *counts = ctx;
 	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-	if (sort_counts[x] != sort_counts[y])
-		return sort_counts[x] < sort_counts[y] ? 1 : -1;
+	if (counts[x] != counts[y])
+		return counts[x] < counts[y] ? 1 : -1;
 	return (x > y) - (x < y);
 }
 
-static void order_by_count(const int64_t *counts, int d, int32_t *order)
+void layout_order_by_count(const int64_t *counts, int d, int32_t *order)
 {
 	for (int i = 0; i < d; i++)
 		order[i] = i;
-	/* qsort with a file-static key: guarded by the caller's critical section */
-	sort_counts = counts;
-	qsort(order, d, sizeof *order, by_count_desc);
+	qsort_r(order, d, sizeof *order, by_count_desc, (void *)counts);
 }
 
 static int64_t train_len(const struct trace *t, int train_tokens)
@@ -102,8 +100,7 @@ static int place_layer(struct layout *l, const struct trace *t, int64_t n, int l
 	int rc = counts && order && placed ? actlist_build(t, layer, n, &c) : ERR_NOMEM;
 	if (!rc) {
 		actlist_counts(&c, d, counts);
-#pragma omp critical(layout_sort)
-		order_by_count(counts, d, order);
+		layout_order_by_count(counts, d, order);
 	}
 	if (!rc && l->kind != LAYOUT_HOT) {
 		nbr = malloc((size_t)d * NEIGHBOURS * sizeof *nbr);

@@ -216,15 +216,6 @@ static const int64_t *cache_freq(struct sim_cache *c, int train, struct lif_err 
 
 /* ---------------------------------------------------------------- pinning */
 
-static const int64_t *rank_counts;
-static int by_rank(const void *a, const void *b)
-{
-	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-	if (rank_counts[x] != rank_counts[y])
-		return rank_counts[x] < rank_counts[y] ? 1 : -1;
-	return (x > y) - (x < y);
-}
-
 /* Pinned neurons (layers, row_bytes) for a fraction of the FFN; counts per
  * neuron (hot policy). Returns the number pinned. */
 static int64_t pin_neurons(const struct llm_desc *m, int policy, double frac,
@@ -238,15 +229,11 @@ static int64_t pin_neurons(const struct llm_desc *m, int policy, double frac,
 							  : (int64_t)llround(frac * d * (l + 1.0)) -
 								    (int64_t)llround(frac * d * (double)l);
 		want = want > d ? d : want;
-		for (int i = 0; i < d; i++)
-			order[i] = i;
-		if (counts) {
-#pragma omp critical(sim_rank)
-			{
-				rank_counts = counts + (size_t)l * d;
-				qsort(order, d, sizeof *order, by_rank);
-			}
-		}
+		if (counts)
+			layout_order_by_count(counts + (size_t)l * d, d, order);
+		else
+			for (int i = 0; i < d; i++)
+				order[i] = i;
 		for (int64_t k = 0; k < want; k++)
 			trace_set_bit(pinned + (size_t)l * rb, order[k]);
 		done += want;
