@@ -27,8 +27,8 @@ const struct conf_opt llm_opts[] = {
 	 "stored weight type"},
 	{"model", "tied_embeddings", CONF_BOOL, O(tied_embeddings), 0, 0, "false", CONF_NOBOUNDS,
 	 NULL, "output head shares the token embedding"},
-	{"model", "params", CONF_DOUBLE, O(params), 0, 0, NULL, 1, 1e13, NULL,
-	 "declared parameter count (checked against the shape within 5%)"},
+	{"model", "params", CONF_DOUBLE, O(params), 0, 0, "0", 0, 1e13, NULL,
+	 "declared parameter count, checked against the shape within 5% (0 = unchecked)"},
 	{"model", "sparsity", CONF_DOUBLE, O(sparsity), 0, 0, NULL, 0, 0.999, NULL,
 	 "mean FFN activation sparsity (fraction of neurons inactive per token)"},
 	{"model", "sparsity_first", CONF_DOUBLE, O(sparsity_first), 0, 0, "0", 0, 0.999, NULL,
@@ -84,6 +84,15 @@ int llm_derive(struct llm_desc *d, const char *what, struct lif_err *err)
 	d->embed_bytes = (int64_t)(emb * d->weight_bytes);
 	d->total_bytes = d->ffn_bytes + d->attn_bytes + d->embed_bytes;
 	d->params_computed = attn + emb + (double)d->ffn_matrices * d->d_model * d->d_ffn * d->layers;
+	if ((d->sparsity_first > 0) != (d->sparsity_last > 0))
+		return err_set(err, ERR_INVAL, "%s: give both sparsity_first and sparsity_last, or neither",
+			       what);
+	if (d->sparsity_first > 0 &&
+	    fabs(0.5 * (d->sparsity_first + d->sparsity_last) - d->sparsity) > 0.005)
+		return err_set(err, ERR_INVAL,
+			       "%s: sparsity_first/last average %g but sparsity is %g (the trend must "
+			       "keep the mean)", what, 0.5 * (d->sparsity_first + d->sparsity_last),
+			       d->sparsity);
 	if (d->params > 0 && fabs(d->params_computed / d->params - 1) > 0.05)
 		return err_set(err, ERR_INVAL,
 			       "%s: declared params %.4g but the shape gives %.4g (more than 5%% apart)",

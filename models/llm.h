@@ -26,7 +26,7 @@ enum llm_ffn_kind {
 	LLM_FFN_GATED3 = 1 /* act(gate x) * (up x) -> down: three matrices (SwiGLU) */
 };
 
-enum llm_dtype { LLM_FP32 = 0, LLM_FP16 = 1, LLM_BF16 = 2, LLM_INT8 = 3 };
+enum llm_dtype { LLM_FP32 = 0, LLM_FP16 = 1, LLM_BF16 = 2, LLM_INT8 = 3, LLM_NDTYPES = 4 };
 
 /* A model description: a plain value. Derived fields are filled by llm_load. */
 struct llm_desc {

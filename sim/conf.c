@@ -322,8 +322,11 @@ static void enum_name(const char *choices, int idx, char *buf, size_t cap)
 static int where(const struct conf_opt *o, const struct conf_entry *e, struct lif_err *err,
 		 const char *fmt, const char *val)
 {
-	char what[512];
-	snprintf(what, sizeof what, fmt, val);
+	char what[512], shown[208];
+	size_t vl = strlen(val);
+	/* long values are shown by their start */
+	snprintf(shown, sizeof shown, "%.200s%s", val, vl > 200 ? "..." : "");
+	snprintf(what, sizeof what, fmt, shown);
 	if (e)
 		return err_set(err, ERR_INVAL, "%s:%d: [%s] %s: %s", e->file, e->line, o->section,
 			       o->name, what);
@@ -509,6 +512,16 @@ int conf_load(const char *path, const struct conf_opt *opts, void *target,
 	return rc;
 }
 
+/* The shortest %g form that reads back as the same double. */
+static void format_double(char *buf, size_t len, double v)
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+}
+
 void conf_format(const struct conf_opt *o, const void *target, char *buf, size_t len)
 {
 	const char *f = (const char *)target + o->offset;
@@ -525,7 +538,7 @@ void conf_format(const struct conf_opt *o, const void *target, char *buf, size_t
 		snprintf(buf, len, "%lld", (long long)*(const int64_t *)f);
 		break;
 	case CONF_DOUBLE:
-		snprintf(buf, len, "%.17g", *(const double *)f);
+		format_double(buf, len, *(const double *)f);
 		break;
 	case CONF_STR:
 		snprintf(buf, len, "%s", f);
@@ -538,8 +551,11 @@ void conf_format(const struct conf_opt *o, const void *target, char *buf, size_t
 		size_t used = 0;
 		buf[0] = '\0';
 		for (int i = 0; i < n && used < len; i++)
-			used += (size_t)snprintf(buf + used, len - used, "%s%.17g", i ? "," : "",
-						 ((const double *)f)[i]);
+		{
+			char num[40];
+			format_double(num, sizeof num, ((const double *)f)[i]);
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "," : "", num);
+		}
 		break;
 	}
 	}

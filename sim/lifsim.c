@@ -11,6 +11,10 @@ static const struct verb verbs[] = {
 	{"synth", "write a synthetic activation trace for a model description", verb_synth},
 	{"stats", "trace statistics: sparsity, s_agg(k), windowed load, frequency, co-activation",
 	 verb_stats},
+	{"device", "inspect a device profile: check it, print its flash throughput grid", verb_device},
+	{"sweep", "run an experiment INI: expand the sweep, compute every point, write results", verb_sweep},
+	{"merge", "join the results directories of the shards of one sweep", verb_merge},
+	{"tokens", "print a sweep point's per-token costs as CSV", verb_tokens},
 	{"record", "run a real checkpoint (OPT, Llama) on a prompt and record its activation trace",
 	 verb_record},
 };

@@ -16,6 +16,10 @@ struct verb {
 
 int verb_synth(int argc, char **argv, const struct cli_global *g);
 int verb_stats(int argc, char **argv, const struct cli_global *g);
+int verb_device(int argc, char **argv, const struct cli_global *g);
+int verb_sweep(int argc, char **argv, const struct cli_global *g);
+int verb_merge(int argc, char **argv, const struct cli_global *g);
+int verb_tokens(int argc, char **argv, const struct cli_global *g);
 int verb_record(int argc, char **argv, const struct cli_global *g);
 
 #endif

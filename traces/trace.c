@@ -482,14 +482,11 @@ static int read_meta(hid_t f, const char *path, struct trace_meta *m, struct lif
 		return err_set(err, ERR_FORMAT, "%s: negative token count", path);
 	m->has = (H5Lexists(f, "band", H5P_DEFAULT) > 0 ? TRACE_HAS_MAGNITUDES : 0) |
 		 (H5Lexists(f, "ffn_inputs", H5P_DEFAULT) > 0 ? TRACE_HAS_INPUTS : 0);
-	/* check layers before reading band_margin (one value per layer), but
-	 * not the margins themselves, which are not read yet */
 	int has = m->has;
-	m->has &= ~TRACE_HAS_MAGNITUDES;
-	int bad = check_meta(m, path, err);
-	m->has = has;
-	if (bad)
+	m->has &= ~TRACE_HAS_MAGNITUDES; /* margins are checked once read */
+	if (check_meta(m, path, err))
 		return ERR_FORMAT;
+	m->has = has;
 	if ((m->has & TRACE_HAS_MAGNITUDES) &&
 	    attr_read(f, "band_margin", H5T_NATIVE_DOUBLE, (hsize_t)m->layers, m->mag_margin))
 		return err_set(err, ERR_FORMAT, "%s: band present but band_margin is "
@@ -543,9 +540,78 @@ static int read_layer(hid_t d, int64_t tokens, int layer, hsize_t inner, hid_t m
 	return rc < 0 ? -1 : 0;
 }
 
+/* Fast path for uint8 datasets chunked [C, 1, inner] with deflate alone (what
+ * lifsim writes): read the raw chunks, inflate them in parallel straight into
+ * the layer-major buffer. Returns 1 if the layout does not qualify (use the
+ * generic path), 0 on success, -1 on error. */
+static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner, uint8_t *out,
+			      int threads)
+{
+	hid_t dcpl = H5Dget_create_plist(d);
+	hsize_t chunk[3] = {0};
+	unsigned flags, cd[8];
+	size_t ncd = 8;
+	int ok = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 3, chunk) == 3 &&
+		 chunk[1] == 1 && chunk[2] == inner && H5Pget_nfilters(dcpl) == 1 &&
+		 H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, 0, NULL, NULL) == H5Z_FILTER_DEFLATE;
+	H5Pclose(dcpl);
+	if (!ok)
+		return 1;
+	const int64_t T = m->tokens, C = (int64_t)chunk[0], nb = (T + C - 1) / C;
+	const size_t raw = (size_t)C * inner, nchunks = (size_t)nb * m->layers;
+	uint8_t **comp = calloc(nchunks, sizeof *comp);
+	hsize_t *size = calloc(nchunks, sizeof *size);
+	uint32_t *mask = calloc(nchunks, sizeof *mask);
+	int rc = comp && size && mask ? 0 : -1;
+	for (size_t c = 0; !rc && c < nchunks; c++) { /* HDF5 calls stay on one thread */
+		hsize_t off[3] = {(hsize_t)(c / m->layers) * C, c % m->layers, 0};
+		if (H5Dget_chunk_storage_size(d, off, &size[c]) < 0)
+			size[c] = 0; /* never written: fill value (zeros) */
+		if (size[c] && (!(comp[c] = malloc(size[c])) ||
+				H5Dread_chunk(d, H5P_DEFAULT, off, &mask[c], comp[c]) < 0))
+			rc = -1;
+	}
+	int bad = rc;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad)
+	for (size_t c = 0; c < nchunks; c++) {
+		if (rc)
+			continue;
+		const int64_t tb = (int64_t)(c / m->layers), l = (int64_t)(c % m->layers);
+		const int64_t rows = T - tb * C < C ? T - tb * C : C;
+		uint8_t *dst = out + ((size_t)l * T + (size_t)(tb * C)) * inner, *tmp = NULL;
+		uLongf len = raw;
+		if (!size[c]) {
+			memset(dst, 0, (size_t)rows * inner);
+			continue;
+		}
+		if (rows < C && !(tmp = malloc(raw))) {
+			bad = -1;
+			continue;
+		}
+		if (mask[c] & 1) /* the filter was skipped for this chunk */
+			memcpy(tmp ? tmp : dst, comp[c], size[c] < raw ? size[c] : raw), len = size[c];
+		else if (uncompress(tmp ? tmp : dst, &len, comp[c], size[c]) != Z_OK)
+			len = 0;
+		if (len != raw)
+			bad = -1;
+		else if (tmp)
+			memcpy(dst, tmp, (size_t)rows * inner);
+		free(tmp);
+	}
+	for (size_t c = 0; comp && c < nchunks; c++)
+		free(comp[c]);
+	free(comp), free(size), free(mask);
+	return bad ? -1 : 0;
+}
+
 static int read_all_layers(hid_t d, const struct trace_meta *m, hsize_t inner, hid_t memtype,
 			   size_t elem, void *out)
 {
+	int fast = memtype == H5T_NATIVE_UINT8 && m->tokens > 0
+			   ? read_chunks_direct(d, m, inner, out, m->read_threads)
+			   : 1;
+	if (fast <= 0)
+		return fast;
 	for (int l = 0; l < m->layers; l++)
 		if (read_layer(d, m->tokens, l, inner, memtype,
 			       (char *)out + (size_t)l * m->tokens * inner * elem))
@@ -641,6 +707,11 @@ static int alloc_trace(struct trace *t, int flags)
 
 struct trace *trace_load(const char *path, int flags, struct lif_err *err)
 {
+	return trace_load_threads(path, flags, 1, err);
+}
+
+struct trace *trace_load_threads(const char *path, int flags, int threads, struct lif_err *err)
+{
 	struct trace *t = calloc(1, sizeof *t);
 	hid_t f = open_file(path, err);
 	int rc = t ? 0 : err_set(err, ERR_NOMEM, "out of memory");
@@ -648,6 +719,8 @@ struct trace *trace_load(const char *path, int flags, struct lif_err *err)
 		rc = ERR_FORMAT;
 	if (!rc)
 		rc = read_meta(f, path, &t->meta, err);
+	if (!rc)
+		t->meta.read_threads = threads > 0 ? threads : 1;
 	if (!rc) {
 		t->row_bytes = trace_row_bytes(t->meta.d_ffn);
 		if (alloc_trace(t, flags))

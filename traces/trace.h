@@ -52,6 +52,7 @@ struct trace_meta {
 	uint64_t seed;         /* generator seed (0 for recorded traces) */
 	double threshold;      /* "active" means activation > threshold */
 	int has;               /* enum trace_has bits */
+	int read_threads;      /* reader: threads that decompress (not stored) */
 	double mag_margin[TRACE_MAX_LAYERS]; /* per layer: the band half-width, in the
 						pre-activation's units (see FORMAT.md) */
 };
@@ -144,6 +145,9 @@ enum trace_load_flags {
 
 /* Validate and load. Returns NULL with err set on any problem. */
 struct trace *trace_load(const char *path, int flags, struct lif_err *err);
+
+/* The same, decompressing on `threads` threads. */
+struct trace *trace_load_threads(const char *path, int flags, int threads, struct lif_err *err);
 
 /* Validate only: schema, version, shapes, bounds, and every chunk readable. */
 int trace_validate(const char *path, struct trace_meta *meta_out, struct lif_err *err);

@@ -1,0 +1,39 @@
+/*
+ * dram: the cost of the memory manager's work per token.
+ *
+ * The simulator counts what the paper's preallocated per-layer matrix does
+ * (see ../shared/DESIGN.md, "Memory management"): bytes moved by row copies
+ * (a delete copies the last used row into the hole), the number of
+ * operations (inserts and deletes, each with fixed bookkeeping: pointer,
+ * bias, num_used, last_k_active), and for a GPU backend the bytes sent from
+ * host to GPU. This module turns those counts into time:
+ *
+ *   t = bytes_copied / copy_bytes_per_s + ops * per_op_ns
+ *       + h2d_bytes / h2d_bytes_per_s            (GPU backend only)
+ *
+ * A CPU backend has h2d_bytes_per_s = 0 and its h2d bytes cost nothing.
+ */
+#ifndef LIFSIM_DRAM_H
+#define LIFSIM_DRAM_H
+
+#include "sim/err.h"
+
+/* DRAM-side costs of a device: a plain value. */
+struct dram_model {
+	double copy_bytes_per_s; /* > 0: memcpy bandwidth for row copies */
+	double per_op_ns;        /* >= 0: bookkeeping per insert or delete */
+	double h2d_bytes_per_s;  /* host-to-GPU bandwidth; 0 = CPU backend */
+};
+
+/* Check the fields; on failure err reads "[dram] KEY: problem" and *key is
+ * the offending INI key. */
+int dram_check(const struct dram_model *m, const char **key, struct lif_err *err);
+
+/* Time in ns of the memory manager's work (counts as described above; a
+ * negative count is treated as 0). */
+double dram_time_ns(const struct dram_model *m, double bytes_copied, double ops, double h2d_bytes);
+
+/* 1 when the device has a GPU backend (h2d_bytes_per_s > 0). */
+int dram_is_gpu(const struct dram_model *m);
+
+#endif

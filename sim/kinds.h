@@ -1,0 +1,13 @@
+/*
+ * kinds: the point kinds of `lifsim sweep` beyond the runner's own `echo`
+ * (sim/sweep.h describes the contract; sim/sweep_kinds.c lists them).
+ */
+#ifndef LIFSIM_KINDS_H
+#define LIFSIM_KINDS_H
+
+#include "sim/sweep.h"
+
+/* [experiment] kind = simulate: one sim_run per point (sim/kind_simulate.c). */
+extern const struct sweep_kind sweep_kind_simulate;
+
+#endif
