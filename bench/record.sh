@@ -49,7 +49,7 @@ bench_model() {
 	END {
 		mt = med(t, k); mb = med(bw, k); mr = med(ratio, k)
 		printf "%-10s %8.2f tokens/s  (median of %d x %d tokens)  weights %.0f MB/token  " \
-		       "DRAM read %.1f GB/s  bound %.2f tokens/s  ratio %.0f%%\n",
+		       "DRAM read %.1f GB/s  bound %.2f tokens/s  ratio %.0f%% (median of per-run ratios)\n",
 		       n, mt, r, g, b / 1e6, mb / 1e9, mb / b, 100 * mr
 		printf "%s,%g,%.0f,%.0f,%g,%g\n", n, mt, b, mb, mb / b, mr >> out
 	}'
