@@ -11,6 +11,7 @@ static const struct verb verbs[] = {
 	{"synth", "write a synthetic activation trace for a model description", verb_synth},
 	{"stats", "trace statistics: sparsity, s_agg(k), windowed load, frequency, co-activation",
 	 verb_stats},
+	{"predictor", "train and evaluate low-rank activation predictors on a trace", verb_predictor},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
