@@ -332,8 +332,7 @@ static double best_threshold(float *sc, int64_t n, int64_t np)
 {
 	qsort(sc, (size_t)n, 2 * sizeof *sc, cmp_scored);
 	int64_t nn = n - np, fn = 0, tn = 0; /* below the cut: predicted inactive */
-	double best = 1.0 / (double)nn * (double)nn, thr = (double)sc[0] - 1; /* all active: FP = nn */
-	best = 1.0;
+	double best = 1.0, thr = (double)sc[0] - 1; /* cut below all: every negative is an FP */
 	for (int64_t i = 0; i < n; i++) {
 		if (sc[2 * i + 1] > 0)
 			fn++;

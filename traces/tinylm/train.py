@@ -8,12 +8,15 @@ vocabulary: token ids are the UTF-8 bytes of the text. The script writes
   OUT/config.json        a real OPT config (+ "lifsim_tokenizer": "byte")
   OUT/model.safetensors  fp16 weights under the standard HF OPT tensor names
   OUT/recipe.json        hyperparameters, seed, data, time taken, losses
+  OUT/heldout.txt        the held-out bytes the check below evaluates (GPL-2+ text)
 
 and then checks the written checkpoint with an independent numpy forward
 (no torch): held-out loss and per-layer ReLU sparsity. --check-only runs only
-that check on an existing OUT; --dump-trace writes a lifsim-trace v1 HDF5
-(traces/FORMAT.md, via h5py) of the FFN inputs and active sets of held-out
-text, for validating predictors on real activations.
+that check on an existing OUT (with --expect-recipe, against the figures in
+OUT/recipe.json, on OUT/heldout.txt: --text OUT/heldout.txt --holdout 1);
+--dump-trace writes a lifsim-trace v1 HDF5 (traces/FORMAT.md, via h5py) of
+the FFN inputs and active sets of held-out text, for validating predictors on
+real activations.
 
 Training needs Debian's python3-torch and the text of debian-reference-en
 (./quickstart train-deps installs both); checking and dumping need only
@@ -58,6 +61,8 @@ def parse_args():
     p.add_argument("--check-only", action="store_true")
     p.add_argument("--dump-trace", metavar="TRACE.h5")
     p.add_argument("--dump-tokens", type=int, default=2048)
+    p.add_argument("--expect-recipe", action="store_true",
+                   help="with --check-only: fail unless loss and sparsity match OUT/recipe.json")
     return p.parse_args()
 
 
@@ -132,17 +137,32 @@ def write_safetensors(path, tensors):
 
 
 def read_safetensors(path):
+    """name -> float32 array; ValueError naming the file and tensor on any defect."""
     with open(path, "rb") as f:
         raw = f.read()
+    name = os.path.basename(path)
+    if len(raw) < 8:
+        raise ValueError(f"{name}: truncated (no header length)")
     (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
+    if n > len(raw) - 8:
+        raise ValueError(f"{name}: truncated (header of {n} bytes, file of {len(raw)})")
+    try:
+        header = json.loads(raw[8:8 + n])
+    except ValueError:
+        raise ValueError(f"{name}: malformed JSON header")
     out = {}
-    for name, d in header.items():
-        if name == "__metadata__":
+    for tname, d in header.items():
+        if tname == "__metadata__":
             continue
+        if d.get("dtype") not in DTYPES:
+            raise ValueError(f"{name}: tensor {tname} has unsupported dtype {d.get('dtype')}")
         a, b = d["data_offsets"]
+        want = int(np.prod(d["shape"])) * np.dtype(DTYPES[d["dtype"]]).itemsize
+        if not 0 <= a <= b or b - a != want or 8 + n + b > len(raw):
+            raise ValueError(f"{name}: tensor {tname}: data offsets [{a}, {b}) do not fit its "
+                             f"shape or the file (truncated?)")
         arr = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np.dtype(DTYPES[d["dtype"]]).newbyteorder("<"))
-        out[name] = arr.reshape(d["shape"]).astype(np.float32)
+        out[tname] = arr.reshape(d["shape"]).astype(np.float32)
     return out
 
 
@@ -185,10 +205,60 @@ def np_forward(W, cfg, ids, collect=None):
     return x @ W["model.decoder.embed_tokens.weight"].T
 
 
+MAX_CHECKPOINT_BYTES = 10 * 1000 * 1000
+
+
+def expected_shapes(cfg):
+    """Every tensor of an OPT checkpoint with word_embed_proj_dim == hidden_size
+    and a tied head, under the Hugging Face names."""
+    d, f, V = cfg["hidden_size"], cfg["ffn_dim"], cfg["vocab_size"]
+    shapes = {"model.decoder.embed_tokens.weight": (V, d),
+              "model.decoder.embed_positions.weight": (cfg["max_position_embeddings"] + OPT_POS_OFFSET, d),
+              "model.decoder.final_layer_norm.weight": (d,),
+              "model.decoder.final_layer_norm.bias": (d,)}
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.decoder.layers.{l}."
+        for n in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            shapes[p + f"self_attn.{n}.weight"], shapes[p + f"self_attn.{n}.bias"] = (d, d), (d,)
+        for n in ("self_attn_layer_norm", "final_layer_norm"):
+            shapes[p + f"{n}.weight"], shapes[p + f"{n}.bias"] = (d,), (d,)
+        shapes[p + "fc1.weight"], shapes[p + "fc1.bias"] = (f, d), (f,)
+        shapes[p + "fc2.weight"], shapes[p + "fc2.bias"] = (d, f), (d,)
+    return shapes
+
+
+def validate_checkpoint(out_dir, cfg, W):
+    """Raise ValueError naming the key or tensor unless out_dir is the
+    checkpoint lifsim ships: a standard OPT config and tensors."""
+    want = {"model_type": "opt", "do_layer_norm_before": True, "activation_function": "relu",
+            "word_embed_proj_dim": cfg.get("hidden_size"), "lifsim_tokenizer": "byte",
+            "enable_bias": True, "tie_word_embeddings": True}
+    for k, v in want.items():
+        if cfg.get(k) != v:
+            raise ValueError(f"config.json: {k} is {cfg.get(k)!r}, expected {v!r}")
+    if cfg["vocab_size"] < 256 or cfg["hidden_size"] % cfg["num_attention_heads"]:
+        raise ValueError("config.json: vocab_size < 256 or heads do not divide hidden_size")
+    shapes = expected_shapes(cfg)
+    for name, shape in shapes.items():
+        if name not in W:
+            raise ValueError(f"model.safetensors: tensor {name} is missing")
+        if tuple(W[name].shape) != shape:
+            raise ValueError(f"model.safetensors: tensor {name} has shape {W[name].shape}, expected {shape}")
+    extra = sorted(set(W) - set(shapes))
+    if extra:
+        raise ValueError(f"model.safetensors: unexpected tensor {extra[0]}")
+    size = os.path.getsize(os.path.join(out_dir, "model.safetensors"))
+    if size > MAX_CHECKPOINT_BYTES:
+        raise ValueError(f"model.safetensors: {size} bytes, more than {MAX_CHECKPOINT_BYTES}")
+    return sum(int(np.prod(s)) for s in shapes.values()), size
+
+
 def np_check(out_dir, held, eval_tokens):
     """Held-out loss (nats/byte) and per-layer fraction of active ReLU outputs."""
     cfg = json.load(open(os.path.join(out_dir, "config.json")))
     W = read_safetensors(os.path.join(out_dir, "model.safetensors"))
+    nparams, size = validate_checkpoint(out_dir, cfg, W)
+    print(f"checkpoint OK: {len(W)} tensors, {nparams} parameters, {size} bytes")
     ctx, L = cfg["max_position_embeddings"], cfg["num_hidden_layers"]
     nll, n, active, rows = 0.0, 0, np.zeros(L), 0
     for s in range(0, min(eval_tokens, len(held) - 1) - ctx + 1, ctx):
@@ -225,7 +295,8 @@ def dump_trace(path, out_dir, held, tokens):
     ids = np.concatenate(ids_all).astype(np.int32)
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as h:
-        fixed = lambda s: np.bytes_(s.encode())
+        # fixed-length, NUL-terminated strings, as lifsim's own writer stores them
+        fixed = lambda s: np.bytes_(s.encode() + b"\0")
         h.attrs["schema"] = fixed("lifsim-trace")
         h.attrs["schema_version"] = np.int32(1)
         h.attrs["model"] = fixed("tinylm")
@@ -245,6 +316,32 @@ def dump_trace(path, out_dir, held, tokens):
                          chunks=(16, 1, d), maxshape=(None, L, d), compression="gzip")
     os.replace(tmp, path)
     print(f"wrote {path}: {len(ids)} tokens, {L} layers, d_ffn {f}, d_model {d}")
+    act = np.unpackbits(np.concatenate(bits), axis=-1, bitorder="little")[..., :f].astype(bool)
+    print_activation_stats(act)
+
+
+def print_activation_stats(act):
+    """act: (T, L, f) bool. Per layer: active fraction; s_agg(k), the fraction
+    of neurons active at least once in k consecutive tokens (mean over
+    windows), whose complement is the paper's aggregated sparsity; and
+    closest-friend co-activation: for each neuron i, max over j != i of
+    P(j active | i active), median over neurons that fire; and the fractions
+    of neurons never active and active in >= 99% of tokens."""
+    T, L, f = act.shape
+    ks = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= T]
+    print("layer active_frac " + " ".join(f"agg_active(k={k})" for k in ks) +
+          " friend_coact_median never_active_frac always_active_frac")
+    for l in range(L):
+        a = act[:, l].astype(np.int32)
+        cs = np.concatenate([np.zeros((1, f), np.int32), np.cumsum(a, 0)])
+        agg = [((cs[k:] - cs[:-k]) > 0).mean() for k in ks]
+        c = a.T.astype(np.float64) @ a
+        n = np.diag(c).copy()
+        np.fill_diagonal(c, 0)
+        fires = n > 0
+        friend = np.median((c[fires] / n[fires, None]).max(1)) if fires.any() else float("nan")
+        print(f"{l:5d} {a.mean():11.4f} " + " ".join(f"{v:15.4f}" for v in agg) +
+              f" {friend:19.4f} {1 - fires.mean():17.4f} {(n >= 0.99 * T).mean():18.4f}")
 
 
 # ---------------------------------------------------------------- torch training
@@ -389,6 +486,19 @@ def train(a, train_data, held):
                "log": log}
 
 
+def compare_recipe(out_dir, loss, sparsity):
+    r = json.load(open(os.path.join(out_dir, "recipe.json")))["numpy_check"]
+    want = [r["held_out_loss_nats_per_byte_fp16"]] + r["active_fraction_per_layer"]
+    got = [float(loss)] + [float(s) for s in sparsity]
+    bad = [i for i, (g, w) in enumerate(zip(got, want)) if abs(g - w) > 1e-4]
+    if bad or len(got) != len(want):
+        print(f"train.py: {out_dir}: numpy check {got} does not match recipe.json {want}",
+              file=sys.stderr)
+        return 1
+    print("loss and per-layer sparsity match recipe.json")
+    return 0
+
+
 def main():
     a = parse_args()
     data = load_text(a.text)
@@ -420,14 +530,22 @@ def main():
     if a.dump_trace:
         dump_trace(a.dump_trace, a.out, held, a.dump_tokens)
         return
-    loss, sparsity, cfg, W = np_check(a.out, held, a.eval_tokens)
+    try:
+        loss, sparsity, cfg, W = np_check(a.out, held, a.eval_tokens)
+    except (ValueError, KeyError, OSError, struct.error) as e:
+        print(f"train.py: {a.out}: {e}", file=sys.stderr)
+        return 1
     size = os.path.getsize(os.path.join(a.out, "model.safetensors"))
     print(f"numpy check of {a.out}/model.safetensors ({size} bytes): held-out loss "
           f"{loss:.4f} nats/byte ({loss / math.log(2):.3f} bits/byte) over "
           f"{a.eval_tokens} bytes")
     for l, s in enumerate(sparsity):
         print(f"  layer {l}: {100 * s:.2f}% of FFN neurons active (sparsity {100 * (1 - s):.2f}%)")
+    if a.expect_recipe:
+        return compare_recipe(a.out, loss, sparsity)
     if recipe is not None:
+        with open(os.path.join(a.out, "heldout.txt"), "wb") as f:
+            f.write(held[:a.eval_tokens + 1].tobytes())
         recipe["numpy_check"] = {"held_out_loss_nats_per_byte_fp16": round(float(loss), 4),
                                  "eval_bytes": a.eval_tokens,
                                  "active_fraction_per_layer": [round(float(s), 4) for s in sparsity]}
