@@ -58,6 +58,9 @@ def parse_args():
                    help="stop training early (cosine schedule cut) past this wall time")
     p.add_argument("--eval-tokens", type=int, default=16384,
                    help="held-out bytes the numpy check evaluates")
+    p.add_argument("--anneal-at", type=int, default=0, metavar="STEP",
+                   help="end training 50 steps after STEP (what --max-minutes does when the "
+                        "budget runs out; replays a budget-cut run)")
     p.add_argument("--check-only", action="store_true")
     p.add_argument("--dump-trace", metavar="TRACE.h5")
     p.add_argument("--dump-tokens", type=int, default=2048)
@@ -430,7 +433,7 @@ def train(a, train_data, held):
 
     print(f"tinylm: {nparams} parameters, {len(train_data)} training bytes, "
           f"{len(held)} held-out bytes", flush=True)
-    t0, total, step, log = time.time(), a.steps, 0, []
+    t0, total, step, log, cut_at = time.time(), a.steps, 0, [], None
     ema = None
     while step < total:
         for grp in opt.param_groups:
@@ -450,9 +453,10 @@ def train(a, train_data, held):
                         "seconds": round(el, 1)})
             print(f"step {step}/{total} train {ema:.3f} held {hl:.3f} "
                   f"({el:.0f} s, {step * a.batch * a.ctx / el:.0f} tok/s)", flush=True)
-        if el > a.max_minutes * 60 and total > step + 50:
+        if (el > a.max_minutes * 60 or step == a.anneal_at) and total > step + 50:
             total = step + 50  # finish with a short anneal instead of an abrupt stop
-            print(f"time budget reached: stopping at step {total}", flush=True)
+            cut_at = step
+            print(f"time budget reached after step {step}: stopping at step {total}", flush=True)
     secs = time.time() - t0
     hl = held_loss()
     # the same held-out windows np_check evaluates, for a side-by-side check
@@ -480,7 +484,8 @@ def train(a, train_data, held):
             m = getattr(layer, name)
             W[p + f"{name}.weight"], W[p + f"{name}.bias"] = m.weight, m.bias
     W = {k: v.detach().numpy().astype(np.float16) for k, v in W.items()}
-    return W, {"parameters": nparams, "steps": step, "train_seconds": round(secs, 1),
+    return W, {"parameters": nparams, "steps": step, "anneal_started_after_step": cut_at,
+               "train_seconds": round(secs, 1),
                "final_train_loss_ema": round(ema, 4), "final_held_loss_torch_fp32": round(hl, 4),
                "held_out_loss_torch_fp32_on_check_windows": round(nll / n, 4),
                "log": log}
@@ -514,6 +519,7 @@ def main():
         write_safetensors(os.path.join(a.out, "model.safetensors"), W)
         import torch
         recipe = {
+            "command": " ".join(["traces/tinylm/train.py"] + sys.argv[1:]),
             "data": {"path": a.text, "package": "debian-reference-en", "bytes": int(len(data)),
                      "train_bytes": int(len(train_data)), "held_out_bytes": int(len(held)),
                      "held_out": f"last {a.holdout:g} of the text"},
