@@ -450,3 +450,23 @@ Test(predictor, eval_rejects_a_trace_of_another_shape)
 	predictor_free(p);
 	trace_free(t);
 }
+
+Test(predictor, cli_results_do_not_depend_on_the_thread_count)
+{
+	const char *tr = write_lowrank_trace("lr.h5", 0.3, 1);
+	char out[8192], csv[2][4096];
+	for (int n = 1; n <= 2; n++) {
+		int rc = tu_lifsim(out, sizeof out, "--threads %d predictor train %s --rank 3 -o %s", n,
+				   tr, tu_path("p.h5"));
+		cr_assert_eq(rc, 0, "%s", out);
+		rc = tu_lifsim(out, sizeof out, "predictor eval %s %s -o %s", tu_path("p.h5"), tr,
+			       tu_path("e.csv"));
+		cr_assert_eq(rc, 0, "%s", out);
+		FILE *f = fopen(tu_path("e.csv"), "r");
+		cr_assert(f);
+		size_t got = fread(csv[n - 1], 1, sizeof csv[0] - 1, f);
+		csv[n - 1][got] = '\0';
+		fclose(f);
+	}
+	cr_expect_str_eq(csv[0], csv[1]);
+}

@@ -38,6 +38,7 @@ void predictor_train_opts_default(struct predictor_train_opts *o)
 	o->batch_tokens = 256;
 	o->lr = 1e-2;
 	o->ridge = 1e-3;
+	o->threads = 1;
 }
 
 /* ---------------------------------------------------------------- objects */
@@ -488,6 +489,8 @@ static int fit_adam(struct fit *F, const struct predictor_train_opts *o, gsl_rng
 			fit_step(F, perm + t0, F->n - t0 < bt ? F->n - t0 : bt, &b, st, o->lr, ++step);
 		if (o->progress)
 			o->progress(o->progress_ctx, ++*done, total);
+		else
+			++*done;
 	}
 	for (int k = 0; k < 3; k++) {
 		free(st[k].m);
@@ -570,6 +573,31 @@ static int train_layer(const struct trace *t, const struct predictor_train_opts 
 	return rc;
 }
 
+/* Train every chosen layer, in parallel over layers (o->threads); layer s
+ * shuffles with its own generator seeded by seeds[s]. rcs[s] gets its status. */
+static void train_layers(const struct trace *t, const struct predictor_train_opts *o,
+			 struct predictor *p, const unsigned long *seeds, int *rcs)
+{
+	long long done = 0, total = (long long)p->ntrained * (o->epochs > 0 ? o->epochs : 1);
+	struct predictor_train_opts lo = *o;
+	lo.progress = NULL; /* reported below, serialised */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads > 0 ? o->threads : 1)
+	for (int s = 0; s < p->ntrained; s++) {
+		gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+		long long mine = 0;
+		if (r)
+			gsl_rng_set(r, seeds[s]);
+		rcs[s] = r ? train_layer(t, &lo, r, p, s, p->train_tokens, &mine, total) : ERR_NOMEM;
+		gsl_rng_free(r);
+#pragma omp critical(predictor_progress)
+		{
+			done += o->epochs > 0 ? o->epochs : 1;
+			if (o->progress)
+				o->progress(o->progress_ctx, done, total);
+		}
+	}
+}
+
 int predictor_train(const struct trace *t, const struct predictor_train_opts *o, gsl_rng *rng,
 		    struct predictor **out, struct lif_err *err)
 {
@@ -577,32 +605,39 @@ int predictor_train(const struct trace *t, const struct predictor_train_opts *o,
 	if (check_train_opts(t, o, err))
 		return err->code;
 	const struct trace_meta *m = &t->meta;
-	int nl = o->layers ? o->nlayers : m->layers;
+	int nl = o->layers ? o->nlayers : m->layers, rc = 0;
 	struct predictor *p = predictor_alloc(m->layers, m->d_model, m->d_ffn, o->rank, nl);
-	if (!p)
-		return err_set(err, ERR_NOMEM, "out of memory for a rank-%d predictor", o->rank);
+	unsigned long *seeds = malloc(sizeof *seeds * nl);
+	int *rcs = calloc(nl, sizeof *rcs);
+	if (!p || !seeds || !rcs) {
+		rc = err_set(err, ERR_NOMEM, "out of memory for a rank-%d predictor", o->rank);
+		goto out;
+	}
 	p->holdout = o->holdout;
 	p->train_tokens = (int64_t)floor((double)m->tokens * (1 - o->holdout));
 	p->seed = o->seed;
 	snprintf(p->model, sizeof p->model, "%s", m->model);
 	snprintf(p->trace, sizeof p->trace, "%s", o->trace_path ? o->trace_path : "");
-	long long done = 0, total = (long long)nl * (o->epochs > 0 ? o->epochs : 1);
-	for (int s = 0; s < nl; s++) {
+	for (int s = 0; s < nl; s++) { /* in order, before the parallel section */
 		p->layer_ids[s] = o->layers ? o->layers[s] : s;
 		p->slot[p->layer_ids[s]] = s;
-		int rc = train_layer(t, o, rng, p, s, p->train_tokens, &done, total);
-		if (rc == ERR_RANGE)
-			rc = err_set(err, rc, "layer %d: the least-squares initialisation failed "
-				     "(singular inputs?)", p->layer_ids[s]);
-		else if (rc)
-			rc = err_set(err, rc, "layer %d: out of memory while training", p->layer_ids[s]);
-		if (rc) {
-			predictor_free(p);
-			return rc;
-		}
+		seeds[s] = gsl_rng_get(rng);
 	}
-	*out = p;
-	return 0;
+	train_layers(t, o, p, seeds, rcs);
+	for (int s = 0; !rc && s < nl; s++)
+		if (rcs[s] == ERR_RANGE)
+			rc = err_set(err, ERR_RANGE, "layer %d: the least-squares initialisation failed "
+				     "(singular inputs?)", p->layer_ids[s]);
+		else if (rcs[s])
+			rc = err_set(err, rcs[s], "layer %d: out of memory while training", p->layer_ids[s]);
+out:
+	free(seeds);
+	free(rcs);
+	if (rc)
+		predictor_free(p);
+	else
+		*out = p;
+	return rc;
 }
 
 /* ---------------------------------------------------------------- evaluation */

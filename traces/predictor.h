@@ -14,13 +14,19 @@
  *   2. initialise by reduced-rank ridge regression of the +-1 targets on the
  *      inputs (Cholesky of the Gram matrix, eigenvectors of the fitted
  *      cross-covariance: the best rank-r least-squares fit);
- *   3. refine with Adam on the balanced binary cross-entropy: for neuron i
+ *   3. calibrate each neuron (discriminant slope, balanced-error threshold);
+ *   4. refine with Adam on the balanced binary cross-entropy: for neuron i
  *      with training active rate p_i, positives weigh 1/(2 p_i) and negatives
  *      1/(2 (1 - p_i)), so both classes count equally (the paper's balanced
- *      loss); minibatches drawn by the caller's gsl_rng;
- *   4. fold the standardisation into A and c.
- * Matrix products go through CBLAS (OpenBLAS sgemm). The same trace, options
- * and rng seed give the same predictor.
+ *      loss); each layer's minibatch order from a generator seeded, in layer
+ *      order, by the caller's gsl_rng;
+ *   5. reset thresholds to the balanced-error optimum; fold the
+ *      standardisation into A and c.
+ * Layers train in parallel (o->threads). Matrix products go through CBLAS
+ * (OpenBLAS sgemm); the same trace, options and rng seed give the same
+ * predictor whatever o->threads, provided the BLAS itself is deterministic
+ * (OpenBLAS is with one thread: the CLI sets OpenBLAS to one thread and
+ * parallelises over layers instead).
  *
  * Evaluation (predictor_eval) compares predictions with the trace's active
  * sets on the training tokens and on the held-out tokens (the last `holdout`
@@ -52,14 +58,15 @@ struct predictor_train_opts {
 	double lr;            /* Adam learning rate */
 	double ridge;         /* ridge penalty of the initial fit, relative to the Gram diagonal */
 	uint64_t seed;        /* recorded in the file; the caller seeds rng with it */
+	int threads;          /* layers trained in parallel (OpenMP); results do not depend on it */
 	const char *trace_path; /* recorded in the file (may be NULL) */
 	/* optional progress report: called after each (layer, epoch) */
 	void (*progress)(void *ctx, long long done, long long total);
 	void *progress_ctx;
 };
 
-/* Defaults: rank 64 (clipped to d_model), holdout 0.2, all layers, 20 epochs,
- * batch 256, lr 1e-2, ridge 1e-3. */
+/* Defaults: rank 64, holdout 0.2, all layers, 20 epochs,
+ * batch 256, lr 1e-2, ridge 1e-3, 1 thread. */
 void predictor_train_opts_default(struct predictor_train_opts *o);
 
 /* Train on t (loaded with TRACE_LOAD_INPUTS). Fills *out (caller frees). */

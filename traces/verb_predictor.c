@@ -14,6 +14,9 @@
 
 #define VERB "predictor"
 
+/* OpenBLAS's own thread count (cblas.h of OpenBLAS clashes with GSL's). */
+void openblas_set_num_threads(int n);
+
 static const char *help_text =
 	"usage: lifsim predictor train TRACE.h5 --rank R [--layers LIST] [--holdout F]\n"
 	"                          [--epochs N] [--batch N] [--lr X] [--seed S] -o PRED.h5\n"
@@ -31,7 +34,7 @@ static const char *help_text =
 	"  --epochs N     Adam passes over the training tokens (default 20; 0: LS only)\n"
 	"  --batch N      minibatch tokens (default 256)\n"
 	"  --lr X         Adam learning rate (default 0.01)\n"
-	"  --seed S       minibatch order seed (default 1)\n"
+	"  --seed S       minibatch order seed (default 1); results do not depend on --threads\n"
 	"  -o PRED.h5     output file (required)\n\n"
 	"eval options:\n"
 	"  --holdout F    held-out fraction (default: what training held out; 1 = all tokens)\n"
@@ -133,6 +136,9 @@ static int run_train(int argc, char **argv, const struct cli_global *g)
 	if (!rc) {
 		gsl_rng_set(rng, (unsigned long)a.o.seed);
 		a.o.trace_path = a.trace;
+		a.o.threads = g->threads;
+		/* threads go to layers; one-thread BLAS keeps results independent of --threads */
+		openblas_set_num_threads(1);
 		a.o.progress = progress_cb, a.o.progress_ctx = (void *)g;
 		rc = predictor_train(t, &a.o, rng, &p, &err);
 		if (rc)
