@@ -17,6 +17,7 @@ static const struct verb verbs[] = {
 	{"tokens", "print a sweep point's per-token costs as CSV", verb_tokens},
 	{"record", "run a real checkpoint (OPT, Llama) on a prompt and record its activation trace",
 	 verb_record},
+	{"predictor", "train and evaluate low-rank activation predictors on a trace", verb_predictor},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

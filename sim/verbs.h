@@ -21,5 +21,6 @@ int verb_sweep(int argc, char **argv, const struct cli_global *g);
 int verb_merge(int argc, char **argv, const struct cli_global *g);
 int verb_tokens(int argc, char **argv, const struct cli_global *g);
 int verb_record(int argc, char **argv, const struct cli_global *g);
+int verb_predictor(int argc, char **argv, const struct cli_global *g);
 
 #endif
