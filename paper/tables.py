@@ -32,6 +32,8 @@ def num(row, key, path):
 
 
 def write(path, text):
+    if path.endswith(".tex") and "\\\\" in text and "newcommand" not in text:
+        text += "\\bottomrule\n"  # inside the file: a \noalign after \input's end fails
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
@@ -142,7 +144,7 @@ def status(res, out):
         lines.append("\\newcommand{\\Have%s}{%s}" % (macro, "1" if found else "0"))
         if not found:
             missing.append("figure %s: \\texttt{results/%s}, made by %s" % (fig, rel.replace("_", "\\_"), cmd))
-    body = ("\\begin{itemize}\n" + "".join("\\item %s\n" % m for m in missing) + "\\end{itemize}\n") if missing \
+    body = ("\\begin{itemize}\\raggedright\n" + "".join("\\item %s\n" % m for m in missing) + "\\end{itemize}\n") if missing \
         else "Every input was found: no figure is a placeholder.\n"
     lines.append("\\newcommand{\\MissingInputs}{%s}" % body)
     write(os.path.join(out, "status.tex"), "\n".join(lines) + "\n")

@@ -7,7 +7,7 @@ set title "OPT-6.7B on the M1 Max CPU profile, all techniques (fp32, window 5), 
 set xlabel 'generated token (1 = the first; log scale)'
 set ylabel 'latency (ms per token)'
 set logscale x 10
-set xrange [1:*]
+set autoscale xfix
 set yrange [0:*]
 set key top right font ',10'
 plot f using (column("token")+1):(column("total_ms")) with lines lc rgb C_TOT title 'total', \

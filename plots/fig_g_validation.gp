@@ -4,8 +4,8 @@
 # io_ms_pred, io_ms_meas, io_rel_err, total_ms_pred, total_ms_meas,
 # total_rel_err (relative errors as fractions).
 f = R.'/validate/validation.csv'
-set multiplot layout 1,2
 if (have(f)) {
+	set multiplot layout 1,2
 	stats f using (column("io_ms_meas")) nooutput
 	n = STATS_records
 	lo = STATS_min * 0.7; hi = STATS_max * 1.4
@@ -30,8 +30,7 @@ if (have(f)) {
 	set key bottom right
 	plot f using (abs(column("io_rel_err"))*100):(1.0/n) smooth cumulative with steps lc rgb C_IO title 'I/O', \
 	     f using (abs(column("total_rel_err"))*100):(1.0/n) smooth cumulative with steps lc rgb C_TOT title 'total'
+	unset multiplot
 } else {
-	call 'placeholder.gpi' 'predicted against measured I/O (host SSD)' 'results/validate/validation.csv' 'lifsim validate experiments/host-validate.ini -o results/validate (real-path branch)'
-	call 'placeholder.gpi' 'CDF of |error|' 'results/validate/validation.csv' 'lifsim validate experiments/host-validate.ini -o results/validate (real-path branch)'
+	call 'placeholder.gpi' 'predicted against measured I/O on the host SSD, and the CDF of |error|' 'results/validate/validation.csv' 'lifsim validate experiments/host-validate.ini -o results/validate (real-path branch)'
 }
-unset multiplot

@@ -15,10 +15,12 @@ command -v gnuplot >/dev/null || { echo "render.sh: gnuplot is not installed (De
 mkdir -p "$out"
 name=$(basename "$script" .gp)
 plots=$(cd "$(dirname "$script")" && pwd)
+results=$(cd "$results" && pwd)
+out=$(cd "$out" && pwd)
 for fmt in png pdf; do
 	tmp="$out/$name.tmp.$fmt"
 	rm -f "$tmp"
-	if ! (cd "$plots" && gnuplot -e "R='$(cd "$results" && pwd)'; OUT='$(cd "$out" && pwd)/$name.tmp.$fmt'; FMT='$fmt'" \
+	if ! (cd "$plots" && gnuplot -e "R='$results'; OUT='$out/$name.tmp.$fmt'; FMT='$fmt'" \
 		-e "load 'common.gpi'" "$(basename "$script")"); then
 		rm -f "$tmp"
 		echo "render.sh: $script: gnuplot failed ($fmt)" >&2
