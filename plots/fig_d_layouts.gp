@@ -11,13 +11,15 @@ set boxwidth 0.9 relative
 set xtics rotate by -30 font ',10'
 set title 'bytes read per token'
 set ylabel 'GB per token (10^9 B)'
+stats one using (column("bytes_read_per_token")/1e9) nooutput
 set key top left font ',9'
-set yrange [0:*]
+set yrange [0:STATS_max*1.35]
 plot one using (column("bytes_read_per_token")/1e9):xtic(strcol("layout")) lc rgb C_IO title 'read', \
      one using (column("useful_bytes_per_token")/1e9) lc rgb C_CMP title 'of which used'
 set title 'reads per token (after merging)'
 set ylabel 'reads per token (thousands)'
 unset key
+set yrange [0:*]
 plot one using (column("reads_per_token")/1000):xtic(strcol("layout")) lc rgb C_IO notitle
 set style data linespoints
 set xtics norotate
@@ -28,5 +30,5 @@ set logscale xy 2
 set yrange [*:*]
 set format y '%g'
 set key top right font ',9'
-plot for [L in "separate rowcol friends coact hot"] sel(f, sprintf('$3 == "%s"', L)) using (column("parallelism")):(column("io_ms")) pt 7 ps 0.6 title L
+plot for [L in "separate rowcol friends coact hot"] sel(f, sprintf('$3 == "%s"', L)) using (column("parallelism")):(column("io_ms")) pt 7 ps 0.6*PSF title L
 unset multiplot

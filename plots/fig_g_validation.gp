@@ -22,7 +22,7 @@ if (have(f)) {
 	plot '+' using 1:($1*0.8):($1*1.2) with filledcurves fc rgb '#e8e8f8' title '±20%', \
 	     '+' using 1:($1*0.9):($1*1.1) with filledcurves fc rgb '#c8c8f0' title '±10%', \
 	     x with lines lc rgb 'black' dt 2 title 'y = x', \
-	     f using (column("io_ms_meas")):(column("io_ms_pred")) with points pt 7 ps 0.8 lc rgb C_IO title 'sweep point'
+	     f using (column("io_ms_meas")):(column("io_ms_pred")) with points pt 7 ps 0.8*PSF lc rgb C_IO title 'sweep point'
 	unset logscale; set xrange [*:*]; set yrange [0:1]
 	set title 'cumulative distribution of |error|'
 	set xlabel '|predicted / measured - 1| (%)'

@@ -15,8 +15,8 @@ if (have(f)) {
 	set key top right font ',10'
 	set arrow 1 from 128, graph 0 to 128, graph 1 nohead dt 3 lc rgb C_PAPER
 	set label 1 "paper's OPT rank 128" at 128, graph 0.95 offset 0.5,0 tc rgb C_PAPER font ',9'
-	plot f using (column("rank")):(column("fn_rate")*100) with linespoints pt 7 lc rgb C_IO title 'false negatives (missed active / active)', \
-	     f using (column("rank")):(column("fp_rate")*100) with linespoints pt 5 lc rgb C_MEM title 'false positives (flagged inactive / inactive)'
+	plot f using (column("rank")):(column("fn_rate")*100) with linespoints pt 7 ps PSF lc rgb C_IO title 'false negatives (missed active / active)', \
+	     f using (column("rank")):(column("fp_rate")*100) with linespoints pt 5 ps PSF lc rgb C_MEM title 'false positives (flagged inactive / inactive)'
 } else {
 	call 'placeholder.gpi' 'predictor FN / FP rate against rank (recorded trace)' 'results/predictor/eval.csv (rank,fn_rate,fp_rate)' 'lifsim predictor eval PRED.h5 TRACE.h5 per rank (recorder branch)'
 }
