@@ -11,6 +11,7 @@ static const struct verb verbs[] = {
 	{"synth", "write a synthetic activation trace for a model description", verb_synth},
 	{"stats", "trace statistics: sparsity, s_agg(k), windowed load, frequency, co-activation",
 	 verb_stats},
+	{"bench-gemv", "time the low-bit (dequant, T-MAC LUT) and dense GEMV kernels", verb_bench_gemv},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

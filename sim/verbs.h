@@ -16,5 +16,6 @@ struct verb {
 
 int verb_synth(int argc, char **argv, const struct cli_global *g);
 int verb_stats(int argc, char **argv, const struct cli_global *g);
+int verb_bench_gemv(int argc, char **argv, const struct cli_global *g);
 
 #endif

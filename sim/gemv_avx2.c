@@ -1,0 +1,208 @@
+/* gemv_avx2: the AVX2 kernels of sim/gemv.h. Every function here carries
+ * target("avx2,fma,f16c") so the rest of the binary stays baseline x86-64;
+ * sim/gemv.c calls them only when gemv_have_avx2() says the CPU has them.
+ * Layouts are described in sim/gemv_impl.h. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "sim/gemv_impl.h"
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
+
+/* ---- dequantize baseline (llama.cpp style) ---- */
+
+/* 32 bits of p -> 32 bytes 0/0xFF (llama.cpp's bytes_from_bits_32). */
+AVX2_INLINE __m256i bits_to_mask(const uint8_t *p)
+{
+	uint32_t u;
+	memcpy(&u, p, 4);
+	const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+					       0x0101010101010101, 0x0000000000000000);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)u), shuf);
+	v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+	return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
+}
+
+/* 2-bit codes of 8 bytes -> 32 bytes (byte k of the block at shift 2t). */
+AVX2_INLINE __m256i crumbs_to_bytes(const uint8_t *p)
+{
+	long long u;
+	memcpy(&u, p, 8);
+	__m256i v = _mm256_srlv_epi64(_mm256_set1_epi64x(u), _mm256_set_epi64x(6, 4, 2, 0));
+	return _mm256_and_si256(v, _mm256_set1_epi8(3));
+}
+
+/* One block of 32 codes as unsigned bytes. */
+AVX2_INLINE __m256i unpack_block(const uint8_t *p, int bits)
+{
+	if (bits == 4) {
+		__m128i t = _mm_loadu_si128((const __m128i *)p);
+		return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t),
+					_mm256_set1_epi8(15));
+	}
+	if (bits == 2)
+		return crumbs_to_bytes(p);
+	if (bits == 1)
+		return _mm256_and_si256(bits_to_mask(p), _mm256_set1_epi8(1));
+	return _mm256_or_si256(crumbs_to_bytes(p),
+			       _mm256_and_si256(bits_to_mask(p + 8), _mm256_set1_epi8(4)));
+}
+
+AVX2_INLINE float hsum(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+AVX2_INLINE void dq_rows(const struct gemv_qmat *q, const struct gemv_dq_act *a, float *y, int r0,
+			 int r1, const int bits)
+{
+	const int nb = q->group / 32, ng = q->n_groups, bb = 4 * bits;
+	const float c = 0.5f * (float)((1 << bits) - 1);
+	const __m256i ones = _mm256_set1_epi16(1);
+	for (int r = r0; r < r1; r++) {
+		const uint8_t *w = q->dq_codes + (size_t)r * ng * nb * bb;
+		const uint16_t *sz = q->dq_sz + (size_t)r * ng * 2;
+		__m256 acc = _mm256_setzero_ps();
+		float accz = 0;
+		for (int g = 0; g < ng; g++) {
+			float s = _cvtsh_ss(sz[2 * g]), zc = _cvtsh_ss(sz[2 * g + 1]) - s * c;
+			for (int h = 0; h < nb; h++, w += bb) {
+				int blk = g * nb + h;
+				__m256i qx = _mm256_load_si256((const __m256i *)(a->qx + blk * 32));
+				__m256i p = _mm256_maddubs_epi16(unpack_block(w, bits), qx);
+				__m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+				acc = _mm256_fmadd_ps(_mm256_set1_ps(s * a->d[blk]), f, acc);
+				accz += zc * a->dsum[blk];
+			}
+		}
+		y[r] = hsum(acc) + accz;
+	}
+}
+
+AVX2 void gemv_dq_rows_avx2(const struct gemv_qmat *q, const struct gemv_dq_act *a, float *y,
+			    int r0, int r1)
+{
+	switch (q->bits) {
+	case 1: dq_rows(q, a, y, r0, r1, 1); break;
+	case 2: dq_rows(q, a, y, r0, r1, 2); break;
+	case 3: dq_rows(q, a, y, r0, r1, 3); break;
+	default: dq_rows(q, a, y, r0, r1, 4); break;
+	}
+}
+
+/* ---- LUT kernel (T-MAC) ---- */
+
+/* One tile of 32 rows. Per group: for each octet of quads, its 8 tables are
+ * loaded into registers once and used for all bit planes; each 32-byte load
+ * holds the nibble indices of 32 rows for two quads. The two lookups are
+ * interleaved (unpack) and summed in int16 by maddubs with weight 2^j. The
+ * int16 sums hold rows {0-7, 16-23} (lo) and {8-15, 24-31} (hi); they are
+ * flushed to fp32 after every group, before they can overflow. */
+AVX2_INLINE void lut_tile(const struct gemv_qmat *q, const struct gemv_lut_act *a, float *yt,
+			  const uint8_t *w, const uint16_t *sz, const int bits)
+{
+	const int G = q->group, nb = G / 32;
+	const __m256i lo4 = _mm256_set1_epi8(15);
+	__m256 f[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+		       _mm256_setzero_ps()};
+	for (int g = 0; g < q->n_groups; g++, sz += 2 * GEMV_TILE) {
+		__m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();
+		for (int h = 0; h < nb; h++) {
+			const int8_t *tb = a->tab + ((size_t)g * G + h * 32) * 4;
+			__m256i T[8];
+#pragma GCC unroll 8
+			for (int i = 0; i < 8; i++)
+				T[i] = _mm256_broadcastsi128_si256(
+					_mm_loadu_si128((const __m128i *)(tb + 16 * i)));
+#pragma GCC unroll 4
+			for (int j = 0; j < bits; j++) {
+				const __m256i m = _mm256_set1_epi8((char)(1 << j));
+#pragma GCC unroll 4
+				for (int p = 0; p < 4; p++, w += 32) {
+					__m256i v = _mm256_load_si256((const __m256i *)w);
+					__m256i ia = _mm256_and_si256(v, lo4);
+					__m256i ib = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+					__m256i A = _mm256_shuffle_epi8(T[2 * p], ia);
+					__m256i B = _mm256_shuffle_epi8(T[2 * p + 1], ib);
+					acc_lo = _mm256_add_epi16(
+						acc_lo, _mm256_maddubs_epi16(m, _mm256_unpacklo_epi8(A, B)));
+					acc_hi = _mm256_add_epi16(
+						acc_hi, _mm256_maddubs_epi16(m, _mm256_unpackhi_epi8(A, B)));
+				}
+			}
+		}
+		/* flush: octet k of rows, int16 -> fp32, times s·a/2, plus z·sum(x) */
+		__m256i o[4] = {
+			_mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc_lo)),
+			_mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc_hi)),
+			_mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc_lo, 1)),
+			_mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc_hi, 1)),
+		};
+		const __m256 ha = _mm256_set1_ps(a->half_a[g]), xs = _mm256_set1_ps(a->xsum[g]);
+#pragma GCC unroll 4
+		for (int k = 0; k < 4; k++) {
+			__m256 s = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(sz + 8 * k)));
+			__m256 z = _mm256_cvtph_ps(
+				_mm_load_si128((const __m128i *)(sz + GEMV_TILE + 8 * k)));
+			f[k] = _mm256_fmadd_ps(_mm256_mul_ps(s, ha), _mm256_cvtepi32_ps(o[k]), f[k]);
+			f[k] = _mm256_fmadd_ps(z, xs, f[k]);
+		}
+	}
+	for (int k = 0; k < 4; k++)
+		_mm256_storeu_ps(yt + 8 * k, f[k]);
+}
+
+AVX2_INLINE void lut_tiles(const struct gemv_qmat *q, const struct gemv_lut_act *a, float *y,
+			   int t0, int t1, const int bits)
+{
+	size_t tile_bytes = (size_t)q->n_groups * q->group / 8 * bits * GEMV_TILE;
+	for (int t = t0; t < t1; t++) {
+		float yt[GEMV_TILE];
+		lut_tile(q, a, yt, q->lut_codes + t * tile_bytes,
+			 q->lut_sz + (size_t)t * q->n_groups * 2 * GEMV_TILE, bits);
+		int n = q->d_out - t * GEMV_TILE < GEMV_TILE ? q->d_out - t * GEMV_TILE : GEMV_TILE;
+		memcpy(y + t * GEMV_TILE, yt, n * sizeof(float));
+	}
+}
+
+AVX2 void gemv_lut_tiles_avx2(const struct gemv_qmat *q, const struct gemv_lut_act *a, float *y,
+			      int t0, int t1)
+{
+	switch (q->bits) {
+	case 1: lut_tiles(q, a, y, t0, t1, 1); break;
+	case 2: lut_tiles(q, a, y, t0, t1, 2); break;
+	case 3: lut_tiles(q, a, y, t0, t1, 3); break;
+	default: lut_tiles(q, a, y, t0, t1, 4); break;
+	}
+}
+
+/* ---- helpers ---- */
+
+AVX2 void gemv_h2f_row_avx2(const uint16_t *h, float *f, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(f + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+	for (; i < n; i++)
+		f[i] = _cvtsh_ss(h[i]);
+}
+
+AVX2 double gemv_sum_avx2(const float *buf, size_t n)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 32 <= n; i += 32) {
+		s0 = _mm256_add_ps(s0, _mm256_loadu_ps(buf + i));
+		s1 = _mm256_add_ps(s1, _mm256_loadu_ps(buf + i + 8));
+		s2 = _mm256_add_ps(s2, _mm256_loadu_ps(buf + i + 16));
+		s3 = _mm256_add_ps(s3, _mm256_loadu_ps(buf + i + 24));
+	}
+	double t = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+	for (; i < n; i++)
+		t += buf[i];
+	return t;
+}

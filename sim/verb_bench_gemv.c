@@ -1,0 +1,383 @@
+/* lifsim bench-gemv: measure the GEMV kernels of sim/gemv.h (dequantize
+ * baseline, T-MAC LUT, OpenBLAS dense) over bit widths, thread counts and
+ * FFN shapes, beside the DRAM read bandwidth measured in the same run. */
+#include <errno.h>
+#include <gsl/gsl_rng.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sim/conf.h"
+#include "sim/gemv.h"
+#include "sim/rng.h"
+#include "sim/verbs.h"
+
+#define VERB "bench-gemv"
+#define MAXL 16
+#define FLUSH_BYTES ((size_t)64 << 20) /* streamed before every timed call */
+
+struct opts {
+	const char *csv;
+	int bits[MAXL], nbits;
+	int threads[MAXL], nthreads;
+	int shape[MAXL][2], nshapes; /* d_out, d_in */
+	int repeats, group, scalar;
+	size_t probe_bytes; /* bandwidth probe, >> any L3 */
+	long long seed;
+};
+
+/* One measured configuration: a kernel on a matrix with a thread count. */
+struct cfg {
+	enum gemv_kernel k;
+	int qi, threads;  /* matrix index in the shape's list */
+	double *ms;       /* (repeats) */
+};
+
+static const char usage_text[] =
+	"usage: lifsim bench-gemv [--csv FILE] [--bits LIST] [--threads-list LIST]\n"
+	"                         [--shapes LIST] [--repeats N] [--group N] [--seed N]\n"
+	"                         [--probe-mib N] [--scalar]\n\n"
+	"Time y = W·x for the dequantize baseline (llama.cpp style), the T-MAC\n"
+	"table-lookup kernel and the OpenBLAS dense reference (fp32, fp16), with W of\n"
+	"Gaussian weights, and measure the DRAM read bandwidth in the same run.\n"
+	"Kernels are interleaved in every repeat; a 64 MiB buffer is streamed before\n"
+	"each timed call so weights come from DRAM; medians of the repeats.\n\n"
+	"  --csv FILE          write kernel,bits,threads,d_out,d_in,group,ms_median,gflops,\n"
+	"                      weight_gb_per_s,bw_gb_per_s,bw_frac,repeats\n"
+	"  --bits LIST         low-bit widths, from 1,2,3,4 (default 1,2,3,4)\n"
+	"  --threads-list LIST thread counts (default 1,2)\n"
+	"  --shapes LIST       d_outxd_in shapes (default 4096x16384,16384x4096: the\n"
+	"                      up and down projections of models/llms' d_model 4096)\n"
+	"  --repeats N         timed repeats per kernel (default 5)\n"
+	"  --group N           quantization group, 32 or 64 (default 32)\n"
+	"  --seed N            weight and activation seed (default 1)\n"
+	"  --probe-mib N       bandwidth probe buffer in MiB (default 512; at least 64)\n"
+	"  --scalar            force the portable path (default: AVX2 when present)\n";
+
+static int parse_ints(const char *opt, const char *s, int min, int max, int *out, int *n)
+{
+	size_t cnt;
+	char **v = conf_list_split(s, &cnt);
+	int rc = 0;
+	if (!v || cnt == 0 || cnt > MAXL)
+		rc = cli_failf(VERB, "%s: '%s' is not a list of 1 to %d values", opt, s, MAXL);
+	for (size_t i = 0; !rc && i < cnt; i++) {
+		long long t;
+		if (cli_int(VERB, opt, v[i], min, max, &t))
+			rc = 1;
+		out[i] = (int)t;
+	}
+	*n = (int)cnt;
+	conf_list_free(v, v ? cnt : 0);
+	return rc;
+}
+
+static int parse_shapes(const char *s, struct opts *o)
+{
+	size_t cnt;
+	char **v = conf_list_split(s, &cnt);
+	int rc = 0;
+	if (!v || cnt == 0 || cnt > MAXL)
+		rc = cli_failf(VERB, "--shapes: '%s' is not a list of 1 to %d shapes", s, MAXL);
+	for (size_t i = 0; !rc && i < cnt; i++) {
+		int a, b, used = 0;
+		if (sscanf(v[i], "%dx%d%n", &a, &b, &used) != 2 || v[i][used] || a < 1 || b < 1 ||
+		    a > (1 << 20) || b > (1 << 20))
+			rc = cli_failf(VERB, "--shapes: '%s' is not D_OUTxD_IN (e.g. 4096x16384)", v[i]);
+		else
+			o->shape[i][0] = a, o->shape[i][1] = b;
+	}
+	o->nshapes = (int)cnt;
+	conf_list_free(v, v ? cnt : 0);
+	return rc;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{"csv", required_argument, 0, 'c'},     {"bits", required_argument, 0, 'b'},
+		{"threads-list", required_argument, 0, 't'},
+		{"shapes", required_argument, 0, 's'},  {"repeats", required_argument, 0, 'r'},
+		{"group", required_argument, 0, 'g'},   {"seed", required_argument, 0, 'S'},
+		{"scalar", no_argument, 0, 'x'},        {"help", no_argument, 0, 'h'},
+		{"probe-mib", required_argument, 0, 'p'},
+		{0, 0, 0, 0}};
+	long long t;
+	int c;
+	*o = (struct opts){.bits = {1, 2, 3, 4}, .nbits = 4, .threads = {1, 2}, .nthreads = 2,
+			   .shape = {{4096, 16384}, {16384, 4096}}, .nshapes = 2, .repeats = 5,
+			   .group = 32, .seed = 1, .probe_bytes = (size_t)512 << 20};
+	optind = 1;
+	while ((c = cli_getopt(VERB, argc, argv, "h", lo)) != -1) {
+		switch (c) {
+		case 'c': o->csv = optarg; break;
+		case 'b': if (parse_ints("--bits", optarg, 1, 4, o->bits, &o->nbits)) return 2; break;
+		case 't':
+			if (parse_ints("--threads-list", optarg, 1, 1024, o->threads, &o->nthreads))
+				return 2;
+			break;
+		case 's': if (parse_shapes(optarg, o)) return 2; break;
+		case 'r': if (cli_int(VERB, "--repeats", optarg, 1, 1000, &t)) return 2; o->repeats = (int)t; break;
+		case 'g':
+			if (strcmp(optarg, "32") && strcmp(optarg, "64"))
+				return cli_failf(VERB, "--group: '%s' is not 32 or 64", optarg), 2;
+			o->group = atoi(optarg);
+			break;
+		case 'S': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &t)) return 2; o->seed = t; break;
+		case 'x': o->scalar = 1; break;
+		case 'p':
+			if (cli_int(VERB, "--probe-mib", optarg, 64, 1 << 20, &t))
+				return 2;
+			o->probe_bytes = (size_t)t << 20;
+			break;
+		case 'h': fputs(usage_text, stdout); return -1;
+		default: return 2;
+		}
+	}
+	if (optind < argc)
+		return cli_failf(VERB, "unexpected argument '%s' (see lifsim %s --help)", argv[optind], VERB), 2;
+	return 0;
+}
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+	double *s = malloc(n * sizeof *s);
+	if (!s)
+		return v[0];
+	memcpy(s, v, n * sizeof *s);
+	qsort(s, n, sizeof *s, cmp_double);
+	double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+	free(s);
+	return m;
+}
+
+/* Gaussian W (d_out, d_in) and x (d_in) from the seed. */
+static int make_inputs(const struct opts *o, int d_out, int d_in, float **w, float **x)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	struct rng_normal_table *nt = malloc(sizeof *nt);
+	*w = malloc((size_t)d_out * d_in * sizeof(float));
+	*x = malloc((size_t)d_in * sizeof(float));
+	if (!r || !nt || !*w || !*x) {
+		gsl_rng_free(r), free(nt);
+		return -1;
+	}
+	gsl_rng_set(r, (unsigned long)o->seed);
+	rng_normal_table_fill(nt);
+	struct rng_stream st;
+	rng_stream_seed(&st, r);
+	for (size_t i = 0; i < (size_t)d_out * d_in; i++)
+		(*w)[i] = 0.02f * nt->z[rng_next(&st) >> (64 - RNG_NORMAL_BITS)];
+	for (int i = 0; i < d_in; i++)
+		(*x)[i] = nt->z[rng_next(&st) >> (64 - RNG_NORMAL_BITS)];
+	gsl_rng_free(r), free(nt);
+	return 0;
+}
+
+/* Stream the probe buffer with `threads` workers; returns GB/s. */
+static double probe_gb_per_s(const float *buf, size_t n, int threads, int scalar, double *sink)
+{
+	double t0 = now_ms();
+	*sink += gemv_stream_sum(buf, n, threads, scalar);
+	return n * sizeof(float) / ((now_ms() - t0) * 1e-3) / 1e9;
+}
+
+struct shape_run {
+	struct gemv_qmat *q[MAXL + 2]; /* dense32, dense16, one per --bits */
+	int nq;
+	struct cfg *cfg;
+	int ncfg;
+	double *bw; /* (nthreads, repeats) GB/s */
+};
+
+static int build_mats(const struct opts *o, const float *w, int d_out, int d_in,
+		      struct shape_run *s, struct lif_err *err)
+{
+	int bits[MAXL + 2] = {32, 16};
+	memcpy(bits + 2, o->bits, o->nbits * sizeof(int));
+	for (s->nq = 0; s->nq < o->nbits + 2; s->nq++)
+		if (!(s->q[s->nq] = gemv_quantize(w, d_out, d_in, bits[s->nq], o->group, err)))
+			return -1;
+	return 0;
+}
+
+/* Median of each config, written as CSV rows (and a line on stdout). */
+static void report(FILE *csv, FILE *out, const struct opts *o, const struct shape_run *s)
+{
+	for (int c = 0; c < s->ncfg; c++) {
+		const struct cfg *f = &s->cfg[c];
+		const struct gemv_qmat *q = s->q[f->qi];
+		int ti = 0;
+		while (o->threads[ti] != f->threads)
+			ti++;
+		double ms = median(f->ms, o->repeats), bw = median(s->bw + ti * o->repeats, o->repeats);
+		double d_out = gemv_qmat_d_out(q), d_in = gemv_qmat_d_in(q);
+		double gflops = 2 * d_out * d_in / (ms * 1e-3) / 1e9;
+		double wgbs = (double)gemv_qmat_bytes(q) / (ms * 1e-3) / 1e9;
+		if (csv)
+			fprintf(csv, "%s,%d,%d,%d,%d,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%d\n",
+				gemv_kernel_name(f->k), gemv_qmat_bits(q), f->threads, (int)d_out,
+				(int)d_in, gemv_qmat_group(q), ms, gflops, wgbs, bw, wgbs / bw,
+				o->repeats);
+		if (out)
+			fprintf(out, "%-8s %2d bits  %d thr  %5dx%-5d  %8.3f ms  %7.2f GFLOP/s  %6.2f GB/s  %4.2f of %.1f GB/s\n",
+				gemv_kernel_name(f->k), gemv_qmat_bits(q), f->threads, (int)d_out,
+				(int)d_in, ms, gflops, wgbs, wgbs / bw, bw);
+	}
+}
+
+/* LUT vs dequant speedups, side by side from the same run. */
+static void report_ratios(FILE *out, const struct opts *o, const struct shape_run *s)
+{
+	for (int c = 0; c + 1 < s->ncfg; c++) {
+		const struct cfg *d = &s->cfg[c], *l = &s->cfg[c + 1];
+		if (d->k != GEMV_DEQUANT || l->k != GEMV_LUT)
+			continue;
+		fprintf(out, "lut speedup over dequant: %d bits, %d threads, %dx%d: %.2fx\n",
+			gemv_qmat_bits(s->q[d->qi]), d->threads, gemv_qmat_d_out(s->q[d->qi]),
+			gemv_qmat_d_in(s->q[d->qi]),
+			median(d->ms, o->repeats) / median(l->ms, o->repeats));
+	}
+}
+
+/* Every config once per repeat, interleaved, each after a cache flush. */
+static int measure(const struct opts *o, struct shape_run *s, const float *probe, float *x,
+		   float *y, const struct cli_global *g, struct lif_err *err)
+{
+	double sink = 0;
+	size_t nprobe = o->probe_bytes / sizeof(float), nflush = FLUSH_BYTES / sizeof(float);
+	for (int rep = -1; rep < o->repeats; rep++) { /* rep -1 warms up */
+		for (int ti = 0; ti < o->nthreads; ti++) {
+			double bw = probe_gb_per_s(probe, nprobe, o->threads[ti], o->scalar, &sink);
+			if (rep >= 0)
+				s->bw[ti * o->repeats + rep] = bw;
+		}
+		for (int c = 0; c < s->ncfg; c++) {
+			struct cfg *f = &s->cfg[c];
+			sink += gemv_stream_sum(probe + nprobe - nflush, nflush, f->threads, o->scalar);
+			double t0 = now_ms();
+			if (gemv_run(f->k, s->q[f->qi], x, y, f->threads, o->scalar, err))
+				return -1;
+			double t = now_ms() - t0;
+			if (rep >= 0)
+				f->ms[rep] = t;
+			sink += y[0];
+		}
+		cli_progress(g, "bench-gemv", rep + 1, o->repeats);
+	}
+	return sink == 12345.678 ? 1 : 0; /* keep the sums alive */
+}
+
+static int plan(const struct opts *o, struct shape_run *s)
+{
+	s->cfg = calloc((size_t)o->nthreads * (2 * o->nbits + 2), sizeof *s->cfg);
+	s->bw = calloc((size_t)o->nthreads * o->repeats, sizeof *s->bw);
+	if (!s->cfg || !s->bw)
+		return -1;
+	for (int ti = 0; ti < o->nthreads; ti++) {
+		for (int qi = 0; qi < 2; qi++)
+			s->cfg[s->ncfg++] = (struct cfg){GEMV_DENSE, qi, o->threads[ti], NULL};
+		for (int b = 0; b < o->nbits; b++) {
+			s->cfg[s->ncfg++] = (struct cfg){GEMV_DEQUANT, 2 + b, o->threads[ti], NULL};
+			s->cfg[s->ncfg++] = (struct cfg){GEMV_LUT, 2 + b, o->threads[ti], NULL};
+		}
+	}
+	for (int c = 0; c < s->ncfg; c++)
+		if (!(s->cfg[c].ms = calloc(o->repeats, sizeof(double))))
+			return -1;
+	return 0;
+}
+
+static void shape_free(struct shape_run *s)
+{
+	for (int i = 0; i < s->nq; i++)
+		gemv_qmat_free(s->q[i]);
+	for (int c = 0; s->cfg && c < s->ncfg; c++)
+		free(s->cfg[c].ms);
+	free(s->cfg), free(s->bw);
+	memset(s, 0, sizeof *s);
+}
+
+static int run_shape(const struct opts *o, int si, const float *probe, FILE *csv,
+		     const struct cli_global *g, struct lif_err *err)
+{
+	int d_out = o->shape[si][0], d_in = o->shape[si][1], rc = 0;
+	struct shape_run s = {0};
+	float *w = NULL, *x = NULL, *y = malloc((size_t)d_out * sizeof(float));
+	if (!y || make_inputs(o, d_out, d_in, &w, &x) || plan(o, &s))
+		rc = err_set(err, ERR_NOMEM, "no memory for shape %dx%d", d_out, d_in);
+	if (!rc)
+		rc = build_mats(o, w, d_out, d_in, &s, err);
+	free(w);
+	w = NULL;
+	if (!rc)
+		rc = measure(o, &s, probe, x, y, g, err);
+	if (!rc) {
+		report(csv, g->quiet ? NULL : stdout, o, &s);
+		if (!g->quiet)
+			report_ratios(stdout, o, &s);
+	}
+	shape_free(&s);
+	free(w), free(x), free(y);
+	return rc;
+}
+
+static float *probe_new(size_t bytes)
+{
+	size_t n = bytes / sizeof(float);
+	float *p = malloc(bytes);
+	for (size_t i = 0; p && i < n; i++)
+		p[i] = (float)(i & 1023) * 0.001f; /* real data: every page touched */
+	return p;
+}
+
+int verb_bench_gemv(int argc, char **argv, const struct cli_global *g)
+{
+	struct opts o;
+	struct lif_err err = {0};
+	char tmp[4096];
+	FILE *csv = NULL;
+	int rc = parse_opts(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (o.csv) {
+		snprintf(tmp, sizeof tmp, "%s.tmp", o.csv);
+		if (!(csv = fopen(tmp, "w")))
+			return cli_failf(VERB, "%s: cannot write: %s", o.csv, strerror(errno));
+		fprintf(csv, "kernel,bits,threads,d_out,d_in,group,ms_median,gflops,weight_gb_per_s,"
+			     "bw_gb_per_s,bw_frac,repeats\n");
+	}
+	float *probe = probe_new(o.probe_bytes);
+	if (!probe)
+		rc = err_set(&err, ERR_NOMEM, "no memory for the %zu MiB bandwidth probe",
+			     o.probe_bytes >> 20);
+	if (!g->quiet)
+		printf("bench-gemv: %s path, group %d, median of %d repeats\n",
+		       o.scalar || !gemv_have_avx2() ? "portable" : "AVX2", o.group, o.repeats);
+	for (int si = 0; !rc && si < o.nshapes; si++)
+		rc = run_shape(&o, si, probe, csv, g, &err);
+	free(probe);
+	if (csv && (fclose(csv) || rc)) {
+		remove(tmp);
+		return rc ? cli_fail(VERB, &err) : cli_failf(VERB, "%s: write failed", o.csv);
+	}
+	if (rc)
+		return cli_fail(VERB, &err);
+	if (csv && rename(tmp, o.csv))
+		return cli_failf(VERB, "%s: cannot rename from %s: %s", o.csv, tmp, strerror(errno));
+	return 0;
+}
