@@ -146,19 +146,18 @@ static void pack_all(struct gemv_qmat *q, const uint8_t *codes, const uint16_t *
 			pack_dq_block(codes + (size_t)r * q->d_in_pad + blk * 32, b,
 				      q->dq_codes + r * row_bytes + (size_t)blk * 4 * b);
 	memcpy(q->dq_sz, sz, (size_t)q->d_out * ng * 2 * sizeof *sz);
-	/* LUT: (tile, group, octet, plane, pair, 32 bytes) */
+	/* LUT: (tile, group, pair, plane, 32 bytes) */
 	uint8_t *o = q->lut_codes;
 	for (int t = 0; t < q->n_tiles; t++)
 		for (int g = 0; g < ng; g++) {
-			for (int h = 0; h < nb; h++)
-				for (int j = 0; j < b; j++)
-					for (int p = 0; p < 4; p++, o += 32)
-						for (int k = 0; k < GEMV_TILE; k++) {
+			for (int p = 0; p < G / 8; p++)
+				for (int j = 0; j < b; j++, o += 32)
+					for (int k = 0; k < GEMV_TILE; k++) {
 							int r = t * GEMV_TILE + k;
 							if (r >= q->d_out)
 								continue;
 							const uint8_t *c = codes + (size_t)r * q->d_in_pad +
-									   g * G + h * 32 + p * 8;
+									   g * G + p * 8;
 							int ia = 0, ib = 0;
 							for (int u = 0; u < 4; u++) {
 								ia |= ((c[u] >> j) & 1) << u;
@@ -325,8 +324,12 @@ int gemv_qmat_dequantize(const struct gemv_qmat *q, float *w_hat, struct lif_err
 
 /* x padded to d_in_pad, int8 per block of 32 (llama.cpp's Q8 rounding). */
 static void prep_dq(const struct gemv_qmat *q, const float *xp, int8_t *qx, float *d, float *dsum,
-		    int b0, int b1)
+		    int b0, int b1, int avx2)
 {
+	if (avx2) {
+		gemv_dq_prep_avx2(xp, qx, d, dsum, b0, b1);
+		return;
+	}
 	for (int blk = b0; blk < b1; blk++) {
 		const float *v = xp + blk * 32;
 		float amax = 0;
@@ -347,7 +350,7 @@ static void prep_dq(const struct gemv_qmat *q, const float *xp, int8_t *qx, floa
 /* Tables of groups [g0, g1): entries 0..7 computed, 8..15 by mirror symmetry
  * T[15 - k] = -T[k]; quantized with a = max quad sum|x| / 127. */
 static void prep_lut(const struct gemv_qmat *q, const float *xp, int8_t *tab, float *half_a,
-		     float *xsum, int g0, int g1)
+		     float *xsum, int g0, int g1, int avx2)
 {
 	int G = q->group;
 	for (int g = g0; g < g1; g++) {
@@ -359,6 +362,12 @@ static void prep_lut(const struct gemv_qmat *q, const float *xp, int8_t *tab, fl
 			sum += v[i] + v[i + 1] + v[i + 2] + v[i + 3];
 		}
 		float ia = amax > 0 ? 127.0f / amax : 0;
+		half_a[g] = 0.5f * amax / 127.0f;
+		xsum[g] = sum;
+		if (avx2) {
+			gemv_lut_tables_avx2(v, G / 4, ia, tab + (size_t)g * G * 4);
+			continue;
+		}
 		for (int i = 0; i < G; i += 4) {
 			int8_t *t = tab + ((size_t)g * G + i) * 4;
 			for (int k = 0; k < 8; k++) {
@@ -370,8 +379,6 @@ static void prep_lut(const struct gemv_qmat *q, const float *xp, int8_t *tab, fl
 				t[15 - k] = (int8_t)-r;
 			}
 		}
-		half_a[g] = 0.5f * amax / 127.0f;
-		xsum[g] = sum;
 	}
 }
 
@@ -401,19 +408,17 @@ void gemv_dq_rows_scalar(const struct gemv_qmat *q, const struct gemv_dq_act *a,
 void gemv_lut_tiles_scalar(const struct gemv_qmat *q, const struct gemv_lut_act *a, float *y,
 			   int t0, int t1)
 {
-	int b = q->bits, G = q->group, nb = G / 32;
+	int b = q->bits, G = q->group;
 	for (int t = t0; t < t1; t++) {
 		float acc[GEMV_TILE] = {0};
 		const uint8_t *w = q->lut_codes + (size_t)t * q->n_groups * G / 8 * b * GEMV_TILE;
 		for (int g = 0; g < q->n_groups; g++) {
 			int32_t is[GEMV_TILE] = {0};
-			for (int h = 0; h < nb; h++) {
-				const int8_t *tab = a->tab + ((size_t)g * G + h * 32) * 4;
-				for (int j = 0; j < b; j++)
-					for (int p = 0; p < 4; p++, w += 32)
-						for (int k = 0; k < GEMV_TILE; k++)
-							is[k] += (tab[32 * p + (w[k] & 15)] +
-								  tab[32 * p + 16 + (w[k] >> 4)]) << j;
+			for (int p = 0; p < G / 8; p++) {
+				const int8_t *tab = a->tab + ((size_t)g * G + p * 8) * 4;
+				for (int j = 0; j < b; j++, w += 32)
+					for (int k = 0; k < GEMV_TILE; k++)
+						is[k] += (tab[w[k] & 15] + tab[16 + (w[k] >> 4)]) << j;
 			}
 			const uint16_t *sz = q->lut_sz + ((size_t)t * q->n_groups + g) * 2 * GEMV_TILE;
 			for (int k = 0; k < GEMV_TILE; k++)
@@ -448,7 +453,7 @@ static int run_dequant(const struct gemv_qmat *q, const float *xp, float *y, int
 	{
 		int n = omp_get_num_threads(), i = omp_get_thread_num(), lo, hi;
 		split(nblk, n, i, &lo, &hi);
-		prep_dq(q, xp, qx, d, dsum, lo, hi);
+		prep_dq(q, xp, qx, d, dsum, lo, hi, avx2);
 #pragma omp barrier
 		split(q->d_out, n, i, &lo, &hi);
 		if (avx2)
@@ -475,7 +480,7 @@ static int run_lut(const struct gemv_qmat *q, const float *xp, float *y, int thr
 	{
 		int n = omp_get_num_threads(), i = omp_get_thread_num(), lo, hi;
 		split(ng, n, i, &lo, &hi);
-		prep_lut(q, xp, tab, half_a, xsum, lo, hi);
+		prep_lut(q, xp, tab, half_a, xsum, lo, hi, avx2);
 #pragma omp barrier
 		split(q->n_tiles, n, i, &lo, &hi);
 		if (avx2)

@@ -96,64 +96,58 @@ AVX2 void gemv_dq_rows_avx2(const struct gemv_qmat *q, const struct gemv_dq_act 
 
 /* ---- LUT kernel (T-MAC) ---- */
 
-/* One tile of 32 rows. Per group: for each octet of quads, its 8 tables are
- * loaded into registers once and used for all bit planes; each 32-byte load
- * holds the nibble indices of 32 rows for two quads. The two lookups are
- * interleaved (unpack) and summed in int16 by maddubs with weight 2^j. The
- * int16 sums hold rows {0-7, 16-23} (lo) and {8-15, 24-31} (hi); they are
- * flushed to fp32 after every group, before they can overflow. */
+/* One tile of 32 rows. Per group, per pair of quads: the two tables are
+ * loaded into registers once and serve all bit planes; each 32-byte load
+ * holds the nibble indices of 32 rows for both quads of the pair. The two
+ * lookups are interleaved (unpack) and summed in int16 by maddubs with
+ * weight 2^j. The int16 sums hold rows {0-7, 16-23} (lo) and {8-15, 24-31}
+ * (hi); they are flushed to fp32 after every group, before they can
+ * overflow. */
 AVX2_INLINE void lut_tile(const struct gemv_qmat *q, const struct gemv_lut_act *a, float *yt,
 			  const uint8_t *w, const uint16_t *sz, const int bits)
 {
-	const int G = q->group, nb = G / 32;
+	const int npairs = q->group / 8;
 	const __m256i lo4 = _mm256_set1_epi8(15);
-	__m256 f[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-		       _mm256_setzero_ps()};
+	const int8_t *tb = a->tab;
+	__m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
 	for (int g = 0; g < q->n_groups; g++, sz += 2 * GEMV_TILE) {
 		__m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();
-		for (int h = 0; h < nb; h++) {
-			const int8_t *tb = a->tab + ((size_t)g * G + h * 32) * 4;
-			__m256i T[8];
-#pragma GCC unroll 8
-			for (int i = 0; i < 8; i++)
-				T[i] = _mm256_broadcastsi128_si256(
-					_mm_loadu_si128((const __m128i *)(tb + 16 * i)));
+		for (int p = 0; p < npairs; p++, tb += 32) {
+			__m256i ta = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)tb));
+			__m256i tb2 = _mm256_broadcastsi128_si256(
+				_mm_load_si128((const __m128i *)(tb + 16)));
 #pragma GCC unroll 4
-			for (int j = 0; j < bits; j++) {
+			for (int j = 0; j < bits; j++, w += 32) {
 				const __m256i m = _mm256_set1_epi8((char)(1 << j));
-#pragma GCC unroll 4
-				for (int p = 0; p < 4; p++, w += 32) {
-					__m256i v = _mm256_load_si256((const __m256i *)w);
-					__m256i ia = _mm256_and_si256(v, lo4);
-					__m256i ib = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
-					__m256i A = _mm256_shuffle_epi8(T[2 * p], ia);
-					__m256i B = _mm256_shuffle_epi8(T[2 * p + 1], ib);
-					acc_lo = _mm256_add_epi16(
-						acc_lo, _mm256_maddubs_epi16(m, _mm256_unpacklo_epi8(A, B)));
-					acc_hi = _mm256_add_epi16(
-						acc_hi, _mm256_maddubs_epi16(m, _mm256_unpackhi_epi8(A, B)));
-				}
+				__m256i v = _mm256_load_si256((const __m256i *)w);
+				__m256i ia = _mm256_and_si256(v, lo4);
+				__m256i ib = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+				__m256i A = _mm256_shuffle_epi8(ta, ia);
+				__m256i B = _mm256_shuffle_epi8(tb2, ib);
+				acc_lo = _mm256_add_epi16(acc_lo,
+							  _mm256_maddubs_epi16(m, _mm256_unpacklo_epi8(A, B)));
+				acc_hi = _mm256_add_epi16(acc_hi,
+							  _mm256_maddubs_epi16(m, _mm256_unpackhi_epi8(A, B)));
 			}
 		}
-		/* flush: octet k of rows, int16 -> fp32, times s·a/2, plus z·sum(x) */
-		__m256i o[4] = {
-			_mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc_lo)),
-			_mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc_hi)),
-			_mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc_lo, 1)),
-			_mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc_hi, 1)),
-		};
+		/* flush: octets of rows, int16 -> fp32, times s·a/2, plus z·sum(x) */
 		const __m256 ha = _mm256_set1_ps(a->half_a[g]), xs = _mm256_set1_ps(a->xsum[g]);
-#pragma GCC unroll 4
-		for (int k = 0; k < 4; k++) {
-			__m256 s = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(sz + 8 * k)));
-			__m256 z = _mm256_cvtph_ps(
-				_mm_load_si128((const __m128i *)(sz + GEMV_TILE + 8 * k)));
-			f[k] = _mm256_fmadd_ps(_mm256_mul_ps(s, ha), _mm256_cvtepi32_ps(o[k]), f[k]);
-			f[k] = _mm256_fmadd_ps(z, xs, f[k]);
-		}
+#define FLUSH(f, k, src)                                                                      \
+	f = _mm256_fmadd_ps(                                                                  \
+		_mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(sz + 8 * k))), ha), \
+		_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(src)), f);                            \
+	f = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(sz + GEMV_TILE + 8 * k))), \
+			    xs, f)
+		FLUSH(f0, 0, _mm256_castsi256_si128(acc_lo));
+		FLUSH(f1, 1, _mm256_castsi256_si128(acc_hi));
+		FLUSH(f2, 2, _mm256_extracti128_si256(acc_lo, 1));
+		FLUSH(f3, 3, _mm256_extracti128_si256(acc_hi, 1));
+#undef FLUSH
 	}
-	for (int k = 0; k < 4; k++)
-		_mm256_storeu_ps(yt + 8 * k, f[k]);
+	_mm256_storeu_ps(yt, f0);
+	_mm256_storeu_ps(yt + 8, f1);
+	_mm256_storeu_ps(yt + 16, f2);
+	_mm256_storeu_ps(yt + 24, f3);
 }
 
 AVX2_INLINE void lut_tiles(const struct gemv_qmat *q, const struct gemv_lut_act *a, float *y,
@@ -177,6 +171,63 @@ AVX2 void gemv_lut_tiles_avx2(const struct gemv_qmat *q, const struct gemv_lut_a
 	case 2: lut_tiles(q, a, y, t0, t1, 2); break;
 	case 3: lut_tiles(q, a, y, t0, t1, 3); break;
 	default: lut_tiles(q, a, y, t0, t1, 4); break;
+	}
+}
+
+/* ---- per-call activation preparation (same rounding as sim/gemv.c) ---- */
+
+/* Blocks of 32: d = max|x|/127, qx = round(x/d), dsum = d·sum(qx). */
+AVX2 void gemv_dq_prep_avx2(const float *x, int8_t *qx, float *d, float *dsum, int b0, int b1)
+{
+	const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	for (int blk = b0; blk < b1; blk++) {
+		const float *v = x + (size_t)blk * 32;
+		__m256 x0 = _mm256_load_ps(v), x1 = _mm256_load_ps(v + 8);
+		__m256 x2 = _mm256_load_ps(v + 16), x3 = _mm256_load_ps(v + 24);
+		__m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(x0, absmask), _mm256_and_ps(x1, absmask)),
+					 _mm256_max_ps(_mm256_and_ps(x2, absmask), _mm256_and_ps(x3, absmask)));
+		__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+		h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+		h = _mm_max_ss(h, _mm_movehdup_ps(h));
+		float amax = _mm_cvtss_f32(h), id = amax > 0 ? 127.0f / amax : 0;
+		const __m256 idv = _mm256_set1_ps(id);
+		__m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(x0, idv));
+		__m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(x1, idv));
+		__m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(x2, idv));
+		__m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(x3, idv));
+		__m256i sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+		__m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+		s4 = _mm_hadd_epi32(s4, s4);
+		s4 = _mm_hadd_epi32(s4, s4);
+		/* packs interleave the 128-bit lanes: undo with a dword permute */
+		__m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+		p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+		_mm256_store_si256((__m256i *)(qx + (size_t)blk * 32), p);
+		d[blk] = amax / 127.0f;
+		dsum[blk] = d[blk] * (float)_mm_cvtsi128_si32(s4);
+	}
+}
+
+/* Tables of n quads of v with scale 1/ia: entries 0..7 as
+ * ((±x0 ± x1) ± x2) - x3 (the order sim/gemv.c uses), 8..15 mirrored. */
+AVX2 void gemv_lut_tables_avx2(const float *v, int n, float ia, int8_t *tab)
+{
+	const __m256 s0 = _mm256_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1);
+	const __m256 s1 = _mm256_setr_ps(-1, -1, 1, 1, -1, -1, 1, 1);
+	const __m256 s2 = _mm256_setr_ps(-1, -1, -1, -1, 1, 1, 1, 1);
+	const __m128i rev = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 2, 1, 0);
+	const __m128i neg = _mm_setr_epi8(1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1);
+	const __m256 iav = _mm256_set1_ps(ia);
+	for (int i = 0; i < n; i++, v += 4, tab += 16) {
+		__m256 e = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(v[0]), s0),
+					 _mm256_mul_ps(_mm256_set1_ps(v[1]), s1));
+		e = _mm256_add_ps(e, _mm256_mul_ps(_mm256_set1_ps(v[2]), s2));
+		e = _mm256_sub_ps(e, _mm256_set1_ps(v[3]));
+		__m256i t = _mm256_cvtps_epi32(_mm256_mul_ps(e, iav));
+		__m128i w = _mm_packs_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+		w = _mm_packs_epi16(w, w);
+		w = _mm_max_epi8(w, _mm_set1_epi8(-127));
+		_mm_store_si128((__m128i *)tab, _mm_sign_epi8(_mm_shuffle_epi8(w, rev), neg));
 	}
 }
 

@@ -10,11 +10,12 @@
  *     b=1: bit i of the little-endian u32 = q_i               (4 bytes)
  *     b=3: the b=2 block of q & 3, then the b=1 block of q >> 2 (12 bytes)
  *   dq_sz     (d_out, n_groups, 2) fp16: s, z
- *   lut_codes (n_tiles, n_groups, G/32, b, 4, 32 bytes): for a tile of 32 rows,
- *     a group, an octet of quads (quads 8h..8h+7 of the group), bit plane j
- *     and a quad pair p: byte k = idx(row k, quad 2p) | idx(row k, quad 2p+1)
- *     << 4, where idx = sum_u bit_j(q_{4·quad+u}) << u. One 32-byte load feeds
- *     two shuffles; the 8 tables of an octet stay in registers over b planes.
+ *   lut_codes (n_tiles, n_groups, G/8, b, 32 bytes): for a tile of 32 rows,
+ *     a group, a pair p of quads (weights 8p..8p+3 and 8p+4..8p+7 of the
+ *     group) and a bit plane j: byte k = idx(row k, quad 2p) | idx(row k,
+ *     quad 2p+1) << 4, where idx = sum_u bit_j(q_{4·quad+u}) << u. One 32-byte
+ *     load feeds two shuffles; the pair's two tables stay in registers over
+ *     the b planes.
  *   lut_sz    (n_tiles, n_groups, 2, 32) fp16: s of the 32 rows, then z.
  *   Rows past d_out (tile padding) and columns past d_in (group padding)
  *   hold code 0 with s = z = 0 and x = 0, so they add nothing.
@@ -69,6 +70,8 @@ void gemv_lut_tiles_scalar(const struct gemv_qmat *q, const struct gemv_lut_act 
 			   int t0, int t1);
 void gemv_lut_tiles_avx2(const struct gemv_qmat *q, const struct gemv_lut_act *a, float *y,
 			 int t0, int t1);
+void gemv_dq_prep_avx2(const float *x, int8_t *qx, float *d, float *dsum, int b0, int b1);
+void gemv_lut_tables_avx2(const float *v, int n, float ia, int8_t *tab);
 void gemv_h2f_row_avx2(const uint16_t *h, float *f, size_t n);
 double gemv_sum_avx2(const float *buf, size_t n);
 
