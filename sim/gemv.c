@@ -136,6 +136,17 @@ static void pack_dq_block(const uint8_t *q, int bits, uint8_t *out)
 	}
 }
 
+void gemv_lut_slot(int bits, int v, int k, int *row, int *plane)
+{
+	if (v < bits / 2 * 2) { /* plane pair (jp, jp+1), rows 16h..16h+15 */
+		*row = 16 * (v % 2) + k / 2;
+		*plane = v / 2 * 2 + (k & 1);
+		return;
+	}
+	*row = k >= 8 && k < 16 ? k + 8 : k >= 16 && k < 24 ? k - 8 : k;
+	*plane = bits - 1;
+}
+
 /* Pack codes (d_out, d_in_pad) into both layouts. */
 static void pack_all(struct gemv_qmat *q, const uint8_t *codes, const uint16_t *sz)
 {
@@ -146,25 +157,27 @@ static void pack_all(struct gemv_qmat *q, const uint8_t *codes, const uint16_t *
 			pack_dq_block(codes + (size_t)r * q->d_in_pad + blk * 32, b,
 				      q->dq_codes + r * row_bytes + (size_t)blk * 4 * b);
 	memcpy(q->dq_sz, sz, (size_t)q->d_out * ng * 2 * sizeof *sz);
-	/* LUT: (tile, group, pair, plane, 32 bytes) */
+	/* LUT: (tile, group, quad pair, vector, 32 bytes), gemv_lut_slot order */
 	uint8_t *o = q->lut_codes;
 	for (int t = 0; t < q->n_tiles; t++)
 		for (int g = 0; g < ng; g++) {
 			for (int p = 0; p < G / 8; p++)
-				for (int j = 0; j < b; j++, o += 32)
-					for (int k = 0; k < GEMV_TILE; k++) {
-							int r = t * GEMV_TILE + k;
-							if (r >= q->d_out)
-								continue;
-							const uint8_t *c = codes + (size_t)r * q->d_in_pad +
-									   g * G + p * 8;
-							int ia = 0, ib = 0;
-							for (int u = 0; u < 4; u++) {
-								ia |= ((c[u] >> j) & 1) << u;
-								ib |= ((c[4 + u] >> j) & 1) << u;
-							}
-							o[k] = (uint8_t)(ia | ib << 4);
+				for (int v = 0; v < b; v++, o += 32)
+					for (int k = 0; k < 32; k++) {
+						int row, j;
+						gemv_lut_slot(b, v, k, &row, &j);
+						int r = t * GEMV_TILE + row;
+						if (r >= q->d_out)
+							continue;
+						const uint8_t *c =
+							codes + (size_t)r * q->d_in_pad + g * G + p * 8;
+						int ia = 0, ib = 0;
+						for (int u = 0; u < 4; u++) {
+							ia |= ((c[u] >> j) & 1) << u;
+							ib |= ((c[4 + u] >> j) & 1) << u;
 						}
+						o[k] = (uint8_t)(ia | ib << 4);
+					}
 			uint16_t *s = q->lut_sz + ((size_t)t * ng + g) * 2 * GEMV_TILE;
 			for (int k = 0; k < GEMV_TILE; k++) {
 				int r = t * GEMV_TILE + k;
@@ -416,9 +429,12 @@ void gemv_lut_tiles_scalar(const struct gemv_qmat *q, const struct gemv_lut_act 
 			int32_t is[GEMV_TILE] = {0};
 			for (int p = 0; p < G / 8; p++) {
 				const int8_t *tab = a->tab + ((size_t)g * G + p * 8) * 4;
-				for (int j = 0; j < b; j++, w += 32)
-					for (int k = 0; k < GEMV_TILE; k++)
-						is[k] += (tab[w[k] & 15] + tab[16 + (w[k] >> 4)]) << j;
+				for (int v = 0; v < b; v++, w += 32)
+					for (int k = 0; k < 32; k++) {
+						int row, j;
+						gemv_lut_slot(b, v, k, &row, &j);
+						is[row] += (tab[w[k] & 15] + tab[16 + (w[k] >> 4)]) << j;
+					}
 			}
 			const uint16_t *sz = q->lut_sz + ((size_t)t * q->n_groups + g) * 2 * GEMV_TILE;
 			for (int k = 0; k < GEMV_TILE; k++)

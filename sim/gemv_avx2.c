@@ -98,11 +98,11 @@ AVX2 void gemv_dq_rows_avx2(const struct gemv_qmat *q, const struct gemv_dq_act 
 
 /* One tile of 32 rows. Per group, per pair of quads: the two tables are
  * loaded into registers once and serve all bit planes; each 32-byte load
- * holds the nibble indices of 32 rows for both quads of the pair. The two
- * lookups are interleaved (unpack) and summed in int16 by maddubs with
- * weight 2^j. The int16 sums hold rows {0-7, 16-23} (lo) and {8-15, 24-31}
- * (hi); they are flushed to fp32 after every group, before they can
- * overflow. */
+ * holds the nibble indices of both quads. Paired planes sit in adjacent
+ * bytes, so maddubs with weights (2^j, 2^{j+1}) widens and weights them in
+ * one step; an odd plane interleaves the two lookups (unpack) instead. The
+ * int16 sums acc0, acc1 hold rows 0-15 and 16-31; they are flushed to fp32
+ * after every group, before they can overflow. */
 AVX2_INLINE void lut_tile(const struct gemv_qmat *q, const struct gemv_lut_act *a, float *yt,
 			  const uint8_t *w, const uint16_t *sz, const int bits)
 {
@@ -111,24 +111,39 @@ AVX2_INLINE void lut_tile(const struct gemv_qmat *q, const struct gemv_lut_act *
 	const int8_t *tb = a->tab;
 	__m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
 	for (int g = 0; g < q->n_groups; g++, sz += 2 * GEMV_TILE) {
-		__m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();
+		__m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
 		for (int p = 0; p < npairs; p++, tb += 32) {
 			__m256i ta = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)tb));
 			__m256i tb2 = _mm256_broadcastsi128_si256(
 				_mm_load_si128((const __m128i *)(tb + 16)));
-#pragma GCC unroll 4
-			for (int j = 0; j < bits; j++, w += 32) {
-				const __m256i m = _mm256_set1_epi8((char)(1 << j));
-				__m256i v = _mm256_load_si256((const __m256i *)w);
-				__m256i ia = _mm256_and_si256(v, lo4);
-				__m256i ib = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
-				__m256i A = _mm256_shuffle_epi8(ta, ia);
-				__m256i B = _mm256_shuffle_epi8(tb2, ib);
-				acc_lo = _mm256_add_epi16(acc_lo,
-							  _mm256_maddubs_epi16(m, _mm256_unpacklo_epi8(A, B)));
-				acc_hi = _mm256_add_epi16(acc_hi,
-							  _mm256_maddubs_epi16(m, _mm256_unpackhi_epi8(A, B)));
+#define LOOKUP(A, B)                                                                          \
+	__m256i v = _mm256_load_si256((const __m256i *)w);                                    \
+	__m256i A = _mm256_shuffle_epi8(ta, _mm256_and_si256(v, lo4));                        \
+	__m256i B = _mm256_shuffle_epi8(tb2, _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4)); \
+	w += 32
+#pragma GCC unroll 2
+			for (int jp = 0; jp + 1 < bits; jp += 2) {
+				const __m256i m = _mm256_set1_epi16((short)((1 << jp) | (2 << jp) << 8));
+				{
+					LOOKUP(A, B);
+					acc0 = _mm256_add_epi16(acc0, _mm256_maddubs_epi16(m, A));
+					acc0 = _mm256_add_epi16(acc0, _mm256_maddubs_epi16(m, B));
+				}
+				{
+					LOOKUP(A, B);
+					acc1 = _mm256_add_epi16(acc1, _mm256_maddubs_epi16(m, A));
+					acc1 = _mm256_add_epi16(acc1, _mm256_maddubs_epi16(m, B));
+				}
 			}
+			if (bits & 1) {
+				const __m256i m = _mm256_set1_epi8((char)(1 << (bits - 1)));
+				LOOKUP(A, B);
+				acc0 = _mm256_add_epi16(acc0,
+							_mm256_maddubs_epi16(m, _mm256_unpacklo_epi8(A, B)));
+				acc1 = _mm256_add_epi16(acc1,
+							_mm256_maddubs_epi16(m, _mm256_unpackhi_epi8(A, B)));
+			}
+#undef LOOKUP
 		}
 		/* flush: octets of rows, int16 -> fp32, times s·a/2, plus z·sum(x) */
 		const __m256 ha = _mm256_set1_ps(a->half_a[g]), xs = _mm256_set1_ps(a->xsum[g]);
@@ -138,10 +153,10 @@ AVX2_INLINE void lut_tile(const struct gemv_qmat *q, const struct gemv_lut_act *
 		_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(src)), f);                            \
 	f = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(sz + GEMV_TILE + 8 * k))), \
 			    xs, f)
-		FLUSH(f0, 0, _mm256_castsi256_si128(acc_lo));
-		FLUSH(f1, 1, _mm256_castsi256_si128(acc_hi));
-		FLUSH(f2, 2, _mm256_extracti128_si256(acc_lo, 1));
-		FLUSH(f3, 3, _mm256_extracti128_si256(acc_hi, 1));
+		FLUSH(f0, 0, _mm256_castsi256_si128(acc0));
+		FLUSH(f1, 1, _mm256_extracti128_si256(acc0, 1));
+		FLUSH(f2, 2, _mm256_castsi256_si128(acc1));
+		FLUSH(f3, 3, _mm256_extracti128_si256(acc1, 1));
 #undef FLUSH
 	}
 	_mm256_storeu_ps(yt, f0);

@@ -11,11 +11,16 @@
  *     b=3: the b=2 block of q & 3, then the b=1 block of q >> 2 (12 bytes)
  *   dq_sz     (d_out, n_groups, 2) fp16: s, z
  *   lut_codes (n_tiles, n_groups, G/8, b, 32 bytes): for a tile of 32 rows,
- *     a group, a pair p of quads (weights 8p..8p+3 and 8p+4..8p+7 of the
- *     group) and a bit plane j: byte k = idx(row k, quad 2p) | idx(row k,
- *     quad 2p+1) << 4, where idx = sum_u bit_j(q_{4·quad+u}) << u. One 32-byte
- *     load feeds two shuffles; the pair's two tables stay in registers over
- *     the b planes.
+ *     a group and a pair p of quads (weights 8p..8p+3 and 8p+4..8p+7 of the
+ *     group), b vectors of 32 bytes; byte k of vector v holds
+ *     idx(row, quad 2p) | idx(row, quad 2p+1) << 4 for bit plane j, with
+ *     idx = sum_u bit_j(q_{4·quad+u}) << u and (row, j) = gemv_lut_slot(b, v,
+ *     k): planes go in pairs (vectors 2i, 2i+1 hold planes 2i and 2i+1 of
+ *     rows 0-15 and 16-31, alternating bytes), so one maddubs weights and
+ *     widens them; an odd last plane holds 32 rows in the order that
+ *     unpacklo/unpackhi restore to rows 0-15 and 16-31. One 32-byte load
+ *     feeds two shuffles; the pair's two tables stay in registers over all
+ *     vectors.
  *   lut_sz    (n_tiles, n_groups, 2, 32) fp16: s of the 32 rows, then z.
  *   Rows past d_out (tile padding) and columns past d_in (group padding)
  *   hold code 0 with s = z = 0 and x = 0, so they add nothing.
@@ -59,6 +64,8 @@ struct gemv_lut_act {
 };
 
 float gemv_h2f(uint16_t h);
+/* Row in the tile and bit plane of byte k of LUT vector v (layout above). */
+void gemv_lut_slot(int bits, int v, int k, int *row, int *plane);
 uint16_t gemv_f2h(float f);
 
 /* Rows [r0, r1) of the dequant kernel / tiles [t0, t1) of the LUT kernel. */

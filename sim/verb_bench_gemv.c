@@ -44,7 +44,10 @@ static const char usage_text[] =
 	"Kernels are interleaved in every repeat; a 64 MiB buffer is streamed before\n"
 	"each timed call so weights come from DRAM; medians of the repeats.\n\n"
 	"  --csv FILE          write kernel,bits,threads,d_out,d_in,group,ms_median,gflops,\n"
-	"                      weight_gb_per_s,bw_gb_per_s,bw_frac,repeats\n"
+	"                      weight_gb_per_s,bw_gb_per_s,bw_frac,speedup_vs_dequant,repeats\n"
+	"                      (bw_frac: weight bytes per second over the DRAM read\n"
+	"                      bandwidth measured with the same threads; speedup: median\n"
+	"                      of dequant/lut time over repeats, lut rows only)\n"
 	"  --bits LIST         low-bit widths, from 1,2,3,4 (default 1,2,3,4)\n"
 	"  --threads-list LIST thread counts (default 1,2)\n"
 	"  --shapes LIST       d_outxd_in shapes (default 4096x16384,16384x4096: the\n"
@@ -215,11 +218,29 @@ static int build_mats(const struct opts *o, const float *w, int d_out, int d_in,
 	return 0;
 }
 
+/* Median over repeats of dequant time / LUT time, each pair measured back to
+ * back in the same repeat (robust to load that drifts between repeats).
+ * Config c is a LUT run when c - 1 is the dequant run of the same matrix. */
+static double paired_speedup(const struct opts *o, const struct shape_run *s, int c)
+{
+	const struct cfg *l = &s->cfg[c], *d = c > 0 ? &s->cfg[c - 1] : NULL;
+	if (l->k != GEMV_LUT || !d || d->k != GEMV_DEQUANT)
+		return l->k == GEMV_DEQUANT ? 1.0 : -1;
+	double r[o->repeats];
+	for (int i = 0; i < o->repeats; i++)
+		r[i] = d->ms[i] / l->ms[i];
+	return median(r, o->repeats);
+}
+
 /* Median of each config, written as CSV rows (and a line on stdout). */
 static void report(FILE *csv, FILE *out, const struct opts *o, const struct shape_run *s)
 {
 	for (int c = 0; c < s->ncfg; c++) {
 		const struct cfg *f = &s->cfg[c];
+		double sp = paired_speedup(o, s, c);
+		char spbuf[32] = "";
+		if (sp > 0)
+			snprintf(spbuf, sizeof spbuf, "%.4g", sp);
 		const struct gemv_qmat *q = s->q[f->qi];
 		int ti = 0;
 		while (o->threads[ti] != f->threads)
@@ -229,9 +250,9 @@ static void report(FILE *csv, FILE *out, const struct opts *o, const struct shap
 		double gflops = 2 * d_out * d_in / (ms * 1e-3) / 1e9;
 		double wgbs = (double)gemv_qmat_bytes(q) / (ms * 1e-3) / 1e9;
 		if (csv)
-			fprintf(csv, "%s,%d,%d,%d,%d,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%d\n",
+			fprintf(csv, "%s,%d,%d,%d,%d,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%s,%d\n",
 				gemv_kernel_name(f->k), gemv_qmat_bits(q), f->threads, (int)d_out,
-				(int)d_in, gemv_qmat_group(q), ms, gflops, wgbs, bw, wgbs / bw,
+				(int)d_in, gemv_qmat_group(q), ms, gflops, wgbs, bw, wgbs / bw, spbuf,
 				o->repeats);
 		if (out)
 			fprintf(out, "%-8s %2d bits  %d thr  %5dx%-5d  %8.3f ms  %7.2f GFLOP/s  %6.2f GB/s  %4.2f of %.1f GB/s\n",
@@ -243,14 +264,13 @@ static void report(FILE *csv, FILE *out, const struct opts *o, const struct shap
 /* LUT vs dequant speedups, side by side from the same run. */
 static void report_ratios(FILE *out, const struct opts *o, const struct shape_run *s)
 {
-	for (int c = 0; c + 1 < s->ncfg; c++) {
-		const struct cfg *d = &s->cfg[c], *l = &s->cfg[c + 1];
-		if (d->k != GEMV_DEQUANT || l->k != GEMV_LUT)
-			continue;
-		fprintf(out, "lut speedup over dequant: %d bits, %d threads, %dx%d: %.2fx\n",
-			gemv_qmat_bits(s->q[d->qi]), d->threads, gemv_qmat_d_out(s->q[d->qi]),
-			gemv_qmat_d_in(s->q[d->qi]),
-			median(d->ms, o->repeats) / median(l->ms, o->repeats));
+	for (int c = 0; c < s->ncfg; c++) {
+		const struct gemv_qmat *q = s->q[s->cfg[c].qi];
+		if (s->cfg[c].k == GEMV_LUT && paired_speedup(o, s, c) > 0)
+			fprintf(out, "lut speedup over dequant: %d bits, %d threads, %dx%d: %.2fx "
+				     "(median of paired repeats)\n",
+				gemv_qmat_bits(q), s->cfg[c].threads, gemv_qmat_d_out(q),
+				gemv_qmat_d_in(q), paired_speedup(o, s, c));
 	}
 }
 
@@ -359,7 +379,7 @@ int verb_bench_gemv(int argc, char **argv, const struct cli_global *g)
 		if (!(csv = fopen(tmp, "w")))
 			return cli_failf(VERB, "%s: cannot write: %s", o.csv, strerror(errno));
 		fprintf(csv, "kernel,bits,threads,d_out,d_in,group,ms_median,gflops,weight_gb_per_s,"
-			     "bw_gb_per_s,bw_frac,repeats\n");
+			     "bw_gb_per_s,bw_frac,speedup_vs_dequant,repeats\n");
 	}
 	float *probe = probe_new(o.probe_bytes);
 	if (!probe)
