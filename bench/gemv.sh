@@ -17,8 +17,8 @@ awk -F, 'NR > 1 && $3 == 1 && $4 == 4096 && $5 == 16384 && $1 == "lut" {
 		sp[$2] = $12; ms[$2] = $7
 	}
 	END {
-		printf "target lut >= 3x dequant at 2 bits:   %.2fx  %s\n", sp[2], sp[2] >= 3 ? "met" : "MISSED"
-		printf "target lut >= 1.5x dequant at 4 bits: %.2fx  %s\n", sp[4], sp[4] >= 1.5 ? "met" : "MISSED"
+		printf "target lut >= 3x dequant at 2 bits:   %.2fx  %s\n", sp[2], (sp[2] >= 3 ? "met" : "MISSED")
+		printf "target lut >= 1.5x dequant at 4 bits: %.2fx  %s\n", sp[4], (sp[4] >= 1.5 ? "met" : "MISSED")
 		printf "lut time by bits (1 thread, 4096x16384): 4: %.3f ms, 3: %.3f, 2: %.3f, 1: %.3f; 1-bit/4-bit = %.2f (proportional: 0.25)\n",
 			ms[4], ms[3], ms[2], ms[1], ms[1] / ms[4]
 	}' "$csv"

@@ -448,11 +448,13 @@ void gemv_lut_tiles_scalar(const struct gemv_qmat *q, const struct gemv_lut_act 
 
 /* ---- dispatch ---- */
 
-static void split(int n, int parts, int i, int *lo, int *hi)
-{
-	*lo = (int)((long long)n * i / parts);
-	*hi = (int)((long long)n * (i + 1) / parts);
-}
+/* Work is handed out in chunks (dynamic schedule): on a loaded machine a
+ * thread that is descheduled does not hold back the others. Activations are
+ * prepared by the calling thread before the team starts (a few µs), so the
+ * team has no inner barrier. Rows are independent: results do not depend on
+ * the schedule. */
+#define DQ_CHUNK_ROWS 64
+#define LUT_CHUNK_TILES 2
 
 static int run_dequant(const struct gemv_qmat *q, const float *xp, float *y, int threads, int avx2,
 		       struct lif_err *err)
@@ -465,17 +467,14 @@ static int run_dequant(const struct gemv_qmat *q, const float *xp, float *y, int
 		return err_set(err, ERR_NOMEM, "gemv: no memory for activations");
 	}
 	struct gemv_dq_act a = {qx, d, dsum};
-#pragma omp parallel num_threads(threads)
-	{
-		int n = omp_get_num_threads(), i = omp_get_thread_num(), lo, hi;
-		split(nblk, n, i, &lo, &hi);
-		prep_dq(q, xp, qx, d, dsum, lo, hi, avx2);
-#pragma omp barrier
-		split(q->d_out, n, i, &lo, &hi);
+	prep_dq(q, xp, qx, d, dsum, 0, nblk, avx2);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+	for (int r = 0; r < q->d_out; r += DQ_CHUNK_ROWS) {
+		int hi = r + DQ_CHUNK_ROWS < q->d_out ? r + DQ_CHUNK_ROWS : q->d_out;
 		if (avx2)
-			gemv_dq_rows_avx2(q, &a, y, lo, hi);
+			gemv_dq_rows_avx2(q, &a, y, r, hi);
 		else
-			gemv_dq_rows_scalar(q, &a, y, lo, hi);
+			gemv_dq_rows_scalar(q, &a, y, r, hi);
 	}
 	free(qx), free(d), free(dsum);
 	return 0;
@@ -492,17 +491,14 @@ static int run_lut(const struct gemv_qmat *q, const float *xp, float *y, int thr
 		return err_set(err, ERR_NOMEM, "gemv: no memory for tables");
 	}
 	struct gemv_lut_act a = {tab, half_a, xsum};
-#pragma omp parallel num_threads(threads)
-	{
-		int n = omp_get_num_threads(), i = omp_get_thread_num(), lo, hi;
-		split(ng, n, i, &lo, &hi);
-		prep_lut(q, xp, tab, half_a, xsum, lo, hi, avx2);
-#pragma omp barrier
-		split(q->n_tiles, n, i, &lo, &hi);
+	prep_lut(q, xp, tab, half_a, xsum, 0, ng, avx2);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+	for (int t = 0; t < q->n_tiles; t += LUT_CHUNK_TILES) {
+		int hi = t + LUT_CHUNK_TILES < q->n_tiles ? t + LUT_CHUNK_TILES : q->n_tiles;
 		if (avx2)
-			gemv_lut_tiles_avx2(q, &a, y, lo, hi);
+			gemv_lut_tiles_avx2(q, &a, y, t, hi);
 		else
-			gemv_lut_tiles_scalar(q, &a, y, lo, hi);
+			gemv_lut_tiles_scalar(q, &a, y, t, hi);
 	}
 	free(tab), free(half_a), free(xsum);
 	return 0;
@@ -518,18 +514,20 @@ static int dense_block_rows(int d_in)
 static int run_dense(const struct gemv_qmat *q, const float *x, float *y, int threads, int avx2,
 		     struct lif_err *err)
 {
-	int fail = 0, br = dense_block_rows(q->d_in);
+	int fail = 0, br = dense_block_rows(q->d_in), chunk = br < 64 ? 64 / br * br : br;
 	openblas_set_num_threads(1);
 #pragma omp parallel num_threads(threads) reduction(| : fail)
 	{
-		int n = omp_get_num_threads(), i = omp_get_thread_num(), lo, hi;
-		split(q->d_out, n, i, &lo, &hi);
-		if (q->w32 && hi > lo) {
-			cblas_sgemv(CblasRowMajor, CblasNoTrans, hi - lo, q->d_in, 1.0f,
-				    q->w32 + (size_t)lo * q->d_in, q->d_in, x, 1, 0.0f, y + lo, 1);
-		} else if (hi > lo) {
-			float *buf = malloc((size_t)br * q->d_in * sizeof(float));
-			fail = !buf;
+		float *buf = q->w16 ? malloc((size_t)br * q->d_in * sizeof(float)) : NULL;
+		fail = q->w16 && !buf;
+#pragma omp for schedule(dynamic, 1)
+		for (int lo = 0; lo < q->d_out; lo += chunk) {
+			int hi = lo + chunk < q->d_out ? lo + chunk : q->d_out;
+			if (q->w32) {
+				cblas_sgemv(CblasRowMajor, CblasNoTrans, hi - lo, q->d_in, 1.0f,
+					    q->w32 + (size_t)lo * q->d_in, q->d_in, x, 1, 0.0f, y + lo, 1);
+				continue;
+			}
 			for (int r = lo; buf && r < hi; r += br) {
 				int m = hi - r < br ? hi - r : br;
 				const uint16_t *src = q->w16 + (size_t)r * q->d_in;
@@ -541,8 +539,8 @@ static int run_dense(const struct gemv_qmat *q, const float *x, float *y, int th
 				cblas_sgemv(CblasRowMajor, CblasNoTrans, m, q->d_in, 1.0f, buf, q->d_in,
 					    x, 1, 0.0f, y + r, 1);
 			}
-			free(buf);
 		}
+		free(buf);
 	}
 	return fail ? err_set(err, ERR_NOMEM, "gemv: no memory for the fp16 block") : 0;
 }
