@@ -345,6 +345,13 @@ Test(gemv, bench_writes_a_csv_row_per_kernel_bits_and_threads)
 				    &dout, &din, &ms, &bwf),
 			     7, "%s", line);
 		cr_expect(dout == 64 && din == 96 && ms > 0 && bwf > 0, "%s", line);
+		if (!strcmp(k, "lut")) {
+			double sp = 0;
+			const char *c = line;
+			for (int i = 0; i < 11; i++)
+				c = strchr(c, ',') + 1;
+			cr_expect(sscanf(c, "%lf", &sp) == 1 && sp > 0, "lut row lacks a speedup: %s", line);
+		}
 		rows++, lut += !strcmp(k, "lut"), dense += !strcmp(k, "dense");
 	}
 	fclose(f);
