@@ -433,7 +433,7 @@ void gemv_lut_tiles_scalar(const struct gemv_qmat *q, const struct gemv_lut_act 
 					for (int k = 0; k < 32; k++) {
 						int row, j;
 						gemv_lut_slot(b, v, k, &row, &j);
-						is[row] += (tab[w[k] & 15] + tab[16 + (w[k] >> 4)]) << j;
+						is[row] += (tab[w[k] & 15] + tab[16 + (w[k] >> 4)]) * (1 << j);
 					}
 			}
 			const uint16_t *sz = q->lut_sz + ((size_t)t * q->n_groups + g) * 2 * GEMV_TILE;
