@@ -375,6 +375,7 @@ ParameterizedTestParameters(gemv, bench_rejects_bad_options)
 		{"--threads-list 0", "--threads-list: '0' is not an integer in [1, 1024]"},
 		{"--repeats", "lifsim bench-gemv: option '--repeats' needs a value"},
 		{"--frobnicate", "lifsim bench-gemv: unknown option '--frobnicate'"},
+		{"--model /nonexistent/m.ini", "lifsim bench-gemv: /nonexistent/m.ini"},
 		{"--csv /nonexistent/dir/g.csv --shapes 8x8 --probe-mib 64",
 		 "lifsim bench-gemv: /nonexistent/dir/g.csv: cannot write: No such file"},
 	};
