@@ -22,7 +22,8 @@ awk -F, 'NR > 1 && $3 == 1 && $4 == 4096 && $5 == 16384 && $1 == "lut" {
 		printf "lut time by bits (1 thread, 4096x16384): 4: %.3f ms, 3: %.3f, 2: %.3f, 1: %.3f; 1-bit/4-bit = %.2f (proportional: 0.25)\n",
 			ms[4], ms[3], ms[2], ms[1], ms[1] / ms[4]
 	}' "$csv"
-# 2 threads: fraction of the DRAM bandwidth bound
+# 2 threads: fraction of the DRAM bandwidth bound (median; fastest repeat)
 awk -F, 'NR > 1 && $3 == 2 && $1 != "dense" {
-		printf "2 threads %5dx%-5d %-7s %d bits: %6.2f GB/s of weights = %.2f of %.1f GB/s\n", $4, $5, $1, $2, $9, $11, $10
+		printf "2 threads %5dx%-5d %-7s %d bits: %6.2f GB/s of weights = %.2f of %.1f GB/s (fastest repeat: %.2f)\n",
+			$4, $5, $1, $2, $9, $11, $10, $11 * $7 / $13
 	}' "$csv"
