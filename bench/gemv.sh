@@ -24,6 +24,6 @@ awk -F, 'NR > 1 && $3 == 1 && $4 == 4096 && $5 == 16384 && $1 == "lut" {
 	}' "$csv"
 # 2 threads: fraction of the DRAM bandwidth bound (median; fastest repeat)
 awk -F, 'NR > 1 && $3 == 2 && $1 != "dense" {
-		printf "2 threads %5dx%-5d %-7s %d bits: %6.2f GB/s of weights = %.2f of %.1f GB/s (fastest repeat: %.2f)\n",
-			$4, $5, $1, $2, $9, $11, $10, $11 * $7 / $13
+		printf "2 threads %5dx%-5d %-7s %d bits: %6.2f GB/s of weights = %.2f of %.1f GB/s (fastest: %.2f)\n",
+			$4, $5, $1, $2, $9, $11, $10, $14
 	}' "$csv"
