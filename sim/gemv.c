@@ -147,7 +147,26 @@ void gemv_lut_slot(int bits, int v, int k, int *row, int *plane)
 	*plane = bits - 1;
 }
 
-/* Pack codes (d_out, d_in_pad) into both layouts. */
+/* One 32-byte LUT vector: tile t, group g, quad pair p, vector v. */
+static void pack_lut_vector(const struct gemv_qmat *q, const uint8_t *codes, int t, int g, int p,
+			    int v, uint8_t *out)
+{
+	for (int k = 0; k < 32; k++) {
+		int row, j, r, ia = 0, ib = 0;
+		gemv_lut_slot(q->bits, v, k, &row, &j);
+		if ((r = t * GEMV_TILE + row) >= q->d_out)
+			continue; /* padding rows: index 0, scale 0 */
+		const uint8_t *c = codes + (size_t)r * q->d_in_pad + g * q->group + p * 8;
+		for (int u = 0; u < 4; u++) {
+			ia |= ((c[u] >> j) & 1) << u;
+			ib |= ((c[4 + u] >> j) & 1) << u;
+		}
+		out[k] = (uint8_t)(ia | ib << 4);
+	}
+}
+
+/* Pack codes (d_out, d_in_pad) and scales (d_out, n_groups, 2) into both
+ * layouts (gemv_impl.h). */
 static void pack_all(struct gemv_qmat *q, const uint8_t *codes, const uint16_t *sz)
 {
 	int b = q->bits, G = q->group, ng = q->n_groups, nb = G / GEMV_BLOCK;
@@ -157,34 +176,17 @@ static void pack_all(struct gemv_qmat *q, const uint8_t *codes, const uint16_t *
 			pack_dq_block(codes + (size_t)r * q->d_in_pad + blk * 32, b,
 				      q->dq_codes + r * row_bytes + (size_t)blk * 4 * b);
 	memcpy(q->dq_sz, sz, (size_t)q->d_out * ng * 2 * sizeof *sz);
-	/* LUT: (tile, group, quad pair, vector, 32 bytes), gemv_lut_slot order */
 	uint8_t *o = q->lut_codes;
 	for (int t = 0; t < q->n_tiles; t++)
 		for (int g = 0; g < ng; g++) {
 			for (int p = 0; p < G / 8; p++)
 				for (int v = 0; v < b; v++, o += 32)
-					for (int k = 0; k < 32; k++) {
-						int row, j;
-						gemv_lut_slot(b, v, k, &row, &j);
-						int r = t * GEMV_TILE + row;
-						if (r >= q->d_out)
-							continue;
-						const uint8_t *c =
-							codes + (size_t)r * q->d_in_pad + g * G + p * 8;
-						int ia = 0, ib = 0;
-						for (int u = 0; u < 4; u++) {
-							ia |= ((c[u] >> j) & 1) << u;
-							ib |= ((c[4 + u] >> j) & 1) << u;
-						}
-						o[k] = (uint8_t)(ia | ib << 4);
-					}
+					pack_lut_vector(q, codes, t, g, p, v, o);
 			uint16_t *s = q->lut_sz + ((size_t)t * ng + g) * 2 * GEMV_TILE;
-			for (int k = 0; k < GEMV_TILE; k++) {
-				int r = t * GEMV_TILE + k;
-				if (r >= q->d_out)
-					continue;
-				s[k] = sz[((size_t)r * ng + g) * 2];
-				s[GEMV_TILE + k] = sz[((size_t)r * ng + g) * 2 + 1];
+			for (int k = 0; k < GEMV_TILE && t * GEMV_TILE + k < q->d_out; k++) {
+				const uint16_t *src = sz + ((size_t)(t * GEMV_TILE + k) * ng + g) * 2;
+				s[k] = src[0];
+				s[GEMV_TILE + k] = src[1];
 			}
 		}
 }
