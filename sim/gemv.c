@@ -580,9 +580,6 @@ int gemv_error_bound(enum gemv_kernel k, const struct gemv_qmat *q, const float 
 		memset(bound, 0, (size_t)q->d_out * sizeof(float));
 		return 0;
 	}
-	float *w = malloc((size_t)q->d_in * sizeof(float));
-	if (!w)
-		return err_set(err, ERR_NOMEM, "gemv: no memory");
 	int G = q->group, qmax = (1 << q->bits) - 1;
 	for (int r = 0; r < q->d_out; r++) {
 		double e = 0;
@@ -612,7 +609,6 @@ int gemv_error_bound(enum gemv_kernel k, const struct gemv_qmat *q, const float 
 		}
 		bound[r] = (float)e;
 	}
-	free(w);
 	return 0;
 }
 
