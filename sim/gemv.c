@@ -290,12 +290,19 @@ int gemv_qmat_group(const struct gemv_qmat *q) { return q->group; }
 int gemv_qmat_d_out(const struct gemv_qmat *q) { return q->d_out; }
 int gemv_qmat_d_in(const struct gemv_qmat *q) { return q->d_in; }
 
+int64_t gemv_bytes(int d_out, int d_in, int bits, int group)
+{
+	int64_t n = (int64_t)d_out * d_in;
+	if (bits == 32 || bits == 16)
+		return n * (bits / 8);
+	if (bits < 1 || bits > 4 || (group != 32 && group != 64) || d_out < 1 || d_in < 1)
+		return -1;
+	return (n * bits + 7) / 8 + (int64_t)d_out * ((d_in + group - 1) / group) * 2 * 2;
+}
+
 int64_t gemv_qmat_bytes(const struct gemv_qmat *q)
 {
-	int64_t n = (int64_t)q->d_out * q->d_in;
-	if (q->bits >= 16)
-		return n * (q->bits / 8);
-	return (n * q->bits + 7) / 8 + (int64_t)q->d_out * q->n_groups * 2 * 2;
+	return gemv_bytes(q->d_out, q->d_in, q->bits, q->group);
 }
 
 /* Code of weight (r, i), decoded from the dequant layout. */

@@ -68,6 +68,10 @@ int gemv_qmat_d_in(const struct gemv_qmat *q);
  * counted. This is what a neuron costs on flash and in DRAM. */
 int64_t gemv_qmat_bytes(const struct gemv_qmat *q);
 
+/* The same count for a shape and format without building the matrix (what
+ * the simulator sizes bundles with); -1 for an unsupported bits / group. */
+int64_t gemv_bytes(int d_out, int d_in, int bits, int group);
+
 /* Write the weights the kernels multiply by, ŵ (d_out, d_in) as fp32. */
 int gemv_qmat_dequantize(const struct gemv_qmat *q, float *w_hat /* (d_out, d_in) */,
 			 struct lif_err *err);

@@ -237,7 +237,11 @@ Test(gemv, bytes_count_codes_and_fp16_scales)
 	struct gemv_qmat *q = gemv_quantize(w, 100, 100, 3, 64, &e);
 	/* 10000 codes of 3 bits, 100 rows x 2 groups x (scale + centre) fp16 */
 	cr_expect_eq(gemv_qmat_bytes(q), 3750 + 100 * 2 * 4);
+	cr_expect_eq(gemv_bytes(100, 100, 3, 64), gemv_qmat_bytes(q));
 	gemv_qmat_free(q);
+	/* an FFN neuron of OPT-6.7B (d_model 4096) at 4 bits, group 32 */
+	cr_expect_eq(gemv_bytes(1, 4096, 4, 32), 2048 + 128 * 4);
+	cr_expect_eq(gemv_bytes(1, 4096, 5, 32), -1);
 	q = gemv_quantize(w, 100, 100, 16, 0, &e);
 	cr_expect_eq(gemv_qmat_bytes(q), 20000);
 	gemv_qmat_free(q);
