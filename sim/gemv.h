@@ -21,7 +21,10 @@
  *                 16-entry table of all signed sums ±x0±x1±x2±x3, built once
  *                 per call (half by mirror symmetry), quantized to int8 with
  *                 one scale per weight group; bit-plane nibbles index it with
- *                 byte shuffles; int16 partials are flushed to fp32 after
+ *                 byte shuffles. The weights are permuted offline so a tile
+ *                 of 32 rows streams contiguously and each pair of tables is
+ *                 loaded into registers once for all bit planes (layout in
+ *                 sim/gemv_impl.h). int16 partials are flushed to fp32 after
  *                 every group (at most (2^b-1)·(group/4)·127 <= 30480, so they
  *                 cannot overflow).
  *   GEMV_DENSE    cblas_sgemv on fp32 rows, or on fp16 rows converted to
@@ -30,8 +33,10 @@
  * gemv_error_bound (derivation there); dense kernels are exact up to fp32
  * rounding.
  *
- * Threads split the output rows (OpenMP, `threads` workers, no globals read;
- * the dense kernel sets OpenBLAS to 1 thread because it splits rows itself).
+ * Threads split the output rows: chunks of rows handed out dynamically to
+ * exactly `threads` OpenMP workers (no environment or globals read). The
+ * dense kernel sets OpenBLAS's process-wide thread count to 1, because it
+ * splits rows itself.
  * `force_scalar` selects the portable C path even where AVX2+FMA+F16C is
  * present; otherwise that path is picked at run time. Both paths do the same
  * integer arithmetic and agree up to fp32 summation order.
