@@ -23,7 +23,8 @@ struct opts {
 	int bits[MAXL], nbits;
 	int threads[MAXL], nthreads;
 	int shape[MAXL][2], nshapes; /* d_out, d_in */
-	int repeats, group, scalar;
+	int repeats, group, scalar, warm;
+	unsigned kernels; /* bit 1 << enum gemv_kernel */
 	size_t probe_bytes; /* bandwidth probe, >> any L3 */
 	long long seed;
 };
@@ -38,7 +39,8 @@ struct cfg {
 static const char usage_text[] =
 	"usage: lifsim bench-gemv [--csv FILE] [--bits LIST] [--threads-list LIST]\n"
 	"                         [--shapes LIST] [--repeats N] [--group N] [--seed N]\n"
-	"                         [--model FILE] [--probe-mib N] [--scalar]\n\n"
+	"                         [--model FILE] [--kernels LIST] [--probe-mib N] [--warm]\n"
+	"                         [--scalar]\n\n"
 	"Time y = W·x for the dequantize baseline (llama.cpp style), the T-MAC\n"
 	"table-lookup kernel and the OpenBLAS dense reference (fp32, fp16), with W of\n"
 	"Gaussian weights, and measure the DRAM read bandwidth in the same run.\n"
@@ -63,6 +65,9 @@ static const char usage_text[] =
 	"  --group N           quantization group, 32 or 64 (default 32)\n"
 	"  --seed N            weight and activation seed (default 1)\n"
 	"  --probe-mib N       bandwidth probe buffer in MiB (default 512; at least 64)\n"
+	"  --kernels LIST      from dequant,lut,dense (default all)\n"
+	"  --warm              no cache flush before timed calls: weights that fit in\n"
+	"                      cache stay there, so small shapes measure compute alone\n"
 	"  --scalar            force the portable path (default: AVX2 when present)\n";
 
 static int parse_ints(const char *opt, const char *s, int min, int max, int *out, int *n)
@@ -79,6 +84,23 @@ static int parse_ints(const char *opt, const char *s, int min, int max, int *out
 		out[i] = (int)t;
 	}
 	*n = (int)cnt;
+	conf_list_free(v, v ? cnt : 0);
+	return rc;
+}
+
+static int parse_kernels(const char *s, unsigned *mask)
+{
+	size_t cnt;
+	char **v = conf_list_split(s, &cnt);
+	int rc = !v || cnt == 0 ? cli_failf(VERB, "--kernels: '%s' is not a list of kernels", s) : 0;
+	*mask = 0;
+	for (size_t i = 0; !rc && i < cnt; i++) {
+		int k = gemv_kernel_by_name(v[i]);
+		if (k < 0)
+			rc = cli_failf(VERB, "--kernels: '%s' is not one of dequant, lut, dense", v[i]);
+		else
+			*mask |= 1u << k;
+	}
 	conf_list_free(v, v ? cnt : 0);
 	return rc;
 }
@@ -113,12 +135,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{"scalar", no_argument, 0, 'x'},        {"help", no_argument, 0, 'h'},
 		{"probe-mib", required_argument, 0, 'p'},
 		{"model", required_argument, 0, 'm'},
+		{"warm", no_argument, 0, 'w'},
+		{"kernels", required_argument, 0, 'k'},
 		{0, 0, 0, 0}};
 	long long t;
 	int c;
 	*o = (struct opts){.bits = {1, 2, 3, 4}, .nbits = 4, .threads = {1, 2}, .nthreads = 2,
 			   .shape = {{4096, 16384}, {16384, 4096}}, .nshapes = 2, .repeats = 5,
-			   .group = 32, .seed = 1, .probe_bytes = (size_t)512 << 20};
+			   .group = 32, .seed = 1, .probe_bytes = (size_t)512 << 20, .kernels = 7};
 	optind = 1;
 	while ((c = cli_getopt(VERB, argc, argv, "h", lo)) != -1) {
 		switch (c) {
@@ -137,6 +161,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'S': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &t)) return 2; o->seed = t; break;
 		case 'x': o->scalar = 1; break;
+		case 'w': o->warm = 1; break;
+		case 'k': if (parse_kernels(optarg, &o->kernels)) return 2; break;
 		case 'm': {
 			struct llm_desc d;
 			struct lif_err e = {0};
@@ -248,9 +274,13 @@ static int build_mats(const struct opts *o, const float *w, int d_out, int d_in,
 {
 	int bits[MAXL + 2] = {32, 16};
 	memcpy(bits + 2, o->bits, o->nbits * sizeof(int));
-	for (s->nq = 0; s->nq < o->nbits + 2; s->nq++)
+	int dense = !!(o->kernels & 1u << GEMV_DENSE), lowbit = !!(o->kernels & 3u);
+	for (s->nq = 0; s->nq < o->nbits + 2; s->nq++) {
+		if (s->nq < 2 ? !dense : !lowbit)
+			continue;
 		if (!(s->q[s->nq] = gemv_quantize(w, d_out, d_in, bits[s->nq], o->group, err)))
 			return -1;
+	}
 	return 0;
 }
 
@@ -326,7 +356,9 @@ static int measure(const struct opts *o, struct shape_run *s, const float *probe
 		}
 		for (int c = 0; c < s->ncfg; c++) {
 			struct cfg *f = &s->cfg[c];
-			sink += gemv_stream_sum(probe + nprobe - nflush, nflush, f->threads, o->scalar);
+			if (!o->warm)
+				sink += gemv_stream_sum(probe + nprobe - nflush, nflush, f->threads,
+							o->scalar);
 			double t0 = now_ms();
 			if (gemv_run(f->k, s->q[f->qi], x, y, f->threads, o->scalar, err))
 				return -1;
@@ -347,12 +379,12 @@ static int plan(const struct opts *o, struct shape_run *s)
 	if (!s->cfg || !s->bw)
 		return -1;
 	for (int ti = 0; ti < o->nthreads; ti++) {
-		for (int qi = 0; qi < 2; qi++)
+		for (int qi = 0; qi < 2 && (o->kernels & 1u << GEMV_DENSE); qi++)
 			s->cfg[s->ncfg++] = (struct cfg){GEMV_DENSE, qi, o->threads[ti], NULL};
-		for (int b = 0; b < o->nbits; b++) {
-			s->cfg[s->ncfg++] = (struct cfg){GEMV_DEQUANT, 2 + b, o->threads[ti], NULL};
-			s->cfg[s->ncfg++] = (struct cfg){GEMV_LUT, 2 + b, o->threads[ti], NULL};
-		}
+		for (int b = 0; b < o->nbits; b++)
+			for (int k = GEMV_DEQUANT; k <= GEMV_LUT; k++)
+				if (o->kernels & 1u << k)
+					s->cfg[s->ncfg++] = (struct cfg){k, 2 + b, o->threads[ti], NULL};
 	}
 	for (int c = 0; c < s->ncfg; c++)
 		if (!(s->cfg[c].ms = calloc(o->repeats, sizeof(double))))
@@ -424,8 +456,9 @@ int verb_bench_gemv(int argc, char **argv, const struct cli_global *g)
 		rc = err_set(&err, ERR_NOMEM, "no memory for the %zu MiB bandwidth probe",
 			     o.probe_bytes >> 20);
 	if (!g->quiet)
-		printf("bench-gemv: %s path, group %d, median of %d repeats\n",
-		       o.scalar || !gemv_have_avx2() ? "portable" : "AVX2", o.group, o.repeats);
+		printf("bench-gemv: %s path, group %d, median of %d repeats, %s cache\n",
+		       o.scalar || !gemv_have_avx2() ? "portable" : "AVX2", o.group, o.repeats,
+		       o.warm ? "warm" : "flushed");
 	for (int si = 0; !rc && si < o.nshapes; si++)
 		rc = run_shape(&o, si, probe, csv, g, &err);
 	free(probe);

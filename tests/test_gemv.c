@@ -325,6 +325,17 @@ Test(gemv, fp16_conversion_rounds_to_nearest_even)
 
 /* ---- the bench-gemv verb ---- */
 
+Test(gemv, bench_runs_only_the_kernels_asked_for)
+{
+	char out[8192];
+	int rc = tu_lifsim(out, sizeof out,
+			   "bench-gemv --kernels lut --warm --bits 3 --threads-list 1 --shapes 40x70 "
+			   "--repeats 2 --probe-mib 64");
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_expect(strstr(out, "lut       3 bits  1 thr     40x70"), "%s", out);
+	cr_expect(!strstr(out, "dequant") && !strstr(out, "dense"), "%s", out);
+}
+
 Test(gemv, bench_writes_a_csv_row_per_kernel_bits_and_threads)
 {
 	char out[8192], line[512];
@@ -380,6 +391,7 @@ ParameterizedTestParameters(gemv, bench_rejects_bad_options)
 		{"--repeats", "lifsim bench-gemv: option '--repeats' needs a value"},
 		{"--frobnicate", "lifsim bench-gemv: unknown option '--frobnicate'"},
 		{"--model /nonexistent/m.ini", "lifsim bench-gemv: /nonexistent/m.ini"},
+		{"--kernels lut,fast", "lifsim bench-gemv: --kernels: 'fast' is not one of dequant, lut, dense"},
 		{"--csv /nonexistent/dir/g.csv --shapes 8x8 --probe-mib 64",
 		 "lifsim bench-gemv: /nonexistent/dir/g.csv: cannot write: No such file"},
 	};
