@@ -406,20 +406,37 @@ static void prep_lut(const struct gemv_qmat *q, const float *xp, int8_t *tab, fl
 
 /* ---- portable kernels ---- */
 
+/* The 32 codes of a dequant block (inverse of pack_dq_block). */
+static void unpack_dq_block(const uint8_t *p, int bits, uint8_t *q)
+{
+	for (int k = 0; k < 32; k++) {
+		if (bits == 4) {
+			q[k] = (p[k % 16] >> (k / 16 * 4)) & 15;
+			continue;
+		}
+		q[k] = bits == 1 ? 0 : (p[k % 8] >> (k / 8 * 2)) & 3;
+		if (bits == 1 || bits == 3)
+			q[k] |= ((p[(bits == 3 ? 8 : 0) + k / 8] >> (k % 8)) & 1) << (bits == 3 ? 2 : 0);
+	}
+}
+
 void gemv_dq_rows_scalar(const struct gemv_qmat *q, const struct gemv_dq_act *a, float *y, int r0,
 			 int r1)
 {
-	int nb = q->group / 32;
+	int nb = q->group / 32, bb = 4 * q->bits;
 	float c = 0.5f * (float)((1 << q->bits) - 1);
+	uint8_t codes[32];
 	for (int r = r0; r < r1; r++) {
 		float acc = 0;
+		const uint8_t *w = q->dq_codes + (size_t)r * q->n_groups * nb * bb;
 		for (int g = 0; g < q->n_groups; g++) {
 			const uint16_t *sz = q->dq_sz + ((size_t)r * q->n_groups + g) * 2;
 			float s = gemv_h2f(sz[0]), zc = gemv_h2f(sz[1]) - s * c;
-			for (int h = 0; h < nb; h++) {
+			for (int h = 0; h < nb; h++, w += bb) {
 				int blk = g * nb + h, isum = 0;
+				unpack_dq_block(w, q->bits, codes);
 				for (int k = 0; k < 32; k++)
-					isum += dq_code(q, r, blk * 32 + k) * a->qx[blk * 32 + k];
+					isum += codes[k] * a->qx[blk * 32 + k];
 				acc += s * a->d[blk] * (float)isum + zc * a->dsum[blk];
 			}
 		}
