@@ -125,65 +125,83 @@ static int parse_shapes(const char *s, struct opts *o)
 	return rc;
 }
 
+static int parse_model(const char *path, struct opts *o)
+{
+	struct llm_desc d;
+	struct lif_err e = {0};
+	if (llm_load(path, &d, &e))
+		return cli_fail(VERB, &e);
+	o->shape[0][0] = d.d_ffn, o->shape[0][1] = d.d_model; /* up (and gate) */
+	o->shape[1][0] = d.d_model, o->shape[1][1] = d.d_ffn; /* down */
+	o->nshapes = 2;
+	return 0;
+}
+
+/* One option; returns 0, or non-zero after printing the error. */
+static int set_opt(int c, const char *arg, struct opts *o)
+{
+	long long t = 0;
+	switch (c) {
+	case 'c': o->csv = arg; return 0;
+	case 'b': return parse_ints("--bits", arg, 1, 4, o->bits, &o->nbits);
+	case 't': return parse_ints("--threads-list", arg, 1, 1024, o->threads, &o->nthreads);
+	case 's': return parse_shapes(arg, o);
+	case 'm': return parse_model(arg, o);
+	case 'k': return parse_kernels(arg, &o->kernels);
+	case 'x': o->scalar = 1; return 0;
+	case 'w': o->warm = 1; return 0;
+	case 'r':
+		if (cli_int(VERB, "--repeats", arg, 1, 1000, &t))
+			return 1;
+		o->repeats = (int)t;
+		return 0;
+	case 'g':
+		if (strcmp(arg, "32") && strcmp(arg, "64"))
+			return cli_failf(VERB, "--group: '%s' is not 32 or 64", arg);
+		o->group = atoi(arg);
+		return 0;
+	case 'S':
+		if (cli_int(VERB, "--seed", arg, 0, 1LL << 62, &t))
+			return 1;
+		o->seed = t;
+		return 0;
+	case 'p':
+		if (cli_int(VERB, "--probe-mib", arg, 64, 1 << 20, &t))
+			return 1;
+		o->probe_bytes = (size_t)t << 20;
+		return 0;
+	default: return 1; /* cli_getopt printed the error */
+	}
+}
+
+/* Returns 0 to run, -1 after --help, 2 on a bad option (message printed). */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{"csv", required_argument, 0, 'c'},     {"bits", required_argument, 0, 'b'},
-		{"threads-list", required_argument, 0, 't'},
-		{"shapes", required_argument, 0, 's'},  {"repeats", required_argument, 0, 'r'},
-		{"group", required_argument, 0, 'g'},   {"seed", required_argument, 0, 'S'},
-		{"scalar", no_argument, 0, 'x'},        {"help", no_argument, 0, 'h'},
-		{"probe-mib", required_argument, 0, 'p'},
-		{"model", required_argument, 0, 'm'},
-		{"warm", no_argument, 0, 'w'},
-		{"kernels", required_argument, 0, 'k'},
-		{0, 0, 0, 0}};
-	long long t;
+		{"csv", required_argument, 0, 'c'},       {"bits", required_argument, 0, 'b'},
+		{"threads-list", required_argument, 0, 't'}, {"shapes", required_argument, 0, 's'},
+		{"repeats", required_argument, 0, 'r'},   {"group", required_argument, 0, 'g'},
+		{"seed", required_argument, 0, 'S'},      {"scalar", no_argument, 0, 'x'},
+		{"probe-mib", required_argument, 0, 'p'}, {"model", required_argument, 0, 'm'},
+		{"warm", no_argument, 0, 'w'},            {"kernels", required_argument, 0, 'k'},
+		{"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
 	int c;
 	*o = (struct opts){.bits = {1, 2, 3, 4}, .nbits = 4, .threads = {1, 2}, .nthreads = 2,
 			   .shape = {{4096, 16384}, {16384, 4096}}, .nshapes = 2, .repeats = 5,
 			   .group = 32, .seed = 1, .probe_bytes = (size_t)512 << 20, .kernels = 7};
 	optind = 1;
 	while ((c = cli_getopt(VERB, argc, argv, "h", lo)) != -1) {
-		switch (c) {
-		case 'c': o->csv = optarg; break;
-		case 'b': if (parse_ints("--bits", optarg, 1, 4, o->bits, &o->nbits)) return 2; break;
-		case 't':
-			if (parse_ints("--threads-list", optarg, 1, 1024, o->threads, &o->nthreads))
-				return 2;
-			break;
-		case 's': if (parse_shapes(optarg, o)) return 2; break;
-		case 'r': if (cli_int(VERB, "--repeats", optarg, 1, 1000, &t)) return 2; o->repeats = (int)t; break;
-		case 'g':
-			if (strcmp(optarg, "32") && strcmp(optarg, "64"))
-				return cli_failf(VERB, "--group: '%s' is not 32 or 64", optarg), 2;
-			o->group = atoi(optarg);
-			break;
-		case 'S': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &t)) return 2; o->seed = t; break;
-		case 'x': o->scalar = 1; break;
-		case 'w': o->warm = 1; break;
-		case 'k': if (parse_kernels(optarg, &o->kernels)) return 2; break;
-		case 'm': {
-			struct llm_desc d;
-			struct lif_err e = {0};
-			if (llm_load(optarg, &d, &e))
-				return cli_fail(VERB, &e), 2;
-			o->shape[0][0] = d.d_ffn, o->shape[0][1] = d.d_model;
-			o->shape[1][0] = d.d_model, o->shape[1][1] = d.d_ffn;
-			o->nshapes = 2;
-			break;
+		if (c == 'h') {
+			fputs(usage_text, stdout);
+			return -1;
 		}
-		case 'p':
-			if (cli_int(VERB, "--probe-mib", optarg, 64, 1 << 20, &t))
-				return 2;
-			o->probe_bytes = (size_t)t << 20;
-			break;
-		case 'h': fputs(usage_text, stdout); return -1;
-		default: return 2;
-		}
+		if (set_opt(c, optarg, o))
+			return 2;
 	}
-	if (optind < argc)
-		return cli_failf(VERB, "unexpected argument '%s' (see lifsim %s --help)", argv[optind], VERB), 2;
+	if (optind < argc) {
+		cli_failf(VERB, "unexpected argument '%s' (see lifsim %s --help)", argv[optind], VERB);
+		return 2;
+	}
 	return 0;
 }
 
