@@ -30,6 +30,12 @@ targets() { # csv label
 "$LIFSIM" bench-gemv --csv "$OUT/gemv-g64.csv" --bits 1,2,3,4 --threads-list 1 \
 	--shapes 4096x16384 --repeats "$REPEATS" --group 64
 
+# in-cache compute: no flush, one bit width at a time so both copies fit in L3
+for b in 1 2 3 4; do
+	"$LIFSIM" bench-gemv --quiet --csv "$OUT/gemv-warm-$b.csv" --warm --kernels dequant,lut \
+		--bits $b --threads-list 1 --shapes 1024x16384 --repeats 21 --probe-mib 64
+done
+
 echo "---- targets (1 thread, 4096x16384) ----"
 targets "$OUT/gemv.csv" "group 32"
 targets "$OUT/gemv-g64.csv" "group 64"
@@ -38,3 +44,9 @@ awk -F, 'NR > 1 && $3 == 2 && $1 != "dense" {
 		printf "%5dx%-5d %-7s %d bits: %6.2f GB/s = %.2f of %.1f GB/s (fastest: %.2f)\n",
 			$4, $5, $1, $2, $9, $11, $10, $14
 	}' "$OUT/gemv.csv"
+echo "---- in cache (1 thread, 1024x16384, no flush): compute alone ----"
+for b in 1 2 3 4; do
+	awk -F, 'NR > 1 && $1 == "lut" {
+			printf "%d bits: lut %.3f ms, %.1f GB/s of weights; speedup over dequant %.2fx\n", $2, $7, $9, $12
+		}' "$OUT/gemv-warm-$b.csv"
+done
