@@ -57,29 +57,45 @@ AVX2_INLINE float hsum(__m256 v)
 	return _mm_cvtss_f32(s);
 }
 
+/* s·d·(q·qx) of one block of 32 as 8 fp32 lanes, FMA'd into acc. */
+AVX2_INLINE __m256 dq_block(const uint8_t *w, const int8_t *qx, float sd, __m256 acc,
+			    const int bits)
+{
+	__m256i p = _mm256_maddubs_epi16(unpack_block(w, bits),
+					 _mm256_load_si256((const __m256i *)qx));
+	__m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+	return _mm256_fmadd_ps(_mm256_set1_ps(sd), f, acc);
+}
+
+/* Rows [r0, r1): per block y += s·d·(q·qx) + (z - s·c)·d·sum(qx). Two
+ * accumulator chains (even and odd blocks) so the loop is bound by
+ * throughput, not by FMA latency; with group 32 a step covers two groups,
+ * with group 64 the two blocks of one group. */
 AVX2_INLINE void dq_rows(const struct gemv_qmat *q, const struct gemv_dq_act *a, float *y, int r0,
 			 int r1, const int bits)
 {
-	const int nb = q->group / 32, ng = q->n_groups, bb = 4 * bits;
+	const int nblk = q->n_groups * (q->group / 32), bb = 4 * bits, g64 = q->group == 64;
 	const float c = 0.5f * (float)((1 << bits) - 1);
-	const __m256i ones = _mm256_set1_epi16(1);
 	for (int r = r0; r < r1; r++) {
-		const uint8_t *w = q->dq_codes + (size_t)r * ng * nb * bb;
-		const uint16_t *sz = q->dq_sz + (size_t)r * ng * 2;
-		__m256 acc = _mm256_setzero_ps();
-		float accz = 0;
-		for (int g = 0; g < ng; g++) {
-			float s = _cvtsh_ss(sz[2 * g]), zc = _cvtsh_ss(sz[2 * g + 1]) - s * c;
-			for (int h = 0; h < nb; h++, w += bb) {
-				int blk = g * nb + h;
-				__m256i qx = _mm256_load_si256((const __m256i *)(a->qx + blk * 32));
-				__m256i p = _mm256_maddubs_epi16(unpack_block(w, bits), qx);
-				__m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-				acc = _mm256_fmadd_ps(_mm256_set1_ps(s * a->d[blk]), f, acc);
-				accz += zc * a->dsum[blk];
-			}
+		const uint8_t *w = q->dq_codes + (size_t)r * nblk * bb;
+		const uint16_t *sz = q->dq_sz + (size_t)r * q->n_groups * 2;
+		__m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+		float z0 = 0, z1 = 0;
+		int blk = 0;
+		for (; blk + 1 < nblk; blk += 2, w += 2 * bb, sz += g64 ? 2 : 4) {
+			float s0 = _cvtsh_ss(sz[0]), s1 = g64 ? s0 : _cvtsh_ss(sz[2]);
+			float zc0 = _cvtsh_ss(sz[1]) - s0 * c, zc1 = g64 ? zc0 : _cvtsh_ss(sz[3]) - s1 * c;
+			acc0 = dq_block(w, a->qx + blk * 32, s0 * a->d[blk], acc0, bits);
+			acc1 = dq_block(w + bb, a->qx + (blk + 1) * 32, s1 * a->d[blk + 1], acc1, bits);
+			z0 += zc0 * a->dsum[blk];
+			z1 += zc1 * a->dsum[blk + 1];
 		}
-		y[r] = hsum(acc) + accz;
+		if (blk < nblk) { /* group 32, odd number of groups */
+			float s0 = _cvtsh_ss(sz[0]);
+			acc0 = dq_block(w, a->qx + blk * 32, s0 * a->d[blk], acc0, bits);
+			z0 += (_cvtsh_ss(sz[1]) - s0 * c) * a->dsum[blk];
+		}
+		y[r] = hsum(_mm256_add_ps(acc0, acc1)) + (z0 + z1);
 	}
 }
 
