@@ -2,6 +2,7 @@
  * baseline, T-MAC LUT, OpenBLAS dense) over bit widths, thread counts and
  * FFN shapes, beside the DRAM read bandwidth measured in the same run. */
 #include <errno.h>
+#include <math.h>
 #include <gsl/gsl_rng.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,8 @@ struct cfg {
 	enum gemv_kernel k;
 	int qi, threads;  /* matrix index in the shape's list */
 	double *ms;       /* (repeats) */
+	double err_hat;   /* RMS |y - ŵ·x| / RMS ŵ·x: the kernel's own error */
+	double err_fp32;  /* RMS |y - W·x| / RMS W·x: with the weights' rounding */
 };
 
 static const char usage_text[] =
@@ -48,13 +51,16 @@ static const char usage_text[] =
 	"each timed call so weights come from DRAM; medians of the repeats.\n\n"
 	"  --csv FILE          write kernel,bits,threads,d_out,d_in,group,ms_median,gflops,\n"
 	"                      weight_gb_per_s,bw_gb_per_s,bw_frac,speedup_vs_dequant,ms_min,\n"
-	"                      bw_frac_best,repeats\n"
+	"                      bw_frac_best,rel_err_rms,rel_err_vs_fp32_rms,repeats\n"
 	"                      (bw_frac: weight bytes per second over the DRAM read\n"
 	"                      bandwidth measured with the same threads; speedup: median\n"
 	"                      of dequant/lut time over repeats, lut rows only; ms_min:\n"
 	"                      the fastest repeat, what a quiet machine approaches;\n"
 	"                      bw_frac_best: the same ratio from the fastest repeat and\n"
-	"                      the fastest bandwidth probe)\n"
+	"                      the fastest bandwidth probe; rel_err_rms: RMS error over RMS\n"
+	"                      output against ŵ·x with ŵ the stored weights, i.e. the\n"
+	"                      kernel's own rounding; rel_err_vs_fp32_rms: against the fp32\n"
+	"                      W·x, i.e. including the weights' quantization)\n"
 	"  --bits LIST         low-bit widths, from 1,2,3,4 (default 1,2,3,4)\n"
 	"  --threads-list LIST thread counts (default 1,2)\n"
 	"  --shapes LIST       d_outxd_in shapes (default 4096x16384,16384x4096: the\n"
@@ -336,14 +342,15 @@ static void report(FILE *csv, FILE *out, const struct opts *o, const struct shap
 		double wbest = (double)gemv_qmat_bytes(q) / (min_of(f->ms, o->repeats) * 1e-3) / 1e9;
 		double bwmax = -min_of_neg(s->bw + ti * o->repeats, o->repeats);
 		if (csv)
-			fprintf(csv, "%s,%d,%d,%d,%d,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%s,%.6g,%.6g,%d\n",
+			fprintf(csv, "%s,%d,%d,%d,%d,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%s,%.6g,%.6g,%.4g,%.4g,%d\n",
 				gemv_kernel_name(f->k), gemv_qmat_bits(q), f->threads, (int)d_out,
 				(int)d_in, gemv_qmat_group(q), ms, gflops, wgbs, bw, wgbs / bw, spbuf,
-				min_of(f->ms, o->repeats), wbest / bwmax, o->repeats);
+				min_of(f->ms, o->repeats), wbest / bwmax, f->err_hat, f->err_fp32,
+				o->repeats);
 		if (out)
-			fprintf(out, "%-8s %2d bits  %d thr  %5dx%-5d  %8.3f ms  %7.2f GFLOP/s  %6.2f GB/s  %4.2f of %.1f GB/s\n",
+			fprintf(out, "%-8s %2d bits  %d thr  %5dx%-5d  %8.3f ms  %7.2f GFLOP/s  %6.2f GB/s  %4.2f of %.1f GB/s  err %.1e\n",
 				gemv_kernel_name(f->k), gemv_qmat_bits(q), f->threads, (int)d_out,
-				(int)d_in, ms, gflops, wgbs, wgbs / bw, bw);
+				(int)d_in, ms, gflops, wgbs, wgbs / bw, bw, f->err_hat);
 	}
 }
 
@@ -398,11 +405,11 @@ static int plan(const struct opts *o, struct shape_run *s)
 		return -1;
 	for (int ti = 0; ti < o->nthreads; ti++) {
 		for (int qi = 0; qi < 2 && (o->kernels & 1u << GEMV_DENSE); qi++)
-			s->cfg[s->ncfg++] = (struct cfg){GEMV_DENSE, qi, o->threads[ti], NULL};
+			s->cfg[s->ncfg++] = (struct cfg){.k = GEMV_DENSE, .qi = qi, .threads = o->threads[ti]};
 		for (int b = 0; b < o->nbits; b++)
 			for (int k = GEMV_DEQUANT; k <= GEMV_LUT; k++)
 				if (o->kernels & 1u << k)
-					s->cfg[s->ncfg++] = (struct cfg){k, 2 + b, o->threads[ti], NULL};
+					s->cfg[s->ncfg++] = (struct cfg){.k = k, .qi = 2 + b, .threads = o->threads[ti]};
 	}
 	for (int c = 0; c < s->ncfg; c++)
 		if (!(s->cfg[c].ms = calloc(o->repeats, sizeof(double))))
@@ -420,6 +427,52 @@ static void shape_free(struct shape_run *s)
 	memset(s, 0, sizeof *s);
 }
 
+/* y_ref = M·x in double for M (d_out, d_in). */
+static void ref_gemv(const float *m, const float *x, int d_out, int d_in, double *y_ref)
+{
+	for (int r = 0; r < d_out; r++) {
+		double acc = 0;
+		for (int i = 0; i < d_in; i++)
+			acc += (double)m[(size_t)r * d_in + i] * x[i];
+		y_ref[r] = acc;
+	}
+}
+
+static double rel_rms(const float *y, const double *ref, int n)
+{
+	double e2 = 0, r2 = 0;
+	for (int i = 0; i < n; i++)
+		e2 += (y[i] - ref[i]) * (y[i] - ref[i]), r2 += ref[i] * ref[i];
+	return r2 > 0 ? sqrt(e2 / r2) : sqrt(e2);
+}
+
+/* Each config run once against W·x and ŵ·x (ŵ: the weights it multiplies). */
+static int accuracy(struct shape_run *s, const float *w, const float *x, float *y, int d_out,
+		    int d_in, int scalar, struct lif_err *err)
+{
+	float *wh = malloc((size_t)d_out * d_in * sizeof *wh);
+	double *y32 = malloc(d_out * sizeof *y32), *yh = malloc(d_out * sizeof *yh);
+	int rc = !wh || !y32 || !yh ? err_set(err, ERR_NOMEM, "no memory for the reference") : 0;
+	if (!rc)
+		ref_gemv(w, x, d_out, d_in, y32);
+	for (int qi = 0; !rc && qi < s->nq; qi++) {
+		if (!s->q[qi])
+			continue;
+		if ((rc = gemv_qmat_dequantize(s->q[qi], wh, err)))
+			break;
+		ref_gemv(wh, x, d_out, d_in, yh);
+		for (int c = 0; !rc && c < s->ncfg; c++) {
+			struct cfg *f = &s->cfg[c];
+			if (f->qi != qi || (rc = gemv_run(f->k, s->q[qi], x, y, f->threads, scalar, err)))
+				continue;
+			f->err_hat = rel_rms(y, yh, d_out);
+			f->err_fp32 = rel_rms(y, y32, d_out);
+		}
+	}
+	free(wh), free(y32), free(yh);
+	return rc;
+}
+
 static int run_shape(const struct opts *o, int si, const float *probe, FILE *csv,
 		     const struct cli_global *g, struct lif_err *err)
 {
@@ -430,6 +483,8 @@ static int run_shape(const struct opts *o, int si, const float *probe, FILE *csv
 		rc = err_set(err, ERR_NOMEM, "no memory for shape %dx%d", d_out, d_in);
 	if (!rc)
 		rc = build_mats(o, w, d_out, d_in, &s, err);
+	if (!rc)
+		rc = accuracy(&s, w, x, y, d_out, d_in, o->scalar, err);
 	free(w);
 	w = NULL;
 	if (!rc)
@@ -467,7 +522,8 @@ int verb_bench_gemv(int argc, char **argv, const struct cli_global *g)
 		if (!(csv = fopen(tmp, "w")))
 			return cli_failf(VERB, "%s: cannot write: %s", o.csv, strerror(errno));
 		fprintf(csv, "kernel,bits,threads,d_out,d_in,group,ms_median,gflops,weight_gb_per_s,"
-			     "bw_gb_per_s,bw_frac,speedup_vs_dequant,ms_min,bw_frac_best,repeats\n");
+			     "bw_gb_per_s,bw_frac,speedup_vs_dequant,ms_min,bw_frac_best,rel_err_rms,"
+			     "rel_err_vs_fp32_rms,repeats\n");
 	}
 	float *probe = probe_new(o.probe_bytes);
 	if (!probe)

@@ -349,7 +349,8 @@ Test(gemv, bench_writes_a_csv_row_per_kernel_bits_and_threads)
 	cr_assert(f);
 	cr_assert(fgets(line, sizeof line, f));
 	cr_expect(!strncmp(line, "kernel,bits,threads,d_out,d_in,group,ms_median,gflops,"
-				 "weight_gb_per_s,bw_gb_per_s,bw_frac", 80),
+				 "weight_gb_per_s,bw_gb_per_s,bw_frac,speedup_vs_dequant,ms_min,"
+				 "bw_frac_best,rel_err_rms,rel_err_vs_fp32_rms,repeats", 160),
 		  "%s", line);
 	int rows = 0, lut = 0, dense = 0;
 	while (fgets(line, sizeof line, f)) {
@@ -367,6 +368,13 @@ Test(gemv, bench_writes_a_csv_row_per_kernel_bits_and_threads)
 				c = strchr(c, ',') + 1;
 			cr_expect(sscanf(c, "%lf", &sp) == 1 && sp > 0, "lut row lacks a speedup: %s", line);
 		}
+		/* rel_err_rms: the kernel against ŵ·x; exact-ish for dense */
+		double err = -1;
+		const char *c = line;
+		for (int i = 0; i < 14; i++)
+			c = strchr(c, ',') + 1;
+		cr_expect(sscanf(c, "%lf", &err) == 1 && err >= 0 && err < (strcmp(k, "dense") ? 0.05 : 1e-5),
+			  "rel_err_rms out of range: %s", line);
 		rows++, lut += !strcmp(k, "lut"), dense += !strcmp(k, "dense");
 	}
 	fclose(f);
