@@ -7,6 +7,12 @@
 
 #include "sim/gemv_impl.h"
 
+/* Software prefetch distance in bytes of codes (scales: PF_BYTES / bits, the
+ * same distance in time). Both kernels stream their weights once; without it
+ * the LUT kernel outruns the hardware prefetcher (measured: 2 bits, 4096 x
+ * 16384, cold cache: 0.91 -> 0.70 ms median; dequant 2.96 -> 2.10 ms min). */
+#define PF_BYTES 8192
+
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
 
@@ -82,7 +88,16 @@ AVX2_INLINE void dq_rows(const struct gemv_qmat *q, const struct gemv_dq_act *a,
 		__m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
 		float z0 = 0, z1 = 0;
 		int blk = 0;
+		const char *pfw = (const char *)w + PF_BYTES, *pfs = (const char *)sz + PF_BYTES / bits;
 		for (; blk + 1 < nblk; blk += 2, w += 2 * bb, sz += g64 ? 2 : 4) {
+			if ((const char *)w + PF_BYTES >= pfw) { /* one prefetch per line */
+				_mm_prefetch(pfw, _MM_HINT_T0);
+				pfw += 64;
+			}
+			if ((const char *)sz + PF_BYTES / bits >= pfs) {
+				_mm_prefetch(pfs, _MM_HINT_T0);
+				pfs += 64;
+			}
 			float s0 = _cvtsh_ss(sz[0]), s1 = g64 ? s0 : _cvtsh_ss(sz[2]);
 			float zc0 = _cvtsh_ss(sz[1]) - s0 * c, zc1 = g64 ? zc0 : _cvtsh_ss(sz[3]) - s1 * c;
 			acc0 = dq_block(w, a->qx + blk * 32, s0 * a->d[blk], acc0, bits);
@@ -128,6 +143,11 @@ AVX2_INLINE void lut_tile(const struct gemv_qmat *q, const struct gemv_lut_act *
 	__m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
 	for (int g = 0; g < q->n_groups; g++, sz += 2 * GEMV_TILE) {
 		__m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+		const char *pw = (const char *)w + PF_BYTES, *ps = (const char *)sz + PF_BYTES / bits;
+		for (int i = 0; i < npairs * bits / 2; i++) /* the group's lines, PF_BYTES ahead */
+			_mm_prefetch(pw + 64 * i, _MM_HINT_T0);
+		_mm_prefetch(ps, _MM_HINT_T0);
+		_mm_prefetch(ps + 64, _MM_HINT_T0);
 		for (int p = 0; p < npairs; p++, tb += 32) {
 			__m256i ta = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)tb));
 			__m256i tb2 = _mm256_broadcastsi128_si256(
