@@ -57,7 +57,7 @@ static const char usage_text[] =
 	"                      of dequant/lut time over repeats, lut rows only; ms_min:\n"
 	"                      the fastest repeat, what a quiet machine approaches;\n"
 	"                      bw_frac_best: the same ratio from the fastest repeat and\n"
-	"                      the fastest bandwidth probe; rel_err_rms: RMS error over RMS\n"
+	"                      the fastest probe with at most as many threads; rel_err_rms: RMS error over RMS\n"
 	"                      output against ŵ·x with ŵ the stored weights, i.e. the\n"
 	"                      kernel's own rounding; rel_err_vs_fp32_rms: against the fp32\n"
 	"                      W·x, i.e. including the weights' quantization)\n"
@@ -340,7 +340,10 @@ static void report(FILE *csv, FILE *out, const struct opts *o, const struct shap
 		double gflops = 2 * d_out * d_in / (ms * 1e-3) / 1e9;
 		double wgbs = (double)gemv_qmat_bytes(q) / (ms * 1e-3) / 1e9;
 		double wbest = (double)gemv_qmat_bytes(q) / (min_of(f->ms, o->repeats) * 1e-3) / 1e9;
-		double bwmax = -min_of_neg(s->bw + ti * o->repeats, o->repeats);
+		double bwmax = 0; /* fastest probe with at most f->threads threads */
+		for (int u = 0; u < o->nthreads; u++)
+			if (o->threads[u] <= f->threads)
+				bwmax = fmax(bwmax, -min_of_neg(s->bw + u * o->repeats, o->repeats));
 		if (csv)
 			fprintf(csv, "%s,%d,%d,%d,%d,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%s,%.6g,%.6g,%.4g,%.4g,%d\n",
 				gemv_kernel_name(f->k), gemv_qmat_bits(q), f->threads, (int)d_out,
