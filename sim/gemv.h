@@ -82,7 +82,8 @@ int gemv_qmat_dequantize(const struct gemv_qmat *q, float *w_hat /* (d_out, d_in
 			 struct lif_err *err);
 
 /* y = W·x with kernel k. GEMV_DEQUANT and GEMV_LUT need bits 1..4,
- * GEMV_DENSE needs bits 32 or 16. threads >= 1. Returns 0 or ERR_INVAL. */
+ * GEMV_DENSE needs bits 32 or 16. threads >= 1. Returns 0, ERR_INVAL (kernel
+ * and format do not match, threads < 1) or ERR_NOMEM (per-call workspace). */
 int gemv_run(enum gemv_kernel k, const struct gemv_qmat *q, const float *x /* (d_in) */,
 	     float *y /* (d_out) */, int threads, int force_scalar, struct lif_err *err);
 
