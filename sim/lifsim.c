@@ -18,6 +18,7 @@ static const struct verb verbs[] = {
 	{"record", "run a real checkpoint (OPT, Llama) on a prompt and record its activation trace",
 	 verb_record},
 	{"predictor", "train and evaluate low-rank activation predictors on a trace", verb_predictor},
+	{"bench-gemv", "time the low-bit (dequant, T-MAC LUT) and dense GEMV kernels", verb_bench_gemv},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

@@ -22,5 +22,6 @@ int verb_merge(int argc, char **argv, const struct cli_global *g);
 int verb_tokens(int argc, char **argv, const struct cli_global *g);
 int verb_record(int argc, char **argv, const struct cli_global *g);
 int verb_predictor(int argc, char **argv, const struct cli_global *g);
+int verb_bench_gemv(int argc, char **argv, const struct cli_global *g);
 
 #endif
