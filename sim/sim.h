@@ -18,8 +18,9 @@
  *                               (predicted last at t-window), copying the
  *                               last rows into the holes (sim/memman.h);
  *   5. compute                = dense parts plus the FFN over the rows in use
- *                               (`ffn_rows = window`, the paper's matrix) or
- *                               only the predicted rows (`predicted`).
+ *                               (`ffn_rows = window`, the paper's matrix, plus
+ *                               the predicted pinned neurons) or only the
+ *                               predicted rows (`predicted`).
  * So the window holds s_agg(k) of the predicted sets after each token and a
  * token loads s_agg(k+1) - s_agg(k) in steady state (traces/stats.h).
  * strategy = naive reads every non-resident weight each token (the whole
