@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 int h5attr_put(hid_t obj, const char *name, hid_t type, hsize_t n, const void *v)
 {
@@ -78,4 +80,20 @@ int h5attr_get_str(hid_t obj, const char *name, char *buf, size_t cap)
 	H5Tclose(ft);
 	H5Aclose(a);
 	return rc;
+}
+
+hid_t h5attr_open_readonly(const char *path, struct lif_err *err)
+{
+	if (access(path, R_OK)) {
+		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+		return H5I_INVALID_HID;
+	}
+	if (H5Fis_hdf5(path) <= 0) {
+		err_set(err, ERR_FORMAT, "%s: not an HDF5 file, or truncated", path);
+		return H5I_INVALID_HID;
+	}
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	if (f < 0)
+		err_set(err, ERR_FORMAT, "%s: cannot open as HDF5 (truncated or corrupt)", path);
+	return f;
 }

@@ -10,6 +10,14 @@
 
 #include <hdf5.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "sim/err.h"
+
+/* Open an HDF5 file read-only with lifsim's messages: "cannot open" (missing
+ * or unreadable), "not an HDF5 file, or truncated", "cannot open as HDF5
+ * (truncated or corrupt)". Returns the handle or H5I_INVALID_HID. */
+hid_t h5attr_open_readonly(const char *path, struct lif_err *err);
 
 /* n = 0: a scalar; otherwise a 1-D array of n. */
 int h5attr_put(hid_t obj, const char *name, hid_t type, hsize_t n, const void *v);

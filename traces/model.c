@@ -400,27 +400,6 @@ static int alloc_state(struct model *m, struct lif_err *err)
 	return 0;
 }
 
-static char *read_file_text(const char *path, struct lif_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-		return NULL;
-	}
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *s = n >= 0 && n < (64 << 20) ? malloc((size_t)n + 1) : NULL;
-	if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) {
-		err_set(err, ERR_IO, "%s: cannot read", path);
-		free(s);
-		s = NULL;
-	} else {
-		s[n] = '\0';
-	}
-	fclose(f);
-	return s;
-}
 
 /* Refuse, with a clear message, a model whose float32 copy would not fit in
  * the machine's memory (rather than being killed for it half-way). */
@@ -454,7 +433,7 @@ struct model *model_open(const char *dir, int max_tokens, int threads, int flags
 	}
 	m->max_tokens = max_tokens;
 	m->flags = flags;
-	if (!(m->config_json = read_file_text(path, err)) ||
+	if (!(m->config_json = st_read_text(path, 64 << 20, err)) ||
 	    model_parse_config(m->config_json, path, &m->cfg, err))
 		goto fail;
 	if (m->cfg.family == MODEL_OPT && max_tokens > m->cfg.max_pos) {

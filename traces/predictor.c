@@ -931,17 +931,8 @@ static int read_body(hid_t f, const char *path, struct predictor *p, struct lif_
 
 struct predictor *predictor_load(const char *path, struct lif_err *err)
 {
-	if (access(path, R_OK)) {
-		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (H5Fis_hdf5(path) <= 0) {
-		err_set(err, ERR_FORMAT, "%s: not an HDF5 file, or truncated", path);
-		return NULL;
-	}
-	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	hid_t f = h5attr_open_readonly(path, err);
 	if (f < 0) {
-		err_set(err, ERR_FORMAT, "%s: cannot open as HDF5 (truncated or corrupt)", path);
 		return NULL;
 	}
 	int32_t dims[5];

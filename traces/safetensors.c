@@ -185,7 +185,7 @@ static int parse_header(struct st_file *st, const struct st_map *m, struct lif_e
 
 /* ---------------------------------------------------------------- opening */
 
-static char *read_text(const char *path, struct lif_err *err)
+char *st_read_text(const char *path, size_t max_bytes, struct lif_err *err)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -195,14 +195,15 @@ static char *read_text(const char *path, struct lif_err *err)
 	fseek(f, 0, SEEK_END);
 	long n = ftell(f);
 	fseek(f, 0, SEEK_SET);
-	char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	char *s = n >= 0 && (size_t)n <= max_bytes ? malloc((size_t)n + 1) : NULL;
 	if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) {
+		err_set(err, ERR_IO, n >= 0 && (size_t)n > max_bytes ? "%s: larger than expected" : "%s: cannot read",
+			path);
 		free(s);
-		fclose(f);
-		err_set(err, ERR_IO, "%s: cannot read", path);
-		return NULL;
+		s = NULL;
+	} else {
+		s[n] = '\0';
 	}
-	s[n] = '\0';
 	fclose(f);
 	return s;
 }
@@ -220,7 +221,7 @@ static int list_shards(const char *dir, char ***names, int *n, struct lif_err *e
 	*names = calloc(ST_MAX_FILES, sizeof **names);
 	*n = 0;
 	if (access(path, F_OK) == 0) {
-		char *txt = read_text(path, err);
+		char *txt = st_read_text(path, (size_t)1 << 30, err);
 		cJSON *j = txt ? cJSON_Parse(txt) : NULL;
 		free(txt);
 		const cJSON *wm = cJSON_GetObjectItemCaseSensitive(j, "weight_map"), *e;

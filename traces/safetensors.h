@@ -70,4 +70,8 @@ float *st_load_f32(const struct st_file *st, const char *name, int ndim, const i
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t h);
 
+/* A whole text file (config.json, an index) as a NUL-terminated string the
+ * caller frees; refuses files over max_bytes. NULL with err set on failure. */
+char *st_read_text(const char *path, size_t max_bytes, struct lif_err *err);
+
 #endif

@@ -559,21 +559,6 @@ static int check_padding(const struct trace *t, const char *path, struct lif_err
 	return 0;
 }
 
-static hid_t open_file(const char *path, struct lif_err *err)
-{
-	if (access(path, R_OK)) {
-		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-		return H5I_INVALID_HID;
-	}
-	if (H5Fis_hdf5(path) <= 0) {
-		err_set(err, ERR_FORMAT, "%s: not an HDF5 file, or truncated", path);
-		return H5I_INVALID_HID;
-	}
-	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-	if (f < 0)
-		err_set(err, ERR_FORMAT, "%s: cannot open as HDF5 (truncated or corrupt)", path);
-	return f;
-}
 
 static int load_datasets(hid_t f, const char *path, struct trace *t, int flags,
 			 struct lif_err *err)
@@ -638,7 +623,7 @@ struct trace *trace_load(const char *path, int flags, struct lif_err *err)
 struct trace *trace_load_threads(const char *path, int flags, int threads, struct lif_err *err)
 {
 	struct trace *t = calloc(1, sizeof *t);
-	hid_t f = open_file(path, err);
+	hid_t f = h5attr_open_readonly(path, err);
 	int rc = t ? 0 : err_set(err, ERR_NOMEM, "out of memory");
 	if (!rc && f < 0)
 		rc = ERR_FORMAT;
@@ -690,7 +675,7 @@ void trace_free(struct trace *t)
 int trace_read_text(const char *path, const char *name, char *buf, size_t cap,
 		    struct lif_err *err)
 {
-	hid_t f = open_file(path, err);
+	hid_t f = h5attr_open_readonly(path, err);
 	if (f < 0)
 		return ERR_FORMAT;
 	h5attr_get_str(f, name, buf, cap);
