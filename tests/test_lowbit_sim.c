@@ -203,3 +203,72 @@ Test(lowbit_sim, a_device_without_the_kernel_table_is_a_clear_error)
 	sim_cache_free(c);
 	trace_free(t);
 }
+
+Test(lowbit_sim, bench_gemv_writes_the_measured_rates_into_a_copy_of_the_profile)
+{
+	char out[16384];
+	const char *dst = tu_path("measured.ini");
+	cr_assert_eq(tu_lifsim(out, sizeof out, "-q bench-gemv --shapes 64x128,128x64 --repeats 1 "
+				  "--probe-mib 64 --threads-list 1 --kernels dequant,lut "
+				  "--profile %s -o %s", tu_src("models/devices/m1max.ini"), dst),
+		     0, "%s", out);
+	struct device in, got;
+	struct lif_err e = {0};
+	cr_assert_eq(device_load(tu_src("models/devices/m1max.ini"), &in, &e), 0, "%s", e.msg);
+	cr_assert_eq(device_load(dst, &got, &e), 0, "%s", e.msg);
+	cr_expect_eq(got.compute.n_lut, 4);
+	cr_expect_eq(got.compute.n_dequant, 4);
+	for (int b = 0; b < 4; b++)
+		cr_expect(got.compute.lut_weights_per_s[b] > 0 && got.compute.dequant_weights_per_s[b] > 0);
+	/* everything else is the profile read */
+	cr_expect_str_eq(got.name, in.name);
+	cr_expect(!memcmp(&got.flash, &in.flash, sizeof in.flash));
+	cr_expect(!memcmp(&got.dram, &in.dram, sizeof in.dram));
+	cr_expect_eq(got.compute.flops_per_s, in.compute.flops_per_s);
+	cr_expect_eq(got.compute.mem_bytes_per_s, in.compute.mem_bytes_per_s);
+}
+
+struct bench_bad {
+	char args[160];
+	char want[160];
+};
+
+static struct bench_bad bench_bads[] = {
+	{"--profile P", "--profile and -o go together"},
+	{"-o X --profile P --bits 2,4", "--profile needs every bit width 1,2,3,4 and both"},
+	{"-o X --profile P --kernels lut", "--profile needs every bit width 1,2,3,4 and both"},
+	{"-o X --profile no-such.ini", "no-such.ini: cannot open"},
+};
+
+ParameterizedTestParameters(lowbit_sim, bench_gemv_profile_errors_say_what_is_wrong)
+{
+	return cr_make_param_array(struct bench_bad, bench_bads, sizeof bench_bads / sizeof bench_bads[0]);
+}
+
+ParameterizedTest(struct bench_bad *b, lowbit_sim, bench_gemv_profile_errors_say_what_is_wrong)
+{
+	char out[8192], args[1024];
+	const char *p = tu_src("models/devices/m1max.ini");
+	/* P: the shipped profile; X: an output that must not appear */
+	snprintf(args, sizeof args, "%s", b->args);
+	char *at = strstr(args, " P");
+	if (at && (at[2] == 0 || at[2] == ' ')) {
+		char rest[512];
+		snprintf(rest, sizeof rest, "%s", at + 2);
+		snprintf(at, sizeof args - (at - args), " %s%s", p, rest);
+	}
+	at = strstr(args, "-o X");
+	char dst[4096];
+	snprintf(dst, sizeof dst, "%s", tu_path("x.ini"));
+	if (at) {
+		char rest[512];
+		snprintf(rest, sizeof rest, "%s", at + 4);
+		snprintf(at, sizeof args - (at - args), "-o %s%s", dst, rest);
+	}
+	cr_expect_neq(tu_lifsim(out, sizeof out, "bench-gemv --shapes 64x64 --repeats 1 %s", args), 0);
+	cr_expect(strstr(out, b->want), "'%s' lacks '%s'", out, b->want);
+	FILE *f = fopen(dst, "r");
+	cr_expect_null(f, "%s was written", dst);
+	if (f)
+		fclose(f);
+}
