@@ -18,25 +18,57 @@ int compute_check(const struct compute_model *m, const char **key, struct lif_er
 	if (!(m->dense_ms_per_token >= 0) || !isfinite(m->dense_ms_per_token))
 		return bad(key, "dense_ms_per_token", err, "must be >= 0 (0 = roofline)",
 			   m->dense_ms_per_token);
-	if (!(m->lowbit_bits >= 0 && m->lowbit_bits <= 32))
-		return bad(key, "lowbit_bits", err, "must be in [0, 32] (0 = the model's dtype)",
-			   m->lowbit_bits);
-	if (!(m->lowbit_flops_per_s >= 0) || !isfinite(m->lowbit_flops_per_s))
-		return bad(key, "lowbit_flops_per_s", err, "must be a rate >= 0 (0 = flops_per_s)",
-			   m->lowbit_flops_per_s);
+	static const char *const names[] = {"lut_weights_per_s", "dequant_weights_per_s"};
+	const double *tab[] = {m->lut_weights_per_s, m->dequant_weights_per_s};
+	const int n[] = {m->n_lut, m->n_dequant};
+	for (int k = 0; k < 2; k++) {
+		if (n[k] != 0 && n[k] != COMPUTE_MAX_BITS)
+			return bad(key, names[k], err,
+				   "needs one rate per bit width 1, 2, 3, 4 (values given)", n[k]);
+		for (int b = 0; b < n[k]; b++)
+			if (!(tab[k][b] > 0) || !isfinite(tab[k][b]))
+				return bad(key, names[k], err, "rates must be > 0 weights/s",
+					   tab[k][b]);
+	}
 	return 0;
 }
 
-double compute_bytes_per_weight(const struct compute_model *m, const struct llm_desc *d)
+double compute_bytes_per_weight(const struct llm_desc *d)
 {
-	return m->lowbit_bits > 0 ? m->lowbit_bits / 8.0 : (double)d->weight_bytes;
+	return (double)d->row_bytes / d->d_model;
 }
 
-/* The ceiling for linear (attention / FFN) weights. */
-static double linear_flops_per_s(const struct compute_model *m)
+double compute_lowbit_weights_per_s(const struct compute_model *m, int bits)
 {
-	return m->lowbit_bits > 0 && m->lowbit_flops_per_s > 0 ? m->lowbit_flops_per_s
-								 : m->flops_per_s;
+	if (bits < 1 || bits > COMPUTE_MAX_BITS)
+		return 0;
+	if (m->kernel == COMPUTE_DEQUANT)
+		return m->n_dequant == COMPUTE_MAX_BITS ? m->dequant_weights_per_s[bits - 1] : 0;
+	return m->n_lut == COMPUTE_MAX_BITS ? m->lut_weights_per_s[bits - 1] : 0;
+}
+
+int compute_check_model(const struct compute_model *m, const struct llm_desc *d,
+			struct lif_err *err)
+{
+	if (d->weight_bits == 0 || compute_lowbit_weights_per_s(m, d->weight_bits) > 0)
+		return 0;
+	const char *k = m->kernel == COMPUTE_DEQUANT ? "dequant" : "lut";
+	return err_set(err, ERR_INVAL,
+		       "[compute] %s_weights_per_s: missing, but %d-bit weights with kernel = %s "
+		       "need the measured kernel speed (lifsim bench-gemv --profile DEVICE.ini "
+		       "-o NEW.ini writes it)", k, d->weight_bits, k);
+}
+
+/* Time in ns of `weights` linear weights: the measured kernel rate for a
+ * low-bit model, else a roofline at the dtype. */
+static double linear_ns(const struct compute_model *m, const struct llm_desc *d, double weights)
+{
+	if (d->weight_bits > 0) {
+		double rate = compute_lowbit_weights_per_s(m, d->weight_bits);
+		return rate > 0 ? weights / rate * 1e9 : 0;
+	}
+	return fmax(2 * weights / m->flops_per_s,
+		    weights * compute_bytes_per_weight(d) / m->mem_bytes_per_s) * 1e9;
 }
 
 static double roofline_ns(double flops, double flops_per_s, double bytes, double bytes_per_s)
@@ -48,9 +80,7 @@ double compute_ffn_layer_ns(const struct compute_model *m, const struct llm_desc
 {
 	if (rows <= 0)
 		return 0;
-	double weights = (double)rows * d->ffn_matrices * d->d_model;
-	return roofline_ns(2 * weights, linear_flops_per_s(m),
-			   weights * compute_bytes_per_weight(m, d), m->mem_bytes_per_s);
+	return linear_ns(m, d, (double)rows * d->ffn_matrices * d->d_model);
 }
 
 double compute_dense_ns(const struct compute_model *m, const struct llm_desc *d,
@@ -66,12 +96,21 @@ double compute_dense_ns(const struct compute_model *m, const struct llm_desc *d,
 	}
 	/* attention: projection weights + KV cache, per layer */
 	double ctx = context_tokens > 0 ? (double)context_tokens : 0;
-	double w_layer = (double)d->attn_bytes / d->weight_bytes / d->layers;
 	double kv_dim = (double)d->d_model / d->heads * d->kv_heads;
 	double kv_bytes = 2 * ctx * kv_dim * d->weight_bytes;
-	double a_flops = 2 * w_layer + 4 * ctx * d->d_model;
-	double a_bytes = w_layer * compute_bytes_per_weight(m, d) + kv_bytes;
-	attn = d->layers * roofline_ns(a_flops, linear_flops_per_s(m), a_bytes, m->mem_bytes_per_s);
+	if (d->weight_bits > 0) {
+		/* projections by the kernel; KV cache and norms by the roofline */
+		double w_lin = (2.0 * d->d_model + 2 * kv_dim) * d->d_model;
+		double n_bytes = 4.0 * d->d_model * d->weight_bytes;
+		attn = d->layers * (linear_ns(m, d, w_lin) +
+				    roofline_ns(4 * ctx * d->d_model, m->flops_per_s,
+						kv_bytes + n_bytes, m->mem_bytes_per_s));
+	} else {
+		double w_layer = (double)d->attn_bytes / d->weight_bytes / d->layers;
+		double a_flops = 2 * w_layer + 4 * ctx * d->d_model;
+		double a_bytes = w_layer * d->weight_bytes + kv_bytes;
+		attn = d->layers * roofline_ns(a_flops, m->flops_per_s, a_bytes, m->mem_bytes_per_s);
+	}
 	/* embeddings (one token row, one position row) and the output head */
 	double h_weights = (double)d->vocab * d->d_model;
 	double rows_bytes = (d->max_pos > 0 ? 2.0 : 1.0) * d->d_model * d->weight_bytes;
@@ -91,6 +130,8 @@ int compute_token_cost(const struct compute_model *m, const struct llm_desc *d,
 	if (n_layers != d->layers)
 		return err_set(err, ERR_INVAL, "compute: %d layers of FFN rows for %s, which has %d",
 			       n_layers, d->name, d->layers);
+	if (compute_check_model(m, d, err))
+		return err->code;
 	double ffn = 0;
 	for (int l = 0; l < n_layers; l++) {
 		if (ffn_rows[l] < 0 || ffn_rows[l] > d->d_ffn)

@@ -14,13 +14,16 @@
  * The dense parts (attention, embeddings, head) may instead take a measured
  * `dense_ms_per_token`, which replaces their roofline.
  *
- * Low-bit hook (to be filled by the T-MAC issue, arXiv 2407.00088): when
- * `lowbit_bits` > 0 the linear weights of attention and FFN take that many
- * bits each instead of the model's dtype (embeddings and head keep the
- * dtype), and `lowbit_flops_per_s` > 0 replaces flops_per_s as the compute
- * ceiling of those parts (a LUT kernel's effective rate, counted as 2 flops
- * per weight). Today these only change bytes and the ceiling; a later issue
- * decides the kernel's real speed by bit width.
+ * Low-bit weights (T-MAC, arXiv 2407.00088): when the model description has
+ * weight_bits b in 1..4 (models/llm.h; bytes follow sim/gemv.h's format),
+ * the linear layers (attention projections, FFN rows) are costed with the
+ * measured speed of a GEMV kernel instead of the roofline: time = weights /
+ * rate, rate = lut_weights_per_s[b-1] or dequant_weights_per_s[b-1] (weights
+ * of the matrix multiplied per second, measured by `lifsim bench-gemv
+ * --profile` at the model's FFN shape; the kernel in use is `kernel`, which
+ * the simulator sets per point from [sim] kernel). The KV-cache part of
+ * attention and the embeddings and head keep their roofline. With b = 0 the
+ * tables are not used.
  */
 #ifndef LIFSIM_COMPUTE_H
 #define LIFSIM_COMPUTE_H
@@ -30,13 +33,20 @@
 #include "models/llm.h"
 #include "sim/err.h"
 
+#define COMPUTE_MAX_BITS 4
+enum compute_kernel { COMPUTE_LUT = 0, COMPUTE_DEQUANT = 1 };
+#define COMPUTE_KERNEL_CHOICES "lut|dequant"
+
 /* Compute side of a device: a plain value. */
 struct compute_model {
 	double flops_per_s;        /* > 0: arithmetic ceiling */
 	double mem_bytes_per_s;    /* > 0: bandwidth for reading weights */
 	double dense_ms_per_token; /* > 0: measured dense parts per token; 0 = roofline */
-	double lowbit_bits;        /* 0 = the model's dtype; else bits per linear weight, (0, 32] */
-	double lowbit_flops_per_s; /* 0 = flops_per_s; else the low-bit kernel's ceiling */
+	/* measured low-bit GEMV speed, weights per second, index bits - 1 */
+	double lut_weights_per_s[COMPUTE_MAX_BITS];
+	double dequant_weights_per_s[COMPUTE_MAX_BITS];
+	int n_lut, n_dequant;      /* values given: 0 (not measured) or COMPUTE_MAX_BITS */
+	int kernel;                /* enum compute_kernel for low-bit models (per run, not a key) */
 };
 
 /* One token's compute time by part. */
@@ -52,8 +62,18 @@ struct compute_cost {
  * is the offending INI key. */
 int compute_check(const struct compute_model *m, const char **key, struct lif_err *err);
 
-/* Bytes per linear (attention / FFN) weight: the dtype's, or lowbit_bits/8. */
-double compute_bytes_per_weight(const struct compute_model *m, const struct llm_desc *d);
+/* Bytes per linear (attention / FFN) weight: the dtype's, or the low-bit
+ * format's (codes plus per-group scales: d->row_bytes / d_model). */
+double compute_bytes_per_weight(const struct llm_desc *d);
+
+/* The measured rate (weights/s) of m->kernel at `bits` (1..4), or 0 when the
+ * profile has no such table. */
+double compute_lowbit_weights_per_s(const struct compute_model *m, int bits);
+
+/* 0 when m can cost the model d (always for weight_bits = 0); else ERR_INVAL
+ * with "[compute] lut_weights_per_s: missing ..." naming what to measure. */
+int compute_check_model(const struct compute_model *m, const struct llm_desc *d,
+			struct lif_err *err);
 
 /* Time in ns of one layer's sparse FFN over `rows` neurons (0 <= rows). */
 double compute_ffn_layer_ns(const struct compute_model *m, const struct llm_desc *d, int64_t rows);
@@ -64,7 +84,8 @@ double compute_dense_ns(const struct compute_model *m, const struct llm_desc *d,
 			int64_t context_tokens, double *attn_ns, double *head_ns);
 
 /* One token: the dense parts plus the FFN of every layer, ffn_rows[l] rows
- * in layer l (n_layers must equal d->layers; 0 <= rows <= d_ffn). */
+ * in layer l (n_layers must equal d->layers; 0 <= rows <= d_ffn). Fails
+ * as compute_check_model does when a low-bit model has no measured rate. */
 int compute_token_cost(const struct compute_model *m, const struct llm_desc *d,
 		       const int64_t *ffn_rows, int n_layers, int64_t context_tokens,
 		       struct compute_cost *out, struct lif_err *err);

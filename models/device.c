@@ -62,10 +62,12 @@ const struct conf_opt device_opts[] = {
 	 CONF_NOBOUNDS, NULL, "weight-reading bandwidth of the roofline"},
 	{"compute", "dense_ms_per_token", CONF_DOUBLE, O(dev.compute.dense_ms_per_token), 0, 0, "0",
 	 CONF_NOBOUNDS, NULL, "measured attention+embeddings+head per token (0 = roofline)"},
-	{"compute", "lowbit_bits", CONF_DOUBLE, O(dev.compute.lowbit_bits), 0, 0, "0",
-	 CONF_NOBOUNDS, NULL, "low-bit hook: bits per linear weight (0 = model dtype)"},
-	{"compute", "lowbit_flops_per_s", CONF_DOUBLE, O(dev.compute.lowbit_flops_per_s), 0, 0,
-	 "0", CONF_NOBOUNDS, NULL, "low-bit hook: kernel ceiling (0 = flops_per_s)"},
+	{"compute", "lut_weights_per_s", CONF_DLIST, O(dev.compute.lut_weights_per_s),
+	 COMPUTE_MAX_BITS, O(dev.compute.n_lut), "", CONF_NOBOUNDS, NULL,
+	 "measured LUT GEMV speed, weights/s, for bits 1,2,3,4 (lifsim bench-gemv --profile)"},
+	{"compute", "dequant_weights_per_s", CONF_DLIST, O(dev.compute.dequant_weights_per_s),
+	 COMPUTE_MAX_BITS, O(dev.compute.n_dequant), "", CONF_NOBOUNDS, NULL,
+	 "measured dequantize GEMV speed, weights/s, for bits 1,2,3,4 (lifsim bench-gemv --profile)"},
 	{0},
 };
 
@@ -397,8 +399,17 @@ int device_write(FILE *f, const struct device *d, struct lif_err *err)
 	fprintf(f, "\n[compute]\nflops_per_s = %s\n", num(b, sizeof b, d->compute.flops_per_s));
 	fprintf(f, "mem_bytes_per_s = %s\n", num(b, sizeof b, d->compute.mem_bytes_per_s));
 	fprintf(f, "dense_ms_per_token = %s\n", num(b, sizeof b, d->compute.dense_ms_per_token));
-	fprintf(f, "lowbit_bits = %s\n", num(b, sizeof b, d->compute.lowbit_bits));
-	fprintf(f, "lowbit_flops_per_s = %s\n", num(b, sizeof b, d->compute.lowbit_flops_per_s));
+	const char *lname[] = {"lut_weights_per_s", "dequant_weights_per_s"};
+	const double *lv[] = {d->compute.lut_weights_per_s, d->compute.dequant_weights_per_s};
+	const int ln[] = {d->compute.n_lut, d->compute.n_dequant};
+	for (int k = 0; k < 2; k++) {
+		if (!ln[k])
+			continue;
+		fprintf(f, "%s = ", lname[k]);
+		for (int i = 0; i < ln[k]; i++)
+			fprintf(f, "%s%s", i ? ", " : "", num(b, sizeof b, lv[k][i]));
+		fputc('\n', f);
+	}
 	if (ferror(f))
 		return err_set(err, ERR_IO, "write error");
 	return 0;

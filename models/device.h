@@ -21,7 +21,9 @@
  *              override `model`);
  *   [dram]     copy_bytes_per_s, per_op_ns, h2d_bytes_per_s (0 = CPU);
  *   [compute]  flops_per_s, mem_bytes_per_s, dense_ms_per_token (0 =
- *              roofline), lowbit_bits, lowbit_flops_per_s.
+ *              roofline); optional lut_weights_per_s and
+ *              dequant_weights_per_s, four measured rates each (bits 1..4,
+ *              models/compute.h), written by `lifsim bench-gemv --profile`.
  * Includes and ${VAR} work as everywhere (sim/conf.h). Every error names
  * the file, the line and the key: "FILE:LINE: [section] key: problem".
  *

@@ -1,5 +1,7 @@
 #include "models/llm.h"
 
+#include "sim/gemv.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -77,10 +79,23 @@ int llm_derive(struct llm_desc *d, const char *what, struct lif_err *err)
 			       d->heads, d->kv_heads);
 	d->ffn_matrices = d->ffn_kind == LLM_FFN_GATED3 ? 3 : 2;
 	d->weight_bytes = llm_dtype_bytes(d->dtype);
-	d->bundle_bytes = (int64_t)d->ffn_matrices * d->d_model * d->weight_bytes;
-	d->ffn_bytes = d->bundle_bytes * d->d_ffn * d->layers;
 	double attn = attn_params(d) * d->layers, emb = embed_params(d);
-	d->attn_bytes = (int64_t)(attn * d->weight_bytes);
+	if (d->weight_bits == 0) {
+		d->row_bytes = (int64_t)d->d_model * d->weight_bytes;
+		d->attn_bytes = (int64_t)(attn * d->weight_bytes);
+	} else {
+		d->row_bytes = gemv_bytes(1, d->d_model, d->weight_bits, d->weight_group);
+		if (d->row_bytes < 0)
+			return err_set(err, ERR_INVAL,
+				       "%s: low-bit weights need bits in 1..4 and group 32 or 64 "
+				       "(got bits %d, group %d)", what, d->weight_bits, d->weight_group);
+		/* q, o: d_model rows each; k, v: kv_dim rows; all d_model wide; norms at dtype */
+		int64_t kv_dim = (int64_t)d->d_model / d->heads * d->kv_heads;
+		d->attn_bytes = ((2 * d->d_model + 2 * kv_dim) * d->row_bytes +
+				 4 * (int64_t)d->d_model * d->weight_bytes) * d->layers;
+	}
+	d->bundle_bytes = (int64_t)d->ffn_matrices * d->row_bytes;
+	d->ffn_bytes = d->bundle_bytes * d->d_ffn * d->layers;
 	d->embed_bytes = (int64_t)(emb * d->weight_bytes);
 	d->total_bytes = d->ffn_bytes + d->attn_bytes + d->embed_bytes;
 	d->params_computed = attn + emb + (double)d->ffn_matrices * d->d_model * d->d_ffn * d->layers;

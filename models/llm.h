@@ -44,11 +44,18 @@ struct llm_desc {
 	double params;   /* declared parameter count, checked against the shape */
 	double sparsity; /* mean FFN activation sparsity: fraction of neurons inactive */
 	double sparsity_first, sparsity_last; /* optional per-layer trend (0 = use sparsity) */
+	int weight_bits;  /* 0 = linear weights at dtype; 1..4: attention and FFN linear
+			   * weights in the low-bit GEMV format of sim/gemv.h (embeddings,
+			   * head and norms stay at dtype); set in memory, not a file key */
+	int weight_group; /* weight_bits > 0: weights per scale group, 32 or 64 */
 
 	/* derived by llm_load / llm_derive */
 	int ffn_matrices;        /* 2 or 3 */
 	int weight_bytes;        /* bytes per parameter of dtype */
-	int64_t bundle_bytes;    /* one neuron's weights in all FFN matrices */
+	int64_t row_bytes;       /* one d_model-wide row of a linear matrix: d_model *
+				  * weight_bytes, or gemv_bytes(1, d_model, bits, group) */
+	int64_t bundle_bytes;    /* one neuron's weights in all FFN matrices: ffn_matrices
+				  * rows (the down column is stored as a row) */
 	int64_t ffn_bytes;       /* all layers' FFN weights */
 	int64_t attn_bytes;      /* all layers' attention weights (+ norms) */
 	int64_t embed_bytes;     /* token (+ position) embeddings and untied head */

@@ -385,6 +385,10 @@ static int set_dlist(const struct conf_opt *o, char *base, const char *v,
 		     const struct conf_entry *e, struct lif_err *err)
 {
 	size_t n;
+	if (!v[strspn(v, " \t")]) { /* an empty value is an empty list */
+		*(int *)(base + o->count_offset) = 0;
+		return 0;
+	}
 	char **items = conf_list_split(v, &n);
 	int rc = 0;
 	if (!items)

@@ -196,7 +196,7 @@ struct layout *layout_new(int kind, const struct llm_desc *m, const struct trace
 		err_set(err, ERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	int64_t neuron_bytes = (int64_t)m->d_model * m->weight_bytes;
+	int64_t neuron_bytes = m->row_bytes; /* one matrix's row of the neuron */
 	l->kind = kind, l->layers = m->layers, l->d_ffn = m->d_ffn, l->bundle = bundle;
 	l->regions = kind == LAYOUT_SEPARATE ? m->ffn_matrices : 1;
 	l->piece_bytes = kind == LAYOUT_SEPARATE ? neuron_bytes : m->bundle_bytes;

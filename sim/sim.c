@@ -56,6 +56,12 @@ const struct conf_opt sim_opts[] = {
 	{"sim", "compute_dtype", CONF_ENUM, O(compute_dtype), 0, 0, "stored", CONF_NOBOUNDS,
 	 "fp32|fp16|bf16|int8|stored",
 	 "type of the weights in DRAM and compute (stored: as on flash; the paper's CPU runs are fp32)"},
+	{"sim", "bits", CONF_INT, O(bits), 0, 0, "0", 0, 4, NULL,
+	 "bits per attention/FFN linear weight, 1..4 in the low-bit GEMV format (0: dtype)"},
+	{"sim", "group", CONF_ENUM, O(group), 0, 0, "64", CONF_NOBOUNDS, "32|64",
+	 "bits > 0: weights per fp16 scale and centre"},
+	{"sim", "kernel", CONF_ENUM, O(kernel), 0, 0, "lut", CONF_NOBOUNDS, COMPUTE_KERNEL_CHOICES,
+	 "bits > 0: the GEMV kernel whose measured speed ([compute] of the device) costs compute"},
 	{"sim", "ffn_rows", CONF_ENUM, O(ffn_rows), 0, 0, "window", CONF_NOBOUNDS, "window|predicted",
 	 "FFN compute runs over the used rows of the matrix (window) or the predicted rows only"},
 	{"sim", "warmup_tokens", CONF_INT, O(warmup_tokens), 0, 0, "0", 0, 1 << 30, NULL,
@@ -80,7 +86,7 @@ struct pred_entry {
 };
 
 struct layout_entry {
-	int kind, bundle, train, dtype;
+	int kind, bundle, train, format; /* format: weight_format() */
 	struct layout *layout;
 };
 
@@ -192,6 +198,12 @@ static const struct pred_entry *cache_pred(struct sim_cache *c, const struct pre
 	return found;
 }
 
+/* What the bytes of a neuron depend on: dtype, weight bits and group. */
+static int weight_format(const struct llm_desc *m)
+{
+	return m->dtype | m->weight_bits << 4 | m->weight_group << 8;
+}
+
 static const struct layout *cache_layout(struct sim_cache *c, const struct llm_desc *ms, int kind,
 					 int bundle, int train, int threads, struct lif_err *err)
 {
@@ -199,7 +211,7 @@ static const struct layout *cache_layout(struct sim_cache *c, const struct llm_d
 	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < c->nlayout && !found; i++)
 		if (c->layouts[i].kind == kind && c->layouts[i].bundle == bundle &&
-		    c->layouts[i].dtype == ms->dtype &&
+		    c->layouts[i].format == weight_format(ms) &&
 		    (c->layouts[i].train == train || !layout_by_kind(kind)->needs_trace))
 			found = c->layouts[i].layout;
 	if (!found && c->nlayout == CACHE_MAX)
@@ -207,7 +219,7 @@ static const struct layout *cache_layout(struct sim_cache *c, const struct llm_d
 	else if (!found) {
 		struct layout *l = layout_new(kind, ms, c->t, bundle, train, threads, err);
 		if (l) {
-			c->layouts[c->nlayout++] = (struct layout_entry){kind, bundle, train, ms->dtype, l};
+			c->layouts[c->nlayout++] = (struct layout_entry){kind, bundle, train, weight_format(ms), l};
 			found = l;
 		}
 	}
@@ -282,7 +294,7 @@ static int64_t pin_neurons(const struct llm_desc *m, int policy, double frac,
 struct decision_key {
 	int strategy;
 	struct pred_params pred;
-	int window, layout, bundle, train, merge, dtype, pin_policy, keep_dense;
+	int window, layout, bundle, train, merge, format, pin_policy, keep_dense; /* weight_format */
 	int64_t max_gap, naive_chunk;
 	double pin_frac;
 };
@@ -615,7 +627,7 @@ static double row_io_ns(const struct decisions *dc, size_t row, const struct fla
 
 /* Per-token costs of the decisions on a device; means and percentiles. */
 static int cost(const struct decisions *dc, const struct llm_desc *mc, const struct device *dev,
-		const struct sim_params *p, struct sim_result *out, struct sim_token *per_token,
+		const struct compute_model *cm, const struct sim_params *p, struct sim_result *out, struct sim_token *per_token,
 		struct lif_err *err)
 {
 	const int64_t T = dc->T, w0 = p->warmup_tokens < T ? p->warmup_tokens : 0;
@@ -640,7 +652,7 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 			for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
 				reads += dc->ext_count[i];
 		}
-		rc = compute_token_cost(&dev->compute, mc, rows, L, p->context_tokens + tok, &cc, err);
+		rc = compute_token_cost(cm, mc, rows, L, p->context_tokens + tok, &cc, err);
 		double copied = (double)dc->copies[tok] * row_bytes;
 		double h2d = (double)dc->loaded[tok] * row_bytes;
 		double mem = dram_time_ns(&dev->dram, copied, (double)dc->ops[tok], h2d);
@@ -721,6 +733,8 @@ static int point_models(const struct sim_cache *c, const struct sim_params *p, s
 	ms->params = 0;
 	if (p->dtype < LLM_NDTYPES)
 		ms->dtype = p->dtype;
+	ms->weight_bits = p->bits;
+	ms->weight_group = p->bits ? 32 << p->group : 0;
 	int rc = llm_derive(ms, c->m.name, err);
 	*mc = *ms;
 	if (!rc && p->compute_dtype < LLM_NDTYPES) {
@@ -731,7 +745,7 @@ static int point_models(const struct sim_cache *c, const struct sim_params *p, s
 }
 
 /* The decision key of a point (what decides, not what costs). */
-static void point_key(struct sim_cache *c, const struct sim_params *p, double pin_frac, int dtype,
+static void point_key(struct sim_cache *c, const struct sim_params *p, double pin_frac, int format,
 		      struct decision_key *key)
 {
 	memset(key, 0, sizeof *key);
@@ -742,7 +756,7 @@ static void point_key(struct sim_cache *c, const struct sim_params *p, double pi
 				     (p->strategy == SIM_SPARSE && layout_by_kind(p->layout)->needs_trace)
 			     ? p->layout_train_tokens
 			     : 0;
-	key->dtype = dtype;
+	key->format = format;
 	if (p->strategy == SIM_NAIVE) {
 		key->keep_dense = p->naive_keep_dense;
 		key->naive_chunk = p->naive_chunk;
@@ -769,7 +783,7 @@ int sim_inputs_get(struct sim_cache *c, const struct sim_params *p, double pin_f
 	int rc = point_models(c, p, &out->stored, &out->dram, err);
 	if (rc)
 		return rc;
-	point_key(c, p, pin_frac, out->stored.dtype, &key);
+	point_key(c, p, pin_frac, weight_format(&out->stored), &key);
 	const struct pred_entry *pe = cache_pred(c, &key.pred, threads, err);
 	out->layout = pe ? cache_layout(c, &out->stored, key.layout, key.bundle, key.train, threads, err)
 			 : NULL;
@@ -797,12 +811,18 @@ static int run_once(struct sim_cache *c, const struct device *dev, const struct 
 	int rc = point_models(c, p, &ms, &mc, err);
 	if (rc)
 		return rc;
-	point_key(c, p, pin_frac, ms.dtype, &key);
+	struct compute_model cm = dev->compute;
+	cm.kernel = p->kernel;
+	if (compute_check_model(&cm, &mc, err)) {
+		err_prefix(err, "device %s", dev->name);
+		return err->code;
+	}
+	point_key(c, p, pin_frac, weight_format(&ms), &key);
 	const struct decisions *dc = cache_decisions(c, &key, &ms, threads, err);
 	if (!dc)
 		return err->code ? err->code : ERR_NOMEM;
 	memset(out, 0, sizeof *out);
-	rc = cost(dc, &mc, dev, p, out, per_token, err);
+	rc = cost(dc, &mc, dev, &cm, p, out, per_token, err);
 	out->hybrid_frac = dc->hybrid_frac;
 	out->pin_frac = pin_frac;
 	out->recall = dc->q.recall, out->fp_rate = dc->q.fp_rate;

@@ -27,6 +27,13 @@
  * model, or what a hybrid split leaves on flash) in `naive_chunk` reads and
  * computes densely.
  *
+ * bits = 1..4 stores the attention and FFN linear weights (on flash and in
+ * DRAM) in the format of sim/gemv.h, `group` weights per fp16 scale and
+ * centre: a d_model-wide row takes gemv_bytes(1, d_model, bits, group)
+ * bytes, so bundles, layouts, reads, copies and DRAM shrink with the bits;
+ * embeddings keep dtype. Their compute time is the device's measured
+ * `kernel` speed (models/compute.h); a profile without it is an error.
+ *
  * DRAM use is reported by component (embeddings, attention, predictor,
  * pinned FFN, window: the peak rows of the preallocated matrices); a point
  * over `dram_budget` is an error that says by how much. `hybrid = auto` pins
@@ -75,6 +82,9 @@ struct sim_params {
 	double dram_budget_frac; /* of the model's bytes; 0 = none */
 	int dtype;             /* enum llm_dtype of the weights on flash (LLM_NDTYPES: the model's) */
 	int compute_dtype;     /* enum llm_dtype of the weights in DRAM (LLM_NDTYPES: as on flash) */
+	int bits;              /* 0 = linear weights at dtype; 1..4: low-bit GEMV format */
+	int group;             /* index into "32|64": weights per scale group when bits > 0 */
+	int kernel;            /* enum compute_kernel: whose measured speed costs bits > 0 */
 	int ffn_rows;          /* enum sim_ffn_rows */
 	int warmup_tokens;     /* tokens excluded from the means (cold start) */
 	int64_t context_tokens;/* KV-cache length before the first token */

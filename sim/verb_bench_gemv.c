@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "models/device.h"
 #include "models/llm.h"
 #include "sim/conf.h"
 #include "sim/gemv.h"
@@ -21,6 +22,7 @@
 
 struct opts {
 	const char *csv;
+	const char *profile_in, *profile_out; /* --profile IN -o OUT */
 	int bits[MAXL], nbits;
 	int threads[MAXL], nthreads;
 	int shape[MAXL][2], nshapes; /* d_out, d_in */
@@ -28,6 +30,12 @@ struct opts {
 	unsigned kernels; /* bit 1 << enum gemv_kernel */
 	size_t probe_bytes; /* bandwidth probe, >> any L3 */
 	long long seed;
+};
+
+/* Weights multiplied and median ms summed over the shapes, per kernel
+ * (dequant, lut) and bits, at the first thread count: the profile's rates. */
+struct rates {
+	double weights[2][COMPUTE_MAX_BITS], ms[2][COMPUTE_MAX_BITS];
 };
 
 /* One measured configuration: a kernel on a matrix with a thread count. */
@@ -43,7 +51,7 @@ static const char usage_text[] =
 	"usage: lifsim bench-gemv [--csv FILE] [--bits LIST] [--threads-list LIST]\n"
 	"                         [--shapes LIST] [--repeats N] [--group N] [--seed N]\n"
 	"                         [--model FILE] [--kernels LIST] [--probe-mib N] [--warm]\n"
-	"                         [--scalar]\n\n"
+	"                         [--scalar] [--profile DEVICE.ini -o NEW.ini]\n\n"
 	"Time y = W·x for the dequantize baseline (llama.cpp style), the T-MAC\n"
 	"table-lookup kernel and the OpenBLAS dense reference (fp32, fp16), with W of\n"
 	"Gaussian weights, and measure the DRAM read bandwidth in the same run.\n"
@@ -75,7 +83,14 @@ static const char usage_text[] =
 	"  --kernels LIST      from dequant,lut,dense (default all)\n"
 	"  --warm              no cache flush before timed calls: weights that fit in\n"
 	"                      cache stay there, so small shapes measure compute alone\n"
-	"  --scalar            force the portable path (default: AVX2 when present)\n";
+	"  --scalar            force the portable path (default: AVX2 when present)\n"
+	"  --profile DEVICE.ini -o NEW.ini\n"
+	"                      write a copy of the device profile with the measured\n"
+	"                      [compute] lut_weights_per_s and dequant_weights_per_s (bits\n"
+	"                      1..4: weights multiplied per second over all the shapes, at\n"
+	"                      the first --threads-list count), the simulator's compute\n"
+	"                      model for [sim] bits > 0; needs --bits 1,2,3,4 and both\n"
+	"                      low-bit kernels\n";
 
 static int parse_ints(const char *opt, const char *s, int min, int max, int *out, int *n)
 {
@@ -150,6 +165,8 @@ static int set_opt(int c, const char *arg, struct opts *o)
 	long long t = 0;
 	switch (c) {
 	case 'c': o->csv = arg; return 0;
+	case 'P': o->profile_in = arg; return 0;
+	case 'o': o->profile_out = arg; return 0;
 	case 'b': return parse_ints("--bits", arg, 1, 4, o->bits, &o->nbits);
 	case 't': return parse_ints("--threads-list", arg, 1, 1024, o->threads, &o->nthreads);
 	case 's': return parse_shapes(arg, o);
@@ -191,13 +208,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{"seed", required_argument, 0, 'S'},      {"scalar", no_argument, 0, 'x'},
 		{"probe-mib", required_argument, 0, 'p'}, {"model", required_argument, 0, 'm'},
 		{"warm", no_argument, 0, 'w'},            {"kernels", required_argument, 0, 'k'},
+		{"profile", required_argument, 0, 'P'},   {"output", required_argument, 0, 'o'},
 		{"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
 	int c;
 	*o = (struct opts){.bits = {1, 2, 3, 4}, .nbits = 4, .threads = {1, 2}, .nthreads = 2,
 			   .shape = {{4096, 16384}, {16384, 4096}}, .nshapes = 2, .repeats = 5,
 			   .group = 32, .seed = 1, .probe_bytes = (size_t)512 << 20, .kernels = 7};
 	optind = 1;
-	while ((c = cli_getopt(VERB, argc, argv, "h", lo)) != -1) {
+	while ((c = cli_getopt(VERB, argc, argv, "ho:", lo)) != -1) {
 		if (c == 'h') {
 			fputs(usage_text, stdout);
 			return -1;
@@ -207,6 +225,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (optind < argc) {
 		cli_failf(VERB, "unexpected argument '%s' (see lifsim %s --help)", argv[optind], VERB);
+		return 2;
+	}
+	if (!o->profile_in != !o->profile_out) {
+		cli_failf(VERB, "--profile and -o go together (the profile read and the one written)");
+		return 2;
+	}
+	if (o->profile_in && (o->nbits != 4 || (o->kernels & 3u) != 3u)) {
+		cli_failf(VERB, "--profile needs every bit width 1,2,3,4 and both the dequant and "
+			       "lut kernels");
 		return 2;
 	}
 	return 0;
@@ -495,8 +522,35 @@ static int accuracy(struct shape_run *s, const float *w, const float *x, float *
 	return rc;
 }
 
+/* Add the shape's low-bit medians at the first thread count to r. */
+static void add_rates(const struct opts *o, const struct shape_run *s, struct rates *r)
+{
+	for (int c = 0; c < s->ncfg; c++) {
+		const struct cfg *f = &s->cfg[c];
+		const struct gemv_qmat *q = s->q[f->qi];
+		if (f->k == GEMV_DENSE || f->threads != o->threads[0])
+			continue;
+		int k = f->k == GEMV_LUT, b = gemv_qmat_bits(q) - 1;
+		r->weights[k][b] += (double)gemv_qmat_d_out(q) * gemv_qmat_d_in(q);
+		r->ms[k][b] += median(f->ms, o->repeats);
+	}
+}
+
+/* The profile read, with the measured rates, written atomically. */
+static int write_profile(const struct opts *o, const struct device *in, const struct rates *r,
+			 struct lif_err *err)
+{
+	struct device d = *in;
+	for (int b = 0; b < COMPUTE_MAX_BITS; b++) {
+		d.compute.dequant_weights_per_s[b] = r->weights[0][b] / (r->ms[0][b] * 1e-3);
+		d.compute.lut_weights_per_s[b] = r->weights[1][b] / (r->ms[1][b] * 1e-3);
+	}
+	d.compute.n_dequant = d.compute.n_lut = COMPUTE_MAX_BITS;
+	return device_write_ini(o->profile_out, &d, err);
+}
+
 static int run_shape(const struct opts *o, int si, const float *probe, FILE *csv,
-		     const struct cli_global *g, struct lif_err *err)
+		     struct rates *rates, const struct cli_global *g, struct lif_err *err)
 {
 	int d_out = o->shape[si][0], d_in = o->shape[si][1], rc = 0;
 	struct shape_run s = {0};
@@ -513,6 +567,7 @@ static int run_shape(const struct opts *o, int si, const float *probe, FILE *csv
 		rc = measure(o, &s, probe, x, y, g, err);
 	if (!rc) {
 		report(csv, g->quiet ? NULL : stdout, o, &s);
+		add_rates(o, &s, rates);
 		if (!g->quiet)
 			report_ratios(stdout, o, &s);
 	}
@@ -536,9 +591,13 @@ int verb_bench_gemv(int argc, char **argv, const struct cli_global *g)
 	struct lif_err err = {0};
 	char tmp[4096];
 	FILE *csv = NULL;
+	struct device dev;
+	struct rates rates = {0};
 	int rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	if (o.profile_in && device_load(o.profile_in, &dev, &err)) /* before the long run */
+		return cli_fail(VERB, &err);
 	if (o.csv) {
 		snprintf(tmp, sizeof tmp, "%s.tmp", o.csv);
 		if (!(csv = fopen(tmp, "w")))
@@ -556,8 +615,23 @@ int verb_bench_gemv(int argc, char **argv, const struct cli_global *g)
 		       o.scalar || !gemv_have_avx2() ? "portable" : "AVX2", o.group, o.repeats,
 		       o.warm ? "warm" : "flushed");
 	for (int si = 0; !rc && si < o.nshapes; si++)
-		rc = run_shape(&o, si, probe, csv, g, &err);
+		rc = run_shape(&o, si, probe, csv, &rates, g, &err);
 	free(probe);
+	if (!rc && o.profile_in) {
+		rc = write_profile(&o, &dev, &rates, &err);
+		if (!rc && !g->quiet)
+			printf("bench-gemv: wrote %s: lut %.4g %.4g %.4g %.4g, dequant %.4g %.4g %.4g "
+			       "%.4g Gweights/s (bits 1..4, %d thread%s)\n", o.profile_out,
+			       rates.weights[1][0] / rates.ms[1][0] / 1e6,
+			       rates.weights[1][1] / rates.ms[1][1] / 1e6,
+			       rates.weights[1][2] / rates.ms[1][2] / 1e6,
+			       rates.weights[1][3] / rates.ms[1][3] / 1e6,
+			       rates.weights[0][0] / rates.ms[0][0] / 1e6,
+			       rates.weights[0][1] / rates.ms[0][1] / 1e6,
+			       rates.weights[0][2] / rates.ms[0][2] / 1e6,
+			       rates.weights[0][3] / rates.ms[0][3] / 1e6, o.threads[0],
+			       o.threads[0] > 1 ? "s" : "");
+	}
 	if (csv && (fclose(csv) || rc)) {
 		remove(tmp);
 		return rc ? cli_fail(VERB, &err) : cli_failf(VERB, "%s: write failed", o.csv);

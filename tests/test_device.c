@@ -195,17 +195,29 @@ Test(device, compute_rejects_rows_outside_the_layer)
 	cr_expect(strstr(e.msg, "3 layers of FFN rows for small, which has 2"), "%s", e.msg);
 }
 
-Test(device, lowbit_hook_changes_bytes_per_weight_and_the_ceiling)
+Test(device, lowbit_weights_take_the_measured_kernel_rate_for_ffn_rows)
 {
 	struct llm_desc d = small_llm();
-	struct compute_model m = {.flops_per_s = 1e15, .mem_bytes_per_s = 1e9, .lowbit_bits = 4};
-	cr_expect_eq(compute_bytes_per_weight(&m, &d), 0.5);
-	/* 4-bit weights read a quarter of fp16's bytes */
-	cr_expect(rel(compute_ffn_layer_ns(&m, &d, 100), 25600.0 / 4) < 1e-12);
-	/* a kernel ceiling replaces flops_per_s for linear weights */
-	m.mem_bytes_per_s = 1e15;
-	m.lowbit_flops_per_s = 1e9;
-	cr_expect(rel(compute_ffn_layer_ns(&m, &d, 100), 25600.0) < 1e-12);
+	struct compute_model m = {.flops_per_s = 1e15, .mem_bytes_per_s = 1e9};
+	d.weight_bits = 4, d.weight_group = 32;
+	struct lif_err e = {0};
+	cr_assert_eq(llm_derive(&d, "small", &e), 0, "%s", e.msg);
+	/* 4 bits + an fp16 scale and centre (4 bytes) per 32 weights: 5 / 8 bytes a weight */
+	cr_expect_eq(compute_bytes_per_weight(&d), 5.0 / 8);
+	/* no table: the model cannot be costed, and the message says what to measure */
+	cr_expect_neq(compute_check_model(&m, &d, &e), 0);
+	cr_expect(strstr(e.msg, "[compute] lut_weights_per_s: missing, but 4-bit weights with "
+				"kernel = lut need the measured kernel speed"), "%s", e.msg);
+	/* the table sets the time, whatever the roofline says: 100 rows x 2 x 64 weights */
+	double lut[4] = {4e9, 3e9, 2e9, 1e9}, deq[4] = {1e9, 1e9, 1e9, 5e8};
+	memcpy(m.lut_weights_per_s, lut, sizeof lut), m.n_lut = 4;
+	memcpy(m.dequant_weights_per_s, deq, sizeof deq), m.n_dequant = 4;
+	cr_expect(rel(compute_ffn_layer_ns(&m, &d, 100), 12800 / 1e9 * 1e9) < 1e-12);
+	m.kernel = COMPUTE_DEQUANT;
+	cr_expect(rel(compute_ffn_layer_ns(&m, &d, 100), 12800 / 5e8 * 1e9) < 1e-12);
+	d.weight_bits = 1;
+	cr_assert_eq(llm_derive(&d, "small", &e), 0, "%s", e.msg);
+	cr_expect(rel(compute_ffn_layer_ns(&m, &d, 100), 12800 / 1e9 * 1e9) < 1e-12);
 }
 
 /* v3 Table 3, OPT-6.7B on the M1 Max CPU (fp32): the calibration m1max.ini
@@ -277,7 +289,12 @@ static struct bad_case bad_cases[] = {
 	{"[dram]\nh2d_bytes_per_s = -1\n", "bad.ini:18: [dram] h2d_bytes_per_s: must be a rate >= 0"},
 	{"[compute]\nmem_bytes_per_s = abc\n",
 	 "bad.ini:18: [compute] mem_bytes_per_s: 'abc' is not a number"},
-	{"[compute]\nlowbit_bits = 40\n", "bad.ini:18: [compute] lowbit_bits: must be in [0, 32]"},
+	{"[compute]\nlut_weights_per_s = 1e9, 2e9\n",
+	 "bad.ini:18: [compute] lut_weights_per_s: needs one rate per bit width 1, 2, 3, 4"},
+	{"[compute]\ndequant_weights_per_s = 1e9, 2e9, 0, 1\n",
+	 "bad.ini:18: [compute] dequant_weights_per_s: rates must be > 0 weights/s"},
+	{"[compute]\nlut_weights_per_s = 1, 2, 3, 4, 5\n",
+	 "bad.ini:18: [compute] lut_weights_per_s: '1, 2, 3, 4, 5' has more than 4 elements"},
 	{"[compute]\nwarp_drive = 1\n", "bad.ini:18: [compute] warp_drive: unknown key"},
 	{"[device]\nversion = 2\n",
 	 "bad.ini:18: [device] version: unsupported version 2 (this lifsim reads version 1)"},
@@ -452,4 +469,17 @@ Test(device, cli_bench_reports_both_extent_mixes)
 	cr_expect(strstr(out, "profile,model,mix,extents,seconds,extents_per_s\n"), "%s", out);
 	cr_expect(strstr(out, "\nm1max,tabulated,bundles,3072,"), "%s", out);
 	cr_expect(strstr(out, "\nm1max,tabulated,distinct,3072,"), "%s", out);
+}
+
+Test(device, measured_kernel_rates_read_back_identical, .init = tu_init)
+{
+	struct device d = shipped("m1max");
+	struct lif_err e = {0};
+	double lut[4] = {9.1e9, 5.25e9, 3.3e9, 2.125e9}, deq[4] = {1.5e9, 1.4e9, 1.3e9, 1.2e9};
+	memcpy(d.compute.lut_weights_per_s, lut, sizeof lut), d.compute.n_lut = 4;
+	memcpy(d.compute.dequant_weights_per_s, deq, sizeof deq), d.compute.n_dequant = 4;
+	const char *out = tu_path("rates.ini");
+	cr_assert_eq(device_write_ini(out, &d, &e), 0, "%s", e.msg);
+	struct device back = load_ok(out);
+	cr_expect(!memcmp(&back.compute, &d.compute, sizeof d.compute));
 }

@@ -468,6 +468,10 @@ static struct bad_exp bad_exps[] = {
 	{"layout = diagonal\n", "bad.ini:11: [sim] layout: 'diagonal' is not one of"},
 	{"hybrid = most\n", "[sim] hybrid: 'most' is neither auto nor a fraction"},
 	{"hybrid = auto\n", "hybrid = auto needs dram_budget or dram_budget_frac"},
+	{"bits = 5\n", "bad.ini:11: [sim] bits: '5' is outside [0, 4]"},
+	{"bits = 2\ngroup = 48\n", "bad.ini:12: [sim] group: '48' is not one of 32|64"},
+	{"bits = 2\nkernel = simd\n", "bad.ini:12: [sim] kernel: 'simd' is not one of lut|dequant"},
+	{"bits = 2\n", "device m1max: [compute] lut_weights_per_s: missing, but 2-bit weights"},
 };
 
 ParameterizedTestParameters(sim, experiment_errors_name_file_line_and_key)
