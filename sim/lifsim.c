@@ -15,6 +15,10 @@ static const struct verb verbs[] = {
 	{"sweep", "run an experiment INI: expand the sweep, compute every point, write results", verb_sweep},
 	{"merge", "join the results directories of the shards of one sweep", verb_merge},
 	{"tokens", "print a sweep point's per-token costs as CSV", verb_tokens},
+	{"layout", "write a weight file for a model in a layout", verb_layout},
+	{"calibrate", "measure the host SSD and DRAM, fit a device profile", verb_calibrate},
+	{"replay", "replay a trace with real reads from a weight file", verb_replay},
+	{"validate", "predicted vs measured over a sweep, with error statistics", verb_validate},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

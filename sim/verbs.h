@@ -20,5 +20,9 @@ int verb_device(int argc, char **argv, const struct cli_global *g);
 int verb_sweep(int argc, char **argv, const struct cli_global *g);
 int verb_merge(int argc, char **argv, const struct cli_global *g);
 int verb_tokens(int argc, char **argv, const struct cli_global *g);
+int verb_layout(int argc, char **argv, const struct cli_global *g);
+int verb_calibrate(int argc, char **argv, const struct cli_global *g);
+int verb_replay(int argc, char **argv, const struct cli_global *g);
+int verb_validate(int argc, char **argv, const struct cli_global *g);
 
 #endif
