@@ -41,6 +41,8 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 	double *lat = malloc(cap * sizeof *lat);
 	int rc = !buf || !r || !lat ? err_set(err, ERR_NOMEM, "out of memory") : 0;
 	int64_t seq = 0;
+	if (!rc)
+		memset(buf, 0, (size_t)chunk * nb); /* page faults now, not in the timing */
 	double t0 = io_now_ns(), t1 = t0;
 	for (int round = 0; !rc && (t1 - t0 < seconds * 1e9 || round < 2); round++) {
 		for (int i = 0; i < nb; i++) {
@@ -86,11 +88,18 @@ struct fit_data {
 	int64_t align;
 };
 
+/* p is kept in the profile's range [P_MIN, P_MAX] through a logistic map. */
+#define P_MIN 0.5
+#define P_MAX 64.0
+
+static double p_of(double z) { return P_MIN + (P_MAX - P_MIN) / (1 + exp(-z)); }
+static double z_of(double p) { return -log((P_MAX - P_MIN) / (p - P_MIN) - 1); }
+
 static struct flash_params params_of(const gsl_vector *x, int64_t align)
 {
 	return (struct flash_params){exp(gsl_vector_get(x, 0)), exp(gsl_vector_get(x, 1)),
 				     exp(gsl_vector_get(x, 2)), exp(gsl_vector_get(x, 3)), align,
-				     exp(gsl_vector_get(x, 4))};
+				     p_of(gsl_vector_get(x, 4))};
 }
 
 static double model_bytes_per_s(const struct flash_params *fp, const struct calib_point *p)
@@ -155,7 +164,7 @@ int calib_fit(struct calib_point *pts, int n, int64_t align, const struct flash_
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
 	const double x0[5] = {log(g.t0_us), log(g.xfer_bytes_per_s), log(g.iops_max),
-			      log(g.max_bytes_per_s), log(g.softmin_p)};
+			      log(g.max_bytes_per_s), z_of(fmin(fmax(g.softmin_p, 0.6), 60))};
 	for (int i = 0; i < 5; i++)
 		gsl_vector_set(x, (size_t)i, x0[i]);
 	int info, rc = gsl_multifit_nlinear_init(x, &fdf, w);

@@ -12,7 +12,8 @@
  * The fit: nonlinear least squares (GSL gsl_multifit_nlinear, trust region,
  * Levenberg-Marquardt) of log throughput over the points, in the five
  * parameters t0, B_xfer, IOPS_max, B_max, softmin p (alignment fixed; each
- * fitted as its logarithm so it stays positive). Residuals are
+ * fitted as its logarithm so it stays positive, p through a logistic map
+ * onto the profile's range [0.5, 64]). Residuals are
  * log(measured / model).
  */
 #ifndef LIFSIM_CALIB_H

@@ -139,7 +139,7 @@ static int measure_all(const struct opts *o, const struct cli_global *g, struct 
 	struct io_engine *s = rc ? NULL : io_open(o->engines[0], o->file, 8, 0, err);
 	if (!rc && !s)
 		rc = err->code;
-	if (!rc && io_file_bytes(s) >= (4 << 20) * 8LL)
+	if (!rc && io_file_bytes(s) >= 4 << 20)
 		rc = calib_measure(s, 4 << 20, 1, o->seconds * 2, 0, &pts[n], err), n += !rc;
 	io_close(s);
 	cli_progress(g, "calibrate", total, total);
