@@ -32,24 +32,27 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 	if (chunk % blk || slots < 1)
 		return err_set(err, ERR_INVAL, "chunk %lld must be a multiple of %lld and fit in %s",
 			       (long long)chunk, (long long)blk, e->path);
-	/* a batch of 16 x parallelism requests (at least 64): small batches let
-	 * the queue run dry at each batch end */
-	const int nb = par * 16 < 64 ? 64 : par * 16;
-	char *buf = io_alloc((size_t)chunk * nb, (size_t)blk);
-	struct io_req *r = malloc(nb * sizeof *r);
+	/* Batches last about a quarter of the point: the queue runs dry at each
+	 * batch's end while its slowest reads finish, so short batches would
+	 * measure the tail, not the device. Reads share 2 x parallelism
+	 * buffers (their contents are not looked at). */
+	const int nbuf = 2 * par, nb_max = 1 << 16;
+	int nb = par * 16 < 64 ? 64 : par * 16;
+	char *buf = io_alloc((size_t)chunk * nbuf, (size_t)blk);
+	struct io_req *r = malloc(nb_max * sizeof *r);
 	size_t cap = 1 << 16, nlat = 0;
 	double *lat = malloc(cap * sizeof *lat);
 	int rc = !buf || !r || !lat ? err_set(err, ERR_NOMEM, "out of memory") : 0;
 	int64_t seq = 0;
 	if (!rc)
-		memset(buf, 0, (size_t)chunk * nb); /* page faults now, not in the timing */
+		memset(buf, 0, (size_t)chunk * nbuf); /* page faults now, not in the timing */
 	double t0 = io_now_ns(), t1 = t0;
 	for (int round = 0; !rc && (t1 - t0 < seconds * 1e9 || round < 2); round++) {
 		for (int i = 0; i < nb; i++) {
 			int64_t s = sequential ? seq++ % slots : (int64_t)(next_rand(&seed) % (uint64_t)slots);
-			r[i] = (struct io_req){s * chunk, chunk, buf + (size_t)i * chunk};
+			r[i] = (struct io_req){s * chunk, chunk, buf + (size_t)(i % nbuf) * chunk};
 		}
-		if (nlat + nb > cap) {
+		while (nlat + nb > cap) {
 			double *bigger = realloc(lat, (cap *= 2) * sizeof *lat);
 			if (!bigger) {
 				rc = err_set(err, ERR_NOMEM, "out of memory");
@@ -57,9 +60,14 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 			}
 			lat = bigger;
 		}
-		rc = io_read(e, r, nb, lat + nlat, err);
+		double b0 = io_now_ns();
+		if (!rc)
+			rc = io_read(e, r, nb, lat + nlat, err);
 		nlat += nb;
 		t1 = io_now_ns();
+		/* next batch: a quarter of the point at the rate just seen */
+		double want = nb / ((t1 - b0) * 1e-9) * seconds / 4;
+		nb = want > nb_max ? nb_max : want > nb ? (int)want : nb;
 	}
 	if (!rc) {
 		double sum = 0, wall = (t1 - t0) / 1e9;

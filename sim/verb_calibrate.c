@@ -40,7 +40,8 @@ static void usage(FILE *f)
 		"  --parallelism LIST  default 1,2,4,8,16,32,64\n"
 		"  --engines LIST      default io_uring,psync (mem is for tests)\n"
 		"  --seconds S         per point (default 0.3)\n"
-		"  --no-fit            only measure (writes PROFILE.raw.csv, no profile)\n"
+		"  --no-fit            only the grid (writes PROFILE.raw.csv; no sequential point,\n"
+		"                      no profile)\n"
 		"  --make-file F --size BYTES  write F with random data (atomic; refuses when the\n"
 		"                      disk lacks room)\n");
 }
@@ -119,7 +120,7 @@ struct opts {
 static int measure_all(const struct opts *o, const struct cli_global *g, struct calib_point *pts,
 		       int *npts, struct lif_err *err)
 {
-	const long long total = (long long)o->nc * o->np * o->ne + 1;
+	const long long total = (long long)o->nc * o->np * o->ne + !o->nofit;
 	int n = 0, rc = 0;
 	for (int b = 0; !rc && b < o->np; b++) {
 		struct io_engine *e[4] = {0};
@@ -136,10 +137,10 @@ static int measure_all(const struct opts *o, const struct cli_global *g, struct 
 		for (int k = 0; k < o->ne; k++)
 			io_close(e[k]);
 	}
-	struct io_engine *s = rc ? NULL : io_open(o->engines[0], o->file, 8, 0, err);
-	if (!rc && !s)
+	struct io_engine *s = rc || o->nofit ? NULL : io_open(o->engines[0], o->file, 8, 0, err);
+	if (!rc && !o->nofit && !s)
 		rc = err->code;
-	if (!rc && io_file_bytes(s) >= 4 << 20)
+	if (!rc && s && io_file_bytes(s) >= 4 << 20)
 		rc = calib_measure(s, 4 << 20, 1, o->seconds * 2, 0, &pts[n], err), n += !rc;
 	io_close(s);
 	cli_progress(g, "calibrate", total, total);
