@@ -38,7 +38,7 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 	 * buffers (their contents are not looked at). */
 	const int nbuf = 2 * par, nb_max = 1 << 16;
 	int nb = par * 16 < 64 ? 64 : par * 16;
-	char *buf = io_alloc((size_t)chunk * nbuf, (size_t)blk);
+	char *buf = io_alloc((size_t)chunk * nbuf, blk > 4096 ? (size_t)blk : 4096); /* whole pages: a buffer across two pages costs the device a second segment */
 	struct io_req *r = malloc(nb_max * sizeof *r);
 	size_t cap = 1 << 16, nlat = 0;
 	double *lat = malloc(cap * sizeof *lat);

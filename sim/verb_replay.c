@@ -177,7 +177,10 @@ int verb_validate(int argc, char **argv, const struct cli_global *g)
 			       "point) and DIR/summary.csv (metric,regime,n,median_abs_err,p90_abs_err,\n"
 			       "max_abs_err,bias,cv_meas; errors are predicted / measured - 1) and print\n"
 			       "the summary. A re-run into DIR measures only the missing points.\n\n"
-			       "experiment keys ([validate] section; [sim] as for simulate):\n");
+			       "experiment: [experiment] kind = validate, model, device, trace (.h5);\n"
+			       "[sim] as for simulate; [validate] weights, engine, repeats, tokens, scale,\n"
+			       "verify, probe_reads, probe_chunk, probe_parallelism (see\n"
+			       "sim/kind_validate.c and experiments/host-validate.ini).\n");
 			return 0;
 		}
 		if (c == '?')
