@@ -19,7 +19,9 @@
  *
  * Drift: a probe is a fixed burst (probe_reads random reads of probe_chunk
  * bytes, probe_parallelism deep, in the weight file). Its measured time over
- * the profile's prediction for it is the machine's current speed factor;
+ * its time at calibration (the profile's tabulated form, i.e. what
+ * calibrate measured at that chunk and depth; the parametric prediction
+ * when the profile has no table) is the machine's current speed factor;
  * each repeat is divided by the mean factor of the probes before and after
  * it (the *_corr columns). Values are medians over repeats; *_cv are the
  * repeats' coefficients of variation.
@@ -301,9 +303,13 @@ static int probe(const struct vparams *v, const struct wfile *w, const struct de
 	if (!rc)
 		rc = io_read(e, r, (size_t)v->probe_reads, NULL, err);
 	double ns = io_now_ns() - t0;
+	/* the reference: what calibrate measured for this burst (the profile's
+	 * table) where it has one, else the model's prediction */
+	struct flash_model ref = dev->flash;
+	if (ref.tab.n_chunks > 0)
+		ref.kind = FLASH_TABULATED;
 	if (!rc)
-		*factor = ns / flash_time_ns(&dev->flash, sizes, (size_t)v->probe_reads,
-					     v->probe_parallelism);
+		*factor = ns / flash_time_ns(&ref, sizes, (size_t)v->probe_reads, v->probe_parallelism);
 	io_close(e);
 	free(buf), free(r), free(sizes);
 	return rc;

@@ -333,18 +333,22 @@ int replay_naive(const struct wfile *w, struct io_engine *io, int64_t chunk, int
 	const struct wfile_info *wi = wfile_info(w);
 	const int64_t ffn = wi->layer_bytes * wi->layers, par = io->parallelism;
 	const int64_t b = io_block_bytes(io) > 1 ? io_block_bytes(io) : 1;
-	if (chunk < 1 || chunk % 4096 || chunk * par > (2LL << 30))
+	/* batches of up to 512 MiB of buffers (at least 2 x parallelism reads):
+	 * the queue runs dry only at a batch's end */
+	int64_t nbuf = (512LL << 20) / (chunk > 0 ? chunk : 1);
+	nbuf = nbuf < 2 * par ? 2 * par : nbuf;
+	if (chunk < 1 || chunk % 4096 || chunk * nbuf > (2LL << 30))
 		return err_set(err, ERR_INVAL, "naive chunk %lld must be a multiple of 4 KiB with chunk x "
-			       "parallelism at most 2 GiB", (long long)chunk);
-	char *buf = io_alloc((size_t)(chunk * par), 4096);
-	struct io_req *r = malloc((size_t)par * sizeof *r);
+			       "2 x parallelism at most 2 GiB", (long long)chunk);
+	char *buf = io_alloc((size_t)(chunk * nbuf), 4096);
+	struct io_req *r = malloc((size_t)nbuf * sizeof *r);
 	int rc = buf && r ? 0 : err_set(err, ERR_NOMEM, "out of memory");
 	for (int64_t tok = 0; !rc && tok < tokens; tok++) {
 		struct replay_token *rt = &per_token[tok];
 		memset(rt, 0, sizeof *rt);
 		for (int64_t off = 0; !rc && off < ffn;) {
 			int n = 0;
-			for (; n < par && off < ffn; n++, off += chunk) {
+			for (; n < nbuf && off < ffn; n++, off += chunk) {
 				int64_t len = ffn - off < chunk ? (ffn - off + b - 1) / b * b : chunk;
 				r[n] = (struct io_req){wi->ffn_offset + off, len, buf + (size_t)n * chunk};
 			}
