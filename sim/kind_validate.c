@@ -17,13 +17,15 @@
  * replayed by validate: the model's compute includes attention, which the
  * real path does not run).
  *
- * Drift: a probe is a fixed burst (probe_reads random reads of probe_chunk
- * bytes, probe_parallelism deep, in the weight file). Its measured time over
- * its time at calibration (the profile's tabulated form, i.e. what
- * calibrate measured at that chunk and depth; the parametric prediction
- * when the profile has no table) is the machine's current speed factor;
- * each repeat is divided by the mean factor of the probes before and after
- * it (the *_corr columns). Values are medians over repeats; *_cv are the
+ * Drift: two probes, each a calibrate point (sim/calib.h) of random
+ * probe_chunk reads over the weight file for probe_seconds, at depth 1
+ * (latency) and at probe_parallelism (bandwidth). A probe's throughput at
+ * calibration (the profile's tabulated form, i.e. what calibrate measured
+ * at that chunk and depth; the parametric model when the profile has no
+ * table) over its throughput now is the machine's current slowness; a
+ * repeat's io_ms is divided by the geometric mean of the factors of the
+ * probes before and after it, the latency probe's for latency-bound points,
+ * the bandwidth probe's otherwise (the *_corr columns). Values are medians over repeats; *_cv are the
  * repeats' coefficients of variation.
  *
  * Regime: `latency` when the queue limits (N b / t(b) below the device's
@@ -41,6 +43,7 @@
 #include <unistd.h>
 
 #include "sim/atomic.h"
+#include "sim/calib.h"
 #include "sim/kinds.h"
 #include "sim/replay.h"
 #include "sim/sim.h"
@@ -48,9 +51,9 @@
 struct vparams {
 	char kind[32], model[4096], device[4096], trace[4096], weights[4096];
 	int engine; /* index into io_engines */
-	int repeats, probe_reads, probe_parallelism, verify;
+	int repeats, probe_parallelism, verify;
 	int64_t tokens, probe_chunk;
-	double scale;
+	double scale, probe_seconds;
 };
 
 #define OV(f) CONF_OFF(struct vparams, f)
@@ -72,12 +75,12 @@ static const struct conf_opt val_opts[] = {
 	 "d_model scale the weight file was written with (lifsim layout --scale)"},
 	{"validate", "verify", CONF_BOOL, OV(verify), 0, 0, "true", CONF_NOBOUNDS, NULL,
 	 "check the checksums of what is read (first repeat; untimed)"},
-	{"validate", "probe_reads", CONF_INT, OV(probe_reads), 0, 0, "512", 8, 1 << 20, NULL,
-	 "reads per drift probe"},
+	{"validate", "probe_seconds", CONF_DOUBLE, OV(probe_seconds), 0, 0, "0.2", 0.001, 60, NULL,
+	 "length of each drift probe"},
 	{"validate", "probe_chunk", CONF_BYTES, OV(probe_chunk), 0, 0, "16KiB", 4096, 1 << 26, NULL,
 	 "bytes per probe read"},
 	{"validate", "probe_parallelism", CONF_INT, OV(probe_parallelism), 0, 0, "32", 1, 1024, NULL,
-	 "probe queue depth"},
+	 "depth of the bandwidth probe (the latency probe is depth 1)"},
 	{0},
 };
 
@@ -276,42 +279,28 @@ static double cv(const double *v, int n)
 	return n > 1 && m > 0 ? sqrt(ss / (n - 1)) / m : 0;
 }
 
-/* The probe's measured time over its predicted time (> 1: slower now). */
+/* The drift factors now (> 1: slower than at calibration) from the two
+ * probes: depth 1 (latency) and probe_parallelism (bandwidth). */
 static int probe(const struct vparams *v, const struct wfile *w, const struct device *dev,
-		 uint64_t seed, double *factor, struct lif_err *err)
+		 uint64_t seed, double factor[2], struct lif_err *err)
 {
-	const struct wfile_info *wi = wfile_info(w);
-	const int64_t slots = wi->layer_bytes * wi->layers / v->probe_chunk;
-	struct io_engine *e = io_open(io_engines[v->engine]->name, wfile_path(w), v->probe_parallelism,
-				      0, err);
-	char *buf = io_alloc((size_t)(v->probe_chunk * v->probe_parallelism), 4096);
-	struct io_req *r = malloc((size_t)v->probe_reads * sizeof *r);
-	int64_t *sizes = malloc((size_t)v->probe_reads * sizeof *sizes);
-	int rc = !e ? err->code : !buf || !r || !sizes ? err_set(err, ERR_NOMEM, "out of memory") : 0;
-	if (!rc && slots < 1)
-		rc = err_set(err, ERR_RANGE, "%s: too small for a %lld-byte probe", wfile_path(w),
-			     (long long)v->probe_chunk);
-	for (int i = 0; !rc && i < v->probe_reads; i++) {
-		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-		int64_t s = (int64_t)((seed >> 17) % (uint64_t)slots);
-		int64_t off = (wi->ffn_offset + s * v->probe_chunk) / 4096 * 4096;
-		r[i] = (struct io_req){off, v->probe_chunk,
-				       buf + (size_t)(i % v->probe_parallelism) * v->probe_chunk};
-		sizes[i] = v->probe_chunk;
-	}
-	double t0 = io_now_ns();
-	if (!rc)
-		rc = io_read(e, r, (size_t)v->probe_reads, NULL, err);
-	double ns = io_now_ns() - t0;
-	/* the reference: what calibrate measured for this burst (the profile's
-	 * table) where it has one, else the model's prediction */
+	const int depth[2] = {1, v->probe_parallelism};
+	/* the reference: what calibrate measured there (the profile's table)
+	 * where it has one, else the model */
 	struct flash_model ref = dev->flash;
 	if (ref.tab.n_chunks > 0)
 		ref.kind = FLASH_TABULATED;
-	if (!rc)
-		*factor = ns / flash_time_ns(&ref, sizes, (size_t)v->probe_reads, v->probe_parallelism);
-	io_close(e);
-	free(buf), free(r), free(sizes);
+	int rc = 0;
+	for (int k = 0; !rc && k < 2; k++) {
+		struct io_engine *e = io_open(io_engines[v->engine]->name, wfile_path(w), depth[k], 0, err);
+		struct calib_point p;
+		rc = e ? calib_measure(e, v->probe_chunk, 0, v->probe_seconds, seed + (uint64_t)k, &p, err)
+		       : err->code;
+		if (!rc)
+			factor[k] = flash_throughput_bytes_per_s(&ref, v->probe_chunk, depth[k]) /
+				    (p.mib_per_s * 1048576.0);
+		io_close(e);
+	}
 	return rc;
 }
 
@@ -365,7 +354,8 @@ struct reps {
 };
 
 static int measure(const struct vpoint *pt, struct vinput *in, const struct device *dev,
-		   const struct sim_result *r, struct reps *rp, uint64_t seed, struct lif_err *err)
+		   const struct sim_result *r, int latency, struct reps *rp, uint64_t seed,
+		   struct lif_err *err)
 {
 	const struct vparams *v = &pt->v;
 	const int64_t T = in->t->meta.tokens, a = pt->p.warmup_tokens < T ? pt->p.warmup_tokens : 0;
@@ -378,24 +368,24 @@ static int measure(const struct vpoint *pt, struct vinput *in, const struct devi
 	int rc = !w || !io ? err->code : !tok ? err_set(err, ERR_NOMEM, "out of memory") : 0;
 	if (!rc && !naive)
 		rc = sim_inputs_get(in->cache, &pt->p, r->pin_frac, 1, &si, err);
-	double before = 1, after = 1;
+	double before[2] = {1, 1}, after[2] = {1, 1};
 	if (!rc)
-		rc = probe(v, w, dev, seed, &before, err);
+		rc = probe(v, w, dev, seed, before, err);
 	for (int k = 0; !rc && k < v->repeats; k++) {
 		struct replay_opts o = {.first_token = a, .tokens = v->tokens, .verify = v->verify && !k};
 		rc = naive ? replay_naive(w, io, pt->p.naive_chunk, v->tokens, o.verify, tok, err)
 			   : replay_sparse(&si, in->t, w, io, &o, tok, err);
 		if (!rc)
-			rc = probe(v, w, dev, seed + (uint64_t)k + 1, &after, err);
+			rc = probe(v, w, dev, seed + 2 * ((uint64_t)k + 1), after, err);
 		if (rc)
 			break;
 		meas_means(tok, naive ? 0 : a, naive ? v->tokens : (a + v->tokens < T ? a + v->tokens : T),
 			   &rp->last, &rp->place[k]);
-		rp->drift[k] = sqrt(before * after);
+		rp->drift[k] = sqrt(before[!latency] * after[!latency]);
 		rp->io[k] = rp->last.io, rp->mem[k] = rp->last.mem, rp->total[k] = rp->last.total;
 		rp->io_c[k] = rp->io[k] / rp->drift[k];
 		rp->total_c[k] = rp->io_c[k] + rp->mem[k];
-		before = after;
+		before[0] = after[0], before[1] = after[1];
 	}
 	sim_inputs_release(&si);
 	io_close(io);
@@ -428,18 +418,11 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 		rc = err_set(err, ERR_NOMEM, "out of memory");
 	if (!rc)
 		rc = sim_run(in->cache, dev, &pt.p, 1, &r, st, err);
-	struct reps rp;
-	memset(&rp, 0, sizeof rp);
-	if (!rc) {
-		pthread_mutex_lock(&c->measure);
-		rc = measure(&pt, in, dev, &r, &rp, sweep_row_seed(row), err);
-		pthread_mutex_unlock(&c->measure);
-	}
 	if (rc) {
 		free(st);
 		return rc;
 	}
-	/* the prediction over the timed tokens */
+	/* the prediction over the timed tokens, and its regime */
 	const int naive = pt.p.strategy == SIM_NAIVE;
 	const int64_t a = naive ? 0 : (pt.p.warmup_tokens < T ? pt.p.warmup_tokens : 0);
 	const int64_t b = naive ? (pt.v.tokens < T ? pt.v.tokens : T) : (a + pt.v.tokens < T ? a + pt.v.tokens : T);
@@ -447,10 +430,18 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 	pred_means(st, a, b, &pm);
 	free(st);
 	const int n = pt.v.repeats, L = in->m.layers;
+	double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
+	const char *reg = regime(dev, mean_read, pm.reads / L, pt.p.parallelism);
+	struct reps rp;
+	memset(&rp, 0, sizeof rp);
+	pthread_mutex_lock(&c->measure);
+	rc = measure(&pt, in, dev, &r, !strcmp(reg, "latency"), &rp, sweep_row_seed(row), err);
+	pthread_mutex_unlock(&c->measure);
+	if (rc)
+		return rc;
 	double io = median(rp.io, n), mem = median(rp.mem, n), tot = median(rp.total, n);
 	double io_c = median(rp.io_c, n), tot_c = median(rp.total_c, n);
-	double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
-	rc = sweep_row_set_str(row, "regime", regime(dev, mean_read, pm.reads / L, pt.p.parallelism));
+	rc = sweep_row_set_str(row, "regime", reg);
 	put(row, "tokens_timed", (double)(b - a), &rc);
 	put(row, "bytes_per_token_pred", pm.bytes, &rc);
 	put(row, "bytes_per_token_meas", rp.last.bytes, &rc);

@@ -179,7 +179,7 @@ int verb_validate(int argc, char **argv, const struct cli_global *g)
 			       "the summary. A re-run into DIR measures only the missing points.\n\n"
 			       "experiment: [experiment] kind = validate, model, device, trace (.h5);\n"
 			       "[sim] as for simulate; [validate] weights, engine, repeats, tokens, scale,\n"
-			       "verify, probe_reads, probe_chunk, probe_parallelism (see\n"
+			       "verify, probe_seconds, probe_chunk, probe_parallelism (see\n"
 			       "sim/kind_validate.c and experiments/host-validate.ini).\n");
 			return 0;
 		}

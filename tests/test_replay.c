@@ -159,7 +159,7 @@ Test(replay, scale_shrinks_d_model_and_keeps_heads_dividing_it)
 
 Test(replay, validate_writes_validation_and_summary, .init = tu_init)
 {
-	char out[8192], ini[2048], model[4096];
+	char out[8192], ini[16384], model[4096];
 	snprintf(model, sizeof model, "%s", tu_src("tests/data/tiny.ini"));
 	cr_assert_eq(tu_lifsim(out, sizeof out, "synth %s -o %s --tokens 30", model, tu_path("v.h5")), 0, "%s", out);
 	cr_assert_eq(tu_lifsim(out, sizeof out, "layout %s --layout hot --trace %s --train-tokens 20 -o %s",
@@ -167,7 +167,7 @@ Test(replay, validate_writes_validation_and_summary, .init = tu_init)
 	snprintf(ini, sizeof ini,
 		 "[experiment]\nkind = validate\nmodel = %s\ndevice = %s\ntrace = %s\n"
 		 "[sim]\nlayout = hot\nlayout_train_tokens = 20\nwindow = 0, 3\nparallelism = 2\nwarmup_tokens = 5\n"
-		 "[validate]\nweights = %s\nengine = mem\nrepeats = 2\ntokens = 10\nprobe_reads = 16\n"
+		 "[validate]\nweights = %s\nengine = mem\nrepeats = 2\ntokens = 10\nprobe_seconds = 0.002\n"
 		 "probe_chunk = 4KiB\n",
 		 model, tu_src("models/devices/m1max.ini"), tu_path("v.h5"), tu_path("v.lsw"));
 	const char *x = tu_write("v.ini", ini);
