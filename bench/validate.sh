@@ -25,7 +25,6 @@ mkdir -p "$out"
 [ -f "$WORK/cal.bin" ] || "$LIFSIM" calibrate --make-file "$WORK/cal.bin" --size 4GiB
 [ -f "$WORK/host.ini" ] || "$LIFSIM" calibrate --file "$WORK/cal.bin" -o "$WORK/host.ini" \
 	--seconds "${CAL_SECONDS:-0.3}" | tee "$out/calibrate.txt"
-rm -f "$WORK/cal.bin"
 [ -f "$WORK/opt.h5" ] || "$LIFSIM" -q synth "$model" -o "$WORK/opt.h5" --tokens 200
 for l in rowcol hot; do
 	[ -f "$WORK/w-$l.lsw" ] || "$LIFSIM" layout "$model" --layout "$l" --trace "$WORK/opt.h5" \
