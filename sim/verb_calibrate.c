@@ -42,6 +42,7 @@ static void usage(FILE *f)
 		"  --seconds S         per point (default 0.3)\n"
 		"  --no-fit            only the grid (writes PROFILE.raw.csv; no sequential point,\n"
 		"                      no profile)\n"
+		"  --sequential        only the sequential point (writes PROFILE.raw.csv)\n"
 		"  --make-file F --size BYTES  write F with random data (atomic; refuses when the\n"
 		"                      disk lacks room)\n");
 }
@@ -113,7 +114,7 @@ struct opts {
 	long long size, seed;
 	long long chunks[MAX_LIST], par[MAX_LIST];
 	char engines[4][16];
-	int nc, np, ne, nofit;
+	int nc, np, ne, nofit, seq_only;
 	double seconds;
 };
 
@@ -122,7 +123,7 @@ static int measure_all(const struct opts *o, const struct cli_global *g, struct 
 {
 	const long long total = (long long)o->nc * o->np * o->ne + !o->nofit;
 	int n = 0, rc = 0;
-	for (int b = 0; !rc && b < o->np; b++) {
+	for (int b = 0; !rc && !o->seq_only && b < o->np; b++) {
 		struct io_engine *e[4] = {0};
 		for (int k = 0; !rc && k < o->ne; k++)
 			if (!(e[k] = io_open(o->engines[k], o->file, (int)o->par[b], 0, err)))
@@ -137,8 +138,9 @@ static int measure_all(const struct opts *o, const struct cli_global *g, struct 
 		for (int k = 0; k < o->ne; k++)
 			io_close(e[k]);
 	}
-	struct io_engine *s = rc || o->nofit ? NULL : io_open(o->engines[0], o->file, 8, 0, err);
-	if (!rc && !o->nofit && !s)
+	const int want_seq = !o->nofit || o->seq_only;
+	struct io_engine *s = rc || !want_seq ? NULL : io_open(o->engines[0], o->file, 8, 0, err);
+	if (!rc && want_seq && !s)
 		rc = err->code;
 	if (!rc && s && io_file_bytes(s) >= 4 << 20)
 		rc = calib_measure(s, 4 << 20, 1, o->seconds * 2, 0, &pts[n], err), n += !rc;
@@ -209,6 +211,7 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		{"seconds", required_argument, 0, 's'}, {"make-file", required_argument, 0, 'm'},
 		{"size", required_argument, 0, 'S'},	{"seed", required_argument, 0, 'r'},
 		{"no-fit", no_argument, 0, 'n'},	{"help", no_argument, 0, 'h'},
+		{"sequential", no_argument, 0, 'q'},
 		{0, 0, 0, 0},
 	};
 	struct opts o = {.nc = 9, .np = 7, .ne = 2, .seconds = 0.3, .seed = 1};
@@ -228,6 +231,7 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		case 'o': o.out = optarg; break;
 		case 'm': o.make = optarg; break;
 		case 'n': o.nofit = 1; break;
+		case 'q': o.seq_only = o.nofit = 1; break;
 		case 'c': if (parse_list("--chunks", optarg, 1, o.chunks, &o.nc)) return 2; break;
 		case 'p': if (parse_list("--parallelism", optarg, 0, o.par, &o.np)) return 2; break;
 		case 's': if (cli_double(VERB, "--seconds", optarg, 0.001, 3600, &o.seconds)) return 2; break;
