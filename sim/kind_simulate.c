@@ -29,6 +29,7 @@
 #include "sim/kinds.h"
 #include "sim/pertoken.h"
 #include "sim/sim.h"
+#include "traces/predictor.h"
 #include "traces/synth.h"
 
 #define REF_MAX 32
@@ -79,20 +80,26 @@ struct dev_entry {
 	struct device d;
 };
 
+struct pred_file {
+	char path[4096];
+	struct predictor *p;
+};
+
 #define INPUTS_MAX 64
 
 struct sim_ctx {
 	pthread_mutex_t lock;
 	struct input *in[INPUTS_MAX];
 	struct dev_entry *dev[INPUTS_MAX];
-	int nin, ndev;
+	struct pred_file *preds[INPUTS_MAX];
+	int nin, ndev, npreds;
 };
 
 /* Resolve a relative path against the directory of the file naming it. */
 static void resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
 		    const char *key)
 {
-	if (path[0] == '/' || !strcmp(path, "synth"))
+	if (!path[0] || path[0] == '/' || !strcmp(path, "synth"))
 		return;
 	for (size_t i = doc->n; i-- > 0;) {
 		const struct conf_entry *e = &doc->entries[i];
@@ -141,7 +148,10 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 	for (const struct conf_opt *o = exp_opts; !rc && o->name; o++)
 		if (!o->def && !((const char *)&pt->e + o->offset)[0])
 			rc = err_set(err, ERR_INVAL, "[experiment] %s: required key is missing", o->name);
+	if (!rc && pt->p.predictor == PRED_LOWRANK && !pt->p.predictor_file[0])
+		rc = err_set(err, ERR_INVAL, "[sim] predictor = lowrank needs predictor_file");
 	if (!rc) {
+		resolve(pt->p.predictor_file, sizeof pt->p.predictor_file, doc, "sim", "predictor_file");
 		resolve(pt->e.model, sizeof pt->e.model, doc, "experiment", "model");
 		resolve(pt->e.device, sizeof pt->e.device, doc, "experiment", "device");
 		resolve(pt->e.trace, sizeof pt->e.trace, doc, "experiment", "trace");
@@ -171,6 +181,10 @@ static void sim_ctx_free(void *ctx)
 	}
 	for (int i = 0; i < c->ndev; i++)
 		free(c->dev[i]);
+	for (int i = 0; i < c->npreds; i++) {
+		predictor_free(c->preds[i]->p);
+		free(c->preds[i]);
+	}
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -197,7 +211,10 @@ static struct input *load_input(const struct point *pt, struct lif_err *err)
 	if (!rc && !strcmp(pt->e.trace, "synth"))
 		in->t = synth_generate(&in->m, &pt->s, 1, err);
 	else if (!rc)
-		in->t = trace_load(pt->e.trace, TRACE_LOAD_MAGNITUDES, err);
+		in->t = trace_load(pt->e.trace,
+				   TRACE_LOAD_MAGNITUDES |
+					   (pt->p.predictor == PRED_LOWRANK ? TRACE_LOAD_INPUTS : 0),
+				   err);
 	if (!rc && in->t)
 		in->cache = sim_cache_new(in->t, &in->m, err);
 	if (rc || !in->t || !in->cache) {
@@ -214,7 +231,8 @@ static struct input *get_input(struct sim_ctx *c, const struct point *pt, struct
 	char key[8400], sk[2048] = "";
 	if (!strcmp(pt->e.trace, "synth"))
 		synth_key(&pt->s, sk, sizeof sk);
-	snprintf(key, sizeof key, "%s|%s|%s", pt->e.model, pt->e.trace, sk);
+	snprintf(key, sizeof key, "%s|%s|%s|%d", pt->e.model, pt->e.trace, sk,
+		 pt->p.predictor == PRED_LOWRANK);
 	struct input *found = NULL;
 	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < c->nin && !found; i++)
@@ -253,17 +271,44 @@ static const struct device *get_device(struct sim_ctx *c, const char *path, stru
 	return found;
 }
 
+/* The trained predictors of predictor_file, loaded once and registered with
+ * the input's simulator cache. */
+static int use_predictor(struct sim_ctx *c, struct input *in, const char *path, struct lif_err *err)
+{
+	struct pred_file *found = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->npreds && !found; i++)
+		if (!strcmp(c->preds[i]->path, path))
+			found = c->preds[i];
+	if (!found && c->npreds == INPUTS_MAX)
+		rc = err_set(err, ERR_RANGE, "more than %d predictor files in one sweep", INPUTS_MAX);
+	else if (!found) {
+		found = calloc(1, sizeof *found);
+		if (found && (found->p = predictor_load(path, err))) {
+			snprintf(found->path, sizeof found->path, "%s", path);
+			c->preds[c->npreds++] = found;
+		} else {
+			free(found);
+			found = NULL;
+			rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc ? rc : sim_cache_add_predictor(in->cache, path, found->p, err);
+}
+
 static int sim_check(void *ctx, const struct conf_doc *point, struct conf_doc *resolved,
 		     struct lif_err *err)
 {
 	struct point pt;
 	int rc = read_point(point, &pt, err);
-	const char *paths[3] = {pt.e.model, pt.e.device, pt.e.trace};
-	const char *names[3] = {"model", "device", "trace"};
-	for (int i = 0; !rc && i < 3; i++)
-		if (strcmp(paths[i], "synth") && access(paths[i], R_OK))
-			rc = err_set(err, ERR_IO, "[experiment] %s: %s: %s", names[i], paths[i],
-				     strerror(errno));
+	const char *paths[4] = {pt.e.model, pt.e.device, pt.e.trace, pt.p.predictor_file};
+	const char *names[4] = {"[experiment] model", "[experiment] device", "[experiment] trace",
+				"[sim] predictor_file"};
+	for (int i = 0; !rc && i < 4; i++)
+		if (paths[i][0] && strcmp(paths[i], "synth") && access(paths[i], R_OK))
+			rc = err_set(err, ERR_IO, "%s: %s: %s", names[i], paths[i], strerror(errno));
 	if (!rc)
 		rc = sweep_resolved_add_opts(resolved, exp_opts, &pt.e);
 	if (!rc && !strcmp(pt.e.trace, "synth"))
@@ -331,6 +376,8 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 	const struct device *dev = in ? get_device(c, pt.e.device, err) : NULL;
 	if (!rc && (!in || !dev))
 		rc = err->code ? err->code : ERR_IO;
+	if (!rc && pt.p.predictor == PRED_LOWRANK)
+		rc = use_predictor(c, in, pt.p.predictor_file, err);
 	struct sim_token *tok = NULL;
 	if (!rc && pt.e.per_token && sweep_row_dir(row) &&
 	    !(tok = malloc(in->t->meta.tokens * sizeof *tok)))

@@ -1,57 +1,15 @@
 #include "sim/layout.h"
 
+#include "traces/actlist.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #define NEIGHBOURS 4
 
-/* Active neuron ids of the first n tokens of one layer (CSR). */
-struct csr {
-	int64_t *start; /* (n + 1) */
-	int32_t *ids;
-};
-
-static void csr_free(struct csr *c)
-{
-	free(c->start);
-	free(c->ids);
-}
-
-static int csr_build(const struct trace *t, int layer, int64_t n, struct csr *c)
-{
-	int64_t total = 0;
-	c->start = malloc((n + 1) * sizeof *c->start);
-	for (int64_t k = 0; c->start && k < n; k++) {
-		const uint8_t *row = trace_active(t, layer, k);
-		for (int j = 0; j < t->row_bytes; j++)
-			total += __builtin_popcount(row[j]);
-	}
-	c->ids = malloc((total + 1) * sizeof *c->ids);
-	if (!c->start || !c->ids)
-		return ERR_NOMEM;
-	total = 0;
-	for (int64_t k = 0; k < n; k++) {
-		const uint8_t *row = trace_active(t, layer, k);
-		c->start[k] = total;
-		for (int j = 0; j < t->row_bytes; j++)
-			for (unsigned b = row[j]; b; b &= b - 1)
-				c->ids[total++] = j * 8 + __builtin_ctz(b);
-	}
-	c->start[n] = total;
-	return 0;
-}
-
-/* Activation counts (d) of neurons over the csr's tokens. */
-static void csr_counts(const struct csr *c, int64_t n, int64_t *counts, int d)
-{
-	memset(counts, 0, d * sizeof *counts);
-	for (int64_t p = 0; p < c->start[n]; p++)
-		counts[c->ids[p]]++;
-}
-
 /* The m neurons each neuron co-fires with most (-1 where none), ties to the
  * lower id. nbr is (d, m). */
-static int coact_neighbours(const struct csr *c, int64_t n, int d, int m, int32_t *nbr)
+static int coact_neighbours(const struct actlist *c, int64_t n, int d, int m, int32_t *nbr)
 {
 	int32_t *co = calloc(d, sizeof *co), *touched = malloc(d * sizeof *touched);
 	int64_t *first = malloc(d * sizeof *first), *next = NULL;
@@ -108,23 +66,21 @@ static int place_identity(struct layout *l, const struct trace *t, int train_tok
 	return 0;
 }
 
-/* Neurons of a layer sorted by decreasing count (ties by id). */
-static const int64_t *sort_counts;
-static int by_count_desc(const void *a, const void *b)
+/* Neurons sorted by decreasing count (ties by id). */
+static int by_count_desc(const void *a, const void *b, void *ctx)
 {
+	const int64_t *counts = ctx;
 	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-	if (sort_counts[x] != sort_counts[y])
-		return sort_counts[x] < sort_counts[y] ? 1 : -1;
+	if (counts[x] != counts[y])
+		return counts[x] < counts[y] ? 1 : -1;
 	return (x > y) - (x < y);
 }
 
-static void order_by_count(const int64_t *counts, int d, int32_t *order)
+void layout_order_by_count(const int64_t *counts, int d, int32_t *order)
 {
 	for (int i = 0; i < d; i++)
 		order[i] = i;
-	/* qsort with a file-static key: guarded by the caller's critical section */
-	sort_counts = counts;
-	qsort(order, d, sizeof *order, by_count_desc);
+	qsort_r(order, d, sizeof *order, by_count_desc, (void *)counts);
 }
 
 static int64_t train_len(const struct trace *t, int train_tokens)
@@ -136,16 +92,15 @@ static int64_t train_len(const struct trace *t, int train_tokens)
 static int place_layer(struct layout *l, const struct trace *t, int64_t n, int layer)
 {
 	const int d = l->d_ffn;
-	struct csr c = {0};
+	struct actlist c = {0};
 	int64_t *counts = malloc(d * sizeof *counts);
 	int32_t *order = malloc(d * sizeof *order), *nbr = NULL;
 	uint8_t *placed = calloc(d, 1);
 	int32_t *pos = l->pos + (size_t)layer * d;
-	int rc = counts && order && placed ? csr_build(t, layer, n, &c) : ERR_NOMEM;
+	int rc = counts && order && placed ? actlist_build(t, layer, n, &c) : ERR_NOMEM;
 	if (!rc) {
-		csr_counts(&c, n, counts, d);
-#pragma omp critical(layout_sort)
-		order_by_count(counts, d, order);
+		actlist_counts(&c, d, counts);
+		layout_order_by_count(counts, d, order);
 	}
 	if (!rc && l->kind != LAYOUT_HOT) {
 		nbr = malloc((size_t)d * NEIGHBOURS * sizeof *nbr);
@@ -177,7 +132,7 @@ static int place_layer(struct layout *l, const struct trace *t, int64_t n, int l
 			cur = nxt;
 		}
 	}
-	csr_free(&c);
+	actlist_free(&c);
 	free(counts), free(order), free(nbr), free(placed);
 	return rc;
 }

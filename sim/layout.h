@@ -66,6 +66,9 @@ struct layout *layout_new(int kind, const struct llm_desc *m, const struct trace
 			  int bundle, int train_tokens, int threads, struct lif_err *err);
 void layout_free(struct layout *l);
 
+/* order (d) = neuron ids by decreasing count, ties by id. */
+void layout_order_by_count(const int64_t *counts, int d, int32_t *order);
+
 /* Offset of slot `slot` of region r of layer `layer`. */
 static inline int64_t layout_offset(const struct layout *l, int layer, int region, int64_t slot)
 {

@@ -1,22 +1,12 @@
 #include "sim/pertoken.h"
 
+#include "traces/h5attr.h"
+
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static int put_str(hid_t f, const char *name, const char *v)
-{
-	hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
-	H5Tset_size(t, strlen(v) + 1);
-	hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-	herr_t rc = a < 0 ? -1 : H5Awrite(a, t, v);
-	if (a >= 0)
-		H5Aclose(a);
-	H5Sclose(sp);
-	H5Tclose(t);
-	return rc < 0;
-}
 
 int pertoken_write(const char *path, const char *point_id, const struct sim_token *tok,
 		   int64_t n, struct lif_err *err)
@@ -40,8 +30,8 @@ int pertoken_write(const char *path, const char *point_id, const struct sim_toke
 		hid_t d = H5Dcreate2(f, "tokens", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
 		hid_t a = H5Acreate2(f, "schema_version", H5T_NATIVE_INT, sc, H5P_DEFAULT, H5P_DEFAULT);
 		bad = d < 0 || a < 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0 ||
-		      H5Awrite(a, H5T_NATIVE_INT, &version) < 0 || put_str(f, "schema", PERTOKEN_SCHEMA) ||
-		      put_str(f, "columns", PERTOKEN_COLUMNS) || put_str(f, "point_id", point_id);
+		      H5Awrite(a, H5T_NATIVE_INT, &version) < 0 || h5attr_put_str(f, "schema", PERTOKEN_SCHEMA) ||
+		      h5attr_put_str(f, "columns", PERTOKEN_COLUMNS) || h5attr_put_str(f, "point_id", point_id);
 		if (a >= 0)
 			H5Aclose(a);
 		if (d >= 0)

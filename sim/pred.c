@@ -1,5 +1,7 @@
 #include "sim/pred.h"
 
+#include "traces/predictor.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,18 +235,35 @@ static int pred_random(const struct trace *t, const struct pred_params *p, int l
 	return pred_errs(t, p, layer, out, shortfall, 1, err);
 }
 
-static int pred_lowrank_missing(const struct trace *t, const struct pred_params *p, int layer,
-				uint8_t *out, int64_t *shortfall, struct lif_err *err)
+static int pred_lowrank(const struct trace *t, const struct pred_params *p, int layer,
+			uint8_t *out, int64_t *shortfall, struct lif_err *err)
 {
-	return err_set(err, ERR_INVAL, "the lowrank predictor needs a trained predictor file "
-		       "(sim.predictor_file); it is applied by the simulator, not here");
+	struct predictor_info info;
+	if (!p->lowrank)
+		return err_set(err, ERR_INVAL, "the lowrank predictor needs a trained predictor file "
+			       "([sim] predictor_file)");
+	if (!t->inputs)
+		return err_set(err, ERR_INVAL, "the lowrank predictor needs the trace's FFN inputs "
+			       "(record with --inputs)");
+	predictor_get_info(p->lowrank, &info);
+	if (info.layers != t->meta.layers || info.d_ffn != t->meta.d_ffn ||
+	    info.d_model != t->meta.d_model)
+		return err_set(err, ERR_INVAL, "the predictor is for %d layers x %d neurons from d_model %d, "
+			       "the trace has %d x %d from %d", info.layers, info.d_ffn, info.d_model,
+			       t->meta.layers, t->meta.d_ffn, t->meta.d_model);
+	if (!predictor_has_layer(p->lowrank, layer))
+		return pred_oracle(t, p, layer, out, shortfall, err);
+	const float *x = t->inputs + (size_t)layer * t->meta.tokens * t->meta.d_model;
+	if (predictor_apply_many(p->lowrank, layer, t->meta.tokens, x, out))
+		return err_set(err, ERR_NOMEM, "out of memory applying the predictor");
+	return 0;
 }
 
 static const struct pred_ops op_none = {"none", PRED_NONE, pred_none};
 static const struct pred_ops op_oracle = {"oracle", PRED_ORACLE, pred_oracle};
 static const struct pred_ops op_modeled = {"modeled", PRED_MODELED, pred_modeled};
 static const struct pred_ops op_random = {"random", PRED_RANDOM, pred_random};
-static const struct pred_ops op_lowrank = {"lowrank", PRED_LOWRANK, pred_lowrank_missing};
+static const struct pred_ops op_lowrank = {"lowrank", PRED_LOWRANK, pred_lowrank};
 
 const struct pred_ops *const pred_modes[] = {&op_none, &op_oracle, &op_modeled, &op_random,
 					     &op_lowrank, NULL};

@@ -11,8 +11,8 @@
  *            again next token, as a real low-rank predictor's mistakes are;
  *   random   the same rates with mistakes drawn independently per token (the
  *            naive error model; shows why correlated errors matter);
- *   lowrank  trained low-rank predictors applied to the trace's FFN inputs
- *            (needs traces/predictor.h; see pred_lowrank in sim.c).
+ *   lowrank  trained low-rank predictors (traces/predictor.h) applied to the
+ *            trace's FFN inputs; layers without one fall back to oracle.
  * Pure: no I/O.
  */
 #ifndef LIFSIM_PRED_H
@@ -27,11 +27,14 @@ enum pred_kind { PRED_NONE, PRED_ORACLE, PRED_MODELED, PRED_RANDOM, PRED_LOWRANK
 
 #define PRED_CHOICES "none|oracle|modeled|random|lowrank"
 
+struct predictor;
+
 struct pred_params {
 	int kind;       /* enum pred_kind */
 	double recall;  /* modeled/random: fraction of active neurons predicted */
 	double fp_rate; /* modeled/random: fraction of inactive neurons predicted */
 	uint64_t seed;  /* modeled/random: priorities and draws */
+	const struct predictor *lowrank; /* lowrank: the trained predictors (borrowed) */
 };
 
 /* What a predictor achieved over the whole trace. */

@@ -7,6 +7,7 @@
 
 #include "sim/planner.h"
 #include "sim/step.h"
+#include "traces/actlist.h"
 
 #define O(f) CONF_OFF(struct sim_params, f)
 const struct conf_opt sim_opts[] = {
@@ -20,6 +21,8 @@ const struct conf_opt sim_opts[] = {
 	 "modeled/random predictor: fraction of inactive neurons predicted (paper: about 0.07)"},
 	{"sim", "predictor_seed", CONF_I64, O(predictor_seed), 0, 0, "1", 0, 9.2e18, NULL,
 	 "seed of the predictor's mistakes (shared by points, so they differ only in their knobs)"},
+	{"sim", "predictor_file", CONF_STR, O(predictor_file), 512, 0, "", CONF_NOBOUNDS, NULL,
+	 "lowrank: trained predictors (lifsim predictor train), relative to the experiment"},
 	{"sim", "predictor_rank", CONF_INT, O(predictor_rank), 0, 0, "128", 0, 1 << 20, NULL,
 	 "rank of the low-rank predictor whose DRAM is counted (0: none)"},
 	{"sim", "window", CONF_INT, O(window), 0, 0, "5", 0, 1 << 20, NULL,
@@ -100,8 +103,38 @@ struct sim_cache {
 	struct layout_entry layouts[CACHE_MAX];
 	struct freq_entry freqs[CACHE_MAX];
 	struct decisions *dec[DECISIONS_MAX];
-	int npred, nlayout, nfreq, ndec;
+	char lowrank_path[CACHE_MAX][512];
+	const struct predictor *lowrank[CACHE_MAX];
+	int npred, nlayout, nfreq, ndec, nlowrank;
 };
+
+int sim_cache_add_predictor(struct sim_cache *c, const char *path, const struct predictor *p,
+			    struct lif_err *err)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = 0, i;
+	for (i = 0; i < c->nlowrank && strcmp(c->lowrank_path[i], path); i++)
+		;
+	if (i == c->nlowrank && c->nlowrank == CACHE_MAX)
+		rc = err_set(err, ERR_RANGE, "more than %d predictor files in one sweep", CACHE_MAX);
+	else if (i == c->nlowrank) {
+		snprintf(c->lowrank_path[i], sizeof c->lowrank_path[i], "%s", path);
+		c->lowrank[c->nlowrank++] = p;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static const struct predictor *find_lowrank(struct sim_cache *c, const char *path)
+{
+	const struct predictor *p = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->nlowrank && !p; i++)
+		if (!strcmp(c->lowrank_path[i], path))
+			p = c->lowrank[i];
+	pthread_mutex_unlock(&c->lock);
+	return p;
+}
 
 struct sim_cache *sim_cache_new(const struct trace *t, const struct llm_desc *m,
 				struct lif_err *err)
@@ -193,13 +226,16 @@ static const int64_t *cache_freq(struct sim_cache *c, int train, struct lif_err 
 		const struct trace *t = c->t;
 		int64_t n = train < t->meta.tokens ? train : t->meta.tokens;
 		int64_t *counts = calloc((size_t)t->meta.layers * t->meta.d_ffn, sizeof *counts);
-		for (int l = 0; counts && l < t->meta.layers; l++)
-			for (int64_t k = 0; k < n; k++) {
-				const uint8_t *row = trace_active(t, l, k);
-				for (int j = 0; j < t->row_bytes; j++)
-					for (unsigned b = row[j]; b; b &= b - 1)
-						counts[(size_t)l * t->meta.d_ffn + j * 8 + __builtin_ctz(b)]++;
+		for (int l = 0; counts && l < t->meta.layers; l++) {
+			struct actlist a;
+			if (actlist_build(t, l, n, &a)) {
+				free(counts);
+				counts = NULL;
+			} else {
+				actlist_counts(&a, t->meta.d_ffn, counts + (size_t)l * t->meta.d_ffn);
 			}
+			actlist_free(&a);
+		}
 		if (counts)
 			c->freqs[c->nfreq++] = (struct freq_entry){train, counts};
 		found = counts;
@@ -211,15 +247,6 @@ static const int64_t *cache_freq(struct sim_cache *c, int train, struct lif_err 
 }
 
 /* ---------------------------------------------------------------- pinning */
-
-static const int64_t *rank_counts;
-static int by_rank(const void *a, const void *b)
-{
-	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-	if (rank_counts[x] != rank_counts[y])
-		return rank_counts[x] < rank_counts[y] ? 1 : -1;
-	return (x > y) - (x < y);
-}
 
 /* Pinned neurons (layers, row_bytes) for a fraction of the FFN; counts per
  * neuron (hot policy). Returns the number pinned. */
@@ -234,15 +261,11 @@ static int64_t pin_neurons(const struct llm_desc *m, int policy, double frac,
 							  : (int64_t)llround(frac * d * (l + 1.0)) -
 								    (int64_t)llround(frac * d * (double)l);
 		want = want > d ? d : want;
-		for (int i = 0; i < d; i++)
-			order[i] = i;
-		if (counts) {
-#pragma omp critical(sim_rank)
-			{
-				rank_counts = counts + (size_t)l * d;
-				qsort(order, d, sizeof *order, by_rank);
-			}
-		}
+		if (counts)
+			layout_order_by_count(counts + (size_t)l * d, d, order);
+		else
+			for (int i = 0; i < d; i++)
+				order[i] = i;
 		for (int64_t k = 0; k < want; k++)
 			trace_set_bit(pinned + (size_t)l * rb, order[k]);
 		done += want;
@@ -708,7 +731,7 @@ static int point_models(const struct sim_cache *c, const struct sim_params *p, s
 }
 
 /* The decision key of a point (what decides, not what costs). */
-static void point_key(const struct sim_params *p, double pin_frac, int dtype,
+static void point_key(struct sim_cache *c, const struct sim_params *p, double pin_frac, int dtype,
 		      struct decision_key *key)
 {
 	memset(key, 0, sizeof *key);
@@ -730,6 +753,8 @@ static void point_key(const struct sim_params *p, double pin_frac, int dtype,
 		key->pred.recall = p->recall, key->pred.fp_rate = p->fp_rate;
 		key->pred.seed = (uint64_t)p->predictor_seed;
 	}
+	if (p->predictor == PRED_LOWRANK)
+		key->pred.lowrank = find_lowrank(c, p->predictor_file);
 	key->window = p->window, key->layout = p->layout, key->bundle = p->bundle;
 	key->merge = p->merge, key->max_gap = p->merge ? p->max_gap : -1;
 }
@@ -744,7 +769,7 @@ int sim_inputs_get(struct sim_cache *c, const struct sim_params *p, double pin_f
 	int rc = point_models(c, p, &out->stored, &out->dram, err);
 	if (rc)
 		return rc;
-	point_key(p, pin_frac, out->stored.dtype, &key);
+	point_key(c, p, pin_frac, out->stored.dtype, &key);
 	const struct pred_entry *pe = cache_pred(c, &key.pred, threads, err);
 	out->layout = pe ? cache_layout(c, &out->stored, key.layout, key.bundle, key.train, threads, err)
 			 : NULL;
@@ -772,7 +797,7 @@ static int run_once(struct sim_cache *c, const struct device *dev, const struct 
 	int rc = point_models(c, p, &ms, &mc, err);
 	if (rc)
 		return rc;
-	point_key(p, pin_frac, ms.dtype, &key);
+	point_key(c, p, pin_frac, ms.dtype, &key);
 	const struct decisions *dc = cache_decisions(c, &key, &ms, threads, err);
 	if (!dc)
 		return err->code ? err->code : ERR_NOMEM;

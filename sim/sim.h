@@ -18,8 +18,9 @@
  *                               (predicted last at t-window), copying the
  *                               last rows into the holes (sim/memman.h);
  *   5. compute                = dense parts plus the FFN over the rows in use
- *                               (`ffn_rows = window`, the paper's matrix) or
- *                               only the predicted rows (`predicted`).
+ *                               (`ffn_rows = window`, the paper's matrix, plus
+ *                               the predicted pinned neurons) or only the
+ *                               predicted rows (`predicted`).
  * So the window holds s_agg(k) of the predicted sets after each token and a
  * token loads s_agg(k+1) - s_agg(k) in steady state (traces/stats.h).
  * strategy = naive reads every non-resident weight each token (the whole
@@ -44,6 +45,8 @@
 #include "sim/pred.h"
 #include "traces/trace.h"
 
+struct predictor;
+
 enum sim_strategy { SIM_SPARSE, SIM_NAIVE };
 enum sim_hybrid_policy { SIM_HYBRID_HOT, SIM_HYBRID_FIRST };
 enum sim_ffn_rows { SIM_ROWS_WINDOW, SIM_ROWS_PREDICTED };
@@ -55,6 +58,7 @@ struct sim_params {
 	double recall;         /* modeled/random predictor */
 	double fp_rate;
 	int64_t predictor_seed;
+	char predictor_file[512]; /* lowrank: trained predictors (registered with the cache) */
 	int predictor_rank;    /* rank of the predictor whose DRAM is counted */
 	int window;            /* k: tokens whose neurons stay resident */
 	int layout;            /* enum layout_kind */
@@ -115,6 +119,12 @@ struct sim_cache;
 struct sim_cache *sim_cache_new(const struct trace *t, const struct llm_desc *m,
 				struct lif_err *err);
 void sim_cache_free(struct sim_cache *c);
+
+/* Make the trained predictors p (borrowed; outlive the cache) known under
+ * path, for points with predictor = lowrank and predictor_file = path. The
+ * caller loads the file: the core does no I/O. */
+int sim_cache_add_predictor(struct sim_cache *c, const char *path, const struct predictor *p,
+			    struct lif_err *err);
 
 /* Run one point. per_token (may be NULL) receives trace->tokens entries.
  * threads: for building cached inputs. */

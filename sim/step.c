@@ -59,7 +59,7 @@ static void winor_push(struct winor *w, const uint64_t *q, uint64_t *u)
 /* One layer's state. */
 struct step_layer {
 	const struct layout *layout;
-	int layer, d, rb, nw, pinned_count;
+	int layer, d, rb, nw;
 	uint64_t *words;    /* 5 bit sets of nw + 1 words: predicted, pinned, need, R, U */
 	int32_t *dying;     /* (d) */
 	struct memman_move *moves;
@@ -118,8 +118,6 @@ struct step_layer *step_layer_new(const struct layout *layout, int layer, int64_
 	}
 	if (pinned)
 		load_words(SET(s, 1), pinned, s->rb, s->nw);
-	for (int j = 0; j < s->nw; j++)
-		s->pinned_count += __builtin_popcountll(SET(s, 1)[j]);
 	return s;
 }
 
@@ -128,11 +126,12 @@ int step_layer_next(struct step_layer *s, const uint8_t *pred_row, struct step_o
 {
 	const int nw = s->nw;
 	uint64_t *P = SET(s, 0), *pin = SET(s, 1), *need = SET(s, 2), *R = SET(s, 3), *U = SET(s, 4);
-	int64_t nload = 0, npred = 0, ndie = 0;
+	int64_t nload = 0, npred = 0, ndie = 0, npinned = 0;
 	/* 1: what must be read: predicted, not pinned, not in the window */
 	load_words(P, pred_row, s->rb, nw);
 	for (int j = 0; j < nw; j++) {
 		npred += __builtin_popcountll(P[j]);
+		npinned += __builtin_popcountll(P[j] & pin[j]);
 		P[j] &= ~pin[j];
 		need[j] = P[j] & ~R[j];
 		nload += __builtin_popcountll(need[j]);
@@ -145,7 +144,7 @@ int step_layer_next(struct step_layer *s, const uint8_t *pred_row, struct step_o
 	for (int j = 0; j < nw; j++)
 		for (uint64_t b = need[j]; b; b &= b - 1)
 			memman_insert(s->mm, j * 64 + __builtin_ctzll(b));
-	out->used_rows = s->mm->used + s->pinned_count;
+	out->used_rows = s->mm->used + (int32_t)npinned;
 	/* 4: the window moves on; delete what leaves it */
 	winor_push(&s->win, P, U);
 	for (int j = 0; j < nw; j++) {

@@ -33,7 +33,8 @@ struct step_out {
 	int64_t nload;                  /* neurons loaded (bits of need) */
 	int32_t first_row;              /* matrix row of the first loaded neuron */
 	const struct planner *plan;     /* the reads (layer-relative offsets: see layout.h) */
-	int32_t used_rows;              /* rows in use during the token, plus the pinned */
+	int32_t used_rows;              /* rows in use during the token, plus the predicted
+					   pinned ones (the pinned block is computed sparsely) */
 	const struct memman_move *moves;/* copies after the token, in order */
 	int nmoves;
 	int64_t ndie;                   /* neurons that left the window */

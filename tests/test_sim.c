@@ -294,7 +294,7 @@ Test(sim, predictor_modes_hit_their_rates_and_modeled_mistakes_persist)
 	struct trace *t = opt_trace(&m, 1, 200);
 	struct lif_err e = {0};
 	struct pred_quality q;
-	struct pred_params p = {PRED_ORACLE, 1, 0, 1};
+	struct pred_params p = {PRED_ORACLE, 1, 0, 1, NULL};
 	uint8_t *s = pred_sets(t, &p, 1, &q, &e);
 	cr_assert(s, "%s", e.msg);
 	cr_expect_eq(memcmp(s, t->bits, (size_t)t->meta.tokens * t->row_bytes), 0);
@@ -303,7 +303,7 @@ Test(sim, predictor_modes_hit_their_rates_and_modeled_mistakes_persist)
 	s = pred_sets(t, &p, 1, &q, &e);
 	cr_expect_float_eq(q.predicted_frac, 1.0, 1e-12);
 	free(s);
-	p = (struct pred_params){PRED_MODELED, 0.95, 0.07, 3};
+	p = (struct pred_params){PRED_MODELED, 0.95, 0.07, 3, NULL};
 	uint8_t *mod = pred_sets(t, &p, 1, &q, &e);
 	cr_assert(mod, "%s", e.msg);
 	cr_expect(fabs(q.recall - 0.95) < 0.005, "recall %g", q.recall);
@@ -542,4 +542,49 @@ Test(sim, per_token_detail_is_written_and_printed_as_csv)
 	cr_expect_eq(lines, 61); /* header + 60 tokens */
 	cr_expect_neq(tu_lifsim(out, sizeof out, "tokens %s", x), 0);
 	cr_expect(strstr(out, "not a readable HDF5 file"), "%s", out);
+}
+
+Test(sim, a_sweep_uses_trained_low_rank_predictors_on_a_recorded_trace)
+{
+	char out[16384], text[2048], prompt[512], trace[512], pred[512];
+	/* tu_path's buffers rotate: keep copies */
+	snprintf(prompt, sizeof prompt, "%s", tu_write("prompt.txt", "The Debian system is a free "
+						       "operating system. It includes packages for many "
+						       "architectures and the tools to manage them."));
+	snprintf(trace, sizeof trace, "%s", tu_path("rec.h5"));
+	snprintf(pred, sizeof pred, "%s", tu_path("pred.h5"));
+	cr_assert_eq(tu_lifsim(out, sizeof out, "-q record --model %s --prompt-file %s --generate 60 "
+						"--inputs -o %s", tu_src("traces/tinylm"), prompt, trace), 0, "%s", out);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "-q predictor train %s --rank 8 --holdout 0.25 -o %s",
+			       trace, pred), 0, "%s", out);
+	snprintf(text, sizeof text,
+		 "[experiment]\nmodel = %s\ndevice = %s\ntrace = %s\n[sim]\npredictor = oracle, lowrank\n"
+		 "predictor_file = %s\nwindow = 2\n", tu_src("models/llms/tinylm.ini"),
+		 tu_src("models/devices/m1max.ini"), trace, pred);
+	const char *x = tu_write("lowrank.ini", text);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "-q sweep %s -o %s", x, tu_path("lr")), 0, "%s", out);
+	char path[512];
+	snprintf(path, sizeof path, "%s/results.csv", tu_path("lr"));
+	FILE *f = fopen(path, "r");
+	cr_assert(f);
+	char line[8192];
+	int rows = 0, imperfect = 0;
+	cr_assert(fgets(line, sizeof line, f));
+	while (fgets(line, sizeof line, f)) {
+		rows++;
+		imperfect += strstr(line, ",lowrank,") != NULL && strstr(line, ",1,0,") == NULL;
+	}
+	fclose(f);
+	cr_expect_eq(rows, 2);
+	cr_expect_eq(imperfect, 1, "the lowrank row should have its own recall and fp rate");
+	/* without inputs in the trace, lowrank is a clear error */
+	cr_assert_eq(tu_lifsim(out, sizeof out, "-q record --model %s --prompt-file %s --generate 4 -o %s",
+			       tu_src("traces/tinylm"), prompt, tu_path("noin.h5")), 0, "%s", out);
+	snprintf(text, sizeof text,
+		 "[experiment]\nmodel = %s\ndevice = %s\ntrace = %s\n[sim]\npredictor = lowrank\n"
+		 "predictor_file = %s\n", tu_src("models/llms/tinylm.ini"),
+		 tu_src("models/devices/m1max.ini"), tu_path("noin.h5"), pred);
+	x = tu_write("noin.ini", text);
+	cr_expect_neq(tu_lifsim(out, sizeof out, "-q sweep %s -o %s", x, tu_path("lr2")), 0);
+	cr_expect(strstr(out, "needs the trace's FFN inputs"), "%s", out);
 }

@@ -277,3 +277,22 @@ Test(trace, band_codes_map_to_levels_by_distance_from_threshold)
 		cr_expect_eq(trace_level_of_code(trace_mag_encode(z, m)), trace_level_of_z((float)z, (float)m),
 			     "z=%g", z);
 }
+
+Test(trace, null_padded_strings_as_h5py_writes_them_keep_their_last_character)
+{
+	const char *p = tu_path("nullpad.h5");
+	write_trace(p, 5, 0, 0);
+	hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+	cr_assert(H5Adelete(f, "model") >= 0);
+	hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+	H5Tset_size(t, 4);
+	H5Tset_strpad(t, H5T_STR_NULLPAD);
+	hid_t a = H5Acreate2(f, "model", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+	cr_assert(H5Awrite(a, t, "abcd") >= 0);
+	H5Aclose(a), H5Sclose(sp), H5Tclose(t), H5Fclose(f);
+	struct lif_err e = {0};
+	struct trace *tr = trace_load(p, 0, &e);
+	cr_assert(tr, "%s", e.msg);
+	cr_expect_str_eq(tr->meta.model, "abcd");
+	trace_free(tr);
+}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sim/atomic.h"
+#include "traces/actlist.h"
 
 const double stats_freq_edges[STATS_FREQ_BINS] = {0, 0.001, 0.01, 0.03, 0.1, 0.3, 0.6, 1.0};
 const double stats_top_fracs[STATS_TOP_SHARES] = {0.001, 0.01, 0.05, 0.1, 0.2, 0.5};
@@ -17,46 +18,8 @@ void stats_default_opts(struct stats_opts *o)
 	o->seed = 1;
 }
 
-/* Active neuron ids of one layer, per token (CSR). */
-struct active_lists {
-	int64_t *start; /* (tokens + 1) */
-	int32_t *ids;   /* (total active) */
-};
-
-static void lists_free(struct active_lists *a)
-{
-	free(a->start);
-	free(a->ids);
-}
-
-static int lists_build(const struct trace *t, int layer, struct active_lists *a)
-{
-	const int64_t T = t->meta.tokens;
-	const int rb = t->row_bytes;
-	int64_t total = 0;
-	a->start = malloc((T + 1) * sizeof *a->start);
-	for (int64_t k = 0; a->start && k < T; k++) {
-		const uint8_t *row = trace_active(t, layer, k);
-		for (int j = 0; j < rb; j++)
-			total += __builtin_popcount(row[j]);
-	}
-	a->ids = malloc((total + 1) * sizeof *a->ids);
-	if (!a->start || !a->ids)
-		return ERR_NOMEM;
-	int64_t n = 0;
-	for (int64_t k = 0; k < T; k++) {
-		const uint8_t *row = trace_active(t, layer, k);
-		a->start[k] = n;
-		for (int j = 0; j < rb; j++)
-			for (unsigned b = row[j]; b; b &= b - 1)
-				a->ids[n++] = j * 8 + __builtin_ctz(b);
-	}
-	a->start[T] = n;
-	return 0;
-}
-
 /* Windowed statistics of one layer: s_agg(k), load(k) by age histograms. */
-static int layer_windows(const struct trace *t, const struct active_lists *a, int max_k,
+static int layer_windows(const struct trace *t, const struct actlist *a, int max_k,
 			 struct stats_layer *out)
 {
 	const int64_t T = t->meta.tokens;
@@ -152,7 +115,7 @@ static int layer_frequency(const int64_t *counts, int d, int64_t T, struct stats
 }
 
 /* Closest friends of a seeded sample of neurons. */
-static int layer_friends(const struct trace *t, const struct active_lists *a,
+static int layer_friends(const struct trace *t, const struct actlist *a,
 			 const int64_t *counts, int64_t hot_cut, const struct stats_opts *o,
 			 int layer, struct stats_layer *out)
 {
@@ -219,19 +182,19 @@ out:
 static int stats_layer_compute(const struct trace *t, const struct stats_opts *o, int layer,
 			       int max_k, struct stats_layer *out)
 {
-	struct active_lists a = {0};
+	struct actlist a = {0};
 	const int d = t->meta.d_ffn;
 	int64_t *counts = calloc(d, sizeof *counts), hot_cut = 0;
-	int rc = counts ? lists_build(t, layer, &a) : ERR_NOMEM;
-	for (int64_t p = 0; !rc && p < a.start[t->meta.tokens]; p++)
-		counts[a.ids[p]]++;
+	int rc = counts ? actlist_build(t, layer, t->meta.tokens, &a) : ERR_NOMEM;
+	if (!rc)
+		actlist_counts(&a, d, counts);
 	if (!rc)
 		rc = layer_windows(t, &a, max_k, out);
 	if (!rc)
 		rc = layer_frequency(counts, d, t->meta.tokens, out, &hot_cut);
 	if (!rc && o->coact_samples > 0)
 		rc = layer_friends(t, &a, counts, hot_cut, o, layer, out);
-	lists_free(&a);
+	actlist_free(&a);
 	free(counts);
 	return rc;
 }

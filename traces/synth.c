@@ -3,6 +3,7 @@
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,24 +78,25 @@ static void gen_normals(struct rng_stream *rng, const struct rng_normal_table *n
 		v[i] = nt->z[r & mask];
 }
 
-/* Mean activation probability of the capped power law with scale c. */
-static double mean_prob(double c, int d, double alpha, double r0, double p_max)
+/* Mean activation probability of the capped power law with scale c;
+ * base[r] = (r + 1 + r0)^-alpha. */
+static double mean_prob(double c, const double *base, int d, double p_max)
 {
 	double s = 0;
 	for (int r = 0; r < d; r++) {
-		double p = c * pow(r + 1 + r0, -alpha);
+		double p = c * base[r];
 		s += p < p_max ? p : p_max;
 	}
 	return s / d;
 }
 
 /* Scale c so the layer's mean activation probability equals density. */
-static double solve_scale(int d, double density, const struct synth_params *p)
+static double solve_scale(const double *base, int d, double density, const struct synth_params *p)
 {
 	double lo = -60, hi = 60; /* log c */
 	for (int it = 0; it < 100; it++) {
 		double mid = 0.5 * (lo + hi);
-		if (mean_prob(exp(mid), d, p->alpha, p->r0, p->p_max) < density)
+		if (mean_prob(exp(mid), base, d, p->p_max) < density)
 			lo = mid;
 		else
 			hi = mid;
@@ -126,15 +128,18 @@ static int gen_init(struct layer_gen *lg, int d, double density, const struct sy
 	lg->g = malloc(lg->ngroups * sizeof *lg->g);
 	lg->grp = malloc(d * sizeof *lg->grp);
 	int32_t *perm = malloc(d * sizeof *perm);
-	if (!lg->mu || !lg->e || !lg->n || !lg->g || !lg->grp || !perm) {
-		free(perm);
+	double *base = malloc(d * sizeof *base);
+	if (!lg->mu || !lg->e || !lg->n || !lg->g || !lg->grp || !perm || !base) {
+		free(perm), free(base);
 		return ERR_NOMEM;
 	}
 	/* frequency: each neuron gets the power-law probability of a random rank */
-	double c = solve_scale(d, density, p);
+	for (int r = 0; r < d; r++)
+		base[r] = pow(r + 1 + p->r0, -p->alpha);
+	double c = solve_scale(base, d, density, p);
 	shuffle(perm, d, &lg->rng);
 	for (int i = 0; i < d; i++) {
-		double pr = c * pow(perm[i] + 1 + p->r0, -p->alpha);
+		double pr = c * base[perm[i]];
 		pr = pr < p->p_max ? pr : p->p_max;
 		lg->mu[i] = (float)gsl_cdf_ugaussian_Pinv(pr < 1e-9 ? 1e-9 : pr);
 	}
@@ -145,7 +150,7 @@ static int gen_init(struct layer_gen *lg, int d, double density, const struct sy
 	/* stationary start */
 	gen_normals(&lg->rng, nt, lg->e, d);
 	gen_normals(&lg->rng, nt, lg->g, lg->ngroups);
-	free(perm);
+	free(perm), free(base);
 	return 0;
 }
 
@@ -185,8 +190,8 @@ static inline void pack8(const float *z, float m, uint8_t *act, uint8_t *b0, uin
 }
 
 /* Threshold and band levels of a row of latents: bits (rb), band (2 rb). */
-__attribute__((target_clones("avx2", "default"))) static void gen_pack(
-	const float *z, int d, float m, uint8_t *restrict row, uint8_t *restrict band)
+static void gen_pack_scalar(const float *z, int d, float m, uint8_t *restrict row,
+			    uint8_t *restrict band)
 {
 	const int rb = trace_row_bytes(d), full = d / 8;
 	uint8_t b0, b1, dummy[2];
@@ -199,6 +204,45 @@ __attribute__((target_clones("avx2", "default"))) static void gen_pack(
 		if (band)
 			band[full] = b0, band[rb + full] = b1;
 	}
+}
+
+/* The same with AVX2: 8 comparisons and a movemask per output byte. Gives
+ * the same bytes as the scalar version (the same float comparisons). */
+__attribute__((target("avx2"))) static void gen_pack_avx2(const float *z, int d, float m,
+							  uint8_t *restrict row,
+							  uint8_t *restrict band)
+{
+	const int rb = trace_row_bytes(d), full = d / 8;
+	const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
+	const __m256 m1 = _mm256_set1_ps(m), m2 = _mm256_set1_ps(m * (2.0f / 3));
+	const __m256 m3 = _mm256_set1_ps(m * (1.0f / 3));
+	for (int j = 0; j < full; j++) {
+		__m256 v = _mm256_loadu_ps(z + 8 * j), a = _mm256_andnot_ps(sign, v);
+		row[j] = (uint8_t)_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ));
+		if (!band)
+			continue;
+		unsigned c1 = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a, m1, _CMP_LT_OQ));
+		unsigned c2 = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a, m2, _CMP_LT_OQ));
+		unsigned c3 = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a, m3, _CMP_LT_OQ));
+		band[j] = (uint8_t)((c1 & ~c2) | c3);
+		band[rb + j] = (uint8_t)c2;
+	}
+	if (full < rb) { /* the tail byte as the scalar version does it */
+		uint8_t b0, b1;
+		float tail[8] = {-1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f};
+		memcpy(tail, z + 8 * full, (size_t)(d - 8 * full) * sizeof *tail);
+		pack8(tail, m, &row[full], &b0, &b1);
+		if (band)
+			band[full] = b0, band[rb + full] = b1;
+	}
+}
+
+static void gen_pack(const float *z, int d, float m, uint8_t *row, uint8_t *band)
+{
+	if (__builtin_cpu_supports("avx2"))
+		gen_pack_avx2(z, d, m, row, band);
+	else
+		gen_pack_scalar(z, d, m, row, band);
 }
 
 /* Advance n tokens; write packed bits (n, rb) and, if band, level planes (n, 2 rb). */

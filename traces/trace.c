@@ -1,5 +1,7 @@
 #include "traces/trace.h"
 
+#include "traces/h5attr.h"
+
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
@@ -47,83 +49,6 @@ double trace_mag_decode(uint8_t q, double margin)
 	if (q >= TRACE_MAG_ZERO)
 		return (q - 128 + 0.5) * margin / 128.0;
 	return (q - 1 + 0.5) * margin / 127.0 - margin;
-}
-
-/* ---------------------------------------------------------------- attributes */
-
-static int attr_write(hid_t obj, const char *name, hid_t type, hsize_t n, const void *v)
-{
-	hid_t sp = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
-	hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-	herr_t rc = a < 0 ? -1 : H5Awrite(a, type, v);
-	if (a >= 0)
-		H5Aclose(a);
-	H5Sclose(sp);
-	return rc < 0 ? -1 : 0;
-}
-
-static int attr_write_str(hid_t obj, const char *name, const char *s)
-{
-	hid_t t = H5Tcopy(H5T_C_S1);
-	H5Tset_size(t, strlen(s) + 1);
-	H5Tset_strpad(t, H5T_STR_NULLTERM);
-	int rc = attr_write(obj, name, t, 0, s);
-	H5Tclose(t);
-	return rc;
-}
-
-/* Overwrite an existing scalar attribute or create it. */
-static int attr_put_i64(hid_t obj, const char *name, int64_t v)
-{
-	if (H5Aexists(obj, name) > 0) {
-		hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-		herr_t rc = H5Awrite(a, H5T_NATIVE_INT64, &v);
-		H5Aclose(a);
-		return rc < 0 ? -1 : 0;
-	}
-	return attr_write(obj, name, H5T_NATIVE_INT64, 0, &v);
-}
-
-/* Read a numeric attribute of n elements; -1 if absent or the wrong size. */
-static int attr_read(hid_t obj, const char *name, hid_t memtype, hsize_t n, void *v)
-{
-	if (H5Aexists(obj, name) <= 0)
-		return -1;
-	hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-	hid_t sp = H5Aget_space(a);
-	hssize_t np = H5Sget_simple_extent_npoints(sp);
-	H5T_class_t cls = H5Tget_class(H5Aget_type(a));
-	herr_t rc = -1;
-	if ((hsize_t)np == (n ? n : 1) && (cls == H5T_INTEGER || cls == H5T_FLOAT))
-		rc = H5Aread(a, memtype, v);
-	H5Sclose(sp);
-	H5Aclose(a);
-	return rc < 0 ? -1 : 0;
-}
-
-static int attr_read_str(hid_t obj, const char *name, char *buf, size_t cap)
-{
-	buf[0] = '\0';
-	if (H5Aexists(obj, name) <= 0)
-		return -1;
-	hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-	hid_t ft = H5Aget_type(a);
-	int rc = -1;
-	if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
-		size_t sz = H5Tget_size(ft);
-		char *tmp = calloc(1, sz + 1);
-		hid_t mt = H5Tcopy(H5T_C_S1);
-		H5Tset_size(mt, sz);
-		if (tmp && H5Aread(a, mt, tmp) >= 0) {
-			snprintf(buf, cap, "%s", tmp);
-			rc = 0;
-		}
-		H5Tclose(mt);
-		free(tmp);
-	}
-	H5Tclose(ft);
-	H5Aclose(a);
-	return rc;
 }
 
 /* ---------------------------------------------------------------- writer */
@@ -178,20 +103,20 @@ static int write_root_attrs(struct trace_writer *w)
 	double thr = m->threshold;
 	uint64_t seed = m->seed;
 	int32_t dims[3] = {m->layers, m->d_ffn, m->d_model};
-	rc |= attr_write_str(w->file, "schema", TRACE_SCHEMA);
-	rc |= attr_write(w->file, "schema_version", H5T_NATIVE_INT, 0, &v);
-	rc |= attr_write_str(w->file, "model", m->model);
-	rc |= attr_write(w->file, "layers", H5T_NATIVE_INT32, 0, &dims[0]);
-	rc |= attr_write(w->file, "d_ffn", H5T_NATIVE_INT32, 0, &dims[1]);
-	rc |= attr_write(w->file, "d_model", H5T_NATIVE_INT32, 0, &dims[2]);
-	rc |= attr_put_i64(w->file, "tokens", 0);
-	rc |= attr_write_str(w->file, "source",
+	rc |= h5attr_put_str(w->file, "schema", TRACE_SCHEMA);
+	rc |= h5attr_put(w->file, "schema_version", H5T_NATIVE_INT, 0, &v);
+	rc |= h5attr_put_str(w->file, "model", m->model);
+	rc |= h5attr_put(w->file, "layers", H5T_NATIVE_INT32, 0, &dims[0]);
+	rc |= h5attr_put(w->file, "d_ffn", H5T_NATIVE_INT32, 0, &dims[1]);
+	rc |= h5attr_put(w->file, "d_model", H5T_NATIVE_INT32, 0, &dims[2]);
+	rc |= h5attr_set_i64(w->file, "tokens", 0);
+	rc |= h5attr_put_str(w->file, "source",
 			     m->source == TRACE_SOURCE_RECORDED ? "recorded" : "synthetic");
-	rc |= attr_write_str(w->file, "generator", m->generator);
-	rc |= attr_write(w->file, "seed", H5T_NATIVE_UINT64, 0, &seed);
-	rc |= attr_write(w->file, "threshold", H5T_NATIVE_DOUBLE, 0, &thr);
+	rc |= h5attr_put_str(w->file, "generator", m->generator);
+	rc |= h5attr_put(w->file, "seed", H5T_NATIVE_UINT64, 0, &seed);
+	rc |= h5attr_put(w->file, "threshold", H5T_NATIVE_DOUBLE, 0, &thr);
 	if (m->has & TRACE_HAS_MAGNITUDES)
-		rc |= attr_write(w->file, "band_margin", H5T_NATIVE_DOUBLE,
+		rc |= h5attr_put(w->file, "band_margin", H5T_NATIVE_DOUBLE,
 				 (hsize_t)m->layers, m->mag_margin);
 	return rc;
 }
@@ -264,7 +189,7 @@ int trace_writer_set_text(struct trace_writer *w, const char *name, const char *
 {
 	if (H5Aexists(w->file, name) > 0 && H5Adelete(w->file, name) < 0)
 		return err_set(err, ERR_IO, "%s: cannot replace attribute %s", w->tmp, name);
-	if (attr_write_str(w->file, name, value))
+	if (h5attr_put_str(w->file, name, value))
 		return err_set(err, ERR_IO, "%s: cannot write attribute %s", w->tmp, name);
 	return 0;
 }
@@ -380,7 +305,7 @@ int trace_writer_append_many(struct trace_writer *w, int64_t n, const int32_t *t
 	w->since_flush += n;
 	if ((w->flags & TRACE_WRITE_STREAMING) && w->since_flush >= 16) {
 		w->since_flush = 0;
-		if (attr_put_i64(w->file, "tokens", w->meta.tokens) || H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
+		if (h5attr_set_i64(w->file, "tokens", w->meta.tokens) || H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
 			return err_set(err, ERR_IO, "%s: cannot flush", w->tmp);
 	}
 	return 0;
@@ -425,7 +350,7 @@ static void writer_close_handles(struct trace_writer *w)
 int trace_writer_close(struct trace_writer *w, struct lif_err *err)
 {
 	int rc = 0;
-	if (attr_put_i64(w->file, "tokens", w->meta.tokens))
+	if (h5attr_set_i64(w->file, "tokens", w->meta.tokens))
 		rc = err_set(err, ERR_IO, "%s: cannot write the tokens attribute", w->tmp);
 	writer_close_handles(w);
 	if (!rc && !(w->flags & TRACE_WRITE_STREAMING) && rename(w->tmp, w->path))
@@ -453,26 +378,26 @@ static int read_meta(hid_t f, const char *path, struct trace_meta *m, struct lif
 	char schema[64], source[32];
 	int version;
 	memset(m, 0, sizeof *m);
-	if (attr_read_str(f, "schema", schema, sizeof schema) || strcmp(schema, TRACE_SCHEMA))
+	if (h5attr_get_str(f, "schema", schema, sizeof schema) || strcmp(schema, TRACE_SCHEMA))
 		return err_set(err, ERR_FORMAT, "%s: not a lifsim trace (schema attribute is not '%s')",
 			       path, TRACE_SCHEMA);
-	if (attr_read(f, "schema_version", H5T_NATIVE_INT, 0, &version))
+	if (h5attr_get(f, "schema_version", H5T_NATIVE_INT, 0, &version))
 		return err_set(err, ERR_FORMAT, "%s: missing schema_version attribute", path);
 	if (version != TRACE_SCHEMA_VERSION)
 		return err_set(err, ERR_FORMAT, "%s: trace schema version %d, this lifsim reads %d",
 			       path, version, TRACE_SCHEMA_VERSION);
 	int32_t layers, d_ffn, d_model;
-	if (attr_read(f, "layers", H5T_NATIVE_INT32, 0, &layers) ||
-	    attr_read(f, "d_ffn", H5T_NATIVE_INT32, 0, &d_ffn) ||
-	    attr_read(f, "d_model", H5T_NATIVE_INT32, 0, &d_model) ||
-	    attr_read(f, "tokens", H5T_NATIVE_INT64, 0, &m->tokens) ||
-	    attr_read(f, "seed", H5T_NATIVE_UINT64, 0, &m->seed) ||
-	    attr_read(f, "threshold", H5T_NATIVE_DOUBLE, 0, &m->threshold) ||
-	    attr_read_str(f, "source", source, sizeof source) ||
-	    attr_read_str(f, "model", m->model, sizeof m->model))
+	if (h5attr_get(f, "layers", H5T_NATIVE_INT32, 0, &layers) ||
+	    h5attr_get(f, "d_ffn", H5T_NATIVE_INT32, 0, &d_ffn) ||
+	    h5attr_get(f, "d_model", H5T_NATIVE_INT32, 0, &d_model) ||
+	    h5attr_get(f, "tokens", H5T_NATIVE_INT64, 0, &m->tokens) ||
+	    h5attr_get(f, "seed", H5T_NATIVE_UINT64, 0, &m->seed) ||
+	    h5attr_get(f, "threshold", H5T_NATIVE_DOUBLE, 0, &m->threshold) ||
+	    h5attr_get_str(f, "source", source, sizeof source) ||
+	    h5attr_get_str(f, "model", m->model, sizeof m->model))
 		return err_set(err, ERR_FORMAT, "%s: a required root attribute is missing or malformed "
 			       "(layers, d_ffn, d_model, tokens, seed, threshold, source, model)", path);
-	attr_read_str(f, "generator", m->generator, sizeof m->generator);
+	h5attr_get_str(f, "generator", m->generator, sizeof m->generator);
 	m->layers = layers, m->d_ffn = d_ffn, m->d_model = d_model;
 	m->source = !strcmp(source, "recorded") ? TRACE_SOURCE_RECORDED : TRACE_SOURCE_SYNTHETIC;
 	if (strcmp(source, "recorded") && strcmp(source, "synthetic"))
@@ -488,7 +413,7 @@ static int read_meta(hid_t f, const char *path, struct trace_meta *m, struct lif
 		return ERR_FORMAT;
 	m->has = has;
 	if ((m->has & TRACE_HAS_MAGNITUDES) &&
-	    attr_read(f, "band_margin", H5T_NATIVE_DOUBLE, (hsize_t)m->layers, m->mag_margin))
+	    h5attr_get(f, "band_margin", H5T_NATIVE_DOUBLE, (hsize_t)m->layers, m->mag_margin))
 		return err_set(err, ERR_FORMAT, "%s: band present but band_margin is "
 			       "missing or not one value per layer", path);
 	return check_meta(m, path, err) ? ERR_FORMAT : 0;
@@ -634,21 +559,6 @@ static int check_padding(const struct trace *t, const char *path, struct lif_err
 	return 0;
 }
 
-static hid_t open_file(const char *path, struct lif_err *err)
-{
-	if (access(path, R_OK)) {
-		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-		return H5I_INVALID_HID;
-	}
-	if (H5Fis_hdf5(path) <= 0) {
-		err_set(err, ERR_FORMAT, "%s: not an HDF5 file, or truncated", path);
-		return H5I_INVALID_HID;
-	}
-	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-	if (f < 0)
-		err_set(err, ERR_FORMAT, "%s: cannot open as HDF5 (truncated or corrupt)", path);
-	return f;
-}
 
 static int load_datasets(hid_t f, const char *path, struct trace *t, int flags,
 			 struct lif_err *err)
@@ -713,7 +623,7 @@ struct trace *trace_load(const char *path, int flags, struct lif_err *err)
 struct trace *trace_load_threads(const char *path, int flags, int threads, struct lif_err *err)
 {
 	struct trace *t = calloc(1, sizeof *t);
-	hid_t f = open_file(path, err);
+	hid_t f = h5attr_open_readonly(path, err);
 	int rc = t ? 0 : err_set(err, ERR_NOMEM, "out of memory");
 	if (!rc && f < 0)
 		rc = ERR_FORMAT;
@@ -765,10 +675,10 @@ void trace_free(struct trace *t)
 int trace_read_text(const char *path, const char *name, char *buf, size_t cap,
 		    struct lif_err *err)
 {
-	hid_t f = open_file(path, err);
+	hid_t f = h5attr_open_readonly(path, err);
 	if (f < 0)
 		return ERR_FORMAT;
-	attr_read_str(f, name, buf, cap);
+	h5attr_get_str(f, name, buf, cap);
 	H5Fclose(f);
 	return 0;
 }
