@@ -226,8 +226,8 @@ static void make_header(struct disk_header *h, const struct llm_desc *m, const s
 }
 
 /* Fill one layer of the FFN region in buf and its checksums. */
-static void fill_layer(const struct llm_desc *m, const struct layout *l, uint64_t seed, int layer,
-		       char *buf, uint64_t *sums, int threads)
+static void fill_layer(const struct llm_desc *m, const struct layout *l,
+		       const struct wfile_source *src, int layer, char *buf, uint64_t *sums, int threads)
 {
 	const int d = m->d_ffn;
 	const int64_t piece = (int64_t)m->d_model * m->weight_bytes;
@@ -240,18 +240,39 @@ static void fill_layer(const struct llm_desc *m, const struct layout *l, uint64_
 			char *slot = buf + r * l->region_bytes + (int64_t)pos[n] * l->slot_bytes;
 			int first = l->regions > 1 ? r : 0, count = l->regions > 1 ? 1 : m->ffn_matrices;
 			for (int k = 0; k < count; k++)
-				wfile_piece(seed, layer, first + k, n, m->dtype, slot + k * piece, piece);
+				src->piece(src->src_ctx, layer, first + k, n, slot + k * piece, piece);
 			for (int k = 0; fr && k < count; k++)
-				wfile_piece(seed, layer, k, fr[n] >= 0 ? fr[n] : n, m->dtype,
-					    slot + m->bundle_bytes + k * piece, piece);
+				src->piece(src->src_ctx, layer, k, fr[n] >= 0 ? fr[n] : n,
+					   slot + m->bundle_bytes + k * piece, piece);
 			sums[(size_t)r * d + pos[n]] = wfile_hash(slot, (size_t)l->slot_bytes);
 		}
 	}
 }
 
+struct synth_src {
+	uint64_t seed;
+	int dtype;
+};
+
+static void synth_piece(void *c, int layer, int matrix, int neuron, void *out, int64_t bytes)
+{
+	const struct synth_src *s = c;
+	wfile_piece(s->seed, layer, matrix, neuron, s->dtype, out, bytes);
+}
+
 int wfile_write(const char *path, const struct llm_desc *m, const struct layout *l,
 		uint64_t seed, int threads, void (*progress)(void *ctx, int done, int total),
 		void *ctx, struct lif_err *err)
+{
+	struct synth_src s = {seed, m->dtype};
+	const struct wfile_source src = {synth_piece, &s};
+	return wfile_write_from(path, m, l, &src, seed, threads, progress, ctx, err);
+}
+
+int wfile_write_from(const char *path, const struct llm_desc *m, const struct layout *l,
+		     const struct wfile_source *src, uint64_t seed, int threads,
+		     void (*progress)(void *ctx, int done, int total), void *ctx,
+		     struct lif_err *err)
 {
 	struct disk_header h;
 	make_header(&h, m, l, seed);
@@ -269,7 +290,7 @@ int wfile_write(const char *path, const struct llm_desc *m, const struct layout 
 	if (!rc)
 		rc = big_open(&b, path, total, err);
 	for (int layer = 0; !rc && layer < m->layers; layer++) {
-		fill_layer(m, l, seed, layer, buf, sums + (size_t)layer * l->regions * m->d_ffn,
+		fill_layer(m, l, src, layer, buf, sums + (size_t)layer * l->regions * m->d_ffn,
 			   threads < 1 ? 1 : threads);
 		rc = big_write(&b, buf, l->layer_bytes, h.index[0].offset + layer * l->layer_bytes, err);
 		if (progress)

@@ -18,7 +18,8 @@
  * A neuron's bytes for one FFN matrix (up column, gate column or down row,
  * d_model values) do not depend on the layout: synthetic weights are a pure
  * function of (seed, layer, matrix, neuron) (wfile_piece), finite values of
- * magnitude 2^-7 .. 1 in the stored dtype. A bundle (a matrix row in DRAM)
+ * magnitude 2^-7 .. 1 in the stored dtype; `lifsim layout --checkpoint`
+ * copies a safetensors checkpoint's instead (wfile_write_from). A bundle (a matrix row in DRAM)
  * is the concatenation of the neuron's pieces in matrix order (up, gate,
  * down for gated FFNs: up, down otherwise); a slot holds one piece
  * (separate), one bundle (rowcol, hot, coact) or the bundle of the slot's
@@ -63,12 +64,26 @@ struct wfile_info {
 
 struct wfile;
 
+/* Where a writer's weights come from: piece(src_ctx, layer, matrix,
+ * neuron, out, bytes) fills one neuron's piece of one matrix (0 up, 1 gate
+ * for gated FFNs, last down) in the model's dtype; called concurrently. */
+struct wfile_source {
+	void (*piece)(void *src_ctx, int layer, int matrix, int neuron, void *out, int64_t bytes);
+	void *src_ctx;
+};
+
 /* Write the FFN of model m in layout l with synthetic weights of `seed` to
  * path (atomically; threads generate in parallel). progress (may be NULL) is
  * called after each layer. */
 int wfile_write(const char *path, const struct llm_desc *m, const struct layout *l,
 		uint64_t seed, int threads, void (*progress)(void *ctx, int done, int total),
 		void *ctx, struct lif_err *err);
+
+/* The same with the weights of src (seed is recorded in the header only). */
+int wfile_write_from(const char *path, const struct llm_desc *m, const struct layout *l,
+		     const struct wfile_source *src, uint64_t seed, int threads,
+		     void (*progress)(void *ctx, int done, int total), void *ctx,
+		     struct lif_err *err);
 
 /* Open and check a weight file: magic, version, header checksum, size, the
  * tables. Reads the tables; the FFN stays on disk. */
