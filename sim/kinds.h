@@ -10,4 +10,7 @@
 /* [experiment] kind = simulate: one sim_run per point (sim/kind_simulate.c). */
 extern const struct sweep_kind sweep_kind_simulate;
 
+/* [experiment] kind = validate: predict and replay (sim/kind_validate.c). */
+extern const struct sweep_kind sweep_kind_validate;
+
 #endif

@@ -19,6 +19,10 @@ static const struct verb verbs[] = {
 	 verb_record},
 	{"predictor", "train and evaluate low-rank activation predictors on a trace", verb_predictor},
 	{"bench-gemv", "time the low-bit (dequant, T-MAC LUT) and dense GEMV kernels", verb_bench_gemv},
+	{"layout", "write a weight file for a model in a layout", verb_layout},
+	{"calibrate", "measure the host SSD and DRAM, fit a device profile", verb_calibrate},
+	{"replay", "replay a trace with real reads from a weight file", verb_replay},
+	{"validate", "predicted vs measured over a sweep, with error statistics", verb_validate},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

@@ -23,5 +23,9 @@ int verb_tokens(int argc, char **argv, const struct cli_global *g);
 int verb_record(int argc, char **argv, const struct cli_global *g);
 int verb_predictor(int argc, char **argv, const struct cli_global *g);
 int verb_bench_gemv(int argc, char **argv, const struct cli_global *g);
+int verb_layout(int argc, char **argv, const struct cli_global *g);
+int verb_calibrate(int argc, char **argv, const struct cli_global *g);
+int verb_replay(int argc, char **argv, const struct cli_global *g);
+int verb_validate(int argc, char **argv, const struct cli_global *g);
 
 #endif

@@ -1,0 +1,613 @@
+/*
+ * kind_validate: the `validate` point kind of `lifsim sweep` / `lifsim
+ * validate` (sim/sweep.h): per point, the simulator's prediction (sim_run
+ * on a device profile from `lifsim calibrate`) and the real replay of the
+ * same decisions (sim/replay.h), repeated, with reference probes between
+ * repeats to measure the machine's drift.
+ *
+ *   [experiment]  kind = validate, model, device, trace (a .h5 file: the
+ *                 one the weight file's layout was ordered by)
+ *   [sim]         the simulator's knobs (sim/sim.h); strategy = naive reads
+ *                 the weight file's whole FFN (use naive_keep_dense = true)
+ *   [validate]    weights, engine, repeats, tokens, scale, verify, probe_*
+ *
+ * Timed tokens are [warmup_tokens, warmup_tokens + tokens): the replay steps
+ * the earlier ones untimed (same state as the simulator) and the prediction
+ * is averaged over the same tokens. total = io + mem (compute is not
+ * replayed by validate: the model's compute includes attention, which the
+ * real path does not run).
+ *
+ * Drift: two probes, each a calibrate point (sim/calib.h) of random
+ * probe_chunk reads over probe_file (best the file calibrate measured, so
+ * that the probe differs from calibration by the drift alone; default: the
+ * weight file) for probe_seconds, at depth 1
+ * (latency) and at probe_parallelism (bandwidth). A probe's throughput at
+ * calibration (the profile's tabulated form, i.e. what calibrate measured
+ * at that chunk and depth; the parametric model when the profile has no
+ * table) over its throughput now is the machine's current slowness; a
+ * repeat's io_ms is divided by the geometric mean of the factors of the
+ * probes before and after it, the latency probe's for latency-bound points,
+ * the bandwidth probe's otherwise (the *_corr columns). Values are medians over repeats; *_cv are the
+ * repeats' coefficients of variation.
+ *
+ * Regime: `latency` when the queue limits (N b / t(b) below the device's
+ * IOPS and bandwidth caps in the profile's parametric form, N = min(
+ * parallelism, reads per layer), b = mean read size), else `bandwidth`.
+ *
+ * Points are measured one at a time (a lock), whatever --threads says.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim/atomic.h"
+#include "sim/calib.h"
+#include "sim/kinds.h"
+#include "sim/replay.h"
+#include "sim/sim.h"
+
+struct vparams {
+	char kind[32], model[4096], device[4096], trace[4096], weights[4096], probe_file[4096];
+	int engine; /* index into io_engines */
+	int repeats, probe_parallelism, verify;
+	int64_t tokens, probe_chunk;
+	double scale, probe_seconds;
+};
+
+#define OV(f) CONF_OFF(struct vparams, f)
+static const struct conf_opt val_opts[] = {
+	{"experiment", "kind", CONF_STR, OV(kind), 32, 0, "validate", CONF_NOBOUNDS, NULL, "what a point computes"},
+	{"experiment", "model", CONF_STR, OV(model), 4096, 0, NULL, CONF_NOBOUNDS, NULL, "model description"},
+	{"experiment", "device", CONF_STR, OV(device), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
+	 "device profile (from lifsim calibrate)"},
+	{"experiment", "trace", CONF_STR, OV(trace), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
+	 "trace file (.h5): the one the weight file was laid out from"},
+	{"validate", "weights", CONF_STR, OV(weights), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
+	 "weight file (lifsim layout) in the point's layout"},
+	{"validate", "engine", CONF_ENUM, OV(engine), 0, 0, "io_uring", CONF_NOBOUNDS, IO_ENGINE_CHOICES,
+	 "io engine"},
+	{"validate", "repeats", CONF_INT, OV(repeats), 0, 0, "3", 1, 100, NULL, "replays per point (median)"},
+	{"validate", "tokens", CONF_I64, OV(tokens), 0, 0, "16", 1, 1 << 30, NULL,
+	 "timed tokens after [sim] warmup_tokens"},
+	{"validate", "scale", CONF_DOUBLE, OV(scale), 0, 0, "1", 1e-6, 1, NULL,
+	 "d_model scale the weight file was written with (lifsim layout --scale)"},
+	{"validate", "verify", CONF_BOOL, OV(verify), 0, 0, "true", CONF_NOBOUNDS, NULL,
+	 "check the checksums of what is read (first repeat; untimed)"},
+	{"validate", "probe_file", CONF_STR, OV(probe_file), 4096, 0, "", CONF_NOBOUNDS, NULL,
+	 "file the drift probes read (best: the file calibrate measured; empty: the weights)"},
+	{"validate", "probe_seconds", CONF_DOUBLE, OV(probe_seconds), 0, 0, "0.2", 0.001, 60, NULL,
+	 "length of each drift probe"},
+	{"validate", "probe_chunk", CONF_BYTES, OV(probe_chunk), 0, 0, "16KiB", 4096, 1 << 26, NULL,
+	 "bytes per probe read"},
+	{"validate", "probe_parallelism", CONF_INT, OV(probe_parallelism), 0, 0, "32", 1, 1024, NULL,
+	 "depth of the bandwidth probe (the latency probe is depth 1)"},
+	{0},
+};
+
+struct vpoint {
+	struct vparams v;
+	struct sim_params p;
+};
+
+/* Shared inputs: one per (model, scale, trace); devices and weight files. */
+struct vinput {
+	char key[8400];
+	struct llm_desc m;
+	struct trace *t;
+	struct sim_cache *cache;
+};
+
+#define VMAX 32
+
+struct vctx {
+	pthread_mutex_t lock;    /* the tables below */
+	pthread_mutex_t measure; /* one point measures at a time */
+	struct vinput *in[VMAX];
+	int nin;
+	char dev_path[VMAX][4096];
+	struct device dev[VMAX];
+	int ndev;
+};
+
+static void resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
+		    const char *key)
+{
+	if (path[0] == '/')
+		return;
+	for (size_t i = doc->n; i-- > 0;) {
+		const struct conf_entry *e = &doc->entries[i];
+		if (strcmp(e->section, section) || strcmp(e->key, key))
+			continue;
+		char dir[4096], out[8300];
+		snprintf(dir, sizeof dir, "%s", e->file);
+		snprintf(out, sizeof out, "%s/%s", dirname(dir), path);
+		if (strlen(out) < cap)
+			snprintf(path, cap, "%s", out);
+		return;
+	}
+}
+
+static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_err *err)
+{
+	memset(pt, 0, sizeof *pt);
+	sim_default_params(&pt->p);
+	int rc = conf_defaults(val_opts, &pt->v, err);
+	for (size_t i = 0; !rc && i < doc->n; i++) {
+		const struct conf_entry *e = &doc->entries[i];
+		int sim = !strcmp(e->section, "sim");
+		const struct conf_opt *o = sim ? conf_find(sim_opts, "sim", e->key)
+					       : conf_find(val_opts, e->section, e->key);
+		if (!o)
+			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key", e->file, e->line,
+				     e->section, e->key);
+		else
+			rc = conf_set(o, sim ? (void *)&pt->p : (void *)&pt->v, e->value, e, err);
+	}
+	for (const struct conf_opt *o = val_opts; !rc && o->name; o++)
+		if (!o->def && !((const char *)&pt->v + o->offset)[0])
+			rc = err_set(err, ERR_INVAL, "[%s] %s: required key is missing", o->section, o->name);
+	if (!rc) {
+		resolve(pt->v.model, sizeof pt->v.model, doc, "experiment", "model");
+		resolve(pt->v.device, sizeof pt->v.device, doc, "experiment", "device");
+		resolve(pt->v.trace, sizeof pt->v.trace, doc, "experiment", "trace");
+		resolve(pt->v.weights, sizeof pt->v.weights, doc, "validate", "weights");
+		if (pt->v.probe_file[0])
+			resolve(pt->v.probe_file, sizeof pt->v.probe_file, doc, "validate", "probe_file");
+	}
+	return rc;
+}
+
+static int v_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
+{
+	struct vctx *c = calloc(1, sizeof *c);
+	if (!c)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->measure, NULL);
+	*ctx = c;
+	return 0;
+}
+
+static void v_ctx_free(void *ctx)
+{
+	struct vctx *c = ctx;
+	if (!c)
+		return;
+	for (int i = 0; i < c->nin; i++) {
+		sim_cache_free(c->in[i]->cache);
+		trace_free(c->in[i]->t);
+		free(c->in[i]);
+	}
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->measure);
+	free(c);
+}
+
+static struct vinput *load_input(const struct vparams *v, struct lif_err *err)
+{
+	struct vinput *in = calloc(1, sizeof *in);
+	int rc = in ? llm_load(v->model, &in->m, err) : err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc)
+		rc = replay_scale_model(&in->m, v->scale, err);
+	if (!rc && !(in->t = trace_load(v->trace, TRACE_LOAD_MAGNITUDES, err)))
+		rc = err->code;
+	if (!rc && !(in->cache = sim_cache_new(in->t, &in->m, err)))
+		rc = err->code;
+	if (rc && in) {
+		trace_free(in->t);
+		free(in);
+		in = NULL;
+	}
+	return in;
+}
+
+static struct vinput *get_input(struct vctx *c, const struct vparams *v, struct lif_err *err)
+{
+	char key[8400];
+	snprintf(key, sizeof key, "%s|%g|%s", v->model, v->scale, v->trace);
+	struct vinput *found = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->nin && !found; i++)
+		if (!strcmp(c->in[i]->key, key))
+			found = c->in[i];
+	if (!found && c->nin == VMAX)
+		err_set(err, ERR_RANGE, "more than %d distinct inputs in one validation", VMAX);
+	else if (!found && (found = load_input(v, err))) {
+		snprintf(found->key, sizeof found->key, "%s", key);
+		c->in[c->nin++] = found;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+static const struct device *get_device(struct vctx *c, const char *path, struct lif_err *err)
+{
+	const struct device *found = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->ndev && !found; i++)
+		if (!strcmp(c->dev_path[i], path))
+			found = &c->dev[i];
+	if (!found && c->ndev == VMAX)
+		err_set(err, ERR_RANGE, "more than %d devices in one validation", VMAX);
+	else if (!found && !device_load(path, &c->dev[c->ndev], err)) {
+		snprintf(c->dev_path[c->ndev], 4096, "%s", path);
+		found = &c->dev[c->ndev++];
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+static int v_check(void *ctx, const struct conf_doc *point, struct conf_doc *resolved,
+		   struct lif_err *err)
+{
+	struct vpoint pt;
+	int rc = read_point(point, &pt, err);
+	const char *paths[4] = {pt.v.model, pt.v.device, pt.v.trace, pt.v.weights};
+	const char *names[4] = {"[experiment] model", "[experiment] device", "[experiment] trace",
+				"[validate] weights"};
+	for (int i = 0; !rc && i < 4; i++)
+		if (access(paths[i], R_OK))
+			rc = err_set(err, ERR_IO, "%s: %s: %s", names[i], paths[i], strerror(errno));
+	if (!rc)
+		rc = sweep_resolved_add_opts(resolved, val_opts, &pt.v);
+	if (!rc)
+		rc = sweep_resolved_add_opts(resolved, sim_opts, &pt.p);
+	return rc;
+}
+
+/* ---- measuring ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+	double s[128];
+	memcpy(s, v, (size_t)n * sizeof *s);
+	qsort(s, (size_t)n, sizeof *s, cmp_double);
+	return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+static double cv(const double *v, int n)
+{
+	double m = 0, ss = 0;
+	for (int i = 0; i < n; i++)
+		m += v[i] / n;
+	for (int i = 0; i < n; i++)
+		ss += (v[i] - m) * (v[i] - m);
+	return n > 1 && m > 0 ? sqrt(ss / (n - 1)) / m : 0;
+}
+
+/* The drift factors now (> 1: slower than at calibration) from the two
+ * probes: depth 1 (latency) and probe_parallelism (bandwidth). */
+static int probe(const struct vparams *v, const struct wfile *w, const struct device *dev,
+		 uint64_t seed, double factor[2], struct lif_err *err)
+{
+	const int depth[2] = {1, v->probe_parallelism};
+	/* the reference: what calibrate measured there (the profile's table)
+	 * where it has one, else the model */
+	struct flash_model ref = dev->flash;
+	if (ref.tab.n_chunks > 0)
+		ref.kind = FLASH_TABULATED;
+	int rc = 0;
+	for (int k = 0; !rc && k < 2; k++) {
+		const char *file = v->probe_file[0] ? v->probe_file : wfile_path(w);
+		struct io_engine *e = io_open(io_engines[v->engine]->name, file, depth[k], 0, err);
+		struct calib_point p;
+		rc = e ? calib_measure(e, v->probe_chunk, 0, v->probe_seconds, seed + (uint64_t)k, &p, err)
+		       : err->code;
+		if (!rc)
+			factor[k] = flash_throughput_bytes_per_s(&ref, v->probe_chunk, depth[k]) /
+				    (p.mib_per_s * 1048576.0);
+		io_close(e);
+	}
+	return rc;
+}
+
+/* Prediction means over the timed tokens. */
+struct means {
+	double io, mem, total, bytes, reads;
+};
+
+static void pred_means(const struct sim_token *tok, int64_t a, int64_t b, struct means *m)
+{
+	memset(m, 0, sizeof *m);
+	for (int64_t i = a; i < b; i++) {
+		m->io += tok[i].io_ms / (b - a), m->mem += tok[i].mem_ms / (b - a);
+		m->bytes += (double)tok[i].bytes_read / (b - a), m->reads += (double)tok[i].reads / (b - a);
+	}
+	m->total = m->io + m->mem;
+}
+
+static void meas_means(const struct replay_token *tok, int64_t a, int64_t b, struct means *m,
+		       double *place)
+{
+	memset(m, 0, sizeof *m);
+	*place = 0;
+	for (int64_t i = a; i < b; i++) {
+		m->io += tok[i].io_ms / (b - a), m->mem += tok[i].mem_ms / (b - a);
+		m->bytes += (double)tok[i].bytes_read / (b - a), m->reads += (double)tok[i].reads / (b - a);
+		*place += tok[i].place_ms / (b - a);
+	}
+	m->total = m->io + m->mem;
+}
+
+/* latency when the queue (Little's law) binds rather than the device. */
+static const char *regime(const struct device *dev, double mean_read, double reads_per_layer,
+			  int parallelism)
+{
+	const struct flash_params *f = &dev->flash.par;
+	if (!(f->t0_us > 0) || !(mean_read > 0))
+		return "unknown";
+	double a = (double)f->alignment_bytes, b = ceil(mean_read / a) * a;
+	double n = fmin(parallelism, fmax(1, reads_per_layer));
+	double little = n * b / (f->t0_us * 1e-6 + b / f->xfer_bytes_per_s);
+	return little < fmin(f->iops_max * b, f->max_bytes_per_s) ? "latency" : "bandwidth";
+}
+
+#define MAXREP 100
+
+struct reps {
+	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP], drift[MAXREP];
+	double place[MAXREP];
+	struct means last;
+};
+
+static int measure(const struct vpoint *pt, struct vinput *in, const struct device *dev,
+		   const struct sim_result *r, int latency, struct reps *rp, uint64_t seed,
+		   struct lif_err *err)
+{
+	const struct vparams *v = &pt->v;
+	const int64_t T = in->t->meta.tokens, a = pt->p.warmup_tokens < T ? pt->p.warmup_tokens : 0;
+	const int naive = pt->p.strategy == SIM_NAIVE;
+	struct sim_inputs si = {0};
+	struct wfile *w = wfile_open(v->weights, err);
+	struct io_engine *io = w ? io_open(io_engines[v->engine]->name, v->weights, pt->p.parallelism, 0,
+					   err) : NULL;
+	struct replay_token *tok = calloc((size_t)T, sizeof *tok);
+	int rc = !w || !io ? err->code : !tok ? err_set(err, ERR_NOMEM, "out of memory") : 0;
+	if (!rc && !naive)
+		rc = sim_inputs_get(in->cache, &pt->p, r->pin_frac, 1, &si, err);
+	double before[2] = {1, 1}, after[2] = {1, 1};
+	if (!rc)
+		rc = probe(v, w, dev, seed, before, err);
+	for (int k = 0; !rc && k < v->repeats; k++) {
+		struct replay_opts o = {.first_token = a, .tokens = v->tokens, .verify = v->verify && !k};
+		rc = naive ? replay_naive(w, io, pt->p.naive_chunk, v->tokens, o.verify, tok, err)
+			   : replay_sparse(&si, in->t, w, io, &o, tok, err);
+		if (!rc)
+			rc = probe(v, w, dev, seed + 2 * ((uint64_t)k + 1), after, err);
+		if (rc)
+			break;
+		meas_means(tok, naive ? 0 : a, naive ? v->tokens : (a + v->tokens < T ? a + v->tokens : T),
+			   &rp->last, &rp->place[k]);
+		rp->drift[k] = sqrt(before[!latency] * after[!latency]);
+		rp->io[k] = rp->last.io, rp->mem[k] = rp->last.mem, rp->total[k] = rp->last.total;
+		rp->io_c[k] = rp->io[k] / rp->drift[k];
+		rp->total_c[k] = rp->io_c[k] + rp->mem[k];
+		before[0] = after[0], before[1] = after[1];
+	}
+	sim_inputs_release(&si);
+	io_close(io);
+	wfile_close(w);
+	free(tok);
+	return rc;
+}
+
+static int put(struct sweep_row *row, const char *name, double v, int *rc)
+{
+	return *rc |= sweep_row_set_num(row, name, v);
+}
+
+static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *row,
+		   struct lif_err *err)
+{
+	struct vctx *c = ctx;
+	struct vpoint pt;
+	struct sim_result r;
+	int rc = read_point(point, &pt, err);
+	if (!rc && pt.v.repeats > MAXREP)
+		rc = err_set(err, ERR_RANGE, "[validate] repeats: at most %d", MAXREP);
+	struct vinput *in = rc ? NULL : get_input(c, &pt.v, err);
+	const struct device *dev = in ? get_device(c, pt.v.device, err) : NULL;
+	if (!rc && (!in || !dev))
+		rc = err->code ? err->code : ERR_IO;
+	const int64_t T = in ? in->t->meta.tokens : 0;
+	struct sim_token *st = in ? calloc((size_t)T, sizeof *st) : NULL;
+	if (!rc && !st)
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc)
+		rc = sim_run(in->cache, dev, &pt.p, 1, &r, st, err);
+	if (rc) {
+		free(st);
+		return rc;
+	}
+	/* the prediction over the timed tokens, and its regime */
+	const int naive = pt.p.strategy == SIM_NAIVE;
+	const int64_t a = naive ? 0 : (pt.p.warmup_tokens < T ? pt.p.warmup_tokens : 0);
+	const int64_t b = naive ? (pt.v.tokens < T ? pt.v.tokens : T) : (a + pt.v.tokens < T ? a + pt.v.tokens : T);
+	struct means pm;
+	pred_means(st, a, b, &pm);
+	free(st);
+	const int n = pt.v.repeats, L = in->m.layers;
+	double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
+	const char *reg = regime(dev, mean_read, pm.reads / L, pt.p.parallelism);
+	struct reps rp;
+	memset(&rp, 0, sizeof rp);
+	pthread_mutex_lock(&c->measure);
+	rc = measure(&pt, in, dev, &r, !strcmp(reg, "latency"), &rp, sweep_row_seed(row), err);
+	pthread_mutex_unlock(&c->measure);
+	if (rc)
+		return rc;
+	double io = median(rp.io, n), mem = median(rp.mem, n), tot = median(rp.total, n);
+	double io_c = median(rp.io_c, n), tot_c = median(rp.total_c, n);
+	rc = sweep_row_set_str(row, "regime", reg);
+	put(row, "tokens_timed", (double)(b - a), &rc);
+	put(row, "bytes_per_token_pred", pm.bytes, &rc);
+	put(row, "bytes_per_token_meas", rp.last.bytes, &rc);
+	put(row, "reads_per_token", pm.reads, &rc);
+	put(row, "mean_read_bytes", mean_read, &rc);
+	put(row, "io_ms_pred", pm.io, &rc);
+	put(row, "io_ms_meas", io, &rc);
+	put(row, "io_rel_err", pm.io / io - 1, &rc);
+	put(row, "mem_ms_pred", pm.mem, &rc);
+	put(row, "mem_ms_meas", mem, &rc);
+	/* no predicted copies: no error to speak of (the timer reads ~1 us) */
+	put(row, "mem_rel_err", pm.mem > 0 && mem > 0 ? pm.mem / mem - 1 : NAN, &rc);
+	put(row, "total_ms_pred", pm.total, &rc);
+	put(row, "total_ms_meas", tot, &rc);
+	put(row, "total_rel_err", pm.total / tot - 1, &rc);
+	put(row, "drift", median(rp.drift, n), &rc);
+	put(row, "io_ms_meas_corr", io_c, &rc);
+	put(row, "io_rel_err_corr", pm.io / io_c - 1, &rc);
+	put(row, "total_ms_meas_corr", tot_c, &rc);
+	put(row, "total_rel_err_corr", pm.total / tot_c - 1, &rc);
+	put(row, "io_cv", cv(rp.io, n), &rc);
+	put(row, "mem_cv", cv(rp.mem, n), &rc);
+	put(row, "total_cv", cv(rp.total, n), &rc);
+	put(row, "drift_cv", cv(rp.drift, n), &rc);
+	put(row, "place_ms_meas", median(rp.place, n), &rc);
+	if (rc)
+		return err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column");
+	return 0;
+}
+
+const struct sweep_kind sweep_kind_validate = {
+	"validate", "predict and replay with real reads; error of the prediction",
+	v_ctx_new, v_ctx_free, v_check, v_point,
+};
+
+/* ---- summary ---- */
+
+/* Split one CSV line in place (quotes allowed); returns the field count. */
+static int csv_split(char *line, char **f, int cap)
+{
+	int n = 0;
+	char *p = line;
+	while (n < cap) {
+		if (*p == '"') {
+			char *w = ++p;
+			f[n++] = w;
+			for (; *p && !(*p == '"' && p[1] != '"'); p++)
+				*w++ = *p == '"' ? *++p : *p;
+			*w = '\0';
+			p += *p == '"';
+		} else {
+			f[n++] = p;
+			p += strcspn(p, ",\n\r");
+		}
+		if (*p != ',') {
+			*p = '\0';
+			break;
+		}
+		*p++ = '\0';
+	}
+	return n;
+}
+
+#define NMETRIC 5
+#define MAXCOL 256
+
+static int write_summary(const char *path, double *err_v[NMETRIC], double *cv_v[NMETRIC],
+			 char (*reg)[16], int rows, struct lif_err *err)
+{
+	static const char *metric[NMETRIC] = {"io_ms", "io_ms_corr", "mem_ms", "total_ms", "total_ms_corr"};
+	static const char *regimes[3] = {"latency", "bandwidth", "all"};
+	struct atomic_file af;
+	if (atomic_open(&af, path, err))
+		return err->code;
+	double *a = malloc((size_t)(rows ? rows : 1) * sizeof *a), *c = malloc((size_t)(rows ? rows : 1) * sizeof *c);
+	fprintf(af.fp, "metric,regime,n,median_abs_err,p90_abs_err,max_abs_err,bias,cv_meas\n");
+	for (int m = 0; a && c && m < NMETRIC; m++)
+		for (int g = 0; g < 3; g++) {
+			int n = 0;
+			double bias = 0;
+			for (int i = 0; i < rows; i++)
+				if ((g == 2 || !strcmp(reg[i], regimes[g])) && isfinite(err_v[m][i])) {
+					a[n] = fabs(err_v[m][i]), c[n] = cv_v[m][i];
+					bias += err_v[m][i], n++;
+				}
+			if (!n)
+				continue;
+			qsort(a, (size_t)n, sizeof *a, cmp_double);
+			qsort(c, (size_t)n, sizeof *c, cmp_double);
+			fprintf(af.fp, "%s,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f\n", metric[m], regimes[g], n,
+				n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]),
+				a[(int)ceil(0.9 * n) - 1], a[n - 1], bias / n,
+				n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]));
+		}
+	free(a), free(c);
+	return atomic_commit(&af, err);
+}
+
+int replay_validate_summary(const char *dir, struct lif_err *err)
+{
+	static const char *errcol[NMETRIC] = {"io_rel_err", "io_rel_err_corr", "mem_rel_err",
+					      "total_rel_err", "total_rel_err_corr"};
+	static const char *cvcol[NMETRIC] = {"io_cv", "io_cv", "mem_cv", "total_cv", "total_cv"};
+	char path[4200], line[65536], *f[MAXCOL];
+	snprintf(path, sizeof path, "%s/%s", dir, SWEEP_RESULTS);
+	FILE *in = fopen(path, "r");
+	if (!in)
+		return err_set(err, ERR_IO, "%s: %s", path, strerror(errno));
+	struct atomic_file af;
+	int rc = atomic_open(&af, (snprintf(path, sizeof path, "%s/validation.csv", dir), path), err);
+	int idx_err[NMETRIC], idx_cv[NMETRIC], idx_reg = -1, rows = 0, cap = 0, nf = 0;
+	double *ev[NMETRIC] = {0}, *cvv[NMETRIC] = {0};
+	char(*reg)[16] = NULL;
+	char names[MAXCOL][64];
+	for (int lineno = 0; !rc && fgets(line, sizeof line, in); lineno++) {
+		fputs(line, af.fp);
+		int n = csv_split(line, f, MAXCOL);
+		if (lineno == 0) {
+			nf = n;
+			for (int i = 0; i < n; i++)
+				snprintf(names[i], 64, "%s", f[i]);
+			for (int m = 0; m < NMETRIC; m++) {
+				idx_err[m] = idx_cv[m] = -1;
+				for (int i = 0; i < n; i++) {
+					idx_err[m] = !strcmp(names[i], errcol[m]) ? i : idx_err[m];
+					idx_cv[m] = !strcmp(names[i], cvcol[m]) ? i : idx_cv[m];
+				}
+				if (idx_err[m] < 0 || idx_cv[m] < 0)
+					rc = err_set(err, ERR_FORMAT, "%s/%s: no column %s: not a validate sweep",
+						     dir, SWEEP_RESULTS, idx_err[m] < 0 ? errcol[m] : cvcol[m]);
+			}
+			for (int i = 0; i < n; i++)
+				idx_reg = !strcmp(names[i], "regime") ? i : idx_reg;
+			continue;
+		}
+		if (n != nf)
+			continue;
+		if (rows == cap) {
+			cap = cap ? 2 * cap : 64;
+			for (int m = 0; m < NMETRIC; m++)
+				ev[m] = realloc(ev[m], (size_t)cap * sizeof **ev), cvv[m] = realloc(cvv[m], (size_t)cap * sizeof **cvv);
+			reg = realloc(reg, (size_t)cap * sizeof *reg);
+		}
+		for (int m = 0; m < NMETRIC; m++)
+			ev[m][rows] = strtod(f[idx_err[m]], NULL), cvv[m][rows] = strtod(f[idx_cv[m]], NULL);
+		snprintf(reg[rows], 16, "%s", idx_reg >= 0 ? f[idx_reg] : "unknown");
+		rows++;
+	}
+	fclose(in);
+	if (rc) {
+		atomic_abort(&af);
+	} else {
+		rc = atomic_commit(&af, err);
+		snprintf(path, sizeof path, "%s/summary.csv", dir);
+		if (!rc)
+			rc = write_summary(path, ev, cvv, reg, rows, err);
+	}
+	for (int m = 0; m < NMETRIC; m++)
+		free(ev[m]), free(cvv[m]);
+	free(reg);
+	return rc;
+}

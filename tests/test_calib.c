@@ -1,0 +1,141 @@
+/* calibrate: the fit recovers known parameters; measurement and warnings. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim/calib.h"
+#include "sim/wfile.h"
+#include "tests/testutil.h"
+
+/* Points on a 9 x 7 grid from known parameters, with multiplicative noise
+ * of +-noise (deterministic). */
+static int synth_points(const struct flash_params *truth, double noise, struct calib_point *p)
+{
+	struct flash_model m = {.kind = FLASH_PARAMETRIC, .par = *truth};
+	int n = 0;
+	uint64_t s = 11;
+	for (int c = 0; c < 9; c++)
+		for (int q = 0; q < 7; q++, n++) {
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			double u = (double)(s >> 11) / 9007199254740992.0 * 2 - 1;
+			int64_t b = 4096LL << c;
+			double x = flash_throughput_bytes_per_s(&m, b, 1 << q) * (1 + noise * u);
+			memset(&p[n], 0, sizeof p[n]);
+			p[n].chunk_bytes = b, p[n].parallelism = 1 << q;
+			p[n].mib_per_s = x / 1048576.0, p[n].iops = x / b;
+			p[n].lat_us_mean = (1 << q) / p[n].iops * 1e6;
+		}
+	return n;
+}
+
+Test(calib, fit_recovers_known_parameters_from_exact_points)
+{
+	const struct flash_params truth = {40, 3e9, 8e4, 1.5e9, 4096, 2.5};
+	struct calib_point p[63];
+	struct flash_params got;
+	struct lif_err e = {0};
+	double rms;
+	int n = synth_points(&truth, 0, p);
+	cr_assert_eq(calib_fit(p, n, 4096, NULL, &got, &rms, &e), 0, "%s", e.msg);
+	cr_expect_lt(rms, 1e-4);
+	cr_expect_lt(fabs(got.t0_us / truth.t0_us - 1), 0.01, "t0 %g", got.t0_us);
+	cr_expect_lt(fabs(got.xfer_bytes_per_s / truth.xfer_bytes_per_s - 1), 0.01, "xfer %g", got.xfer_bytes_per_s);
+	cr_expect_lt(fabs(got.iops_max / truth.iops_max - 1), 0.01, "iops %g", got.iops_max);
+	cr_expect_lt(fabs(got.max_bytes_per_s / truth.max_bytes_per_s - 1), 0.01, "bmax %g", got.max_bytes_per_s);
+	cr_expect_lt(fabs(got.softmin_p / truth.softmin_p - 1), 0.02, "p %g", got.softmin_p);
+	cr_expect_eq(got.alignment_bytes, 4096);
+}
+
+Test(calib, fit_with_noisy_points_stays_near_the_truth)
+{
+	const struct flash_params truth = {37, 2e9, 8.5e4, 1.3e9, 4096, 2};
+	struct calib_point p[63];
+	struct flash_params got;
+	struct lif_err e = {0};
+	double rms;
+	int n = synth_points(&truth, 0.05, p);
+	cr_assert_eq(calib_fit(p, n, 4096, NULL, &got, &rms, &e), 0, "%s", e.msg);
+	cr_expect_lt(rms, 0.05);
+	cr_expect_lt(fabs(got.iops_max / truth.iops_max - 1), 0.1, "iops %g", got.iops_max);
+	cr_expect_lt(fabs(got.max_bytes_per_s / truth.max_bytes_per_s - 1), 0.1, "bmax %g", got.max_bytes_per_s);
+	cr_expect_lt(fabs(got.t0_us / truth.t0_us - 1), 0.15, "t0 %g", got.t0_us);
+	for (int i = 0; i < n; i++) /* residuals are ln(measured / fit) */
+		cr_expect_lt(fabs(p[i].residual - log(p[i].mib_per_s / p[i].fit_mib_per_s)), 1e-9);
+}
+
+Test(calib, fit_needs_five_points)
+{
+	struct calib_point p[4] = {0};
+	struct flash_params got;
+	struct lif_err e = {0};
+	double rms;
+	cr_expect_eq(calib_fit(p, 4, 4096, NULL, &got, &rms, &e), ERR_INVAL);
+	cr_expect(strstr(e.msg, "at least 5 points"), "%s", e.msg);
+}
+
+Test(calib, a_point_counts_its_requests_and_refuses_chunks_larger_than_the_file, .init = tu_init)
+{
+	struct lif_err e = {0};
+	const char *path = tu_path("cal.bin");
+	cr_assert_eq(wfile_write_random(path, 4 << 20, 1, &e), 0, "%s", e.msg);
+	struct io_engine *io = io_open("mem", path, 1, 0, &e);
+	struct calib_point p;
+	cr_assert(io, "%s", e.msg);
+	cr_assert_eq(calib_measure(io, 65536, 0, 0.01, 1, &p, &e), 0, "%s", e.msg);
+	cr_expect_gt(p.requests, 0);
+	cr_expect_eq(p.chunk_bytes, 65536);
+	cr_expect_gt(p.mib_per_s, 0);
+	cr_expect_geq(p.lat_us_p99, 0);
+	cr_expect_eq(p.parallelism, 1);
+	cr_expect_lt(fabs(p.iops * 65536 / 1048576.0 - p.mib_per_s), 1e-6 * p.mib_per_s);
+	cr_expect_neq(calib_measure(io, 8 << 20, 0, 0.01, 1, &p, &e), 0);
+	cr_expect(strstr(e.msg, "fit in"), "%s", e.msg);
+	io_close(io);
+}
+
+Test(calib, warnings_name_the_cache_and_littles_law)
+{
+	struct calib_point p = {.mib_per_s = 20000, .lat_us_mean = 2, .little_ratio = 0.5};
+	char w[512];
+	calib_point_warnings(&p, w, sizeof w);
+	cr_expect(strstr(w, "above what a disk serves"), "%s", w);
+	cr_expect(strstr(w, "below a device's"), "%s", w);
+	cr_expect(strstr(w, "Little's law off"), "%s", w);
+	p = (struct calib_point){.mib_per_s = 800, .lat_us_mean = 40, .little_ratio = 1.05};
+	calib_point_warnings(&p, w, sizeof w);
+	cr_expect_str_empty(w);
+}
+
+Test(calib, command_line_errors_are_clear, .init = tu_init)
+{
+	char out[4096];
+	cr_expect_neq(tu_lifsim(out, sizeof out, "calibrate --make-file %s", tu_path("x.bin")), 0);
+	cr_expect(strstr(out, "--make-file needs --size"), "%s", out);
+	cr_expect_neq(tu_lifsim(out, sizeof out, "calibrate --file %s -o %s --engines aio",
+				tu_path("x.bin"), tu_path("p.ini")), 0);
+	cr_expect(strstr(out, "unknown engine 'aio'"), "%s", out);
+	cr_expect_neq(tu_lifsim(out, sizeof out, "calibrate --file %s -o %s", tu_path("none.bin"),
+				tu_path("p.ini")), 0);
+	cr_expect(strstr(out, "none.bin: cannot open"), "%s", out);
+}
+
+Test(calib, a_measured_profile_loads_back, .init = tu_init)
+{
+	char out[8192];
+	cr_assert_eq(tu_lifsim(out, sizeof out, "calibrate --make-file %s --size 8MiB", tu_path("c.bin")), 0, "%s", out);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "-q calibrate --file %s -o %s --engines mem "
+			       "--chunks 4KiB,16KiB,64KiB --parallelism 1,2 --seconds 0.005",
+			       tu_path("c.bin"), tu_path("m.ini")), 0, "%s", out);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "device %s --chunks 16KiB --parallelism 2",
+			       tu_path("m.ini")), 0, "%s", out);
+	FILE *f = fopen(tu_path("m.raw.csv"), "r");
+	char line[512];
+	cr_assert(f && fgets(line, sizeof line, f));
+	cr_expect(!strncmp(line, "engine,chunk_bytes,parallelism,mib_per_s,iops,lat_us_mean,lat_us_p99", 68), "%s", line);
+	int rows = 0;
+	while (fgets(line, sizeof line, f))
+		rows++;
+	fclose(f);
+	cr_expect_eq(rows, 7); /* 3 x 2 random + 1 sequential */
+}

@@ -1,0 +1,213 @@
+/* replay: the simulator's decisions carried out on a real file (mem engine
+ * and small files), corrupt files, the validate kind's files. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/replay.h"
+#include "traces/synth.h"
+#include "tests/testutil.h"
+
+/* Arrays, not pointers: each case runs in a new process. */
+struct rcase {
+	char layout[16];
+	int window, bundle;
+	char hybrid[8];
+	char engine[16];
+};
+
+static struct rcase rcases[] = {
+	{"rowcol", 0, 1, "0", "mem"},	 {"rowcol", 3, 1, "0", "psync"},
+	{"separate", 2, 1, "0", "mem"},	 {"hot", 4, 2, "0.1", "mem"},
+	{"coact", 5, 1, "0", "io_uring"}, {"friends", 2, 1, "0", "mem"},
+};
+
+/* The tiny model at fp32 (pieces of 256 bytes), its trace, the m1max profile. */
+static struct trace *setup(struct llm_desc *m, struct device *d, int tokens)
+{
+	struct lif_err e = {0};
+	struct synth_params sp;
+	cr_assert_eq(llm_load(tu_src("tests/data/tiny.ini"), m, &e), 0, "%s", e.msg);
+	cr_assert_eq(device_load(tu_src("models/devices/m1max.ini"), d, &e), 0, "%s", e.msg);
+	synth_defaults(&sp);
+	sp.tokens = tokens;
+	struct trace *t = synth_generate(m, &sp, 1, &e);
+	cr_assert(t, "%s", e.msg);
+	return t;
+}
+
+ParameterizedTestParameters(replay, makes_the_simulators_decisions_with_real_bytes)
+{
+	return cr_make_param_array(struct rcase, rcases, sizeof rcases / sizeof rcases[0]);
+}
+
+ParameterizedTest(struct rcase *c, replay, makes_the_simulators_decisions_with_real_bytes, .init = tu_init)
+{
+	enum { T = 40 };
+	struct llm_desc m;
+	struct device d;
+	struct lif_err e = {0};
+	struct trace *t = setup(&m, &d, T);
+	struct sim_cache *cache = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r;
+	struct sim_token st[T];
+	struct replay_token rt[T];
+	struct sim_inputs in;
+	sim_default_params(&p);
+	p.predictor = PRED_MODELED;
+	p.window = c->window, p.bundle = c->bundle, p.layout = layout_find(c->layout)->kind;
+	p.layout_train_tokens = 20, p.parallelism = 4;
+	snprintf(p.hybrid, sizeof p.hybrid, "%s", c->hybrid);
+	cr_assert_eq(sim_run(cache, &d, &p, 1, &r, st, &e), 0, "%s", e.msg);
+	cr_assert_eq(sim_inputs_get(cache, &p, r.pin_frac, 1, &in, &e), 0, "%s", e.msg);
+	const char *path = tu_path("rep.lsw");
+	cr_assert_eq(wfile_write(path, &in.stored, in.layout, 9, 1, NULL, NULL, &e), 0, "%s", e.msg);
+	struct wfile *w = wfile_open(path, &e);
+	struct io_engine *io = w ? io_open(c->engine, path, p.parallelism, IO_CHECK_ALIGN, &e) : NULL;
+	cr_assert(io, "%s", e.msg);
+	struct replay_opts o = {.verify = 1, .check_rows = 1, .compute = 1};
+	cr_assert_eq(replay_sparse(&in, t, w, io, &o, rt, &e), 0, "%s", e.msg);
+	for (int k = 0; k < T; k++) {
+		cr_expect_eq(rt[k].neurons_loaded, st[k].neurons_loaded, "token %d", k);
+		cr_expect_eq(rt[k].bytes_read, st[k].bytes_read, "token %d", k);
+		cr_expect_eq(rt[k].reads, st[k].reads, "token %d", k);
+		cr_expect_geq(rt[k].io_ms, 0);
+	}
+	io_close(io);
+	wfile_close(w);
+	sim_inputs_release(&in);
+	sim_cache_free(cache);
+	trace_free(t);
+}
+
+Test(replay, a_corrupt_weight_file_fails_with_the_place, .init = tu_init)
+{
+	enum { T = 10 };
+	struct llm_desc m;
+	struct device d;
+	struct lif_err e = {0};
+	struct trace *t = setup(&m, &d, T);
+	struct sim_cache *cache = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_inputs in;
+	struct replay_token rt[T];
+	sim_default_params(&p);
+	cr_assert_eq(sim_inputs_get(cache, &p, 0, 1, &in, &e), 0, "%s", e.msg);
+	const char *path = tu_path("bad.lsw");
+	cr_assert_eq(wfile_write(path, &in.stored, in.layout, 9, 1, NULL, NULL, &e), 0, "%s", e.msg);
+	/* flip a byte of the first neuron token 0 loads in layer 0 */
+	int first = 0;
+	while (!trace_bit(in.pred, first))
+		first++;
+	FILE *f = fopen(path, "r+b");
+	long at = 4096 + (long)layout_offset(in.layout, 0, 0, in.layout->pos[first]) + 3;
+	cr_assert(f && !fseek(f, at, SEEK_SET));
+	int ch = fgetc(f);
+	fseek(f, at, SEEK_SET);
+	fputc(ch ^ 0x40, f);
+	fclose(f);
+	struct wfile *w = wfile_open(path, &e);
+	struct io_engine *io = io_open("mem", path, 2, 0, &e);
+	cr_assert(w && io, "%s", e.msg);
+	struct replay_opts o = {.verify = 1};
+	cr_expect_eq(replay_sparse(&in, t, w, io, &o, rt, &e), ERR_FORMAT);
+	cr_expect(strstr(e.msg, "checksum mismatch at layer 0 region 0") && strstr(e.msg, "bad.lsw"), "%s", e.msg);
+	io_close(io);
+	wfile_close(w);
+	sim_inputs_release(&in);
+	sim_cache_free(cache);
+	trace_free(t);
+}
+
+Test(replay, naive_reads_the_whole_ffn_and_verifies_it, .init = tu_init)
+{
+	struct llm_desc m;
+	struct device d;
+	struct lif_err e = {0};
+	struct trace *t = setup(&m, &d, 4);
+	struct layout *l = layout_new(LAYOUT_ROWCOL, &m, NULL, 1, 1, 1, &e);
+	const char *path = tu_path("naive.lsw");
+	cr_assert_eq(wfile_write(path, &m, l, 3, 1, NULL, NULL, &e), 0, "%s", e.msg);
+	struct wfile *w = wfile_open(path, &e);
+	struct io_engine *io = io_open("psync", path, 2, 0, &e);
+	struct replay_token rt[2];
+	cr_assert(w && io, "%s", e.msg);
+	cr_assert_eq(replay_naive(w, io, 65536, 2, 1, rt, &e), 0, "%s", e.msg);
+	cr_expect_eq(rt[1].bytes_read, m.ffn_bytes);
+	cr_expect_eq(rt[1].reads, (m.ffn_bytes + 65535) / 65536);
+	io_close(io);
+	wfile_close(w);
+	layout_free(l);
+	trace_free(t);
+}
+
+Test(replay, scale_shrinks_d_model_and_keeps_heads_dividing_it)
+{
+	struct llm_desc m;
+	struct lif_err e = {0};
+	cr_assert_eq(llm_load(tu_src("models/llms/opt-6.7b.ini"), &m, &e), 0);
+	cr_assert_eq(replay_scale_model(&m, 0.0625, &e), 0, "%s", e.msg);
+	cr_expect_eq(m.d_model, 256);
+	cr_expect_eq(m.bundle_bytes, 2 * 256 * 2);
+	cr_expect_eq(m.d_ffn, 16384);
+	cr_expect_neq(replay_scale_model(&m, 2, &e), 0);
+	cr_expect(strstr(e.msg, "scale 2 must be in (0, 1]"), "%s", e.msg);
+}
+
+Test(replay, validate_writes_validation_and_summary, .init = tu_init)
+{
+	char out[8192], ini[16384], model[4096];
+	snprintf(model, sizeof model, "%s", tu_src("tests/data/tiny.ini"));
+	cr_assert_eq(tu_lifsim(out, sizeof out, "synth %s -o %s --tokens 30", model, tu_path("v.h5")), 0, "%s", out);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "layout %s --layout hot --trace %s --train-tokens 20 -o %s",
+			       model, tu_path("v.h5"), tu_path("v.lsw")), 0, "%s", out);
+	snprintf(ini, sizeof ini,
+		 "[experiment]\nkind = validate\nmodel = %s\ndevice = %s\ntrace = %s\n"
+		 "[sim]\nlayout = hot\nlayout_train_tokens = 20\nwindow = 0, 3\nparallelism = 2\nwarmup_tokens = 5\n"
+		 "[validate]\nweights = %s\nengine = mem\nrepeats = 2\ntokens = 10\nprobe_seconds = 0.002\n"
+		 "probe_chunk = 4KiB\n",
+		 model, tu_src("models/devices/m1max.ini"), tu_path("v.h5"), tu_path("v.lsw"));
+	const char *x = tu_write("v.ini", ini);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "validate %s -o %s", x, tu_path("vd")), 0, "%s", out);
+	cr_expect(strstr(out, "metric,regime,n,median_abs_err,p90_abs_err,max_abs_err,bias,cv_meas\n"), "%s", out);
+	cr_expect(strstr(out, "io_ms_corr,all,2,"), "%s", out);
+	char path[1024], line[8192];
+	snprintf(path, sizeof path, "%s/validation.csv", tu_path("vd"));
+	FILE *f = fopen(path, "r");
+	cr_assert(f && fgets(line, sizeof line, f));
+	cr_expect(strstr(line, "io_ms_pred,io_ms_meas,io_rel_err,mem_ms_pred,mem_ms_meas,mem_rel_err,"
+			 "total_ms_pred,total_ms_meas,total_rel_err"), "%s", line);
+	cr_expect(strstr(line, "io_rel_err_corr") && strstr(line, "io_cv"), "%s", line);
+	fclose(f);
+	/* a point whose weight file is in another layout is an error that says so */
+	snprintf(ini, sizeof ini,
+		 "[experiment]\nkind = validate\nmodel = %s\ndevice = %s\ntrace = %s\n"
+		 "[sim]\nlayout = rowcol\n[validate]\nweights = %s\nengine = mem\n",
+		 model, tu_src("models/devices/m1max.ini"), tu_path("v.h5"), tu_path("v.lsw"));
+	x = tu_write("bad.ini", ini);
+	cr_expect_neq(tu_lifsim(out, sizeof out, "validate %s -o %s", x, tu_path("vb")), 0);
+	cr_expect(strstr(out, "written in layout hot; the point uses rowcol"), "%s", out);
+}
+
+Test(replay, replay_command_prints_per_token_csv, .init = tu_init)
+{
+	char out[16384], model[4096];
+	snprintf(model, sizeof model, "%s", tu_src("tests/data/tiny.ini"));
+	cr_assert_eq(tu_lifsim(out, sizeof out, "synth %s -o %s --tokens 12", model, tu_path("c.h5")), 0, "%s", out);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "layout %s --layout rowcol -o %s", model, tu_path("c.lsw")), 0, "%s", out);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "replay %s --trace %s --weights %s --engine psync "
+			       "--sim window=2 --sim parallelism=3 --tokens 5 --device %s --check-rows",
+			       model, tu_path("c.h5"), tu_path("c.lsw"), tu_src("models/devices/m1max.ini")), 0, "%s", out);
+	cr_expect(!strncmp(out, "token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,"
+			   "neurons_loaded,rows_copied,io_ms_pred,mem_ms_pred,bytes_read_pred\n0,", 130), "%s", out);
+	int lines = 0;
+	for (char *p = out; *p; p++)
+		lines += *p == '\n';
+	cr_expect_eq(lines, 6);
+	cr_expect_neq(tu_lifsim(out, sizeof out, "replay %s --trace %s --weights %s --sim nosuch=1",
+				model, tu_path("c.h5"), tu_path("c.lsw")), 0);
+	cr_expect(strstr(out, "--sim: 'nosuch=1' is not KEY=VALUE with a [sim] key"), "%s", out);
+}
