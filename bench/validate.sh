@@ -9,7 +9,8 @@
 #   4. the naive full-model read's rate beside calibrate's sequential rate
 # Everything lives in WORK (a temporary directory unless given) and is
 # deleted at exit unless KEEP=1; results are copied to bench/out/validate/.
-#   env: SCALE (0.25; 1 = OPT-6.7B at full size), CAL_SECONDS (0.3 per calibration point), KEEP
+#   env: SCALE (0.25; 1 = OPT-6.7B at full size), CAL_SECONDS (0.3 per calibration point),
+#   CAL_SIZE (4GiB), OUT (bench/out/validate), KEEP
 set -euo pipefail
 : "${LIFSIM:=./lifsim}"
 : "${LIFSIM_SRCDIR:=.}"
@@ -19,10 +20,10 @@ WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/lifsim-validate.XXXXXX")}
 export WORK
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$WORK"' EXIT
 model=$LIFSIM_SRCDIR/models/llms/opt-6.7b.ini
-out=bench/out/validate
+out=${OUT:-bench/out/validate}
 mkdir -p "$out"
 
-[ -f "$WORK/cal.bin" ] || "$LIFSIM" calibrate --make-file "$WORK/cal.bin" --size 4GiB
+[ -f "$WORK/cal.bin" ] || "$LIFSIM" calibrate --make-file "$WORK/cal.bin" --size "${CAL_SIZE:-4GiB}"
 [ -f "$WORK/host.ini" ] || "$LIFSIM" calibrate --file "$WORK/cal.bin" -o "$WORK/host.ini" \
 	--seconds "${CAL_SECONDS:-0.3}" | tee "$out/calibrate.txt"
 [ -f "$WORK/opt.h5" ] || "$LIFSIM" -q synth "$model" -o "$WORK/opt.h5" --tokens 200
