@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "sim/kinds.h"
+#include "sim/pointin.h"
 #include "sim/pertoken.h"
 #include "sim/sim.h"
 #include "traces/predictor.h"
@@ -67,52 +68,21 @@ struct point {
 	double ref_val[REF_MAX];
 };
 
-/* Shared, lazily loaded inputs. */
-struct input {
-	char key[8400];            /* model path | trace spec */
-	struct llm_desc m;
-	struct trace *t;
-	struct sim_cache *cache;
-};
-
-struct dev_entry {
-	char path[4096];
-	struct device d;
-};
-
 struct pred_file {
 	char path[4096];
 	struct predictor *p;
 };
 
-#define INPUTS_MAX 64
+#define PREDS_MAX 64
 
+/* Shared by the points: traces, models and devices (sim/pointin.h), and the
+ * trained predictor files. */
 struct sim_ctx {
+	struct pointin *in;
 	pthread_mutex_t lock;
-	struct input *in[INPUTS_MAX];
-	struct dev_entry *dev[INPUTS_MAX];
-	struct pred_file *preds[INPUTS_MAX];
-	int nin, ndev, npreds;
+	struct pred_file *preds[PREDS_MAX];
+	int npreds;
 };
-
-/* Resolve a relative path against the directory of the file naming it. */
-static void resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
-		    const char *key)
-{
-	if (!path[0] || path[0] == '/' || !strcmp(path, "synth"))
-		return;
-	for (size_t i = doc->n; i-- > 0;) {
-		const struct conf_entry *e = &doc->entries[i];
-		if (strcmp(e->section, section) || strcmp(e->key, key))
-			continue;
-		char dir[4096], out[8300];
-		snprintf(dir, sizeof dir, "%s", e->file);
-		snprintf(out, sizeof out, "%s/%s", dirname(dir), path);
-		if (strlen(out) < cap)
-			snprintf(path, cap, "%s", out);
-		return;
-	}
-}
 
 static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_err *err)
 {
@@ -151,10 +121,11 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 	if (!rc && pt->p.predictor == PRED_LOWRANK && !pt->p.predictor_file[0])
 		rc = err_set(err, ERR_INVAL, "[sim] predictor = lowrank needs predictor_file");
 	if (!rc) {
-		resolve(pt->p.predictor_file, sizeof pt->p.predictor_file, doc, "sim", "predictor_file");
-		resolve(pt->e.model, sizeof pt->e.model, doc, "experiment", "model");
-		resolve(pt->e.device, sizeof pt->e.device, doc, "experiment", "device");
-		resolve(pt->e.trace, sizeof pt->e.trace, doc, "experiment", "trace");
+		pointin_resolve(pt->p.predictor_file, sizeof pt->p.predictor_file, doc, "sim",
+				"predictor_file");
+		pointin_resolve(pt->e.model, sizeof pt->e.model, doc, "experiment", "model");
+		pointin_resolve(pt->e.device, sizeof pt->e.device, doc, "experiment", "device");
+		pointin_resolve(pt->e.trace, sizeof pt->e.trace, doc, "experiment", "trace");
 	}
 	return rc;
 }
@@ -162,8 +133,10 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 static int sim_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 {
 	struct sim_ctx *c = calloc(1, sizeof *c);
-	if (!c)
-		return err_set(err, ERR_NOMEM, "out of memory");
+	if (!c || !(c->in = pointin_new(err))) {
+		free(c);
+		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	*ctx = c;
 	return 0;
@@ -174,13 +147,7 @@ static void sim_ctx_free(void *ctx)
 	struct sim_ctx *c = ctx;
 	if (!c)
 		return;
-	for (int i = 0; i < c->nin; i++) {
-		sim_cache_free(c->in[i]->cache);
-		trace_free(c->in[i]->t);
-		free(c->in[i]);
-	}
-	for (int i = 0; i < c->ndev; i++)
-		free(c->dev[i]);
+	pointin_free(c->in);
 	for (int i = 0; i < c->npreds; i++) {
 		predictor_free(c->preds[i]->p);
 		free(c->preds[i]);
@@ -189,91 +156,10 @@ static void sim_ctx_free(void *ctx)
 	free(c);
 }
 
-/* The canonical text of the synth parameters (part of an input's key). */
-static void synth_key(const struct synth_params *s, char *buf, size_t cap)
-{
-	size_t used = 0;
-	char val[64];
-	for (const struct conf_opt *o = synth_opts; o->name && used < cap; o++) {
-		conf_format(o, s, val, sizeof val);
-		used += (size_t)snprintf(buf + used, cap - used, "%s=%s;", o->name, val);
-	}
-}
-
-static struct input *load_input(const struct point *pt, struct lif_err *err)
-{
-	struct input *in = calloc(1, sizeof *in);
-	if (!in) {
-		err_set(err, ERR_NOMEM, "out of memory");
-		return NULL;
-	}
-	int rc = llm_load(pt->e.model, &in->m, err);
-	if (!rc && !strcmp(pt->e.trace, "synth"))
-		in->t = synth_generate(&in->m, &pt->s, 1, err);
-	else if (!rc)
-		in->t = trace_load(pt->e.trace,
-				   TRACE_LOAD_MAGNITUDES |
-					   (pt->p.predictor == PRED_LOWRANK ? TRACE_LOAD_INPUTS : 0),
-				   err);
-	if (!rc && in->t)
-		in->cache = sim_cache_new(in->t, &in->m, err);
-	if (rc || !in->t || !in->cache) {
-		trace_free(in->t);
-		free(in);
-		return NULL;
-	}
-	return in;
-}
-
-/* The shared input of a point (loaded on first use). */
-static struct input *get_input(struct sim_ctx *c, const struct point *pt, struct lif_err *err)
-{
-	char key[8400], sk[2048] = "";
-	if (!strcmp(pt->e.trace, "synth"))
-		synth_key(&pt->s, sk, sizeof sk);
-	snprintf(key, sizeof key, "%s|%s|%s|%d", pt->e.model, pt->e.trace, sk,
-		 pt->p.predictor == PRED_LOWRANK);
-	struct input *found = NULL;
-	pthread_mutex_lock(&c->lock);
-	for (int i = 0; i < c->nin && !found; i++)
-		if (!strcmp(c->in[i]->key, key))
-			found = c->in[i];
-	if (!found && c->nin == INPUTS_MAX)
-		err_set(err, ERR_RANGE, "more than %d distinct traces in one sweep", INPUTS_MAX);
-	else if (!found && (found = load_input(pt, err))) {
-		snprintf(found->key, sizeof found->key, "%s", key);
-		c->in[c->nin++] = found;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return found;
-}
-
-static const struct device *get_device(struct sim_ctx *c, const char *path, struct lif_err *err)
-{
-	const struct device *found = NULL;
-	pthread_mutex_lock(&c->lock);
-	for (int i = 0; i < c->ndev && !found; i++)
-		if (!strcmp(c->dev[i]->path, path))
-			found = &c->dev[i]->d;
-	if (!found && c->ndev == INPUTS_MAX)
-		err_set(err, ERR_RANGE, "more than %d devices in one sweep", INPUTS_MAX);
-	else if (!found) {
-		struct dev_entry *d = calloc(1, sizeof *d);
-		if (d && !device_load(path, &d->d, err)) {
-			snprintf(d->path, sizeof d->path, "%s", path);
-			c->dev[c->ndev++] = d;
-			found = &d->d;
-		} else {
-			free(d);
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
-	return found;
-}
-
 /* The trained predictors of predictor_file, loaded once and registered with
  * the input's simulator cache. */
-static int use_predictor(struct sim_ctx *c, struct input *in, const char *path, struct lif_err *err)
+static int use_predictor(struct sim_ctx *c, const struct pointin_trace *in, const char *path,
+			 struct lif_err *err)
 {
 	struct pred_file *found = NULL;
 	int rc = 0;
@@ -281,8 +167,8 @@ static int use_predictor(struct sim_ctx *c, struct input *in, const char *path, 
 	for (int i = 0; i < c->npreds && !found; i++)
 		if (!strcmp(c->preds[i]->path, path))
 			found = c->preds[i];
-	if (!found && c->npreds == INPUTS_MAX)
-		rc = err_set(err, ERR_RANGE, "more than %d predictor files in one sweep", INPUTS_MAX);
+	if (!found && c->npreds == PREDS_MAX)
+		rc = err_set(err, ERR_RANGE, "more than %d predictor files in one sweep", PREDS_MAX);
 	else if (!found) {
 		found = calloc(1, sizeof *found);
 		if (found && (found->p = predictor_load(path, err))) {
@@ -372,8 +258,11 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 	struct point pt;
 	struct sim_result r;
 	int rc = read_point(point, &pt, err);
-	struct input *in = rc ? NULL : get_input(c, &pt, err);
-	const struct device *dev = in ? get_device(c, pt.e.device, err) : NULL;
+	const struct pointin_spec spec = {
+		pt.e.model, pt.e.trace, &pt.s, 0,
+		TRACE_LOAD_MAGNITUDES | (pt.p.predictor == PRED_LOWRANK ? TRACE_LOAD_INPUTS : 0)};
+	const struct pointin_trace *in = rc ? NULL : pointin_trace(c->in, &spec, err);
+	const struct device *dev = in ? pointin_device(c->in, pt.e.device, err) : NULL;
 	if (!rc && (!in || !dev))
 		rc = err->code ? err->code : ERR_IO;
 	if (!rc && pt.p.predictor == PRED_LOWRANK)

@@ -47,7 +47,9 @@
 #include "sim/atomic.h"
 #include "sim/calib.h"
 #include "sim/kinds.h"
+#include "sim/pointin.h"
 #include "sim/replay.h"
+#include "sim/report.h"
 #include "sim/sim.h"
 
 struct vparams {
@@ -93,43 +95,11 @@ struct vpoint {
 	struct sim_params p;
 };
 
-/* Shared inputs: one per (model, scale, trace); devices and weight files. */
-struct vinput {
-	char key[8400];
-	struct llm_desc m;
-	struct trace *t;
-	struct sim_cache *cache;
-};
-
-#define VMAX 32
-
+/* Shared inputs (sim/pointin.h); one point measures at a time. */
 struct vctx {
-	pthread_mutex_t lock;    /* the tables below */
-	pthread_mutex_t measure; /* one point measures at a time */
-	struct vinput *in[VMAX];
-	int nin;
-	char dev_path[VMAX][4096];
-	struct device dev[VMAX];
-	int ndev;
+	struct pointin *in;
+	pthread_mutex_t measure;
 };
-
-static void resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
-		    const char *key)
-{
-	if (path[0] == '/')
-		return;
-	for (size_t i = doc->n; i-- > 0;) {
-		const struct conf_entry *e = &doc->entries[i];
-		if (strcmp(e->section, section) || strcmp(e->key, key))
-			continue;
-		char dir[4096], out[8300];
-		snprintf(dir, sizeof dir, "%s", e->file);
-		snprintf(out, sizeof out, "%s/%s", dirname(dir), path);
-		if (strlen(out) < cap)
-			snprintf(path, cap, "%s", out);
-		return;
-	}
-}
 
 static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_err *err)
 {
@@ -151,12 +121,11 @@ static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_
 		if (!o->def && !((const char *)&pt->v + o->offset)[0])
 			rc = err_set(err, ERR_INVAL, "[%s] %s: required key is missing", o->section, o->name);
 	if (!rc) {
-		resolve(pt->v.model, sizeof pt->v.model, doc, "experiment", "model");
-		resolve(pt->v.device, sizeof pt->v.device, doc, "experiment", "device");
-		resolve(pt->v.trace, sizeof pt->v.trace, doc, "experiment", "trace");
-		resolve(pt->v.weights, sizeof pt->v.weights, doc, "validate", "weights");
-		if (pt->v.probe_file[0])
-			resolve(pt->v.probe_file, sizeof pt->v.probe_file, doc, "validate", "probe_file");
+		pointin_resolve(pt->v.model, sizeof pt->v.model, doc, "experiment", "model");
+		pointin_resolve(pt->v.device, sizeof pt->v.device, doc, "experiment", "device");
+		pointin_resolve(pt->v.trace, sizeof pt->v.trace, doc, "experiment", "trace");
+		pointin_resolve(pt->v.weights, sizeof pt->v.weights, doc, "validate", "weights");
+		pointin_resolve(pt->v.probe_file, sizeof pt->v.probe_file, doc, "validate", "probe_file");
 	}
 	return rc;
 }
@@ -164,9 +133,10 @@ static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_
 static int v_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 {
 	struct vctx *c = calloc(1, sizeof *c);
-	if (!c)
-		return err_set(err, ERR_NOMEM, "out of memory");
-	pthread_mutex_init(&c->lock, NULL);
+	if (!c || !(c->in = pointin_new(err))) {
+		free(c);
+		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+	}
 	pthread_mutex_init(&c->measure, NULL);
 	*ctx = c;
 	return 0;
@@ -177,68 +147,9 @@ static void v_ctx_free(void *ctx)
 	struct vctx *c = ctx;
 	if (!c)
 		return;
-	for (int i = 0; i < c->nin; i++) {
-		sim_cache_free(c->in[i]->cache);
-		trace_free(c->in[i]->t);
-		free(c->in[i]);
-	}
-	pthread_mutex_destroy(&c->lock);
+	pointin_free(c->in);
 	pthread_mutex_destroy(&c->measure);
 	free(c);
-}
-
-static struct vinput *load_input(const struct vparams *v, struct lif_err *err)
-{
-	struct vinput *in = calloc(1, sizeof *in);
-	int rc = in ? llm_load(v->model, &in->m, err) : err_set(err, ERR_NOMEM, "out of memory");
-	if (!rc)
-		rc = replay_scale_model(&in->m, v->scale, err);
-	if (!rc && !(in->t = trace_load(v->trace, TRACE_LOAD_MAGNITUDES, err)))
-		rc = err->code;
-	if (!rc && !(in->cache = sim_cache_new(in->t, &in->m, err)))
-		rc = err->code;
-	if (rc && in) {
-		trace_free(in->t);
-		free(in);
-		in = NULL;
-	}
-	return in;
-}
-
-static struct vinput *get_input(struct vctx *c, const struct vparams *v, struct lif_err *err)
-{
-	char key[8400];
-	snprintf(key, sizeof key, "%s|%g|%s", v->model, v->scale, v->trace);
-	struct vinput *found = NULL;
-	pthread_mutex_lock(&c->lock);
-	for (int i = 0; i < c->nin && !found; i++)
-		if (!strcmp(c->in[i]->key, key))
-			found = c->in[i];
-	if (!found && c->nin == VMAX)
-		err_set(err, ERR_RANGE, "more than %d distinct inputs in one validation", VMAX);
-	else if (!found && (found = load_input(v, err))) {
-		snprintf(found->key, sizeof found->key, "%s", key);
-		c->in[c->nin++] = found;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return found;
-}
-
-static const struct device *get_device(struct vctx *c, const char *path, struct lif_err *err)
-{
-	const struct device *found = NULL;
-	pthread_mutex_lock(&c->lock);
-	for (int i = 0; i < c->ndev && !found; i++)
-		if (!strcmp(c->dev_path[i], path))
-			found = &c->dev[i];
-	if (!found && c->ndev == VMAX)
-		err_set(err, ERR_RANGE, "more than %d devices in one validation", VMAX);
-	else if (!found && !device_load(path, &c->dev[c->ndev], err)) {
-		snprintf(c->dev_path[c->ndev], 4096, "%s", path);
-		found = &c->dev[c->ndev++];
-	}
-	pthread_mutex_unlock(&c->lock);
-	return found;
 }
 
 static int v_check(void *ctx, const struct conf_doc *point, struct conf_doc *resolved,
@@ -360,7 +271,7 @@ struct reps {
 	struct means last;
 };
 
-static int measure(const struct vpoint *pt, struct vinput *in, const struct device *dev,
+static int measure(const struct vpoint *pt, const struct pointin_trace *in, const struct device *dev,
 		   const struct sim_result *r, int latency, struct reps *rp, uint64_t seed,
 		   struct lif_err *err)
 {
@@ -415,8 +326,9 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 	int rc = read_point(point, &pt, err);
 	if (!rc && pt.v.repeats > MAXREP)
 		rc = err_set(err, ERR_RANGE, "[validate] repeats: at most %d", MAXREP);
-	struct vinput *in = rc ? NULL : get_input(c, &pt.v, err);
-	const struct device *dev = in ? get_device(c, pt.v.device, err) : NULL;
+	const struct pointin_spec spec = {pt.v.model, pt.v.trace, NULL, pt.v.scale, TRACE_LOAD_MAGNITUDES};
+	const struct pointin_trace *in = rc ? NULL : pointin_trace(c->in, &spec, err);
+	const struct device *dev = in ? pointin_device(c->in, pt.v.device, err) : NULL;
 	if (!rc && (!in || !dev))
 		rc = err->code ? err->code : ERR_IO;
 	const int64_t T = in ? in->t->meta.tokens : 0;
@@ -486,32 +398,6 @@ const struct sweep_kind sweep_kind_validate = {
 
 /* ---- summary ---- */
 
-/* Split one CSV line in place (quotes allowed); returns the field count. */
-static int csv_split(char *line, char **f, int cap)
-{
-	int n = 0;
-	char *p = line;
-	while (n < cap) {
-		if (*p == '"') {
-			char *w = ++p;
-			f[n++] = w;
-			for (; *p && !(*p == '"' && p[1] != '"'); p++)
-				*w++ = *p == '"' ? *++p : *p;
-			*w = '\0';
-			p += *p == '"';
-		} else {
-			f[n++] = p;
-			p += strcspn(p, ",\n\r");
-		}
-		if (*p != ',') {
-			*p = '\0';
-			break;
-		}
-		*p++ = '\0';
-	}
-	return n;
-}
-
 #define NMETRIC 5
 #define MAXCOL 256
 
@@ -565,7 +451,7 @@ int replay_validate_summary(const char *dir, struct lif_err *err)
 	char names[MAXCOL][64];
 	for (int lineno = 0; !rc && fgets(line, sizeof line, in); lineno++) {
 		fputs(line, af.fp);
-		int n = csv_split(line, f, MAXCOL);
+		int n = report_csv_split(line, f, MAXCOL);
 		if (lineno == 0) {
 			nf = n;
 			for (int i = 0; i < n; i++)

@@ -6,13 +6,11 @@
 
 #define MAX_COLS 256
 
-/* Split a CSV line (double quotes allowed) into at most MAX_COLS fields in
- * place; returns the count. */
-static int csv_split(char *line, char **f)
+int report_csv_split(char *line, char **f, int cap)
 {
 	int n = 0;
 	char *p = line;
-	while (n < MAX_COLS) {
+	while (n < cap) {
 		if (*p == '"') {
 			char *w = ++p;
 			f[n++] = w;
@@ -51,7 +49,7 @@ int report_refs(const char *results_csv, FILE *out, struct lif_err *err)
 		fclose(f);
 		return err_set(err, ERR_FORMAT, "%s: empty", results_csv);
 	}
-	int nh = csv_split(head, h);
+	int nh = report_csv_split(head, h, MAX_COLS);
 	for (int i = 0; i < nh; i++) {
 		if (!strcmp(h[i], "row"))
 			label = i;
@@ -68,7 +66,7 @@ int report_refs(const char *results_csv, FILE *out, struct lif_err *err)
 			"reference", "diff");
 	}
 	while (np && fgets(line, sizeof line, f)) {
-		int nv = csv_split(line, v);
+		int nv = report_csv_split(line, v, MAX_COLS);
 		for (int k = 0; k < np; k++) {
 			if (ref[k] >= nv || !v[ref[k]][0])
 				continue; /* this point has no such reference */
