@@ -17,7 +17,6 @@
  * by the points (lazily, under a lock; points only read them).
  */
 #include <errno.h>
-#include <libgen.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>

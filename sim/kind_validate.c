@@ -37,7 +37,6 @@
  * Points are measured one at a time (a lock), whatever --threads says.
  */
 #include <errno.h>
-#include <libgen.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
