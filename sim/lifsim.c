@@ -32,7 +32,7 @@ static void usage(FILE *f)
 		   "lifsim simulates LLM inference with FFN weights on flash (arXiv 2312.11514).\n\n"
 		   "verbs:\n");
 	for (size_t i = 0; i < NVERBS; i++)
-		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+		fprintf(f, "  %-11s %s\n", verbs[i].name, verbs[i].summary);
 	fprintf(f, "\nglobal options (any verb):\n"
 		   "  --threads N  worker threads (default: all cores)\n"
 		   "  --quiet      no summary or progress output\n\n"
