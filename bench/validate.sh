@@ -6,7 +6,8 @@
 #   2. an OPT-6.7B synthetic trace; weight files in rowcol and hot at SCALE
 #      (1: 8.6 GB each; the disk must have room for two)
 #   3. `lifsim validate experiments/host-validate.ini` -> summary.csv
-#   4. the naive full-model read's rate beside calibrate's sequential rate
+#   4. the naive full-model read's rate beside calibrate's sequential rate, both
+#      the one calibrate measured and the one validate's probes measured beside it
 # Everything lives in WORK (a temporary directory unless given) and is
 # deleted at exit unless KEEP=1; results are copied to bench/out/validate/.
 #   env: SCALE (0.25; 1 = OPT-6.7B at full size), CAL_SECONDS (0.3 per calibration point),
@@ -40,7 +41,10 @@ col() { # column $1 of the naive row of validation.csv
 	awk -F, -v c="$1" 'NR == 1 {for (i = 1; i <= NF; i++) h[h[i] = $i] = i; next} $3 == "naive" {print $h[c]}' \
 		"$WORK/val/validation.csv"
 }
-ms=$(col io_ms_meas) bytes=$(col bytes_per_token_meas) pred=$(col io_ms_pred)
-echo "naive full read of $bytes bytes: $(echo "scale=1; $bytes / 1048576 / ($ms / 1000)" | bc -l) MiB/s measured," \
-	"$(echo "scale=1; $bytes / 1048576 / ($pred / 1000)" | bc -l) MiB/s predicted; calibrate's sequential rate: $seq MiB/s" |
+ms=$(col io_ms_meas) bytes=$(col bytes_per_token_meas) pred=$(col io_ms_pred) side=$(col probe_mib_per_s)
+rate=$(echo "scale=1; $bytes / 1048576 / ($ms / 1000)" | bc -l)
+echo "naive full read of $bytes bytes: $rate MiB/s measured," \
+	"$(echo "scale=1; $bytes / 1048576 / ($pred / 1000)" | bc -l) MiB/s predicted;" \
+	"calibrate's sequential rate: $seq MiB/s at calibration ($(echo "scale=3; $rate / $seq" | bc -l)x)," \
+	"$side MiB/s measured beside the naive reads by the same method ($(echo "scale=3; $rate / $side" | bc -l)x)" |
 	tee "$out/naive.txt"

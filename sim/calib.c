@@ -43,7 +43,9 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 	size_t cap = 1 << 16, nlat = 0;
 	double *lat = malloc(cap * sizeof *lat);
 	int rc = !buf || !r || !lat ? err_set(err, ERR_NOMEM, "out of memory") : 0;
-	int64_t seq = 0;
+	/* sequential: from a random slot, so that repeated probes do not read
+	 * the same region again */
+	int64_t seq = sequential ? (int64_t)(next_rand(&seed) % (uint64_t)slots) : 0;
 	if (!rc)
 		memset(buf, 0, (size_t)chunk * nbuf); /* page faults now, not in the timing */
 	double t0 = io_now_ns(), t1 = t0;

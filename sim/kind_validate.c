@@ -2,14 +2,15 @@
  * kind_validate: the `validate` point kind of `lifsim sweep` / `lifsim
  * validate` (sim/sweep.h): per point, the simulator's prediction (sim_run
  * on a device profile from `lifsim calibrate`) and the real replay of the
- * same decisions (sim/replay.h), repeated, with reference probes between
- * repeats to measure the machine's drift.
+ * same decisions (sim/replay.h), repeated, with drift probes matched to the
+ * point's reads between its tokens.
  *
  *   [experiment]  kind = validate, model, device, trace (a .h5 file: the
  *                 one the weight file's layout was ordered by)
  *   [sim]         the simulator's knobs (sim/sim.h); strategy = naive reads
  *                 the weight file's whole FFN (use naive_keep_dense = true)
- *   [validate]    weights, engine, repeats, tokens, scale, verify, probe_*
+ *   [validate]    weights, engine, repeats, tokens, scale, verify, probe_file,
+ *                 probe_seconds
  *
  * Timed tokens are [warmup_tokens, warmup_tokens + tokens): the replay steps
  * the earlier ones untimed (same state as the simulator) and the prediction
@@ -17,18 +18,24 @@
  * replayed by validate: the model's compute includes attention, which the
  * real path does not run).
  *
- * Drift: two probes, each a calibrate point (sim/calib.h) of random
- * probe_chunk reads over probe_file (best the file calibrate measured, so
- * that the probe differs from calibration by the drift alone; default: the
- * weight file) for probe_seconds, at depth 1
- * (latency) and at probe_parallelism (bandwidth). A probe's throughput at
- * calibration (the profile's tabulated form, i.e. what calibrate measured
- * at that chunk and depth; the parametric model when the profile has no
- * table) over its throughput now is the machine's current slowness; a
- * repeat's io_ms is divided by the geometric mean of the factors of the
- * probes before and after it, the latency probe's for latency-bound points,
- * the bandwidth probe's otherwise (the *_corr columns). Values are medians over repeats; *_cv are the
- * repeats' coefficients of variation.
+ * Drift: this host's disk changes speed by 2-4x from minute to minute and
+ * by +-20% within a second, and unevenly across read sizes and depths. So
+ * each point has its own probe, matched to its reads: a calibrate point
+ * (sim/calib.h) of random reads of the point's mean read size (rounded up
+ * to 4 KiB) at its queue depth (min(parallelism, reads per layer)); for
+ * the naive strategy, sequential naive_chunk reads at its parallelism. It
+ * reads probe_file (default: the weight file) for probe_seconds before the
+ * first timed token and after every timed token. A token's drift factor is
+ * the profile's flash model's throughput for the probe's reads (what the
+ * prediction assumes) over the geometric mean of the probes just before and
+ * after it (> 1: the device is slower now than the profile says); the
+ * *_corr columns divide each token's io_ms by its factor. So the corrected
+ * error is the model's error in how this trace's reads (mixed sizes, layer
+ * batches, the planner's extents) add up, with the device's speed at the
+ * point's operating point taken as measured beside it; the raw error adds
+ * the drift and the fit. drift and drift_cv are the factors' median and
+ * spread; probe_* say what was probed. Values are medians over repeats;
+ * *_cv are the repeats' coefficients of variation.
  *
  * Regime: `latency` when the queue limits (N b / t(b) below the device's
  * IOPS and bandwidth caps in the profile's parametric form, N = min(
@@ -51,11 +58,14 @@
 #include "sim/report.h"
 #include "sim/sim.h"
 
+#define MAXREP 100
+#define MAXPROBE 4096
+
 struct vparams {
 	char kind[32], model[4096], device[4096], trace[4096], weights[4096], probe_file[4096];
 	int engine; /* index into io_engines */
-	int repeats, probe_parallelism, verify;
-	int64_t tokens, probe_chunk;
+	int repeats, verify;
+	int64_t tokens;
 	double scale, probe_seconds;
 };
 
@@ -79,13 +89,9 @@ static const struct conf_opt val_opts[] = {
 	{"validate", "verify", CONF_BOOL, OV(verify), 0, 0, "true", CONF_NOBOUNDS, NULL,
 	 "check the checksums of what is read (first repeat; untimed)"},
 	{"validate", "probe_file", CONF_STR, OV(probe_file), 4096, 0, "", CONF_NOBOUNDS, NULL,
-	 "file the drift probes read (best: the file calibrate measured; empty: the weights)"},
-	{"validate", "probe_seconds", CONF_DOUBLE, OV(probe_seconds), 0, 0, "0.2", 0.001, 60, NULL,
-	 "length of each drift probe"},
-	{"validate", "probe_chunk", CONF_BYTES, OV(probe_chunk), 0, 0, "16KiB", 4096, 1 << 26, NULL,
-	 "bytes per probe read"},
-	{"validate", "probe_parallelism", CONF_INT, OV(probe_parallelism), 0, 0, "32", 1, 1024, NULL,
-	 "depth of the bandwidth probe (the latency probe is depth 1)"},
+	 "file the drift probes read (empty: the weight file)"},
+	{"validate", "probe_seconds", CONF_DOUBLE, OV(probe_seconds), 0, 0, "0.05", 0.001, 60, NULL,
+	 "length of each drift probe (one before the first timed token, one after each)"},
 	{0},
 };
 
@@ -179,7 +185,9 @@ static int cmp_double(const void *a, const void *b)
 
 static double median(const double *v, int n)
 {
-	double s[128];
+	static _Thread_local double s[MAXPROBE];
+	if (n < 1)
+		return NAN;
 	memcpy(s, v, (size_t)n * sizeof *s);
 	qsort(s, (size_t)n, sizeof *s, cmp_double);
 	return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
@@ -193,32 +201,6 @@ static double cv(const double *v, int n)
 	for (int i = 0; i < n; i++)
 		ss += (v[i] - m) * (v[i] - m);
 	return n > 1 && m > 0 ? sqrt(ss / (n - 1)) / m : 0;
-}
-
-/* The drift factors now (> 1: slower than at calibration) from the two
- * probes: depth 1 (latency) and probe_parallelism (bandwidth). */
-static int probe(const struct vparams *v, const struct wfile *w, const struct device *dev,
-		 uint64_t seed, double factor[2], struct lif_err *err)
-{
-	const int depth[2] = {1, v->probe_parallelism};
-	/* the reference: what calibrate measured there (the profile's table)
-	 * where it has one, else the model */
-	struct flash_model ref = dev->flash;
-	if (ref.tab.n_chunks > 0)
-		ref.kind = FLASH_TABULATED;
-	int rc = 0;
-	for (int k = 0; !rc && k < 2; k++) {
-		const char *file = v->probe_file[0] ? v->probe_file : wfile_path(w);
-		struct io_engine *e = io_open(io_engines[v->engine]->name, file, depth[k], 0, err);
-		struct calib_point p;
-		rc = e ? calib_measure(e, v->probe_chunk, 0, v->probe_seconds, seed + (uint64_t)k, &p, err)
-		       : err->code;
-		if (!rc)
-			factor[k] = flash_throughput_bytes_per_s(&ref, v->probe_chunk, depth[k]) /
-				    (p.mib_per_s * 1048576.0);
-		io_close(e);
-	}
-	return rc;
 }
 
 /* Prediction means over the timed tokens. */
@@ -262,49 +244,123 @@ static const char *regime(const struct device *dev, double mean_read, double rea
 	return little < fmin(f->iops_max * b, f->max_bytes_per_s) ? "latency" : "bandwidth";
 }
 
-#define MAXREP 100
-
-struct reps {
-	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP], drift[MAXREP];
-	double place[MAXREP];
-	struct means last;
+/* The matched drift probe of a point: random reads of the point's mean read
+ * size at its queue depth (sequential chunk reads at its parallelism for
+ * the naive strategy), run before the first timed token and after every
+ * timed token of every repeat. Its reference is what the profile's flash
+ * model (the one the prediction uses) gives for the same reads, so
+ * ref / measured is how much slower the device is now than the profile
+ * says, at this operating point. */
+struct prober {
+	struct io_engine *e;
+	int64_t chunk;
+	int sequential, depth;
+	double seconds, ref; /* reference throughput, B/s */
+	uint64_t seed;
+	double last;          /* the latest probe, B/s */
+	double f[MAXPROBE];   /* per timed token: ref / geometric mean of the probes around it */
+	double mib[MAXPROBE]; /* every probe's throughput, MiB/s */
+	int nf, nmib;
 };
 
+static int probe_run(struct prober *pr, struct lif_err *err)
+{
+	struct calib_point p;
+	int rc = calib_measure(pr->e, pr->chunk, pr->sequential, pr->seconds, pr->seed++, &p, err);
+	if (rc)
+		return rc;
+	double now = p.mib_per_s * 1048576.0;
+	if (pr->last > 0 && pr->nf < MAXPROBE)
+		pr->f[pr->nf++] = pr->ref / sqrt(pr->last * now);
+	if (pr->nmib < MAXPROBE)
+		pr->mib[pr->nmib++] = p.mib_per_s;
+	pr->last = now;
+	return 0;
+}
+
+static int probe_after_token(void *ctx, int64_t tok, struct lif_err *err)
+{
+	(void)tok;
+	return probe_run(ctx, err);
+}
+
+struct reps {
+	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP];
+	double place[MAXREP];
+	struct means last;
+	struct prober pr;
+};
+
+/* The probe's reads for a point whose prediction reads `reads` extents
+ * of `bytes` in all per token over L layers. */
+static int probe_open(const struct vpoint *pt, const struct wfile *w, const struct device *dev,
+		      double bytes, double reads, int L, uint64_t seed, struct prober *pr,
+		      struct lif_err *err)
+{
+	const struct vparams *v = &pt->v;
+	const char *file = v->probe_file[0] ? v->probe_file : wfile_path(w);
+	memset(pr, 0, sizeof *pr);
+	if (pt->p.strategy == SIM_NAIVE) {
+		pr->sequential = 1, pr->depth = pt->p.parallelism, pr->chunk = pt->p.naive_chunk;
+	} else {
+		double n = reads / L;
+		pr->depth = (int)fmax(1, fmin(pt->p.parallelism, lround(n)));
+		pr->chunk = (int64_t)ceil((reads > 0 ? bytes / reads : 4096) / 4096) * 4096;
+	}
+	pr->seconds = v->probe_seconds, pr->seed = seed;
+	pr->ref = flash_throughput_bytes_per_s(&dev->flash, pr->chunk, pr->depth);
+	pr->e = io_open(io_engines[v->engine]->name, file, pr->depth, 0, err);
+	if (pr->e && io_file_bytes(pr->e) < pr->chunk) {
+		io_close(pr->e), pr->e = NULL;
+		return err_set(err, ERR_INVAL, "[validate] probe_file %s: smaller than one probe read "
+			       "(%lld bytes)", file, (long long)pr->chunk);
+	}
+	return pr->e ? 0 : err->code;
+}
+
 static int measure(const struct vpoint *pt, const struct pointin_trace *in, const struct device *dev,
-		   const struct sim_result *r, int latency, struct reps *rp, uint64_t seed,
+		   const struct sim_result *r, const struct means *pm, struct reps *rp, uint64_t seed,
 		   struct lif_err *err)
 {
 	const struct vparams *v = &pt->v;
 	const int64_t T = in->t->meta.tokens, a = pt->p.warmup_tokens < T ? pt->p.warmup_tokens : 0;
 	const int naive = pt->p.strategy == SIM_NAIVE;
+	const int64_t t0 = naive ? 0 : a, t1 = naive ? v->tokens : (a + v->tokens < T ? a + v->tokens : T);
 	struct sim_inputs si = {0};
+	struct prober *pr = &rp->pr;
 	struct wfile *w = wfile_open(v->weights, err);
 	struct io_engine *io = w ? io_open(io_engines[v->engine]->name, v->weights, pt->p.parallelism, 0,
 					   err) : NULL;
 	struct replay_token *tok = calloc((size_t)T, sizeof *tok);
 	int rc = !w || !io ? err->code : !tok ? err_set(err, ERR_NOMEM, "out of memory") : 0;
+	if (!rc && (t1 - t0) * v->repeats > MAXPROBE)
+		rc = err_set(err, ERR_RANGE, "[validate] repeats x tokens: at most %d", MAXPROBE);
 	if (!rc && !naive)
 		rc = sim_inputs_get(in->cache, &pt->p, r->pin_frac, 1, &si, err);
-	double before[2] = {1, 1}, after[2] = {1, 1};
 	if (!rc)
-		rc = probe(v, w, dev, seed, before, err);
+		rc = probe_open(pt, w, dev, pm->bytes, pm->reads, in->m.layers, seed, pr, err);
+	if (!rc)
+		rc = probe_run(pr, err);
 	for (int k = 0; !rc && k < v->repeats; k++) {
-		struct replay_opts o = {.first_token = a, .tokens = v->tokens, .verify = v->verify && !k};
+		struct replay_opts o = {.first_token = a, .tokens = v->tokens, .verify = v->verify && !k,
+					.after_token = probe_after_token, .after_ctx = pr};
+		const int f0 = pr->nf;
 		rc = naive ? replay_naive(w, io, pt->p.naive_chunk, v->tokens, o.verify, tok, err)
 			   : replay_sparse(&si, in->t, w, io, &o, tok, err);
-		if (!rc)
-			rc = probe(v, w, dev, seed + 2 * ((uint64_t)k + 1), after, err);
+		if (!rc && naive)
+			rc = probe_run(pr, err);
 		if (rc)
 			break;
-		meas_means(tok, naive ? 0 : a, naive ? v->tokens : (a + v->tokens < T ? a + v->tokens : T),
-			   &rp->last, &rp->place[k]);
-		rp->drift[k] = sqrt(before[!latency] * after[!latency]);
+		meas_means(tok, t0, t1, &rp->last, &rp->place[k]);
 		rp->io[k] = rp->last.io, rp->mem[k] = rp->last.mem, rp->total[k] = rp->last.total;
-		rp->io_c[k] = rp->io[k] / rp->drift[k];
+		/* each token's io over the drift around it (naive: the repeat's) */
+		rp->io_c[k] = 0;
+		for (int64_t i = t0; i < t1; i++)
+			rp->io_c[k] += tok[i].io_ms / pr->f[naive ? f0 : f0 + (i - t0)] / (double)(t1 - t0);
 		rp->total_c[k] = rp->io_c[k] + rp->mem[k];
-		before[0] = after[0], before[1] = after[1];
 	}
 	sim_inputs_release(&si);
+	io_close(pr->e);
 	io_close(io);
 	wfile_close(w);
 	free(tok);
@@ -350,19 +406,23 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 	const int n = pt.v.repeats, L = in->m.layers;
 	double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
 	const char *reg = regime(dev, mean_read, pm.reads / L, pt.p.parallelism);
-	struct reps rp;
-	memset(&rp, 0, sizeof rp);
+	struct reps *rp = calloc(1, sizeof *rp);
+	if (!rp)
+		return err_set(err, ERR_NOMEM, "out of memory");
 	pthread_mutex_lock(&c->measure);
-	rc = measure(&pt, in, dev, &r, !strcmp(reg, "latency"), &rp, sweep_row_seed(row), err);
+	rc = measure(&pt, in, dev, &r, &pm, rp, sweep_row_seed(row), err);
 	pthread_mutex_unlock(&c->measure);
-	if (rc)
+	if (rc) {
+		free(rp);
 		return rc;
-	double io = median(rp.io, n), mem = median(rp.mem, n), tot = median(rp.total, n);
-	double io_c = median(rp.io_c, n), tot_c = median(rp.total_c, n);
+	}
+	const struct prober *pr = &rp->pr;
+	double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
+	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n);
 	rc = sweep_row_set_str(row, "regime", reg);
 	put(row, "tokens_timed", (double)(b - a), &rc);
 	put(row, "bytes_per_token_pred", pm.bytes, &rc);
-	put(row, "bytes_per_token_meas", rp.last.bytes, &rc);
+	put(row, "bytes_per_token_meas", rp->last.bytes, &rc);
 	put(row, "reads_per_token", pm.reads, &rc);
 	put(row, "mean_read_bytes", mean_read, &rc);
 	put(row, "io_ms_pred", pm.io, &rc);
@@ -375,16 +435,21 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 	put(row, "total_ms_pred", pm.total, &rc);
 	put(row, "total_ms_meas", tot, &rc);
 	put(row, "total_rel_err", pm.total / tot - 1, &rc);
-	put(row, "drift", median(rp.drift, n), &rc);
+	put(row, "probe_chunk_bytes", (double)pr->chunk, &rc);
+	put(row, "probe_depth", pr->depth, &rc);
+	put(row, "probe_mib_per_s", median(pr->mib, pr->nmib), &rc);
+	put(row, "probe_ref_mib_per_s", pr->ref / 1048576.0, &rc);
+	put(row, "drift", median(pr->f, pr->nf), &rc);
 	put(row, "io_ms_meas_corr", io_c, &rc);
 	put(row, "io_rel_err_corr", pm.io / io_c - 1, &rc);
 	put(row, "total_ms_meas_corr", tot_c, &rc);
 	put(row, "total_rel_err_corr", pm.total / tot_c - 1, &rc);
-	put(row, "io_cv", cv(rp.io, n), &rc);
-	put(row, "mem_cv", cv(rp.mem, n), &rc);
-	put(row, "total_cv", cv(rp.total, n), &rc);
-	put(row, "drift_cv", cv(rp.drift, n), &rc);
-	put(row, "place_ms_meas", median(rp.place, n), &rc);
+	put(row, "io_cv", cv(rp->io, n), &rc);
+	put(row, "mem_cv", cv(rp->mem, n), &rc);
+	put(row, "total_cv", cv(rp->total, n), &rc);
+	put(row, "drift_cv", cv(pr->f, pr->nf), &rc);
+	put(row, "place_ms_meas", median(rp->place, n), &rc);
+	free(rp);
 	if (rc)
 		return err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column");
 	return 0;

@@ -259,6 +259,9 @@ static int replay_layer(struct rlayer *rl, const struct sim_inputs *in, const st
 	int rc = step_layer_next(rl->step, in->pred + ((size_t)layer * T + tok) * t->row_bytes, &so, err);
 	if (!rc)
 		rc = stage_fit(s, so.plan, ffn_off, err);
+	for (size_t i = 0; !rc && o->iolog && i < so.plan->n; i++)
+		fprintf(o->iolog, "%s read %lld %lld\n", wfile_path(w), (long long)s->req[i].offset,
+			(long long)s->req[i].bytes);
 	double t0 = io_now_ns();
 	if (!rc)
 		rc = io_read(io, s->req, so.plan->n, NULL, err);
@@ -321,11 +324,20 @@ int replay_sparse(const struct sim_inputs *in, const struct trace *t, const stru
 		rt->total_ms = rt->io_ms + rt->mem_ms + rt->compute_ms;
 		if (tok < o->first_token)
 			memset(rt, 0, sizeof *rt); /* stepped for state, not timed */
+		else if (!rc && o->after_token)
+			rc = o->after_token(o->after_ctx, tok, err);
 	}
 	layers_free(rl, L);
 	free(s.buf), free(s.req), free(s.at), free(x), free(y);
 	return rc;
 }
+
+void replay_iolog_begin(FILE *f, const char *path)
+{
+	fprintf(f, "fio version 2 iolog\n%s add\n%s open\n", path, path);
+}
+
+void replay_iolog_end(FILE *f, const char *path) { fprintf(f, "%s close\n", path); }
 
 int replay_naive(const struct wfile *w, struct io_engine *io, int64_t chunk, int64_t tokens,
 		 int verify, struct replay_token *per_token, struct lif_err *err)
@@ -333,10 +345,11 @@ int replay_naive(const struct wfile *w, struct io_engine *io, int64_t chunk, int
 	const struct wfile_info *wi = wfile_info(w);
 	const int64_t ffn = wi->layer_bytes * wi->layers, par = io->parallelism;
 	const int64_t b = io_block_bytes(io) > 1 ? io_block_bytes(io) : 1;
-	/* batches of up to 512 MiB of buffers (at least 2 x parallelism reads):
-	 * the queue runs dry only at a batch's end */
-	int64_t nbuf = (512LL << 20) / (chunk > 0 ? chunk : 1);
-	nbuf = nbuf < 2 * par ? 2 * par : nbuf;
+	/* batches of 2 x parallelism reads into as many buffers, reused: the
+	 * buffers calibrate's sequential point and fio read into. (This host's
+	 * virtual disk serves large reads 1.4-2.5x faster into a fresh
+	 * 0.5-3 GB arena than into a small reused pool; experiments/README.md.) */
+	const int64_t nbuf = 2 * par;
 	if (chunk < 1 || chunk % 4096 || chunk * nbuf > (2LL << 30))
 		return err_set(err, ERR_INVAL, "naive chunk %lld must be a multiple of 4 KiB with chunk x "
 			       "2 x parallelism at most 2 GiB", (long long)chunk);

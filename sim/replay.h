@@ -25,12 +25,14 @@
  * stored dtype).
  *
  * replay_naive reads the file's whole FFN region per token in chunk-byte
- * reads, `parallelism` deep (the naive strategy with dense parts resident).
+ * reads, `parallelism` deep, in batches of 2 x parallelism reads into as
+ * many reused buffers (the naive strategy with dense parts resident).
  */
 #ifndef LIFSIM_REPLAY_H
 #define LIFSIM_REPLAY_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sim/err.h"
 #include "sim/io.h"
@@ -46,6 +48,13 @@ struct replay_opts {
 	int check_rows;    /* tests: after every token, check every matrix row holds
 			    * its neuron's bytes (slow) */
 	int64_t max_matrix_bytes; /* refuse larger preallocations; 0: 16 GiB */
+	/* when set: called after each timed token (tok >= first_token), outside
+	 * its timings (validate's drift probes); non-zero stops the replay */
+	int (*after_token)(void *ctx, int64_t tok, struct lif_err *err);
+	void *after_ctx;
+	FILE *iolog;       /* when set: every read as a fio iolog v2 line
+			    * ("PATH read OFFSET BYTES"); the caller writes the
+			    * header and the add/open/close lines (replay_iolog_*) */
 };
 
 struct replay_token {
@@ -60,6 +69,13 @@ struct replay_token {
 int replay_sparse(const struct sim_inputs *in, const struct trace *t, const struct wfile *w,
 		  struct io_engine *io, const struct replay_opts *o, struct replay_token *per_token,
 		  struct lif_err *err);
+
+/* fio iolog v2 framing around replay_opts.iolog's read lines: header, add
+ * and open (begin), close (end). `fio --read_iolog=F --replay_no_stall=1`
+ * then issues the same reads as the replay, without its pauses between
+ * layers. */
+void replay_iolog_begin(FILE *f, const char *path);
+void replay_iolog_end(FILE *f, const char *path);
 
 /* Read the whole FFN region `tokens` times in chunk-byte reads. */
 int replay_naive(const struct wfile *w, struct io_engine *io, int64_t chunk, int64_t tokens,

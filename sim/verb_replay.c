@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sim/kinds.h"
+#include "sim/atomic.h"
 #include "sim/replay.h"
 #include "sim/verbs.h"
 
@@ -27,12 +28,15 @@ static void replay_usage(FILE *f)
 		"  --device P      also print the simulator's per-token prediction on profile P\n"
 		"  --compute       run the sparse FFN over the resident rows (plain loop)\n"
 		"  --no-verify     do not check the checksums of what was read\n"
-		"  --check-rows    after each token check every matrix row's bytes (slow)\n",
+		"  --check-rows    after each token check every matrix row's bytes (slow)\n"
+		"  --iolog FILE    also write every read as a fio iolog v2 (the sparse strategy)\n"
+		"                  (fio --read_iolog=FILE --replay_no_stall=1 --direct=1 issues\n"
+		"                  the same reads; written atomically)\n",
 		IO_ENGINE_CHOICES);
 }
 
 struct rargs {
-	const char *model, *trace, *weights, *device;
+	const char *model, *trace, *weights, *device, *iolog;
 	char engine[16];
 	double scale;
 	long long tokens;
@@ -52,7 +56,10 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	struct sim_result r = {0};
 	struct sim_token *st = NULL;
 	struct replay_token *rt = NULL;
-	int rc = llm_load(a->model, &m, &err);
+	int rc = a->iolog && p->strategy == SIM_NAIVE
+			 ? err_set(&err, ERR_INVAL, "--iolog: only for the sparse strategy (the naive "
+				   "one reads sequentially: fio --rw=read)")
+			 : llm_load(a->model, &m, &err);
 	if (!rc)
 		rc = replay_scale_model(&m, a->scale, &err);
 	if (!rc && a->device)
@@ -80,9 +87,21 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	else if (!rc) {
 		struct replay_opts o = {.tokens = n, .verify = a->verify, .compute = a->compute,
 					.check_rows = a->check_rows};
+		struct atomic_file log = {0};
 		rc = sim_inputs_get(c, p, r.pin_frac, g->threads, &in, &err);
+		if (!rc && a->iolog && !(rc = atomic_open(&log, a->iolog, &err))) {
+			o.iolog = log.fp;
+			replay_iolog_begin(log.fp, a->weights);
+		}
 		if (!rc)
 			rc = replay_sparse(&in, t, w, io, &o, rt, &err);
+		if (o.iolog) {
+			replay_iolog_end(log.fp, a->weights);
+			if (rc)
+				atomic_abort(&log);
+			else
+				rc = atomic_commit(&log, &err);
+		}
 	}
 	if (!rc) {
 		printf("token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded,"
@@ -116,7 +135,8 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		{"tokens", required_argument, 0, 'n'},	{"device", required_argument, 0, 'd'},
 		{"compute", no_argument, 0, 'c'},	{"no-verify", no_argument, 0, 'V'},
 		{"check-rows", no_argument, 0, 'R'},	{"sim", required_argument, 0, 'S'},
-		{"help", no_argument, 0, 'h'},		{0, 0, 0, 0},
+		{"iolog", required_argument, 0, 'L'},	{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
 	};
 	struct rargs a = {.scale = 1, .verify = 1};
 	struct sim_params p;
@@ -136,6 +156,7 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		case 'c': a.compute = 1; break;
 		case 'V': a.verify = 0; break;
 		case 'R': a.check_rows = 1; break;
+		case 'L': a.iolog = optarg; break;
 		case 'e':
 			if (!io_find(optarg))
 				return cli_failf("replay", "--engine: unknown engine '%s' (choices: %s)",
@@ -172,14 +193,15 @@ int verb_validate(int argc, char **argv, const struct cli_global *g)
 		if (c == 'h') {
 			printf("usage: lifsim validate EXPERIMENT.ini -o DIR\n\n"
 			       "Run a sweep of kind validate (sim/kind_validate.c: per point the\n"
-			       "prediction and the replay, repeated, with drift probes), one point at a\n"
+			       "prediction and the replay, repeated, with drift probes matched to the\n"
+			       "point's reads between its tokens), one point at a\n"
 			       "time, into DIR/results.csv, then write DIR/validation.csv (a row per\n"
 			       "point) and DIR/summary.csv (metric,regime,n,median_abs_err,p90_abs_err,\n"
 			       "max_abs_err,bias,cv_meas; errors are predicted / measured - 1) and print\n"
 			       "the summary. A re-run into DIR measures only the missing points.\n\n"
 			       "experiment: [experiment] kind = validate, model, device, trace (.h5);\n"
 			       "[sim] as for simulate; [validate] weights, engine, repeats, tokens, scale,\n"
-			       "verify, probe_seconds, probe_chunk, probe_parallelism (see\n"
+			       "verify, probe_file, probe_seconds (see\n"
 			       "sim/kind_validate.c and experiments/host-validate.ini).\n");
 			return 0;
 		}

@@ -38,6 +38,16 @@ static struct trace *setup(struct llm_desc *m, struct device *d, int tokens)
 	return t;
 }
 
+static int count_tokens(void *ctx, int64_t tok, struct lif_err *err)
+{
+	int64_t *seen = ctx;
+	(void)err;
+	if (tok != seen[1] + 1)
+		return err_set(err, ERR_INVAL, "token %lld after %lld", (long long)tok, (long long)seen[1]);
+	seen[0]++, seen[1] = tok;
+	return 0;
+}
+
 ParameterizedTestParameters(replay, makes_the_simulators_decisions_with_real_bytes)
 {
 	return cr_make_param_array(struct rcase, rcases, sizeof rcases / sizeof rcases[0]);
@@ -68,8 +78,24 @@ ParameterizedTest(struct rcase *c, replay, makes_the_simulators_decisions_with_r
 	struct wfile *w = wfile_open(path, &e);
 	struct io_engine *io = w ? io_open(c->engine, path, p.parallelism, IO_CHECK_ALIGN, &e) : NULL;
 	cr_assert(io, "%s", e.msg);
-	struct replay_opts o = {.verify = 1, .check_rows = 1, .compute = 1};
+	char *log = NULL;
+	size_t loglen = 0;
+	int64_t seen[2] = {0, -1}; /* calls, last token */
+	struct replay_opts o = {.verify = 1, .check_rows = 1, .compute = 1, .after_token = count_tokens,
+				.after_ctx = seen, .iolog = open_memstream(&log, &loglen)};
 	cr_assert_eq(replay_sparse(&in, t, w, io, &o, rt, &e), 0, "%s", e.msg);
+	fclose(o.iolog);
+	/* the callback ran once per timed token, in order; the iolog has a line per read */
+	cr_expect_eq(seen[0], T);
+	cr_expect_eq(seen[1], T - 1);
+	int64_t lines = 0, reads = 0;
+	for (char *q = log; *q; q++)
+		lines += *q == '\n';
+	for (int k = 0; k < T; k++)
+		reads += rt[k].reads;
+	cr_expect_eq(lines, reads);
+	cr_expect(strstr(log, " read ") && strstr(log, path), "%.200s", log);
+	free(log);
 	for (int k = 0; k < T; k++) {
 		cr_expect_eq(rt[k].neurons_loaded, st[k].neurons_loaded, "token %d", k);
 		cr_expect_eq(rt[k].bytes_read, st[k].bytes_read, "token %d", k);
@@ -167,8 +193,7 @@ Test(replay, validate_writes_validation_and_summary, .init = tu_init)
 	snprintf(ini, sizeof ini,
 		 "[experiment]\nkind = validate\nmodel = %s\ndevice = %s\ntrace = %s\n"
 		 "[sim]\nlayout = hot\nlayout_train_tokens = 20\nwindow = 0, 3\nparallelism = 2\nwarmup_tokens = 5\n"
-		 "[validate]\nweights = %s\nengine = mem\nrepeats = 2\ntokens = 10\nprobe_seconds = 0.002\n"
-		 "probe_chunk = 4KiB\n",
+		 "[validate]\nweights = %s\nengine = mem\nrepeats = 2\ntokens = 10\nprobe_seconds = 0.002\n",
 		 model, tu_src("models/devices/m1max.ini"), tu_path("v.h5"), tu_path("v.lsw"));
 	const char *x = tu_write("v.ini", ini);
 	cr_assert_eq(tu_lifsim(out, sizeof out, "validate %s -o %s", x, tu_path("vd")), 0, "%s", out);
@@ -181,6 +206,7 @@ Test(replay, validate_writes_validation_and_summary, .init = tu_init)
 	cr_expect(strstr(line, "io_ms_pred,io_ms_meas,io_rel_err,mem_ms_pred,mem_ms_meas,mem_rel_err,"
 			 "total_ms_pred,total_ms_meas,total_rel_err"), "%s", line);
 	cr_expect(strstr(line, "io_rel_err_corr") && strstr(line, "io_cv"), "%s", line);
+	cr_expect(strstr(line, "probe_chunk_bytes,probe_depth,probe_mib_per_s,probe_ref_mib_per_s,drift"), "%s", line);
 	fclose(f);
 	/* a point whose weight file is in another layout is an error that says so */
 	snprintf(ini, sizeof ini,
