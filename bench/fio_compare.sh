@@ -34,9 +34,9 @@ fio_mib() { # engine bs par -> MiB/s
 		awk -F';' '{printf "%.1f\n", $7 / 1024}'
 }
 
-lifsim_mib() { # engine bs par -> MiB/s
+lifsim_mib() { # engine bs par -> MiB/s; --arena 0: reads land in reused buffers, as fio's do
 	"$LIFSIM" -q calibrate --file "$file" -o "$dir/l.ini" --no-fit --engines "$1" \
-		--chunks "$2" --parallelism "$3" --seconds "$SECS" --seed "$RANDOM"
+		--chunks "$2" --parallelism "$3" --seconds "$SECS" --seed "$RANDOM" --arena 0
 	awk -F, 'NR == 2 {printf "%.1f\n", $4}' "$dir/l.raw.csv"
 }
 

@@ -2,7 +2,7 @@
 # bench/validate.sh: lifsim's predictions against real reads on this host
 # (experiments/host-validate.ini; issue 4's targets).
 #   1. a 4 GiB file of random data; `lifsim calibrate` on it (both engines,
-#      4 KiB..1 MiB x 1..64, plus the sequential rate) -> host.ini
+#      4 KiB..1 MiB x 1..64, plus the sequential rate; 3 passes) -> host.ini
 #   2. an OPT-6.7B synthetic trace; weight files in rowcol and hot at SCALE
 #      (1: 8.6 GB each; the disk must have room for two)
 #   3. `lifsim validate experiments/host-validate.ini` -> summary.csv
@@ -10,7 +10,8 @@
 #      the one calibrate measured and the one validate's probes measured beside it
 # Everything lives in WORK (a temporary directory unless given) and is
 # deleted at exit unless KEEP=1; results are copied to bench/out/validate/.
-#   env: SCALE (0.25; 1 = OPT-6.7B at full size), CAL_SECONDS (0.3 per calibration point),
+#   env: SCALE (0.25; 1 = OPT-6.7B at full size), CAL_SECONDS (0.2 per calibration point),
+#   CAL_PASSES (3 passes over the grid, each point's median kept),
 #   CAL_SIZE (4GiB), OUT (bench/out/validate), KEEP
 set -euo pipefail
 : "${LIFSIM:=./lifsim}"
@@ -26,7 +27,7 @@ mkdir -p "$out"
 
 [ -f "$WORK/cal.bin" ] || "$LIFSIM" calibrate --make-file "$WORK/cal.bin" --size "${CAL_SIZE:-4GiB}"
 [ -f "$WORK/host.ini" ] || "$LIFSIM" calibrate --file "$WORK/cal.bin" -o "$WORK/host.ini" \
-	--seconds "${CAL_SECONDS:-0.3}" | tee "$out/calibrate.txt"
+	--seconds "${CAL_SECONDS:-0.2}" --passes "${CAL_PASSES:-3}" | tee "$out/calibrate.txt"
 [ -f "$WORK/opt.h5" ] || "$LIFSIM" -q synth "$model" -o "$WORK/opt.h5" --tokens 200
 for l in rowcol hot; do
 	[ -f "$WORK/w-$l.lsw" ] || "$LIFSIM" layout "$model" --layout "$l" --trace "$WORK/opt.h5" \

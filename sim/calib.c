@@ -24,7 +24,7 @@ static uint64_t next_rand(uint64_t *s)
 }
 
 int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double seconds,
-		  uint64_t seed, struct calib_point *out, struct lif_err *err)
+		  uint64_t seed, struct io_arena *arena, struct calib_point *out, struct lif_err *err)
 {
 	const int par = e->parallelism;
 	const int64_t blk = io_block_bytes(e) > 1 ? io_block_bytes(e) : 4096;
@@ -32,11 +32,14 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 	if (chunk % blk || slots < 1)
 		return err_set(err, ERR_INVAL, "chunk %lld must be a multiple of %lld and fit in %s",
 			       (long long)chunk, (long long)blk, e->path);
+	if (arena && (size_t)chunk > arena->bytes)
+		return err_set(err, ERR_INVAL, "chunk %lld does not fit in the %zu-byte io arena",
+			       (long long)chunk, arena->bytes);
 	/* Batches last about a quarter of the point: the queue runs dry at each
 	 * batch's end while its slowest reads finish, so short batches would
-	 * measure the tail, not the device. Reads share 2 x parallelism
-	 * buffers (their contents are not looked at). */
-	const int nbuf = 2 * par, nb_max = 1 << 16;
+	 * measure the tail, not the device. Without an arena, reads share 2 x
+	 * parallelism buffers (their contents are not looked at). */
+	const int nbuf = arena ? 1 : 2 * par, nb_max = 1 << 16;
 	int nb = par * 16 < 64 ? 64 : par * 16;
 	char *buf = io_alloc((size_t)chunk * nbuf, blk > 4096 ? (size_t)blk : 4096); /* whole pages: a buffer across two pages costs the device a second segment */
 	struct io_req *r = malloc(nb_max * sizeof *r);
@@ -46,13 +49,14 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 	/* sequential: from a random slot, so that repeated probes do not read
 	 * the same region again */
 	int64_t seq = sequential ? (int64_t)(next_rand(&seed) % (uint64_t)slots) : 0;
-	if (!rc)
+	if (!rc && !arena)
 		memset(buf, 0, (size_t)chunk * nbuf); /* page faults now, not in the timing */
 	double t0 = io_now_ns(), t1 = t0;
 	for (int round = 0; !rc && (t1 - t0 < seconds * 1e9 || round < 2); round++) {
 		for (int i = 0; i < nb; i++) {
 			int64_t s = sequential ? seq++ % slots : (int64_t)(next_rand(&seed) % (uint64_t)slots);
-			r[i] = (struct io_req){s * chunk, chunk, buf + (size_t)(i % nbuf) * chunk};
+			r[i] = (struct io_req){s * chunk, chunk,
+					       arena ? io_arena_take(arena, chunk) : buf + (size_t)(i % nbuf) * chunk};
 		}
 		while (nlat + nb > cap) {
 			double *bigger = realloc(lat, (cap *= 2) * sizeof *lat);

@@ -38,9 +38,11 @@ struct calib_point {
 };
 
 /* Measure one point with engine e (its parallelism) on its file. seed picks
- * the random offsets. */
+ * the random offsets. Reads land in arena slice after slice (sim/io.h); with
+ * arena NULL, in 2 x parallelism buffers in turn, as fio's do. */
 int calib_measure(struct io_engine *e, int64_t chunk_bytes, int sequential, double seconds,
-		  uint64_t seed, struct calib_point *out, struct lif_err *err);
+		  uint64_t seed, struct io_arena *arena, struct calib_point *out,
+		  struct lif_err *err);
 
 /* Fit the parametric model to n points (n >= 5), alignment given. init may
  * hold a starting guess (fields <= 0 are estimated from the points). Fills

@@ -36,6 +36,44 @@ void *io_alloc(size_t bytes, size_t align)
 	return p;
 }
 
+struct io_arena *io_arena_new(int64_t bytes, struct lif_err *err)
+{
+	struct io_arena *a = calloc(1, sizeof *a);
+	size_t n = bytes > 0 ? ((size_t)bytes + 4095) / 4096 * 4096 : 0;
+	if (!n) {
+		free(a);
+		err_set(err, ERR_RANGE, "io arena of %lld bytes: must be > 0", (long long)bytes);
+		return NULL;
+	}
+	if (!a || !(a->base = io_alloc(n, 4096))) {
+		free(a);
+		err_set(err, ERR_NOMEM, "out of memory for a %.3g GB io arena", n / 1e9);
+		return NULL;
+	}
+	memset(a->base, 0, n);
+	a->bytes = n;
+	return a;
+}
+
+void io_arena_free(struct io_arena *a)
+{
+	if (a)
+		free(a->base);
+	free(a);
+}
+
+void *io_arena_take(struct io_arena *a, int64_t bytes)
+{
+	size_t n = bytes > 0 ? ((size_t)bytes + 4095) / 4096 * 4096 : 4096;
+	if (n > a->bytes)
+		return NULL;
+	if (a->next + n > a->bytes)
+		a->next = 0;
+	void *p = a->base + a->next;
+	a->next += n;
+	return p;
+}
+
 /* The direct I/O alignment of fd: statx's STATX_DIOALIGN where the kernel
  * and file system report it, else IO_DEFAULT_BLOCK. */
 static int64_t dio_block(int fd)

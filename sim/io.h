@@ -78,6 +78,29 @@ int io_check_aligned(const struct io_req *r, size_t n, int64_t block, struct lif
  * free with free(). NULL when out of memory. */
 void *io_alloc(size_t bytes, size_t align);
 
+/* An arena: a ring of DRAM that reads land in, slice after slice, so that
+ * memory is a read's target again only after the whole ring has gone by.
+ * On this host's virtual disk a read into memory that was a read's target
+ * a few milliseconds before runs up to 2x slower (64 KiB x 32 random reads:
+ * about 1000 MiB/s into an 8-64 MiB pool, 1500-1800 into 1 GiB;
+ * experiments/README.md, "host-validate.ini"), and a model runs with its
+ * reads landing in gigabytes of preallocated matrices. So calibrate, the
+ * drift probes and the replay read through one arena of the same size. */
+#define IO_ARENA_DEFAULT (1LL << 30)
+struct io_arena {
+	char *base;
+	size_t bytes, next;
+};
+
+/* A ring of `bytes` (> 0, rounded up to 4 KiB), its pages touched now so
+ * that no read pays their first fault. NULL (err set) when out of memory. */
+struct io_arena *io_arena_new(int64_t bytes, struct lif_err *err);
+void io_arena_free(struct io_arena *a);
+
+/* The next `bytes` of the ring, contiguous and 4 KiB-aligned (back to the
+ * start when the end has no room); NULL when bytes exceeds the ring. */
+void *io_arena_take(struct io_arena *a, int64_t bytes);
+
 /* ---- for engine implementations (sim/io_*.c) ---- */
 struct io_engine {
 	const struct io_ops *ops;

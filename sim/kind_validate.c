@@ -9,8 +9,8 @@
  *                 one the weight file's layout was ordered by)
  *   [sim]         the simulator's knobs (sim/sim.h); strategy = naive reads
  *                 the weight file's whole FFN (use naive_keep_dense = true)
- *   [validate]    weights, engine, repeats, tokens, scale, verify, probe_file,
- *                 probe_seconds
+ *   [validate]    weights, engine, repeats, tokens, scale, verify, arena,
+ *                 probe_file, probe_seconds
  *
  * Timed tokens are [warmup_tokens, warmup_tokens + tokens): the replay steps
  * the earlier ones untimed (same state as the simulator) and the prediction
@@ -65,7 +65,7 @@ struct vparams {
 	char kind[32], model[4096], device[4096], trace[4096], weights[4096], probe_file[4096];
 	int engine; /* index into io_engines */
 	int repeats, verify;
-	int64_t tokens;
+	int64_t tokens, arena;
 	double scale, probe_seconds;
 };
 
@@ -88,6 +88,8 @@ static const struct conf_opt val_opts[] = {
 	 "d_model scale the weight file was written with (lifsim layout --scale)"},
 	{"validate", "verify", CONF_BOOL, OV(verify), 0, 0, "true", CONF_NOBOUNDS, NULL,
 	 "check the checksums of what is read (first repeat; untimed)"},
+	{"validate", "arena", CONF_BYTES, OV(arena), 0, 0, "1GiB", 0, 1LL << 40, NULL,
+	 "DRAM ring the replay's and the probes' reads land in (sim/io.h; 0: reused buffers)"},
 	{"validate", "probe_file", CONF_STR, OV(probe_file), 4096, 0, "", CONF_NOBOUNDS, NULL,
 	 "file the drift probes read (empty: the weight file)"},
 	{"validate", "probe_seconds", CONF_DOUBLE, OV(probe_seconds), 0, 0, "0.05", 0.001, 60, NULL,
@@ -253,6 +255,7 @@ static const char *regime(const struct device *dev, double mean_read, double rea
  * says, at this operating point. */
 struct prober {
 	struct io_engine *e;
+	struct io_arena *arena;
 	int64_t chunk;
 	int sequential, depth;
 	double seconds, ref; /* reference throughput, B/s */
@@ -266,7 +269,8 @@ struct prober {
 static int probe_run(struct prober *pr, struct lif_err *err)
 {
 	struct calib_point p;
-	int rc = calib_measure(pr->e, pr->chunk, pr->sequential, pr->seconds, pr->seed++, &p, err);
+	int rc = calib_measure(pr->e, pr->chunk, pr->sequential, pr->seconds, pr->seed++, pr->arena, &p,
+			       err);
 	if (rc)
 		return rc;
 	double now = p.mib_per_s * 1048576.0;
@@ -337,15 +341,19 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 		rc = err_set(err, ERR_RANGE, "[validate] repeats x tokens: at most %d", MAXPROBE);
 	if (!rc && !naive)
 		rc = sim_inputs_get(in->cache, &pt->p, r->pin_frac, 1, &si, err);
+	struct io_arena *arena = NULL;
+	if (!rc && v->arena > 0 && !(arena = io_arena_new(v->arena, err)))
+		rc = err->code;
 	if (!rc)
 		rc = probe_open(pt, w, dev, pm->bytes, pm->reads, in->m.layers, seed, pr, err);
+	pr->arena = arena;
 	if (!rc)
 		rc = probe_run(pr, err);
 	for (int k = 0; !rc && k < v->repeats; k++) {
 		struct replay_opts o = {.first_token = a, .tokens = v->tokens, .verify = v->verify && !k,
-					.after_token = probe_after_token, .after_ctx = pr};
+					.after_token = probe_after_token, .after_ctx = pr, .arena = arena};
 		const int f0 = pr->nf;
-		rc = naive ? replay_naive(w, io, pt->p.naive_chunk, v->tokens, o.verify, tok, err)
+		rc = naive ? replay_naive(w, io, pt->p.naive_chunk, v->tokens, o.verify, arena, tok, err)
 			   : replay_sparse(&si, in->t, w, io, &o, tok, err);
 		if (!rc && naive)
 			rc = probe_run(pr, err);
@@ -360,6 +368,7 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 		rp->total_c[k] = rp->io_c[k] + rp->mem[k];
 	}
 	sim_inputs_release(&si);
+	io_arena_free(arena);
 	io_close(pr->e);
 	io_close(io);
 	wfile_close(w);

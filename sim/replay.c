@@ -40,7 +40,8 @@ struct stage {
 	int64_t block;
 };
 
-static int stage_fit(struct stage *s, const struct planner *p, int64_t ffn_off, struct lif_err *err)
+static int stage_fit(struct stage *s, const struct planner *p, int64_t ffn_off, struct io_arena *arena,
+		     struct lif_err *err)
 {
 	if (p->n > s->ncap) {
 		free(s->req), free(s->at);
@@ -57,7 +58,11 @@ static int stage_fit(struct stage *s, const struct planner *p, int64_t ffn_off, 
 		s->at[i] = need + (ffn_off + p->ext[i].offset - lo);
 		need += hi - lo;
 	}
-	if ((size_t)need > s->cap) {
+	if (arena) {
+		if (!(s->buf = io_arena_take(arena, need)))
+			return err_set(err, ERR_NOSPACE, "a layer's reads (%lld bytes) do not fit in the "
+				       "%zu-byte io arena", (long long)need, arena->bytes);
+	} else if ((size_t)need > s->cap) {
 		free(s->buf);
 		s->cap = (size_t)need * 2;
 		if (!(s->buf = io_alloc(s->cap, (size_t)(b < 4096 ? 4096 : b))))
@@ -258,7 +263,7 @@ static int replay_layer(struct rlayer *rl, const struct sim_inputs *in, const st
 	struct step_out so;
 	int rc = step_layer_next(rl->step, in->pred + ((size_t)layer * T + tok) * t->row_bytes, &so, err);
 	if (!rc)
-		rc = stage_fit(s, so.plan, ffn_off, err);
+		rc = stage_fit(s, so.plan, ffn_off, o->arena, err);
 	for (size_t i = 0; !rc && o->iolog && i < so.plan->n; i++)
 		fprintf(o->iolog, "%s read %lld %lld\n", wfile_path(w), (long long)s->req[i].offset,
 			(long long)s->req[i].bytes);
@@ -328,7 +333,9 @@ int replay_sparse(const struct sim_inputs *in, const struct trace *t, const stru
 			rc = o->after_token(o->after_ctx, tok, err);
 	}
 	layers_free(rl, L);
-	free(s.buf), free(s.req), free(s.at), free(x), free(y);
+	if (!o->arena)
+		free(s.buf);
+	free(s.req), free(s.at), free(x), free(y);
 	return rc;
 }
 
@@ -340,43 +347,48 @@ void replay_iolog_begin(FILE *f, const char *path)
 void replay_iolog_end(FILE *f, const char *path) { fprintf(f, "%s close\n", path); }
 
 int replay_naive(const struct wfile *w, struct io_engine *io, int64_t chunk, int64_t tokens,
-		 int verify, struct replay_token *per_token, struct lif_err *err)
+		 int verify, struct io_arena *arena, struct replay_token *per_token,
+		 struct lif_err *err)
 {
 	const struct wfile_info *wi = wfile_info(w);
 	const int64_t ffn = wi->layer_bytes * wi->layers, par = io->parallelism;
 	const int64_t b = io_block_bytes(io) > 1 ? io_block_bytes(io) : 1;
-	/* batches of 2 x parallelism reads into as many buffers, reused: the
-	 * buffers calibrate's sequential point and fio read into. (This host's
-	 * virtual disk serves large reads 1.4-2.5x faster into a fresh
-	 * 0.5-3 GB arena than into a small reused pool; experiments/README.md.) */
 	const int64_t nbuf = 2 * par;
 	if (chunk < 1 || chunk % 4096 || chunk * nbuf > (2LL << 30))
 		return err_set(err, ERR_INVAL, "naive chunk %lld must be a multiple of 4 KiB with chunk x "
 			       "2 x parallelism at most 2 GiB", (long long)chunk);
+	const int64_t nreq = (ffn + chunk - 1) / chunk;
 	char *buf = io_alloc((size_t)(chunk * nbuf), 4096);
-	struct io_req *r = malloc((size_t)nbuf * sizeof *r);
+	struct io_req *r = malloc((size_t)nreq * sizeof *r);
 	int rc = buf && r ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	for (int64_t i = 0; !rc && i < nreq; i++) {
+		int64_t off = i * chunk, len = ffn - off < chunk ? (ffn - off + b - 1) / b * b : chunk;
+		r[i] = (struct io_req){wi->ffn_offset + off, len, buf + (size_t)(i % nbuf) * chunk};
+	}
+	/* verification (untimed): batches of nbuf reads, each into its own buffer */
+	for (int64_t i = 0; !rc && verify && i < nreq; i += nbuf) {
+		const int64_t n = nreq - i < nbuf ? nreq - i : nbuf;
+		rc = io_read(io, r + i, (size_t)n, NULL, err);
+		for (int64_t k = i; !rc && k < i + n; k++) {
+			int64_t rel = r[k].offset - wi->ffn_offset;
+			rc = wfile_verify(w, rel, r[k].buf, rel + r[k].bytes > ffn ? ffn - rel : r[k].bytes, err);
+		}
+	}
+	/* timed: every read in one stream, the queue kept full, into the
+	 * arena's slices in turn (or 2 x parallelism buffers), contents not
+	 * looked at, as calibrate's sequential point reads */
+	if (!rc && arena && (size_t)chunk > arena->bytes)
+		rc = err_set(err, ERR_INVAL, "naive chunk %lld does not fit in the %zu-byte io arena",
+			     (long long)chunk, arena->bytes);
 	for (int64_t tok = 0; !rc && tok < tokens; tok++) {
 		struct replay_token *rt = &per_token[tok];
 		memset(rt, 0, sizeof *rt);
-		for (int64_t off = 0; !rc && off < ffn;) {
-			int n = 0;
-			for (; n < nbuf && off < ffn; n++, off += chunk) {
-				int64_t len = ffn - off < chunk ? (ffn - off + b - 1) / b * b : chunk;
-				r[n] = (struct io_req){wi->ffn_offset + off, len, buf + (size_t)n * chunk};
-			}
-			double t0 = io_now_ns();
-			rc = io_read(io, r, (size_t)n, NULL, err);
-			rt->io_ms += (io_now_ns() - t0) / 1e6;
-			rt->reads += n;
-			for (int i = 0; !rc && i < n; i++) {
-				int64_t rel = r[i].offset - wi->ffn_offset;
-				int64_t len = rel + r[i].bytes > ffn ? ffn - rel : r[i].bytes;
-				rt->bytes_read += len;
-				if (verify)
-					rc = wfile_verify(w, rel, r[i].buf, len, err);
-			}
-		}
+		for (int64_t i = 0; arena && i < nreq; i++)
+			r[i].buf = io_arena_take(arena, chunk);
+		double t0 = io_now_ns();
+		rc = io_read(io, r, (size_t)nreq, NULL, err);
+		rt->io_ms = (io_now_ns() - t0) / 1e6;
+		rt->reads = nreq, rt->bytes_read = ffn;
 		rt->total_ms = rt->io_ms;
 	}
 	free(buf), free(r);

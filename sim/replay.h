@@ -9,7 +9,8 @@
  * CLOCK_MONOTONIC):
  *   io     read the planner's extents, `parallelism` deep; each extent is
  *          widened to the engine's direct-I/O block (a no-op at full scale,
- *          where slots are multiples of 4 KiB), into a staging buffer;
+ *          where slots are multiples of 4 KiB), into a staging buffer (the
+ *          arena's next slice when there is one);
  *   place  copy each loaded neuron's pieces from the staging buffer into
  *          its matrix row (first_row onwards, neuron order). The paper reads
  *          straight into the row; reading merged extents (gaps, friends,
@@ -25,8 +26,10 @@
  * stored dtype).
  *
  * replay_naive reads the file's whole FFN region per token in chunk-byte
- * reads, `parallelism` deep, in batches of 2 x parallelism reads into as
- * many reused buffers (the naive strategy with dense parts resident).
+ * reads, `parallelism` deep, in one stream, into the arena's slices in turn
+ * (without one: 2 x parallelism buffers in turn), as calibrate's sequential
+ * point does (the naive strategy with dense parts resident); verification,
+ * when asked, is a separate untimed pass.
  */
 #ifndef LIFSIM_REPLAY_H
 #define LIFSIM_REPLAY_H
@@ -52,6 +55,8 @@ struct replay_opts {
 	 * its timings (validate's drift probes); non-zero stops the replay */
 	int (*after_token)(void *ctx, int64_t tok, struct lif_err *err);
 	void *after_ctx;
+	struct io_arena *arena; /* when set: each layer's reads land in its next
+				 * slice (sim/io.h), not in one reused buffer */
 	FILE *iolog;       /* when set: every read as a fio iolog v2 line
 			    * ("PATH read OFFSET BYTES"); the caller writes the
 			    * header and the add/open/close lines (replay_iolog_*) */
@@ -79,7 +84,8 @@ void replay_iolog_end(FILE *f, const char *path);
 
 /* Read the whole FFN region `tokens` times in chunk-byte reads. */
 int replay_naive(const struct wfile *w, struct io_engine *io, int64_t chunk, int64_t tokens,
-		 int verify, struct replay_token *per_token, struct lif_err *err);
+		 int verify, struct io_arena *arena, struct replay_token *per_token,
+		 struct lif_err *err);
 
 /* Shrink a model description's d_model by f (0 < f <= 1; to a multiple of
  * 8 * heads, at least that) for small test files; the declared parameter

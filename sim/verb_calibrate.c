@@ -18,7 +18,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: lifsim calibrate --file F -o PROFILE.ini [--chunks LIST] [--parallelism LIST]\n"
-		"                        [--engines LIST] [--seconds S] [--seed N]\n"
+		"                        [--engines LIST] [--seconds S] [--passes N] [--arena BYTES]\n"
+		"                        [--seed N]\n"
 		"       lifsim calibrate --make-file F --size BYTES\n\n"
 		"Measure random O_DIRECT reads of file F (filled with real data: make one with\n"
 		"--make-file; a fresh fallocate reads zeros at memory speed) over every (chunk,\n"
@@ -40,6 +41,11 @@ static void usage(FILE *f)
 		"  --parallelism LIST  default 1,2,4,8,16,32,64\n"
 		"  --engines LIST      default io_uring,psync (mem is for tests)\n"
 		"  --seconds S         per point (default 0.3)\n"
+		"  --passes N          measure the whole grid N times and keep each point's\n"
+		"                      median pass (default 1; the disk here drifts 2-4x)\n"
+		"  --arena BYTES       reads land in a ring of this much DRAM (default 1GiB, as\n"
+		"                      replay and validate; 0: in 2 x parallelism reused buffers,\n"
+		"                      as fio's, which this host serves up to 2x slower)\n"
 		"  --no-fit            only the grid (writes PROFILE.raw.csv; no sequential point,\n"
 		"                      no profile)\n"
 		"  --sequential        only the sequential point (writes PROFILE.raw.csv)\n"
@@ -114,14 +120,18 @@ struct opts {
 	long long size, seed;
 	long long chunks[MAX_LIST], par[MAX_LIST];
 	char engines[4][16];
-	int nc, np, ne, nofit, seq_only;
+	int nc, np, ne, nofit, seq_only, passes;
+	long long arena_bytes; /* 0: no arena */
+	struct io_arena *arena;
 	double seconds;
 };
 
-static int measure_all(const struct opts *o, const struct cli_global *g, struct calib_point *pts,
-		       int *npts, struct lif_err *err)
+/* One pass over the grid (depth-major, engines interleaved) and the
+ * sequential point, into pts; returns the number of points. */
+static int measure_pass(const struct opts *o, const struct cli_global *g, int pass,
+			struct calib_point *pts, int *npts, long long *done, long long total,
+			struct lif_err *err)
 {
-	const long long total = (long long)o->nc * o->np * o->ne + !o->nofit;
 	int n = 0, rc = 0;
 	for (int b = 0; !rc && !o->seq_only && b < o->np; b++) {
 		struct io_engine *e[4] = {0};
@@ -131,9 +141,10 @@ static int measure_all(const struct opts *o, const struct cli_global *g, struct 
 		for (int a = 0; !rc && a < o->nc; a++)
 			for (int k = 0; !rc && k < o->ne; k++) { /* engines interleaved */
 				rc = calib_measure(e[k], o->chunks[a], 0, o->seconds,
-						   (uint64_t)o->seed + (uint64_t)n, &pts[n], err);
+						   (uint64_t)o->seed + (uint64_t)n + 7919ULL * (uint64_t)pass,
+						   o->arena, &pts[n], err);
 				n += !rc;
-				cli_progress(g, "calibrate", n, total);
+				cli_progress(g, "calibrate", ++*done, total);
 			}
 		for (int k = 0; k < o->ne; k++)
 			io_close(e[k]);
@@ -143,10 +154,41 @@ static int measure_all(const struct opts *o, const struct cli_global *g, struct 
 	if (!rc && want_seq && !s)
 		rc = err->code;
 	if (!rc && s && io_file_bytes(s) >= 4 << 20)
-		rc = calib_measure(s, 4 << 20, 1, o->seconds * 2, 0, &pts[n], err), n += !rc;
+		rc = calib_measure(s, 4 << 20, 1, o->seconds * 2, (uint64_t)pass, o->arena, &pts[n], err),
+		n += !rc;
 	io_close(s);
-	cli_progress(g, "calibrate", total, total);
 	*npts = n;
+	return rc;
+}
+
+static int cmp_mib(const void *a, const void *b)
+{
+	double x = ((const struct calib_point *)a)->mib_per_s, y = ((const struct calib_point *)b)->mib_per_s;
+	return (x > y) - (x < y);
+}
+
+/* Every point in every pass; each point's median pass (by throughput) is
+ * kept, so a burst or a slump of the shared disk during one pass does not
+ * become the profile. */
+static int measure_all(const struct opts *o, const struct cli_global *g, struct calib_point *pts,
+		       int *npts, struct lif_err *err)
+{
+	const int per = o->nc * o->np * o->ne + 1, P = o->passes;
+	const long long total = (long long)(per - 1 + !o->nofit) * P;
+	struct calib_point *all = calloc((size_t)per * P, sizeof *all), *one = calloc((size_t)P, sizeof *one);
+	long long done = 0;
+	int n = 0, rc = all && one ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	for (int q = 0; !rc && q < P; q++)
+		rc = measure_pass(o, g, q, all + (size_t)q * per, &n, &done, total, err);
+	for (int i = 0; !rc && i < n; i++) {
+		for (int q = 0; q < P; q++)
+			one[q] = all[(size_t)q * per + i];
+		qsort(one, (size_t)P, sizeof *one, cmp_mib);
+		pts[i] = one[P / 2];
+	}
+	cli_progress(g, "calibrate", total, total);
+	free(all), free(one);
+	*npts = rc ? 0 : n;
 	return rc;
 }
 
@@ -157,7 +199,13 @@ static int calibrate(const struct opts *o, const struct cli_global *g)
 	int n = 0;
 	if (!pts)
 		return cli_failf(VERB, "out of memory");
-	int rc = measure_all(o, g, pts, &n, &err);
+	struct opts m = *o;
+	if (o->arena_bytes > 0 && !(m.arena = io_arena_new(o->arena_bytes, &err))) {
+		free(pts);
+		return cli_fail(VERB, &err);
+	}
+	int rc = measure_all(&m, g, pts, &n, &err);
+	io_arena_free(m.arena);
 	struct device d;
 	memset(&d, 0, sizeof d);
 	double rms = 0;
@@ -211,10 +259,12 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		{"seconds", required_argument, 0, 's'}, {"make-file", required_argument, 0, 'm'},
 		{"size", required_argument, 0, 'S'},	{"seed", required_argument, 0, 'r'},
 		{"no-fit", no_argument, 0, 'n'},	{"help", no_argument, 0, 'h'},
-		{"sequential", no_argument, 0, 'q'},
+		{"sequential", no_argument, 0, 'q'},	{"passes", required_argument, 0, 'P'},
+		{"arena", required_argument, 0, 'A'},
 		{0, 0, 0, 0},
 	};
-	struct opts o = {.nc = 9, .np = 7, .ne = 2, .seconds = 0.3, .seed = 1};
+	struct opts o = {.nc = 9, .np = 7, .ne = 2, .seconds = 0.3, .seed = 1, .passes = 1, .arena_bytes = IO_ARENA_DEFAULT};
+	long long passes;
 	strcpy(o.engines[0], "io_uring"), strcpy(o.engines[1], "psync");
 	for (int i = 0; i < o.nc; i++)
 		o.chunks[i] = 4096LL << i;
@@ -236,6 +286,15 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		case 'p': if (parse_list("--parallelism", optarg, 0, o.par, &o.np)) return 2; break;
 		case 's': if (cli_double(VERB, "--seconds", optarg, 0.001, 3600, &o.seconds)) return 2; break;
 		case 'r': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &o.seed)) return 2; break;
+		case 'A':
+			if (conf_parse_bytes(optarg, &o.arena_bytes) || o.arena_bytes < 0)
+				return cli_failf(VERB, "--arena: '%s' is not a byte size", optarg) + 1;
+			break;
+		case 'P':
+			if (cli_int(VERB, "--passes", optarg, 1, 99, &passes))
+				return 2;
+			o.passes = (int)passes;
+			break;
 		case 'S':
 			if (conf_parse_bytes(optarg, &o.size) || o.size < 4096)
 				return cli_failf(VERB, "--size: '%s' is not a byte size >= 4KiB", optarg) + 1;

@@ -14,7 +14,8 @@ static void replay_usage(FILE *f)
 	fprintf(f,
 		"usage: lifsim replay MODEL.ini --trace T.h5 --weights W [--engine E]\n"
 		"                     [--scale F] [--tokens N] [--device PROFILE.ini] [--compute]\n"
-		"                     [--no-verify] [--check-rows] [--sim KEY=VALUE ...]\n\n"
+		"                     [--no-verify] [--check-rows] [--arena BYTES] [--iolog FILE]\n"
+		"                     [--sim KEY=VALUE ...]\n\n"
 		"Replay trace T's decisions (the simulator's: [sim] keys as --sim KEY=VALUE, e.g.\n"
 		"--sim window=5 --sim parallelism=16 --sim layout=hot) with real reads of weight\n"
 		"file W (lifsim layout, same layout, trace and --scale) into the paper's\n"
@@ -29,6 +30,8 @@ static void replay_usage(FILE *f)
 		"  --compute       run the sparse FFN over the resident rows (plain loop)\n"
 		"  --no-verify     do not check the checksums of what was read\n"
 		"  --check-rows    after each token check every matrix row's bytes (slow)\n"
+		"  --arena BYTES   reads land in a ring of this much DRAM, slice after slice\n"
+		"                  (default 1GiB, as calibrate; 0: one reused staging buffer)\n"
 		"  --iolog FILE    also write every read as a fio iolog v2 (the sparse strategy)\n"
 		"                  (fio --read_iolog=FILE --replay_no_stall=1 --direct=1 issues\n"
 		"                  the same reads; written atomically)\n",
@@ -39,7 +42,7 @@ struct rargs {
 	const char *model, *trace, *weights, *device, *iolog;
 	char engine[16];
 	double scale;
-	long long tokens;
+	long long tokens, arena;
 	int compute, verify, check_rows;
 };
 
@@ -56,6 +59,7 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	struct sim_result r = {0};
 	struct sim_token *st = NULL;
 	struct replay_token *rt = NULL;
+	struct io_arena *arena = NULL;
 	int rc = a->iolog && p->strategy == SIM_NAIVE
 			 ? err_set(&err, ERR_INVAL, "--iolog: only for the sparse strategy (the naive "
 				   "one reads sequentially: fio --rw=read)")
@@ -82,11 +86,13 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 		rc = err.code;
 	if (!rc && !(io = io_open(a->engine, a->weights, p->parallelism, 0, &err)))
 		rc = err.code;
+	if (!rc && a->arena > 0 && !(arena = io_arena_new(a->arena, &err)))
+		rc = err.code;
 	if (!rc && p->strategy == SIM_NAIVE)
-		rc = replay_naive(w, io, p->naive_chunk, n, a->verify, rt, &err);
+		rc = replay_naive(w, io, p->naive_chunk, n, a->verify, arena, rt, &err);
 	else if (!rc) {
 		struct replay_opts o = {.tokens = n, .verify = a->verify, .compute = a->compute,
-					.check_rows = a->check_rows};
+					.check_rows = a->check_rows, .arena = arena};
 		struct atomic_file log = {0};
 		rc = sim_inputs_get(c, p, r.pin_frac, g->threads, &in, &err);
 		if (!rc && a->iolog && !(rc = atomic_open(&log, a->iolog, &err))) {
@@ -120,6 +126,7 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	}
 	sim_inputs_release(&in);
 	io_close(io);
+	io_arena_free(arena);
 	wfile_close(w);
 	sim_cache_free(c);
 	trace_free(t);
@@ -135,10 +142,11 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		{"tokens", required_argument, 0, 'n'},	{"device", required_argument, 0, 'd'},
 		{"compute", no_argument, 0, 'c'},	{"no-verify", no_argument, 0, 'V'},
 		{"check-rows", no_argument, 0, 'R'},	{"sim", required_argument, 0, 'S'},
-		{"iolog", required_argument, 0, 'L'},	{"help", no_argument, 0, 'h'},
+		{"iolog", required_argument, 0, 'L'},	{"arena", required_argument, 0, 'A'},
+		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
-	struct rargs a = {.scale = 1, .verify = 1};
+	struct rargs a = {.scale = 1, .verify = 1, .arena = IO_ARENA_DEFAULT};
 	struct sim_params p;
 	struct lif_err err = {0};
 	sim_default_params(&p);
@@ -157,6 +165,10 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		case 'V': a.verify = 0; break;
 		case 'R': a.check_rows = 1; break;
 		case 'L': a.iolog = optarg; break;
+		case 'A':
+			if (conf_parse_bytes(optarg, &a.arena) || a.arena < 0)
+				return cli_failf("replay", "--arena: '%s' is not a byte size", optarg) + 1;
+			break;
 		case 'e':
 			if (!io_find(optarg))
 				return cli_failf("replay", "--engine: unknown engine '%s' (choices: %s)",

@@ -82,14 +82,14 @@ Test(calib, a_point_counts_its_requests_and_refuses_chunks_larger_than_the_file,
 	struct io_engine *io = io_open("mem", path, 1, 0, &e);
 	struct calib_point p;
 	cr_assert(io, "%s", e.msg);
-	cr_assert_eq(calib_measure(io, 65536, 0, 0.01, 1, &p, &e), 0, "%s", e.msg);
+	cr_assert_eq(calib_measure(io, 65536, 0, 0.01, 1, NULL, &p, &e), 0, "%s", e.msg);
 	cr_expect_gt(p.requests, 0);
 	cr_expect_eq(p.chunk_bytes, 65536);
 	cr_expect_gt(p.mib_per_s, 0);
 	cr_expect_geq(p.lat_us_p99, 0);
 	cr_expect_eq(p.parallelism, 1);
 	cr_expect_lt(fabs(p.iops * 65536 / 1048576.0 - p.mib_per_s), 1e-6 * p.mib_per_s);
-	cr_expect_neq(calib_measure(io, 8 << 20, 0, 0.01, 1, &p, &e), 0);
+	cr_expect_neq(calib_measure(io, 8 << 20, 0, 0.01, 1, NULL, &p, &e), 0);
 	cr_expect(strstr(e.msg, "fit in"), "%s", e.msg);
 	io_close(io);
 }
@@ -125,7 +125,7 @@ Test(calib, a_measured_profile_loads_back, .init = tu_init)
 	char out[8192];
 	cr_assert_eq(tu_lifsim(out, sizeof out, "calibrate --make-file %s --size 8MiB", tu_path("c.bin")), 0, "%s", out);
 	cr_assert_eq(tu_lifsim(out, sizeof out, "-q calibrate --file %s -o %s --engines mem "
-			       "--chunks 4KiB,16KiB,64KiB --parallelism 1,2 --seconds 0.005",
+			       "--chunks 4KiB,16KiB,64KiB --parallelism 1,2 --seconds 0.005 --arena 0",
 			       tu_path("c.bin"), tu_path("m.ini")), 0, "%s", out);
 	cr_expect_eq(tu_lifsim(out, sizeof out, "device %s --chunks 16KiB --parallelism 2",
 			       tu_path("m.ini")), 0, "%s", out);
@@ -138,4 +138,18 @@ Test(calib, a_measured_profile_loads_back, .init = tu_init)
 		rows++;
 	fclose(f);
 	cr_expect_eq(rows, 7); /* 3 x 2 random + 1 sequential */
+	/* three passes keep one row per point (each point's median pass) */
+	cr_assert_eq(tu_lifsim(out, sizeof out, "-q calibrate --file %s -o %s --engines mem "
+			       "--chunks 4KiB,16KiB,64KiB --parallelism 1,2 --seconds 0.005 --passes 3 --arena 8MiB",
+			       tu_path("c.bin"), tu_path("m3.ini")), 0, "%s", out);
+	f = fopen(tu_path("m3.raw.csv"), "r");
+	rows = 0;
+	while (f && fgets(line, sizeof line, f))
+		rows++;
+	if (f)
+		fclose(f);
+	cr_expect_eq(rows, 8);
+	cr_expect_neq(tu_lifsim(out, sizeof out, "calibrate --file %s -o %s --passes 0", tu_path("c.bin"),
+				tu_path("m4.ini")), 0);
+	cr_expect(strstr(out, "--passes"), "%s", out);
 }

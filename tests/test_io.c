@@ -125,3 +125,21 @@ Test(io, reads_past_the_end_and_unknown_engines_are_refused, .init = tu_init)
 	cr_expect(strstr(e.msg, "missing.bin: cannot open"), "%s", e.msg);
 	free(data);
 }
+
+Test(io, the_arena_hands_out_aligned_slices_in_turn_and_wraps)
+{
+	struct lif_err e = {0};
+	struct io_arena *a = io_arena_new(40000, &e); /* rounded up to 40960 */
+	cr_assert(a, "%s", e.msg);
+	cr_expect_eq(a->bytes, 40960);
+	char *p0 = io_arena_take(a, 16384), *p1 = io_arena_take(a, 5000), *p2 = io_arena_take(a, 16384);
+	cr_expect_eq(p0, a->base);
+	cr_expect_eq(p1, a->base + 16384);
+	cr_expect_eq(p2, a->base + 16384 + 8192); /* 5000 took two 4 KiB pages */
+	cr_expect_eq(io_arena_take(a, 16384), a->base); /* no room at the end: back to the start */
+	cr_expect_eq((uintptr_t)p1 % 4096, 0);
+	cr_expect_null(io_arena_take(a, 40961));
+	io_arena_free(a);
+	cr_expect_null(io_arena_new(0, &e));
+	cr_expect(strstr(e.msg, "must be > 0"), "%s", e.msg);
+}

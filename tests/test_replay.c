@@ -161,7 +161,7 @@ Test(replay, naive_reads_the_whole_ffn_and_verifies_it, .init = tu_init)
 	struct io_engine *io = io_open("psync", path, 2, 0, &e);
 	struct replay_token rt[2];
 	cr_assert(w && io, "%s", e.msg);
-	cr_assert_eq(replay_naive(w, io, 65536, 2, 1, rt, &e), 0, "%s", e.msg);
+	cr_assert_eq(replay_naive(w, io, 65536, 2, 1, NULL, rt, &e), 0, "%s", e.msg);
 	cr_expect_eq(rt[1].bytes_read, m.ffn_bytes);
 	cr_expect_eq(rt[1].reads, (m.ffn_bytes + 65535) / 65536);
 	io_close(io);
@@ -193,7 +193,8 @@ Test(replay, validate_writes_validation_and_summary, .init = tu_init)
 	snprintf(ini, sizeof ini,
 		 "[experiment]\nkind = validate\nmodel = %s\ndevice = %s\ntrace = %s\n"
 		 "[sim]\nlayout = hot\nlayout_train_tokens = 20\nwindow = 0, 3\nparallelism = 2\nwarmup_tokens = 5\n"
-		 "[validate]\nweights = %s\nengine = mem\nrepeats = 2\ntokens = 10\nprobe_seconds = 0.002\n",
+		 "[validate]\nweights = %s\nengine = mem\nrepeats = 2\ntokens = 10\nprobe_seconds = 0.002\n"
+		 "arena = 4MiB\n",
 		 model, tu_src("models/devices/m1max.ini"), tu_path("v.h5"), tu_path("v.lsw"));
 	const char *x = tu_write("v.ini", ini);
 	cr_assert_eq(tu_lifsim(out, sizeof out, "validate %s -o %s", x, tu_path("vd")), 0, "%s", out);
