@@ -20,6 +20,7 @@ SCALE=${SCALE:-0.25} # make bench: a quick run; SCALE=1 for the 7B-scale figures
 export SCALE
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/lifsim-validate.XXXXXX")}
 export WORK
+mkdir -p "$WORK"
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$WORK"' EXIT
 model=$LIFSIM_SRCDIR/models/llms/opt-6.7b.ini
 out=${OUT:-bench/out/validate}
