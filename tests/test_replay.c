@@ -234,6 +234,13 @@ Test(replay, replay_command_prints_per_token_csv, .init = tu_init)
 	for (char *p = out; *p; p++)
 		lines += *p == '\n';
 	cr_expect_eq(lines, 6);
+	/* an arena smaller than a layer's reads is refused, naming both */
+	cr_expect_neq(tu_lifsim(out, sizeof out, "replay %s --trace %s --weights %s --arena 4KiB --tokens 2",
+				model, tu_path("c.h5"), tu_path("c.lsw")), 0);
+	cr_expect(strstr(out, "do not fit in the 4096-byte io arena"), "%s", out);
+	cr_expect_neq(tu_lifsim(out, sizeof out, "replay %s --trace %s --weights %s --arena lots",
+				model, tu_path("c.h5"), tu_path("c.lsw")), 0);
+	cr_expect(strstr(out, "--arena: 'lots' is not a byte size"), "%s", out);
 	cr_expect_neq(tu_lifsim(out, sizeof out, "replay %s --trace %s --weights %s --sim nosuch=1",
 				model, tu_path("c.h5"), tu_path("c.lsw")), 0);
 	cr_expect(strstr(out, "--sim: 'nosuch=1' is not KEY=VALUE with a [sim] key"), "%s", out);
