@@ -1,8 +1,8 @@
 # (g) lifsim's predictions against measurements on the host SSD. Input
 # (optional until the real-path branch lands): R/validate/validation.csv
 # from `lifsim validate EXPERIMENT.ini -o results/validate`, columns
-# io_ms_pred, io_ms_meas, io_rel_err, total_ms_pred, total_ms_meas,
-# total_rel_err (relative errors as fractions).
+# io_ms_pred, io_ms_meas, io_rel_err, io_rel_err_corr (drift-corrected),
+# total_ms_pred, total_ms_meas, total_rel_err (relative errors as fractions).
 f = R.'/validate/validation.csv'
 if (have(f)) {
 	set multiplot layout 1,2
@@ -29,6 +29,7 @@ if (have(f)) {
 	set ylabel 'share of points'
 	set key bottom right
 	plot f using (abs(column("io_rel_err"))*100):(1.0/n) smooth cumulative with steps lc rgb C_IO title 'I/O', \
+	     f using (abs(column("io_rel_err_corr"))*100):(1.0/n) smooth cumulative with steps lc rgb C_IO dt 2 title 'I/O, drift-corrected', \
 	     f using (abs(column("total_rel_err"))*100):(1.0/n) smooth cumulative with steps lc rgb C_TOT title 'total'
 	unset multiplot
 } else {
