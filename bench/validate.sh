@@ -44,9 +44,10 @@ col() { # column $1 of the naive row of validation.csv
 		"$WORK/val/validation.csv"
 }
 ms=$(col io_ms_meas) bytes=$(col bytes_per_token_meas) pred=$(col io_ms_pred) side=$(col probe_mib_per_s)
-rate=$(echo "scale=1; $bytes / 1048576 / ($ms / 1000)" | bc -l)
-echo "naive full read of $bytes bytes: $rate MiB/s measured," \
-	"$(echo "scale=1; $bytes / 1048576 / ($pred / 1000)" | bc -l) MiB/s predicted;" \
-	"calibrate's sequential rate: $seq MiB/s at calibration ($(echo "scale=3; $rate / $seq" | bc -l)x)," \
-	"$side MiB/s measured beside the naive reads by the same method ($(echo "scale=3; $rate / $side" | bc -l)x)" |
+awk -v b="$bytes" -v ms="$ms" -v pred="$pred" -v seq="$seq" -v side="$side" 'BEGIN {
+	mib = b / 1048576; rate = mib / (ms / 1000)
+	printf "naive full read of %.0f bytes: %.1f MiB/s measured, %.1f MiB/s predicted; ", b, rate, mib / (pred / 1000)
+	printf "calibrate'"'"'s sequential rate: %.1f MiB/s at calibration (%.3fx), ", seq, rate / seq
+	printf "%.1f MiB/s measured beside the naive reads by the same method (%.3fx)\n", side, rate / side
+}' |
 	tee "$out/naive.txt"
