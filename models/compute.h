@@ -15,7 +15,7 @@
  * `dense_ms_per_token`, which replaces their roofline.
  *
  * Low-bit weights (T-MAC, arXiv 2407.00088): when the model description has
- * weight_bits b in 1..4 (models/llm.h; bytes follow sim/gemv.h's format),
+ * weight_bits b in 1..4 (models/llm.h; bytes follow models/gemv/gemv.h's format),
  * the linear layers (attention projections, FFN rows) are costed with the
  * measured speed of a GEMV kernel instead of the roofline: time = weights /
  * rate, rate = lut_weights_per_s[b-1] or dequant_weights_per_s[b-1] (weights
@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #include "models/llm.h"
-#include "sim/err.h"
+#include "sim/base/err.h"
 
 #define COMPUTE_MAX_BITS 4
 enum compute_kernel { COMPUTE_LUT = 0, COMPUTE_DEQUANT = 1 };

@@ -24,7 +24,7 @@
  *              roofline); optional lut_weights_per_s and
  *              dequant_weights_per_s, four measured rates each (bits 1..4,
  *              models/compute.h), written by `lifsim bench-gemv --profile`.
- * Includes and ${VAR} work as everywhere (sim/conf.h). Every error names
+ * Includes and ${VAR} work as everywhere (sim/base/conf.h). Every error names
  * the file, the line and the key: "FILE:LINE: [section] key: problem".
  *
  * struct device is a plain value with fixed-size arrays: copy it freely (the
@@ -38,8 +38,8 @@
 #include "models/compute.h"
 #include "models/dram.h"
 #include "models/flash.h"
-#include "sim/conf.h"
-#include "sim/err.h"
+#include "sim/base/conf.h"
+#include "sim/base/err.h"
 
 #define DEVICE_SCHEMA "lifsim-device"
 #define DEVICE_SCHEMA_VERSION 1

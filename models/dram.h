@@ -16,7 +16,7 @@
 #ifndef LIFSIM_DRAM_H
 #define LIFSIM_DRAM_H
 
-#include "sim/err.h"
+#include "sim/base/err.h"
 
 /* DRAM-side costs of a device: a plain value. */
 struct dram_model {

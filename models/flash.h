@@ -42,7 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/err.h"
+#include "sim/base/err.h"
 
 #define FLASH_MAX_CHUNKS 32
 #define FLASH_MAX_PARALLELISM 16

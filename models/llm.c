@@ -1,6 +1,6 @@
 #include "models/llm.h"
 
-#include "sim/gemv.h"
+#include "models/gemv/gemv.h"
 
 #include <math.h>
 #include <stddef.h>

@@ -16,8 +16,8 @@
 
 #include <stdint.h>
 
-#include "sim/conf.h"
-#include "sim/err.h"
+#include "sim/base/conf.h"
+#include "sim/base/err.h"
 
 #define LLM_MAX_LAYERS 256
 
@@ -45,7 +45,7 @@ struct llm_desc {
 	double sparsity; /* mean FFN activation sparsity: fraction of neurons inactive */
 	double sparsity_first, sparsity_last; /* optional per-layer trend (0 = use sparsity) */
 	int weight_bits;  /* 0 = linear weights at dtype; 1..4: attention and FFN linear
-			   * weights in the low-bit GEMV format of sim/gemv.h (embeddings,
+			   * weights in the low-bit GEMV format of models/gemv/gemv.h (embeddings,
 			   * head and norms stay at dtype); set in memory, not a file key */
 	int weight_group; /* weight_bits > 0: weights per scale group, 32 or 64 */
 

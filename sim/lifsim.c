@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sim/conf.h"
-#include "sim/verbs.h"
+#include "sim/base/conf.h"
+#include "sim/cli/verbs.h"
 #include "traces/trace.h"
 
 static const struct verb verbs[] = {

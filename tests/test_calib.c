@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sim/calib.h"
-#include "sim/wfile.h"
+#include "sim/real/calib.h"
+#include "sim/real/wfile.h"
 #include "tests/testutil.h"
 
 /* Points on a 9 x 7 grid from known parameters, with multiplicative noise

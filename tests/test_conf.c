@@ -2,7 +2,7 @@
 #include <criterion/parameterized.h>
 #include <string.h>
 
-#include "sim/conf.h"
+#include "sim/base/conf.h"
 #include "tests/testutil.h"
 
 struct demo {

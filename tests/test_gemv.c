@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/gemv.h"
+#include "models/gemv/gemv.h"
 #include "tests/testutil.h"
 
 TestSuite(gemv, .init = tu_init);

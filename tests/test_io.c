@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/io.h"
-#include "sim/wfile.h"
+#include "sim/real/io.h"
+#include "sim/real/wfile.h"
 #include "tests/testutil.h"
 
 /* A 1 MiB file of seeded random bytes, and its contents. */

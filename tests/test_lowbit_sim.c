@@ -1,5 +1,5 @@
-/* Low-bit weights in the simulator: [sim] bits / group / kernel (sim/sim.h),
- * the gemv format's bytes (sim/gemv.h) and the measured kernel rates of a
+/* Low-bit weights in the simulator: [sim] bits / group / kernel (sim/core/sim.h),
+ * the gemv format's bytes (models/gemv/gemv.h) and the measured kernel rates of a
  * device's [compute] section (models/compute.h). */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "models/device.h"
-#include "sim/gemv.h"
-#include "sim/layout.h"
-#include "sim/sim.h"
+#include "models/gemv/gemv.h"
+#include "sim/core/layout.h"
+#include "sim/core/sim.h"
 #include "tests/testutil.h"
 #include "traces/synth.h"
 

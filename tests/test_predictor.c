@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "tests/testutil.h"
-#include "traces/predictor.h"
+#include "traces/predictor/predictor.h"
 #include "traces/trace.h"
 
 #define LAYERS 2

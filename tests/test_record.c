@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "tests/testutil.h"
-#include "traces/safetensors.h"
+#include "traces/record/safetensors.h"
 #include "traces/trace.h"
 
 #define VOCAB 300

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/replay.h"
+#include "sim/real/replay.h"
 #include "traces/synth.h"
 #include "tests/testutil.h"
 

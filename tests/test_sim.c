@@ -6,12 +6,12 @@
 #include <string.h>
 
 #include "models/device.h"
-#include "sim/layout.h"
-#include "sim/memman.h"
-#include "sim/planner.h"
-#include "sim/pred.h"
-#include "sim/sim.h"
-#include "sim/step.h"
+#include "sim/core/layout.h"
+#include "sim/core/memman.h"
+#include "sim/core/planner.h"
+#include "sim/core/pred.h"
+#include "sim/core/sim.h"
+#include "sim/core/step.h"
 #include "tests/testutil.h"
 #include "traces/synth.h"
 

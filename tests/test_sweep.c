@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sim/sweep.h"
+#include "sim/sweep/sweep.h"
 #include "tests/testutil.h"
 
 static char *slurp_text(const char *path);

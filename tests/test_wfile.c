@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sim/wfile.h"
-#include "traces/safetensors.h"
+#include "sim/real/wfile.h"
+#include "traces/record/safetensors.h"
 #include "traces/synth.h"
 #include "tests/testutil.h"
 

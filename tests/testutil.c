@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sim/conf.h"
+#include "sim/base/conf.h"
 #include "traces/trace.h"
 
 static char tmpdir[256];

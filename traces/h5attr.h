@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/err.h"
+#include "sim/base/err.h"
 
 /* Open an HDF5 file read-only with lifsim's messages: "cannot open" (missing
  * or unreadable), "not an HDF5 file, or truncated", "cannot open as HDF5

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/atomic.h"
+#include "sim/base/atomic.h"
 #include "traces/actlist.h"
 
 const double stats_freq_edges[STATS_FREQ_BINS] = {0, 0.001, 0.01, 0.03, 0.1, 0.3, 0.6, 1.0};

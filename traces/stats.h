@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "sim/err.h"
+#include "sim/base/err.h"
 #include "traces/trace.h"
 
 #define STATS_MAX_K 32

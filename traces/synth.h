@@ -31,8 +31,8 @@
 #include <stdint.h>
 
 #include "models/llm.h"
-#include "sim/conf.h"
-#include "sim/err.h"
+#include "sim/base/conf.h"
+#include "sim/base/err.h"
 #include "traces/trace.h"
 
 struct synth_params {

@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "sim/err.h"
+#include "sim/base/err.h"
 
 #define TRACE_SCHEMA "lifsim-trace"
 #define TRACE_SCHEMA_VERSION 1

@@ -1,0 +1,119 @@
+#include "sim/cli/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim/base/conf.h"
+
+int cli_take_globals(int *argc, char **argv, struct cli_global *g)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	g->threads = n > 0 ? (int)n : 1;
+	g->quiet = 0;
+	int out = 1;
+	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+			g->quiet = 1;
+			continue;
+		}
+		const char *val = NULL;
+		if (!strcmp(a, "--threads")) {
+			if (i + 1 >= *argc) {
+				fprintf(stderr, "lifsim: --threads needs a value\n");
+				return -1;
+			}
+			val = argv[++i];
+		} else if (!strncmp(a, "--threads=", 10)) {
+			val = a + 10;
+		}
+		if (val) {
+			long long t;
+			if (conf_parse_int(val, &t) || t < 1 || t > 1024) {
+				fprintf(stderr, "lifsim: --threads: '%s' is not a thread count in [1, 1024]\n", val);
+				return -1;
+			}
+			g->threads = (int)t;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	*argc = out;
+	argv[out] = NULL;
+	g->progress = !g->quiet && isatty(STDERR_FILENO);
+	return 0;
+}
+
+int cli_fail(const char *verb, const struct lif_err *err)
+{
+	fprintf(stderr, "lifsim %s: %s\n", verb, err->code ? err->msg : "failed");
+	return 1;
+}
+
+int cli_failf(const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "lifsim %s: ", verb);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return 1;
+}
+
+int cli_getopt(const char *verb, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts)
+{
+	char so[128];
+	snprintf(so, sizeof so, ":%s", shortopts);
+	opterr = 0;
+	int c = getopt_long(argc, argv, so, longopts, NULL);
+	if (c == '?') {
+		if (optopt)
+			cli_failf(verb, "unknown option '-%c' (see lifsim %s --help)", optopt, verb);
+		else
+			cli_failf(verb, "unknown option '%s' (see lifsim %s --help)", argv[optind - 1], verb);
+	} else if (c == ':') {
+		cli_failf(verb, "option '%s' needs a value", argv[optind - 1]);
+		c = '?';
+	}
+	return c;
+}
+
+int cli_int(const char *verb, const char *opt, const char *s, long long min, long long max,
+	    long long *out)
+{
+	if (conf_parse_int(s, out) || *out < min || *out > max) {
+		cli_failf(verb, "%s: '%s' is not an integer in [%lld, %lld]", opt, s, min, max);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_double(const char *verb, const char *opt, const char *s, double min, double max,
+	       double *out)
+{
+	if (conf_parse_double(s, out) || *out < min || *out > max) {
+		cli_failf(verb, "%s: '%s' is not a number in [%g, %g]", opt, s, min, max);
+		return -1;
+	}
+	return 0;
+}
+
+void cli_progress(const struct cli_global *g, const char *what, long long done, long long total)
+{
+	if (!g->progress || total <= 0)
+		return;
+	fprintf(stderr, "\r%s: %3lld%%", what, done * 100 / total);
+	if (done >= total)
+		fputc('\n', stderr);
+	fflush(stderr);
+}

@@ -1,0 +1,252 @@
+/* lifsim replay (one configuration, per-token CSV) and lifsim validate (a
+ * validate sweep plus its summary); sim/real/replay.h, sim/sweep/kind_validate.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/sweep/kinds.h"
+#include "sim/base/atomic.h"
+#include "sim/real/replay.h"
+#include "sim/cli/verbs.h"
+
+static void replay_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: lifsim replay MODEL.ini --trace T.h5 --weights W [--engine E]\n"
+		"                     [--scale F] [--tokens N] [--device PROFILE.ini] [--compute]\n"
+		"                     [--no-verify] [--check-rows] [--arena BYTES] [--iolog FILE]\n"
+		"                     [--sim KEY=VALUE ...]\n\n"
+		"Replay trace T's decisions (the simulator's: [sim] keys as --sim KEY=VALUE, e.g.\n"
+		"--sim window=5 --sim parallelism=16 --sim layout=hot) with real reads of weight\n"
+		"file W (lifsim layout, same layout, trace and --scale) into the paper's\n"
+		"preallocated per-layer matrices, and print per token as CSV on stdout:\n"
+		"  token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded,\n"
+		"  rows_copied[,io_ms_pred,mem_ms_pred,bytes_read_pred]   (last three with --device)\n"
+		"--sim strategy=naive reads W's whole FFN per token in naive_chunk reads.\n\n"
+		"options:\n"
+		"  --engine E      %s (default io_uring)\n"
+		"  --tokens N      replay only the first N tokens (default: all)\n"
+		"  --device P      also print the simulator's per-token prediction on profile P\n"
+		"  --compute       run the sparse FFN over the resident rows (plain loop)\n"
+		"  --no-verify     do not check the checksums of what was read\n"
+		"  --check-rows    after each token check every matrix row's bytes (slow)\n"
+		"  --arena BYTES   reads land in a ring of this much DRAM, slice after slice\n"
+		"                  (default 1GiB, as calibrate; 0: one reused staging buffer)\n"
+		"  --iolog FILE    also write every read as a fio iolog v2 (the sparse strategy)\n"
+		"                  (fio --read_iolog=FILE --replay_no_stall=1 --direct=1 issues\n"
+		"                  the same reads; written atomically)\n",
+		IO_ENGINE_CHOICES);
+}
+
+struct rargs {
+	const char *model, *trace, *weights, *device, *iolog;
+	char engine[16];
+	double scale;
+	long long tokens, arena;
+	int compute, verify, check_rows;
+};
+
+static int replay_go(const struct rargs *a, struct sim_params *p, const struct cli_global *g)
+{
+	struct lif_err err = {0};
+	struct llm_desc m;
+	struct device dev;
+	struct trace *t = NULL;
+	struct sim_cache *c = NULL;
+	struct wfile *w = NULL;
+	struct io_engine *io = NULL;
+	struct sim_inputs in = {0};
+	struct sim_result r = {0};
+	struct sim_token *st = NULL;
+	struct replay_token *rt = NULL;
+	struct io_arena *arena = NULL;
+	int rc = a->iolog && p->strategy == SIM_NAIVE
+			 ? err_set(&err, ERR_INVAL, "--iolog: only for the sparse strategy (the naive "
+				   "one reads sequentially: fio --rw=read)")
+			 : llm_load(a->model, &m, &err);
+	if (!rc)
+		rc = replay_scale_model(&m, a->scale, &err);
+	if (!rc && a->device)
+		rc = device_load(a->device, &dev, &err);
+	if (!rc && !(t = trace_load(a->trace, TRACE_LOAD_MAGNITUDES, &err)))
+		rc = err.code;
+	if (!rc && !(c = sim_cache_new(t, &m, &err)))
+		rc = err.code;
+	const int64_t T = t ? t->meta.tokens : 0;
+	const int64_t n = a->tokens > 0 && a->tokens < T ? a->tokens : T;
+	if (!rc && (!(st = calloc((size_t)T, sizeof *st)) || !(rt = calloc((size_t)T, sizeof *rt))))
+		rc = err_set(&err, ERR_NOMEM, "out of memory");
+	if (!rc && a->device)
+		rc = sim_run(c, &dev, p, g->threads, &r, st, &err);
+	else if (!rc && strcmp(p->hybrid, "auto"))
+		r.pin_frac = atof(p->hybrid);
+	else if (!rc)
+		rc = err_set(&err, ERR_INVAL, "hybrid = auto needs --device to resolve");
+	if (!rc && !(w = wfile_open(a->weights, &err)))
+		rc = err.code;
+	if (!rc && !(io = io_open(a->engine, a->weights, p->parallelism, 0, &err)))
+		rc = err.code;
+	if (!rc && a->arena > 0 && !(arena = io_arena_new(a->arena, &err)))
+		rc = err.code;
+	if (!rc && p->strategy == SIM_NAIVE)
+		rc = replay_naive(w, io, p->naive_chunk, n, a->verify, arena, rt, &err);
+	else if (!rc) {
+		struct replay_opts o = {.tokens = n, .verify = a->verify, .compute = a->compute,
+					.check_rows = a->check_rows, .arena = arena};
+		struct atomic_file log = {0};
+		rc = sim_inputs_get(c, p, r.pin_frac, g->threads, &in, &err);
+		if (!rc && a->iolog && !(rc = atomic_open(&log, a->iolog, &err))) {
+			o.iolog = log.fp;
+			replay_iolog_begin(log.fp, a->weights);
+		}
+		if (!rc)
+			rc = replay_sparse(&in, t, w, io, &o, rt, &err);
+		if (o.iolog) {
+			replay_iolog_end(log.fp, a->weights);
+			if (rc)
+				atomic_abort(&log);
+			else
+				rc = atomic_commit(&log, &err);
+		}
+	}
+	if (!rc) {
+		printf("token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded,"
+		       "rows_copied%s\n", a->device ? ",io_ms_pred,mem_ms_pred,bytes_read_pred" : "");
+		for (int64_t k = 0; k < n; k++) {
+			printf("%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%lld,%lld,%lld,%lld", (long long)k, rt[k].io_ms,
+			       rt[k].place_ms, rt[k].mem_ms, rt[k].compute_ms, rt[k].total_ms,
+			       (long long)rt[k].bytes_read, (long long)rt[k].reads,
+			       (long long)rt[k].neurons_loaded, (long long)rt[k].rows_copied);
+			if (a->device)
+				printf(",%.6g,%.6g,%lld", st[k].io_ms, st[k].mem_ms, (long long)st[k].bytes_read);
+			printf("\n");
+		}
+		if (fflush(stdout))
+			rc = err_set(&err, ERR_IO, "cannot write to stdout");
+	}
+	sim_inputs_release(&in);
+	io_close(io);
+	io_arena_free(arena);
+	wfile_close(w);
+	sim_cache_free(c);
+	trace_free(t);
+	free(st), free(rt);
+	return rc ? cli_fail("replay", &err) : 0;
+}
+
+int verb_replay(int argc, char **argv, const struct cli_global *g)
+{
+	static const struct option longopts[] = {
+		{"trace", required_argument, 0, 't'},	{"weights", required_argument, 0, 'w'},
+		{"engine", required_argument, 0, 'e'},	{"scale", required_argument, 0, 's'},
+		{"tokens", required_argument, 0, 'n'},	{"device", required_argument, 0, 'd'},
+		{"compute", no_argument, 0, 'c'},	{"no-verify", no_argument, 0, 'V'},
+		{"check-rows", no_argument, 0, 'R'},	{"sim", required_argument, 0, 'S'},
+		{"iolog", required_argument, 0, 'L'},	{"arena", required_argument, 0, 'A'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	struct rargs a = {.scale = 1, .verify = 1, .arena = IO_ARENA_DEFAULT};
+	struct sim_params p;
+	struct lif_err err = {0};
+	sim_default_params(&p);
+	strcpy(a.engine, "io_uring");
+	int c;
+	while ((c = cli_getopt("replay", argc, argv, "h", longopts)) != -1) {
+		char key[64], *eq;
+		const struct conf_opt *o;
+		switch (c) {
+		case 'h': replay_usage(stdout); return 0;
+		case '?': return 2;
+		case 't': a.trace = optarg; break;
+		case 'w': a.weights = optarg; break;
+		case 'd': a.device = optarg; break;
+		case 'c': a.compute = 1; break;
+		case 'V': a.verify = 0; break;
+		case 'R': a.check_rows = 1; break;
+		case 'L': a.iolog = optarg; break;
+		case 'A':
+			if (conf_parse_bytes(optarg, &a.arena) || a.arena < 0)
+				return cli_failf("replay", "--arena: '%s' is not a byte size", optarg) + 1;
+			break;
+		case 'e':
+			if (!io_find(optarg))
+				return cli_failf("replay", "--engine: unknown engine '%s' (choices: %s)",
+						 optarg, IO_ENGINE_CHOICES) + 1;
+			snprintf(a.engine, sizeof a.engine, "%s", optarg);
+			break;
+		case 's': if (cli_double("replay", "--scale", optarg, 1e-6, 1, &a.scale)) return 2; break;
+		case 'n': if (cli_int("replay", "--tokens", optarg, 1, 1LL << 40, &a.tokens)) return 2; break;
+		case 'S':
+			eq = strchr(optarg, '=');
+			snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - optarg) : 0, optarg);
+			if (!eq || !(o = conf_find(sim_opts, "sim", key)))
+				return cli_failf("replay", "--sim: '%s' is not KEY=VALUE with a [sim] key",
+						 optarg) + 1;
+			if (conf_set(o, &p, eq + 1, NULL, &err))
+				return cli_fail("replay", &err) + 1;
+			break;
+		}
+	}
+	if (optind != argc - 1 || !a.trace || !a.weights)
+		return cli_failf("replay", "expected MODEL.ini, --trace T.h5 and --weights W (see --help)") + 1;
+	a.model = argv[optind];
+	return replay_go(&a, &p, g);
+}
+
+int verb_validate(int argc, char **argv, const struct cli_global *g)
+{
+	static const struct option longopts[] = {
+		{"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+	};
+	const char *out = NULL;
+	int c;
+	while ((c = cli_getopt("validate", argc, argv, "ho:", longopts)) != -1) {
+		if (c == 'h') {
+			printf("usage: lifsim validate EXPERIMENT.ini -o DIR\n\n"
+			       "Run a sweep of kind validate (sim/sweep/kind_validate.c: per point the\n"
+			       "prediction and the replay, repeated, with drift probes matched to the\n"
+			       "point's reads between its tokens), one point at a\n"
+			       "time, into DIR/results.csv, then write DIR/validation.csv (a row per\n"
+			       "point) and DIR/summary.csv (metric,regime,n,median_abs_err,p90_abs_err,\n"
+			       "max_abs_err,bias,cv_meas; errors are predicted / measured - 1) and print\n"
+			       "the summary. A re-run into DIR measures only the missing points.\n\n"
+			       "experiment: [experiment] kind = validate, model, device, trace (.h5);\n"
+			       "[sim] as for simulate; [validate] weights, engine, repeats, tokens, scale,\n"
+			       "verify, probe_file, probe_seconds (see\n"
+			       "sim/sweep/kind_validate.c and experiments/host-validate.ini).\n");
+			return 0;
+		}
+		if (c == '?')
+			return 2;
+		out = optarg;
+	}
+	if (optind != argc - 1 || !out)
+		return cli_failf("validate", "expected EXPERIMENT.ini and -o DIR (see --help)") + 1;
+	struct lif_err err = {0};
+	struct sweep *sw = NULL;
+	void *ctx = NULL;
+	int rc = sweep_new(argv[optind], &sw, &err);
+	if (!rc && strcmp(sweep_kind_name(sw), "validate"))
+		rc = err_set(&err, ERR_INVAL, "%s: [experiment] kind is '%s', not validate", argv[optind],
+			     sweep_kind_name(sw));
+	if (!rc)
+		rc = sweep_kind_validate.ctx_new(sw, &ctx, &err);
+	struct sweep_opts o = {.dir = out, .threads = 1, .progress_ctx = (void *)g};
+	if (!rc)
+		rc = sweep_run(sw, &sweep_kind_validate, ctx, &o, NULL, &err);
+	sweep_kind_validate.ctx_free(ctx);
+	sweep_free(sw);
+	if (!rc)
+		rc = replay_validate_summary(out, &err);
+	if (!rc && !g->quiet) {
+		char path[4200], line[512];
+		snprintf(path, sizeof path, "%s/summary.csv", out);
+		FILE *f = fopen(path, "r");
+		while (f && fgets(line, sizeof line, f))
+			fputs(line, stdout);
+		if (f)
+			fclose(f);
+	}
+	return rc ? cli_fail("validate", &err) : 0;
+}

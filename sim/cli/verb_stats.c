@@ -1,0 +1,96 @@
+/* lifsim stats: statistics of a trace, as a tidy CSV and a short summary. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/cli/verbs.h"
+#include "traces/stats.h"
+
+static void stats_usage(FILE *f)
+{
+	fprintf(f, "usage: lifsim stats TRACE.h5 [-o STATS.csv] [--coact-samples N] [--seed S]\n\n"
+		   "Trace statistics (definitions in traces/stats.h): sparsity per layer; s_agg(k),\n"
+		   "the incremental load per token and the resident fraction for windows\n"
+		   "k = 0..32; the neuron frequency distribution; closest-friend co-activation.\n\n"
+		   "  -o, --output FILE     tidy CSV: metric,layer,k,x,value (layer 'all' = mean)\n"
+		   "  --coact-samples N     neurons sampled per layer for closest friends (default 256, 0 = skip)\n"
+		   "  --seed S              sampling seed (default 1)\n");
+}
+
+static void print_summary(const struct stats_result *r, const struct trace_meta *m)
+{
+	const struct stats_layer *a = &r->all;
+	double min = 1, max = 0;
+	for (int l = 0; l < r->layers; l++) {
+		min = r->layer[l].sparsity < min ? r->layer[l].sparsity : min;
+		max = r->layer[l].sparsity > max ? r->layer[l].sparsity : max;
+	}
+	printf("trace: %s (%s), %lld tokens x %d layers x %d neurons\n", m->model,
+	       m->source == TRACE_SOURCE_RECORDED ? "recorded" : "synthetic", (long long)r->tokens,
+	       r->layers, r->d_ffn);
+	printf("sparsity: mean %.4f (layers %.4f .. %.4f); active per token %.2f%%\n", a->sparsity,
+	       min, max, 100 * (1 - a->sparsity));
+	const char *target = strstr(m->generator, " sparsity=");
+	if (m->source == TRACE_SOURCE_SYNTHETIC && target) {
+		double want = strtod(target + 10, NULL);
+		printf("  model description's sparsity %.4f (published, see the model file): active "
+		       "fraction %+.1f%% off\n", want, 100 * ((1 - a->sparsity) / (1 - want) - 1));
+	}
+	printf("window k   s_agg(k)   load/token   load/active\n");
+	static const int ks[] = {0, 1, 2, 4, 5, 8, 16, 32};
+	for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+		int k = ks[i];
+		if (k > r->max_k)
+			break;
+		printf("  %4d    %7.2f%%    %7.3f%%      %5.3f\n", k, 100 * a->s_agg[k], 100 * a->load[k],
+		       a->load[k] / (1 - a->sparsity));
+	}
+	if (r->max_k >= 5)
+		printf("windowing: a token loads %.1f%% of its active set with k = 5 (load(5) / active)\n",
+		       100 * a->load[5] / (1 - a->sparsity));
+	printf("frequency: top 1%% of neurons fire %.1f%% of activations, top 10%% fire %.1f%%; "
+	       "%.1f%% never fire\n", 100 * a->top_share[1], 100 * a->top_share[3],
+	       100 * a->freq_hist[0]);
+	if (a->coact_n)
+		printf("closest friend: P(friend | neuron) mean %.3f, median %.3f; friend is a top-1%% "
+		       "hot neuron for %.1f%% of neurons (%d sampled)\n", a->friend_prob_mean,
+		       a->friend_prob_median, 100 * a->friend_hot_frac, a->coact_n);
+}
+
+int verb_stats(int argc, char **argv, const struct cli_global *g)
+{
+	static const struct option longopts[] = {
+		{"output", required_argument, 0, 'o'}, {"coact-samples", required_argument, 0, 'c'},
+		{"seed", required_argument, 0, 's'},   {"help", no_argument, 0, 'h'},
+		{0},
+	};
+	struct stats_opts o;
+	const char *out = NULL;
+	long long v;
+	int c;
+	stats_default_opts(&o);
+	while ((c = cli_getopt("stats", argc, argv, "o:h", longopts)) != -1) {
+		switch (c) {
+		case 'o': out = optarg; break;
+		case 'c': if (cli_int("stats", "--coact-samples", optarg, 0, 1 << 20, &v)) return 1; o.coact_samples = (int)v; break;
+		case 's': if (cli_int("stats", "--seed", optarg, 0, (1ll << 62), &v)) return 1; o.seed = (uint64_t)v; break;
+		case 'h': stats_usage(stdout); return 0;
+		default: return 1;
+		}
+	}
+	if (optind != argc - 1)
+		return cli_failf("stats", "expected one TRACE.h5 argument (see lifsim stats --help)");
+	struct lif_err err = {0};
+	struct trace *t = trace_load_threads(argv[optind], 0, g->threads, &err);
+	if (!t)
+		return cli_fail("stats", &err);
+	struct stats_result r;
+	int rc = stats_compute(t, &o, g->threads, &r, &err);
+	if (!rc && out)
+		rc = stats_write_csv(&r, out, &err);
+	if (!rc && !g->quiet)
+		print_summary(&r, &t->meta);
+	stats_result_free(&r);
+	trace_free(t);
+	return rc ? cli_fail("stats", &err) : 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * pred: which FFN neurons a token loads — the predictor, one const vtable per
+ * mode (DESIGN.md "Decisions the simulator models"):
+ *   none     every neuron (dense; the naive baselines);
+ *   oracle   exactly the trace's active set;
+ *   modeled  the active set with a target recall and false-positive rate,
+ *            whose mistakes are the neurons nearest the threshold (the
+ *            trace's band: level 3, then 2, then 1, ties broken by a fixed
+ *            per-neuron priority drawn from `seed`). Since the band evolves
+ *            smoothly, a neuron flagged by mistake now is likely flagged
+ *            again next token, as a real low-rank predictor's mistakes are;
+ *   random   the same rates with mistakes drawn independently per token (the
+ *            naive error model; shows why correlated errors matter);
+ *   lowrank  trained low-rank predictors (traces/predictor/predictor.h) applied to the
+ *            trace's FFN inputs; layers without one fall back to oracle.
+ * Pure: no I/O.
+ */
+#ifndef LIFSIM_PRED_H
+#define LIFSIM_PRED_H
+
+#include <stdint.h>
+
+#include "sim/base/err.h"
+#include "traces/trace.h"
+
+enum pred_kind { PRED_NONE, PRED_ORACLE, PRED_MODELED, PRED_RANDOM, PRED_LOWRANK };
+
+#define PRED_CHOICES "none|oracle|modeled|random|lowrank"
+
+struct predictor;
+
+struct pred_params {
+	int kind;       /* enum pred_kind */
+	double recall;  /* modeled/random: fraction of active neurons predicted */
+	double fp_rate; /* modeled/random: fraction of inactive neurons predicted */
+	uint64_t seed;  /* modeled/random: priorities and draws */
+	const struct predictor *lowrank; /* lowrank: the trained predictors (borrowed) */
+};
+
+/* What a predictor achieved over the whole trace. */
+struct pred_quality {
+	double recall;          /* predicted & active / active */
+	double fp_rate;         /* predicted & inactive / inactive */
+	double predicted_frac;  /* predicted / all neurons */
+	int64_t fp_shortfall;   /* false positives wanted beyond the band (drawn outside it) */
+};
+
+struct pred_ops {
+	const char *name;
+	int kind;
+	/* Predicted sets of layer `layer`, all tokens: out (tokens, row_bytes). */
+	int (*predict_layer)(const struct trace *t, const struct pred_params *p, int layer,
+			     uint8_t *out, int64_t *fp_shortfall, struct lif_err *err);
+};
+
+extern const struct pred_ops *const pred_modes[];
+const struct pred_ops *pred_find(const char *name);
+const struct pred_ops *pred_by_kind(int kind);
+
+/* Predicted sets of every layer (layers, tokens, row_bytes), layer-major like
+ * trace->bits; the caller frees. q (may be NULL) receives the achieved
+ * quality. Deterministic for any thread count. */
+uint8_t *pred_sets(const struct trace *t, const struct pred_params *p, int threads,
+		   struct pred_quality *q, struct lif_err *err);
+
+#endif

@@ -1,0 +1,879 @@
+#include "sim/core/sim.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/core/planner.h"
+#include "sim/core/step.h"
+#include "traces/actlist.h"
+
+#define O(f) CONF_OFF(struct sim_params, f)
+const struct conf_opt sim_opts[] = {
+	{"sim", "strategy", CONF_ENUM, O(strategy), 0, 0, "sparse", CONF_NOBOUNDS, "sparse|naive",
+	 "sparse: load predicted neurons on demand; naive: read every non-resident weight per token"},
+	{"sim", "predictor", CONF_ENUM, O(predictor), 0, 0, "oracle", CONF_NOBOUNDS, PRED_CHOICES,
+	 "which neurons a token loads (sim/core/pred.h)"},
+	{"sim", "recall", CONF_DOUBLE, O(recall), 0, 0, "0.95", 0, 1, NULL,
+	 "modeled/random predictor: fraction of active neurons predicted (paper: about 0.95)"},
+	{"sim", "fp_rate", CONF_DOUBLE, O(fp_rate), 0, 0, "0.07", 0, 1, NULL,
+	 "modeled/random predictor: fraction of inactive neurons predicted (paper: about 0.07)"},
+	{"sim", "predictor_seed", CONF_I64, O(predictor_seed), 0, 0, "1", 0, 9.2e18, NULL,
+	 "seed of the predictor's mistakes (shared by points, so they differ only in their knobs)"},
+	{"sim", "predictor_file", CONF_STR, O(predictor_file), 512, 0, "", CONF_NOBOUNDS, NULL,
+	 "lowrank: trained predictors (lifsim predictor train), relative to the experiment"},
+	{"sim", "predictor_rank", CONF_INT, O(predictor_rank), 0, 0, "128", 0, 1 << 20, NULL,
+	 "rank of the low-rank predictor whose DRAM is counted (0: none)"},
+	{"sim", "window", CONF_INT, O(window), 0, 0, "5", 0, 1 << 20, NULL,
+	 "k: neurons predicted in the k previous tokens stay resident (0: no reuse)"},
+	{"sim", "layout", CONF_ENUM, O(layout), 0, 0, "rowcol", CONF_NOBOUNDS, LAYOUT_CHOICES,
+	 "placement of neurons on flash (sim/core/layout.h)"},
+	{"sim", "bundle", CONF_INT, O(bundle), 0, 0, "1", 1, 1 << 20, NULL,
+	 "neurons per read unit in the layout"},
+	{"sim", "layout_train_tokens", CONF_INT, O(layout_train_tokens), 0, 0, "100", 1, 1 << 30, NULL,
+	 "first tokens the ordering layouts and the hot hybrid policy learn from"},
+	{"sim", "merge", CONF_BOOL, O(merge), 0, 0, "true", CONF_NOBOUNDS, NULL,
+	 "merge neighbouring reads into one (false: one read per unit, as the paper)"},
+	{"sim", "max_gap", CONF_BYTES, O(max_gap), 0, 0, "0", CONF_NOBOUNDS, NULL,
+	 "merge reads whose gap is at most this many bytes (0: touching only)"},
+	{"sim", "parallelism", CONF_INT, O(parallelism), 0, 0, "32", 1, 4096, NULL,
+	 "outstanding reads (the paper: 32 threads)"},
+	{"sim", "hybrid", CONF_STR, O(hybrid), 16, 0, "0", CONF_NOBOUNDS, NULL,
+	 "fraction of FFN neurons pinned in DRAM, or auto (fill the DRAM budget)"},
+	{"sim", "hybrid_policy", CONF_ENUM, O(hybrid_policy), 0, 0, "hot", CONF_NOBOUNDS, "hot|first",
+	 "which neurons are pinned: the most frequent per layer, or whole first layers"},
+	{"sim", "naive_keep_dense", CONF_BOOL, O(naive_keep_dense), 0, 0, "false", CONF_NOBOUNDS, NULL,
+	 "naive strategy: attention and embeddings stay in DRAM (else the whole model is read)"},
+	{"sim", "naive_chunk", CONF_BYTES, O(naive_chunk), 0, 0, "64MiB", 4096, 1e12, NULL,
+	 "naive strategy: bytes per sequential read"},
+	{"sim", "dram_budget", CONF_BYTES, O(dram_budget), 0, 0, "0", 0, 1e15, NULL,
+	 "DRAM available, bytes (0: unlimited)"},
+	{"sim", "dram_budget_frac", CONF_DOUBLE, O(dram_budget_frac), 0, 0, "0", 0, 10, NULL,
+	 "DRAM available as a fraction of the model's stored bytes (0: unused)"},
+	{"sim", "dtype", CONF_ENUM, O(dtype), 0, 0, "model", CONF_NOBOUNDS,
+	 "fp32|fp16|bf16|int8|model", "type of the weights on flash (model: as its description says)"},
+	{"sim", "compute_dtype", CONF_ENUM, O(compute_dtype), 0, 0, "stored", CONF_NOBOUNDS,
+	 "fp32|fp16|bf16|int8|stored",
+	 "type of the weights in DRAM and compute (stored: as on flash; the paper's CPU runs are fp32)"},
+	{"sim", "bits", CONF_INT, O(bits), 0, 0, "0", 0, 4, NULL,
+	 "bits per attention/FFN linear weight, 1..4 in the low-bit GEMV format (0: dtype)"},
+	{"sim", "group", CONF_ENUM, O(group), 0, 0, "64", CONF_NOBOUNDS, "32|64",
+	 "bits > 0: weights per fp16 scale and centre"},
+	{"sim", "kernel", CONF_ENUM, O(kernel), 0, 0, "lut", CONF_NOBOUNDS, COMPUTE_KERNEL_CHOICES,
+	 "bits > 0: the GEMV kernel whose measured speed ([compute] of the device) costs compute"},
+	{"sim", "ffn_rows", CONF_ENUM, O(ffn_rows), 0, 0, "window", CONF_NOBOUNDS, "window|predicted",
+	 "FFN compute runs over the used rows of the matrix (window) or the predicted rows only"},
+	{"sim", "warmup_tokens", CONF_INT, O(warmup_tokens), 0, 0, "0", 0, 1 << 30, NULL,
+	 "first tokens left out of the means (cold start)"},
+	{"sim", "context_tokens", CONF_I64, O(context_tokens), 0, 0, "128", 0, 1e9, NULL,
+	 "KV-cache length before the first token (the paper: a 128-token prompt)"},
+	{0},
+};
+
+void sim_default_params(struct sim_params *p)
+{
+	memset(p, 0, sizeof *p);
+	conf_defaults(sim_opts, p, NULL);
+}
+
+/* ---------------------------------------------------------------- cache */
+
+struct pred_entry {
+	struct pred_params key;
+	uint8_t *sets; /* (layers, tokens, row_bytes) */
+	struct pred_quality q;
+};
+
+struct layout_entry {
+	int kind, bundle, train, format; /* format: weight_format() */
+	struct layout *layout;
+};
+
+struct freq_entry {
+	int train;
+	int64_t *counts; /* (layers, d_ffn) */
+};
+
+#define CACHE_MAX 64
+#define DECISIONS_MAX 512
+
+struct decisions;
+static void decisions_free(struct decisions *d);
+
+struct sim_cache {
+	const struct trace *t;
+	struct llm_desc m;
+	pthread_mutex_t lock;
+	struct pred_entry preds[CACHE_MAX];
+	struct layout_entry layouts[CACHE_MAX];
+	struct freq_entry freqs[CACHE_MAX];
+	struct decisions *dec[DECISIONS_MAX];
+	char lowrank_path[CACHE_MAX][512];
+	const struct predictor *lowrank[CACHE_MAX];
+	int npred, nlayout, nfreq, ndec, nlowrank;
+};
+
+int sim_cache_add_predictor(struct sim_cache *c, const char *path, const struct predictor *p,
+			    struct lif_err *err)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = 0, i;
+	for (i = 0; i < c->nlowrank && strcmp(c->lowrank_path[i], path); i++)
+		;
+	if (i == c->nlowrank && c->nlowrank == CACHE_MAX)
+		rc = err_set(err, ERR_RANGE, "more than %d predictor files in one sweep", CACHE_MAX);
+	else if (i == c->nlowrank) {
+		snprintf(c->lowrank_path[i], sizeof c->lowrank_path[i], "%s", path);
+		c->lowrank[c->nlowrank++] = p;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static const struct predictor *find_lowrank(struct sim_cache *c, const char *path)
+{
+	const struct predictor *p = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->nlowrank && !p; i++)
+		if (!strcmp(c->lowrank_path[i], path))
+			p = c->lowrank[i];
+	pthread_mutex_unlock(&c->lock);
+	return p;
+}
+
+struct sim_cache *sim_cache_new(const struct trace *t, const struct llm_desc *m,
+				struct lif_err *err)
+{
+	if (t->meta.layers != m->layers || t->meta.d_ffn != m->d_ffn) {
+		err_set(err, ERR_INVAL, "the trace is %d layers x %d neurons but model %s is %d x %d",
+			t->meta.layers, t->meta.d_ffn, m->name, m->layers, m->d_ffn);
+		return NULL;
+	}
+	struct sim_cache *c = calloc(1, sizeof *c);
+	if (!c) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	c->t = t;
+	c->m = *m;
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+void sim_cache_free(struct sim_cache *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->npred; i++)
+		free(c->preds[i].sets);
+	for (int i = 0; i < c->nlayout; i++)
+		layout_free(c->layouts[i].layout);
+	for (int i = 0; i < c->nfreq; i++)
+		free(c->freqs[i].counts);
+	for (int i = 0; i < c->ndec; i++)
+		decisions_free(c->dec[i]);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static const struct pred_entry *cache_pred(struct sim_cache *c, const struct pred_params *key,
+					   int threads, struct lif_err *err)
+{
+	const struct pred_entry *found = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->npred && !found; i++)
+		if (!memcmp(&c->preds[i].key, key, sizeof *key))
+			found = &c->preds[i];
+	if (!found && c->npred == CACHE_MAX)
+		err_set(err, ERR_RANGE, "more than %d predictor configurations in one sweep", CACHE_MAX);
+	else if (!found) {
+		struct pred_entry *e = &c->preds[c->npred];
+		e->key = *key;
+		e->sets = pred_sets(c->t, key, threads, &e->q, err);
+		if (e->sets)
+			found = &c->preds[c->npred++];
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+/* What the bytes of a neuron depend on: dtype, weight bits and group. */
+static int weight_format(const struct llm_desc *m)
+{
+	return m->dtype | m->weight_bits << 4 | m->weight_group << 8;
+}
+
+static const struct layout *cache_layout(struct sim_cache *c, const struct llm_desc *ms, int kind,
+					 int bundle, int train, int threads, struct lif_err *err)
+{
+	const struct layout *found = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->nlayout && !found; i++)
+		if (c->layouts[i].kind == kind && c->layouts[i].bundle == bundle &&
+		    c->layouts[i].format == weight_format(ms) &&
+		    (c->layouts[i].train == train || !layout_by_kind(kind)->needs_trace))
+			found = c->layouts[i].layout;
+	if (!found && c->nlayout == CACHE_MAX)
+		err_set(err, ERR_RANGE, "more than %d layouts in one sweep", CACHE_MAX);
+	else if (!found) {
+		struct layout *l = layout_new(kind, ms, c->t, bundle, train, threads, err);
+		if (l) {
+			c->layouts[c->nlayout++] = (struct layout_entry){kind, bundle, train, weight_format(ms), l};
+			found = l;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+static const int64_t *cache_freq(struct sim_cache *c, int train, struct lif_err *err)
+{
+	const int64_t *found = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->nfreq && !found; i++)
+		if (c->freqs[i].train == train)
+			found = c->freqs[i].counts;
+	if (!found && c->nfreq < CACHE_MAX) {
+		const struct trace *t = c->t;
+		int64_t n = train < t->meta.tokens ? train : t->meta.tokens;
+		int64_t *counts = calloc((size_t)t->meta.layers * t->meta.d_ffn, sizeof *counts);
+		for (int l = 0; counts && l < t->meta.layers; l++) {
+			struct actlist a;
+			if (actlist_build(t, l, n, &a)) {
+				free(counts);
+				counts = NULL;
+			} else {
+				actlist_counts(&a, t->meta.d_ffn, counts + (size_t)l * t->meta.d_ffn);
+			}
+			actlist_free(&a);
+		}
+		if (counts)
+			c->freqs[c->nfreq++] = (struct freq_entry){train, counts};
+		found = counts;
+	}
+	if (!found)
+		err_set(err, ERR_NOMEM, "out of memory counting neuron frequencies");
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+/* ---------------------------------------------------------------- pinning */
+
+/* Pinned neurons (layers, row_bytes) for a fraction of the FFN; counts per
+ * neuron (hot policy). Returns the number pinned. */
+static int64_t pin_neurons(const struct llm_desc *m, int policy, double frac,
+			   const int64_t *counts, uint8_t *pinned, int32_t *order)
+{
+	const int d = m->d_ffn, rb = (d + 7) / 8;
+	int64_t total = (int64_t)llround(frac * (double)m->layers * d), done = 0;
+	memset(pinned, 0, (size_t)m->layers * rb);
+	for (int l = 0; l < m->layers && done < total; l++) {
+		int64_t want = policy == SIM_HYBRID_FIRST ? total - done
+							  : (int64_t)llround(frac * d * (l + 1.0)) -
+								    (int64_t)llround(frac * d * (double)l);
+		want = want > d ? d : want;
+		if (counts)
+			layout_order_by_count(counts + (size_t)l * d, d, order);
+		else
+			for (int i = 0; i < d; i++)
+				order[i] = i;
+		for (int64_t k = 0; k < want; k++)
+			trace_set_bit(pinned + (size_t)l * rb, order[k]);
+		done += want;
+	}
+	return done;
+}
+
+/* ---------------------------------------------------------------- decisions */
+
+/* Everything that decides what a point reads, copies and computes; the
+ * device, the parallelism and the compute type only cost it. Points with
+ * equal keys share one set of decisions (a sweep over parallelism or devices
+ * simulates the windows once). Built with memset, compared with memcmp. */
+struct decision_key {
+	int strategy;
+	struct pred_params pred;
+	int window, layout, bundle, train, merge, format, pin_policy, keep_dense; /* weight_format */
+	int64_t max_gap, naive_chunk;
+	double pin_frac;
+};
+
+/* The decisions of a point, per token t and layer l. */
+struct decisions {
+	struct decision_key key;
+	int64_t T;
+	int L;
+	int64_t *loaded, *copies, *ops, *window_rows, *useful, *bytes; /* (T) */
+	int32_t *used_rows, *pred_rows; /* (T, L): matrix rows in use (+ pinned), predicted rows */
+	int64_t *ext_start;  /* (T * L + 1): row (t, l)'s reads are [ext_start, ext_start + 1) */
+	int64_t *ext_size;   /* distinct read sizes of a row ... */
+	int32_t *ext_count;  /* ... and how many reads of that size */
+	size_t n_ext, cap_ext;
+	int64_t window_peak_rows;  /* sum over layers of the matrices' peaks */
+	double hybrid_frac;
+	struct pred_quality q;
+};
+
+static void decisions_free(struct decisions *d)
+{
+	if (!d)
+		return;
+	free(d->loaded), free(d->copies), free(d->ops), free(d->window_rows), free(d->useful);
+	free(d->bytes), free(d->used_rows), free(d->pred_rows), free(d->ext_start);
+	free(d->ext_size), free(d->ext_count);
+	free(d);
+}
+
+static struct decisions *decisions_new(const struct decision_key *key, int64_t T, int L)
+{
+	struct decisions *d = calloc(1, sizeof *d);
+	if (!d)
+		return NULL;
+	d->key = *key, d->T = T, d->L = L;
+	d->loaded = calloc(T, sizeof *d->loaded);
+	d->copies = calloc(T, sizeof *d->copies);
+	d->ops = calloc(T, sizeof *d->ops);
+	d->window_rows = calloc(T, sizeof *d->window_rows);
+	d->useful = calloc(T, sizeof *d->useful);
+	d->bytes = calloc(T, sizeof *d->bytes);
+	d->used_rows = calloc((size_t)T * L, sizeof *d->used_rows);
+	d->pred_rows = calloc((size_t)T * L, sizeof *d->pred_rows);
+	d->ext_start = calloc((size_t)T * L + 1, sizeof *d->ext_start);
+	d->cap_ext = 1024;
+	d->ext_size = malloc(d->cap_ext * sizeof *d->ext_size);
+	d->ext_count = malloc(d->cap_ext * sizeof *d->ext_count);
+	if (!d->loaded || !d->copies || !d->ops || !d->window_rows || !d->useful || !d->bytes ||
+	    !d->used_rows || !d->pred_rows || !d->ext_start || !d->ext_size || !d->ext_count) {
+		decisions_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* Add `count` reads of `size` bytes to the row being filled (rows are filled
+ * in (t, l) order, so the open row is [ext_start[row], n_ext)). */
+static int decisions_add_reads(struct decisions *d, size_t row, int64_t size, int32_t count)
+{
+	for (size_t i = (size_t)d->ext_start[row]; i < d->n_ext; i++)
+		if (d->ext_size[i] == size) {
+			d->ext_count[i] += count;
+			return 0;
+		}
+	if (d->n_ext == d->cap_ext) {
+		size_t cap = 2 * d->cap_ext;
+		int64_t *s = realloc(d->ext_size, cap * sizeof *s);
+		if (s)
+			d->ext_size = s;
+		int32_t *c = realloc(d->ext_count, cap * sizeof *c);
+		if (c)
+			d->ext_count = c;
+		if (!s || !c)
+			return ERR_NOMEM;
+		d->cap_ext = cap;
+	}
+	d->ext_size[d->n_ext] = size;
+	d->ext_count[d->n_ext++] = count;
+	return 0;
+}
+
+/* The planner's extents of row (t, l) as (size, count) pairs. */
+static int record_reads(struct decisions *dc, size_t row, const struct planner *pl)
+{
+	for (size_t i = 0; i < pl->n; i++)
+		if (decisions_add_reads(dc, row, pl->ext[i].bytes, 1))
+			return ERR_NOMEM;
+	return 0;
+}
+
+/* One layer over all tokens through the stepper (sim/core/step.h). */
+static int simulate_layer(struct decisions *dc, const struct trace *t, const uint8_t *pred,
+			  const uint8_t *pinned, const struct layout *layout, int l, int col,
+			  struct lif_err *err)
+{
+	const int rb = t->row_bytes, L = dc->L;
+	const struct decision_key *key = &dc->key;
+	struct step_layer *s = step_layer_new(layout, l, t->meta.tokens, key->window,
+					      key->merge ? key->max_gap : -1,
+					      pinned ? pinned + (size_t)l * rb : NULL, err);
+	if (!s)
+		return err->code ? err->code : ERR_NOMEM;
+	int rc = 0;
+	for (int64_t tok = 0; !rc && tok < t->meta.tokens; tok++) {
+		const size_t row = (size_t)tok * L + col;
+		struct step_out o;
+		dc->ext_start[row] = (int64_t)dc->n_ext;
+		rc = step_layer_next(s, pred + ((size_t)l * t->meta.tokens + tok) * rb, &o, err);
+		if (!rc && record_reads(dc, row, o.plan))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		if (rc)
+			break;
+		dc->bytes[tok] += o.plan->bytes_read;
+		dc->useful[tok] += o.plan->useful_bytes;
+		dc->loaded[tok] += o.nload;
+		dc->used_rows[row] = o.used_rows;
+		dc->pred_rows[row] = (int32_t)o.npred;
+		dc->copies[tok] += o.nmoves;
+		dc->ops[tok] += o.nload + o.ndie;
+		dc->window_rows[tok] += o.window_rows;
+	}
+	dc->window_peak_rows += step_layer_peak_rows(s);
+	step_layer_free(s);
+	return rc;
+}
+
+/* One layer's decisions in a one-column decisions object. */
+static struct decisions *simulate_one_layer(const struct decision_key *key, const struct trace *t,
+					    const uint8_t *pred, const uint8_t *pinned,
+					    const struct layout *layout, int l, struct lif_err *err)
+{
+	struct decisions *q = decisions_new(key, t->meta.tokens, 1);
+	int rc = q ? simulate_layer(q, t, pred, pinned, layout, l, 0, err)
+		   : err_set(err, ERR_NOMEM, "out of memory");
+	if (rc) {
+		decisions_free(q);
+		return NULL;
+	}
+	q->ext_start[t->meta.tokens] = (int64_t)q->n_ext;
+	return q;
+}
+
+/* Interleave one-layer decisions into dc's (t, l) rows. */
+static int merge_layers(struct decisions *dc, struct decisions *const *per)
+{
+	for (int64_t tok = 0; tok < dc->T; tok++)
+		for (int l = 0; l < dc->L; l++) {
+			const struct decisions *q = per[l];
+			const size_t row = (size_t)tok * dc->L + l;
+			dc->ext_start[row] = (int64_t)dc->n_ext;
+			for (int64_t i = q->ext_start[tok]; i < q->ext_start[tok + 1]; i++)
+				if (decisions_add_reads(dc, row, q->ext_size[i], q->ext_count[i]))
+					return ERR_NOMEM;
+			dc->used_rows[row] = q->used_rows[tok];
+			dc->pred_rows[row] = q->pred_rows[tok];
+			dc->loaded[tok] += q->loaded[tok], dc->copies[tok] += q->copies[tok];
+			dc->ops[tok] += q->ops[tok], dc->window_rows[tok] += q->window_rows[tok];
+			dc->useful[tok] += q->useful[tok], dc->bytes[tok] += q->bytes[tok];
+		}
+	for (int l = 0; l < dc->L; l++)
+		dc->window_peak_rows += per[l]->window_peak_rows;
+	dc->ext_start[(size_t)dc->T * dc->L] = (int64_t)dc->n_ext;
+	return 0;
+}
+
+/* The sparse strategy: layers are independent, so they run in parallel (a
+ * sweep's points already do; then this runs on one thread). */
+static int simulate_sparse(struct decisions *dc, const struct trace *t, const uint8_t *pred,
+			   const uint8_t *pinned, const struct layout *layout, int threads,
+			   struct lif_err *err)
+{
+	struct decisions **per = calloc(dc->L, sizeof *per);
+	struct lif_err *errs = calloc(dc->L, sizeof *errs);
+	int bad = !per || !errs, rc = 0;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad) if (!bad)
+	for (int l = 0; l < dc->L; l++)
+		bad |= !(per[l] = simulate_one_layer(&dc->key, t, pred, pinned, layout, l, &errs[l]));
+	for (int l = 0; bad && errs && l < dc->L; l++)
+		if (errs[l].code) {
+			rc = err_set(err, errs[l].code, "%s", errs[l].msg);
+			break;
+		}
+	if (bad && !rc)
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && merge_layers(dc, per))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (int l = 0; per && l < dc->L; l++)
+		decisions_free(per[l]);
+	free(per);
+	free(errs);
+	return rc;
+}
+
+/* The naive strategy: every non-resident byte, in sequential chunks,
+ * recorded on layer 0's row of each token. */
+static int simulate_naive(struct decisions *dc, const struct llm_desc *ms, int64_t resident,
+			  struct lif_err *err)
+{
+	int64_t bytes = ms->total_bytes - resident, chunk = dc->key.naive_chunk;
+	int64_t n = bytes > 0 ? (bytes + chunk - 1) / chunk : 0;
+	for (int64_t tok = 0; tok < dc->T; tok++)
+		for (int l = 0; l < dc->L; l++) {
+			const size_t row = (size_t)tok * dc->L + l;
+			dc->ext_start[row] = (int64_t)dc->n_ext;
+			if (l == 0 && n > 1 && decisions_add_reads(dc, row, chunk, (int32_t)(n - 1)))
+				return err_set(err, ERR_NOMEM, "out of memory");
+			if (l == 0 && n > 0 && decisions_add_reads(dc, row, bytes - chunk * (n - 1), 1))
+				return err_set(err, ERR_NOMEM, "out of memory");
+			dc->used_rows[row] = dc->pred_rows[row] = ms->d_ffn;
+		}
+	dc->ext_start[(size_t)dc->T * dc->L] = (int64_t)dc->n_ext;
+	for (int64_t tok = 0; tok < dc->T; tok++) {
+		dc->bytes[tok] = dc->useful[tok] = bytes > 0 ? bytes : 0;
+		dc->loaded[tok] = (int64_t)ms->layers * ms->d_ffn;
+	}
+	return 0;
+}
+
+/* The pinned neurons of key ((layers, row_bytes), NULL when none) and the
+ * fraction of the FFN they are. */
+static int make_pinned(struct sim_cache *c, const struct decision_key *key, uint8_t **pinned,
+		       double *frac, struct lif_err *err)
+{
+	*pinned = NULL, *frac = 0;
+	if (!(key->pin_frac > 0))
+		return 0;
+	const int64_t *counts = key->pin_policy == SIM_HYBRID_HOT ? cache_freq(c, key->train, err) : NULL;
+	uint8_t *pin = calloc((size_t)c->m.layers * c->t->row_bytes, 1);
+	int32_t *order = malloc(c->m.d_ffn * sizeof *order);
+	int rc = 0;
+	if (!pin || !order || (key->pin_policy == SIM_HYBRID_HOT && !counts)) {
+		rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+		free(pin);
+	} else {
+		*frac = (double)pin_neurons(&c->m, key->pin_policy, key->pin_frac, counts, pin, order) /
+			((double)c->m.layers * c->m.d_ffn);
+		*pinned = pin;
+	}
+	free(order);
+	return rc;
+}
+
+/* Build the decisions of key (not cached). */
+static struct decisions *decide(struct sim_cache *c, const struct decision_key *key,
+				const struct llm_desc *ms, int threads, struct lif_err *err)
+{
+	struct decisions *dc = decisions_new(key, c->t->meta.tokens, c->m.layers);
+	uint8_t *pinned = NULL;
+	int rc = dc ? make_pinned(c, key, &pinned, &dc->hybrid_frac, err)
+		    : err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && key->strategy == SIM_SPARSE) {
+		const struct pred_entry *pe = cache_pred(c, &key->pred, threads, err);
+		const struct layout *lay =
+			pe ? cache_layout(c, ms, key->layout, key->bundle, key->train, threads, err) : NULL;
+		rc = pe && lay ? simulate_sparse(dc, c->t, pe->sets, pinned, lay, threads, err)
+			       : (err->code ? err->code : ERR_NOMEM);
+		if (pe)
+			dc->q = pe->q;
+	} else if (!rc) {
+		/* flash holds the model at its stored dtype */
+		int64_t resident = (key->keep_dense ? ms->embed_bytes + ms->attn_bytes : 0) +
+				   (int64_t)llround(dc->hybrid_frac * (double)ms->ffn_bytes);
+		rc = simulate_naive(dc, ms, resident, err);
+		dc->q = (struct pred_quality){1, 0, 1, 0};
+	}
+	free(pinned);
+	if (rc) {
+		decisions_free(dc);
+		return NULL;
+	}
+	return dc;
+}
+
+/* The decisions of key, built on first use and shared. */
+static const struct decisions *cache_decisions(struct sim_cache *c, const struct decision_key *key,
+					       const struct llm_desc *ms, int threads,
+					       struct lif_err *err)
+{
+	const struct decisions *found = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->ndec && !found; i++)
+		if (!memcmp(&c->dec[i]->key, key, sizeof *key))
+			found = c->dec[i];
+	pthread_mutex_unlock(&c->lock);
+	if (found)
+		return found;
+	/* build outside the lock (points with other keys proceed), then publish */
+	struct decisions *d = decide(c, key, ms, threads, err);
+	if (!d)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->ndec && !found; i++)
+		if (!memcmp(&c->dec[i]->key, key, sizeof *key))
+			found = c->dec[i]; /* another thread won the race */
+	if (!found && c->ndec < DECISIONS_MAX) {
+		c->dec[c->ndec++] = d;
+		found = d;
+		d = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (d && !found)
+		return d; /* cache full: caller owns it (see sim_run) */
+	decisions_free(d);
+	return found;
+}
+
+/* ---------------------------------------------------------------- costs */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Flash time of row (t, l)'s reads, with at most as many outstanding reads
+ * as there are reads. */
+static double row_io_ns(const struct decisions *dc, size_t row, const struct flash_model *f,
+			int parallelism)
+{
+	int64_t n = 0;
+	double ns = 0;
+	for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
+		n += dc->ext_count[i];
+	int par = n < parallelism ? (int)n : parallelism;
+	for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
+		ns += dc->ext_count[i] * flash_extent_ns(f, dc->ext_size[i], par > 0 ? par : 1);
+	return ns;
+}
+
+/* Per-token costs of the decisions on a device; means and percentiles. */
+static int cost(const struct decisions *dc, const struct llm_desc *mc, const struct device *dev,
+		const struct compute_model *cm, const struct sim_params *p, struct sim_result *out, struct sim_token *per_token,
+		struct lif_err *err)
+{
+	const int64_t T = dc->T, w0 = p->warmup_tokens < T ? p->warmup_tokens : 0;
+	const int L = dc->L;
+	const int64_t row_bytes = mc->bundle_bytes;
+	double *tot = malloc(T * sizeof *tot);
+	int64_t *rows = malloc(L * sizeof *rows);
+	if (!tot || !rows) {
+		free(tot), free(rows);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
+	double s_io = 0, s_mem = 0, s_cmp = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0, s_u = 0;
+	int rc = 0;
+	for (int64_t tok = 0; tok < T && !rc; tok++) {
+		struct compute_cost cc;
+		double io = 0;
+		int64_t reads = 0;
+		for (int l = 0; l < L; l++) {
+			const size_t row = (size_t)tok * L + l;
+			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? dc->used_rows[row] : dc->pred_rows[row];
+			io += row_io_ns(dc, row, &dev->flash, p->parallelism);
+			for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
+				reads += dc->ext_count[i];
+		}
+		rc = compute_token_cost(cm, mc, rows, L, p->context_tokens + tok, &cc, err);
+		double copied = (double)dc->copies[tok] * row_bytes;
+		double h2d = (double)dc->loaded[tok] * row_bytes;
+		double mem = dram_time_ns(&dev->dram, copied, (double)dc->ops[tok], h2d);
+		double io_ms = io / 1e6, mem_ms = mem / 1e6, cmp_ms = cc.total_ns / 1e6;
+		tot[tok] = io_ms + mem_ms + cmp_ms;
+		if (per_token)
+			per_token[tok] = (struct sim_token){io_ms, mem_ms, cmp_ms, tot[tok], dc->bytes[tok],
+							     reads, dc->loaded[tok]};
+		if (tok < w0)
+			continue;
+		s_io += io_ms, s_mem += mem_ms, s_cmp += cmp_ms;
+		s_b += dc->bytes[tok], s_r += reads, s_ld += dc->loaded[tok];
+		s_cp += copied, s_w += dc->window_rows[tok], s_u += dc->useful[tok];
+	}
+	const int64_t n = T - w0;
+	const double all = (double)L * mc->d_ffn;
+	out->tokens = n;
+	out->io_ms = s_io / n, out->mem_ms = s_mem / n, out->compute_ms = s_cmp / n;
+	out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
+	out->bytes_read_per_token = s_b / n;
+	out->useful_bytes_per_token = s_u / n;
+	out->reads_per_token = s_r / n;
+	out->mean_read_bytes = s_r > 0 ? s_b / s_r : 0;
+	out->load_frac_per_token = s_ld / n / all;
+	out->window_frac = s_w / n / all;
+	out->mem_bytes_copied_per_token = s_cp / n;
+	qsort(tot + w0, n, sizeof *tot, cmp_double);
+	out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * n) - 1];
+	out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * n) - 1];
+	free(tot), free(rows);
+	return rc;
+}
+
+int sim_check_params(const struct sim_params *p, const struct llm_desc *m, struct lif_err *err)
+{
+	double h;
+	if (strcmp(p->hybrid, "auto") && (conf_parse_double(p->hybrid, &h) || h < 0 || h > 1))
+		return err_set(err, ERR_INVAL, "[sim] hybrid: '%s' is neither auto nor a fraction in [0, 1]",
+			       p->hybrid);
+	if (!strcmp(p->hybrid, "auto") && !p->dram_budget && !(p->dram_budget_frac > 0))
+		return err_set(err, ERR_INVAL, "[sim] hybrid = auto needs dram_budget or dram_budget_frac");
+	if (p->bundle > m->d_ffn)
+		return err_set(err, ERR_INVAL, "[sim] bundle: %d is more than d_ffn = %d", p->bundle, m->d_ffn);
+	return 0;
+}
+
+static int64_t budget_bytes(const struct sim_params *p, const struct llm_desc *m)
+{
+	if (p->dram_budget)
+		return p->dram_budget;
+	return p->dram_budget_frac > 0 ? (int64_t)(p->dram_budget_frac * (double)m->total_bytes) : 0;
+}
+
+/* DRAM by component (DRAM dtype mc). */
+static void dram_use(const struct decisions *dc, const struct llm_desc *mc,
+		     const struct sim_params *p, struct sim_result *out)
+{
+	int naive = p->strategy == SIM_NAIVE;
+	int dense = !naive || p->naive_keep_dense;
+	out->dram_embed_bytes = dense ? mc->embed_bytes : 0;
+	out->dram_attn_bytes = dense ? mc->attn_bytes : 0;
+	out->dram_predictor_bytes =
+		naive || p->predictor == PRED_NONE
+			? 0
+			: (int64_t)p->predictor_rank * (mc->d_model + mc->d_ffn) * mc->layers * 2;
+	out->dram_ffn_bytes = mc->ffn_bytes;
+	out->dram_pinned_bytes = (int64_t)llround(dc->hybrid_frac * (double)mc->ffn_bytes);
+	out->dram_window_bytes = dc->window_peak_rows * mc->bundle_bytes;
+	out->dram_bytes = out->dram_embed_bytes + out->dram_attn_bytes + out->dram_predictor_bytes +
+			  out->dram_pinned_bytes + out->dram_window_bytes;
+}
+
+/* The model as stored on flash (ms) and as held in DRAM (mc) for a point. */
+static int point_models(const struct sim_cache *c, const struct sim_params *p, struct llm_desc *ms,
+			struct llm_desc *mc, struct lif_err *err)
+{
+	*ms = c->m;
+	ms->params = 0;
+	if (p->dtype < LLM_NDTYPES)
+		ms->dtype = p->dtype;
+	ms->weight_bits = p->bits;
+	ms->weight_group = p->bits ? 32 << p->group : 0;
+	int rc = llm_derive(ms, c->m.name, err);
+	*mc = *ms;
+	if (!rc && p->compute_dtype < LLM_NDTYPES) {
+		mc->dtype = p->compute_dtype;
+		rc = llm_derive(mc, c->m.name, err);
+	}
+	return rc;
+}
+
+/* The decision key of a point (what decides, not what costs). */
+static void point_key(struct sim_cache *c, const struct sim_params *p, double pin_frac, int format,
+		      struct decision_key *key)
+{
+	memset(key, 0, sizeof *key);
+	key->strategy = p->strategy;
+	key->pin_frac = pin_frac;
+	key->pin_policy = pin_frac > 0 ? p->hybrid_policy : 0;
+	key->train = (pin_frac > 0 && p->hybrid_policy == SIM_HYBRID_HOT) ||
+				     (p->strategy == SIM_SPARSE && layout_by_kind(p->layout)->needs_trace)
+			     ? p->layout_train_tokens
+			     : 0;
+	key->format = format;
+	if (p->strategy == SIM_NAIVE) {
+		key->keep_dense = p->naive_keep_dense;
+		key->naive_chunk = p->naive_chunk;
+		return;
+	}
+	key->pred.kind = p->predictor;
+	if (p->predictor == PRED_MODELED || p->predictor == PRED_RANDOM) {
+		key->pred.recall = p->recall, key->pred.fp_rate = p->fp_rate;
+		key->pred.seed = (uint64_t)p->predictor_seed;
+	}
+	if (p->predictor == PRED_LOWRANK)
+		key->pred.lowrank = find_lowrank(c, p->predictor_file);
+	key->window = p->window, key->layout = p->layout, key->bundle = p->bundle;
+	key->merge = p->merge, key->max_gap = p->merge ? p->max_gap : -1;
+}
+
+int sim_inputs_get(struct sim_cache *c, const struct sim_params *p, double pin_frac,
+		   int threads, struct sim_inputs *out, struct lif_err *err)
+{
+	struct decision_key key;
+	memset(out, 0, sizeof *out);
+	if (p->strategy != SIM_SPARSE)
+		return err_set(err, ERR_INVAL, "only the sparse strategy has per-neuron decisions");
+	int rc = point_models(c, p, &out->stored, &out->dram, err);
+	if (rc)
+		return rc;
+	point_key(c, p, pin_frac, weight_format(&out->stored), &key);
+	const struct pred_entry *pe = cache_pred(c, &key.pred, threads, err);
+	out->layout = pe ? cache_layout(c, &out->stored, key.layout, key.bundle, key.train, threads, err)
+			 : NULL;
+	if (!out->layout)
+		return err->code ? err->code : ERR_NOMEM;
+	out->pred = pe->sets;
+	out->window = key.window;
+	out->max_gap = key.max_gap;
+	return make_pinned(c, &key, &out->pinned, &out->hybrid_frac, err);
+}
+
+void sim_inputs_release(struct sim_inputs *in)
+{
+	free(in->pinned);
+	in->pinned = NULL;
+}
+
+/* One simulation with a given pinned fraction. */
+static int run_once(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
+		    double pin_frac, int threads, struct sim_result *out, struct sim_token *per_token,
+		    struct lif_err *err)
+{
+	struct llm_desc ms, mc; /* as stored on flash; in DRAM */
+	struct decision_key key;
+	int rc = point_models(c, p, &ms, &mc, err);
+	if (rc)
+		return rc;
+	struct compute_model cm = dev->compute;
+	cm.kernel = p->kernel;
+	if (compute_check_model(&cm, &mc, err)) {
+		err_prefix(err, "device %s", dev->name);
+		return err->code;
+	}
+	point_key(c, p, pin_frac, weight_format(&ms), &key);
+	const struct decisions *dc = cache_decisions(c, &key, &ms, threads, err);
+	if (!dc)
+		return err->code ? err->code : ERR_NOMEM;
+	memset(out, 0, sizeof *out);
+	rc = cost(dc, &mc, dev, &cm, p, out, per_token, err);
+	out->hybrid_frac = dc->hybrid_frac;
+	out->pin_frac = pin_frac;
+	out->recall = dc->q.recall, out->fp_rate = dc->q.fp_rate;
+	out->predicted_frac = dc->q.predicted_frac;
+	dram_use(dc, &mc, p, out);
+	out->dram_budget_bytes = budget_bytes(p, &c->m);
+	pthread_mutex_lock(&c->lock);
+	int owned = 1;
+	for (int i = 0; i < c->ndec; i++)
+		owned &= c->dec[i] != dc;
+	pthread_mutex_unlock(&c->lock);
+	if (owned)
+		decisions_free((struct decisions *)dc);
+	return rc;
+}
+
+static int over_budget(const struct sim_result *o, struct lif_err *err)
+{
+	const double G = 1e9;
+	return err_set(err, ERR_NOSPACE,
+		       "needs %.3f GB of DRAM (embeddings %.3f, attention %.3f, predictor %.3f, "
+		       "pinned FFN %.3f, window %.3f) but the DRAM budget is %.3f GB: over by %.3f GB",
+		       o->dram_bytes / G, o->dram_embed_bytes / G, o->dram_attn_bytes / G,
+		       o->dram_predictor_bytes / G, o->dram_pinned_bytes / G, o->dram_window_bytes / G,
+		       o->dram_budget_bytes / G, (o->dram_bytes - o->dram_budget_bytes) / G);
+}
+
+int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
+	    int threads, struct sim_result *out, struct sim_token *per_token, struct lif_err *err)
+{
+	if (sim_check_params(p, &c->m, err))
+		return ERR_INVAL;
+	double frac = 0;
+	int rc;
+	if (strcmp(p->hybrid, "auto")) {
+		conf_parse_double(p->hybrid, &frac);
+		rc = run_once(c, dev, p, frac, threads, out, per_token, err);
+	} else {
+		/* pass 1 without pinning measures the window; then pin what the
+		 * budget leaves, shrinking until it fits (pinning only shrinks the window) */
+		rc = run_once(c, dev, p, 0, threads, out, NULL, err);
+		double ffn_bytes = (double)out->dram_ffn_bytes;
+		for (int it = 0; !rc && it < 4; it++) {
+			if (it > 0 && out->dram_bytes <= out->dram_budget_bytes)
+				break;
+			frac += (double)(out->dram_budget_bytes - out->dram_bytes) / ffn_bytes;
+			frac = frac < 0 ? 0 : frac > 1 ? 1 : frac;
+			rc = run_once(c, dev, p, frac, threads, out, per_token, err);
+		}
+	}
+	if (!rc && out->dram_budget_bytes > 0 && out->dram_bytes > out->dram_budget_bytes)
+		rc = over_budget(out, err);
+	return rc;
+}

@@ -1,0 +1,67 @@
+/*
+ * calib: measuring the host's flash and DRAM for a device profile
+ * (`lifsim calibrate`), and fitting the parametric flash model
+ * (models/flash.h) to the measurements.
+ *
+ * A point is a burst of random reads of chunk_bytes at aligned offsets of a
+ * file filled with real data, kept `parallelism` deep by an io engine
+ * (sim/real/io.h) for about `seconds`. From the latencies of its requests:
+ * throughput, IOPS, mean and p99 latency, and Little's law
+ * (little_ratio = iops * lat_mean / parallelism, ~1 for a closed queue).
+ *
+ * The fit: nonlinear least squares (GSL gsl_multifit_nlinear, trust region,
+ * Levenberg-Marquardt) of log throughput over the points, in the five
+ * parameters t0, B_xfer, IOPS_max, B_max, softmin p (alignment fixed; each
+ * fitted as its logarithm so it stays positive, p through a logistic map
+ * onto the profile's range [0.5, 64]). Residuals are
+ * log(measured / model).
+ */
+#ifndef LIFSIM_CALIB_H
+#define LIFSIM_CALIB_H
+
+#include <stdint.h>
+
+#include "models/flash.h"
+#include "sim/base/err.h"
+#include "sim/real/io.h"
+
+struct calib_point {
+	char engine[16];
+	int64_t chunk_bytes;
+	int parallelism;
+	int sequential;      /* 1: consecutive offsets (the sequential rate) */
+	double seconds;      /* measured wall time */
+	int64_t requests;
+	double mib_per_s, iops, lat_us_mean, lat_us_p99;
+	double little_ratio; /* iops * lat_mean / parallelism */
+	double fit_mib_per_s, residual; /* filled by calib_fit: model and log(meas/model) */
+};
+
+/* Measure one point with engine e (its parallelism) on its file. seed picks
+ * the random offsets. Reads land in arena slice after slice (sim/real/io.h); with
+ * arena NULL, in 2 x parallelism buffers in turn, as fio's do. */
+int calib_measure(struct io_engine *e, int64_t chunk_bytes, int sequential, double seconds,
+		  uint64_t seed, struct io_arena *arena, struct calib_point *out,
+		  struct lif_err *err);
+
+/* Fit the parametric model to n points (n >= 5), alignment given. init may
+ * hold a starting guess (fields <= 0 are estimated from the points). Fills
+ * out, and each point's fit_mib_per_s and residual; *rms_log the RMS of the
+ * residuals. */
+int calib_fit(struct calib_point *pts, int n, int64_t alignment_bytes,
+	      const struct flash_params *init, struct flash_params *out, double *rms_log,
+	      struct lif_err *err);
+
+/* Median memcpy bandwidth in bytes/s over `repeats` copies of a buffer of
+ * `bytes` (both > 0). */
+double calib_copy_bytes_per_s(int64_t bytes, int repeats);
+
+/* Median single-thread sgemv FLOP/s (OpenBLAS) of a rows x cols matrix. */
+double calib_sgemv_flops_per_s(int rows, int cols, int repeats);
+
+/* Warnings about a point that looks like a cache rather than a device
+ * (more than 10 GB/s, or a mean latency under 5 us) or breaks Little's law
+ * by more than 25%; buf gets "" when none. */
+void calib_point_warnings(const struct calib_point *p, char *buf, size_t cap);
+
+#endif

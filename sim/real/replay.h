@@ -1,0 +1,103 @@
+/*
+ * replay: the simulator's decisions carried out for real (DESIGN.md "Data
+ * flow"): the same predicted sets, layout, pinned set and window
+ * (sim_inputs_get), stepped by the same per-layer stepper (sim/core/step.h), with
+ * real reads of a weight file (sim/real/wfile.h) through an io engine
+ * (sim/real/io.h) into the paper's real preallocated per-layer matrix.
+ *
+ * Token-major, per token and layer (what each phase costs is timed with
+ * CLOCK_MONOTONIC):
+ *   io     read the planner's extents, `parallelism` deep; each extent is
+ *          widened to the engine's direct-I/O block (a no-op at full scale,
+ *          where slots are multiples of 4 KiB), into a staging buffer (the
+ *          arena's next slice when there is one);
+ *   place  copy each loaded neuron's pieces from the staging buffer into
+ *          its matrix row (first_row onwards, neuron order). The paper reads
+ *          straight into the row; reading merged extents (gaps, friends,
+ *          separate regions) needs the staging copy. The cost model has no
+ *          term for it, so it is reported on its own and not in total_ms;
+ *   compute (optional) the sparse FFN over the rows in use, a plain loop in
+ *          fp32 (y += down_r * relu(up_r . x)); dtype fp16/bf16/fp32 only;
+ *   mem    after the token, the memory manager's row copies (copy the last
+ *          used row into each hole), as memcpy of whole rows.
+ * total_ms = io + mem + compute. The checksums of every slot read are
+ * verified (untimed) unless turned off, so a wrong offset cannot pass.
+ * Rows are the model's bundles as stored (the DRAM dtype must equal the
+ * stored dtype).
+ *
+ * replay_naive reads the file's whole FFN region per token in chunk-byte
+ * reads, `parallelism` deep, in one stream, into the arena's slices in turn
+ * (without one: 2 x parallelism buffers in turn), as calibrate's sequential
+ * point does (the naive strategy with dense parts resident); verification,
+ * when asked, is a separate untimed pass.
+ */
+#ifndef LIFSIM_REPLAY_H
+#define LIFSIM_REPLAY_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sim/base/err.h"
+#include "sim/real/io.h"
+#include "sim/core/sim.h"
+#include "sim/real/wfile.h"
+#include "traces/trace.h"
+
+struct replay_opts {
+	int64_t first_token, tokens; /* replay tokens [0, first_token + tokens) and time
+				      * [first_token, ...); tokens 0: to the end */
+	int verify;        /* check the checksums of what was read */
+	int compute;       /* run the sparse FFN over the resident rows */
+	int check_rows;    /* tests: after every token, check every matrix row holds
+			    * its neuron's bytes (slow) */
+	int64_t max_matrix_bytes; /* refuse larger preallocations; 0: 16 GiB */
+	/* when set: called after each timed token (tok >= first_token), outside
+	 * its timings (validate's drift probes); non-zero stops the replay */
+	int (*after_token)(void *ctx, int64_t tok, struct lif_err *err);
+	void *after_ctx;
+	struct io_arena *arena; /* when set: each layer's reads land in its next
+				 * slice (sim/real/io.h), not in one reused buffer */
+	FILE *iolog;       /* when set: every read as a fio iolog v2 line
+			    * ("PATH read OFFSET BYTES"); the caller writes the
+			    * header and the add/open/close lines (replay_iolog_*) */
+};
+
+struct replay_token {
+	double io_ms, place_ms, mem_ms, compute_ms, total_ms;
+	int64_t bytes_read, reads, neurons_loaded, rows_copied;
+};
+
+/* Replay trace t's predicted sets (in, from sim_inputs_get over t and the
+ * point) against w with engine io. per_token gets one entry per token of
+ * t (tokens not replayed are zero). The weight file must match the point's
+ * layout (wfile_match). */
+int replay_sparse(const struct sim_inputs *in, const struct trace *t, const struct wfile *w,
+		  struct io_engine *io, const struct replay_opts *o, struct replay_token *per_token,
+		  struct lif_err *err);
+
+/* fio iolog v2 framing around replay_opts.iolog's read lines: header, add
+ * and open (begin), close (end). `fio --read_iolog=F --replay_no_stall=1`
+ * then issues the same reads as the replay, without its pauses between
+ * layers. */
+void replay_iolog_begin(FILE *f, const char *path);
+void replay_iolog_end(FILE *f, const char *path);
+
+/* Read the whole FFN region `tokens` times in chunk-byte reads. */
+int replay_naive(const struct wfile *w, struct io_engine *io, int64_t chunk, int64_t tokens,
+		 int verify, struct io_arena *arena, struct replay_token *per_token,
+		 struct lif_err *err);
+
+/* Shrink a model description's d_model by f (0 < f <= 1; to a multiple of
+ * 8 * heads, at least that) for small test files; the declared parameter
+ * count is dropped and the name gets "@f". f = 1 leaves m alone. */
+int replay_scale_model(struct llm_desc *m, double f, struct lif_err *err);
+
+/* `lifsim validate`'s files from the results of a validate sweep in dir:
+ * dir/validation.csv (the results, one row per point) and dir/summary.csv
+ * (metric,regime,n,median_abs_err,p90_abs_err,max_abs_err,bias,cv_meas for
+ * io_ms, io_ms_corr, mem_ms, total_ms, total_ms_corr by regime latency,
+ * bandwidth and all). Errors are prediction / measurement - 1; bias is
+ * their mean; cv_meas the median coefficient of variation of the repeats. */
+int replay_validate_summary(const char *dir, struct lif_err *err);
+
+#endif

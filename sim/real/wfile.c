@@ -1,0 +1,462 @@
+/* wfile: the weight file (see sim/real/wfile.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "sim/real/io.h"
+#include "sim/real/wfile.h"
+
+/* The header as stored (fixed-width fields, little-endian host). */
+struct disk_header {
+	char magic[8];
+	uint32_t version, layout, bundle, layers, d_model, d_ffn, ffn_matrices, dtype, regions, nindex;
+	int64_t piece_bytes, slot_bytes, layer_bytes;
+	uint64_t seed;
+	char model[64];
+	struct wfile_region index[4];
+	uint64_t sum; /* wfile_hash of everything above (padded to 8) */
+};
+
+struct wfile {
+	char path[4096];
+	struct wfile_info info;
+	int32_t *pos;      /* (layers, d_ffn) */
+	int32_t *friend_of;/* (layers, d_ffn) or NULL */
+	uint64_t *sums;    /* (layers, regions, d_ffn) */
+};
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+uint64_t wfile_hash(const void *p, size_t bytes)
+{
+	const uint64_t *w = p;
+	uint64_t h = 0x243f6a8885a308d3ULL ^ bytes, g = 0x13198a2e03707344ULL;
+	size_t n = bytes / 8, i = 0;
+	for (; i + 2 <= n; i += 2) { /* two lanes for speed */
+		h = ((h ^ (w[i] * 0x87c37b91114253d5ULL)) << 31 | (h ^ (w[i] * 0x87c37b91114253d5ULL)) >> 33) * 0x4cf5ad432745937fULL;
+		g = ((g ^ (w[i + 1] * 0x4cf5ad432745937fULL)) << 29 | (g ^ (w[i + 1] * 0x4cf5ad432745937fULL)) >> 35) * 0x87c37b91114253d5ULL;
+	}
+	if (i < n)
+		h = (h ^ w[i]) * 0x9e3779b97f4a7c15ULL;
+	h ^= g * 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h * 0xc4ceb9fe1a85ec53ULL;
+}
+
+/* Map 64 random bits to finite values of magnitude 2^-7 .. 1. */
+static uint64_t shape_bits(uint64_t x, int dtype)
+{
+	switch (dtype) {
+	case LLM_FP16: /* sign, 3 random exponent bits over 8..15, mantissa */
+		return (x & 0x83ff83ff83ff83ffULL) | 0x2000200020002000ULL;
+	case LLM_BF16: /* exponent 120..127 */
+		return (x & 0x807f807f807f807fULL) | 0x3c003c003c003c00ULL;
+	case LLM_FP32:
+		return (x & 0x83ffffff83ffffffULL) | 0x3c0000003c000000ULL;
+	default:
+		return x;
+	}
+}
+
+void wfile_piece(uint64_t seed, int layer, int matrix, int neuron, int dtype, void *out,
+		 int64_t bytes)
+{
+	uint64_t s = seed ^ ((uint64_t)layer << 40) ^ ((uint64_t)matrix << 32) ^ (uint64_t)neuron;
+	s = splitmix(&s);
+	uint64_t *w = out;
+	for (int64_t i = 0; i < bytes / 8; i++)
+		w[i] = shape_bits(splitmix(&s), dtype);
+}
+
+int64_t wfile_free_bytes(const char *path, struct lif_err *err)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		slash[slash == dir ? 1 : 0] = '\0';
+	struct statvfs v;
+	if (statvfs(slash ? dir : ".", &v))
+		return err_set(err, ERR_IO, "%s: cannot check free space: %s", slash ? dir : ".",
+			       strerror(errno)), -1;
+	return (int64_t)v.f_bavail * (int64_t)v.f_frsize;
+}
+
+int wfile_check_room(const char *path, int64_t need, int64_t free_bytes, struct lif_err *err)
+{
+	if (need <= free_bytes - WFILE_SPARE_BYTES)
+		return 0;
+	return err_set(err, ERR_NOSPACE,
+		       "%s: not enough room on disk: needs %.3f GB, the disk has %.3f GB free "
+		       "(%.3f GB are kept spare)",
+		       path, need / 1e9, free_bytes / 1e9, WFILE_SPARE_BYTES / 1e9);
+}
+
+/* A file being written atomically at large size. */
+struct big {
+	char path[4096], tmp[4200];
+	int fd;
+};
+
+static int big_open(struct big *b, const char *path, int64_t bytes, struct lif_err *err)
+{
+	int64_t avail = wfile_free_bytes(path, err);
+	if (avail < 0 || wfile_check_room(path, bytes, avail, err))
+		return err->code;
+	snprintf(b->path, sizeof b->path, "%s", path);
+	snprintf(b->tmp, sizeof b->tmp, "%s.tmp", path);
+	b->fd = open(b->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (b->fd < 0)
+		return err_set(err, ERR_IO, "%s: cannot create: %s", b->tmp, strerror(errno));
+	int rc = posix_fallocate(b->fd, 0, bytes); /* room now, not half-way */
+	if (rc && rc != EOPNOTSUPP && rc != EINVAL) {
+		close(b->fd), unlink(b->tmp);
+		return err_set(err, rc == ENOSPC ? ERR_NOSPACE : ERR_IO, "%s: cannot reserve %lld bytes: %s",
+			       path, (long long)bytes, strerror(rc));
+	}
+	return 0;
+}
+
+static int big_write(struct big *b, const void *p, int64_t bytes, int64_t off, struct lif_err *err)
+{
+	for (int64_t done = 0; done < bytes;) {
+		ssize_t k = pwrite(b->fd, (const char *)p + done, (size_t)(bytes - done), off + done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return err_set(err, errno == ENOSPC ? ERR_NOSPACE : ERR_IO, "%s: write failed: %s",
+				       b->path, k ? strerror(errno) : "no progress");
+		done += k;
+	}
+	return 0;
+}
+
+static void big_abort(struct big *b)
+{
+	if (b->fd >= 0)
+		close(b->fd), unlink(b->tmp);
+	b->fd = -1;
+}
+
+static int big_commit(struct big *b, struct lif_err *err)
+{
+	int bad = fsync(b->fd), saved = errno;
+	bad |= close(b->fd);
+	b->fd = -1;
+	if (bad || rename(b->tmp, b->path)) {
+		saved = bad ? saved : errno;
+		unlink(b->tmp);
+		return err_set(err, ERR_IO, "%s: cannot complete the write: %s", b->path, strerror(saved));
+	}
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", b->path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		slash[1] = '\0';
+	int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+	if (fd >= 0)
+		fsync(fd), close(fd);
+	return 0;
+}
+
+int wfile_write_random(const char *path, int64_t bytes, uint64_t seed, struct lif_err *err)
+{
+	struct big b = {.fd = -1};
+	const int64_t chunk = 8 << 20;
+	if (bytes <= 0 || bytes % 4096)
+		return err_set(err, ERR_INVAL, "%s: size %lld must be a positive multiple of 4096",
+			       path, (long long)bytes);
+	uint64_t *buf = malloc(chunk);
+	if (!buf)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	int rc = big_open(&b, path, bytes, err);
+	for (int64_t off = 0; !rc && off < bytes; off += chunk) {
+		int64_t n = bytes - off < chunk ? bytes - off : chunk;
+		for (int64_t i = 0; i < n / 8; i++)
+			buf[i] = splitmix(&seed);
+		rc = big_write(&b, buf, n, off, err);
+	}
+	if (!rc)
+		rc = big_commit(&b, err);
+	big_abort(&b);
+	free(buf);
+	return rc;
+}
+
+static int64_t align_up(int64_t x) { return (x + WFILE_ALIGN - 1) / WFILE_ALIGN * WFILE_ALIGN; }
+
+/* The header of model m in layout l (regions laid out one after another). */
+static void make_header(struct disk_header *h, const struct llm_desc *m, const struct layout *l,
+			uint64_t seed)
+{
+	memset(h, 0, sizeof *h);
+	memcpy(h->magic, WFILE_MAGIC, 8);
+	h->version = WFILE_VERSION, h->layout = (uint32_t)l->kind, h->bundle = (uint32_t)l->bundle;
+	h->layers = (uint32_t)m->layers, h->d_model = (uint32_t)m->d_model, h->d_ffn = (uint32_t)m->d_ffn;
+	h->ffn_matrices = (uint32_t)m->ffn_matrices, h->dtype = (uint32_t)m->dtype;
+	h->regions = (uint32_t)l->regions;
+	h->piece_bytes = l->piece_bytes, h->slot_bytes = l->slot_bytes, h->layer_bytes = l->layer_bytes;
+	h->seed = seed;
+	snprintf(h->model, sizeof h->model, "%s", m->name);
+	const int64_t tab = (int64_t)m->layers * m->d_ffn * 4;
+	const char *names[4] = {"ffn", "pos", "friend", "sums"};
+	const int64_t sizes[4] = {l->layer_bytes * m->layers, tab, l->friend_of ? tab : 0,
+				  (int64_t)m->layers * l->regions * m->d_ffn * 8};
+	int64_t off = WFILE_ALIGN;
+	for (int i = 0; i < 4; i++) {
+		if (!sizes[i])
+			continue;
+		struct wfile_region *r = &h->index[h->nindex++];
+		snprintf(r->name, sizeof r->name, "%s", names[i]);
+		r->offset = off, r->bytes = sizes[i];
+		off = align_up(off + sizes[i]);
+	}
+	h->sum = wfile_hash(h, offsetof(struct disk_header, sum));
+}
+
+/* Fill one layer of the FFN region in buf and its checksums. */
+static void fill_layer(const struct llm_desc *m, const struct layout *l,
+		       const struct wfile_source *src, int layer, char *buf, uint64_t *sums, int threads)
+{
+	const int d = m->d_ffn;
+	const int64_t piece = (int64_t)m->d_model * m->weight_bytes;
+	const int32_t *pos = l->pos + (size_t)layer * d;
+	const int32_t *fr = l->friend_of ? l->friend_of + (size_t)layer * d : NULL;
+	#pragma omp parallel for num_threads(threads) schedule(static)
+	for (int n = 0; n < d; n++) {
+		for (int r = 0; r < l->regions; r++) {
+			/* slot pos[n] of region r holds n's piece(s), then its friend's */
+			char *slot = buf + r * l->region_bytes + (int64_t)pos[n] * l->slot_bytes;
+			int first = l->regions > 1 ? r : 0, count = l->regions > 1 ? 1 : m->ffn_matrices;
+			for (int k = 0; k < count; k++)
+				src->piece(src->src_ctx, layer, first + k, n, slot + k * piece, piece);
+			for (int k = 0; fr && k < count; k++)
+				src->piece(src->src_ctx, layer, k, fr[n] >= 0 ? fr[n] : n,
+					   slot + m->bundle_bytes + k * piece, piece);
+			sums[(size_t)r * d + pos[n]] = wfile_hash(slot, (size_t)l->slot_bytes);
+		}
+	}
+}
+
+struct synth_src {
+	uint64_t seed;
+	int dtype;
+};
+
+static void synth_piece(void *c, int layer, int matrix, int neuron, void *out, int64_t bytes)
+{
+	const struct synth_src *s = c;
+	wfile_piece(s->seed, layer, matrix, neuron, s->dtype, out, bytes);
+}
+
+int wfile_write(const char *path, const struct llm_desc *m, const struct layout *l,
+		uint64_t seed, int threads, void (*progress)(void *ctx, int done, int total),
+		void *ctx, struct lif_err *err)
+{
+	struct synth_src s = {seed, m->dtype};
+	const struct wfile_source src = {synth_piece, &s};
+	return wfile_write_from(path, m, l, &src, seed, threads, progress, ctx, err);
+}
+
+int wfile_write_from(const char *path, const struct llm_desc *m, const struct layout *l,
+		     const struct wfile_source *src, uint64_t seed, int threads,
+		     void (*progress)(void *ctx, int done, int total), void *ctx,
+		     struct lif_err *err)
+{
+	struct disk_header h;
+	make_header(&h, m, l, seed);
+	const struct wfile_region *last = &h.index[h.nindex - 1];
+	const int64_t total = last->offset + last->bytes;
+	if (((int64_t)m->d_model * m->weight_bytes) % 8)
+		return err_set(err, ERR_INVAL, "%s: d_model * bytes per weight = %lld is not a multiple "
+			       "of 8", path, (long long)m->d_model * m->weight_bytes);
+	struct big b = {.fd = -1};
+	const size_t nsum = (size_t)m->layers * l->regions * m->d_ffn;
+	char *buf = malloc((size_t)l->layer_bytes), *page = calloc(1, WFILE_ALIGN);
+	uint64_t *sums = malloc(nsum * 8);
+	int rc = !buf || !page || !sums ? err_set(err, ERR_NOMEM, "out of memory for one layer "
+					       "(%lld bytes)", (long long)l->layer_bytes) : 0;
+	if (!rc)
+		rc = big_open(&b, path, total, err);
+	for (int layer = 0; !rc && layer < m->layers; layer++) {
+		fill_layer(m, l, src, layer, buf, sums + (size_t)layer * l->regions * m->d_ffn,
+			   threads < 1 ? 1 : threads);
+		rc = big_write(&b, buf, l->layer_bytes, h.index[0].offset + layer * l->layer_bytes, err);
+		if (progress)
+			progress(ctx, layer + 1, m->layers);
+	}
+	for (int i = 1; !rc && i < (int)h.nindex; i++) {
+		const void *src = !strcmp(h.index[i].name, "pos")    ? (const void *)l->pos
+				  : !strcmp(h.index[i].name, "friend") ? (const void *)l->friend_of
+								       : (const void *)sums;
+		rc = big_write(&b, src, h.index[i].bytes, h.index[i].offset, err);
+	}
+	if (!rc) {
+		memcpy(page, &h, sizeof h);
+		rc = big_write(&b, page, WFILE_ALIGN, 0, err);
+	}
+	if (!rc && ftruncate(b.fd, total))
+		rc = err_set(err, ERR_IO, "%s: %s", path, strerror(errno));
+	if (!rc)
+		rc = big_commit(&b, err);
+	big_abort(&b);
+	free(buf), free(page), free(sums);
+	return rc;
+}
+
+/* ---- reading ---- */
+
+static int read_at(int fd, void *p, int64_t bytes, int64_t off)
+{
+	for (int64_t done = 0; done < bytes;) {
+		ssize_t k = pread(fd, (char *)p + done, (size_t)(bytes - done), off + done);
+		if (k <= 0)
+			return -1;
+		done += k;
+	}
+	return 0;
+}
+
+static int check_header(const struct disk_header *h, int64_t size, struct wfile_info *in,
+			struct lif_err *err)
+{
+	if (memcmp(h->magic, WFILE_MAGIC, 8))
+		return err_set(err, ERR_FORMAT, "not a lifsim weight file (no %s magic)", WFILE_MAGIC);
+	if (h->version != WFILE_VERSION)
+		return err_set(err, ERR_FORMAT, "weight file version %u (this lifsim reads %d)",
+			       h->version, WFILE_VERSION);
+	if (h->sum != wfile_hash(h, offsetof(struct disk_header, sum)))
+		return err_set(err, ERR_FORMAT, "corrupt header (checksum mismatch)");
+	if (!layout_by_kind((int)h->layout) || h->nindex < 3 || h->nindex > 4 || !h->layers ||
+	    h->layers > LLM_MAX_LAYERS || !h->d_ffn || !h->d_model || h->regions < 1 || h->regions > 3 ||
+	    h->slot_bytes <= 0 || h->layer_bytes != h->slot_bytes * h->d_ffn * h->regions)
+		return err_set(err, ERR_FORMAT, "corrupt header (inconsistent dimensions)");
+	*in = (struct wfile_info){.version = (int)h->version, .layout = (int)h->layout,
+				  .bundle = (int)h->bundle, .layers = (int)h->layers,
+				  .d_model = (int)h->d_model, .d_ffn = (int)h->d_ffn,
+				  .ffn_matrices = (int)h->ffn_matrices, .dtype = (int)h->dtype,
+				  .regions = (int)h->regions, .piece_bytes = h->piece_bytes,
+				  .slot_bytes = h->slot_bytes, .layer_bytes = h->layer_bytes,
+				  .seed = h->seed, .nindex = (int)h->nindex};
+	memcpy(in->model, h->model, sizeof in->model);
+	in->model[63] = '\0';
+	memcpy(in->index, h->index, sizeof in->index);
+	in->ffn_offset = h->index[0].offset;
+	const struct wfile_region *last = &h->index[h->nindex - 1];
+	in->file_bytes = last->offset + last->bytes;
+	if (size != in->file_bytes)
+		return err_set(err, ERR_FORMAT, "file is %lld bytes but its header says %lld "
+			       "(truncated or not completely written?)", (long long)size,
+			       (long long)in->file_bytes);
+	return 0;
+}
+
+struct wfile *wfile_open(const char *path, struct lif_err *err)
+{
+	struct wfile *w = calloc(1, sizeof *w);
+	struct disk_header h;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = !w ? err_set(err, ERR_NOMEM, "out of memory") : 0;
+	if (!rc && (fd < 0 || fstat(fd, &st)))
+		rc = err_set(err, ERR_IO, "cannot open: %s", strerror(errno));
+	if (!rc && (st.st_size < (off_t)sizeof h || read_at(fd, &h, sizeof h, 0)))
+		rc = err_set(err, ERR_FORMAT, "too short for a weight file header (%lld bytes)",
+			     (long long)st.st_size);
+	if (!rc)
+		rc = check_header(&h, st.st_size, &w->info, err);
+	if (!rc) {
+		snprintf(w->path, sizeof w->path, "%s", path);
+		const size_t tab = (size_t)w->info.layers * w->info.d_ffn;
+		for (int i = 1; !rc && i < w->info.nindex; i++) {
+			const struct wfile_region *r = &w->info.index[i];
+			void **dst = !strcmp(r->name, "pos")      ? (void **)&w->pos
+				     : !strcmp(r->name, "friend") ? (void **)&w->friend_of
+								  : (void **)&w->sums;
+			size_t want = !strcmp(r->name, "sums") ? tab * w->info.regions * 8 : tab * 4;
+			if ((size_t)r->bytes != want || *dst)
+				rc = err_set(err, ERR_FORMAT, "corrupt index: region '%s'", r->name);
+			else if (!(*dst = malloc(want)))
+				rc = err_set(err, ERR_NOMEM, "out of memory");
+			else if (read_at(fd, *dst, r->bytes, r->offset))
+				rc = err_set(err, ERR_IO, "cannot read region '%s'", r->name);
+		}
+		if (!rc && (!w->pos || !w->sums || (w->info.layout == LAYOUT_FRIENDS) != !!w->friend_of))
+			rc = err_set(err, ERR_FORMAT, "corrupt index: a table is missing");
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc) {
+		err_prefix(err, "%s", path);
+		wfile_close(w);
+		return NULL;
+	}
+	return w;
+}
+
+void wfile_close(struct wfile *w)
+{
+	if (!w)
+		return;
+	free(w->pos), free(w->friend_of), free(w->sums);
+	free(w);
+}
+
+const struct wfile_info *wfile_info(const struct wfile *w) { return &w->info; }
+const char *wfile_path(const struct wfile *w) { return w->path; }
+
+int wfile_match(const struct wfile *w, const struct layout *l, const struct llm_desc *m,
+		struct lif_err *err)
+{
+	const struct wfile_info *i = &w->info;
+	const size_t tab = (size_t)i->layers * i->d_ffn;
+	if (i->layers != m->layers || i->d_ffn != m->d_ffn || i->d_model != m->d_model ||
+	    i->dtype != m->dtype || i->ffn_matrices != m->ffn_matrices)
+		return err_set(err, ERR_INVAL,
+			       "%s: written for %d layers x %d neurons, d_model %d, %s; the point "
+			       "needs %d x %d, d_model %d, %s",
+			       w->path, i->layers, i->d_ffn, i->d_model, llm_dtype_name(i->dtype),
+			       m->layers, m->d_ffn, m->d_model, llm_dtype_name(m->dtype));
+	if (i->layout != l->kind || i->slot_bytes != l->slot_bytes || i->regions != l->regions)
+		return err_set(err, ERR_INVAL, "%s: written in layout %s; the point uses %s", w->path,
+			       layout_by_kind(i->layout)->name, layout_by_kind(l->kind)->name);
+	if (memcmp(w->pos, l->pos, tab * 4) ||
+	    (w->friend_of && memcmp(w->friend_of, l->friend_of, tab * 4)))
+		return err_set(err, ERR_INVAL, "%s: its %s neuron order differs from the point's "
+			       "(written from another trace or train_tokens?)", w->path,
+			       layout_by_kind(l->kind)->name);
+	return 0;
+}
+
+int wfile_verify(const struct wfile *w, int64_t offset, const void *buf, int64_t bytes,
+		 struct lif_err *err)
+{
+	const struct wfile_info *i = &w->info;
+	const int64_t sb = i->slot_bytes, region_bytes = sb * i->d_ffn;
+	for (int64_t s = (offset + sb - 1) / sb; (s + 1) * sb <= offset + bytes; s++) {
+		const int64_t at = s * sb; /* slots tile the FFN region */
+		const int64_t layer = at / i->layer_bytes, r = at % i->layer_bytes / region_bytes;
+		const int64_t slot = at % region_bytes / sb;
+		if (layer >= i->layers)
+			break;
+		uint64_t want = w->sums[((size_t)layer * i->regions + r) * i->d_ffn + slot];
+		if (wfile_hash((const char *)buf + (at - offset), (size_t)sb) != want)
+			return err_set(err, ERR_FORMAT,
+				       "%s: checksum mismatch at layer %lld region %lld slot %lld (file "
+				       "offset %lld): the bytes read are not the ones written",
+				       w->path, (long long)layer, (long long)r, (long long)slot,
+				       (long long)(i->ffn_offset + at));
+	}
+	return 0;
+}

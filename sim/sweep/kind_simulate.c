@@ -1,0 +1,294 @@
+/*
+ * kind_simulate: the `simulate` point kind of `lifsim sweep` (sim/sweep/sweep.h):
+ * one point = one sim_run over a trace, a model and a device.
+ *
+ *   [experiment]  model = PATH (a models/llms file), device = PATH
+ *                 (a models/devices file), trace = PATH.h5 or `synth`
+ *                 (generate from [synth] and the model, in memory)
+ *   [synth]       generator parameters (traces/synth.h), when trace = synth
+ *   [sim]         the simulator's knobs (sim/core/sim.h)
+ *   [output]      per_token = true: DIR/per_token/POINT_ID.h5 (sim/sweep/pertoken.h)
+ *   [reference]   published numbers to print beside lifsim's: a key named
+ *                 like a result column (io_ms = 2196) adds the columns
+ *                 ref_io_ms and io_ms_vs_ref (lifsim / reference - 1)
+ * Relative paths are relative to the file that names them.
+ *
+ * Traces, models and devices are loaded once per distinct value and shared
+ * by the points (lazily, under a lock; points only read them).
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include "sim/sweep/kinds.h"
+#include "sim/sweep/pointin.h"
+#include "sim/sweep/pertoken.h"
+#include "sim/core/sim.h"
+#include "traces/predictor/predictor.h"
+#include "traces/synth.h"
+
+#define REF_MAX 32
+
+struct exp_params {
+	int per_token;
+	char kind[32];
+	char model[4096];
+	char device[4096];
+	char trace[4096];
+};
+
+#define OE(f) CONF_OFF(struct exp_params, f)
+static const struct conf_opt exp_opts[] = {
+	{"output", "per_token", CONF_BOOL, OE(per_token), 0, 0, "false", CONF_NOBOUNDS, NULL,
+	 "write DIR/per_token/POINT_ID.h5 with every token's costs (sim/sweep/pertoken.h)"},
+	{"experiment", "kind", CONF_STR, OE(kind), 32, 0, "simulate", CONF_NOBOUNDS, NULL,
+	 "what a point computes"},
+	{"experiment", "model", CONF_STR, OE(model), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
+	 "model description (models/llms/NAME.ini)"},
+	{"experiment", "device", CONF_STR, OE(device), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
+	 "device profile (models/devices/NAME.ini)"},
+	{"experiment", "trace", CONF_STR, OE(trace), 4096, 0, "synth", CONF_NOBOUNDS, NULL,
+	 "trace file, or synth to generate one from [synth]"},
+	{0},
+};
+
+/* A point's parameters, all sections. */
+struct point {
+	struct exp_params e;
+	struct synth_params s;
+	struct sim_params p;
+	int nref;
+	char ref_key[REF_MAX][64];
+	double ref_val[REF_MAX];
+};
+
+struct pred_file {
+	char path[4096];
+	struct predictor *p;
+};
+
+#define PREDS_MAX 64
+
+/* Shared by the points: traces, models and devices (sim/sweep/pointin.h), and the
+ * trained predictor files. */
+struct sim_ctx {
+	struct pointin *in;
+	pthread_mutex_t lock;
+	struct pred_file *preds[PREDS_MAX];
+	int npreds;
+};
+
+static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_err *err)
+{
+	memset(pt, 0, sizeof *pt);
+	synth_defaults(&pt->s);
+	sim_default_params(&pt->p);
+	int rc = conf_defaults(exp_opts, &pt->e, err);
+	for (size_t i = 0; !rc && i < doc->n; i++) {
+		const struct conf_entry *e = &doc->entries[i];
+		const struct conf_opt *o = NULL;
+		void *target = NULL;
+		if (!strcmp(e->section, "experiment") || !strcmp(e->section, "output"))
+			o = conf_find(exp_opts, e->section, e->key), target = &pt->e;
+		else if (!strcmp(e->section, "synth"))
+			o = conf_find(synth_opts, "synth", e->key), target = &pt->s;
+		else if (!strcmp(e->section, "sim"))
+			o = conf_find(sim_opts, "sim", e->key), target = &pt->p;
+		else if (!strcmp(e->section, "reference")) {
+			if (pt->nref == REF_MAX || strlen(e->key) >= 64 ||
+			    conf_parse_double(e->value, &pt->ref_val[pt->nref]))
+				rc = err_set(err, ERR_INVAL, "%s:%d: [reference] %s: '%s' is not a number "
+					     "(or too many references)", e->file, e->line, e->key, e->value);
+			else
+				snprintf(pt->ref_key[pt->nref++], 64, "%s", e->key);
+			continue;
+		}
+		if (!o)
+			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key", e->file, e->line,
+				     e->section, e->key);
+		else
+			rc = conf_set(o, target, e->value, e, err);
+	}
+	for (const struct conf_opt *o = exp_opts; !rc && o->name; o++)
+		if (!o->def && !((const char *)&pt->e + o->offset)[0])
+			rc = err_set(err, ERR_INVAL, "[experiment] %s: required key is missing", o->name);
+	if (!rc && pt->p.predictor == PRED_LOWRANK && !pt->p.predictor_file[0])
+		rc = err_set(err, ERR_INVAL, "[sim] predictor = lowrank needs predictor_file");
+	if (!rc) {
+		pointin_resolve(pt->p.predictor_file, sizeof pt->p.predictor_file, doc, "sim",
+				"predictor_file");
+		pointin_resolve(pt->e.model, sizeof pt->e.model, doc, "experiment", "model");
+		pointin_resolve(pt->e.device, sizeof pt->e.device, doc, "experiment", "device");
+		pointin_resolve(pt->e.trace, sizeof pt->e.trace, doc, "experiment", "trace");
+	}
+	return rc;
+}
+
+static int sim_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
+{
+	struct sim_ctx *c = calloc(1, sizeof *c);
+	if (!c || !(c->in = pointin_new(err))) {
+		free(c);
+		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	*ctx = c;
+	return 0;
+}
+
+static void sim_ctx_free(void *ctx)
+{
+	struct sim_ctx *c = ctx;
+	if (!c)
+		return;
+	pointin_free(c->in);
+	for (int i = 0; i < c->npreds; i++) {
+		predictor_free(c->preds[i]->p);
+		free(c->preds[i]);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* The trained predictors of predictor_file, loaded once and registered with
+ * the input's simulator cache. */
+static int use_predictor(struct sim_ctx *c, const struct pointin_trace *in, const char *path,
+			 struct lif_err *err)
+{
+	struct pred_file *found = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->npreds && !found; i++)
+		if (!strcmp(c->preds[i]->path, path))
+			found = c->preds[i];
+	if (!found && c->npreds == PREDS_MAX)
+		rc = err_set(err, ERR_RANGE, "more than %d predictor files in one sweep", PREDS_MAX);
+	else if (!found) {
+		found = calloc(1, sizeof *found);
+		if (found && (found->p = predictor_load(path, err))) {
+			snprintf(found->path, sizeof found->path, "%s", path);
+			c->preds[c->npreds++] = found;
+		} else {
+			free(found);
+			found = NULL;
+			rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc ? rc : sim_cache_add_predictor(in->cache, path, found->p, err);
+}
+
+static int sim_check(void *ctx, const struct conf_doc *point, struct conf_doc *resolved,
+		     struct lif_err *err)
+{
+	struct point pt;
+	int rc = read_point(point, &pt, err);
+	const char *paths[4] = {pt.e.model, pt.e.device, pt.e.trace, pt.p.predictor_file};
+	const char *names[4] = {"[experiment] model", "[experiment] device", "[experiment] trace",
+				"[sim] predictor_file"};
+	for (int i = 0; !rc && i < 4; i++)
+		if (paths[i][0] && strcmp(paths[i], "synth") && access(paths[i], R_OK))
+			rc = err_set(err, ERR_IO, "%s: %s: %s", names[i], paths[i], strerror(errno));
+	if (!rc)
+		rc = sweep_resolved_add_opts(resolved, exp_opts, &pt.e);
+	if (!rc && !strcmp(pt.e.trace, "synth"))
+		rc = sweep_resolved_add_opts(resolved, synth_opts, &pt.s);
+	if (!rc)
+		rc = sweep_resolved_add_opts(resolved, sim_opts, &pt.p);
+	return rc;
+}
+
+/* Result columns: the sim_result, then the reference comparisons. */
+static int put_result(struct sweep_row *row, const struct sim_result *r, const struct point *pt)
+{
+	const struct { const char *name; double v; } cols[] = {
+		{"tokens", (double)r->tokens},
+		{"bytes_read_per_token", r->bytes_read_per_token},
+		{"useful_bytes_per_token", r->useful_bytes_per_token},
+		{"reads_per_token", r->reads_per_token},
+		{"mean_read_bytes", r->mean_read_bytes},
+		{"io_ms", r->io_ms},
+		{"mem_ms", r->mem_ms},
+		{"compute_ms", r->compute_ms},
+		{"total_ms", r->total_ms},
+		{"total_ms_p50", r->total_ms_p50},
+		{"total_ms_p99", r->total_ms_p99},
+		{"load_frac_per_token", r->load_frac_per_token},
+		{"predicted_frac", r->predicted_frac},
+		{"window_frac", r->window_frac},
+		{"hybrid_frac", r->hybrid_frac},
+		{"recall", r->recall},
+		{"fp_rate", r->fp_rate},
+		{"mem_bytes_copied_per_token", r->mem_bytes_copied_per_token},
+		{"dram_bytes", (double)r->dram_bytes},
+		{"dram_embed_bytes", (double)r->dram_embed_bytes},
+		{"dram_attn_bytes", (double)r->dram_attn_bytes},
+		{"dram_predictor_bytes", (double)r->dram_predictor_bytes},
+		{"dram_pinned_bytes", (double)r->dram_pinned_bytes},
+		{"dram_window_bytes", (double)r->dram_window_bytes},
+		{"dram_budget_bytes", (double)r->dram_budget_bytes},
+	};
+	int rc = 0;
+	for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+		rc |= sweep_row_set_num(row, cols[i].name, cols[i].v);
+	for (int k = 0; k < pt->nref; k++) {
+		char name[96];
+		double mine = NAN;
+		for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+			if (!strcmp(cols[i].name, pt->ref_key[k]))
+				mine = cols[i].v;
+		snprintf(name, sizeof name, "ref_%s", pt->ref_key[k]);
+		rc |= sweep_row_set_num(row, name, pt->ref_val[k]);
+		snprintf(name, sizeof name, "%s_vs_ref", pt->ref_key[k]);
+		rc |= sweep_row_set_num(row, name, mine / pt->ref_val[k] - 1);
+	}
+	return rc;
+}
+
+static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *row,
+		     struct lif_err *err)
+{
+	struct sim_ctx *c = ctx;
+	struct point pt;
+	struct sim_result r;
+	int rc = read_point(point, &pt, err);
+	const struct pointin_spec spec = {
+		pt.e.model, pt.e.trace, &pt.s, 0,
+		TRACE_LOAD_MAGNITUDES | (pt.p.predictor == PRED_LOWRANK ? TRACE_LOAD_INPUTS : 0)};
+	const struct pointin_trace *in = rc ? NULL : pointin_trace(c->in, &spec, err);
+	const struct device *dev = in ? pointin_device(c->in, pt.e.device, err) : NULL;
+	if (!rc && (!in || !dev))
+		rc = err->code ? err->code : ERR_IO;
+	if (!rc && pt.p.predictor == PRED_LOWRANK)
+		rc = use_predictor(c, in, pt.p.predictor_file, err);
+	struct sim_token *tok = NULL;
+	if (!rc && pt.e.per_token && sweep_row_dir(row) &&
+	    !(tok = malloc(in->t->meta.tokens * sizeof *tok)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc)
+		rc = sim_run(in->cache, dev, &pt.p, 1, &r, tok, err);
+	if (!rc && tok) {
+		char dir[4200], path[4300], id[32];
+		snprintf(dir, sizeof dir, "%s/per_token", sweep_row_dir(row));
+		snprintf(id, sizeof id, "%016llx", (unsigned long long)sweep_row_id(row));
+		snprintf(path, sizeof path, "%s/%s.h5", dir, id);
+		if (mkdir(dir, 0777) && errno != EEXIST)
+			rc = err_set(err, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+		else
+			rc = pertoken_write(path, id, tok, in->t->meta.tokens, err);
+	}
+	free(tok);
+	if (!rc && put_result(row, &r, &pt))
+		rc = err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column");
+	return rc;
+}
+
+const struct sweep_kind sweep_kind_simulate = {
+	"simulate", "simulate a trace through the flash / DRAM / compute cost model",
+	sim_ctx_new, sim_ctx_free, sim_check, sim_point,
+};

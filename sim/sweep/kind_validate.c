@@ -1,0 +1,572 @@
+/*
+ * kind_validate: the `validate` point kind of `lifsim sweep` / `lifsim
+ * validate` (sim/sweep/sweep.h): per point, the simulator's prediction (sim_run
+ * on a device profile from `lifsim calibrate`) and the real replay of the
+ * same decisions (sim/real/replay.h), repeated, with drift probes matched to the
+ * point's reads between its tokens.
+ *
+ *   [experiment]  kind = validate, model, device, trace (a .h5 file: the
+ *                 one the weight file's layout was ordered by)
+ *   [sim]         the simulator's knobs (sim/core/sim.h); strategy = naive reads
+ *                 the weight file's whole FFN (use naive_keep_dense = true)
+ *   [validate]    weights, engine, repeats, tokens, scale, verify, arena,
+ *                 probe_file, probe_seconds
+ *
+ * Timed tokens are [warmup_tokens, warmup_tokens + tokens): the replay steps
+ * the earlier ones untimed (same state as the simulator) and the prediction
+ * is averaged over the same tokens. total = io + mem (compute is not
+ * replayed by validate: the model's compute includes attention, which the
+ * real path does not run).
+ *
+ * Drift: this host's disk changes speed by 2-4x from minute to minute and
+ * by +-20% within a second, and unevenly across read sizes and depths. So
+ * each point has its own probe, matched to its reads: a calibrate point
+ * (sim/real/calib.h) of random reads of the point's mean read size (rounded up
+ * to 4 KiB) at its queue depth (min(parallelism, reads per layer)); for
+ * the naive strategy, sequential naive_chunk reads at its parallelism. It
+ * reads probe_file (default: the weight file) for probe_seconds before the
+ * first timed token and after every timed token. A token's drift factor is
+ * the profile's flash model's throughput for the probe's reads (what the
+ * prediction assumes) over the geometric mean of the probes just before and
+ * after it (> 1: the device is slower now than the profile says); the
+ * *_corr columns divide each token's io_ms by its factor. So the corrected
+ * error is the model's error in how this trace's reads (mixed sizes, layer
+ * batches, the planner's extents) add up, with the device's speed at the
+ * point's operating point taken as measured beside it; the raw error adds
+ * the drift and the fit. drift and drift_cv are the factors' median and
+ * spread; probe_* say what was probed. Values are medians over repeats;
+ * *_cv are the repeats' coefficients of variation.
+ *
+ * Regime: `latency` when the queue limits (N b / t(b) below the device's
+ * IOPS and bandwidth caps in the profile's parametric form, N = min(
+ * parallelism, reads per layer), b = mean read size), else `bandwidth`.
+ *
+ * Points are measured one at a time (a lock), whatever --threads says.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim/base/atomic.h"
+#include "sim/real/calib.h"
+#include "sim/sweep/kinds.h"
+#include "sim/sweep/pointin.h"
+#include "sim/real/replay.h"
+#include "sim/sweep/report.h"
+#include "sim/core/sim.h"
+
+#define MAXREP 100
+#define MAXPROBE 4096
+
+struct vparams {
+	char kind[32], model[4096], device[4096], trace[4096], weights[4096], probe_file[4096];
+	int engine; /* index into io_engines */
+	int repeats, verify;
+	int64_t tokens, arena;
+	double scale, probe_seconds;
+};
+
+#define OV(f) CONF_OFF(struct vparams, f)
+static const struct conf_opt val_opts[] = {
+	{"experiment", "kind", CONF_STR, OV(kind), 32, 0, "validate", CONF_NOBOUNDS, NULL, "what a point computes"},
+	{"experiment", "model", CONF_STR, OV(model), 4096, 0, NULL, CONF_NOBOUNDS, NULL, "model description"},
+	{"experiment", "device", CONF_STR, OV(device), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
+	 "device profile (from lifsim calibrate)"},
+	{"experiment", "trace", CONF_STR, OV(trace), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
+	 "trace file (.h5): the one the weight file was laid out from"},
+	{"validate", "weights", CONF_STR, OV(weights), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
+	 "weight file (lifsim layout) in the point's layout"},
+	{"validate", "engine", CONF_ENUM, OV(engine), 0, 0, "io_uring", CONF_NOBOUNDS, IO_ENGINE_CHOICES,
+	 "io engine"},
+	{"validate", "repeats", CONF_INT, OV(repeats), 0, 0, "3", 1, 100, NULL, "replays per point (median)"},
+	{"validate", "tokens", CONF_I64, OV(tokens), 0, 0, "16", 1, 1 << 30, NULL,
+	 "timed tokens after [sim] warmup_tokens"},
+	{"validate", "scale", CONF_DOUBLE, OV(scale), 0, 0, "1", 1e-6, 1, NULL,
+	 "d_model scale the weight file was written with (lifsim layout --scale)"},
+	{"validate", "verify", CONF_BOOL, OV(verify), 0, 0, "true", CONF_NOBOUNDS, NULL,
+	 "check the checksums of what is read (first repeat; untimed)"},
+	{"validate", "arena", CONF_BYTES, OV(arena), 0, 0, "1GiB", 0, 1LL << 40, NULL,
+	 "DRAM ring the replay's and the probes' reads land in (sim/real/io.h; 0: reused buffers)"},
+	{"validate", "probe_file", CONF_STR, OV(probe_file), 4096, 0, "", CONF_NOBOUNDS, NULL,
+	 "file the drift probes read (empty: the weight file)"},
+	{"validate", "probe_seconds", CONF_DOUBLE, OV(probe_seconds), 0, 0, "0.05", 0.001, 60, NULL,
+	 "length of each drift probe (one before the first timed token, one after each)"},
+	{0},
+};
+
+struct vpoint {
+	struct vparams v;
+	struct sim_params p;
+};
+
+/* Shared inputs (sim/sweep/pointin.h); one point measures at a time. */
+struct vctx {
+	struct pointin *in;
+	pthread_mutex_t measure;
+};
+
+static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_err *err)
+{
+	memset(pt, 0, sizeof *pt);
+	sim_default_params(&pt->p);
+	int rc = conf_defaults(val_opts, &pt->v, err);
+	for (size_t i = 0; !rc && i < doc->n; i++) {
+		const struct conf_entry *e = &doc->entries[i];
+		int sim = !strcmp(e->section, "sim");
+		const struct conf_opt *o = sim ? conf_find(sim_opts, "sim", e->key)
+					       : conf_find(val_opts, e->section, e->key);
+		if (!o)
+			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key", e->file, e->line,
+				     e->section, e->key);
+		else
+			rc = conf_set(o, sim ? (void *)&pt->p : (void *)&pt->v, e->value, e, err);
+	}
+	for (const struct conf_opt *o = val_opts; !rc && o->name; o++)
+		if (!o->def && !((const char *)&pt->v + o->offset)[0])
+			rc = err_set(err, ERR_INVAL, "[%s] %s: required key is missing", o->section, o->name);
+	if (!rc) {
+		pointin_resolve(pt->v.model, sizeof pt->v.model, doc, "experiment", "model");
+		pointin_resolve(pt->v.device, sizeof pt->v.device, doc, "experiment", "device");
+		pointin_resolve(pt->v.trace, sizeof pt->v.trace, doc, "experiment", "trace");
+		pointin_resolve(pt->v.weights, sizeof pt->v.weights, doc, "validate", "weights");
+		pointin_resolve(pt->v.probe_file, sizeof pt->v.probe_file, doc, "validate", "probe_file");
+	}
+	return rc;
+}
+
+static int v_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
+{
+	struct vctx *c = calloc(1, sizeof *c);
+	if (!c || !(c->in = pointin_new(err))) {
+		free(c);
+		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+	}
+	pthread_mutex_init(&c->measure, NULL);
+	*ctx = c;
+	return 0;
+}
+
+static void v_ctx_free(void *ctx)
+{
+	struct vctx *c = ctx;
+	if (!c)
+		return;
+	pointin_free(c->in);
+	pthread_mutex_destroy(&c->measure);
+	free(c);
+}
+
+static int v_check(void *ctx, const struct conf_doc *point, struct conf_doc *resolved,
+		   struct lif_err *err)
+{
+	struct vpoint pt;
+	int rc = read_point(point, &pt, err);
+	const char *paths[4] = {pt.v.model, pt.v.device, pt.v.trace, pt.v.weights};
+	const char *names[4] = {"[experiment] model", "[experiment] device", "[experiment] trace",
+				"[validate] weights"};
+	for (int i = 0; !rc && i < 4; i++)
+		if (access(paths[i], R_OK))
+			rc = err_set(err, ERR_IO, "%s: %s: %s", names[i], paths[i], strerror(errno));
+	if (!rc)
+		rc = sweep_resolved_add_opts(resolved, val_opts, &pt.v);
+	if (!rc)
+		rc = sweep_resolved_add_opts(resolved, sim_opts, &pt.p);
+	return rc;
+}
+
+/* ---- measuring ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+	static _Thread_local double s[MAXPROBE];
+	if (n < 1)
+		return NAN;
+	memcpy(s, v, (size_t)n * sizeof *s);
+	qsort(s, (size_t)n, sizeof *s, cmp_double);
+	return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+static double cv(const double *v, int n)
+{
+	double m = 0, ss = 0;
+	for (int i = 0; i < n; i++)
+		m += v[i] / n;
+	for (int i = 0; i < n; i++)
+		ss += (v[i] - m) * (v[i] - m);
+	return n > 1 && m > 0 ? sqrt(ss / (n - 1)) / m : 0;
+}
+
+/* Prediction means over the timed tokens. */
+struct means {
+	double io, mem, total, bytes, reads;
+};
+
+static void pred_means(const struct sim_token *tok, int64_t a, int64_t b, struct means *m)
+{
+	memset(m, 0, sizeof *m);
+	for (int64_t i = a; i < b; i++) {
+		m->io += tok[i].io_ms / (b - a), m->mem += tok[i].mem_ms / (b - a);
+		m->bytes += (double)tok[i].bytes_read / (b - a), m->reads += (double)tok[i].reads / (b - a);
+	}
+	m->total = m->io + m->mem;
+}
+
+static void meas_means(const struct replay_token *tok, int64_t a, int64_t b, struct means *m,
+		       double *place)
+{
+	memset(m, 0, sizeof *m);
+	*place = 0;
+	for (int64_t i = a; i < b; i++) {
+		m->io += tok[i].io_ms / (b - a), m->mem += tok[i].mem_ms / (b - a);
+		m->bytes += (double)tok[i].bytes_read / (b - a), m->reads += (double)tok[i].reads / (b - a);
+		*place += tok[i].place_ms / (b - a);
+	}
+	m->total = m->io + m->mem;
+}
+
+/* latency when the queue (Little's law) binds rather than the device. */
+static const char *regime(const struct device *dev, double mean_read, double reads_per_layer,
+			  int parallelism)
+{
+	const struct flash_params *f = &dev->flash.par;
+	if (!(f->t0_us > 0) || !(mean_read > 0))
+		return "unknown";
+	double a = (double)f->alignment_bytes, b = ceil(mean_read / a) * a;
+	double n = fmin(parallelism, fmax(1, reads_per_layer));
+	double little = n * b / (f->t0_us * 1e-6 + b / f->xfer_bytes_per_s);
+	return little < fmin(f->iops_max * b, f->max_bytes_per_s) ? "latency" : "bandwidth";
+}
+
+/* The matched drift probe of a point: random reads of the point's mean read
+ * size at its queue depth (sequential chunk reads at its parallelism for
+ * the naive strategy), run before the first timed token and after every
+ * timed token of every repeat. Its reference is what the profile's flash
+ * model (the one the prediction uses) gives for the same reads, so
+ * ref / measured is how much slower the device is now than the profile
+ * says, at this operating point. */
+struct prober {
+	struct io_engine *e;
+	struct io_arena *arena;
+	int64_t chunk;
+	int sequential, depth;
+	double seconds, ref; /* reference throughput, B/s */
+	uint64_t seed;
+	double last;          /* the latest probe, B/s */
+	double f[MAXPROBE];   /* per timed token: ref / geometric mean of the probes around it */
+	double mib[MAXPROBE]; /* every probe's throughput, MiB/s */
+	int nf, nmib;
+};
+
+static int probe_run(struct prober *pr, struct lif_err *err)
+{
+	struct calib_point p;
+	int rc = calib_measure(pr->e, pr->chunk, pr->sequential, pr->seconds, pr->seed++, pr->arena, &p,
+			       err);
+	if (rc)
+		return rc;
+	double now = p.mib_per_s * 1048576.0;
+	if (pr->last > 0 && pr->nf < MAXPROBE)
+		pr->f[pr->nf++] = pr->ref / sqrt(pr->last * now);
+	if (pr->nmib < MAXPROBE)
+		pr->mib[pr->nmib++] = p.mib_per_s;
+	pr->last = now;
+	return 0;
+}
+
+static int probe_after_token(void *ctx, int64_t tok, struct lif_err *err)
+{
+	(void)tok;
+	return probe_run(ctx, err);
+}
+
+struct reps {
+	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP];
+	double place[MAXREP];
+	struct means last;
+	struct prober pr;
+};
+
+/* The probe's reads for a point whose prediction reads `reads` extents
+ * of `bytes` in all per token over L layers. */
+static int probe_open(const struct vpoint *pt, const struct wfile *w, const struct device *dev,
+		      double bytes, double reads, int L, uint64_t seed, struct prober *pr,
+		      struct lif_err *err)
+{
+	const struct vparams *v = &pt->v;
+	const char *file = v->probe_file[0] ? v->probe_file : wfile_path(w);
+	memset(pr, 0, sizeof *pr);
+	if (pt->p.strategy == SIM_NAIVE) {
+		pr->sequential = 1, pr->depth = pt->p.parallelism, pr->chunk = pt->p.naive_chunk;
+	} else {
+		double n = reads / L;
+		pr->depth = (int)fmax(1, fmin(pt->p.parallelism, lround(n)));
+		pr->chunk = (int64_t)ceil((reads > 0 ? bytes / reads : 4096) / 4096) * 4096;
+	}
+	pr->seconds = v->probe_seconds, pr->seed = seed;
+	pr->ref = flash_throughput_bytes_per_s(&dev->flash, pr->chunk, pr->depth);
+	pr->e = io_open(io_engines[v->engine]->name, file, pr->depth, 0, err);
+	if (pr->e && io_file_bytes(pr->e) < pr->chunk) {
+		io_close(pr->e), pr->e = NULL;
+		return err_set(err, ERR_INVAL, "[validate] probe_file %s: smaller than one probe read "
+			       "(%lld bytes)", file, (long long)pr->chunk);
+	}
+	return pr->e ? 0 : err->code;
+}
+
+static int measure(const struct vpoint *pt, const struct pointin_trace *in, const struct device *dev,
+		   const struct sim_result *r, const struct means *pm, struct reps *rp, uint64_t seed,
+		   struct lif_err *err)
+{
+	const struct vparams *v = &pt->v;
+	const int64_t T = in->t->meta.tokens, a = pt->p.warmup_tokens < T ? pt->p.warmup_tokens : 0;
+	const int naive = pt->p.strategy == SIM_NAIVE;
+	const int64_t t0 = naive ? 0 : a, t1 = naive ? v->tokens : (a + v->tokens < T ? a + v->tokens : T);
+	struct sim_inputs si = {0};
+	struct prober *pr = &rp->pr;
+	struct wfile *w = wfile_open(v->weights, err);
+	struct io_engine *io = w ? io_open(io_engines[v->engine]->name, v->weights, pt->p.parallelism, 0,
+					   err) : NULL;
+	struct replay_token *tok = calloc((size_t)T, sizeof *tok);
+	int rc = !w || !io ? err->code : !tok ? err_set(err, ERR_NOMEM, "out of memory") : 0;
+	if (!rc && (t1 - t0) * v->repeats > MAXPROBE)
+		rc = err_set(err, ERR_RANGE, "[validate] repeats x tokens: at most %d", MAXPROBE);
+	if (!rc && !naive)
+		rc = sim_inputs_get(in->cache, &pt->p, r->pin_frac, 1, &si, err);
+	struct io_arena *arena = NULL;
+	if (!rc && v->arena > 0 && !(arena = io_arena_new(v->arena, err)))
+		rc = err->code;
+	if (!rc)
+		rc = probe_open(pt, w, dev, pm->bytes, pm->reads, in->m.layers, seed, pr, err);
+	pr->arena = arena;
+	if (!rc)
+		rc = probe_run(pr, err);
+	for (int k = 0; !rc && k < v->repeats; k++) {
+		struct replay_opts o = {.first_token = a, .tokens = v->tokens, .verify = v->verify && !k,
+					.after_token = probe_after_token, .after_ctx = pr, .arena = arena};
+		const int f0 = pr->nf;
+		rc = naive ? replay_naive(w, io, pt->p.naive_chunk, v->tokens, o.verify, arena, tok, err)
+			   : replay_sparse(&si, in->t, w, io, &o, tok, err);
+		if (!rc && naive)
+			rc = probe_run(pr, err);
+		if (rc)
+			break;
+		meas_means(tok, t0, t1, &rp->last, &rp->place[k]);
+		rp->io[k] = rp->last.io, rp->mem[k] = rp->last.mem, rp->total[k] = rp->last.total;
+		/* each token's io over the drift around it (naive: the repeat's) */
+		rp->io_c[k] = 0;
+		for (int64_t i = t0; i < t1; i++)
+			rp->io_c[k] += tok[i].io_ms / pr->f[naive ? f0 : f0 + (i - t0)] / (double)(t1 - t0);
+		rp->total_c[k] = rp->io_c[k] + rp->mem[k];
+	}
+	sim_inputs_release(&si);
+	io_arena_free(arena);
+	io_close(pr->e);
+	io_close(io);
+	wfile_close(w);
+	free(tok);
+	return rc;
+}
+
+static int put(struct sweep_row *row, const char *name, double v, int *rc)
+{
+	return *rc |= sweep_row_set_num(row, name, v);
+}
+
+static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *row,
+		   struct lif_err *err)
+{
+	struct vctx *c = ctx;
+	struct vpoint pt;
+	struct sim_result r;
+	int rc = read_point(point, &pt, err);
+	if (!rc && pt.v.repeats > MAXREP)
+		rc = err_set(err, ERR_RANGE, "[validate] repeats: at most %d", MAXREP);
+	const struct pointin_spec spec = {pt.v.model, pt.v.trace, NULL, pt.v.scale, TRACE_LOAD_MAGNITUDES};
+	const struct pointin_trace *in = rc ? NULL : pointin_trace(c->in, &spec, err);
+	const struct device *dev = in ? pointin_device(c->in, pt.v.device, err) : NULL;
+	if (!rc && (!in || !dev))
+		rc = err->code ? err->code : ERR_IO;
+	const int64_t T = in ? in->t->meta.tokens : 0;
+	struct sim_token *st = in ? calloc((size_t)T, sizeof *st) : NULL;
+	if (!rc && !st)
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc)
+		rc = sim_run(in->cache, dev, &pt.p, 1, &r, st, err);
+	if (rc) {
+		free(st);
+		return rc;
+	}
+	/* the prediction over the timed tokens, and its regime */
+	const int naive = pt.p.strategy == SIM_NAIVE;
+	const int64_t a = naive ? 0 : (pt.p.warmup_tokens < T ? pt.p.warmup_tokens : 0);
+	const int64_t b = naive ? (pt.v.tokens < T ? pt.v.tokens : T) : (a + pt.v.tokens < T ? a + pt.v.tokens : T);
+	struct means pm;
+	pred_means(st, a, b, &pm);
+	free(st);
+	const int n = pt.v.repeats, L = in->m.layers;
+	double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
+	const char *reg = regime(dev, mean_read, pm.reads / L, pt.p.parallelism);
+	struct reps *rp = calloc(1, sizeof *rp);
+	if (!rp)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	pthread_mutex_lock(&c->measure);
+	rc = measure(&pt, in, dev, &r, &pm, rp, sweep_row_seed(row), err);
+	pthread_mutex_unlock(&c->measure);
+	if (rc) {
+		free(rp);
+		return rc;
+	}
+	const struct prober *pr = &rp->pr;
+	double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
+	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n);
+	rc = sweep_row_set_str(row, "regime", reg);
+	put(row, "tokens_timed", (double)(b - a), &rc);
+	put(row, "bytes_per_token_pred", pm.bytes, &rc);
+	put(row, "bytes_per_token_meas", rp->last.bytes, &rc);
+	put(row, "reads_per_token", pm.reads, &rc);
+	put(row, "mean_read_bytes", mean_read, &rc);
+	put(row, "io_ms_pred", pm.io, &rc);
+	put(row, "io_ms_meas", io, &rc);
+	put(row, "io_rel_err", pm.io / io - 1, &rc);
+	put(row, "mem_ms_pred", pm.mem, &rc);
+	put(row, "mem_ms_meas", mem, &rc);
+	/* no predicted copies: no error to speak of (the timer reads ~1 us) */
+	put(row, "mem_rel_err", pm.mem > 0 && mem > 0 ? pm.mem / mem - 1 : NAN, &rc);
+	put(row, "total_ms_pred", pm.total, &rc);
+	put(row, "total_ms_meas", tot, &rc);
+	put(row, "total_rel_err", pm.total / tot - 1, &rc);
+	put(row, "probe_chunk_bytes", (double)pr->chunk, &rc);
+	put(row, "probe_depth", pr->depth, &rc);
+	put(row, "probe_mib_per_s", median(pr->mib, pr->nmib), &rc);
+	put(row, "probe_ref_mib_per_s", pr->ref / 1048576.0, &rc);
+	put(row, "drift", median(pr->f, pr->nf), &rc);
+	put(row, "io_ms_meas_corr", io_c, &rc);
+	put(row, "io_rel_err_corr", pm.io / io_c - 1, &rc);
+	put(row, "total_ms_meas_corr", tot_c, &rc);
+	put(row, "total_rel_err_corr", pm.total / tot_c - 1, &rc);
+	put(row, "io_cv", cv(rp->io, n), &rc);
+	put(row, "mem_cv", cv(rp->mem, n), &rc);
+	put(row, "total_cv", cv(rp->total, n), &rc);
+	put(row, "drift_cv", cv(pr->f, pr->nf), &rc);
+	put(row, "place_ms_meas", median(rp->place, n), &rc);
+	free(rp);
+	if (rc)
+		return err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column");
+	return 0;
+}
+
+const struct sweep_kind sweep_kind_validate = {
+	"validate", "predict and replay with real reads; error of the prediction",
+	v_ctx_new, v_ctx_free, v_check, v_point,
+};
+
+/* ---- summary ---- */
+
+#define NMETRIC 5
+#define MAXCOL 256
+
+static int write_summary(const char *path, double *err_v[NMETRIC], double *cv_v[NMETRIC],
+			 char (*reg)[16], int rows, struct lif_err *err)
+{
+	static const char *metric[NMETRIC] = {"io_ms", "io_ms_corr", "mem_ms", "total_ms", "total_ms_corr"};
+	static const char *regimes[3] = {"latency", "bandwidth", "all"};
+	struct atomic_file af;
+	if (atomic_open(&af, path, err))
+		return err->code;
+	double *a = malloc((size_t)(rows ? rows : 1) * sizeof *a), *c = malloc((size_t)(rows ? rows : 1) * sizeof *c);
+	fprintf(af.fp, "metric,regime,n,median_abs_err,p90_abs_err,max_abs_err,bias,cv_meas\n");
+	for (int m = 0; a && c && m < NMETRIC; m++)
+		for (int g = 0; g < 3; g++) {
+			int n = 0;
+			double bias = 0;
+			for (int i = 0; i < rows; i++)
+				if ((g == 2 || !strcmp(reg[i], regimes[g])) && isfinite(err_v[m][i])) {
+					a[n] = fabs(err_v[m][i]), c[n] = cv_v[m][i];
+					bias += err_v[m][i], n++;
+				}
+			if (!n)
+				continue;
+			qsort(a, (size_t)n, sizeof *a, cmp_double);
+			qsort(c, (size_t)n, sizeof *c, cmp_double);
+			fprintf(af.fp, "%s,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f\n", metric[m], regimes[g], n,
+				n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]),
+				a[(int)ceil(0.9 * n) - 1], a[n - 1], bias / n,
+				n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]));
+		}
+	free(a), free(c);
+	return atomic_commit(&af, err);
+}
+
+int replay_validate_summary(const char *dir, struct lif_err *err)
+{
+	static const char *errcol[NMETRIC] = {"io_rel_err", "io_rel_err_corr", "mem_rel_err",
+					      "total_rel_err", "total_rel_err_corr"};
+	static const char *cvcol[NMETRIC] = {"io_cv", "io_cv", "mem_cv", "total_cv", "total_cv"};
+	char path[4200], line[65536], *f[MAXCOL];
+	snprintf(path, sizeof path, "%s/%s", dir, SWEEP_RESULTS);
+	FILE *in = fopen(path, "r");
+	if (!in)
+		return err_set(err, ERR_IO, "%s: %s", path, strerror(errno));
+	struct atomic_file af;
+	int rc = atomic_open(&af, (snprintf(path, sizeof path, "%s/validation.csv", dir), path), err);
+	int idx_err[NMETRIC], idx_cv[NMETRIC], idx_reg = -1, rows = 0, cap = 0, nf = 0;
+	double *ev[NMETRIC] = {0}, *cvv[NMETRIC] = {0};
+	char(*reg)[16] = NULL;
+	char names[MAXCOL][64];
+	for (int lineno = 0; !rc && fgets(line, sizeof line, in); lineno++) {
+		fputs(line, af.fp);
+		int n = report_csv_split(line, f, MAXCOL);
+		if (lineno == 0) {
+			nf = n;
+			for (int i = 0; i < n; i++)
+				snprintf(names[i], 64, "%s", f[i]);
+			for (int m = 0; m < NMETRIC; m++) {
+				idx_err[m] = idx_cv[m] = -1;
+				for (int i = 0; i < n; i++) {
+					idx_err[m] = !strcmp(names[i], errcol[m]) ? i : idx_err[m];
+					idx_cv[m] = !strcmp(names[i], cvcol[m]) ? i : idx_cv[m];
+				}
+				if (idx_err[m] < 0 || idx_cv[m] < 0)
+					rc = err_set(err, ERR_FORMAT, "%s/%s: no column %s: not a validate sweep",
+						     dir, SWEEP_RESULTS, idx_err[m] < 0 ? errcol[m] : cvcol[m]);
+			}
+			for (int i = 0; i < n; i++)
+				idx_reg = !strcmp(names[i], "regime") ? i : idx_reg;
+			continue;
+		}
+		if (n != nf)
+			continue;
+		if (rows == cap) {
+			cap = cap ? 2 * cap : 64;
+			for (int m = 0; m < NMETRIC; m++)
+				ev[m] = realloc(ev[m], (size_t)cap * sizeof **ev), cvv[m] = realloc(cvv[m], (size_t)cap * sizeof **cvv);
+			reg = realloc(reg, (size_t)cap * sizeof *reg);
+		}
+		for (int m = 0; m < NMETRIC; m++)
+			ev[m][rows] = strtod(f[idx_err[m]], NULL), cvv[m][rows] = strtod(f[idx_cv[m]], NULL);
+		snprintf(reg[rows], 16, "%s", idx_reg >= 0 ? f[idx_reg] : "unknown");
+		rows++;
+	}
+	fclose(in);
+	if (rc) {
+		atomic_abort(&af);
+	} else {
+		rc = atomic_commit(&af, err);
+		snprintf(path, sizeof path, "%s/summary.csv", dir);
+		if (!rc)
+			rc = write_summary(path, ev, cvv, reg, rows, err);
+	}
+	for (int m = 0; m < NMETRIC; m++)
+		free(ev[m]), free(cvv[m]);
+	free(reg);
+	return rc;
+}

@@ -1,0 +1,85 @@
+#include "sim/sweep/pertoken.h"
+
+#include "traces/h5attr.h"
+
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+
+int pertoken_write(const char *path, const char *point_id, const struct sim_token *tok,
+		   int64_t n, struct lif_err *err)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	double *data = malloc(((size_t)n * PERTOKEN_COLS + 1) * sizeof *data);
+	if (!data)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	for (int64_t k = 0; k < n; k++) {
+		double *r = data + k * PERTOKEN_COLS;
+		r[0] = tok[k].io_ms, r[1] = tok[k].mem_ms, r[2] = tok[k].compute_ms;
+		r[3] = tok[k].total_ms, r[4] = (double)tok[k].bytes_read, r[5] = (double)tok[k].reads;
+		r[6] = (double)tok[k].neurons_loaded;
+	}
+	int version = PERTOKEN_VERSION, bad = 1;
+	hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+	if (f >= 0) {
+		hsize_t dims[2] = {(hsize_t)n, PERTOKEN_COLS};
+		hid_t sp = H5Screate_simple(2, dims, NULL), sc = H5Screate(H5S_SCALAR);
+		hid_t d = H5Dcreate2(f, "tokens", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+		hid_t a = H5Acreate2(f, "schema_version", H5T_NATIVE_INT, sc, H5P_DEFAULT, H5P_DEFAULT);
+		bad = d < 0 || a < 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0 ||
+		      H5Awrite(a, H5T_NATIVE_INT, &version) < 0 || h5attr_put_str(f, "schema", PERTOKEN_SCHEMA) ||
+		      h5attr_put_str(f, "columns", PERTOKEN_COLUMNS) || h5attr_put_str(f, "point_id", point_id);
+		if (a >= 0)
+			H5Aclose(a);
+		if (d >= 0)
+			H5Dclose(d);
+		H5Sclose(sp), H5Sclose(sc);
+		bad |= H5Fclose(f) < 0;
+	}
+	free(data);
+	if (bad || rename(tmp, path)) {
+		unlink(tmp);
+		return err_set(err, ERR_IO, "%s: cannot write per-token detail", path);
+	}
+	return 0;
+}
+
+int pertoken_print_csv(const char *path, FILE *out, struct lif_err *err)
+{
+	if (access(path, R_OK) || H5Fis_hdf5(path) <= 0)
+		return err_set(err, ERR_IO, "%s: not a readable HDF5 file", path);
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	hid_t d = f >= 0 ? H5Dopen2(f, "tokens", H5P_DEFAULT) : -1;
+	hsize_t dims[2] = {0, 0};
+	int rc = 0;
+	if (d < 0) {
+		rc = err_set(err, ERR_FORMAT, "%s: no 'tokens' dataset: not lifsim per-token detail", path);
+	} else {
+		hid_t sp = H5Dget_space(d);
+		if (H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 ||
+		    dims[1] != PERTOKEN_COLS)
+			rc = err_set(err, ERR_FORMAT, "%s: 'tokens' is not [tokens, %d]", path, PERTOKEN_COLS);
+		H5Sclose(sp);
+	}
+	double *data = rc ? NULL : malloc((dims[0] * PERTOKEN_COLS + 1) * sizeof *data);
+	if (!rc && (!data || H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
+		rc = err_set(err, ERR_FORMAT, "%s: cannot read 'tokens'", path);
+	if (!rc) {
+		fprintf(out, "token,%s\n", PERTOKEN_COLUMNS);
+		for (hsize_t k = 0; k < dims[0]; k++) {
+			fprintf(out, "%llu", (unsigned long long)k);
+			for (int c = 0; c < PERTOKEN_COLS; c++)
+				fprintf(out, ",%.10g", data[k * PERTOKEN_COLS + c]);
+			fputc('\n', out);
+		}
+	}
+	free(data);
+	if (d >= 0)
+		H5Dclose(d);
+	if (f >= 0)
+		H5Fclose(f);
+	return rc;
+}

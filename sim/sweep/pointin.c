@@ -1,0 +1,152 @@
+#include "sim/sweep/pointin.h"
+
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/real/replay.h"
+
+#define POINTIN_MAX 64
+
+struct entry {
+	char key[8700];
+	struct pointin_trace in;
+};
+
+struct dev_entry {
+	char path[4096];
+	struct device d;
+};
+
+struct pointin {
+	pthread_mutex_t lock;
+	struct entry *in[POINTIN_MAX];
+	struct dev_entry *dev[POINTIN_MAX];
+	int nin, ndev;
+};
+
+struct pointin *pointin_new(struct lif_err *err)
+{
+	struct pointin *pi = calloc(1, sizeof *pi);
+	if (!pi) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&pi->lock, NULL);
+	return pi;
+}
+
+void pointin_free(struct pointin *pi)
+{
+	if (!pi)
+		return;
+	for (int i = 0; i < pi->nin; i++) {
+		sim_cache_free(pi->in[i]->in.cache);
+		trace_free(pi->in[i]->in.t);
+		free(pi->in[i]);
+	}
+	for (int i = 0; i < pi->ndev; i++)
+		free(pi->dev[i]);
+	pthread_mutex_destroy(&pi->lock);
+	free(pi);
+}
+
+/* The canonical text of the inputs a spec names. */
+static void spec_key(const struct pointin_spec *s, char *buf, size_t cap)
+{
+	size_t used = (size_t)snprintf(buf, cap, "%s|%s|%g|%d|", s->model, s->trace, s->scale,
+				       s->load_flags);
+	char val[64];
+	for (const struct conf_opt *o = synth_opts; s->synth && !strcmp(s->trace, "synth") && o->name &&
+						    used < cap;
+	     o++) {
+		conf_format(o, s->synth, val, sizeof val);
+		used += (size_t)snprintf(buf + used, cap - used, "%s=%s;", o->name, val);
+	}
+}
+
+static struct entry *load(const struct pointin_spec *s, struct lif_err *err)
+{
+	struct entry *e = calloc(1, sizeof *e);
+	int rc = e ? llm_load(s->model, &e->in.m, err) : err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && s->scale > 0 && s->scale != 1)
+		rc = replay_scale_model(&e->in.m, s->scale, err);
+	if (!rc && !strcmp(s->trace, "synth"))
+		e->in.t = synth_generate(&e->in.m, s->synth, 1, err);
+	else if (!rc)
+		e->in.t = trace_load(s->trace, s->load_flags, err);
+	if (!rc && e->in.t)
+		e->in.cache = sim_cache_new(e->in.t, &e->in.m, err);
+	if (rc || !e->in.t || !e->in.cache) {
+		if (e)
+			trace_free(e->in.t);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+const struct pointin_trace *pointin_trace(struct pointin *pi, const struct pointin_spec *spec,
+					  struct lif_err *err)
+{
+	char key[8700];
+	spec_key(spec, key, sizeof key);
+	struct entry *found = NULL;
+	pthread_mutex_lock(&pi->lock);
+	for (int i = 0; i < pi->nin && !found; i++)
+		if (!strcmp(pi->in[i]->key, key))
+			found = pi->in[i];
+	if (!found && pi->nin == POINTIN_MAX)
+		err_set(err, ERR_RANGE, "more than %d distinct traces in one sweep", POINTIN_MAX);
+	else if (!found && (found = load(spec, err))) {
+		snprintf(found->key, sizeof found->key, "%s", key);
+		pi->in[pi->nin++] = found;
+	}
+	pthread_mutex_unlock(&pi->lock);
+	return found ? &found->in : NULL;
+}
+
+const struct device *pointin_device(struct pointin *pi, const char *path, struct lif_err *err)
+{
+	const struct device *found = NULL;
+	pthread_mutex_lock(&pi->lock);
+	for (int i = 0; i < pi->ndev && !found; i++)
+		if (!strcmp(pi->dev[i]->path, path))
+			found = &pi->dev[i]->d;
+	if (!found && pi->ndev == POINTIN_MAX)
+		err_set(err, ERR_RANGE, "more than %d devices in one sweep", POINTIN_MAX);
+	else if (!found) {
+		struct dev_entry *d = calloc(1, sizeof *d);
+		if (d && !device_load(path, &d->d, err)) {
+			snprintf(d->path, sizeof d->path, "%s", path);
+			pi->dev[pi->ndev++] = d;
+			found = &d->d;
+		} else {
+			if (!d)
+				err_set(err, ERR_NOMEM, "out of memory");
+			free(d);
+		}
+	}
+	pthread_mutex_unlock(&pi->lock);
+	return found;
+}
+
+void pointin_resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
+		     const char *key)
+{
+	if (!path[0] || path[0] == '/' || !strcmp(path, "synth"))
+		return;
+	for (size_t i = doc->n; i-- > 0;) {
+		const struct conf_entry *e = &doc->entries[i];
+		if (strcmp(e->section, section) || strcmp(e->key, key))
+			continue;
+		char dir[4096], out[8300];
+		snprintf(dir, sizeof dir, "%s", e->file);
+		snprintf(out, sizeof out, "%s/%s", dirname(dir), path);
+		if (strlen(out) < cap)
+			snprintf(path, cap, "%s", out);
+		return;
+	}
+}

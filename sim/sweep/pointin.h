@@ -1,0 +1,49 @@
+/*
+ * pointin: the inputs sweep kinds share across points (sim/kind_*.c):
+ * a model description with its trace and simulator cache, loaded once per
+ * distinct (model, trace, synth parameters, scale, load flags); device
+ * profiles, once per path; and relative paths resolved against the file that
+ * names them. Thread-safe: points run concurrently and only read what they
+ * get. This is the edge where files are read; the simulator core is not.
+ */
+#ifndef LIFSIM_POINTIN_H
+#define LIFSIM_POINTIN_H
+
+#include "models/device.h"
+#include "models/llm.h"
+#include "sim/base/conf.h"
+#include "sim/base/err.h"
+#include "sim/core/sim.h"
+#include "traces/synth.h"
+#include "traces/trace.h"
+
+struct pointin;
+
+/* One loaded model + trace + its simulator cache. */
+struct pointin_trace {
+	struct llm_desc m;
+	struct trace *t;
+	struct sim_cache *cache;
+};
+
+struct pointin_spec {
+	const char *model;                /* a models/llms file */
+	const char *trace;                /* a trace file, or "synth" */
+	const struct synth_params *synth; /* trace = synth: the generator's parameters */
+	double scale;                     /* 0 or 1: as described; else replay_scale_model */
+	int load_flags;                   /* TRACE_LOAD_* */
+};
+
+struct pointin *pointin_new(struct lif_err *err);
+void pointin_free(struct pointin *pi);
+
+const struct pointin_trace *pointin_trace(struct pointin *pi, const struct pointin_spec *spec,
+					  struct lif_err *err);
+const struct device *pointin_device(struct pointin *pi, const char *path, struct lif_err *err);
+
+/* Make a relative path (not empty, not "synth") relative to the directory of
+ * the file whose [section] key gave it in doc (the last such entry). */
+void pointin_resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
+		     const char *key);
+
+#endif

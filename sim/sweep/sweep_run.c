@@ -1,0 +1,931 @@
+/* sweep_run.c: validating, running and resuming a sweep into a results
+ * directory, and merging shards (the contract is in sweep.h). */
+#include "sim/sweep/sweep.h"
+#include "sim/base/atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NONE ((size_t)-1)
+
+/* Create dir unless it exists (*created says which). */
+static int make_dir(const char *dir, int *created, struct lif_err *err)
+{
+	struct stat st;
+	*created = mkdir(dir, 0777) == 0;
+	if (!*created && errno != EEXIST)
+		return err_set(err, ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+		return err_set(err, ERR_IO, "%s: not a directory", dir);
+	return 0;
+}
+
+/* ---- CSV (RFC 4180 quoting) ---- */
+
+static void csv_field(FILE *f, const char *s, int first)
+{
+	if (!first)
+		fputc(',', f);
+	size_t n = strlen(s);
+	int quote = strpbrk(s, ",\"\r\n") != NULL || (n && (s[0] == ' ' || s[n - 1] == ' '));
+	if (!quote) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+struct csv_rec {
+	char **f; /* (n) fields */
+	size_t n;
+	int line; /* where the record starts */
+};
+
+struct csv {
+	struct csv_rec *recs; /* [0] is the header */
+	size_t n;
+};
+
+static void csv_free(struct csv *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		for (size_t j = 0; j < c->recs[i].n; j++)
+			free(c->recs[i].f[j]);
+		free(c->recs[i].f);
+	}
+	free(c->recs);
+	*c = (struct csv){0};
+}
+
+static char *slurp(const char *path, size_t *len, int *eno)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+	*eno = f ? 0 : errno;
+	while (f) {
+		if (n + 65536 + 1 > cap) {
+			char *nb = realloc(buf, cap = 2 * cap + 65536 + 1);
+			if (!nb) {
+				*eno = ENOMEM;
+				break;
+			}
+			buf = nb;
+		}
+		size_t got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+		if (got == 0) {
+			*eno = ferror(f) ? EIO : 0;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	if (*eno) {
+		free(buf);
+		return NULL;
+	}
+	if (!buf)
+		buf = calloc(1, 1);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* Append a field to rec; returns 0 or ERR_NOMEM. */
+static int rec_push(struct csv_rec *r, const char *s, size_t len)
+{
+	char **nf = realloc(r->f, (r->n + 1) * sizeof *nf);
+	if (!nf)
+		return ERR_NOMEM;
+	r->f = nf;
+	if (!(r->f[r->n] = malloc(len + 1)))
+		return ERR_NOMEM;
+	memcpy(r->f[r->n], s, len);
+	r->f[r->n++][len] = '\0';
+	return 0;
+}
+
+/* Parse one record starting at *pp; advances *pp past its line end. */
+static int csv_parse_rec(const char **pp, int *line, struct csv_rec *r, char *tmp)
+{
+	const char *p = *pp;
+	r->line = *line;
+	for (;;) {
+		size_t len = 0;
+		if (*p == '"') {
+			for (p++;; p++) {
+				if (!*p)
+					return ERR_FORMAT;
+				if (*p == '"' && p[1] != '"')
+					break;
+				if (*p == '"')
+					p++;
+				if (*p == '\n')
+					(*line)++;
+				tmp[len++] = *p;
+			}
+			p++;
+		} else {
+			while (*p && *p != ',' && *p != '\n' && *p != '\r')
+				tmp[len++] = *p++;
+		}
+		if (rec_push(r, tmp, len))
+			return ERR_NOMEM;
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (*p == '\r')
+			p++;
+		if (*p && *p != '\n')
+			return ERR_FORMAT;
+		if (*p)
+			p++, (*line)++;
+		*pp = p;
+		return 0;
+	}
+}
+
+/* Read a CSV file. ERR_IO with errno ENOENT in *eno when it does not exist. */
+static int csv_read(const char *path, struct csv *c, int *eno, struct lif_err *err)
+{
+	size_t len;
+	char *buf = slurp(path, &len, eno);
+	if (!buf)
+		return err_set(err, ERR_IO, "%s: cannot read: %s", path, strerror(*eno));
+	char *tmp = malloc(len + 1);
+	int rc = tmp ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	int line = 1;
+	if (!rc && strlen(buf) != len)
+		rc = err_set(err, ERR_FORMAT, "%s: holds a NUL byte: not a CSV file", path);
+	for (const char *p = buf; !rc && *p;) {
+		struct csv_rec *nr = realloc(c->recs, (c->n + 1) * sizeof *nr);
+		if (!nr) {
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+			break;
+		}
+		c->recs = nr;
+		c->recs[c->n] = (struct csv_rec){0};
+		rc = csv_parse_rec(&p, &line, &c->recs[c->n++], tmp);
+		if (rc)
+			rc = err_set(err, rc, "%s:%d: malformed CSV record", path, c->recs[c->n - 1].line);
+		else if (c->recs[c->n - 1].n != c->recs[0].n)
+			rc = err_set(err, ERR_FORMAT, "%s:%d: %zu fields where the header has %zu", path,
+				     c->recs[c->n - 1].line, c->recs[c->n - 1].n, c->recs[0].n);
+	}
+	if (!rc && c->n == 0)
+		rc = err_set(err, ERR_FORMAT, "%s: empty (no header line)", path);
+	free(tmp);
+	free(buf);
+	if (rc)
+		csv_free(c);
+	return rc;
+}
+
+static long csv_col(const struct csv *c, const char *name)
+{
+	for (size_t j = 0; j < c->recs[0].n; j++)
+		if (!strcmp(c->recs[0].f[j], name))
+			return (long)j;
+	return -1;
+}
+
+static int parse_id(const char *s, uint64_t *id)
+{
+	char *end;
+	if (strlen(s) != 16)
+		return -1;
+	errno = 0;
+	*id = strtoull(s, &end, 16);
+	return *end || errno ? -1 : 0;
+}
+
+/* "3, 7, 12, ... (40 more)" of the indices in v. */
+static void list_indices(const size_t *v, size_t n, char *buf, size_t cap)
+{
+	size_t used = 0, i = 0;
+	buf[0] = '\0';
+	for (; i < n && used + 40 < cap && i < 20; i++)
+		used += (size_t)snprintf(buf + used, cap - used, "%s%zu", i ? ", " : "", v[i]);
+	if (i < n)
+		snprintf(buf + used, cap - used, ", ... (%zu more)", n - i);
+}
+
+/* ---- column names ---- */
+
+/* Names of the swept-parameter columns: the key, or section.key where the
+ * key is shared by another swept key or names a fixed or result column. */
+static int param_names(const struct sweep *sw, char **rn, size_t nr, char ***out,
+		       struct lif_err *err)
+{
+	size_t np = sweep_params(sw);
+	char **names = calloc(np + 1, sizeof *names);
+	if (!names)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	for (size_t j = 0; j < np; j++) {
+		const char *key = sweep_param_key(sw, j);
+		int clash = !strcmp(key, "point") || !strcmp(key, "point_id") || !strcmp(key, "row");
+		for (size_t k = 0; k < np && !clash; k++)
+			clash = k != j && !strcmp(key, sweep_param_key(sw, k));
+		for (size_t k = 0; k < nr && !clash; k++)
+			clash = !strcmp(key, rn[k]);
+		char buf[512];
+		snprintf(buf, sizeof buf, "%s%s%s", clash ? sweep_param_section(sw, j) : "",
+			 clash ? "." : "", key);
+		for (size_t k = 0; k < nr; k++)
+			if (!strcmp(buf, rn[k])) {
+				for (size_t i = 0; i < j; i++)
+					free(names[i]);
+				free(names);
+				return err_set(err, ERR_INVAL,
+					       "result column '%s' clashes with the swept parameter [%s] %s",
+					       rn[k], sweep_param_section(sw, j), key);
+			}
+		if (!(names[j] = strdup(buf))) {
+			for (size_t i = 0; i < j; i++)
+				free(names[i]);
+			free(names);
+			return err_set(err, ERR_NOMEM, "out of memory");
+		}
+	}
+	*out = names;
+	return 0;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* ---- validation and config.resolved.ini ---- */
+
+static void config_header(FILE *f, const struct sweep *sw)
+{
+	fprintf(f, "; lifsim sweep: every parameter of every point as used\n[sweep]\n"
+		   "schema = %s\nversion = %d\nexperiment = %s\nkind = %s\npoints = %zu\nparams = ",
+		SWEEP_CONFIG_SCHEMA, SWEEP_CONFIG_VERSION, sweep_path(sw), sweep_kind_name(sw),
+		sweep_points(sw));
+	for (size_t j = 0; j < sweep_params(sw); j++)
+		fprintf(f, "%s%s.%s", j ? ", " : "", sweep_param_section(sw, j), sweep_param_key(sw, j));
+	fputc('\n', f);
+}
+
+static void config_point(FILE *f, const struct sweep *sw, size_t i, const struct conf_doc *res)
+{
+	const char *label = sweep_point_label(sw, i);
+	fprintf(f, "\n[point %zu]\npoint_id = %016" PRIx64 "\n", i, sweep_point_id(sw, i));
+	if (label)
+		fprintf(f, "row = %s\n", label);
+	for (size_t k = 0; k < res->n; k++)
+		fprintf(f, "%s.%s = %s\n", res->entries[k].section, res->entries[k].key,
+			res->entries[k].value);
+}
+
+/* Check every point in order; with cfg, write each point's resolved
+ * parameters to it. */
+static int validate_points(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
+			   FILE *cfg, struct lif_err *err)
+{
+	if (cfg)
+		config_header(cfg, sw);
+	for (size_t i = 0; i < sweep_points(sw); i++) {
+		struct conf_doc *point = NULL, *res = NULL;
+		int rc = sweep_point_doc(sw, i, &point, err);
+		if (!rc)
+			rc = sweep_point_doc(sw, i, &res, err);
+		if (!rc && kind->check && (rc = kind->check(ctx, point, res, err)) != 0) {
+			char d[512];
+			if (!err->code)
+				err_set(err, rc, "kind '%s' rejected it", kind->name);
+			sweep_point_describe(sw, i, d, sizeof d);
+			err_prefix(err, "point %zu%s%s%s", i, d[0] ? " (" : "", d, d[0] ? ")" : "");
+		}
+		if (!rc && cfg)
+			config_point(cfg, sw, i, res);
+		conf_doc_free(point);
+		conf_doc_free(res);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int sweep_validate(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
+		   struct lif_err *err)
+{
+	return validate_points(sw, kind, ctx, NULL, err);
+}
+
+/* ---- the run ---- */
+
+struct run {
+	const struct sweep *sw;
+	const struct sweep_kind *kind;
+	void *ctx;
+	const struct sweep_opts *o;
+	char results[4096];
+	size_t np;
+	char **rnames; /* (nr) result columns once known */
+	size_t nr;
+	int known;
+	size_t ref_point;   /* the point that fixed rnames */
+	char ***vals;       /* (np) result values per point (nr each), or NULL */
+	struct csv old;     /* an earlier results.csv (old.n == 0: none) */
+	size_t *old_rec;    /* (np) its record for each point, or NONE */
+	size_t fail_point;  /* lowest failed point, or NONE */
+	struct lif_err fail;
+	double last_flush_s;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+struct id_at {
+	uint64_t id;
+	size_t point;
+};
+
+static int id_cmp(const void *a, const void *b)
+{
+	const struct id_at *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The point with this id (ids sorted by id_cmp), or -1. */
+static int id_point(const struct id_at *ids, size_t n, uint64_t id, size_t *point)
+{
+	struct id_at key = {id, 0};
+	const struct id_at *hit = bsearch(&key, ids, n, sizeof *ids, id_cmp);
+	if (!hit)
+		return -1;
+	*point = hit->point;
+	return 0;
+}
+
+/* Read an earlier results.csv and map its rows to points; a row that is no
+ * point of this experiment is an error (the experiment changed). */
+static int old_load(struct run *r, struct lif_err *err)
+{
+	int eno;
+	struct lif_err e = {0};
+	if (csv_read(r->results, &r->old, &eno, &e))
+		return eno == ENOENT ? 0 : err_set(err, e.code, "%s", e.msg);
+	long idc = csv_col(&r->old, "point_id");
+	if (idc < 0 || csv_col(&r->old, "point") != 0)
+		return err_set(err, ERR_FORMAT, "%s: not a lifsim results file (no point, point_id columns)",
+			       r->results);
+	size_t *stale = malloc(r->old.n * sizeof *stale), nstale = 0;
+	struct id_at *ids = malloc((r->np + 1) * sizeof *ids);
+	if (!stale || !ids) {
+		free(stale), free(ids);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
+	for (size_t p = 0; p < r->np; p++)
+		ids[p] = (struct id_at){sweep_point_id(r->sw, p), p};
+	qsort(ids, r->np, sizeof *ids, id_cmp);
+	int rc = 0;
+	for (size_t k = 1; k < r->old.n && !rc; k++) {
+		uint64_t id;
+		size_t p;
+		const char *s = r->old.recs[k].f[idc];
+		if (parse_id(s, &id))
+			rc = err_set(err, ERR_FORMAT, "%s:%d: '%s' is not a point_id", r->results,
+				     r->old.recs[k].line, s);
+		else if (id_point(ids, r->np, id, &p))
+			stale[nstale++] = (size_t)r->old.recs[k].line;
+		else if (r->old_rec[p] != NONE)
+			rc = err_set(err, ERR_FORMAT, "%s:%d: point_id %s repeats line %d", r->results,
+				     r->old.recs[k].line, s, r->old.recs[r->old_rec[p]].line);
+		else
+			r->old_rec[p] = k;
+	}
+	if (!rc && nstale) {
+		char list[200];
+		list_indices(stale, nstale, list, sizeof list);
+		rc = err_set(err, ERR_FORMAT,
+			     "%s: %zu rows (lines %s) are no point of %s: the experiment changed; "
+			     "write to a new -o DIR or remove the old results",
+			     r->results, nstale, list, sweep_path(r->sw));
+	}
+	free(stale), free(ids);
+	return rc;
+}
+
+/* Fix the result columns and convert the kept rows to them (by name). On
+ * failure nothing is kept (known stays 0), so the old file is not rewritten. */
+static int set_columns(struct run *r, char *const *names, size_t n, struct lif_err *err)
+{
+	int rc = 0;
+	for (size_t j = 0; j < n && !rc; j++)
+		if (r->old.n > 1 && csv_col(&r->old, names[j]) < 0)
+			rc = err_set(err, ERR_FORMAT,
+				     "%s has no column '%s' that kind '%s' now writes: its rows are from "
+				     "another version; write to a new -o DIR",
+				     r->results, names[j], r->kind->name);
+	if (!rc && !(r->rnames = calloc(n + 1, sizeof *r->rnames)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (r->nr = 0; !rc && r->nr < n; r->nr++)
+		if (!(r->rnames[r->nr] = strdup(names[r->nr])))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (size_t p = 0; !rc && p < r->np; p++) {
+		if (r->old_rec[p] == NONE)
+			continue;
+		const struct csv_rec *rec = &r->old.recs[r->old_rec[p]];
+		if (!(r->vals[p] = calloc(n + 1, sizeof *r->vals[p])))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		for (size_t j = 0; j < n && !rc; j++)
+			if (!(r->vals[p][j] = strdup(rec->f[csv_col(&r->old, names[j])])))
+				rc = err_set(err, ERR_NOMEM, "out of memory");
+	}
+	r->known = !rc;
+	return rc;
+}
+
+/* When every point is kept, the result columns are the old header's
+ * trailing columns; the whole header must be what this run would write. */
+static int columns_from_old(struct run *r, struct lif_err *err)
+{
+	size_t nfix = 2 + (sweep_point_label(r->sw, 0) != NULL), np = sweep_params(r->sw);
+	const struct csv_rec *h = &r->old.recs[0];
+	if (h->n < nfix + np)
+		return err_set(err, ERR_FORMAT, "%s: its columns are not this experiment's", r->results);
+	char **pn;
+	int rc = param_names(r->sw, h->f + nfix + np, h->n - nfix - np, &pn, err);
+	for (size_t j = 0; !rc && j < np; j++)
+		if (strcmp(pn[j], h->f[nfix + j]))
+			rc = err_set(err, ERR_FORMAT,
+				     "%s: column %zu is '%s' where this experiment has '%s': write to a new -o DIR",
+				     r->results, nfix + j + 1, h->f[nfix + j], pn[j]);
+	if (!rc)
+		strv_free(pn, np);
+	return rc ? rc : set_columns(r, h->f + nfix + np, h->n - nfix - np, err);
+}
+
+/* Write results.csv: the header and every point with results, in order. */
+static int flush_results(struct run *r, struct lif_err *err)
+{
+	const struct sweep *sw = r->sw;
+	size_t np = sweep_params(sw);
+	int rows = sweep_point_label(sw, 0) != NULL;
+	char **pn;
+	struct atomic_file a;
+	int rc = param_names(sw, r->rnames, r->nr, &pn, err);
+	if (rc)
+		return rc;
+	if ((rc = atomic_open(&a, r->results, err))) {
+		strv_free(pn, np);
+		return rc;
+	}
+	csv_field(a.fp, "point", 1), csv_field(a.fp, "point_id", 0);
+	if (rows)
+		csv_field(a.fp, "row", 0);
+	for (size_t j = 0; j < np; j++)
+		csv_field(a.fp, pn[j], 0);
+	for (size_t j = 0; j < r->nr; j++)
+		csv_field(a.fp, r->rnames[j], 0);
+	fputc('\n', a.fp);
+	for (size_t p = 0; p < r->np; p++) {
+		if (!r->vals[p])
+			continue;
+		fprintf(a.fp, "%zu,%016" PRIx64, p, sweep_point_id(sw, p));
+		if (rows)
+			csv_field(a.fp, sweep_point_label(sw, p), 0);
+		for (size_t j = 0; j < np; j++)
+			csv_field(a.fp, sweep_param_value(sw, p, j), 0);
+		for (size_t j = 0; j < r->nr; j++)
+			csv_field(a.fp, r->vals[p][j], 0);
+		fputc('\n', a.fp);
+	}
+	strv_free(pn, np);
+	r->last_flush_s = now_s();
+	return atomic_commit(&a, err);
+}
+
+/* Record a point's failure; the lowest point's error is the one reported. */
+static void run_fail(struct run *r, size_t point, const struct lif_err *e)
+{
+	if (r->fail_point != NONE && r->fail_point < point)
+		return;
+	char d[512];
+	sweep_point_describe(r->sw, point, d, sizeof d);
+	r->fail_point = point;
+	err_clear(&r->fail);
+	err_set(&r->fail, e->code ? e->code : ERR_INVAL, "point %zu%s%s%s: %s", point,
+		d[0] ? " (" : "", d, d[0] ? ")" : "", e->code ? e->msg : "failed");
+}
+
+/* Take a computed row (called under the lock). */
+static void run_take(struct run *r, size_t p, const struct sweep_row *row)
+{
+	struct lif_err e = {0};
+	size_t n = sweep_row_columns(row);
+	char **names = malloc((n + 1) * sizeof *names);
+	if (!names) {
+		err_set(&e, ERR_NOMEM, "out of memory");
+		run_fail(r, p, &e);
+		return;
+	}
+	for (size_t j = 0; j < n; j++)
+		names[j] = (char *)sweep_row_name(row, j);
+	if (!r->known) {
+		r->ref_point = p;
+		if (set_columns(r, names, n, &e))
+			run_fail(r, p, &e);
+	}
+	int same = r->known && n == r->nr;
+	for (size_t j = 0; same && j < n; j++)
+		same = !strcmp(names[j], r->rnames[j]);
+	free(names);
+	if (!same && !e.code) {
+		err_set(&e, ERR_INVAL, "kind '%s' set %zu result columns where point %zu set %zu "
+			"(every point must set the same columns in the same order)",
+			r->kind->name, n, r->ref_point, r->nr);
+		run_fail(r, p, &e);
+	}
+	if (e.code)
+		return;
+	if (!(r->vals[p] = calloc(n + 1, sizeof *r->vals[p])))
+		err_set(&e, ERR_NOMEM, "out of memory");
+	for (size_t j = 0; j < n && !e.code; j++)
+		if (!(r->vals[p][j] = strdup(sweep_row_value(row, j))))
+			err_set(&e, ERR_NOMEM, "out of memory");
+	if (e.code)
+		run_fail(r, p, &e);
+}
+
+/* Compute one point (any thread). */
+static void run_point(struct run *r, size_t p, size_t *done, size_t total)
+{
+	struct lif_err e = {0};
+	struct conf_doc *doc = NULL;
+	struct sweep_row *row = sweep_row_new(r->sw, p);
+	if (row)
+		sweep_row_set_dir(row, r->o->dir);
+	int rc = row ? sweep_point_doc(r->sw, p, &doc, &e) : err_set(&e, ERR_NOMEM, "out of memory");
+	if (!rc)
+		rc = r->kind->run(r->ctx, doc, row, &e);
+	if (!rc && sweep_row_error(row))
+		rc = err_set(&e, ERR_INVAL, "%s", sweep_row_error(row));
+#pragma omp critical(sweep_run)
+	{
+		if (rc)
+			run_fail(r, p, &e);
+		else
+			run_take(r, p, row);
+		++*done;
+		if (r->o->progress)
+			r->o->progress(r->o->progress_ctx, *done, total);
+		if (r->known && r->fail_point == NONE && now_s() - r->last_flush_s >= r->o->flush_s) {
+			struct lif_err fe = {0};
+			if (flush_results(r, &fe))
+				run_fail(r, p, &fe);
+		}
+	}
+	sweep_row_free(row);
+	conf_doc_free(doc);
+}
+
+static int in_shard(const struct sweep_opts *o, size_t p)
+{
+	return o->shard_count <= 1 || p % (size_t)o->shard_count == (size_t)o->shard_index;
+}
+
+/* The points to compute; fills the report's counts. */
+static size_t *plan(struct run *r, struct sweep_report *rep, size_t *ntodo)
+{
+	size_t *todo = malloc((r->np + 1) * sizeof *todo), n = 0;
+	if (!todo)
+		return NULL;
+	for (size_t p = 0; p < r->np; p++) {
+		if (!in_shard(r->o, p))
+			continue;
+		rep->in_shard++;
+		if (r->old_rec[p] == NONE)
+			todo[n++] = p;
+	}
+	for (size_t p = 0; p < r->np; p++)
+		rep->kept += r->old_rec[p] != NONE;
+	rep->resumed = r->old.n > 0;
+	rep->new_points = rep->resumed ? n : 0;
+	if (rep->resumed)
+		list_indices(todo, n, rep->new_list, sizeof rep->new_list);
+	*ntodo = n;
+	return todo;
+}
+
+static void run_free(struct run *r)
+{
+	for (size_t p = 0; r->vals && p < r->np; p++)
+		strv_free(r->vals[p], r->nr);
+	free(r->vals);
+	free(r->old_rec);
+	strv_free(r->rnames, r->nr);
+	csv_free(&r->old);
+}
+
+/* Compute the todo points in parallel, then write the final results. */
+static int run_todo(struct run *r, const size_t *todo, size_t ntodo, struct sweep_report *rep,
+		    struct lif_err *err)
+{
+	size_t done = 0;
+	const struct sweep_opts *o = r->o;
+	r->last_flush_s = now_s();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads)
+	for (size_t k = 0; k < ntodo; k++) {
+		int skip;
+#pragma omp atomic read
+		skip = r->fail.code;
+		if (skip || (o->stop && *o->stop))
+			continue;
+		run_point(r, todo[k], &done, ntodo);
+	}
+	rep->computed = done;
+	int rc = 0;
+	if (r->known || r->old.n == 0)
+		rc = flush_results(r, err);
+	if (r->fail.code)
+		return err_set(err, r->fail.code, "%s", r->fail.msg);
+	if (!rc && done < ntodo)
+		rc = err_set(err, ERR_IO, "interrupted after %zu of %zu points; %s holds the points done "
+			     "(run again to resume)", done, ntodo, r->results);
+	return rc;
+}
+
+int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
+	      const struct sweep_opts *opts, struct sweep_report *rep, struct lif_err *err)
+{
+	struct sweep_report dummy;
+	struct sweep_opts o = *opts;
+	struct run r = {.sw = sw, .kind = kind, .ctx = ctx, .o = &o, .np = sweep_points(sw),
+			.fail_point = NONE};
+	struct atomic_file cfg = {0};
+	char path[4200];
+	int created = 0;
+	size_t *todo = NULL, ntodo = 0;
+	rep = rep ? rep : &dummy;
+	*rep = (struct sweep_report){.points = r.np};
+	if (!kind || !kind->name || !kind->run)
+		return err_set(err, ERR_INVAL, "sweep kind '%s' has no run function",
+			       kind && kind->name ? kind->name : "(null)");
+	o.threads = o.threads < 1 ? 1 : o.threads;
+	o.flush_s = o.flush_s > 0 ? o.flush_s : 2.0;
+	if (o.shard_count > 1 && (o.shard_index < 0 || o.shard_index >= o.shard_count))
+		return err_set(err, ERR_INVAL, "shard %d/%d: the index must be in [0, %d)",
+			       o.shard_index, o.shard_count, o.shard_count);
+	snprintf(r.results, sizeof r.results, "%s/%s", o.dir, SWEEP_RESULTS);
+	snprintf(path, sizeof path, "%s/%s", o.dir, SWEEP_CONFIG);
+	r.vals = calloc(r.np, sizeof *r.vals);
+	r.old_rec = malloc(r.np * sizeof *r.old_rec);
+	int rc = r.vals && r.old_rec ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	for (size_t p = 0; !rc && p < r.np; p++)
+		r.old_rec[p] = NONE;
+	/* 1. every point checked (and its config written) before any runs */
+	if (!rc && !(rc = make_dir(o.dir, &created, err)))
+		rc = atomic_open(&cfg, path, err);
+	if (!rc)
+		rc = validate_points(sw, kind, ctx, cfg.fp, err);
+	/* 2. what an earlier run left */
+	if (!rc)
+		rc = old_load(&r, err);
+	if (!rc) {
+		rc = atomic_commit(&cfg, err);
+	} else if (cfg.fp) {
+		atomic_abort(&cfg);
+		if (created)
+			rmdir(o.dir);
+	}
+	/* 3. the points to compute, then compute them */
+	if (!rc && !(todo = plan(&r, rep, &ntodo)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && o.planned)
+		o.planned(o.progress_ctx, rep);
+	if (!rc && ntodo == 0 && r.old.n > 0)
+		rc = columns_from_old(&r, err);
+	if (!rc)
+		rc = run_todo(&r, todo, ntodo, rep, err);
+	free(todo);
+	run_free(&r);
+	return rc;
+}
+
+int sweep_list(const struct sweep *sw, FILE *f, struct lif_err *err)
+{
+	char **pn;
+	size_t np = sweep_params(sw);
+	int rows = sweep_point_label(sw, 0) != NULL;
+	int rc = param_names(sw, NULL, 0, &pn, err);
+	if (rc)
+		return rc;
+	fputs(rows ? "point,point_id,row" : "point,point_id", f);
+	for (size_t j = 0; j < np; j++)
+		csv_field(f, pn[j], 0);
+	fputc('\n', f);
+	for (size_t p = 0; p < sweep_points(sw); p++) {
+		fprintf(f, "%zu,%016" PRIx64, p, sweep_point_id(sw, p));
+		if (rows)
+			csv_field(f, sweep_point_label(sw, p), 0);
+		for (size_t j = 0; j < np; j++)
+			csv_field(f, sweep_param_value(sw, p, j), 0);
+		fputc('\n', f);
+	}
+	strv_free(pn, np);
+	return ferror(f) ? err_set(err, ERR_IO, "cannot write the point list") : 0;
+}
+
+/* ---- merge ---- */
+
+struct merge {
+	char *config;      /* the shared config.resolved.ini text */
+	size_t config_len;
+	size_t np;
+	uint64_t *ids;     /* (np) from the config */
+	struct csv *res;   /* (ndirs) */
+	const struct csv_rec **at; /* (np) the record of each point */
+	size_t *from;      /* (np) the dir it came from */
+	long header;       /* the dir whose header is used */
+};
+
+/* Point count and ids from a config.resolved.ini. */
+static int merge_config(struct merge *m, const char *path, struct lif_err *err)
+{
+	struct conf_doc *doc;
+	int rc = conf_doc_read(path, &doc, err);
+	if (rc)
+		return rc;
+	int schema_ok = 0;
+	long long n = -1;
+	for (size_t i = 0; i < doc->n; i++) {
+		const struct conf_entry *e = &doc->entries[i];
+		if (!strcmp(e->section, "sweep") && !strcmp(e->key, "schema"))
+			schema_ok = !strcmp(e->value, SWEEP_CONFIG_SCHEMA);
+		if (!strcmp(e->section, "sweep") && !strcmp(e->key, "points") &&
+		    (conf_parse_int(e->value, &n) || n < 0))
+			n = -1;
+	}
+	if (!schema_ok || n < 0)
+		rc = err_set(err, ERR_FORMAT, "%s: not a lifsim %s file (schema, points)", path,
+			     SWEEP_CONFIG);
+	m->np = n < 0 ? 0 : (size_t)n;
+	if (!rc && !(m->ids = calloc(m->np + 1, sizeof *m->ids)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < doc->n; i++) {
+		const struct conf_entry *e = &doc->entries[i];
+		unsigned long long p;
+		char tail;
+		if (strcmp(e->key, "point_id") || sscanf(e->section, "point %llu%c", &p, &tail) != 1)
+			continue;
+		if (p >= m->np || parse_id(e->value, &m->ids[p]))
+			rc = err_set(err, ERR_FORMAT, "%s:%d: bad [%s] point_id", path, e->line, e->section);
+	}
+	conf_doc_free(doc);
+	return rc;
+}
+
+/* Check one shard's rows against the config and the other shards. */
+static int merge_rows(struct merge *m, const char *const *dirs, size_t d, const char *path,
+		      struct lif_err *err)
+{
+	const struct csv *c = &m->res[d];
+	if (c->n > 1 && m->header >= 0) {
+		const struct csv_rec *h = &m->res[m->header].recs[0], *g = &c->recs[0];
+		for (size_t j = 0; j < h->n || j < g->n; j++)
+			if (j >= h->n || j >= g->n || strcmp(h->f[j], g->f[j]))
+				return err_set(err, ERR_FORMAT, "%s: column %zu is '%s' but %s/%s has '%s'",
+					       path, j + 1, j < g->n ? g->f[j] : "(none)", dirs[m->header],
+					       SWEEP_RESULTS, j < h->n ? h->f[j] : "(none)");
+	}
+	if (c->n > 1 && m->header < 0)
+		m->header = (long)d;
+	if (c->recs[0].n < 2 || strcmp(c->recs[0].f[0], "point") || strcmp(c->recs[0].f[1], "point_id"))
+		return err_set(err, ERR_FORMAT, "%s: not a lifsim results file (point, point_id)", path);
+	for (size_t k = 1; k < c->n; k++) {
+		const struct csv_rec *rec = &c->recs[k];
+		long long p;
+		uint64_t id;
+		if (conf_parse_int(rec->f[0], &p) || p < 0 || (size_t)p >= m->np ||
+		    parse_id(rec->f[1], &id) || id != m->ids[p])
+			return err_set(err, ERR_FORMAT,
+				       "%s:%d: point %s (point_id %s) is not a point of the experiment in %s/%s",
+				       path, rec->line, rec->f[0], rec->f[1], dirs[0], SWEEP_CONFIG);
+		if (m->at[p])
+			return err_set(err, ERR_FORMAT, "%s:%d: point %lld is also in %s/%s", path,
+				       rec->line, p, dirs[m->from[p]], SWEEP_RESULTS);
+		m->at[p] = rec, m->from[p] = d;
+	}
+	return 0;
+}
+
+/* Read every shard: identical configs, compatible rows. */
+static int merge_read(struct merge *m, const char *const *dirs, size_t nd, struct lif_err *err)
+{
+	char path[4200];
+	int eno, rc = 0;
+	for (size_t d = 0; d < nd && !rc; d++) {
+		size_t len;
+		snprintf(path, sizeof path, "%s/%s", dirs[d], SWEEP_CONFIG);
+		char *text = slurp(path, &len, &eno);
+		if (!text)
+			return err_set(err, ERR_IO, "%s: cannot read: %s", path, strerror(eno));
+		if (d == 0) {
+			m->config = text, m->config_len = len;
+			rc = merge_config(m, path, err);
+			if (!rc && (!(m->at = calloc(m->np + 1, sizeof *m->at)) ||
+				    !(m->from = calloc(m->np + 1, sizeof *m->from))))
+				rc = err_set(err, ERR_NOMEM, "out of memory");
+		} else {
+			size_t line = 1, i = 0;
+			for (; i < len && i < m->config_len && text[i] == m->config[i]; i++)
+				line += text[i] == '\n';
+			if (len != m->config_len || i < len)
+				rc = err_set(err, ERR_FORMAT,
+					     "%s differs from %s/%s at line %zu: not shards of one experiment",
+					     path, dirs[0], SWEEP_CONFIG, line);
+			free(text);
+		}
+		snprintf(path, sizeof path, "%s/%s", dirs[d], SWEEP_RESULTS);
+		if (!rc)
+			rc = csv_read(path, &m->res[d], &eno, err);
+		if (!rc)
+			rc = merge_rows(m, dirs, d, path, err);
+	}
+	return rc;
+}
+
+static int merge_write(const struct merge *m, const char *const *dirs, const char *out,
+		       struct lif_err *err)
+{
+	char path[4200];
+	struct atomic_file a;
+	size_t *missing = malloc((m->np + 1) * sizeof *missing), nmiss = 0;
+	if (!missing)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	for (size_t p = 0; p < m->np; p++)
+		if (!m->at[p])
+			missing[nmiss++] = p;
+	if (nmiss) {
+		char list[200];
+		list_indices(missing, nmiss, list, sizeof list);
+		free(missing);
+		return err_set(err, ERR_FORMAT, "%zu of %zu points are in no shard: %s", nmiss, m->np,
+			       list);
+	}
+	free(missing);
+	int created, rc = make_dir(out, &created, err);
+	snprintf(path, sizeof path, "%s/%s", out, SWEEP_RESULTS);
+	if (!rc)
+		rc = atomic_open(&a, path, err);
+	if (rc)
+		return rc;
+	const struct csv_rec *h = &m->res[m->header >= 0 ? m->header : 0].recs[0];
+	for (size_t p = 0; p <= m->np; p++) {
+		const struct csv_rec *rec = p == 0 ? h : m->at[p - 1];
+		for (size_t j = 0; j < rec->n; j++)
+			csv_field(a.fp, rec->f[j], j == 0);
+		fputc('\n', a.fp);
+	}
+	if ((rc = atomic_commit(&a, err)))
+		return rc;
+	snprintf(path, sizeof path, "%s/%s", out, SWEEP_CONFIG);
+	if ((rc = atomic_open(&a, path, err)))
+		return rc;
+	fwrite(m->config, 1, m->config_len, a.fp);
+	(void)dirs;
+	return atomic_commit(&a, err);
+}
+
+int sweep_merge(const char *const *dirs, size_t ndirs, const char *out_dir, struct lif_err *err)
+{
+	if (ndirs == 0)
+		return err_set(err, ERR_INVAL, "no shard directories to merge");
+	struct merge m = {.header = -1};
+	int rc = 0;
+	if (!(m.res = calloc(ndirs, sizeof *m.res)))
+		return err_set(err, ERR_NOMEM, "out of memory");
+	rc = merge_read(&m, dirs, ndirs, err);
+	if (!rc)
+		rc = merge_write(&m, dirs, out_dir, err);
+	for (size_t d = 0; d < ndirs; d++)
+		csv_free(&m.res[d]);
+	free(m.res), free(m.config), free(m.ids), free(m.at), free(m.from);
+	return rc;
+}
