@@ -82,7 +82,8 @@ void sim_default_params(struct sim_params *p)
 
 struct pred_entry {
 	struct pred_params key;
-	uint8_t *sets; /* (layers, tokens, row_bytes) */
+	const uint8_t *sets; /* (layers, tokens, row_bytes); the trace's own bits for oracle */
+	uint8_t *owned;      /* sets when the cache made them (freed with it) */
 	struct pred_quality q;
 };
 
@@ -224,7 +225,7 @@ void sim_cache_free(struct sim_cache *c)
 	if (!c)
 		return;
 	for (int i = 0; i < c->npred; i++)
-		free(c->preds[i].sets);
+		free(c->preds[i].owned);
 	for (int i = 0; i < c->nlayout; i++)
 		layout_free(c->layouts[i].layout);
 	for (int i = 0; i < c->nfreq; i++)
@@ -251,7 +252,12 @@ static const struct pred_entry *cache_pred(struct sim_cache *c, const struct pre
 	else if (!found) { /* built under the lock: every point of it needs it next */
 		struct pred_entry *e = &c->preds[c->npred];
 		e->key = *key;
-		e->sets = pred_sets(c->t, key, threads, &e->q, err);
+		if (key->kind == PRED_ORACLE) { /* the trace's active sets: no copy */
+			e->sets = c->t->bits, e->owned = NULL;
+			e->q = (struct pred_quality){0};
+			pred_measure(c->t, e->sets, &e->q);
+		} else
+			e->sets = e->owned = pred_sets(c->t, key, threads, &e->q, err);
 		if (e->sets)
 			found = &c->preds[c->npred++];
 	}
@@ -877,10 +883,31 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* flash_extent_ns remembered by (bytes, parallelism): a point asks for the
+ * same few read sizes over and over (the same values, so the same sums). */
+#define EXT_MEMO 4096
+struct ext_memo {
+	int64_t bytes[EXT_MEMO]; /* 0: empty */
+	int par[EXT_MEMO];
+	double ns[EXT_MEMO];
+};
+
+static double memo_extent_ns(struct ext_memo *m, const struct flash_model *f, int64_t bytes,
+			     int par)
+{
+	uint64_t h = ((uint64_t)bytes * 0x9E3779B97F4A7C15ull ^ (uint64_t)par * 0xBF58476D1CE4E5B9ull);
+	size_t i = (size_t)(h >> 52) % EXT_MEMO;
+	if (m->bytes[i] == bytes && m->par[i] == par && bytes > 0)
+		return m->ns[i];
+	double ns = flash_extent_ns(f, bytes, par);
+	m->bytes[i] = bytes, m->par[i] = par, m->ns[i] = ns;
+	return ns;
+}
+
 /* Flash time of row (t, l)'s reads, with at most as many outstanding reads
  * as there are reads. */
 static double row_io_ns(const struct decisions *dc, size_t row, const struct flash_model *f,
-			int parallelism)
+			int parallelism, struct ext_memo *memo)
 {
 	int64_t n = 0;
 	double ns = 0;
@@ -888,7 +915,7 @@ static double row_io_ns(const struct decisions *dc, size_t row, const struct fla
 		n += dc->ext_count[i];
 	int par = n < parallelism ? (int)n : parallelism;
 	for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
-		ns += dc->ext_count[i] * flash_extent_ns(f, dc->ext_size[i], par > 0 ? par : 1);
+		ns += dc->ext_count[i] * memo_extent_ns(memo, f, dc->ext_size[i], par > 0 ? par : 1);
 	return ns;
 }
 
@@ -902,8 +929,9 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	const int64_t row_bytes = mc->bundle_bytes;
 	double *tot = malloc(T * sizeof *tot);
 	int64_t *rows = malloc(L * sizeof *rows);
-	if (!tot || !rows) {
-		free(tot), free(rows);
+	struct ext_memo *memo = calloc(1, sizeof *memo);
+	if (!tot || !rows || !memo) {
+		free(tot), free(rows), free(memo);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
 	double s_io = 0, s_mem = 0, s_cmp = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0, s_u = 0;
@@ -915,7 +943,7 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 		for (int l = 0; l < L; l++) {
 			const size_t row = (size_t)tok * L + l;
 			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? dc->used_rows[row] : dc->pred_rows[row];
-			io += row_io_ns(dc, row, &dev->flash, p->parallelism);
+			io += row_io_ns(dc, row, &dev->flash, p->parallelism, memo);
 			for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
 				reads += dc->ext_count[i];
 		}
@@ -949,7 +977,7 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	qsort(tot + w0, n, sizeof *tot, cmp_double);
 	out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * n) - 1];
 	out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * n) - 1];
-	free(tot), free(rows);
+	free(tot), free(rows), free(memo);
 	return rc;
 }
 
