@@ -752,6 +752,68 @@ Test(sweep, verb_runs_resumes_shards_and_merges)
 	free(a), free(m);
 }
 
+/* Issue 14's bug: [reference] keys in only some rows stopped the run at the
+ * first row without them ("set 27 result columns where point 0 set 25")
+ * though --dry-run passed. Now every row has the union's columns, empty
+ * where a row has no reference. */
+Test(sweep, reference_keys_in_some_rows_leave_empty_cells_elsewhere)
+{
+	char out[8192], text[2048];
+	snprintf(text, sizeof text,
+		 "[experiment]\nkind = simulate\nmodel = %s\ndevice = %s\ntrace = synth\n"
+		 "[synth]\ntokens = 20\n[sim]\nwindow = 2\n[sweep]\nrows = a, b, c\n"
+		 "[row a]\nreference.io_ms = 100\n[row b]\nwindow = 1\n"
+		 "[row c]\nreference.total_ms = 50\nreference.io_ms = 200\n",
+		 tu_src("models/llms/tinylm.ini"), tu_src("models/devices/m1max.ini"));
+	const char *p = tu_write("mixref.ini", text);
+	char exp[4096], d[4096];
+	snprintf(exp, sizeof exp, "%s", p);
+	snprintf(d, sizeof d, "%s/mixref", tu_tmpdir());
+	int st = tu_lifsim(out, sizeof out, "sweep %s --dry-run", exp);
+	cr_expect_eq(st, 0, "%s", out);
+	st = tu_lifsim(out, sizeof out, "sweep %s -o %s", exp, d);
+	cr_assert_eq(st, 0, "the run must agree with the dry run: %s", out);
+	char path[4200];
+	snprintf(path, sizeof path, "%s/results.csv", d);
+	char *csv = slurp_text(path);
+	cr_assert(csv);
+	char *head = strtok(csv, "\n");
+	cr_assert(head);
+	const char *want[] = {"ref_io_ms", "io_ms_vs_ref", "ref_total_ms", "total_ms_vs_ref"};
+	int col[4];
+	for (int k = 0; k < 4; k++) {
+		char *h = strstr(head, want[k]);
+		cr_assert(h, "no column %s in %s", want[k], head);
+		col[k] = 0;
+		for (char *q = head; q < h; q++)
+			col[k] += *q == ',';
+	}
+	cr_expect(col[0] < col[2], "columns in order of first appearance: %s", head);
+	const char *expect[3][4] = {{"100", "*", "", ""}, {"", "", "", ""}, {"200", "*", "50", "*"}};
+	for (int r = 0; r < 3; r++) {
+		char *line = strtok(NULL, "\n");
+		cr_assert(line, "row %d missing", r);
+		char *cells[128];
+		int n = 0;
+		for (char *q = line; n < 128;) {
+			cells[n++] = q;
+			char *c = strchr(q, ',');
+			if (!c)
+				break;
+			*c = 0;
+			q = c + 1;
+		}
+		for (int k = 0; k < 4; k++) {
+			cr_assert(col[k] < n);
+			if (!strcmp(expect[r][k], "*"))
+				cr_expect(cells[col[k]][0], "row %d %s is empty", r, want[k]);
+			else
+				cr_expect_str_eq(cells[col[k]], expect[r][k], "row %d %s", r, want[k]);
+		}
+	}
+	free(csv);
+}
+
 struct verb_case {
 	char args[96];
 	char want[128];
