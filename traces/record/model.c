@@ -615,9 +615,8 @@ static void attention_block(struct model *m, int l, int n, int pos)
 		in = s->xb;
 	}
 	/* q, k, v projections; these positions' k and v go into the cache */
-	matmul(m->pool, n, s->q, &L->wq, L->bq, in);
-	matmul(m->pool, n, k, &L->wk, L->bk, in);
-	matmul(m->pool, n, v, &L->wv, L->bv, in);
+	struct matmul_op qkv[3] = {{s->q, &L->wq, L->bq, in}, {k, &L->wk, L->bk, in}, {v, &L->wv, L->bv, in}};
+	matmul_many(m->pool, n, qkv, 3);
 	for (int t = 0; t < n; t++) {
 		if (c->family == MODEL_OPT) {
 			cblas_sscal(qd, 1.0f / sqrtf((float)c->head_dim), s->q + (size_t)t * qd, 1);
@@ -663,8 +662,8 @@ static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap
 			s->hb[i] = s->hb[i] > 0 ? s->hb[i] : 0;
 	} else {
 		/* h = silu(gate x) * (up x); |h| is the activation value */
-		matmul(m->pool, n, s->hb2, &L->w_gate, NULL, in);
-		matmul(m->pool, n, s->hb, &L->w_up, NULL, in);
+		struct matmul_op gu[2] = {{s->hb2, &L->w_gate, NULL, in}, {s->hb, &L->w_up, NULL, in}};
+		matmul_many(m->pool, n, gu, 2);
 		for (size_t i = 0; i < nf; i++) {
 			float g = s->hb2[i];
 			s->hb[i] *= g / (1.0f + expf(-g));
