@@ -10,7 +10,8 @@
 
 #include "traces/record/safetensors.h"
 
-#define SPIN_ROUNDS 20000 /* polls of an idle worker before it sleeps (~tens of microseconds) */
+#define SPIN_ROUNDS 2000 /* polls (pause instructions) before a waiting thread sleeps or yields:
+			  * tens of microseconds, the gap between products of one token */
 
 int matmul_dtype_bytes(int dtype)
 {
@@ -25,18 +26,18 @@ const char *matmul_isa_name(int isa)
 }
 
 /* A row kernel: y[r] = W[r] . x for nr rows of `cols` elements, row r at
- * element offset r * cols of W (dtype fixed by the kernel). */
-typedef void (*rows_fn)(float *y, const void *W, const float *x, int cols, int nr);
+ * element offset r * ld of W (dtype fixed by the kernel). */
+typedef void (*rows_fn)(float *y, const void *W, size_t ld, const float *x, int cols, int nr);
 
 /* ---------------------------------------------------------------- portable kernels */
 
 /* Four partial sums per row, combined in a fixed order. */
 #define DEF_ROWS_C(NAME, T, CONV)                                                              \
-	static void NAME(float *y, const void *Wv, const float *x, int cols, int nr)           \
+	static void NAME(float *y, const void *Wv, size_t ld, const float *x, int cols, int nr) \
 	{                                                                                      \
 		const T *W = Wv;                                                               \
 		for (int r = 0; r < nr; r++) {                                                 \
-			const T *w = W + (size_t)r * cols;                                     \
+			const T *w = W + (size_t)r * ld;                                       \
 			float s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                  \
 			int i = 0;                                                             \
 			for (; i + 4 <= cols; i += 4) {                                        \
@@ -106,7 +107,8 @@ __attribute__((target(T2), always_inline)) static inline float hsum256(__m256 v)
 
 /* R rows (a constant after inlining) starting at element offset o. */
 __attribute__((target(T2), always_inline)) static inline void rows256(float *y, const void *W, size_t o,
-								      const float *x, int cols, int R, int dt)
+								      size_t ld, const float *x, int cols, int R,
+								      int dt)
 {
 	__m256 a0[4], a1[4];
 	for (int r = 0; r < R; r++)
@@ -115,7 +117,7 @@ __attribute__((target(T2), always_inline)) static inline void rows256(float *y, 
 	for (; i + 16 <= cols; i += 16) {
 		__m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
 		for (int r = 0; r < R; r++) {
-			size_t base = o + (size_t)r * cols + i;
+			size_t base = o + (size_t)r * ld + i;
 			a0[r] = _mm256_fmadd_ps(ld256(W, base, dt), x0, a0[r]);
 			a1[r] = _mm256_fmadd_ps(ld256(W, base + 8, dt), x1, a1[r]);
 		}
@@ -123,26 +125,26 @@ __attribute__((target(T2), always_inline)) static inline void rows256(float *y, 
 	if (i + 8 <= cols) {
 		__m256 x0 = _mm256_loadu_ps(x + i);
 		for (int r = 0; r < R; r++)
-			a0[r] = _mm256_fmadd_ps(ld256(W, o + (size_t)r * cols + i, dt), x0, a0[r]);
+			a0[r] = _mm256_fmadd_ps(ld256(W, o + (size_t)r * ld + i, dt), x0, a0[r]);
 		i += 8;
 	}
 	for (int r = 0; r < R; r++) {
 		float s = hsum256(_mm256_add_ps(a0[r], a1[r]));
 		for (int k = i; k < cols; k++)
-			s += conv1(W, o + (size_t)r * cols + k, dt) * x[k];
+			s += conv1(W, o + (size_t)r * ld + k, dt) * x[k];
 		y[r] = s;
 	}
 }
 
 #define DEF_ROWS_AVX2(NAME, DT)                                                                 \
-	__attribute__((target(T2))) static void NAME(float *y, const void *W, const float *x, int cols, \
-						     int nr)                                    \
+	__attribute__((target(T2))) static void NAME(float *y, const void *W, size_t ld, const float *x, \
+						     int cols, int nr)                                    \
 	{                                                                                       \
 		int r = 0;                                                                      \
 		for (; r + 4 <= nr; r += 4)                                                     \
-			rows256(y + r, W, (size_t)r * cols, x, cols, 4, DT);                    \
+			rows256(y + r, W, (size_t)r * ld, ld, x, cols, 4, DT);                    \
 		for (; r < nr; r++)                                                             \
-			rows256(y + r, W, (size_t)r * cols, x, cols, 1, DT);                    \
+			rows256(y + r, W, (size_t)r * ld, ld, x, cols, 1, DT);                    \
 	}
 DEF_ROWS_AVX2(rows_avx2_f32, ST_F32)
 DEF_ROWS_AVX2(rows_avx2_f16, ST_F16)
@@ -182,7 +184,8 @@ __attribute__((target(T512), always_inline)) static inline float hsum512(__m512 
 }
 
 __attribute__((target(T512), always_inline)) static inline void rows512(float *y, const void *W, size_t o,
-								       const float *x, int cols, int R, int dt)
+								       size_t ld, const float *x, int cols, int R,
+								       int dt)
 {
 	__m512 a0[4], a1[4];
 	for (int r = 0; r < R; r++)
@@ -191,7 +194,7 @@ __attribute__((target(T512), always_inline)) static inline void rows512(float *y
 	for (; i + 32 <= cols; i += 32) {
 		__m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
 		for (int r = 0; r < R; r++) {
-			size_t base = o + (size_t)r * cols + i;
+			size_t base = o + (size_t)r * ld + i;
 			a0[r] = _mm512_fmadd_ps(ld512(W, base, dt), x0, a0[r]);
 			a1[r] = _mm512_fmadd_ps(ld512(W, base + 16, dt), x1, a1[r]);
 		}
@@ -199,28 +202,28 @@ __attribute__((target(T512), always_inline)) static inline void rows512(float *y
 	if (i + 16 <= cols) {
 		__m512 x0 = _mm512_loadu_ps(x + i);
 		for (int r = 0; r < R; r++)
-			a0[r] = _mm512_fmadd_ps(ld512(W, o + (size_t)r * cols + i, dt), x0, a0[r]);
+			a0[r] = _mm512_fmadd_ps(ld512(W, o + (size_t)r * ld + i, dt), x0, a0[r]);
 		i += 16;
 	}
 	if (i < cols) {
 		__mmask16 m = (__mmask16)((1u << (cols - i)) - 1);
 		__m512 x1 = _mm512_maskz_loadu_ps(m, x + i);
 		for (int r = 0; r < R; r++)
-			a1[r] = _mm512_fmadd_ps(mld512(m, W, o + (size_t)r * cols + i, dt), x1, a1[r]);
+			a1[r] = _mm512_fmadd_ps(mld512(m, W, o + (size_t)r * ld + i, dt), x1, a1[r]);
 	}
 	for (int r = 0; r < R; r++)
 		y[r] = hsum512(_mm512_add_ps(a0[r], a1[r]));
 }
 
 #define DEF_ROWS_AVX512(NAME, DT)                                                                 \
-	__attribute__((target(T512))) static void NAME(float *y, const void *W, const float *x, int cols, \
-						       int nr)                                    \
+	__attribute__((target(T512))) static void NAME(float *y, const void *W, size_t ld, const float *x, \
+						       int cols, int nr)                                    \
 	{                                                                                         \
 		int r = 0;                                                                        \
 		for (; r + 4 <= nr; r += 4)                                                       \
-			rows512(y + r, W, (size_t)r * cols, x, cols, 4, DT);                      \
+			rows512(y + r, W, (size_t)r * ld, ld, x, cols, 4, DT);                      \
 		for (; r < nr; r++)                                                               \
-			rows512(y + r, W, (size_t)r * cols, x, cols, 1, DT);                      \
+			rows512(y + r, W, (size_t)r * ld, ld, x, cols, 1, DT);                      \
 	}
 DEF_ROWS_AVX512(rows_avx512_f32, ST_F32)
 DEF_ROWS_AVX512(rows_avx512_f16, ST_F16)
@@ -330,7 +333,7 @@ static void run_block(const struct matmul_pool *p, const struct job *j, const st
 	size_t eb = (size_t)matmul_dtype_bytes(W->dtype);
 	const char *src = (const char *)W->data + (size_t)r0 * W->cols * eb;
 	if (j->n == 1) {
-		rows_kernel(p->isa, W->dtype)(o->y + r0, src, o->x, W->cols, nr);
+		rows_kernel(p->isa, W->dtype)(o->y + r0, src, (size_t)W->cols, o->x, W->cols, nr);
 		for (int r = 0; o->b && r < nr; r++)
 			o->y[r0 + r] += o->b[r0 + r];
 		return;
@@ -506,6 +509,12 @@ void matmul(struct matmul_pool *p, int n, float *y, const struct matrix *W, cons
 {
 	struct matmul_op o = {y, W, b, x};
 	matmul_many(p, n, &o, 1);
+}
+
+void matmul_dot_rows(const struct matmul_pool *p, float *y, const float *W, size_t ld, const float *x,
+		     int cols, int nr)
+{
+	rows_kernel(p->isa, ST_F32)(y, W, ld, x, cols, nr);
 }
 
 void matmul_row(const struct matmul_pool *p, float *dst, const struct matrix *W, int row)

@@ -84,6 +84,12 @@ void matmul_many(struct matmul_pool *p, int n, const struct matmul_op *ops, int 
 void matmul(struct matmul_pool *p, int n, float *y, const struct matrix *W, const float *b,
 	    const float *x);
 
+/* y[r] = W[r] . x for nr float32 rows of `cols` elements, row r at W + r *
+ * ld, with the pool's decode kernel (one thread; the same sums as a
+ * one-token product). */
+void matmul_dot_rows(const struct matmul_pool *p, float *y, const float *W, size_t ld, const float *x,
+		     int cols, int nr);
+
 /* Row `row` of W widened to float32 into dst (W.cols). */
 void matmul_row(const struct matmul_pool *p, float *dst, const struct matrix *W, int row);
 

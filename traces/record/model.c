@@ -561,8 +561,9 @@ static void rope(float *v, int n_heads, int hd, int pos, double theta)
 }
 
 /* Causal self-attention of query q (q_dim) at position pos against the cache
- * of layer l (positions 0..pos); result in out (q_dim). Plain loops: small,
- * and the same sums whatever the thread count. */
+ * of layer l (positions 0..pos); result in out (q_dim). Scores through the
+ * decode kernel (rows of K at stride kv_dim); one thread, so the same sums
+ * whatever the thread count. */
 static void attention(struct model *m, int l, int pos, const float *q_all, float *out)
 {
 	const struct model_config *c = &m->cfg;
@@ -576,15 +577,12 @@ static void attention(struct model *m, int l, int pos, const float *q_all, float
 		const float *V = s->v_cache + loff + (h / group) * hd;
 		const float *q = q_all + h * hd;
 		/* scores = scale * K q, softmax over positions 0..pos */
-		for (int t = 0; t <= pos; t++) {
-			float dot = 0;
-			for (int i = 0; i < hd; i++)
-				dot += K[(size_t)t * kvd + i] * q[i];
-			att[t] = scale * dot;
-		}
-		float mx = att[0];
-		for (int t = 1; t <= pos; t++)
+		matmul_dot_rows(m->pool, att, K, (size_t)kvd, q, hd, pos + 1);
+		float mx = att[0] *= scale;
+		for (int t = 1; t <= pos; t++) {
+			att[t] *= scale;
 			mx = att[t] > mx ? att[t] : mx;
+		}
 		double sum = 0;
 		for (int t = 0; t <= pos; t++)
 			sum += att[t] = expf(att[t] - mx);
