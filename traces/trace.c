@@ -383,9 +383,13 @@ static int read_meta(hid_t f, const char *path, struct trace_meta *m, struct lif
 			       path, TRACE_SCHEMA);
 	if (h5attr_get(f, "schema_version", H5T_NATIVE_INT, 0, &version))
 		return err_set(err, ERR_FORMAT, "%s: missing schema_version attribute", path);
-	if (version != TRACE_SCHEMA_VERSION)
-		return err_set(err, ERR_FORMAT, "%s: trace schema version %d, this lifsim reads %d",
-			       path, version, TRACE_SCHEMA_VERSION);
+	if (version < TRACE_SCHEMA_VERSION_MIN || version > TRACE_SCHEMA_VERSION)
+		return err_set(err, ERR_FORMAT, "%s: trace schema version %d, this lifsim reads %d..%d",
+			       path, version, TRACE_SCHEMA_VERSION_MIN, TRACE_SCHEMA_VERSION);
+	if (H5Lexists(f, "router_experts", H5P_DEFAULT) > 0 &&
+	    H5Lexists(f, "active", H5P_DEFAULT) <= 0)
+		return err_set(err, ERR_FORMAT, "%s: a router trace (MoE expert choices, no neuron "
+			       "active sets): use it with `lifsim stats` or a sweep of kind moe", path);
 	int32_t layers, d_ffn, d_model;
 	if (h5attr_get(f, "layers", H5T_NATIVE_INT32, 0, &layers) ||
 	    h5attr_get(f, "d_ffn", H5T_NATIVE_INT32, 0, &d_ffn) ||

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/core/pass.h"
 #include "sim/core/planner.h"
 #include "sim/core/step.h"
 #include "traces/actlist.h"
@@ -112,7 +113,13 @@ struct sim_cache {
 	char lowrank_path[CACHE_MAX][512];
 	const struct predictor *lowrank[CACHE_MAX];
 	int npred, nlayout, nfreq, ndec, nlowrank;
+	int reference; /* decide through sim/core/step.h (tests) */
 };
+
+void sim_cache_set_reference(struct sim_cache *c, int on)
+{
+	c->reference = on;
+}
 
 int sim_cache_add_predictor(struct sim_cache *c, const char *path, const struct predictor *p,
 			    struct lif_err *err)
@@ -386,7 +393,45 @@ static int record_reads(struct decisions *dc, size_t row, const struct planner *
 	return 0;
 }
 
-/* One layer over all tokens through the stepper (sim/core/step.h). */
+/* One layer over all tokens through the fast pass (sim/core/pass.h). */
+static int simulate_layer_fast(struct decisions *dc, const struct trace *t, const uint8_t *pred,
+			       const uint8_t *pinned, const struct layout *layout, int l, int col,
+			       struct lif_err *err)
+{
+	const int rb = t->row_bytes, L = dc->L;
+	const struct decision_key *key = &dc->key;
+	struct pass_layer *s = pass_layer_new(layout, l, t->meta.tokens, key->window,
+					      key->merge ? key->max_gap : -1,
+					      pinned ? pinned + (size_t)l * rb : NULL, err);
+	if (!s)
+		return err->code ? err->code : ERR_NOMEM;
+	int rc = 0;
+	for (int64_t tok = 0; !rc && tok < t->meta.tokens; tok++) {
+		const size_t row = (size_t)tok * L + col;
+		struct pass_out o;
+		dc->ext_start[row] = (int64_t)dc->n_ext;
+		rc = pass_layer_next(s, pred + ((size_t)l * t->meta.tokens + tok) * rb, &o, err);
+		for (int i = 0; !rc && i < o.nsizes; i++)
+			if (decisions_add_reads(dc, row, o.sizes[i], o.counts[i]))
+				rc = err_set(err, ERR_NOMEM, "out of memory");
+		if (rc)
+			break;
+		dc->bytes[tok] += o.bytes_read;
+		dc->useful[tok] += o.useful_bytes;
+		dc->loaded[tok] += o.nload;
+		dc->used_rows[row] = o.used_rows;
+		dc->pred_rows[row] = (int32_t)o.npred;
+		dc->copies[tok] += o.nmoves;
+		dc->ops[tok] += o.nload + o.ndie;
+		dc->window_rows[tok] += o.window_rows;
+	}
+	dc->window_peak_rows += pass_layer_peak_rows(s);
+	pass_layer_free(s);
+	return rc;
+}
+
+/* One layer over all tokens through the stepper (sim/core/step.h): the
+ * reference the fast pass is tested against. */
 static int simulate_layer(struct decisions *dc, const struct trace *t, const uint8_t *pred,
 			  const uint8_t *pinned, const struct layout *layout, int l, int col,
 			  struct lif_err *err)
@@ -425,11 +470,13 @@ static int simulate_layer(struct decisions *dc, const struct trace *t, const uin
 /* One layer's decisions in a one-column decisions object. */
 static struct decisions *simulate_one_layer(const struct decision_key *key, const struct trace *t,
 					    const uint8_t *pred, const uint8_t *pinned,
-					    const struct layout *layout, int l, struct lif_err *err)
+					    const struct layout *layout, int l, int reference,
+					    struct lif_err *err)
 {
 	struct decisions *q = decisions_new(key, t->meta.tokens, 1);
-	int rc = q ? simulate_layer(q, t, pred, pinned, layout, l, 0, err)
-		   : err_set(err, ERR_NOMEM, "out of memory");
+	int rc = !q ? err_set(err, ERR_NOMEM, "out of memory")
+	       : reference ? simulate_layer(q, t, pred, pinned, layout, l, 0, err)
+			   : simulate_layer_fast(q, t, pred, pinned, layout, l, 0, err);
 	if (rc) {
 		decisions_free(q);
 		return NULL;
@@ -464,15 +511,16 @@ static int merge_layers(struct decisions *dc, struct decisions *const *per)
 /* The sparse strategy: layers are independent, so they run in parallel (a
  * sweep's points already do; then this runs on one thread). */
 static int simulate_sparse(struct decisions *dc, const struct trace *t, const uint8_t *pred,
-			   const uint8_t *pinned, const struct layout *layout, int threads,
-			   struct lif_err *err)
+			   const uint8_t *pinned, const struct layout *layout, int reference,
+			   int threads, struct lif_err *err)
 {
 	struct decisions **per = calloc(dc->L, sizeof *per);
 	struct lif_err *errs = calloc(dc->L, sizeof *errs);
 	int bad = !per || !errs, rc = 0;
 #pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad) if (!bad)
 	for (int l = 0; l < dc->L; l++)
-		bad |= !(per[l] = simulate_one_layer(&dc->key, t, pred, pinned, layout, l, &errs[l]));
+		bad |= !(per[l] = simulate_one_layer(&dc->key, t, pred, pinned, layout, l, reference,
+							   &errs[l]));
 	for (int l = 0; bad && errs && l < dc->L; l++)
 		if (errs[l].code) {
 			rc = err_set(err, errs[l].code, "%s", errs[l].msg);
@@ -550,7 +598,7 @@ static struct decisions *decide(struct sim_cache *c, const struct decision_key *
 		const struct pred_entry *pe = cache_pred(c, &key->pred, threads, err);
 		const struct layout *lay =
 			pe ? cache_layout(c, ms, key->layout, key->bundle, key->train, threads, err) : NULL;
-		rc = pe && lay ? simulate_sparse(dc, c->t, pe->sets, pinned, lay, threads, err)
+		rc = pe && lay ? simulate_sparse(dc, c->t, pe->sets, pinned, lay, c->reference, threads, err)
 			       : (err->code ? err->code : ERR_NOMEM);
 		if (pe)
 			dc->q = pe->q;
