@@ -833,6 +833,11 @@ static struct decisions *decide(struct sim_cache *c, const struct decision_key *
 		decisions_free(dc);
 		return NULL;
 	}
+	/* cached for the sweep: give back the arrays' growth room */
+	int64_t *sz = dc->n_ext ? realloc(dc->ext_size, dc->n_ext * sizeof *sz) : NULL;
+	int32_t *ct = dc->n_ext ? realloc(dc->ext_count, dc->n_ext * sizeof *ct) : NULL;
+	dc->ext_size = sz ? sz : dc->ext_size, dc->ext_count = ct ? ct : dc->ext_count;
+	dc->cap_ext = dc->n_ext ? dc->n_ext : dc->cap_ext; /* no more reads are added */
 	return dc;
 }
 
