@@ -145,7 +145,7 @@ static const char *cgroup_cpu_max(char *buf, size_t cap)
 		if (m)
 			fclose(m);
 		char *slash = strrchr(rel, '/');
-		if (!slash || slash == rel && !rel[1])
+		if (!slash || (slash == rel && !rel[1]))
 			break;
 		slash[slash == rel] = '\0'; /* "/a/b" -> "/a", "/a" -> "/" */
 	}
