@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["Trace", "read_trace", "read_sweep", "TRACE_SCHEMA"]
 
 TRACE_SCHEMA = "lifsim-trace"
-TRACE_VERSION = 1
+TRACE_VERSION = 2  # 2 added router traces (traces/FORMAT.md); 1 is read the same
 PROVENANCE_COLUMNS = ("lifsim_version", "lifsim_commit", "date", "host", "cpu")
 
 
@@ -51,8 +51,8 @@ class Trace:
             self.attrs = {k: _str(v) for k, v in f.attrs.items()}
             if self.attrs.get("schema") != TRACE_SCHEMA:
                 raise ValueError("%s: not a lifsim trace (schema %r)" % (path, self.attrs.get("schema")))
-            if self.attrs.get("schema_version") != TRACE_VERSION:
-                raise ValueError("%s: trace schema_version %r, this reader knows %d"
+            if self.attrs.get("schema_version") not in (1, TRACE_VERSION):
+                raise ValueError("%s: trace schema_version %r, this reader knows 1..%d"
                                  % (path, self.attrs.get("schema_version"), TRACE_VERSION))
             self.n_tokens = int(self.attrs["tokens"])
             self.layers = int(self.attrs["layers"])
