@@ -20,6 +20,7 @@ out=$(cd "$out" && pwd)
 work=${GOLDEN_WORK:-/tmp/lifsim-golden}
 rm -rf "$work" && mkdir -p "$work"
 "$lifsim" -q synth "$src/models/llms/opt-6.7b.ini" --tokens "$tokens" --seed 1 -o "$work/opt.h5"
+"$lifsim" -q synth "$src/models/llms/gpt-oss-120b.ini" --tokens "$tokens" --seed 1 -o "$work/moe.h5"
 # lowbit's device: the shipped profile with fixed kernel rates (bench-gemv measures them otherwise)
 printf 'lut_weights_per_s = 4e9, 4e9, 3e9, 2.5e9\ndequant_weights_per_s = 2e9, 2e9, 1.5e9, 1.2e9\n' >"$work/rates.txt"
 awk -v rates="$work/rates.txt" '{ print } /^\[compute\]/ { while ((getline l < rates) > 0) print l }' \
@@ -32,7 +33,7 @@ for ini in "$src"/experiments/*.ini; do
 	host-validate) continue ;;
 	tinylm-predictors) trace=$work/tinylm/tinylm.h5 ;;
 	esac
-	TRACE=$trace LOWBIT_DEVICE="$work/m1max-gemv.ini" PRED_DIR="$work/tinylm" \
+	TRACE=$trace MOE_TRACE="$work/moe.h5" LOWBIT_DEVICE="$work/m1max-gemv.ini" PRED_DIR="$work/tinylm" \
 		"$lifsim" -q sweep "$ini" -o "$out/$name"
 done
 "$lifsim" -q stats "$work/opt.h5" -o "$out/stats-opt.csv"

@@ -279,3 +279,34 @@ Test(moe, synthetic_routing_follows_its_parameters)
 	router_trace_free(a);
 	router_trace_free(b);
 }
+
+Test(moe, synth_then_stats_on_an_moe_model_end_to_end)
+{
+	char out[8192];
+	const char *trace = tu_path("olmoe.h5"), *csv = tu_path("olmoe.csv");
+	int st = tu_lifsim(out, sizeof out, "synth %s --tokens 60 --seed 3 --set repeat=0.5 -o %s",
+			   tu_src("models/llms/olmoe-1b-7b.ini"), trace);
+	cr_assert_eq(st, 0, "%s", out);
+	cr_expect(strstr(out, "olmoe-1b-7b router trace, 60 tokens x 16 MoE layers, top-8 of 64"),
+		  "%s", out);
+	st = tu_lifsim(out, sizeof out, "stats %s -o %s", trace, csv);
+	cr_assert_eq(st, 0, "%s", out);
+	cr_expect(strstr(out, "LRU hit rate by cache size"), "%s", out);
+	cr_expect_eq(access(csv, F_OK), 0);
+	st = tu_lifsim(out, sizeof out, "synth %s --tokens 10 --set phi=0.5 -o %s",
+		       tu_src("models/llms/olmoe-1b-7b.ini"), trace);
+	cr_expect_neq(st, 0);
+	cr_expect(strstr(out, "unknown generator parameter 'phi'"), "%s", out);
+}
+
+Test(moe, sweep_point_needs_exactly_one_of_cache_and_budget)
+{
+	char out[8192], ini[2048];
+	snprintf(ini, sizeof ini, "[experiment]\nkind = moe\nmodel = %s\ndevice = %s\n"
+		 "[synth]\ntokens = 20\n[moe]\nexpert_cache = 4\ndram_budget = 8GB\n",
+		 tu_src("models/llms/olmoe-1b-7b.ini"), tu_src("models/devices/ufs40-phone.ini"));
+	const char *p = tu_write("both.ini", ini);
+	int st = tu_lifsim(out, sizeof out, "sweep %s -o %s", p, tu_path("both.out"));
+	cr_expect_neq(st, 0);
+	cr_expect(strstr(out, "give exactly one of expert_cache"), "%s", out);
+}
