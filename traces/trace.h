@@ -1,5 +1,5 @@
 /*
- * trace: the lifsim activation trace, HDF5 schema "lifsim-trace" v1.
+ * trace: the lifsim activation trace, HDF5 schema "lifsim-trace" v2 (reads v1).
  *
  * traces/FORMAT.md is the normative description; this module is its only
  * reader and writer. A trace holds, for every (token, layer), the set of FFN
@@ -28,9 +28,13 @@
 #include "sim/base/err.h"
 
 #define TRACE_SCHEMA "lifsim-trace"
-#define TRACE_SCHEMA_VERSION 1
+/* v2: every dataset carries HDF5's Fletcher32 checksum and the file is in
+ * HDF5's 1.10 format (checksummed metadata); v1 files are still read. */
+#define TRACE_SCHEMA_VERSION 2
 #define TRACE_MAX_LAYERS 256
 #define TRACE_MAX_DFFN (1 << 22)
+#define TRACE_MAX_DMODEL (1 << 20)
+#define TRACE_MAX_TOKENS ((int64_t)1 << 32)
 
 enum trace_source { TRACE_SOURCE_SYNTHETIC = 0, TRACE_SOURCE_RECORDED = 1 };
 
