@@ -117,3 +117,27 @@ Test(hostile, written_chunks_carry_checksums_hdf5_verifies)
 	}
 	H5Fclose(f);
 }
+
+/* 3 bytes flipped (tests/hostile/flip.c, seeds 63 and 118, span 2048) in the
+ * metadata of a version-1 trace made libhdf5 itself crash (SIGSEGV) in stats
+ * and predictor train; now the read runs in a child process first. */
+ParameterizedTestParameters(hostile, a_flipped_v1_trace_that_crashes_libhdf5_is_an_error)
+{
+	static struct hostile_case cases[] = {
+		{"flipped/v1_seed63_crash.h5", "crashed the HDF5 library"},
+		{"flipped/v1_seed118_crash.h5", "crashed the HDF5 library"},
+	};
+	return cr_make_param_array(struct hostile_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(struct hostile_case *c, hostile, a_flipped_v1_trace_that_crashes_libhdf5_is_an_error)
+{
+	char path[1024], out[4096], rel[128];
+	snprintf(rel, sizeof rel, "tests/data/hostile/%s", c->file);
+	snprintf(path, sizeof path, "%s", tu_src(rel));
+	cr_expect_eq(tu_lifsim(out, sizeof out, "stats %s", path), 1, "%s", out);
+	cr_expect(strstr(out, c->want) && strstr(out, path), "%s", out);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "predictor train %s --rank 2 -o %s", path,
+			       tu_path("p.h5")), 1, "%s", out);
+	cr_expect(strstr(out, c->want), "%s", out);
+}

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sim/base/claim.h"
@@ -213,5 +215,64 @@ int h5attr_check_stored(hid_t d, const char *path, const char *name, struct lif_
 		return err_set(err, ERR_FORMAT, "%s: dataset '%s' stores %llu of its %llu chunks "
 			       "(the file claims more than it holds)", path, name,
 			       (unsigned long long)have, (unsigned long long)want);
+	return 0;
+}
+
+int h5attr_superblock_version(const char *path)
+{
+	static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+	unsigned char b[9];
+	FILE *f = fopen(path, "rb");
+	int v = -1;
+	/* the signature is at 0, 512, 1024, 2048, ... */
+	for (long at = 0; f && v < 0 && at <= (1L << 20); at = at ? 2 * at : 512)
+		if (fseek(f, at, SEEK_SET) || fread(b, 1, 9, f) != 9)
+			break;
+		else if (!memcmp(b, sig, 8))
+			v = b[8];
+	if (f)
+		fclose(f);
+	return v;
+}
+
+int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
+		   void *arg, struct lif_err *err)
+{
+	int fd[2];
+	if (pipe(fd))
+		return fn(path, arg, err);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fd[0]), close(fd[1]);
+		return fn(path, arg, err);
+	}
+	if (pid == 0) { /* the child reads; only its verdict crosses the pipe */
+		struct lif_err e = {0};
+		close(fd[0]);
+		int rc = fn(path, arg, &e);
+		if (rc && write(fd[1], e.msg, strlen(e.msg)) < 0)
+			rc = 1;
+		_exit(rc ? 1 : 0);
+	}
+	close(fd[1]);
+	char msg[sizeof err->msg] = "";
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof msg - 1 && (r = read(fd[0], msg + n, sizeof msg - 1 - n)) > 0)
+		n += (size_t)r;
+	msg[n] = '\0';
+	close(fd[0]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return err_set(err, ERR_IO, "%s: cannot wait for the reading process", path);
+	if (WIFSIGNALED(st))
+		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it crashed the HDF5 library "
+			       "(signal %d, %s); its format (HDF5 superblock version %d) has no "
+			       "metadata checksums", path, WTERMSIG(st), strsignal(WTERMSIG(st)),
+			       h5attr_superblock_version(path));
+	if (WEXITSTATUS(st))
+		return err_set(err, ERR_FORMAT, "%s", msg[0] ? msg : "corrupt file");
 	return 0;
 }

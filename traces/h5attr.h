@@ -42,6 +42,18 @@ int h5attr_has_checksum(hid_t d);
  * endian), for readers and writers that handle raw chunks. */
 uint32_t h5attr_fletcher32(const uint8_t *data, size_t bytes);
 
+/* The HDF5 superblock version of path (0 and 1: HDF5 1.6 format, metadata
+ * without checksums; 2 and 3: checksummed), or -1 when it has none. */
+int h5attr_superblock_version(const char *path);
+
+/* Run fn(path, arg, err) in a child process first: a file whose metadata
+ * carries no checksums can make libhdf5 itself crash, and lifsim must not.
+ * Returns fn's verdict (its message), or a "corrupt: reading it crashed the
+ * HDF5 library" error when the child dies of a signal. The child's work is
+ * discarded; call fn again in the process once it returns 0. */
+int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
+		   void *arg, struct lif_err *err);
+
 /* n = 0: a scalar; otherwise a 1-D array of n. */
 int h5attr_put(hid_t obj, const char *name, hid_t type, hsize_t n, const void *v);
 int h5attr_put_str(hid_t obj, const char *name, const char *s);

@@ -723,7 +723,29 @@ struct trace *trace_load(const char *path, int flags, struct lif_err *err)
 	return trace_load_threads(path, flags, 1, err);
 }
 
+static struct trace *load_in_process(const char *path, int flags, int threads,
+				     struct lif_err *err);
+
+static int load_probe(const char *path, void *flags, struct lif_err *err)
+{
+	struct trace *t = load_in_process(path, *(int *)flags, 1, err);
+	trace_free(t);
+	return t ? 0 : ERR_FORMAT;
+}
+
 struct trace *trace_load_threads(const char *path, int flags, int threads, struct lif_err *err)
+{
+	/* a file in HDF5's old format (v1 traces) has no metadata checksums:
+	 * read it in a child process first, so that corrupt metadata that
+	 * crashes libhdf5 is an error here */
+	int sb = h5attr_superblock_version(path);
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, &flags, err))
+		return NULL;
+	return load_in_process(path, flags, threads, err);
+}
+
+static struct trace *load_in_process(const char *path, int flags, int threads,
+				     struct lif_err *err)
 {
 	struct trace *t = calloc(1, sizeof *t);
 	struct dset ds[DS_N] = {{0}};

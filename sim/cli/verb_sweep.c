@@ -170,6 +170,10 @@ int verb_sweep(int argc, char **argv, const struct cli_global *g)
 	if (kind && kind->ctx_free)
 		kind->ctx_free(ctx);
 	sweep_free(sw);
+	if (rc && sweep_stop) { /* interrupted: what was flushed is kept for a resume */
+		cli_fail("sweep", &err);
+		return 130;
+	}
 	return rc ? cli_fail("sweep", &err) : 0;
 }
 

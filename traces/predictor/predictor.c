@@ -963,7 +963,27 @@ static int predictor_claim(const char *path, const int32_t dims[5], struct lif_e
 	return claim_memory(path, what, total, err);
 }
 
+static struct predictor *load_in_process(const char *path, struct lif_err *err);
+
+static int load_probe(const char *path, void *arg, struct lif_err *err)
+{
+	struct predictor *p = load_in_process(path, err);
+	(void)arg;
+	predictor_free(p);
+	return p ? 0 : ERR_FORMAT;
+}
+
 struct predictor *predictor_load(const char *path, struct lif_err *err)
+{
+	/* v1 files (HDF5's old format, no metadata checksums) are read in a
+	 * child process first: see h5attr_isolate */
+	int sb = h5attr_superblock_version(path);
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, NULL, err))
+		return NULL;
+	return load_in_process(path, err);
+}
+
+static struct predictor *load_in_process(const char *path, struct lif_err *err)
 {
 	hid_t f = h5attr_open_readonly(path, err);
 	if (f < 0) {
