@@ -67,6 +67,33 @@ struct trace_writer {
 	int threads;
 };
 
+/* What each dataset holds, as attributes on it (traces/FORMAT.md). */
+static const struct {
+	const char *name, *description, *axes, *encoding;
+} ds_docs[] = {
+	{"tokens", "token id of each generated token (0 for synthetic traces)", "token", "int32"},
+	{"active", "active FFN neurons of each token and layer", "token, layer, neuron byte",
+	 "bit-packed, LSB first: bit i % 8 of byte i / 8 is neuron i "
+	 "(numpy.unpackbits(x, axis=-1, bitorder='little')[..., :d_ffn])"},
+	{"band", "near-threshold band of each neuron: two bit planes (level bit 0, bit 1), "
+		 "level 3 nearest (traces/FORMAT.md, The band)",
+	 "token, layer, plane * neuron byte", "bit-packed like active, plane 0 then plane 1"},
+	{"ffn_inputs", "the FFN input of each token and layer (what a predictor sees)",
+	 "token, layer, d_model", "float32"},
+};
+
+static int describe_dataset(hid_t d, const char *name)
+{
+	int rc = 0;
+	for (size_t i = 0; i < sizeof ds_docs / sizeof ds_docs[0]; i++)
+		if (!strcmp(ds_docs[i].name, name)) {
+			rc |= h5attr_put_str(d, "description", ds_docs[i].description);
+			rc |= h5attr_put_str(d, "axes", ds_docs[i].axes);
+			rc |= h5attr_put_str(d, "encoding", ds_docs[i].encoding);
+		}
+	return rc;
+}
+
 static hid_t make_dataset(hid_t file, const char *name, hid_t type, int rank,
 			  const hsize_t *inner, hsize_t chunk_tokens, int compress, int shuffle,
 			  size_t elem_bytes)
@@ -96,6 +123,10 @@ static hid_t make_dataset(hid_t file, const char *name, hid_t type, int rank,
 	H5Pclose(dapl);
 	H5Pclose(dcpl);
 	H5Sclose(sp);
+	if (d >= 0 && describe_dataset(d, name)) {
+		H5Dclose(d);
+		d = H5I_INVALID_HID;
+	}
 	return d;
 }
 
@@ -393,10 +424,14 @@ static int read_meta(hid_t f, const char *path, struct trace_meta *m, int *versi
 			       path, TRACE_SCHEMA);
 	if (h5attr_get(f, "schema_version", H5T_NATIVE_INT64, 0, &v))
 		return err_set(err, ERR_FORMAT, "%s: missing schema_version attribute", path);
-	if (v < 1 || v > TRACE_SCHEMA_VERSION)
-		return err_set(err, ERR_FORMAT, "%s: trace schema version %lld, this lifsim reads 1 to %d",
-			       path, (long long)v, TRACE_SCHEMA_VERSION);
+	if (v < TRACE_SCHEMA_VERSION_MIN || v > TRACE_SCHEMA_VERSION)
+		return err_set(err, ERR_FORMAT, "%s: trace schema version %lld, this lifsim reads %d..%d",
+			       path, (long long)v, TRACE_SCHEMA_VERSION_MIN, TRACE_SCHEMA_VERSION);
 	*version = (int)v;
+	if (H5Lexists(f, "router_experts", H5P_DEFAULT) > 0 &&
+	    H5Lexists(f, "active", H5P_DEFAULT) <= 0)
+		return err_set(err, ERR_FORMAT, "%s: a router trace (MoE expert choices, no neuron "
+			       "active sets): use it with `lifsim stats` or a sweep of kind moe", path);
 	if (h5attr_get_int(f, path, "layers", 1, TRACE_MAX_LAYERS, &layers, err) ||
 	    h5attr_get_int(f, path, "d_ffn", 1, TRACE_MAX_DFFN, &d_ffn, err) ||
 	    h5attr_get_int(f, path, "d_model", 0, TRACE_MAX_DMODEL, &d_model, err) ||
@@ -490,9 +525,6 @@ static int open_checked(hid_t f, const char *path, int version, struct dset *s,
 			       s->name, has, s->cls == H5T_FLOAT ? "float32" : s->elem == 4 ? "int32" : "uint8",
 			       shape);
 	}
-	if (version >= 2 && !h5attr_has_checksum(s->d))
-		return err_set(err, ERR_FORMAT, "%s: dataset '%s' carries no checksum (schema "
-			       "version %d requires the Fletcher32 filter)", path, s->name, version);
 	return h5attr_check_stored(s->d, path, s->name, err);
 }
 

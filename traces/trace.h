@@ -28,9 +28,14 @@
 #include "sim/base/err.h"
 
 #define TRACE_SCHEMA "lifsim-trace"
-/* v2: every dataset carries HDF5's Fletcher32 checksum and the file is in
- * HDF5's 1.10 format (checksummed metadata); v1 files are still read. */
+/* Version 2 added router traces (traces/router.h): the router datasets and
+ * attributes, `active` absent in a router-only trace. Readers take 1..2.
+ * Traces this lifsim writes carry HDF5's Fletcher32 checksum on every dataset
+ * in HDF5's 1.10 format (checksummed metadata); readers verify any checksum
+ * present. */
 #define TRACE_SCHEMA_VERSION 2
+#define TRACE_SCHEMA_VERSION_ROUTER 2
+#define TRACE_SCHEMA_VERSION_MIN 1
 #define TRACE_MAX_LAYERS 256
 #define TRACE_MAX_DFFN (1 << 22)
 #define TRACE_MAX_DMODEL (1 << 20)

@@ -127,9 +127,6 @@ static const struct spec specs[] = {
 	/* layers = 2^40 (an int64 that clamps in an int32 read) */
 	{.name = "layers_2e40.h5", .layers = (int64_t)1 << 40, .d_ffn = 64, .tokens_attr = 4,
 	 .tokens_stored = 4, .write_data = 1, .version = 2, .fill = 0x11},
-	/* version 2 without checksums */
-	{.name = "v2_no_checksum.h5", .layers = 2, .d_ffn = 64, .tokens_attr = 4,
-	 .tokens_stored = 4, .write_data = 1, .version = 2 + 100, .fill = 0x11},
 	/* valid, every neuron inactive: stats printed -nan */
 	{.name = "all_inactive.h5", .layers = 2, .d_ffn = 64, .tokens_attr = 32,
 	 .tokens_stored = 32, .write_data = 1, .version = 2, .fill = 0},
