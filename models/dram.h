@@ -2,7 +2,7 @@
  * dram: the cost of the memory manager's work per token.
  *
  * The simulator counts what the paper's preallocated per-layer matrix does
- * (see ../shared/DESIGN.md, "Memory management"): bytes moved by row copies
+ * (see ARCHITECTURE.md, "The cost model"): bytes moved by row copies
  * (a delete copies the last used row into the hole), the number of
  * operations (inserts and deletes, each with fixed bookkeeping: pointer,
  * bias, num_used, last_k_active), and for a GPU backend the bytes sent from

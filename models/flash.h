@@ -13,7 +13,7 @@
  *   assumes the set keeps N requests in flight; a caller that passes fewer
  *   extents than N should pass a smaller N.
  *
- * parametric (fitted by `calibrate`, see ../shared/DESIGN.md "cost model"):
+ * parametric (fitted by `calibrate`, see ARCHITECTURE.md, "The cost model"):
  *   b_a  = b rounded up to `alignment_bytes` (the device reads whole blocks)
  *   t(b) = t0 + b_a / B_xfer                 per-request service time
  *   X(b,N) = softmin(N b_a / t(b), IOPS_max b_a, B_max)

@@ -2,7 +2,7 @@
 # Inputs: R/device/m1max-fit.csv (`lifsim device models/devices/m1max-parametric.ini`);
 # optional R/host/host.raw.csv (calibrate's raw measurements) and
 # R/host/host-fit.csv (`lifsim device` on the fitted host profile).
-# Paper points: ../shared/REFERENCES.md (8 KiB and 16 KiB at 32 threads, 6.1 GB/s sequential).
+# Paper points: docs/REFERENCES.md (8 KiB and 16 KiB at 32 threads, 6.1 GB/s sequential).
 fit = R.'/device/m1max-fit.csv'
 raw = R.'/host/host.raw.csv'
 hfit = R.'/host/host-fit.csv'

@@ -1,9 +1,10 @@
-/* lifsim: one command, `lifsim VERB ...` (see ../shared/DESIGN.md, "CLI"). */
+/* lifsim: one command, `lifsim VERB ...` (ARCHITECTURE.md, "Contracts"; lifsim(1)). */
 #include <gsl/gsl_errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "sim/base/conf.h"
+#include "sim/base/path.h"
 #include "sim/cli/verbs.h"
 #include "traces/trace.h"
 
@@ -37,7 +38,14 @@ static void usage(FILE *f)
 		   "  --threads N  worker threads (default: the CPUs this process may use:\n"
 		   "               affinity, cgroup cpu.max quota, SLURM_CPUS_PER_TASK)\n"
 		   "  --quiet      no summary or progress output\n\n"
-		   "`lifsim VERB --help` describes each verb.\n");
+		   "`lifsim VERB --help` describes each verb; `man lifsim` all of them.\n\n"
+		   "Models, devices and experiments are found by path or short name (opt-6.7b,\n"
+		   "m1max, paper-table2) in: the current directory, $LIFSIM_PATH, then");
+	static struct path_dirs data; /* 128 KiB */
+	path_data_dirs(&data);
+	for (size_t i = 0; i < data.n; i++)
+		fprintf(f, "%s %s", i ? "," : "", data.dir[i]);
+	fprintf(f, ".\n");
 }
 
 int main(int argc, char **argv)

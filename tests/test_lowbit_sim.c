@@ -237,7 +237,7 @@ static struct bench_bad bench_bads[] = {
 	{"--profile P", "--profile and -o go together"},
 	{"-o X --profile P --bits 2,4", "--profile needs every bit width 1,2,3,4 and both"},
 	{"-o X --profile P --kernels lut", "--profile needs every bit width 1,2,3,4 and both"},
-	{"-o X --profile no-such.ini", "no-such.ini: cannot open"},
+	{"-o X --profile no-such.ini", "no device profile 'no-such.ini' in: "},
 };
 
 ParameterizedTestParameters(lowbit_sim, bench_gemv_profile_errors_say_what_is_wrong)

@@ -283,7 +283,7 @@ Test(record, interrupted_run_leaves_a_valid_shorter_trace, .init = tu_init)
 	/* SIGINT a run that would take minutes */
 	int rc = tu_lifsim(msg, sizeof msg, "record --threads 1 --model '%s' --tokens-file '%s' --generate 200000 "
 			   "--inputs -o '%s' 2>&1 & pid=$!; sleep 2; kill -INT $pid; wait $pid", dir, ids, out);
-	cr_expect_eq(rc, 1, "%s", msg);
+	cr_expect_eq(rc, 130, "an interrupted run exits 130: %s", msg);
 	cr_expect(strstr(msg, "interrupted"), "%s", msg);
 	struct trace_meta m;
 	struct lif_err e = {0};

@@ -52,6 +52,16 @@ int cli_take_globals(int *argc, char **argv, struct cli_global *g)
 	return 0;
 }
 
+const char *cli_path(const char *verb, enum path_kind kind, const char *arg, char *buf,
+		     size_t cap)
+{
+	struct lif_err err = {0};
+	if (!path_find(arg, kind, NULL, buf, cap, &err))
+		return buf;
+	cli_fail(verb, &err);
+	return NULL;
+}
+
 int cli_fail(const char *verb, const struct lif_err *err)
 {
 	fprintf(stderr, "lifsim %s: %s\n", verb, err->code ? err->msg : "failed");

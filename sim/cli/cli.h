@@ -9,6 +9,7 @@
 #include <getopt.h>
 
 #include "sim/base/err.h"
+#include "sim/base/path.h"
 
 struct cli_global {
 	int threads;  /* --threads N; default: the CPUs this process may use (hostinfo.h) */
@@ -23,6 +24,12 @@ int cli_take_globals(int *argc, char **argv, struct cli_global *g);
 /* Print "lifsim VERB: msg" to stderr and return 1 (the exit status). */
 int cli_fail(const char *verb, const struct lif_err *err);
 int cli_failf(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Find a file argument through the search path (sim/base/path.h: the current
+ * directory, LIFSIM_PATH, the data directory; short names by kind) into buf.
+ * Returns buf, or NULL after printing an error that lists the places tried. */
+const char *cli_path(const char *verb, enum path_kind kind, const char *arg, char *buf,
+		     size_t cap);
 
 /* getopt_long wrapper: returns the option, or -1 at the end; on an unknown
  * option or missing argument prints a clear error and returns '?'. */

@@ -151,7 +151,10 @@ static int parse_model(const char *path, struct opts *o)
 {
 	struct llm_desc d;
 	struct lif_err e = {0};
-	if (llm_load(path, &d, &e))
+	char found[PATH_CAP];
+	if (!cli_path(VERB, PATH_MODEL, path, found, sizeof found))
+		return 1;
+	if (llm_load(found, &d, &e))
 		return cli_fail(VERB, &e);
 	o->shape[0][0] = d.d_ffn, o->shape[0][1] = d.d_model; /* up (and gate) */
 	o->shape[1][0] = d.d_model, o->shape[1][1] = d.d_ffn; /* down */
@@ -596,6 +599,10 @@ int verb_bench_gemv(int argc, char **argv, const struct cli_global *g)
 	int rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	char profile[PATH_CAP];
+	if (o.profile_in && !(o.profile_in = cli_path(VERB, PATH_DEVICE, o.profile_in, profile,
+						      sizeof profile)))
+		return 1;
 	if (o.profile_in && device_load(o.profile_in, &dev, &err)) /* before the long run */
 		return cli_fail(VERB, &err);
 	if (o.csv) {

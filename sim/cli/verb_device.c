@@ -141,7 +141,10 @@ int verb_device(int argc, char **argv, const struct cli_global *g)
 		return cli_failf(VERB, "expected one PROFILE.ini (see lifsim device --help)") + 1;
 	struct device d;
 	struct lif_err err = {0};
-	if (device_load(argv[optind], &d, &err))
+	char path[PATH_CAP];
+	if (!cli_path(VERB, PATH_DEVICE, argv[optind], path, sizeof path))
+		return 1;
+	if (device_load(path, &d, &err))
 		return cli_fail(VERB, &err);
 	if (bench_n)
 		return bench(&d, bench_n);

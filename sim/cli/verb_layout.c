@@ -136,7 +136,10 @@ int verb_layout(int argc, char **argv, const struct cli_global *g)
 	struct llm_desc m;
 	struct trace *t = NULL;
 	struct layout *l = NULL;
-	int rc = llm_load(argv[optind], &m, &err);
+	char model[PATH_CAP];
+	if (!cli_path(VERB, PATH_MODEL, argv[optind], model, sizeof model))
+		return 1;
+	int rc = llm_load(model, &m, &err);
 	if (!rc && dtype) {
 		int d = 0;
 		while (d < LLM_NDTYPES && strcmp(llm_dtype_name(d), dtype))
@@ -145,7 +148,7 @@ int verb_layout(int argc, char **argv, const struct cli_global *g)
 			rc = err_set(&err, ERR_INVAL, "--dtype: unknown dtype '%s'", dtype);
 		m.dtype = d;
 		if (!rc)
-			rc = llm_derive(&m, argv[optind], &err);
+			rc = llm_derive(&m, model, &err);
 	}
 	if (!rc)
 		rc = replay_scale_model(&m, scale, &err);

@@ -572,6 +572,6 @@ int verb_record(int argc, char **argv, const struct cli_global *g)
 	sigaction(SIGTERM, &sa, NULL);
 	struct lif_err err = {0};
 	if (run_record(&o, g, &err))
-		return cli_fail(VERB, &err);
-	return 0;
+		rc = cli_fail(VERB, &err);
+	return stop_requested ? 130 : rc; /* interrupted: a valid, shorter trace */
 }

@@ -190,7 +190,10 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 	}
 	if (optind != argc - 1 || !a.trace || !a.weights)
 		return cli_failf("replay", "expected MODEL.ini, --trace T.h5 and --weights W (see --help)") + 1;
-	a.model = argv[optind];
+	char model[PATH_CAP], device[PATH_CAP];
+	if (!(a.model = cli_path("replay", PATH_MODEL, argv[optind], model, sizeof model)) ||
+	    (a.device && !(a.device = cli_path("replay", PATH_DEVICE, a.device, device, sizeof device))))
+		return 1;
 	return replay_go(&a, &p, g);
 }
 
@@ -226,9 +229,12 @@ int verb_validate(int argc, char **argv, const struct cli_global *g)
 	struct lif_err err = {0};
 	struct sweep *sw = NULL;
 	void *ctx = NULL;
-	int rc = sweep_new(argv[optind], &sw, &err);
+	char exp[PATH_CAP];
+	if (!cli_path("validate", PATH_EXPERIMENT, argv[optind], exp, sizeof exp))
+		return 1;
+	int rc = sweep_new(exp, &sw, &err);
 	if (!rc && strcmp(sweep_kind_name(sw), "validate"))
-		rc = err_set(&err, ERR_INVAL, "%s: [experiment] kind is '%s', not validate", argv[optind],
+		rc = err_set(&err, ERR_INVAL, "%s: [experiment] kind is '%s', not validate", exp,
 			     sweep_kind_name(sw));
 	if (!rc)
 		rc = sweep_kind_validate.ctx_new(sw, &ctx, &err);

@@ -66,6 +66,7 @@ static void show_plan(void *pctx, const struct sweep_report *rep)
 
 struct sweep_args {
 	const char *exp, *out;
+	char exp_path[PATH_CAP]; /* exp as found on the search path */
 	int dry, shard_index, shard_count;
 	double flush_s;
 };
@@ -96,7 +97,9 @@ static int sweep_parse(int argc, char **argv, struct sweep_args *a)
 	}
 	if (optind != argc - 1)
 		return cli_failf("sweep", "expected one EXPERIMENT.ini (see lifsim sweep --help)");
-	a->exp = argv[optind];
+	if (!(a->exp = cli_path("sweep", PATH_EXPERIMENT, argv[optind], a->exp_path,
+				sizeof a->exp_path)))
+		return 1;
 	if (!a->out && !a->dry)
 		return cli_failf("sweep", "missing -o DIR (or --dry-run)");
 	return -1;
@@ -133,6 +136,8 @@ static int sweep_go(const struct sweep_args *a, const struct sweep *sw,
 	int rc = sweep_run(sw, kind, ctx, &o, &rep, err);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
+	if (!rc && rep.kept + rep.computed == rep.points)
+		sweep_stop = 0; /* every point done: not an interrupted sweep */
 	if (!rc && !g->quiet)
 		fprintf(stderr, "lifsim sweep: %s/%s: %zu of %zu points (%zu computed, %zu kept) in %.2f s\n",
 			a->out, SWEEP_RESULTS, rep.kept + rep.computed, rep.points, rep.computed, rep.kept,
@@ -170,11 +175,8 @@ int verb_sweep(int argc, char **argv, const struct cli_global *g)
 	if (kind && kind->ctx_free)
 		kind->ctx_free(ctx);
 	sweep_free(sw);
-	if (rc && sweep_stop) { /* interrupted: what was flushed is kept for a resume */
-		cli_fail("sweep", &err);
-		return 130;
-	}
-	return rc ? cli_fail("sweep", &err) : 0;
+	rc = rc ? cli_fail("sweep", &err) : 0;
+	return sweep_stop ? 130 : rc; /* interrupted: the points done so far are written */
 }
 
 static void merge_usage(FILE *f)

@@ -131,7 +131,10 @@ int verb_synth(int argc, char **argv, const struct cli_global *g)
 		return cli_failf("synth", "no output file: give -o TRACE.h5");
 	struct llm_desc m;
 	struct lif_err err = {0};
-	if (llm_load(argv[optind], &m, &err))
+	char model[PATH_CAP];
+	if (!cli_path("synth", PATH_MODEL, argv[optind], model, sizeof model))
+		return 1;
+	if (llm_load(model, &m, &err))
 		return cli_fail("synth", &err);
 	if (llm_is_moe(&m))
 		return synth_moe(&m, set, n, out, g);

@@ -1,6 +1,6 @@
 /*
  * layout: where each FFN neuron's weights live in the weight file, one const
- * vtable per strategy (DESIGN.md "Layout strategies"):
+ * vtable per strategy (ARCHITECTURE.md, "Layout strategies"):
  *   separate  up columns, (gate columns,) down rows in 2 (3) regions: one
  *             read per matrix per neuron, each d_model * bytes;
  *   rowcol    column i of up (and gate) beside row i of down: one read of

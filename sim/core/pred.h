@@ -1,6 +1,6 @@
 /*
  * pred: which FFN neurons a token loads — the predictor, one const vtable per
- * mode (DESIGN.md "Decisions the simulator models"):
+ * mode (ARCHITECTURE.md, "Decisions the simulator models"):
  *   none     every neuron (dense; the naive baselines);
  *   oracle   exactly the trace's active set;
  *   modeled  the active set with a target recall and false-positive rate,

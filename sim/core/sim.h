@@ -2,7 +2,7 @@
  * sim: the simulator core. Given a trace, a model description, a device
  * profile and the knobs of one sweep point, it decides what each token loads
  * and what that costs, and returns numbers. It reads no clock and does no
- * file I/O (DESIGN.md "The cost model", "Decisions the simulator models").
+ * file I/O (ARCHITECTURE.md, "The cost model", "Decisions the simulator models").
  *
  * Per token t and layer l (strategy = sparse):
  *   1. predicted set P(t)     = the predictor's choice (sim/core/pred.h), minus the

@@ -1,7 +1,7 @@
 /*
  * step: the simulator's decisions for one layer, one token at a time — the
  * contract the real path (replay) shares with the cost model, so predicted
- * and measured differ only in the cost model (DESIGN.md "Data flow").
+ * and measured differ only in the cost model (ARCHITECTURE.md, "Data flow").
  *
  * A step_layer holds one layer's state: the window (the union of the
  * predicted sets of the last `window` tokens, pinned neurons excluded), the

@@ -1,5 +1,5 @@
 /*
- * replay: the simulator's decisions carried out for real (DESIGN.md "Data
+ * replay: the simulator's decisions carried out for real (ARCHITECTURE.md, "Data
  * flow"): the same predicted sets, layout, pinned set and window
  * (sim_inputs_get), stepped by the same per-layer stepper (sim/core/step.h), with
  * real reads of a weight file (sim/real/wfile.h) through an io engine

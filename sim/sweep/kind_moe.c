@@ -118,11 +118,15 @@ static int read_point(const struct conf_doc *doc, struct moe_point *pt, struct l
 	if (!rc && (pt->expert_cache < 0) == (pt->dram_budget == 0))
 		rc = err_set(err, ERR_INVAL, "[moe] give exactly one of expert_cache (>= 0) and "
 			     "dram_budget (> 0)");
-	if (!rc) {
-		pointin_resolve(pt->model, sizeof pt->model, doc, "experiment", "model");
-		pointin_resolve(pt->device, sizeof pt->device, doc, "experiment", "device");
-		pointin_resolve(pt->trace, sizeof pt->trace, doc, "experiment", "trace");
-	}
+	if (!rc)
+		rc = pointin_resolve(pt->model, sizeof pt->model, doc, "experiment", "model",
+				     PATH_MODEL, err);
+	if (!rc)
+		rc = pointin_resolve(pt->device, sizeof pt->device, doc, "experiment", "device",
+				     PATH_DEVICE, err);
+	if (!rc)
+		rc = pointin_resolve(pt->trace, sizeof pt->trace, doc, "experiment", "trace",
+				     PATH_FILE, err);
 	return rc;
 }
 

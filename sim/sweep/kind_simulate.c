@@ -15,7 +15,9 @@
  *                 (in order of first appearance), and a point without a key
  *                 leaves its two cells empty, so rows with and without
  *                 references mix (and shards of one sweep agree)
- * Relative paths are relative to the file that names them.
+ * Paths go through the search path (sim/base/path.h, pointin_resolve): first
+ * relative to the file that names them, then LIFSIM_PATH and the data
+ * directory; model and device also take short names (opt-6.7b, m1max).
  *
  * Traces, models and devices are loaded once per distinct value and shared
  * by the points (lazily, under a lock; points only read them).
@@ -128,13 +130,18 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 			rc = err_set(err, ERR_INVAL, "[experiment] %s: required key is missing", o->name);
 	if (!rc && pt->p.predictor == PRED_LOWRANK && !pt->p.predictor_file[0])
 		rc = err_set(err, ERR_INVAL, "[sim] predictor = lowrank needs predictor_file");
-	if (!rc) {
-		pointin_resolve(pt->p.predictor_file, sizeof pt->p.predictor_file, doc, "sim",
-				"predictor_file");
-		pointin_resolve(pt->e.model, sizeof pt->e.model, doc, "experiment", "model");
-		pointin_resolve(pt->e.device, sizeof pt->e.device, doc, "experiment", "device");
-		pointin_resolve(pt->e.trace, sizeof pt->e.trace, doc, "experiment", "trace");
-	}
+	if (!rc)
+		rc = pointin_resolve(pt->p.predictor_file, sizeof pt->p.predictor_file, doc, "sim",
+				     "predictor_file", PATH_FILE, err);
+	if (!rc)
+		rc = pointin_resolve(pt->e.model, sizeof pt->e.model, doc, "experiment", "model",
+				     PATH_MODEL, err);
+	if (!rc)
+		rc = pointin_resolve(pt->e.device, sizeof pt->e.device, doc, "experiment", "device",
+				     PATH_DEVICE, err);
+	if (!rc)
+		rc = pointin_resolve(pt->e.trace, sizeof pt->e.trace, doc, "experiment", "trace",
+				     PATH_FILE, err);
 	return rc;
 }
 

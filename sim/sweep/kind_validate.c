@@ -127,13 +127,21 @@ static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_
 	for (const struct conf_opt *o = val_opts; !rc && o->name; o++)
 		if (!o->def && !((const char *)&pt->v + o->offset)[0])
 			rc = err_set(err, ERR_INVAL, "[%s] %s: required key is missing", o->section, o->name);
-	if (!rc) {
-		pointin_resolve(pt->v.model, sizeof pt->v.model, doc, "experiment", "model");
-		pointin_resolve(pt->v.device, sizeof pt->v.device, doc, "experiment", "device");
-		pointin_resolve(pt->v.trace, sizeof pt->v.trace, doc, "experiment", "trace");
-		pointin_resolve(pt->v.weights, sizeof pt->v.weights, doc, "validate", "weights");
-		pointin_resolve(pt->v.probe_file, sizeof pt->v.probe_file, doc, "validate", "probe_file");
-	}
+	if (!rc)
+		rc = pointin_resolve(pt->v.model, sizeof pt->v.model, doc, "experiment", "model",
+				     PATH_MODEL, err);
+	if (!rc)
+		rc = pointin_resolve(pt->v.device, sizeof pt->v.device, doc, "experiment", "device",
+				     PATH_DEVICE, err);
+	if (!rc)
+		rc = pointin_resolve(pt->v.trace, sizeof pt->v.trace, doc, "experiment", "trace",
+				     PATH_FILE, err);
+	if (!rc)
+		rc = pointin_resolve(pt->v.weights, sizeof pt->v.weights, doc, "validate", "weights",
+				     PATH_FILE, err);
+	if (!rc)
+		rc = pointin_resolve(pt->v.probe_file, sizeof pt->v.probe_file, doc, "validate",
+				     "probe_file", PATH_FILE, err);
 	return rc;
 }
 

@@ -133,20 +133,34 @@ const struct device *pointin_device(struct pointin *pi, const char *path, struct
 	return found;
 }
 
-void pointin_resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
-		     const char *key)
+int pointin_resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
+		    const char *key, enum path_kind kind, struct lif_err *err)
 {
 	if (!path[0] || path[0] == '/' || !strcmp(path, "synth"))
-		return;
+		return 0;
 	for (size_t i = doc->n; i-- > 0;) {
 		const struct conf_entry *e = &doc->entries[i];
 		if (strcmp(e->section, section) || strcmp(e->key, key))
 			continue;
 		char dir[4096], out[8300];
 		snprintf(dir, sizeof dir, "%s", e->file);
-		snprintf(out, sizeof out, "%s/%s", dirname(dir), path);
-		if (strlen(out) < cap)
-			snprintf(path, cap, "%s", out);
-		return;
+		dirname(dir);
+		if (!path_find(path, kind, dir, out, sizeof out, err)) {
+			if (strlen(out) >= cap)
+				return err_set(err, ERR_RANGE, "%s:%d: [%s] %s: path too long", e->file,
+					       e->line, section, key);
+		} else if (kind == PATH_FILE) { /* not found: relative to the experiment, as written */
+			err_clear(err);
+			snprintf(out, sizeof out, "%s/%s", dir, path);
+		} else {
+			err_prefix(err, "%s:%d: [%s] %s", e->file, e->line, section, key);
+			return err->code;
+		}
+		if (strlen(out) >= cap)
+			return err_set(err, ERR_RANGE, "%s:%d: [%s] %s: path too long", e->file, e->line,
+				       section, key);
+		snprintf(path, cap, "%s", out);
+		return 0;
 	}
+	return 0;
 }

@@ -13,6 +13,7 @@
 #include "models/llm.h"
 #include "sim/base/conf.h"
 #include "sim/base/err.h"
+#include "sim/base/path.h"
 #include "sim/core/sim.h"
 #include "traces/synth.h"
 #include "traces/trace.h"
@@ -41,9 +42,13 @@ const struct pointin_trace *pointin_trace(struct pointin *pi, const struct point
 					  struct lif_err *err);
 const struct device *pointin_device(struct pointin *pi, const char *path, struct lif_err *err);
 
-/* Make a relative path (not empty, not "synth") relative to the directory of
- * the file whose [section] key gave it in doc (the last such entry). */
-void pointin_resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
-		     const char *key);
+/* Resolve a relative path (not empty, not "synth") that the [section] key of
+ * doc gave (the last such entry) through the search path (sim/base/path.h),
+ * first in the directory of the file that gave it. A model or device that is
+ * found nowhere is an error naming the file, line, key and the places
+ * searched; any other file not found is left relative to that directory (it
+ * may be an output, or its loader reports it). */
+int pointin_resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
+		    const char *key, enum path_kind kind, struct lif_err *err);
 
 #endif

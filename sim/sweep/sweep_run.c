@@ -6,6 +6,7 @@
 #include "sim/sweep/resfiles.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -594,9 +595,23 @@ static int inputs_collect(const struct run *r, struct resfiles_input **out, size
 			snprintf(name, sizeof name, "%s.%s", en->section, en->key);
 			if (!strcmp(en->file, "(resolved)") || !path[0] || strchr(path, ','))
 				continue;
-			/* a kind may have resolved the path already */
-			if (stat(path, &st) || !S_ISREG(st.st_mode))
-				pointin_resolve(path, sizeof path, r->res[p], en->section, en->key);
+			/* a kind may have resolved the path already; models and devices
+			 * go through the search path (short names), any other value is
+			 * tried relative to the file that gave it */
+			int kind = !strcmp(en->key, "model")	? PATH_MODEL
+				   : !strcmp(en->key, "device") ? PATH_DEVICE
+								: PATH_FILE;
+			struct lif_err ignored = {0};
+			if ((stat(path, &st) || !S_ISREG(st.st_mode)) && kind != PATH_FILE)
+				pointin_resolve(path, sizeof path, r->res[p], en->section, en->key,
+						(enum path_kind)kind, &ignored);
+			else if ((stat(path, &st) || !S_ISREG(st.st_mode)) && path[0] != '/') {
+				char dir[4096], joined[8300];
+				snprintf(dir, sizeof dir, "%s", en->file);
+				snprintf(joined, sizeof joined, "%s/%s", dirname(dir), en->value);
+				if (strlen(joined) < sizeof path)
+					memcpy(path, joined, strlen(joined) + 1);
+			}
 			if (stat(path, &st) || !S_ISREG(st.st_mode))
 				continue;
 			int seen = 0;
