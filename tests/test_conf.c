@@ -108,3 +108,29 @@ Test(conf, long_lines_are_read_whole)
 	cr_assert_eq(conf_load(p, demo_opts, &d, &e), 0, "%s", e.msg);
 	cr_expect_eq(d.nlist, 4);
 }
+
+Test(conf, integer_bounds_print_as_integers)
+{
+	static const struct conf_opt o[] = {
+		{.section = "llm", .name = "d_ffn", .type = CONF_INT, .offset = 0, .def = "1",
+		 .min = 1, .max = 4194304, .help = "neurons"},
+		{0},
+	};
+	int v = 0;
+	struct lif_err e = {0};
+	cr_assert_neq(conf_set(&o[0], &v, "4194305", NULL, &e), 0);
+	cr_expect(strstr(e.msg, "'4194305' is outside [1, 4194304]"), "%s", e.msg);
+}
+
+Test(conf, a_line_over_16_kib_is_reported_as_too_long_on_its_line, .init = tu_init)
+{
+	static char text[20000];
+	int o = snprintf(text, sizeof text, "[a]\nx = 1\nname = ");
+	memset(text + o, 'y', 17000);
+	strcpy(text + o + 17000, "\nn = 2\n");
+	const char *p = tu_write("long.ini", text);
+	struct demo d = {0};
+	struct lif_err e = {0};
+	cr_assert_neq(conf_load(p, demo_opts, &d, &e), 0);
+	cr_expect(strstr(e.msg, "long.ini:3: line longer than 16382 bytes"), "%s", e.msg);
+}

@@ -359,7 +359,7 @@ struct file_case {
 static struct file_case file_cases[] = {
 	{C_TEXT, "bad.h5: not an HDF5 file, or truncated"},
 	{C_TRUNCATED, "bad.h5: "},
-	{C_VERSION, "bad.h5: predictor schema version 2, this lifsim reads 1"},
+	{C_VERSION, "bad.h5: predictor schema version 3, this lifsim reads 1 to 2"},
 	{C_SHAPE, "bad.h5: dataset 'A' does not have the expected type and shape [2,32,4]"},
 	{C_NAN, "bad.h5: dataset 'c' holds a non-finite value"},
 	{C_LAYER_IDS, "bad.h5: layer_ids must be ascending ids in [0, 2)"},
@@ -371,7 +371,7 @@ static void corrupt(const char *path, int what)
 	hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
 	cr_assert_geq(f, 0);
 	if (what == C_VERSION) {
-		int v = 2;
+		int v = 3;
 		hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
 		H5Awrite(a, H5T_NATIVE_INT, &v);
 		H5Aclose(a);

@@ -203,12 +203,12 @@ Test(trace, corrupt_chunk_is_rejected)
 	for (hsize_t i = 2; i < size; i++)
 		fputc(0xA5, fp);
 	fclose(fp);
-	expect_load_error(p, "cannot read dataset 'active'");
+	expect_load_error(p, "dataset 'active' is corrupt");
 }
 
 Test(trace, newer_schema_version_is_rejected)
 {
-	const char *p = tu_path("v2.h5");
+	const char *p = tu_path("v3.h5");
 	write_trace(p, 10, 0, 0);
 	poke_attr_int(p, "schema_version", 3);
 	expect_load_error(p, "trace schema version 3, this lifsim reads 1..2");
@@ -231,7 +231,7 @@ Test(trace, token_count_mismatch_is_rejected)
 	const char *p = tu_path("mismatch.h5");
 	write_trace(p, 10, 0, 0);
 	poke_attr_int(p, "tokens", 11);
-	expect_load_error(p, "dataset 'tokens' does not have the expected type and shape [11]");
+	expect_load_error(p, "dataset 'tokens' is int32 [10], the attributes claim int32 [11]");
 }
 
 Test(trace, layer_count_mismatch_is_rejected)
@@ -239,7 +239,7 @@ Test(trace, layer_count_mismatch_is_rejected)
 	const char *p = tu_path("layers.h5");
 	write_trace(p, 10, 0, 0);
 	poke_attr_int(p, "layers", 4);
-	expect_load_error(p, "dataset 'active' does not have the expected type and shape [10,4,26]");
+	expect_load_error(p, "dataset 'active' is uint8 [10,3,26], the attributes claim uint8 [10,4,26]");
 }
 
 Test(trace, absurd_dimensions_are_rejected)

@@ -2,8 +2,9 @@
  * h5attr: HDF5 attributes as lifsim's files use them (traces, predictors,
  * per-token detail): numbers (scalars or 1-D arrays) and strings, written
  * as variable-length UTF-8 (h5py reads them as str). Readers accept what
- * other writers (h5py, older lifsim) produce: any integer or float class
- * converted to the asked type, variable-length or fixed-length (NUL-terminated
+ * other writers (h5py, older lifsim) produce: an integer class converted to
+ * an asked integer type (a float is refused), an integer or float class to an
+ * asked float type, variable-length or fixed-length (NUL-terminated
  * or NUL-padded) strings in ASCII or UTF-8. Return 0, or -1 when the attribute is absent or not of that form.
  */
 #ifndef LIFSIM_H5ATTR_H
@@ -19,6 +20,40 @@
  * or unreadable), "not an HDF5 file, or truncated", "cannot open as HDF5
  * (truncated or corrupt)". Returns the handle or H5I_INVALID_HID. */
 hid_t h5attr_open_readonly(const char *path, struct lif_err *err);
+
+/* Create (truncate) an HDF5 file in the 1.10 format, whose metadata carries
+ * checksums (streaming: the 1.8 format, which opens after a crash). Returns
+ * the handle or H5I_INVALID_HID (errno says why). */
+hid_t h5attr_create(const char *path, int streaming);
+
+/* An integer attribute (a float is refused) as int64, within [lo, hi]; the
+ * error names the file, the attribute and the bounds. */
+int h5attr_get_int(hid_t obj, const char *path, const char *name, int64_t lo, int64_t hi,
+		   int64_t *out, struct lif_err *err);
+
+/* Dataset d (named name in path) stores all it claims: every chunk written,
+ * or a contiguous extent's every byte. HDF5 would serve missing chunks as
+ * fill values, so a small file could claim any size. */
+int h5attr_check_stored(hid_t d, const char *path, const char *name, struct lif_err *err);
+
+/* 1 when dataset d has HDF5's Fletcher32 checksum filter. */
+int h5attr_has_checksum(hid_t d);
+
+/* HDF5's Fletcher32 of a chunk's filtered bytes (stored after them, little
+ * endian), for readers and writers that handle raw chunks. */
+uint32_t h5attr_fletcher32(const uint8_t *data, size_t bytes);
+
+/* The HDF5 superblock version of path (0 and 1: HDF5 1.6 format, metadata
+ * without checksums; 2 and 3: checksummed), or -1 when it has none. */
+int h5attr_superblock_version(const char *path);
+
+/* Run fn(path, arg, err) in a child process first: a file whose metadata
+ * carries no checksums can make libhdf5 itself crash, and lifsim must not.
+ * Returns fn's verdict (its message), or a "corrupt: reading it crashed the
+ * HDF5 library" error when the child dies of a signal. The child's work is
+ * discarded; call fn again in the process once it returns 0. */
+int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
+		   void *arg, struct lif_err *err);
 
 /* n = 0: a scalar; otherwise a 1-D array of n. */
 int h5attr_put(hid_t obj, const char *name, hid_t type, hsize_t n, const void *v);

@@ -2,6 +2,8 @@
 
 #include "traces/h5attr.h"
 
+#include "sim/base/claim.h"
+
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
@@ -108,6 +110,7 @@ static hid_t make_dataset(hid_t file, const char *name, hid_t type, int rank,
 		H5Pset_shuffle(dcpl);
 	if (compress)
 		H5Pset_deflate(dcpl, DEFLATE_LEVEL);
+	H5Pset_fletcher32(dcpl); /* schema v2: every chunk carries a checksum */
 	/* a chunk per layer stays cached until it is full, so appends do not
 	 * recompress partial chunks over and over */
 	size_t chunk_bytes = elem_bytes;
@@ -160,7 +163,7 @@ static int check_meta(const struct trace_meta *m, const char *path, struct lif_e
 	if (m->d_ffn < 1 || m->d_ffn > TRACE_MAX_DFFN)
 		return err_set(err, ERR_INVAL, "%s: d_ffn %d outside [1, %d]", path, m->d_ffn,
 			       TRACE_MAX_DFFN);
-	if ((m->has & TRACE_HAS_INPUTS) && (m->d_model < 1 || m->d_model > (1 << 20)))
+	if ((m->has & TRACE_HAS_INPUTS) && (m->d_model < 1 || m->d_model > TRACE_MAX_DMODEL))
 		return err_set(err, ERR_INVAL, "%s: ffn inputs need d_model >= 1 (got %d)", path,
 			       m->d_model);
 	for (int l = 0; (m->has & TRACE_HAS_MAGNITUDES) && l < m->layers; l++)
@@ -188,7 +191,7 @@ struct trace_writer *trace_writer_open(const char *path, const struct trace_meta
 	w->meta.tokens = 0;
 	w->row_bytes = trace_row_bytes(meta->d_ffn);
 	w->d_tokens = w->d_active = w->d_mags = w->d_inputs = H5I_INVALID_HID;
-	w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+	w->file = h5attr_create(w->tmp, flags & TRACE_WRITE_STREAMING);
 	if (w->file < 0) {
 		err_set(err, ERR_IO, "%s: cannot create trace file: %s", w->tmp, strerror(errno));
 		free(w);
@@ -269,11 +272,17 @@ static size_t pack_chunk(const uint8_t *src, int n, int layers, int layer, size_
 	zs.next_in = raw;
 	zs.avail_in = (uInt)((size_t)chunk_tokens * w);
 	zs.next_out = out;
-	zs.avail_out = (uInt)out_cap;
+	zs.avail_out = (uInt)(out_cap - 4);
 	int zrc = deflate(&zs, Z_FINISH);
 	size_t len = zs.total_out;
 	deflateEnd(&zs);
-	return zrc == Z_STREAM_END ? len : 0;
+	if (zrc != Z_STREAM_END || len + 4 > out_cap)
+		return 0;
+	/* the Fletcher32 filter's checksum of the deflated bytes, little endian */
+	uint32_t sum = h5attr_fletcher32(out, len);
+	for (int i = 0; i < 4; i++)
+		out[len + i] = (uint8_t)(sum >> 8 * i);
+	return len + 4;
 }
 
 /* Fast path for whole, aligned chunks of uint8 datasets (generators): the
@@ -285,7 +294,7 @@ static int append_direct(hid_t d, int64_t t0, int n, int layers, size_t w, int c
 	hsize_t dims[3] = {(hsize_t)(t0 + n), (hsize_t)layers, w};
 	if (H5Dset_extent(d, dims) < 0)
 		return -1;
-	size_t raw_bytes = (size_t)chunk_tokens * w, cap = compressBound(raw_bytes);
+	size_t raw_bytes = (size_t)chunk_tokens * w, cap = compressBound(raw_bytes) + 4;
 	uint8_t *raw = malloc((size_t)threads * raw_bytes), *out = malloc((size_t)layers * cap);
 	size_t *len = calloc(layers, sizeof *len);
 	int rc = raw && out && len ? 0 : -1;
@@ -404,42 +413,44 @@ void trace_writer_abort(struct trace_writer *w)
 
 /* ---------------------------------------------------------------- reader */
 
-static int read_meta(hid_t f, const char *path, struct trace_meta *m, struct lif_err *err)
+static int read_meta(hid_t f, const char *path, struct trace_meta *m, int *version,
+		     struct lif_err *err)
 {
 	char schema[64], source[32];
-	int version;
+	int64_t v, layers, d_ffn, d_model;
 	memset(m, 0, sizeof *m);
 	if (h5attr_get_str(f, "schema", schema, sizeof schema) || strcmp(schema, TRACE_SCHEMA))
 		return err_set(err, ERR_FORMAT, "%s: not a lifsim trace (schema attribute is not '%s')",
 			       path, TRACE_SCHEMA);
-	if (h5attr_get(f, "schema_version", H5T_NATIVE_INT, 0, &version))
+	if (h5attr_get(f, "schema_version", H5T_NATIVE_INT64, 0, &v))
 		return err_set(err, ERR_FORMAT, "%s: missing schema_version attribute", path);
-	if (version < TRACE_SCHEMA_VERSION_MIN || version > TRACE_SCHEMA_VERSION)
-		return err_set(err, ERR_FORMAT, "%s: trace schema version %d, this lifsim reads %d..%d",
-			       path, version, TRACE_SCHEMA_VERSION_MIN, TRACE_SCHEMA_VERSION);
+	if (v < TRACE_SCHEMA_VERSION_MIN || v > TRACE_SCHEMA_VERSION)
+		return err_set(err, ERR_FORMAT, "%s: trace schema version %lld, this lifsim reads %d..%d",
+			       path, (long long)v, TRACE_SCHEMA_VERSION_MIN, TRACE_SCHEMA_VERSION);
+	*version = (int)v;
 	if (H5Lexists(f, "router_experts", H5P_DEFAULT) > 0 &&
 	    H5Lexists(f, "active", H5P_DEFAULT) <= 0)
 		return err_set(err, ERR_FORMAT, "%s: a router trace (MoE expert choices, no neuron "
 			       "active sets): use it with `lifsim stats` or a sweep of kind moe", path);
-	int32_t layers, d_ffn, d_model;
-	if (h5attr_get(f, "layers", H5T_NATIVE_INT32, 0, &layers) ||
-	    h5attr_get(f, "d_ffn", H5T_NATIVE_INT32, 0, &d_ffn) ||
-	    h5attr_get(f, "d_model", H5T_NATIVE_INT32, 0, &d_model) ||
-	    h5attr_get(f, "tokens", H5T_NATIVE_INT64, 0, &m->tokens) ||
-	    h5attr_get(f, "seed", H5T_NATIVE_UINT64, 0, &m->seed) ||
+	if (h5attr_get_int(f, path, "layers", 1, TRACE_MAX_LAYERS, &layers, err) ||
+	    h5attr_get_int(f, path, "d_ffn", 1, TRACE_MAX_DFFN, &d_ffn, err) ||
+	    h5attr_get_int(f, path, "d_model", 0, TRACE_MAX_DMODEL, &d_model, err) ||
+	    h5attr_get_int(f, path, "tokens", 0, TRACE_MAX_TOKENS, &m->tokens, err))
+		return ERR_FORMAT;
+	if (h5attr_get(f, "seed", H5T_NATIVE_UINT64, 0, &m->seed) ||
 	    h5attr_get(f, "threshold", H5T_NATIVE_DOUBLE, 0, &m->threshold) ||
 	    h5attr_get_str(f, "source", source, sizeof source) ||
 	    h5attr_get_str(f, "model", m->model, sizeof m->model))
 		return err_set(err, ERR_FORMAT, "%s: a required root attribute is missing or malformed "
-			       "(layers, d_ffn, d_model, tokens, seed, threshold, source, model)", path);
+			       "(seed, threshold, source, model)", path);
+	if (!isfinite(m->threshold))
+		return err_set(err, ERR_FORMAT, "%s: threshold is not a finite number", path);
 	h5attr_get_str(f, "generator", m->generator, sizeof m->generator);
-	m->layers = layers, m->d_ffn = d_ffn, m->d_model = d_model;
+	m->layers = (int)layers, m->d_ffn = (int)d_ffn, m->d_model = (int)d_model;
 	m->source = !strcmp(source, "recorded") ? TRACE_SOURCE_RECORDED : TRACE_SOURCE_SYNTHETIC;
 	if (strcmp(source, "recorded") && strcmp(source, "synthetic"))
 		return err_set(err, ERR_FORMAT, "%s: source '%s' is neither recorded nor synthetic", path,
 			       source);
-	if (m->tokens < 0)
-		return err_set(err, ERR_FORMAT, "%s: negative token count", path);
 	m->has = (H5Lexists(f, "band", H5P_DEFAULT) > 0 ? TRACE_HAS_MAGNITUDES : 0) |
 		 (H5Lexists(f, "ffn_inputs", H5P_DEFAULT) > 0 ? TRACE_HAS_INPUTS : 0);
 	int has = m->has;
@@ -454,36 +465,67 @@ static int read_meta(hid_t f, const char *path, struct trace_meta *m, struct lif
 	return check_meta(m, path, err) ? ERR_FORMAT : 0;
 }
 
-/* Open dataset `name` and check its shape is (tokens, inner...) of class cls. */
-static hid_t open_checked(hid_t f, const char *path, const char *name, int rank,
-			  const hsize_t *want, H5T_class_t cls, size_t elem, struct lif_err *err)
+/* One dataset a trace holds: its name, the shape and element it must have. */
+struct dset {
+	const char *name;
+	int rank;
+	hsize_t want[3]; /* (tokens, layers, inner) or (tokens) */
+	H5T_class_t cls;
+	size_t elem;     /* bytes of one element in the file and in memory */
+	hid_t d;
+};
+
+/* "uint8 [4,2,8]": the type and extent dataset d has. */
+static void shape_text(hid_t d, char *buf, size_t cap)
 {
-	hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-	if (d < 0) {
-		err_set(err, ERR_FORMAT, "%s: dataset '%s' is missing", path, name);
-		return d;
-	}
-	hsize_t dims[4];
 	hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
-	int r = H5Sget_simple_extent_ndims(sp);
-	int ok = r == rank && H5Tget_class(t) == cls && H5Tget_size(t) == elem;
-	if (ok)
-		H5Sget_simple_extent_dims(sp, dims, NULL);
-	for (int i = 0; ok && i < rank; i++)
-		ok = dims[i] == want[i];
-	H5Tclose(t);
-	H5Sclose(sp);
+	hsize_t dims[8];
+	int r = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
+	H5T_class_t c = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+	size_t o = (size_t)snprintf(buf, cap, "%s%zu [", c == H5T_FLOAT ? "float" : c != H5T_INTEGER ? "other" : H5Tget_sign(t) == H5T_SGN_NONE ? "uint" : "int",
+				    t >= 0 ? 8 * H5Tget_size(t) : 0);
+	for (int i = 0; i < r && i < 8 && o < cap; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s%llu", i ? "," : "", (unsigned long long)dims[i]);
+	if (o < cap)
+		snprintf(buf + o, cap - o, "]");
+	if (t >= 0)
+		H5Tclose(t);
+	if (sp >= 0)
+		H5Sclose(sp);
+}
+
+/* Open dataset s->name and check it: type and shape (tokens, inner...) as the
+ * attributes claim, every chunk stored and, from schema v2, a checksum. */
+static int open_checked(hid_t f, const char *path, int version, struct dset *s,
+			struct lif_err *err)
+{
+	hsize_t dims[4];
+	s->d = H5Dopen2(f, s->name, H5P_DEFAULT);
+	if (s->d < 0)
+		return err_set(err, ERR_FORMAT, "%s: dataset '%s' is missing or unreadable", path,
+			       s->name);
+	hid_t sp = H5Dget_space(s->d), t = H5Dget_type(s->d);
+	int ok = sp >= 0 && t >= 0 && H5Sget_simple_extent_ndims(sp) == s->rank &&
+		 H5Tget_class(t) == s->cls && H5Tget_size(t) == s->elem &&
+		 H5Sget_simple_extent_dims(sp, dims, NULL) == s->rank;
+	for (int i = 0; ok && i < s->rank; i++)
+		ok = dims[i] == s->want[i];
+	if (t >= 0)
+		H5Tclose(t);
+	if (sp >= 0)
+		H5Sclose(sp);
 	if (!ok) {
-		char shape[128] = "";
-		for (int i = 0, o = 0; i < rank; i++)
+		char shape[128] = "", has[128] = "";
+		for (int i = 0, o = 0; i < s->rank; i++)
 			o += snprintf(shape + o, sizeof shape - o, "%s%llu", i ? "," : "",
-				      (unsigned long long)want[i]);
-		err_set(err, ERR_FORMAT, "%s: dataset '%s' does not have the expected type and shape [%s]",
-			path, name, shape);
-		H5Dclose(d);
-		return H5I_INVALID_HID;
+				      (unsigned long long)s->want[i]);
+		shape_text(s->d, has, sizeof has);
+		return err_set(err, ERR_FORMAT,
+			       "%s: dataset '%s' is %s, the attributes claim %s [%s]", path,
+			       s->name, has, s->cls == H5T_FLOAT ? "float32" : s->elem == 4 ? "int32" : "uint8",
+			       shape);
 	}
-	return d;
+	return h5attr_check_stored(s->d, path, s->name, err);
 }
 
 /* Read the (tokens, layer, inner) slab of one layer into out (tokens, inner). */
@@ -500,21 +542,52 @@ static int read_layer(hid_t d, int64_t tokens, int layer, hsize_t inner, hid_t m
 	return rc < 0 ? -1 : 0;
 }
 
-/* Fast path for uint8 datasets chunked [C, 1, inner] with deflate alone (what
- * lifsim writes): read the raw chunks, inflate them in parallel straight into
- * the layer-major buffer. Returns 1 if the layout does not qualify (use the
- * generic path), 0 on success, -1 on error. */
+/* The filters lifsim writes, in order: deflate, then (schema v2) Fletcher32.
+ * Returns the filter count (1 or 2), or 0 when the pipeline is another. */
+static int lifsim_filters(hid_t dcpl)
+{
+	int n = H5Pget_nfilters(dcpl);
+	unsigned flags, cd[8];
+	size_t ncd = 8;
+	if (n < 1 || n > 2 ||
+	    H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, 0, NULL, NULL) != H5Z_FILTER_DEFLATE)
+		return 0;
+	ncd = 8;
+	if (n == 2 && H5Pget_filter2(dcpl, 1, &flags, &ncd, cd, 0, NULL, NULL) != H5Z_FILTER_FLETCHER32)
+		return 0;
+	return n;
+}
+
+/* Strip and verify the Fletcher32 checksum at the end of a raw chunk. */
+static int chunk_checksum_ok(const uint8_t *c, hsize_t *size)
+{
+	if (*size < 4)
+		return 0;
+	*size -= 4;
+	const uint8_t *p = c + *size;
+	uint32_t stored = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			  (uint32_t)p[3] << 24;
+	return stored == h5attr_fletcher32(c, *size);
+}
+
+/* Fast path for uint8 datasets chunked [C, 1, inner] with deflate (and
+ * Fletcher32), what lifsim writes: read the raw chunks, check their
+ * checksums, inflate them in parallel straight into the layer-major buffer.
+ * Returns 1 if the layout does not qualify (use the generic path), 0 on
+ * success, -1 on a corrupt chunk. */
 static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner, uint8_t *out,
 			      int threads)
 {
-	hid_t dcpl = H5Dget_create_plist(d);
-	hsize_t chunk[3] = {0};
-	unsigned flags, cd[8];
-	size_t ncd = 8;
-	int ok = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 3, chunk) == 3 &&
-		 chunk[1] == 1 && chunk[2] == inner && H5Pget_nfilters(dcpl) == 1 &&
-		 H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, 0, NULL, NULL) == H5Z_FILTER_DEFLATE;
-	H5Pclose(dcpl);
+	hid_t dcpl = H5Dget_create_plist(d), file = H5Iget_file_id(d);
+	hsize_t chunk[3] = {0}, fsize = 0;
+	int nf = dcpl < 0 ? 0 : lifsim_filters(dcpl);
+	int ok = nf && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 3, chunk) == 3 &&
+		 chunk[0] >= 1 && chunk[0] <= 4096 && chunk[1] == 1 && chunk[2] == inner &&
+		 file >= 0 && H5Fget_filesize(file, &fsize) >= 0;
+	if (dcpl >= 0)
+		H5Pclose(dcpl);
+	if (file >= 0)
+		H5Fclose(file);
 	if (!ok)
 		return 1;
 	const int64_t T = m->tokens, C = (int64_t)chunk[0], nb = (T + C - 1) / C;
@@ -525,10 +598,12 @@ static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner
 	int rc = comp && size && mask ? 0 : -1;
 	for (size_t c = 0; !rc && c < nchunks; c++) { /* HDF5 calls stay on one thread */
 		hsize_t off[3] = {(hsize_t)(c / m->layers) * C, c % m->layers, 0};
-		if (H5Dget_chunk_storage_size(d, off, &size[c]) < 0)
-			size[c] = 0; /* never written: fill value (zeros) */
-		if (size[c] && (!(comp[c] = malloc(size[c])) ||
-				H5Dread_chunk(d, H5P_DEFAULT, off, &mask[c], comp[c]) < 0))
+		if (H5Dget_chunk_storage_size(d, off, &size[c]) < 0 || size[c] > fsize)
+			rc = -1; /* every chunk is stored (check_stored), inside the file */
+		else if (!(comp[c] = malloc(size[c] + 1)) ||
+			 H5Dread_chunk(d, H5P_DEFAULT, off, &mask[c], comp[c]) < 0)
+			rc = -1;
+		else if (nf == 2 && !(mask[c] & 2) && !chunk_checksum_ok(comp[c], &size[c]))
 			rc = -1;
 	}
 	int bad = rc;
@@ -540,10 +615,6 @@ static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner
 		const int64_t rows = T - tb * C < C ? T - tb * C : C;
 		uint8_t *dst = out + ((size_t)l * T + (size_t)(tb * C)) * inner, *tmp = NULL;
 		uLongf len = raw;
-		if (!size[c]) {
-			memset(dst, 0, (size_t)rows * inner);
-			continue;
-		}
 		if (rows < C && !(tmp = malloc(raw))) {
 			bad = -1;
 			continue;
@@ -594,60 +665,89 @@ static int check_padding(const struct trace *t, const char *path, struct lif_err
 	return 0;
 }
 
+enum { DS_TOKENS, DS_ACTIVE, DS_BAND, DS_INPUTS, DS_N };
 
-static int load_datasets(hid_t f, const char *path, struct trace *t, int flags,
+/* The datasets this load reads, with the shapes the attributes claim. */
+static void dsets_describe(const struct trace *t, int flags, struct dset ds[DS_N])
+{
+	const struct trace_meta *m = &t->meta;
+	hsize_t T = (hsize_t)m->tokens, L = (hsize_t)m->layers, rb = (hsize_t)t->row_bytes;
+	int band = (flags & TRACE_LOAD_MAGNITUDES) && (m->has & TRACE_HAS_MAGNITUDES);
+	int inputs = (flags & TRACE_LOAD_INPUTS) && (m->has & TRACE_HAS_INPUTS);
+	ds[DS_TOKENS] = (struct dset){"tokens", 1, {T}, H5T_INTEGER, 4, H5I_INVALID_HID};
+	ds[DS_ACTIVE] = (struct dset){"active", 3, {T, L, rb}, H5T_INTEGER, 1, H5I_INVALID_HID};
+	ds[DS_BAND] = (struct dset){band ? "band" : NULL, 3, {T, L, 2 * rb}, H5T_INTEGER, 1,
+				    H5I_INVALID_HID};
+	ds[DS_INPUTS] = (struct dset){inputs ? "ffn_inputs" : NULL, 3, {T, L, (hsize_t)m->d_model},
+				      H5T_FLOAT, 4, H5I_INVALID_HID};
+}
+
+/* Bytes each dataset takes in memory (+1: never malloc(0)); -1 on overflow. */
+static int dsets_bytes(const struct dset ds[DS_N], size_t bytes[DS_N], size_t *total)
+{
+	*total = 0;
+	for (int i = 0; i < DS_N; i++) {
+		size_t b = 0;
+		if (ds[i].name &&
+		    (claim_mul3(&b, ds[i].want[0], ds[i].rank == 3 ? ds[i].want[1] : 1,
+				ds[i].rank == 3 ? ds[i].want[2] : 1) ||
+		     claim_mul(&b, b, ds[i].elem) || claim_add(&b, 1) || claim_add(total, b)))
+			return -1;
+		bytes[i] = b;
+	}
+	return 0;
+}
+
+/* Check the datasets against the claims, then the memory they need, then
+ * allocate. */
+static int load_prepare(hid_t f, const char *path, int version, struct trace *t,
+			struct dset ds[DS_N], struct lif_err *err)
+{
+	const struct trace_meta *m = &t->meta;
+	size_t bytes[DS_N], total;
+	for (int i = 0; i < DS_N; i++)
+		if (ds[i].name && open_checked(f, path, version, &ds[i], err))
+			return ERR_FORMAT;
+	char what[160];
+	snprintf(what, sizeof what, "loading %lld tokens x %d layers x %d neurons",
+		 (long long)m->tokens, m->layers, m->d_ffn);
+	if (dsets_bytes(ds, bytes, &total))
+		return err_set(err, ERR_NOMEM, "%s: %s overflows the address space", path, what);
+	if (claim_memory(path, what, total, err))
+		return ERR_NOMEM;
+	t->token_ids = malloc(bytes[DS_TOKENS]);
+	t->bits = malloc(bytes[DS_ACTIVE]);
+	if (ds[DS_BAND].name)
+		t->band = malloc(bytes[DS_BAND]);
+	if (ds[DS_INPUTS].name)
+		t->inputs = malloc(bytes[DS_INPUTS]);
+	if (!t->token_ids || !t->bits || (ds[DS_BAND].name && !t->band) ||
+	    (ds[DS_INPUTS].name && !t->inputs))
+		return err_set(err, ERR_NOMEM, "%s: out of memory %s", path, what);
+	return 0;
+}
+
+static int load_datasets(const char *path, struct trace *t, const struct dset ds[DS_N],
 			 struct lif_err *err)
 {
 	const struct trace_meta *m = &t->meta;
-	hsize_t T = (hsize_t)m->tokens, L = (hsize_t)m->layers;
-	hsize_t w_tok[1] = {T}, w_act[3] = {T, L, (hsize_t)t->row_bytes};
-	hsize_t w_mag[3] = {T, L, 2 * (hsize_t)t->row_bytes}, w_inp[3] = {T, L, (hsize_t)m->d_model};
-	int rc = 0;
-	hid_t d = open_checked(f, path, "tokens", 1, w_tok, H5T_INTEGER, 4, err);
-	if (d < 0)
-		return ERR_FORMAT;
-	if (T && H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->token_ids) < 0)
-		rc = err_set(err, ERR_FORMAT, "%s: cannot read dataset 'tokens' (corrupt)", path);
-	H5Dclose(d);
-	if (rc || (d = open_checked(f, path, "active", 3, w_act, H5T_INTEGER, 1, err)) < 0)
-		return ERR_FORMAT;
-	if (read_all_layers(d, m, w_act[2], H5T_NATIVE_UINT8, 1, t->bits))
-		rc = err_set(err, ERR_FORMAT, "%s: cannot read dataset 'active' (corrupt chunk?)", path);
-	H5Dclose(d);
-	if (!rc && t->band) {
-		if ((d = open_checked(f, path, "band", 3, w_mag, H5T_INTEGER, 1, err)) < 0)
-			return ERR_FORMAT;
-		if (read_all_layers(d, m, w_mag[2], H5T_NATIVE_UINT8, 1, t->band))
-			rc = err_set(err, ERR_FORMAT, "%s: cannot read dataset 'band' (corrupt chunk?)", path);
-		H5Dclose(d);
-	}
-	if (!rc && t->inputs) {
-		if ((d = open_checked(f, path, "ffn_inputs", 3, w_inp, H5T_FLOAT, 4, err)) < 0)
-			return ERR_FORMAT;
-		if (read_all_layers(d, m, w_inp[2], H5T_NATIVE_FLOAT, 4, t->inputs))
-			rc = err_set(err, ERR_FORMAT, "%s: cannot read dataset 'ffn_inputs' (corrupt chunk?)", path);
-		H5Dclose(d);
-	}
-	for (int64_t i = 0; !rc && i < m->tokens; i++)
+	void *dst[DS_N] = {t->token_ids, t->bits, t->band, t->inputs};
+	hid_t memtype[DS_N] = {H5T_NATIVE_INT32, H5T_NATIVE_UINT8, H5T_NATIVE_UINT8,
+			       H5T_NATIVE_FLOAT};
+	if (m->tokens && H5Dread(ds[DS_TOKENS].d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+				 t->token_ids) < 0)
+		return err_set(err, ERR_FORMAT, "%s: dataset 'tokens' is corrupt (a checksum "
+			       "mismatch or an unreadable chunk)", path);
+	for (int i = DS_ACTIVE; i < DS_N; i++)
+		if (ds[i].name && read_all_layers(ds[i].d, m, ds[i].want[2], memtype[i], ds[i].elem,
+						  dst[i]))
+			return err_set(err, ERR_FORMAT, "%s: dataset '%s' is corrupt (a checksum "
+				       "mismatch or a chunk that does not decompress)", path, ds[i].name);
+	for (int64_t i = 0; i < m->tokens; i++)
 		if (t->token_ids[i] < 0)
-			rc = err_set(err, ERR_FORMAT, "%s: token %lld has a negative id", path, (long long)i);
-	(void)flags;
-	return rc;
-}
-
-static int alloc_trace(struct trace *t, int flags)
-{
-	const struct trace_meta *m = &t->meta;
-	size_t rows = (size_t)m->layers * (size_t)m->tokens;
-	t->token_ids = malloc(((size_t)m->tokens + 1) * sizeof *t->token_ids);
-	t->bits = malloc(rows * t->row_bytes + 1);
-	if ((flags & TRACE_LOAD_MAGNITUDES) && (m->has & TRACE_HAS_MAGNITUDES))
-		t->band = malloc(rows * 2 * t->row_bytes + 1);
-	if ((flags & TRACE_LOAD_INPUTS) && (m->has & TRACE_HAS_INPUTS))
-		t->inputs = malloc(rows * m->d_model * sizeof(float) + 1);
-	return !t->token_ids || !t->bits ||
-	       (!t->band && (flags & TRACE_LOAD_MAGNITUDES) && (m->has & TRACE_HAS_MAGNITUDES)) ||
-	       (!t->inputs && (flags & TRACE_LOAD_INPUTS) && (m->has & TRACE_HAS_INPUTS));
+			return err_set(err, ERR_FORMAT, "%s: token %lld has a negative id", path,
+				       (long long)i);
+	return 0;
 }
 
 struct trace *trace_load(const char *path, int flags, struct lif_err *err)
@@ -655,27 +755,52 @@ struct trace *trace_load(const char *path, int flags, struct lif_err *err)
 	return trace_load_threads(path, flags, 1, err);
 }
 
+static struct trace *load_in_process(const char *path, int flags, int threads,
+				     struct lif_err *err);
+
+static int load_probe(const char *path, void *flags, struct lif_err *err)
+{
+	struct trace *t = load_in_process(path, *(int *)flags, 1, err);
+	trace_free(t);
+	return t ? 0 : ERR_FORMAT;
+}
+
 struct trace *trace_load_threads(const char *path, int flags, int threads, struct lif_err *err)
 {
+	/* a file in HDF5's old format (v1 traces) has no metadata checksums:
+	 * read it in a child process first, so that corrupt metadata that
+	 * crashes libhdf5 is an error here */
+	int sb = h5attr_superblock_version(path);
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, &flags, err))
+		return NULL;
+	return load_in_process(path, flags, threads, err);
+}
+
+static struct trace *load_in_process(const char *path, int flags, int threads,
+				     struct lif_err *err)
+{
 	struct trace *t = calloc(1, sizeof *t);
+	struct dset ds[DS_N] = {{0}};
+	int version = 0;
 	hid_t f = h5attr_open_readonly(path, err);
 	int rc = t ? 0 : err_set(err, ERR_NOMEM, "out of memory");
 	if (!rc && f < 0)
 		rc = ERR_FORMAT;
 	if (!rc)
-		rc = read_meta(f, path, &t->meta, err);
-	if (!rc)
-		t->meta.read_threads = threads > 0 ? threads : 1;
+		rc = read_meta(f, path, &t->meta, &version, err);
 	if (!rc) {
+		t->meta.read_threads = threads > 0 ? threads : 1;
 		t->row_bytes = trace_row_bytes(t->meta.d_ffn);
-		if (alloc_trace(t, flags))
-			rc = err_set(err, ERR_NOMEM, "%s: out of memory loading %lld tokens", path,
-				     (long long)t->meta.tokens);
+		dsets_describe(t, flags, ds);
+		rc = load_prepare(f, path, version, t, ds, err);
 	}
 	if (!rc)
-		rc = load_datasets(f, path, t, flags, err);
+		rc = load_datasets(path, t, ds, err);
 	if (!rc)
 		rc = check_padding(t, path, err);
+	for (int i = 0; i < DS_N; i++)
+		if (ds[i].d > 0)
+			H5Dclose(ds[i].d);
 	if (f >= 0)
 		H5Fclose(f);
 	if (rc) {

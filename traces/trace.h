@@ -1,5 +1,5 @@
 /*
- * trace: the lifsim activation trace, HDF5 schema "lifsim-trace" v1.
+ * trace: the lifsim activation trace, HDF5 schema "lifsim-trace" v2 (reads v1).
  *
  * traces/FORMAT.md is the normative description; this module is its only
  * reader and writer. A trace holds, for every (token, layer), the set of FFN
@@ -29,12 +29,17 @@
 
 #define TRACE_SCHEMA "lifsim-trace"
 /* Version 2 added router traces (traces/router.h): the router datasets and
- * attributes, `active` absent in a router-only trace. Readers take 1..2. */
+ * attributes, `active` absent in a router-only trace. Readers take 1..2.
+ * Traces this lifsim writes carry HDF5's Fletcher32 checksum on every dataset
+ * in HDF5's 1.10 format (checksummed metadata); readers verify any checksum
+ * present. */
 #define TRACE_SCHEMA_VERSION 2
 #define TRACE_SCHEMA_VERSION_ROUTER 2
 #define TRACE_SCHEMA_VERSION_MIN 1
 #define TRACE_MAX_LAYERS 256
 #define TRACE_MAX_DFFN (1 << 22)
+#define TRACE_MAX_DMODEL (1 << 20)
+#define TRACE_MAX_TOKENS ((int64_t)1 << 32)
 
 enum trace_source { TRACE_SOURCE_SYNTHETIC = 0, TRACE_SOURCE_RECORDED = 1 };
 

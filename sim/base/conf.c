@@ -1,5 +1,7 @@
 #include "sim/base/conf.h"
 
+#include "sim/base/claim.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -29,6 +31,7 @@ struct reader {
 	FILE *fp;
 	int line;         /* line the handler is looking at */
 	int at_line_start;
+	size_t line_len;  /* bytes of the current line read so far */
 	int depth;
 	int failed;
 };
@@ -41,9 +44,16 @@ static char *reader_gets(char *str, int num, void *stream)
 	char *s = fgets(str, num, r->fp);
 	if (s) {
 		if (r->at_line_start)
-			r->line++;
+			r->line++, r->line_len = 0;
 		size_t n = strlen(s);
+		r->line_len += n;
 		r->at_line_start = n > 0 && s[n - 1] == '\n';
+		if (r->line_len >= CONF_MAX_LINE - 1) { /* inih would split it silently */
+			err_set(r->err, ERR_FORMAT, "%s:%d: line longer than %d bytes", r->file,
+				r->line, CONF_MAX_LINE - 2);
+			r->failed = 1;
+			return NULL;
+		}
 	}
 	return s;
 }
@@ -171,6 +181,8 @@ static int handler(void *user, const char *section, const char *name, const char
 
 static int read_file(struct reader *r, const char *path)
 {
+	if (claim_regular_file(path, r->err)) /* a directory, /dev/zero, a FIFO */
+		return r->err->code;
 	FILE *fp = fopen(path, "r");
 	if (!fp)
 		return err_set(r->err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -333,12 +345,22 @@ static int where(const struct conf_opt *o, const struct conf_entry *e, struct li
 	return err_set(err, ERR_INVAL, "%s: %s", o->name, what);
 }
 
+static void format_double(char *buf, size_t len, double v);
+
 static int check_bounds(const struct conf_opt *o, double v, const struct conf_entry *e,
 			struct lif_err *err, const char *val)
 {
 	if (o->min <= o->max && (v < o->min || v > o->max)) {
 		char msg[256];
-		snprintf(msg, sizeof msg, "'%%s' is outside [%g, %g]", o->min, o->max);
+		/* integers print as integers: [1, 4194304], not [1, 4.1943e+06] */
+		if (o->type == CONF_INT || o->type == CONF_I64 || o->type == CONF_BYTES) {
+			snprintf(msg, sizeof msg, "'%%s' is outside [%.0f, %.0f]", o->min, o->max);
+		} else { /* the shortest form that reads back as the bound */
+			char lo[40], hi[40];
+			format_double(lo, sizeof lo, o->min);
+			format_double(hi, sizeof hi, o->max);
+			snprintf(msg, sizeof msg, "'%%s' is outside [%s, %s]", lo, hi);
+		}
 		return where(o, e, err, msg, val);
 	}
 	return 0;

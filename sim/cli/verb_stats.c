@@ -89,10 +89,16 @@ static void print_summary(const struct stats_result *r, const struct trace_meta 
 		int k = ks[i];
 		if (k > r->max_k)
 			break;
-		printf("  %4d    %7.2f%%    %7.3f%%      %5.3f\n", k, 100 * a->s_agg[k], 100 * a->load[k],
-		       a->load[k] / (1 - a->sparsity));
+		if (a->sparsity < 1)
+			printf("  %4d    %7.2f%%    %7.3f%%      %5.3f\n", k, 100 * a->s_agg[k],
+			       100 * a->load[k], a->load[k] / (1 - a->sparsity));
+		else /* no neuron is ever active: a ratio to the active set has no value */
+			printf("  %4d    %7.2f%%    %7.3f%%      -\n", k, 100 * a->s_agg[k],
+			       100 * a->load[k]);
 	}
-	if (r->max_k >= 5)
+	if (a->sparsity >= 1)
+		printf("windowing: no neuron is ever active in this trace\n");
+	else if (r->max_k >= 5)
 		printf("windowing: a token loads %.1f%% of its active set with k = 5 (load(5) / active)\n",
 		       100 * a->load[5] / (1 - a->sparsity));
 	printf("frequency: top 1%% of neurons fire %.1f%% of activations, top 10%% fire %.1f%%; "

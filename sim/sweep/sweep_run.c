@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +30,54 @@ static int make_dir(const char *dir, int *created, struct lif_err *err)
 	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
 		return err_set(err, ERR_IO, "%s: not a directory", dir);
 	return 0;
+}
+
+/* Hold DIR/.lock (flock) for the run, with the holder's pid in it; a second
+ * sweep into DIR is told which process holds it. The lock file is checked to
+ * be the one at the path after locking (a holder that finished unlinks it). */
+static int lock_dir(const char *dir, int *fd_out, struct lif_err *err)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/.lock", dir);
+	for (int tries = 0; tries < 8; tries++) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+		struct stat a, b;
+		if (fd < 0)
+			return err_set(err, ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			char pid[32] = "";
+			ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+			pid[n > 0 ? n : 0] = '\0';
+			pid[strcspn(pid, "\n")] = '\0';
+			close(fd);
+			return err_set(err, ERR_IO, "%s: another sweep (pid %s) is writing into this "
+				       "directory; wait for it or choose another -o", dir,
+				       pid[0] ? pid : "unknown");
+		}
+		if (fstat(fd, &a) || stat(path, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+			close(fd); /* unlinked by a holder that just finished: retry */
+			continue;
+		}
+		char pid[32];
+		int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+		if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n) {
+			close(fd);
+			return err_set(err, ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+		}
+		*fd_out = fd;
+		return 0;
+	}
+	return err_set(err, ERR_IO, "%s: cannot take the lock", path);
+}
+
+static void unlock_dir(const char *dir, int fd)
+{
+	char path[4200];
+	if (fd < 0)
+		return;
+	snprintf(path, sizeof path, "%s/.lock", dir);
+	unlink(path);
+	close(fd);
 }
 
 /* ---- CSV (RFC 4180 quoting) ---- */
@@ -839,7 +889,7 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 			.fail_point = NONE};
 	struct atomic_file cfg = {0};
 	char path[4200];
-	int created = 0;
+	int created = 0, lock = -1;
 	size_t *todo = NULL, ntodo = 0;
 	rep = rep ? rep : &dummy;
 	*rep = (struct sweep_report){.points = r.np};
@@ -860,7 +910,7 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 	for (size_t p = 0; !rc && p < r.np; p++)
 		r.old_rec[p] = NONE;
 	/* 1. every point checked (and its config written) before any runs */
-	if (!rc && !(rc = make_dir(o.dir, &created, err)))
+	if (!rc && !(rc = make_dir(o.dir, &created, err)) && !(rc = lock_dir(o.dir, &lock, err)))
 		rc = atomic_open(&cfg, path, err);
 	if (!rc)
 		rc = validate_points(sw, kind, ctx, cfg.fp, r.res, err);
@@ -873,8 +923,11 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 		rc = atomic_commit(&cfg, err);
 	} else if (cfg.fp) {
 		atomic_abort(&cfg);
-		if (created)
+		if (created) {
+			unlock_dir(o.dir, lock);
+			lock = -1;
 			rmdir(o.dir);
+		}
 	}
 	if (!rc)
 		rc = provenance_write(&r, err);
@@ -887,6 +940,7 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 		rc = columns_from_old(&r, err);
 	if (!rc)
 		rc = run_todo(&r, todo, ntodo, rep, err);
+	unlock_dir(o.dir, lock);
 	free(todo);
 	run_free(&r);
 	return rc;
@@ -1081,10 +1135,27 @@ static int merge_write(const struct merge *m, const char *const *dirs, const cha
 	return atomic_commit(&a, err);
 }
 
+/* The output directory must not be one of the inputs (merge would overwrite
+ * the shard it reads); compared by device and inode, so ./a and a/ match. */
+static int merge_check_out(const char *const *dirs, size_t ndirs, const char *out_dir,
+			   struct lif_err *err)
+{
+	struct stat o, d;
+	if (stat(out_dir, &o))
+		return 0; /* created by the merge: it cannot be an input */
+	for (size_t i = 0; i < ndirs; i++)
+		if (!stat(dirs[i], &d) && d.st_dev == o.st_dev && d.st_ino == o.st_ino)
+			return err_set(err, ERR_INVAL, "-o %s is the input directory %s: merge "
+				       "into a new directory", out_dir, dirs[i]);
+	return 0;
+}
+
 int sweep_merge(const char *const *dirs, size_t ndirs, const char *out_dir, struct lif_err *err)
 {
 	if (ndirs == 0)
 		return err_set(err, ERR_INVAL, "no shard directories to merge");
+	if (merge_check_out(dirs, ndirs, out_dir, err))
+		return ERR_INVAL;
 	struct merge m = {.header = -1, .ndirs = ndirs};
 	int rc = 0;
 	if (!(m.res = calloc(ndirs, sizeof *m.res)))

@@ -1,6 +1,7 @@
 #include "traces/predictor/predictor.h"
 
 #include "traces/h5attr.h"
+#include "sim/base/claim.h"
 
 #include <gsl/gsl_cblas.h> /* the CBLAS API; OpenBLAS provides the symbols (linked first) */
 #include <errno.h>
@@ -753,11 +754,22 @@ int predictor_parse_layers(const char *s, int layers, int *out, int *n, struct l
 
 /* ---------------------------------------------------------------- the file */
 
+/* A dataset chunked by its first dimension (one trained layer per chunk) with
+ * HDF5's Fletcher32 checksum on every chunk (schema v2). */
 static int put_dataset(hid_t f, const char *name, hid_t ftype, hid_t mtype, int rank,
 		       const hsize_t *dims, const void *v)
 {
-	hid_t sp = H5Screate_simple(rank, dims, NULL);
-	hid_t d = H5Dcreate2(f, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	hsize_t chunk[3] = {1, rank > 1 ? dims[1] : 1, rank > 2 ? dims[2] : 1};
+	if (rank == 1)
+		chunk[0] = dims[0];
+	hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+	if (dcpl >= 0 && (H5Pset_chunk(dcpl, rank, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0)) {
+		H5Pclose(dcpl);
+		dcpl = H5I_INVALID_HID;
+	}
+	hid_t d = dcpl < 0 ? H5I_INVALID_HID : H5Dcreate2(f, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+	if (dcpl >= 0)
+		H5Pclose(dcpl);
 	herr_t rc = d < 0 ? -1 : H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
 	if (d >= 0)
 		H5Dclose(d);
@@ -795,7 +807,7 @@ int predictor_save(const struct predictor *p, const char *path, struct lif_err *
 {
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+	hid_t f = h5attr_create(tmp, 0);
 	if (f < 0)
 		return err_set(err, ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
 	int bad = write_file(p, f);
@@ -816,7 +828,7 @@ int predictor_save(const struct predictor *p, const char *path, struct lif_err *
 /* Read a scalar numeric attribute; -1 if absent or not one number. */
 
 /* Read dataset name of exactly dims (rank) and class cls into v. */
-static int get_dataset(hid_t f, const char *path, const char *name, int rank,
+static int get_dataset(hid_t f, const char *path, int version, const char *name, int rank,
 		       const hsize_t *want, H5T_class_t cls, hid_t mtype, void *v,
 		       struct lif_err *err)
 {
@@ -840,37 +852,43 @@ static int get_dataset(hid_t f, const char *path, const char *name, int rank,
 				      (unsigned long long)want[i]);
 		rc = err_set(err, ERR_FORMAT, "%s: dataset '%s' does not have the expected type and "
 			     "shape [%s]", path, name, shape);
+	} else if (version >= 2 && !h5attr_has_checksum(d)) {
+		rc = err_set(err, ERR_FORMAT, "%s: dataset '%s' carries no checksum (schema version "
+			     "%d requires the Fletcher32 filter)", path, name, version);
+	} else if (h5attr_check_stored(d, path, name, err)) {
+		rc = ERR_FORMAT;
 	} else if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
-		rc = err_set(err, ERR_FORMAT, "%s: cannot read dataset '%s' (truncated or corrupt)",
-			     path, name);
+		rc = err_set(err, ERR_FORMAT, "%s: dataset '%s' is corrupt (a checksum mismatch or "
+			     "truncated data)", path, name);
 	}
 	H5Dclose(d);
 	return rc;
 }
 
-static int read_header(hid_t f, const char *path, int32_t dims[5], struct lif_err *err)
+static int read_header(hid_t f, const char *path, int32_t dims[5], int *version,
+		       struct lif_err *err)
 {
 	char schema[64];
-	int v;
+	int64_t v, dm[4];
 	if (h5attr_get_str(f, "schema", schema, sizeof schema) || strcmp(schema, PREDICTOR_SCHEMA))
 		return err_set(err, ERR_FORMAT, "%s: not a lifsim predictor (schema attribute is not "
 			       "'%s')", path, PREDICTOR_SCHEMA);
-	if (h5attr_get(f, "schema_version", H5T_NATIVE_INT, 0, &v))
+	if (h5attr_get(f, "schema_version", H5T_NATIVE_INT64, 0, &v))
 		return err_set(err, ERR_FORMAT, "%s: missing schema_version attribute", path);
-	if (v != PREDICTOR_SCHEMA_VERSION)
-		return err_set(err, ERR_FORMAT, "%s: predictor schema version %d, this lifsim reads %d",
-			       path, v, PREDICTOR_SCHEMA_VERSION);
-	if (h5attr_get(f, "layers", H5T_NATIVE_INT32, 0, &dims[0]) ||
-	    h5attr_get(f, "d_model", H5T_NATIVE_INT32, 0, &dims[1]) ||
-	    h5attr_get(f, "d_ffn", H5T_NATIVE_INT32, 0, &dims[2]) ||
-	    h5attr_get(f, "rank", H5T_NATIVE_INT32, 0, &dims[3]))
-		return err_set(err, ERR_FORMAT, "%s: a required attribute is missing or malformed "
-			       "(layers, d_model, d_ffn, rank)", path);
-	if (dims[0] < 1 || dims[0] > TRACE_MAX_LAYERS || dims[1] < 1 || dims[1] > (1 << 20) ||
-	    dims[2] < 1 || dims[2] > TRACE_MAX_DFFN || dims[3] < 1 || dims[3] > dims[1] ||
-	    dims[3] > PREDICTOR_MAX_RANK)
-		return err_set(err, ERR_FORMAT, "%s: nonsense shape layers=%d d_model=%d d_ffn=%d "
-			       "rank=%d", path, dims[0], dims[1], dims[2], dims[3]);
+	if (v < 1 || v > PREDICTOR_SCHEMA_VERSION)
+		return err_set(err, ERR_FORMAT, "%s: predictor schema version %lld, this lifsim "
+			       "reads 1 to %d", path, (long long)v, PREDICTOR_SCHEMA_VERSION);
+	*version = (int)v;
+	if (h5attr_get_int(f, path, "layers", 1, TRACE_MAX_LAYERS, &dm[0], err) ||
+	    h5attr_get_int(f, path, "d_model", 1, TRACE_MAX_DMODEL, &dm[1], err) ||
+	    h5attr_get_int(f, path, "d_ffn", 1, TRACE_MAX_DFFN, &dm[2], err) ||
+	    h5attr_get_int(f, path, "rank", 1, PREDICTOR_MAX_RANK, &dm[3], err))
+		return ERR_FORMAT;
+	for (int i = 0; i < 4; i++)
+		dims[i] = (int32_t)dm[i];
+	if (dims[3] > dims[1])
+		return err_set(err, ERR_FORMAT, "%s: rank %d exceeds d_model %d", path, dims[3],
+			       dims[1]);
 	hid_t d = H5Dopen2(f, "layer_ids", H5P_DEFAULT);
 	if (d < 0)
 		return err_set(err, ERR_FORMAT, "%s: dataset 'layer_ids' is missing", path);
@@ -911,15 +929,15 @@ static int check_values(struct predictor *p, const char *path, struct lif_err *e
 	return 0;
 }
 
-static int read_body(hid_t f, const char *path, struct predictor *p, struct lif_err *err)
+static int read_body(hid_t f, const char *path, int v, struct predictor *p, struct lif_err *err)
 {
 	hsize_t n = (hsize_t)p->ntrained;
 	hsize_t da[3] = {n, (hsize_t)p->d_model, (hsize_t)p->rank};
 	hsize_t db[3] = {n, (hsize_t)p->rank, (hsize_t)p->d_ffn}, dc[2] = {n, (hsize_t)p->d_ffn};
-	if (get_dataset(f, path, "layer_ids", 1, &n, H5T_INTEGER, H5T_NATIVE_INT, p->layer_ids, err) ||
-	    get_dataset(f, path, "A", 3, da, H5T_FLOAT, H5T_NATIVE_FLOAT, p->A, err) ||
-	    get_dataset(f, path, "B", 3, db, H5T_FLOAT, H5T_NATIVE_FLOAT, p->B, err) ||
-	    get_dataset(f, path, "c", 2, dc, H5T_FLOAT, H5T_NATIVE_FLOAT, p->c, err))
+	if (get_dataset(f, path, v, "layer_ids", 1, &n, H5T_INTEGER, H5T_NATIVE_INT, p->layer_ids, err) ||
+	    get_dataset(f, path, v, "A", 3, da, H5T_FLOAT, H5T_NATIVE_FLOAT, p->A, err) ||
+	    get_dataset(f, path, v, "B", 3, db, H5T_FLOAT, H5T_NATIVE_FLOAT, p->B, err) ||
+	    get_dataset(f, path, v, "c", 2, dc, H5T_FLOAT, H5T_NATIVE_FLOAT, p->c, err))
 		return ERR_FORMAT;
 	h5attr_get(f, "holdout", H5T_NATIVE_DOUBLE, 0, &p->holdout);
 	h5attr_get(f, "train_tokens", H5T_NATIVE_INT64, 0, &p->train_tokens);
@@ -929,19 +947,56 @@ static int read_body(hid_t f, const char *path, struct predictor *p, struct lif_
 	return check_values(p, path, err);
 }
 
+/* The memory a predictor of dims (layers, d_model, d_ffn, rank, trained
+ * layers) takes, against what the machine has. */
+static int predictor_claim(const char *path, const int32_t dims[5], struct lif_err *err)
+{
+	size_t n = (size_t)dims[4], a, b, c, total = 0;
+	char what[160];
+	snprintf(what, sizeof what, "a rank-%d predictor of %d layers x %d x %d", dims[3], dims[4],
+		 dims[1], dims[2]);
+	if (claim_mul3(&a, n, (size_t)dims[1], (size_t)dims[3]) ||
+	    claim_mul3(&b, n, (size_t)dims[3], (size_t)dims[2]) ||
+	    claim_mul(&c, n, (size_t)dims[2]) || claim_add(&total, a) || claim_add(&total, b) ||
+	    claim_add(&total, c) || claim_mul(&total, total, sizeof(float)))
+		return err_set(err, ERR_NOMEM, "%s: %s overflows the address space", path, what);
+	return claim_memory(path, what, total, err);
+}
+
+static struct predictor *load_in_process(const char *path, struct lif_err *err);
+
+static int load_probe(const char *path, void *arg, struct lif_err *err)
+{
+	struct predictor *p = load_in_process(path, err);
+	(void)arg;
+	predictor_free(p);
+	return p ? 0 : ERR_FORMAT;
+}
+
 struct predictor *predictor_load(const char *path, struct lif_err *err)
+{
+	/* v1 files (HDF5's old format, no metadata checksums) are read in a
+	 * child process first: see h5attr_isolate */
+	int sb = h5attr_superblock_version(path);
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, NULL, err))
+		return NULL;
+	return load_in_process(path, err);
+}
+
+static struct predictor *load_in_process(const char *path, struct lif_err *err)
 {
 	hid_t f = h5attr_open_readonly(path, err);
 	if (f < 0) {
 		return NULL;
 	}
-	int32_t dims[5];
+	int32_t dims[5] = {0};
+	int version = 0;
 	struct predictor *p = NULL;
-	if (!read_header(f, path, dims, err)) {
+	if (!read_header(f, path, dims, &version, err) && !predictor_claim(path, dims, err)) {
 		p = predictor_alloc(dims[0], dims[1], dims[2], dims[3], dims[4]);
 		if (!p)
 			err_set(err, ERR_NOMEM, "%s: out of memory", path);
-		else if (read_body(f, path, p, err)) {
+		else if (read_body(f, path, version, p, err)) {
 			predictor_free(p);
 			p = NULL;
 		}

@@ -42,7 +42,8 @@
 #include "traces/trace.h"
 
 #define PREDICTOR_SCHEMA "lifsim-predictor"
-#define PREDICTOR_SCHEMA_VERSION 1
+/* v2: Fletcher32 checksums on every dataset, HDF5 1.10 format; v1 still read */
+#define PREDICTOR_SCHEMA_VERSION 2
 #define PREDICTOR_MAX_RANK 4096
 
 struct predictor;

@@ -1,0 +1,142 @@
+/* Hostile inputs (issue 13): files whose sizes are claims, corrupt files,
+ * version-1 files still read. The fixtures in tests/data/hostile/ are made by
+ * tests/hostile/mkhostile.c. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "traces/h5attr.h"
+#include "traces/trace.h"
+
+struct hostile_case {
+	char file[48];
+	char want[96]; /* in the message */
+};
+
+ParameterizedTestParameters(hostile, each_hostile_trace_is_a_clear_error)
+{
+	static struct hostile_case cases[] = {
+		{"tokens_2e62.h5", "tokens 4611686018427387904 outside [0, 4294967296]"},
+		{"tokens_float.h5", "attribute 'tokens' is missing or not an integer"},
+		{"tokens_past_extent.h5", "dataset 'tokens' is int32 [4], the attributes claim int32 [1000]"},
+		{"sparse_10gb.h5", "stores 0 of its 157 chunks (the file claims more than it holds)"},
+		{"layers256_dffn4m.h5", "stores 0 of its 1 chunks"},
+		{"dffn_past_bound.h5", "d_ffn 4194305 outside [1, 4194304]"},
+		{"layers_2e40.h5", "layers 1099511627776 outside [1, 256]"},
+	};
+	return cr_make_param_array(struct hostile_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(struct hostile_case *c, hostile, each_hostile_trace_is_a_clear_error)
+{
+	char path[1024], out[4096], rel[128];
+	snprintf(rel, sizeof rel, "tests/data/hostile/%s", c->file);
+	snprintf(path, sizeof path, "%s", tu_src(rel));
+	tu_init();
+	struct lif_err e = {0};
+	struct trace *t = trace_load(path, TRACE_LOAD_MAGNITUDES | TRACE_LOAD_INPUTS, &e);
+	cr_expect_null(t);
+	cr_expect(strstr(e.msg, c->want) && strstr(e.msg, path), "%s: '%s'", c->file, e.msg);
+	trace_free(t);
+	/* every verb that reads a trace ends with exit 1, not a crash */
+	cr_expect_eq(tu_lifsim(out, sizeof out, "stats %s", path), 1, "%s", out);
+	cr_expect(strstr(out, c->want), "%s", out);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "predictor train %s --rank 2 -o %s", path,
+			       tu_path("p.h5")), 1, "%s", out);
+}
+
+Test(hostile, memory_a_trace_needs_is_checked_against_what_is_available)
+{
+	char out[4096];
+	const char *p = tu_src("tests/data/v1/trace_v1.h5");
+	tu_init();
+	setenv("LIFSIM_MEM_LIMIT", "1KiB", 1);
+	struct lif_err e = {0};
+	struct trace *t = trace_load(p, 0, &e);
+	cr_expect_null(t);
+	cr_expect(strstr(e.msg, "loading 64 tokens x 3 layers x 203 neurons needs") &&
+		  strstr(e.msg, "of memory, 1.0 KiB available"), "%s", e.msg);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "stats %s", p), 1, "%s", out);
+	cr_expect(strstr(out, "1.0 KiB available"), "%s", out);
+	unsetenv("LIFSIM_MEM_LIMIT");
+	trace_free(t);
+}
+
+Test(hostile, a_version_1_trace_is_still_read)
+{
+	tu_init();
+	struct lif_err e = {0};
+	struct trace *t = trace_load(tu_src("tests/data/v1/trace_v1.h5"), TRACE_LOAD_MAGNITUDES, &e);
+	cr_assert_not_null(t, "%s", e.msg);
+	cr_expect_eq(t->meta.tokens, 64);
+	cr_expect_eq(t->meta.layers, 3);
+	cr_expect_eq(t->meta.d_ffn, 203);
+	cr_expect_not_null(t->band);
+	trace_free(t);
+}
+
+Test(hostile, stats_of_an_all_inactive_trace_prints_no_nan)
+{
+	char out[8192];
+	cr_expect_eq(tu_lifsim(out, sizeof out, "stats %s",
+			       tu_src("tests/data/hostile/all_inactive.h5")), 0, "%s", out);
+	cr_expect(!strstr(out, "nan"), "%s", out);
+	cr_expect(strstr(out, "no neuron is ever active"), "%s", out);
+}
+
+/* The writer's raw chunks carry the checksum HDF5's own filter computes: HDF5
+ * reads them back through its pipeline (which verifies it). */
+Test(hostile, written_chunks_carry_checksums_hdf5_verifies)
+{
+	char out[4096];
+	const char *p = tu_path("t.h5");
+	tu_init();
+	cr_assert_eq(tu_lifsim(out, sizeof out, "synth %s -o %s --tokens 130",
+			       tu_src("tests/data/tiny.ini"), p), 0, "%s", out);
+	hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+	const char *names[] = {"tokens", "active", "band"};
+	for (int i = 0; i < 3; i++) {
+		hid_t d = H5Dopen2(f, names[i], H5P_DEFAULT);
+		cr_assert(d >= 0);
+		cr_expect(h5attr_has_checksum(d), "%s has no checksum", names[i]);
+		hid_t sp = H5Dget_space(d);
+		hssize_t n = H5Sget_simple_extent_npoints(sp);
+		hid_t t = H5Dget_type(d);
+		char *buf = malloc((size_t)n * H5Tget_size(t));
+		cr_expect(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0,
+			  "HDF5 rejects the checksum of %s", names[i]);
+		free(buf);
+		H5Tclose(t);
+		H5Sclose(sp);
+		H5Dclose(d);
+	}
+	H5Fclose(f);
+}
+
+/* 3 bytes flipped (tests/hostile/flip.c, seeds 63 and 118, span 2048) in the
+ * metadata of a version-1 trace made libhdf5 itself crash (SIGSEGV) in stats
+ * and predictor train; now the read runs in a child process first. */
+ParameterizedTestParameters(hostile, a_flipped_v1_trace_that_crashes_libhdf5_is_an_error)
+{
+	static struct hostile_case cases[] = {
+		{"flipped/v1_seed63_crash.h5", "crashed the HDF5 library"},
+		{"flipped/v1_seed118_crash.h5", "crashed the HDF5 library"},
+	};
+	return cr_make_param_array(struct hostile_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(struct hostile_case *c, hostile, a_flipped_v1_trace_that_crashes_libhdf5_is_an_error)
+{
+	char path[1024], out[4096], rel[128];
+	snprintf(rel, sizeof rel, "tests/data/hostile/%s", c->file);
+	snprintf(path, sizeof path, "%s", tu_src(rel));
+	cr_expect_eq(tu_lifsim(out, sizeof out, "stats %s", path), 1, "%s", out);
+	cr_expect(strstr(out, c->want) && strstr(out, path), "%s", out);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "predictor train %s --rank 2 -o %s", path,
+			       tu_path("p.h5")), 1, "%s", out);
+	cr_expect(strstr(out, c->want), "%s", out);
+}
