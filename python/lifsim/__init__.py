@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["Trace", "read_trace", "read_sweep", "TRACE_SCHEMA"]
 
 TRACE_SCHEMA = "lifsim-trace"
-TRACE_VERSION = 1
+TRACE_VERSIONS = (1, 2)  # 2 adds router (MoE) traces; neuron traces read the same
 PROVENANCE_COLUMNS = ("lifsim_version", "lifsim_commit", "date", "host", "cpu")
 
 
@@ -51,9 +51,11 @@ class Trace:
             self.attrs = {k: _str(v) for k, v in f.attrs.items()}
             if self.attrs.get("schema") != TRACE_SCHEMA:
                 raise ValueError("%s: not a lifsim trace (schema %r)" % (path, self.attrs.get("schema")))
-            if self.attrs.get("schema_version") != TRACE_VERSION:
-                raise ValueError("%s: trace schema_version %r, this reader knows %d"
-                                 % (path, self.attrs.get("schema_version"), TRACE_VERSION))
+            if self.attrs.get("schema_version") not in TRACE_VERSIONS:
+                raise ValueError("%s: trace schema_version %r, this reader knows %s"
+                                 % (path, self.attrs.get("schema_version"), TRACE_VERSIONS))
+            if "active" not in f:
+                raise ValueError("%s: no 'active' dataset (a router trace? see traces/FORMAT.md)" % path)
             self.n_tokens = int(self.attrs["tokens"])
             self.layers = int(self.attrs["layers"])
             self.d_ffn = int(self.attrs["d_ffn"])
