@@ -156,7 +156,7 @@ Test(pass, window_zero_loads_every_predicted_neuron_and_keeps_none)
 	cr_assert_eq(llm_derive(&m, "w0", &e), 0, "%s", e.msg);
 	struct layout *lay = layout_new(LAYOUT_ROWCOL, &m, NULL, 1, 0, 1, &e);
 	cr_assert(lay, "%s", e.msg);
-	struct pass_layer *s = pass_layer_new(lay, 0, 10, 0, 0, NULL, &e);
+	struct pass_layer *s = pass_layer_new(lay, 0, m.d_ffn, 10, 0, 0, NULL, PASS_ALL, &e);
 	uint8_t row[9] = {0};
 	/* neurons 0, 1, 2 (one run), 10 and 64..69 (a run crossing a word) */
 	row[0] = 0x07, row[1] = 0x04, row[8] = 0x3F;

@@ -18,7 +18,8 @@ import numpy as np
 __all__ = ["Trace", "read_trace", "read_sweep", "TRACE_SCHEMA"]
 
 TRACE_SCHEMA = "lifsim-trace"
-TRACE_VERSIONS = (1, 2)  # 2 adds router (MoE) traces; neuron traces read the same
+# versions this reader knows: 1 (neuron traces), 2 (adds router traces, MoE)
+TRACE_VERSIONS = (1, 2)
 PROVENANCE_COLUMNS = ("lifsim_version", "lifsim_commit", "date", "host", "cpu")
 
 
@@ -41,6 +42,8 @@ class Trace:
     attrs     root attributes (schema, model, layers, d_ffn, tokens, ...)
     tokens    int32 [T] token ids
     n_tokens, layers, d_ffn
+    router_experts  int16 [T, L, k] selected experts (router traces, version 2), else None
+    router_weights  float32 [T, L, k] their gate weights, else None
     """
 
     def __init__(self, path):
@@ -54,17 +57,22 @@ class Trace:
             if self.attrs.get("schema_version") not in TRACE_VERSIONS:
                 raise ValueError("%s: trace schema_version %r, this reader knows %s"
                                  % (path, self.attrs.get("schema_version"), TRACE_VERSIONS))
-            if "active" not in f:
-                raise ValueError("%s: no 'active' dataset (a router trace? see traces/FORMAT.md)" % path)
             self.n_tokens = int(self.attrs["tokens"])
             self.layers = int(self.attrs["layers"])
-            self.d_ffn = int(self.attrs["d_ffn"])
+            self.d_ffn = int(self.attrs.get("d_ffn", 0))
             self.tokens = f["tokens"][: self.n_tokens]
-            self._packed = f["active"][: self.n_tokens]
+            # a router trace (MoE) has no neuron sets: router_experts/_weights instead
+            self._packed = f["active"][: self.n_tokens] if "active" in f else None
+            self.router_experts = (f["router_experts"][: self.n_tokens]
+                                   if "router_experts" in f else None)
+            self.router_weights = (f["router_weights"][: self.n_tokens]
+                                   if "router_weights" in f else None)
             self._band = f["band"][: self.n_tokens] if "band" in f else None
             self.datasets = {name: {k: _str(v) for k, v in f[name].attrs.items()} for name in f}
 
     def _unpack(self, packed):
+        if packed is None:
+            raise ValueError("%s: a router trace has no neuron sets (router_experts)" % self.path)
         return np.unpackbits(packed, axis=-1, bitorder="little")[..., : self.d_ffn].astype(bool)
 
     def layer(self, layer):

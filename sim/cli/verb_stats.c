@@ -15,7 +15,10 @@ static void stats_usage(FILE *f)
 		   "k = 0..32; the neuron frequency distribution; closest-friend co-activation.\n\n"
 		   "  -o, --output FILE     tidy CSV: metric,layer,k,x,value (layer 'all' = mean)\n"
 		   "  --coact-samples N     neurons sampled per layer for closest friends (default 256, 0 = skip)\n"
-		   "  --seed S              sampling seed (default 1)\n\n"
+		   "  --seed S              sampling seed (default 1)\n"
+		   "  --one-pass            only load the trace's bits (active sets and band) and\n"
+		   "                        count them: the floor of any computation over the trace\n"
+		   "                        (make bench prints the sweep and stats beside it)\n\n"
 		   "On a router trace (MoE; traces/router_stats.h): expert popularity, reuse\n"
 		   "distance, repeat probability, co-selection, one-layer-ahead predictability and\n"
 		   "the whole LRU hit-rate curve against cache size (experts per layer) from one\n"
@@ -101,13 +104,47 @@ static void print_summary(const struct stats_result *r, const struct trace_meta 
 		       a->friend_prob_median, 100 * a->friend_hot_frac, a->coact_n);
 }
 
+/* Set bits of n bytes, 8 at a time. */
+static long long count_bits(const uint8_t *p, size_t n)
+{
+	long long c = 0;
+	size_t j = 0;
+	for (; j + 8 <= n; j += 8) {
+		uint64_t w;
+		memcpy(&w, p + j, 8);
+		c += __builtin_popcountll(w);
+	}
+	for (; j < n; j++)
+		c += __builtin_popcount(p[j]);
+	return c;
+}
+
+/* --one-pass: load (decompress) the bits once and count them. */
+static int stats_one_pass(const char *path, const struct cli_global *g)
+{
+	struct lif_err err = {0};
+	struct trace *t = trace_load_threads(path, TRACE_LOAD_MAGNITUDES, g->threads, &err);
+	if (!t)
+		return cli_fail("stats", &err);
+	size_t rows = (size_t)t->meta.layers * t->meta.tokens;
+	long long act = count_bits(t->bits, rows * t->row_bytes);
+	long long band = t->band ? count_bits(t->band, rows * 2 * t->row_bytes) : 0;
+	if (!g->quiet)
+		printf("one pass: %lld active bits, %lld band bits over %zu rows of %d bytes\n", act,
+		       band, rows, t->row_bytes);
+	trace_free(t);
+	return 0;
+}
+
 int verb_stats(int argc, char **argv, const struct cli_global *g)
 {
 	static const struct option longopts[] = {
 		{"output", required_argument, 0, 'o'}, {"coact-samples", required_argument, 0, 'c'},
 		{"seed", required_argument, 0, 's'},   {"help", no_argument, 0, 'h'},
+		{"one-pass", no_argument, 0, 'P'},
 		{0},
 	};
+	int one_pass = 0;
 	struct stats_opts o;
 	const char *out = NULL;
 	long long v;
@@ -119,11 +156,14 @@ int verb_stats(int argc, char **argv, const struct cli_global *g)
 		case 'c': if (cli_int("stats", "--coact-samples", optarg, 0, 1 << 20, &v)) return CLI_EXIT_USAGE; o.coact_samples = (int)v; break;
 		case 's': if (cli_int("stats", "--seed", optarg, 0, (1ll << 62), &v)) return CLI_EXIT_USAGE; o.seed = (uint64_t)v; break;
 		case 'h': stats_usage(stdout); return 0;
+		case 'P': one_pass = 1; break;
 		default: return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1)
 		return cli_failf("stats", "expected one TRACE.h5 argument (see lifsim stats --help)");
+	if (one_pass)
+		return stats_one_pass(argv[optind], g);
 	if (router_is_router_trace(argv[optind]))
 		return stats_router(argv[optind], out, g);
 	struct lif_err err = {0};

@@ -22,9 +22,9 @@ static void synth_usage(FILE *f)
 		   "  --no-magnitudes      do not store the near-threshold band\n\n"
 		   "For a mixture-of-experts MODEL.ini (experts > 0) it writes a router trace\n"
 		   "instead (expert ids and gate weights per token and MoE layer; traces/router_synth.h).\n\n"
-		   "generator parameters (dense models):\n");
+		   "generator parameters:\n");
 	conf_help(f, synth_opts);
-	fprintf(f, "\ngenerator parameters (MoE models):\n");
+	fprintf(f, "\ngenerator parameters of router traces (MoE models):\n");
 	conf_help(f, router_synth_opts);
 }
 

@@ -54,7 +54,7 @@ static void winor_push(struct winor *w, const uint64_t *q, uint64_t *u)
 
 struct pass_layer {
 	const struct layout *layout;
-	int layer, d, rb, nw, window, identity;
+	int layer, d, rb, nw, window, identity, what;
 	int64_t max_gap, units, uw;  /* read units, their words */
 	uint64_t *P, *pin, *need, *R, *U; /* (nw + 1) each */
 	uint64_t *unitw;             /* (uw + 1) read units to read (non-identity layouts) */
@@ -81,23 +81,27 @@ void pass_layer_free(struct pass_layer *s)
 	free(s);
 }
 
-struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int64_t tokens,
-				  int window, int64_t max_gap, const uint8_t *pinned,
-				  struct lif_err *err)
+struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_ffn,
+				  int64_t tokens, int window, int64_t max_gap,
+				  const uint8_t *pinned, int what, struct lif_err *err)
 {
 	struct pass_layer *s = calloc(1, sizeof *s);
 	if (!s) {
 		err_set(err, ERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	const int d = layout->d_ffn;
+	static const struct layout none = {.bundle = 1, .regions = 1};
+	if (!(what & PASS_READS) || !layout)
+		layout = &none, what &= ~PASS_READS;
+	const int d = d_ffn;
+	s->what = what;
 	s->layout = layout, s->layer = layer, s->d = d;
 	s->rb = (d + 7) / 8, s->nw = (s->rb + 7) / 8;
 	s->window = window > tokens ? (int)tokens : window; /* longer than the trace: keep all */
 	s->max_gap = max_gap;
 	s->identity = layout->bundle == 1 && !layout->friend_of && layout->kind != LAYOUT_HOT &&
 		      layout->kind != LAYOUT_COACT;
-	s->units = (d + layout->bundle - 1) / layout->bundle;
+	s->units = (d + layout->bundle - 1) / layout->bundle; /* (none: d units) */
 	s->uw = (s->units + 63) / 64;
 	const size_t w1 = (size_t)s->nw + 1;
 	s->P = calloc(5 * w1, sizeof *s->P);
@@ -208,6 +212,71 @@ static inline int emit_run(struct pass_layer *s, struct walk *w, int64_t base, i
 	return rc;
 }
 
+/* The common case at word speed: reads merge only when touching (max_gap
+ * below the smallest gap), no run crosses a region's end into the next region, no run
+ * reaches the short last unit, no run is 64 units or longer. Then every
+ * region reads the same runs, an extent is a run, and a run's length is
+ * found by shifting its start bit along the word (and the next word).
+ * Returns 1 when the row is not of this case (nothing recorded). */
+static int plan_words(struct pass_layer *s, const uint64_t *units, struct pass_out *o)
+{
+	const struct layout *l = s->layout;
+	const int64_t uw = s->uw, last = s->units - 1;
+	const int64_t unit_bytes = (int64_t)l->bundle * l->slot_bytes;
+	int32_t cnt[64] = {0};
+	int64_t first[64], n = 0;
+	int maxm = 0;
+	/* the smallest gap between two runs: a unit, or the short last unit
+	 * between a region's runs and the next region's */
+	int64_t min_gap = unit_bytes, part = l->d_ffn % l->bundle;
+	min_gap = l->regions > 1 && part && part * l->slot_bytes < min_gap ? part * l->slot_bytes
+									 : min_gap;
+	if (s->max_gap < 0 || s->max_gap >= min_gap)
+		return 1;
+	if ((l->regions > 1 && (units[0] & 1) && ((units[last >> 6] >> (last & 63)) & 1)) ||
+	    (l->d_ffn % l->bundle && ((units[last >> 6] >> (last & 63)) & 1)))
+		return 1;
+	uint64_t cin = 0;
+	for (int64_t j = 0; j < uw; j++) {
+		const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
+		uint64_t a = x & ~(x << 1 | cin); /* run starts */
+		cin = x >> 63;
+		n += __builtin_popcountll(x);
+		for (int m = 1; a; m++) {
+			if (m == 64)
+				return 1;
+			uint64_t longer = a & (x >> m | nx << (64 - m)); /* runs longer than m */
+			uint64_t exact = a & ~longer;
+			if (exact) {
+				if (m > maxm) {
+					for (int q = maxm + 1; q <= m; q++)
+						cnt[q] = 0, first[q] = -1;
+					maxm = m;
+				}
+				if (!cnt[m])
+					first[m] = j * 64 + __builtin_ctzll(exact);
+				cnt[m] += __builtin_popcountll(exact);
+			}
+			a = longer;
+		}
+	}
+	/* sizes in order of first occurrence */
+	int order[64], no = 0;
+	for (int m = 1; m <= maxm; m++) {
+		if (!cnt[m])
+			continue;
+		int q = no++;
+		for (; q > 0 && first[order[q - 1]] > first[m]; q--)
+			order[q] = order[q - 1];
+		order[q] = m;
+	}
+	for (int q = 0; q < no; q++)
+		if (hist_add(s, order[q] * unit_bytes, cnt[order[q]] * l->regions))
+			return ERR_NOMEM;
+	o->bytes_read = n * unit_bytes * l->regions;
+	return 0;
+}
+
 /* The extents of the marked units (uw words, bits past the last unit
  * clear), in file order: regions, then runs. A word's runs come from its
  * start bits (set, previous clear) and end bits (set, next clear), a run
@@ -310,13 +379,24 @@ int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_o
 	/* 2: the reads, by runs of read units */
 	memset(o, 0, sizeof *o);
 	s->nsizes = 0;
-	if (!s->identity)
-		mark_units(s);
-	if (plan_runs(s, s->identity ? need : s->unitw, o))
-		return err_set(err, ERR_NOMEM, "out of memory planning reads");
-	o->useful_bytes = nload * s->layout->piece_bytes * s->layout->regions;
+	if (s->what & PASS_READS) {
+		if (!s->identity)
+			mark_units(s);
+		const uint64_t *units = s->identity ? need : s->unitw;
+		int rc = plan_words(s, units, o);
+		if (rc == 1)
+			rc = plan_runs(s, units, o);
+		if (rc)
+			return err_set(err, ERR_NOMEM, "out of memory planning reads");
+		o->useful_bytes = nload * s->layout->piece_bytes * s->layout->regions;
+		o->nsizes = s->nsizes, o->sizes = s->sizes, o->counts = s->counts;
+	}
 	o->npred = npred, o->nload = nload;
-	o->nsizes = s->nsizes, o->sizes = s->sizes, o->counts = s->counts;
+	if (s->window > 0 && !(s->what & PASS_MATRIX)) { /* the window alone */
+		winor_push(&s->win, P, U);
+		memcpy(R, U, nw * sizeof *R);
+		return 0;
+	}
 	if (s->window == 0) { /* 3-4 without a matrix: all loaded rows go after the token */
 		o->used_rows = (int32_t)(nload + npinned);
 		o->ndie = nload;

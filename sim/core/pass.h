@@ -36,10 +36,16 @@ struct pass_out {
 	const int32_t *counts; /* (nsizes) extents of that size */
 };
 
-/* Layer `layer` of layout; arguments as step_layer_new (sim/core/step.h). */
-struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int64_t tokens,
-				  int window, int64_t max_gap, const uint8_t *pinned,
-				  struct lif_err *err);
+/* What a pass computes: the reads (depend on the layout), the matrix (does
+ * not: the layouts of a sweep share it). Fields of pass_out not computed
+ * are 0. */
+enum pass_what { PASS_READS = 1, PASS_MATRIX = 2, PASS_ALL = 3 };
+
+/* Layer `layer` of a d_ffn-wide model in layout (may be NULL without
+ * PASS_READS); other arguments as step_layer_new (sim/core/step.h). */
+struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_ffn,
+				  int64_t tokens, int window, int64_t max_gap,
+				  const uint8_t *pinned, int what, struct lif_err *err);
 void pass_layer_free(struct pass_layer *s);
 
 /* Advance one token whose predicted set is pred_row (packed d_ffn bits). */
