@@ -5,6 +5,7 @@
 
 #include "sim/base/conf.h"
 #include "sim/base/path.h"
+#include "sim/base/suggest.h"
 #include "sim/cli/verbs.h"
 #include "traces/trace.h"
 
@@ -55,11 +56,11 @@ int main(int argc, char **argv)
 	trace_init();
 	conf_init();
 	if (cli_take_globals(&argc, argv, &g))
-		return 2;
+		return CLI_EXIT_USAGE;
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
 		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
 		printf("lifsim %s\n", PACKAGE_VERSION);
@@ -68,9 +69,17 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < NVERBS; i++)
 		if (!strcmp(argv[1], verbs[i].name))
 			return verbs[i].run(argc - 1, argv + 1, &g);
+	const char *names[NVERBS];
+	for (size_t i = 0; i < NVERBS; i++)
+		names[i] = verbs[i].name;
+	const char *near = suggest_nearest(argv[1], names, NVERBS);
+	if (near) {
+		fprintf(stderr, "lifsim: unknown verb '%s' (did you mean '%s'?)\n", argv[1], near);
+		return CLI_EXIT_USAGE;
+	}
 	fprintf(stderr, "lifsim: unknown verb '%s' (verbs:", argv[1]);
 	for (size_t i = 0; i < NVERBS; i++)
 		fprintf(stderr, " %s", verbs[i].name);
 	fprintf(stderr, "; see lifsim --help)\n");
-	return 2;
+	return CLI_EXIT_USAGE;
 }

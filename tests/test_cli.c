@@ -10,25 +10,32 @@ TestSuite(cli, .init = tu_init);
 
 struct cli_case {
 	char args[256];
-	int status;      /* expected exit status (0, or non-zero as 1) */
+	int status;      /* expected exit status: 0 ok, 1 runtime error, 2 usage error */
 	char want[160];  /* substring of the output */
 };
 
 static struct cli_case cases[] = {
-	{"", 1, "usage: lifsim"},
+	{"", 2, "usage: lifsim"},
 	{"--help", 0, "verbs:"},
-	{"frobnicate", 1, "lifsim: unknown verb 'frobnicate'"},
+	{"frobnicate", 2, "lifsim: unknown verb 'frobnicate' (verbs: synth"},
+	{"swep x.ini", 2, "lifsim: unknown verb 'swep' (did you mean 'sweep'?)"},
+	{"STATS x.h5", 2, "did you mean 'stats'?"},
 	{"synth --help", 0, "generator parameters:"},
 	{"stats --help", 0, "usage: lifsim stats"},
-	{"synth --bogus", 1, "lifsim synth: unknown option '--bogus'"},
-	{"synth MODELS/opt-6.7b.ini", 1, "lifsim synth: no output file"},
-	{"synth", 1, "expected one MODEL.ini argument"},
-	{"synth MODELS/opt-6.7b.ini -o x.h5 --set phi=2", 1, "phi: '2' is outside [0, 0.9999]"},
-	{"synth MODELS/opt-6.7b.ini -o x.h5 --set nope=1", 1, "unknown generator parameter 'nope'"},
+	{"synth --bogus", 2, "lifsim synth: unknown option '--bogus'"},
+	{"synth MODELS/opt-6.7b.ini", 2, "lifsim synth: no output file"},
+	{"synth", 2, "expected one MODEL.ini argument"},
+	{"synth MODELS/opt-6.7b.ini -o x.h5 --set phi=2", 2, "phi: '2' is outside [0, 0.9999]"},
+	{"synth MODELS/opt-6.7b.ini -o x.h5 --set nope=1", 2, "unknown generator parameter 'nope'"},
 	{"synth /nonexistent.ini -o x.h5", 1, "/nonexistent.ini: cannot open"},
 	{"stats /nonexistent.h5", 1, "lifsim stats: /nonexistent.h5: cannot open"},
-	{"--threads 0 stats x", 1, "--threads: '0' is not a thread count"},
-	{"stats --coact-samples -3 x.h5", 1, "--coact-samples: '-3' is not an integer"},
+	{"--threads 0 stats x", 2, "--threads: '0' is not a thread count"},
+	{"stats --coact-samples -3 x.h5", 2, "--coact-samples: '-3' is not an integer"},
+	{"synth MODELS/opt-6.7.ini -o x.h5", 1, "opt-6.7.ini: cannot open: No such file or directory "
+						"(did you mean 'opt-6.7b.ini'?)"},
+	{"sweep --bogus x.ini", 2, "lifsim sweep: unknown option '--bogus'"},
+	{"sweep x.ini", 2, "missing -o DIR"},
+	{"merge", 2, "missing -o DIR"},
 };
 
 ParameterizedTestParameters(cli, errors_and_help_are_clear)
@@ -46,7 +53,7 @@ ParameterizedTest(struct cli_case *c, cli, errors_and_help_are_clear, .init = tu
 	else
 		snprintf(args, sizeof args, "%s", c->args);
 	int st = tu_lifsim(out, sizeof out, "%s", args);
-	cr_expect_eq(st != 0, c->status != 0, "status %d for '%s': %s", st, args, out);
+	cr_expect_eq(st, c->status, "status %d for '%s': %s", st, args, out);
 	cr_expect(strstr(out, c->want) != NULL, "output of '%s' lacks '%s':\n%s", args, c->want, out);
 }
 
@@ -71,4 +78,14 @@ Test(cli, stats_on_a_corrupt_trace_fails_cleanly_without_output)
 	cr_expect_eq(st, 1, "%s", out);
 	cr_expect(strstr(out, "not an HDF5 file"), "%s", out);
 	cr_expect_neq(access(tu_path("bad.csv"), F_OK), 0);
+}
+
+Test(cli, an_unknown_key_in_an_experiment_suggests_the_nearest)
+{
+	char out[8192];
+	const char *ini = tu_write("typo.ini", "[experiment]\nmodel = x.ini\ndevice = y.ini\n"
+				   "[sim]\nwindw = 3\n");
+	int st = tu_lifsim(out, sizeof out, "sweep %s --dry-run", ini);
+	cr_expect_eq(st, 1, "%s", out);
+	cr_expect(strstr(out, "[sim] windw: unknown key (did you mean 'window'?)") != NULL, "%s", out);
 }

@@ -1,4 +1,5 @@
 #include "sim/base/conf.h"
+#include "sim/base/suggest.h"
 
 #include "sim/base/claim.h"
 
@@ -184,8 +185,13 @@ static int read_file(struct reader *r, const char *path)
 	if (claim_regular_file(path, r->err)) /* a directory, /dev/zero, a FIFO */
 		return r->err->code;
 	FILE *fp = fopen(path, "r");
-	if (!fp)
-		return err_set(r->err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+	if (!fp) {
+		char hint[300] = "";
+		int eno = errno;
+		if (eno == ENOENT)
+			suggest_file(path, hint, sizeof hint);
+		return err_set(r->err, ERR_IO, "%s: cannot open: %s%s", path, strerror(eno), hint);
+	}
 	r->fp = fp;
 	r->file = path;
 	int rc = ini_parse_stream(reader_gets, r, handler, r);
@@ -495,6 +501,20 @@ static int section_listed(const char *sections, const char *s)
 	return 0;
 }
 
+void conf_suggest_key(const struct conf_opt *opts, const char *section, const char *key, char *buf,
+		      size_t cap)
+{
+	const char *names[512];
+	size_t n = 0;
+	for (const struct conf_opt *o = opts; o && o->name && n < 512; o++)
+		if (!section || !strcmp(o->section, section))
+			names[n++] = o->name;
+	const char *pick = suggest_nearest(key, names, n);
+	buf[0] = '\0';
+	if (pick)
+		snprintf(buf, cap, " (did you mean '%s'?)", pick);
+}
+
 int conf_apply(const struct conf_opt *opts, void *target, const struct conf_doc *doc,
 	       const char *sections, struct lif_err *err)
 {
@@ -503,9 +523,12 @@ int conf_apply(const struct conf_opt *opts, void *target, const struct conf_doc 
 		if (!strcmp(e->section, "vars") || !section_listed(sections, e->section))
 			continue;
 		const struct conf_opt *o = conf_find(opts, e->section, e->key);
-		if (!o)
-			return err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key", e->file, e->line,
-				       e->section, e->key);
+		char hint[128];
+		if (!o) {
+			conf_suggest_key(opts, e->section, e->key, hint, sizeof hint);
+			return err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key%s", e->file, e->line,
+				       e->section, e->key, hint);
+		}
 		if (conf_set(o, target, e->value, e, err))
 			return ERR_INVAL;
 	}

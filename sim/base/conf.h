@@ -72,6 +72,11 @@ void conf_init(void);
 int conf_doc_read(const char *path, struct conf_doc **out, struct lif_err *err);
 void conf_doc_free(struct conf_doc *doc);
 
+/* " (did you mean 'NAME'?)" for an unknown key: the nearest option name of
+ * opts in section (any section when NULL; sim/base/suggest.h), or "". */
+void conf_suggest_key(const struct conf_opt *opts, const char *section, const char *key, char *buf,
+		      size_t cap);
+
 /* Find the table row for (section, key), or NULL. */
 const struct conf_opt *conf_find(const struct conf_opt *opts, const char *section,
 				 const char *key);

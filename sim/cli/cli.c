@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sim/base/conf.h"
 #include "sim/base/hostinfo.h"
+#include "sim/base/progress.h"
 
 int cli_take_globals(int *argc, char **argv, struct cli_global *g)
 {
@@ -65,18 +67,32 @@ const char *cli_path(const char *verb, enum path_kind kind, const char *arg, cha
 int cli_fail(const char *verb, const struct lif_err *err)
 {
 	fprintf(stderr, "lifsim %s: %s\n", verb, err->code ? err->msg : "failed");
-	return 1;
+	return CLI_EXIT_RUNTIME;
+}
+
+static void vsay(const char *verb, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "lifsim %s: ", verb);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+int cli_errorf(const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsay(verb, fmt, ap);
+	va_end(ap);
+	return CLI_EXIT_RUNTIME;
 }
 
 int cli_failf(const char *verb, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "lifsim %s: ", verb);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vsay(verb, fmt, ap);
 	va_end(ap);
-	return 1;
+	return CLI_EXIT_USAGE;
 }
 
 int cli_getopt(const char *verb, int argc, char **argv, const char *shortopts,
@@ -118,12 +134,43 @@ int cli_double(const char *verb, const char *opt, const char *s, double min, dou
 	return 0;
 }
 
+/* The progress line being drawn: the CLI's one piece of process state (a
+ * verb draws one task at a time). */
+static struct {
+	char what[64];
+	long long last_done;
+	double t0, drawn;
+	size_t width;
+} progress_line;
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 void cli_progress(const struct cli_global *g, const char *what, long long done, long long total)
 {
 	if (!g->progress || total <= 0)
 		return;
-	fprintf(stderr, "\r%s: %3lld%%", what, done * 100 / total);
-	if (done >= total)
+	double now = mono_s();
+	if (strncmp(progress_line.what, what, sizeof progress_line.what - 1) ||
+	    done < progress_line.last_done) {
+		snprintf(progress_line.what, sizeof progress_line.what, "%s", what);
+		progress_line.t0 = now, progress_line.drawn = 0, progress_line.width = 0;
+	}
+	progress_line.last_done = done;
+	if (done < total && now - progress_line.drawn < 0.2)
+		return; /* redraw at most five times a second */
+	char line[256];
+	progress_format(line, sizeof line, what, done, total, now - progress_line.t0);
+	size_t n = strlen(line);
+	fprintf(stderr, "\r%s%*s", line, (int)(progress_line.width > n ? progress_line.width - n : 0), "");
+	progress_line.width = n, progress_line.drawn = now;
+	if (done >= total) {
 		fputc('\n', stderr);
+		progress_line.what[0] = '\0';
+	}
 	fflush(stderr);
 }

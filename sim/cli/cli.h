@@ -1,6 +1,7 @@
 /*
  * cli: what every `lifsim VERB` shares: global options (--threads, --quiet),
- * the error convention ("lifsim VERB: what went wrong", exit 1), option
+ * the error convention ("lifsim VERB: what went wrong"; exit 0 on success,
+ * 1 for a runtime error, 2 for a usage error), option
  * parsing with clear messages, and progress on stderr when it is a terminal.
  */
 #ifndef LIFSIM_CLI_H
@@ -21,8 +22,15 @@ struct cli_global {
  * Returns 0, or -1 after printing an error. */
 int cli_take_globals(int *argc, char **argv, struct cli_global *g);
 
-/* Print "lifsim VERB: msg" to stderr and return 1 (the exit status). */
+/* Exit statuses of every verb. */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_RUNTIME 1 /* the work failed: a file, the disk, a bad input's content */
+#define CLI_EXIT_USAGE 2   /* the command line is wrong: options, arguments, their values */
+
+/* A runtime error: print "lifsim VERB: msg" to stderr, return CLI_EXIT_RUNTIME. */
 int cli_fail(const char *verb, const struct lif_err *err);
+int cli_errorf(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A usage error: print "lifsim VERB: msg" to stderr, return CLI_EXIT_USAGE. */
 int cli_failf(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Find a file argument through the search path (sim/base/path.h: the current
@@ -42,8 +50,11 @@ int cli_int(const char *verb, const char *opt, const char *s, long long min, lon
 int cli_double(const char *verb, const char *opt, const char *s, double min, double max,
 	       double *out);
 
-/* Progress line "what: 42%" on stderr (only when g->progress). done == total
- * ends the line. */
+/* Progress line "what: 42/100 (42%)  3.1/s  ETA 19s" (sim/base/progress.h)
+ * on stderr, redrawn in place at most 5 times a second, only when
+ * g->progress (stderr is a terminal and not --quiet). The clock starts at a
+ * task's first call (a new `what`, or done going back); done == total ends
+ * the line. */
 void cli_progress(const struct cli_global *g, const char *what, long long done, long long total);
 
 #endif

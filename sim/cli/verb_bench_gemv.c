@@ -179,7 +179,7 @@ static int set_opt(int c, const char *arg, struct opts *o)
 	case 'w': o->warm = 1; return 0;
 	case 'r':
 		if (cli_int(VERB, "--repeats", arg, 1, 1000, &t))
-			return 1;
+			return CLI_EXIT_USAGE;
 		o->repeats = (int)t;
 		return 0;
 	case 'g':
@@ -189,15 +189,15 @@ static int set_opt(int c, const char *arg, struct opts *o)
 		return 0;
 	case 'S':
 		if (cli_int(VERB, "--seed", arg, 0, 1LL << 62, &t))
-			return 1;
+			return CLI_EXIT_USAGE;
 		o->seed = t;
 		return 0;
 	case 'p':
 		if (cli_int(VERB, "--probe-mib", arg, 64, 1 << 20, &t))
-			return 1;
+			return CLI_EXIT_USAGE;
 		o->probe_bytes = (size_t)t << 20;
 		return 0;
-	default: return 1; /* cli_getopt printed the error */
+	default: return CLI_EXIT_USAGE; /* cli_getopt printed the error */
 	}
 }
 
@@ -608,7 +608,7 @@ int verb_bench_gemv(int argc, char **argv, const struct cli_global *g)
 	if (o.csv) {
 		snprintf(tmp, sizeof tmp, "%s.tmp", o.csv);
 		if (!(csv = fopen(tmp, "w")))
-			return cli_failf(VERB, "%s: cannot write: %s", o.csv, strerror(errno));
+			return cli_errorf(VERB, "%s: cannot write: %s", o.csv, strerror(errno));
 		fprintf(csv, "kernel,bits,threads,d_out,d_in,group,ms_median,gflops,weight_gb_per_s,"
 			     "bw_gb_per_s,bw_frac,speedup_vs_dequant,ms_min,bw_frac_best,rel_err_rms,"
 			     "rel_err_vs_fp32_rms,repeats\n");
@@ -641,11 +641,11 @@ int verb_bench_gemv(int argc, char **argv, const struct cli_global *g)
 	}
 	if (csv && (fclose(csv) || rc)) {
 		remove(tmp);
-		return rc ? cli_fail(VERB, &err) : cli_failf(VERB, "%s: write failed", o.csv);
+		return rc ? cli_fail(VERB, &err) : cli_errorf(VERB, "%s: write failed", o.csv);
 	}
 	if (rc)
 		return cli_fail(VERB, &err);
 	if (csv && rename(tmp, o.csv))
-		return cli_failf(VERB, "%s: cannot rename from %s: %s", o.csv, tmp, strerror(errno));
+		return cli_errorf(VERB, "%s: cannot rename from %s: %s", o.csv, tmp, strerror(errno));
 	return 0;
 }

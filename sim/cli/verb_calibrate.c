@@ -198,7 +198,7 @@ static int calibrate(const struct opts *o, const struct cli_global *g)
 	struct calib_point *pts = calloc((size_t)o->nc * o->np * o->ne + 1, sizeof *pts);
 	int n = 0;
 	if (!pts)
-		return cli_failf(VERB, "out of memory");
+		return cli_errorf(VERB, "out of memory");
 	struct opts m = *o;
 	if (o->arena_bytes > 0 && !(m.arena = io_arena_new(o->arena_bytes, &err))) {
 		free(pts);
@@ -288,7 +288,7 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		case 'r': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &o.seed)) return 2; break;
 		case 'A':
 			if (conf_parse_bytes(optarg, &o.arena_bytes) || o.arena_bytes < 0)
-				return cli_failf(VERB, "--arena: '%s' is not a byte size", optarg) + 1;
+				return cli_failf(VERB, "--arena: '%s' is not a byte size", optarg);
 			break;
 		case 'P':
 			if (cli_int(VERB, "--passes", optarg, 1, 99, &passes))
@@ -297,13 +297,13 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 			break;
 		case 'S':
 			if (conf_parse_bytes(optarg, &o.size) || o.size < 4096)
-				return cli_failf(VERB, "--size: '%s' is not a byte size >= 4KiB", optarg) + 1;
+				return cli_failf(VERB, "--size: '%s' is not a byte size >= 4KiB", optarg);
 			break;
 		case 'e':
 			items = conf_list_split(optarg, &k);
 			if (!items || k < 1 || k > 4)
 				return conf_list_free(items, items ? k : 0),
-				       cli_failf(VERB, "--engines: expected 1 to 4 names") + 1;
+				       cli_failf(VERB, "--engines: expected 1 to 4 names");
 			o.ne = (int)k;
 			for (size_t i = 0; i < k; i++) {
 				if (!io_find(items[i])) {
@@ -318,15 +318,15 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		}
 	}
 	if (optind != argc)
-		return cli_failf(VERB, "unexpected argument '%s' (see --help)", argv[optind]) + 1;
+		return cli_failf(VERB, "unexpected argument '%s' (see --help)", argv[optind]);
 	if (o.make) {
 		struct lif_err err = {0};
 		if (o.size <= 0)
-			return cli_failf(VERB, "--make-file needs --size BYTES") + 1;
+			return cli_failf(VERB, "--make-file needs --size BYTES");
 		o.size = o.size / 4096 * 4096;
 		return wfile_write_random(o.make, o.size, (uint64_t)o.seed, &err) ? cli_fail(VERB, &err) : 0;
 	}
 	if (!o.file || !o.out)
-		return cli_failf(VERB, "needs --file F and -o PROFILE.ini (see --help)") + 1;
+		return cli_failf(VERB, "needs --file F and -o PROFILE.ini (see --help)");
 	return calibrate(&o, g);
 }

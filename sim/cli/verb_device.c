@@ -62,7 +62,7 @@ static int print_grid(const struct device *d, const long long *c, int nc, const 
 			printf("%lld,%lld,%.6g,%.6g\n", c[i], p[j],
 			       flash_throughput_bytes_per_s(&d->flash, c[i], (int)p[j]) / 1e6,
 			       flash_extent_ns(&d->flash, c[i], (int)p[j]) / 1e3);
-	return fflush(stdout) ? cli_failf(VERB, "cannot write to stdout") : 0;
+	return fflush(stdout) ? cli_errorf(VERB, "cannot write to stdout") : 0;
 }
 
 /* Seconds to serve n extents, in sets of `set` reads at parallelism 32. */
@@ -99,7 +99,7 @@ static int bench(const struct device *d, long long n)
 		printf("%s,%s,%s,%lld,%.6f,%.4g\n", d->name, flash_ops_table[d->flash.kind].name,
 		       names[k], total, sec, total / sec);
 	}
-	return fflush(stdout) ? cli_failf(VERB, "cannot write to stdout") : 0;
+	return fflush(stdout) ? cli_errorf(VERB, "cannot write to stdout") : 0;
 }
 
 int verb_device(int argc, char **argv, const struct cli_global *g)
@@ -138,7 +138,7 @@ int verb_device(int argc, char **argv, const struct cli_global *g)
 			return 2;
 	}
 	if (optind != argc - 1)
-		return cli_failf(VERB, "expected one PROFILE.ini (see lifsim device --help)") + 1;
+		return cli_failf(VERB, "expected one PROFILE.ini (see lifsim device --help)");
 	struct device d;
 	struct lif_err err = {0};
 	char path[PATH_CAP];
@@ -149,6 +149,6 @@ int verb_device(int argc, char **argv, const struct cli_global *g)
 	if (bench_n)
 		return bench(&d, bench_n);
 	if (resolved)
-		return device_write(stdout, &d, &err) || fflush(stdout) ? cli_failf(VERB, "cannot write to stdout") : 0;
+		return device_write(stdout, &d, &err) || fflush(stdout) ? cli_errorf(VERB, "cannot write to stdout") : 0;
 	return print_grid(&d, chunks, nc, par, np);
 }

@@ -125,13 +125,13 @@ int verb_layout(int argc, char **argv, const struct cli_global *g)
 		}
 	}
 	if (optind != argc - 1 || !layout || !out)
-		return cli_failf(VERB, "expected MODEL.ini, --layout L and -o FILE (see --help)") + 1;
+		return cli_failf(VERB, "expected MODEL.ini, --layout L and -o FILE (see --help)");
 	const struct layout_ops *ops = layout_find(layout);
 	if (!ops)
 		return cli_failf(VERB, "--layout: unknown layout '%s' (choices: %s)", layout,
-				 LAYOUT_CHOICES) + 1;
+				 LAYOUT_CHOICES);
 	if (ops->needs_trace && !trace)
-		return cli_failf(VERB, "layout %s orders neurons by a trace: give --trace T.h5", layout) + 1;
+		return cli_failf(VERB, "layout %s orders neurons by a trace: give --trace T.h5", layout);
 	struct lif_err err = {0};
 	struct llm_desc m;
 	struct trace *t = NULL;

@@ -64,36 +64,36 @@ static int parse_train(int argc, char **argv, struct train_args *a)
 		switch (c) {
 		case 'r':
 			if (cli_int(VERB, "--rank", optarg, 1, PREDICTOR_MAX_RANK, &v))
-				return 1;
+				return CLI_EXIT_USAGE;
 			a->o.rank = (int)v, have_rank = 1;
 			break;
 		case 'l': a->layers = optarg; break;
 		case 'H':
 			if (cli_double(VERB, "--holdout", optarg, 0, 0.99, &a->o.holdout))
-				return 1;
+				return CLI_EXIT_USAGE;
 			break;
 		case 'e':
 			if (cli_int(VERB, "--epochs", optarg, 0, 100000, &v))
-				return 1;
+				return CLI_EXIT_USAGE;
 			a->o.epochs = (int)v;
 			break;
 		case 'b':
 			if (cli_int(VERB, "--batch", optarg, 1, 1 << 20, &v))
-				return 1;
+				return CLI_EXIT_USAGE;
 			a->o.batch_tokens = (int)v;
 			break;
 		case 'L':
 			if (cli_double(VERB, "--lr", optarg, 1e-9, 10, &a->o.lr))
-				return 1;
+				return CLI_EXIT_USAGE;
 			break;
 		case 's':
 			if (cli_int(VERB, "--seed", optarg, 0, INT64_MAX, &v))
-				return 1;
+				return CLI_EXIT_USAGE;
 			a->o.seed = (uint64_t)v;
 			break;
 		case 'o': a->out = optarg; break;
 		case 'h': fputs(help_text, stdout); return -1;
-		default: return 1;
+		default: return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1)
@@ -206,11 +206,11 @@ static int parse_eval(int argc, char **argv, const char **pred, const char **tra
 		switch (c) {
 		case 'H':
 			if (cli_double(VERB, "--holdout", optarg, 1e-9, 1, holdout))
-				return 1;
+				return CLI_EXIT_USAGE;
 			break;
 		case 'o': *out = optarg; break;
 		case 'h': fputs(help_text, stdout); return -1;
-		default: return 1;
+		default: return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 2)

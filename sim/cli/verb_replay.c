@@ -167,12 +167,12 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		case 'L': a.iolog = optarg; break;
 		case 'A':
 			if (conf_parse_bytes(optarg, &a.arena) || a.arena < 0)
-				return cli_failf("replay", "--arena: '%s' is not a byte size", optarg) + 1;
+				return cli_failf("replay", "--arena: '%s' is not a byte size", optarg);
 			break;
 		case 'e':
 			if (!io_find(optarg))
 				return cli_failf("replay", "--engine: unknown engine '%s' (choices: %s)",
-						 optarg, IO_ENGINE_CHOICES) + 1;
+						 optarg, IO_ENGINE_CHOICES);
 			snprintf(a.engine, sizeof a.engine, "%s", optarg);
 			break;
 		case 's': if (cli_double("replay", "--scale", optarg, 1e-6, 1, &a.scale)) return 2; break;
@@ -182,14 +182,14 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 			snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - optarg) : 0, optarg);
 			if (!eq || !(o = conf_find(sim_opts, "sim", key)))
 				return cli_failf("replay", "--sim: '%s' is not KEY=VALUE with a [sim] key",
-						 optarg) + 1;
+						 optarg);
 			if (conf_set(o, &p, eq + 1, NULL, &err))
 				return cli_fail("replay", &err) + 1;
 			break;
 		}
 	}
 	if (optind != argc - 1 || !a.trace || !a.weights)
-		return cli_failf("replay", "expected MODEL.ini, --trace T.h5 and --weights W (see --help)") + 1;
+		return cli_failf("replay", "expected MODEL.ini, --trace T.h5 and --weights W (see --help)");
 	char model[PATH_CAP], device[PATH_CAP];
 	if (!(a.model = cli_path("replay", PATH_MODEL, argv[optind], model, sizeof model)) ||
 	    (a.device && !(a.device = cli_path("replay", PATH_DEVICE, a.device, device, sizeof device))))
@@ -225,7 +225,7 @@ int verb_validate(int argc, char **argv, const struct cli_global *g)
 		out = optarg;
 	}
 	if (optind != argc - 1 || !out)
-		return cli_failf("validate", "expected EXPERIMENT.ini and -o DIR (see --help)") + 1;
+		return cli_failf("validate", "expected EXPERIMENT.ini and -o DIR (see --help)");
 	struct lif_err err = {0};
 	struct sweep *sw = NULL;
 	void *ctx = NULL;

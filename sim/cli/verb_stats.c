@@ -159,11 +159,11 @@ int verb_stats(int argc, char **argv, const struct cli_global *g)
 	while ((c = cli_getopt("stats", argc, argv, "o:h", longopts)) != -1) {
 		switch (c) {
 		case 'o': out = optarg; break;
-		case 'c': if (cli_int("stats", "--coact-samples", optarg, 0, 1 << 20, &v)) return 1; o.coact_samples = (int)v; break;
-		case 's': if (cli_int("stats", "--seed", optarg, 0, (1ll << 62), &v)) return 1; o.seed = (uint64_t)v; break;
+		case 'c': if (cli_int("stats", "--coact-samples", optarg, 0, 1 << 20, &v)) return CLI_EXIT_USAGE; o.coact_samples = (int)v; break;
+		case 's': if (cli_int("stats", "--seed", optarg, 0, (1ll << 62), &v)) return CLI_EXIT_USAGE; o.seed = (uint64_t)v; break;
 		case 'h': stats_usage(stdout); return 0;
 		case 'P': one_pass = 1; break;
-		default: return 1;
+		default: return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1)

@@ -90,9 +90,9 @@ static int sweep_parse(int argc, char **argv, struct sweep_args *a)
 			break;
 		case 'f':
 			if (cli_double("sweep", "--flush-s", optarg, 0.001, 1e6, &a->flush_s))
-				return 1;
+				return CLI_EXIT_USAGE;
 			break;
-		default: return 1;
+		default: return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1)
@@ -203,7 +203,7 @@ int verb_merge(int argc, char **argv, const struct cli_global *g)
 			merge_usage(stdout);
 			return 0;
 		} else
-			return 1;
+			return CLI_EXIT_USAGE;
 	}
 	if (!out)
 		return cli_failf("merge", "missing -o DIR");

@@ -74,7 +74,7 @@ static int apply_settings(const struct synth_setting *s, int n, const struct con
 {
 	for (int i = 0; i < n; i++)
 		if (s[i].config ? load_config(opts, p, s[i].text) : set_param(opts, p, s[i].text))
-			return 1;
+			return CLI_EXIT_USAGE;
 	return 0;
 }
 
@@ -85,7 +85,7 @@ static int synth_moe(const struct llm_desc *m, const struct synth_setting *s, in
 	struct lif_err err = {0};
 	router_synth_defaults(&p);
 	if (apply_settings(s, n, router_synth_opts, &p))
-		return 1;
+		return CLI_EXIT_USAGE;
 	struct router_trace *rt = router_synth_generate(m, &p, &err);
 	int rc = rt ? router_write(out, rt, &err) : err.code;
 	router_trace_free(rt);
@@ -122,7 +122,7 @@ int verb_synth(int argc, char **argv, const struct cli_global *g)
 		case 'c': set[n].config = 1; snprintf(set[n++].text, sizeof set[0].text, "%s", optarg); break;
 		case 'n': no_mags = 1; break;
 		case 'h': synth_usage(stdout); return 0;
-		default: return 1;
+		default: return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1)
@@ -139,7 +139,7 @@ int verb_synth(int argc, char **argv, const struct cli_global *g)
 	if (llm_is_moe(&m))
 		return synth_moe(&m, set, n, out, g);
 	if (apply_settings(set, n, synth_opts, &p))
-		return 1;
+		return CLI_EXIT_USAGE;
 	if (no_mags)
 		p.magnitudes = 0;
 	if (synth_write(&m, &p, out, g->threads, progress, (void *)g, &err))

@@ -11,7 +11,7 @@ int verb_tokens(int argc, char **argv, const struct cli_global *g)
 	int c;
 	while ((c = cli_getopt("tokens", argc, argv, "h", longopts)) != -1) {
 		if (c != 'h')
-			return 1;
+			return CLI_EXIT_USAGE;
 		printf("usage: lifsim tokens DIR/per_token/POINT_ID.h5\n\n"
 		       "Print a sweep point's per-token costs (written with [output] per_token = true)\n"
 		       "as CSV: token,%s\n", PERTOKEN_COLUMNS);

@@ -119,11 +119,17 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 				snprintf(pt->ref_key[pt->nref++], 64, "%s", e->key);
 			continue;
 		}
-		if (!o)
-			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key", e->file, e->line,
-				     e->section, e->key);
-		else
+		if (!o) {
+			char hint[128] = "";
+			const struct conf_opt *t = !strcmp(e->section, "synth") ? synth_opts
+						   : !strcmp(e->section, "sim")   ? sim_opts
+										  : exp_opts;
+			conf_suggest_key(t, e->section, e->key, hint, sizeof hint);
+			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key%s", e->file, e->line,
+				     e->section, e->key, hint);
+		} else {
 			rc = conf_set(o, target, e->value, e, err);
+		}
 	}
 	for (const struct conf_opt *o = exp_opts; !rc && o->name; o++)
 		if (!o->def && !((const char *)&pt->e + o->offset)[0])

@@ -118,9 +118,12 @@ static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_
 		int sim = !strcmp(e->section, "sim");
 		const struct conf_opt *o = sim ? conf_find(sim_opts, "sim", e->key)
 					       : conf_find(val_opts, e->section, e->key);
+		char hint[128] = "";
 		if (!o)
-			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key", e->file, e->line,
-				     e->section, e->key);
+			conf_suggest_key(sim ? sim_opts : val_opts, e->section, e->key, hint, sizeof hint);
+		if (!o)
+			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key%s", e->file, e->line,
+				     e->section, e->key, hint);
 		else
 			rc = conf_set(o, sim ? (void *)&pt->p : (void *)&pt->v, e->value, e, err);
 	}
