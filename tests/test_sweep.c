@@ -638,7 +638,7 @@ static struct verb_case verb_cases[] = {
 	{"sweep @KIND -o @D", "[experiment] kind 'nosuch' is unknown (kinds: simulate echo"},
 	{"sweep @NOFILE -o @D", "lifsim sweep: /nonexistent/x.ini: cannot open"},
 	{"merge @D", "lifsim merge: missing -o DIR"},
-	{"merge @D -o @D2", "config.resolved.ini: cannot read"},
+	{"merge @D -o @D2", "config.resolved.ini: cannot open"},
 };
 
 ParameterizedTestParameters(sweep, verb_errors_are_clear)

@@ -7,6 +7,7 @@
 
 #include "sim/core/planner.h"
 #include "sim/core/step.h"
+#include "sim/base/util.h"
 #include "traces/actlist.h"
 
 #define O(f) CONF_OFF(struct sim_params, f)
@@ -604,12 +605,6 @@ static const struct decisions *cache_decisions(struct sim_cache *c, const struct
 
 /* ---------------------------------------------------------------- costs */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Flash time of row (t, l)'s reads, with at most as many outstanding reads
  * as there are reads. */
 static double row_io_ns(const struct decisions *dc, size_t row, const struct flash_model *f,
@@ -679,7 +674,7 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	out->load_frac_per_token = s_ld / n / all;
 	out->window_frac = s_w / n / all;
 	out->mem_bytes_copied_per_token = s_cp / n;
-	qsort(tot + w0, n, sizeof *tot, cmp_double);
+	qsort(tot + w0, n, sizeof *tot, util_cmp_double);
 	out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * n) - 1];
 	out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * n) - 1];
 	free(tot), free(rows);

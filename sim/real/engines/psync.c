@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sim/real/io.h"
+#include "sim/base/util.h"
 
 struct pool {
 	struct io_engine *e;
@@ -46,10 +47,10 @@ static int read_one(int fd, const struct io_req *q)
 static void drain(struct pool *p)
 {
 	for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;) {
-		double t0 = io_now_ns();
+		double t0 = util_now_ns();
 		int rc = read_one(p->e->fd, &p->r[i]);
 		if (p->lat_ns)
-			p->lat_ns[i] = io_now_ns() - t0;
+			p->lat_ns[i] = util_now_ns() - t0;
 		if (rc && !atomic_exchange(&p->failed, 1))
 			p->err_errno = rc, p->err_req = i;
 	}
