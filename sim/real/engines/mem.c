@@ -42,4 +42,10 @@ static int mem_read(struct io_engine *e, const struct io_req *r, size_t n, doubl
 	return 0;
 }
 
-const struct io_ops io_mem_ops = {"mem", 0, mem_open, mem_close, mem_read};
+const struct io_ops io_mem_ops = {
+	.name = "mem",
+	.direct = 0,
+	.open = mem_open,
+	.close = mem_close,
+	.read = mem_read,
+};

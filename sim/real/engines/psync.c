@@ -147,4 +147,10 @@ static int psync_read(struct io_engine *e, const struct io_req *r, size_t n, dou
 	return 0;
 }
 
-const struct io_ops io_psync_ops = {"psync", 1, psync_open, psync_close, psync_read};
+const struct io_ops io_psync_ops = {
+	.name = "psync",
+	.direct = 1,
+	.open = psync_open,
+	.close = psync_close,
+	.read = psync_read,
+};

@@ -115,4 +115,10 @@ static int uring_read(struct io_engine *e, const struct io_req *q, size_t n, dou
 	return 0;
 }
 
-const struct io_ops io_uring_ops = {"io_uring", 1, uring_open, uring_close, uring_read};
+const struct io_ops io_uring_ops = {
+	.name = "io_uring",
+	.direct = 1,
+	.open = uring_open,
+	.close = uring_close,
+	.read = uring_read,
+};
