@@ -2,7 +2,10 @@
  * Sums a buffer much larger than the caches with all threads (OpenMP),
  * REPEATS times, and prints the best rate in bytes/s (as STREAM reports: the
  * machine is shared, and the best rate is the most optimistic bound, so the
- * ratio to it is conservative). Used by bench/record.sh.
+ * ratio to it is conservative). Chunks of 1 MiB are handed out dynamically,
+ * as the recorder's pool does, so that on a shared machine a thread the OS
+ * has descheduled does not hold the pass up (a static split would then
+ * understate the bandwidth and flatter the ratio). Used by bench/record.sh.
  *   membw [MiB]   (default 1024) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +34,7 @@ int main(int argc, char **argv)
 		struct timespec t0, t1;
 		float s = 0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-#pragma omp parallel for reduction(+ : s)
+#pragma omp parallel for schedule(dynamic, 1 << 18) reduction(+ : s)
 		for (size_t i = 0; i < n; i++)
 			s += v[i];
 		clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -61,7 +61,7 @@ int compute_check_model(const struct compute_model *m, const struct llm_desc *d,
 
 /* Time in ns of `weights` linear weights: the measured kernel rate for a
  * low-bit model, else a roofline at the dtype. */
-static double linear_ns(const struct compute_model *m, const struct llm_desc *d, double weights)
+double compute_linear_ns(const struct compute_model *m, const struct llm_desc *d, double weights)
 {
 	if (d->weight_bits > 0) {
 		double rate = compute_lowbit_weights_per_s(m, d->weight_bits);
@@ -80,7 +80,7 @@ double compute_ffn_layer_ns(const struct compute_model *m, const struct llm_desc
 {
 	if (rows <= 0)
 		return 0;
-	return linear_ns(m, d, (double)rows * d->ffn_matrices * d->d_model);
+	return compute_linear_ns(m, d, (double)rows * d->ffn_matrices * d->d_model);
 }
 
 double compute_dense_ns(const struct compute_model *m, const struct llm_desc *d,
@@ -96,13 +96,13 @@ double compute_dense_ns(const struct compute_model *m, const struct llm_desc *d,
 	}
 	/* attention: projection weights + KV cache, per layer */
 	double ctx = context_tokens > 0 ? (double)context_tokens : 0;
-	double kv_dim = (double)d->d_model / d->heads * d->kv_heads;
+	double kv_dim = (double)llm_head_dim(d) * d->kv_heads;
 	double kv_bytes = 2 * ctx * kv_dim * d->weight_bytes;
 	if (d->weight_bits > 0) {
 		/* projections by the kernel; KV cache and norms by the roofline */
-		double w_lin = (2.0 * d->d_model + 2 * kv_dim) * d->d_model;
+		double w_lin = (2.0 * llm_head_dim(d) * d->heads + 2 * kv_dim) * d->d_model;
 		double n_bytes = 4.0 * d->d_model * d->weight_bytes;
-		attn = d->layers * (linear_ns(m, d, w_lin) +
+		attn = d->layers * (compute_linear_ns(m, d, w_lin) +
 				    roofline_ns(4 * ctx * d->d_model, m->flops_per_s,
 						kv_bytes + n_bytes, m->mem_bytes_per_s));
 	} else {

@@ -75,6 +75,10 @@ double compute_lowbit_weights_per_s(const struct compute_model *m, int bits);
 int compute_check_model(const struct compute_model *m, const struct llm_desc *d,
 			struct lif_err *err);
 
+/* Time in ns of `weights` linear weights of d: the measured low-bit kernel
+ * rate when d->weight_bits > 0, else a roofline at the dtype. */
+double compute_linear_ns(const struct compute_model *m, const struct llm_desc *d, double weights);
+
 /* Time in ns of one layer's sparse FFN over `rows` neurons (0 <= rows). */
 double compute_ffn_layer_ns(const struct compute_model *m, const struct llm_desc *d, int64_t rows);
 

@@ -10,6 +10,27 @@
  *
  * File format: one [model] section, keys in llm_opts (see `lifsim synth
  * --help`, which prints the table). Example: models/llms/opt-6.7b.ini.
+ *
+ * Mixture of experts (keys named after the Hugging Face config.json fields
+ * they come from; example: models/llms/mixtral-8x7b.ini):
+ *   experts            routed experts per MoE layer (num_experts /
+ *                      num_local_experts); 0 = a dense model
+ *   experts_per_token  top-k (num_experts_per_tok / experts_per_token)
+ *   d_expert           one routed expert's intermediate width
+ *                      (moe_intermediate_size; Mixtral, OLMoE and gpt-oss
+ *                      call it intermediate_size); experts are gated like
+ *                      the dense FFN (`ffn`: SwiGLU = gated, three matrices)
+ *   d_shared           intermediate width of the shared expert(s) every token
+ *                      uses (shared_expert_intermediate_size; 0 = none)
+ *   dense_layers       the first N decoder layers have a dense FFN of d_ffn
+ *                      neurons instead of experts (first_k_dense_replace)
+ *   head_dim           attention head width when it is not d_model / heads
+ *                      (Qwen3, gpt-oss)
+ * In an MoE model d_ffn is the dense layers' FFN width (config.json's
+ * intermediate_size); it is unused when dense_layers = 0. The router
+ * (d_model x experts per MoE layer), the dense layers' FFN and the shared
+ * experts are the always-resident FFN part (resident_ffn_bytes); the routed
+ * experts (expert_bytes each) are what an expert cache streams from flash.
  */
 #ifndef LIFSIM_LLM_H
 #define LIFSIM_LLM_H
@@ -48,6 +69,13 @@ struct llm_desc {
 			   * weights in the low-bit GEMV format of models/gemv/gemv.h (embeddings,
 			   * head and norms stay at dtype); set in memory, not a file key */
 	int weight_group; /* weight_bits > 0: weights per scale group, 32 or 64 */
+	int head_dim;     /* 0 = d_model / heads */
+	/* mixture of experts (experts = 0: dense) */
+	int experts;           /* routed experts per MoE layer */
+	int experts_per_token; /* top-k */
+	int d_expert;          /* one routed expert's intermediate width */
+	int d_shared;          /* shared experts' intermediate width (0 = none) */
+	int dense_layers;      /* leading layers with a dense FFN of d_ffn */
 
 	/* derived by llm_load / llm_derive */
 	int ffn_matrices;        /* 2 or 3 */
@@ -61,7 +89,23 @@ struct llm_desc {
 	int64_t embed_bytes;     /* token (+ position) embeddings and untied head */
 	int64_t total_bytes;     /* ffn + attn + embed */
 	double params_computed;  /* parameter count from the shape */
+	/* derived, MoE models only (0 otherwise) */
+	int moe_layers;              /* layers - dense_layers */
+	int64_t expert_bytes;        /* one routed expert: ffn_matrices * d_expert rows */
+	int64_t expert_matrix_bytes; /* one matrix of one expert: d_expert rows */
+	int64_t experts_bytes;       /* all routed experts of all MoE layers */
+	int64_t resident_ffn_bytes;  /* dense layers' FFN, shared experts and routers */
+	double active_params;        /* parameters a token uses (top-k experts) */
 };
+
+/* Attention head width. */
+static inline int llm_head_dim(const struct llm_desc *d)
+{
+	return d->head_dim ? d->head_dim : d->d_model / d->heads;
+}
+
+/* 1 when d describes a mixture-of-experts model. */
+static inline int llm_is_moe(const struct llm_desc *d) { return d->experts > 0; }
 
 extern const struct conf_opt llm_opts[];
 

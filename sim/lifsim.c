@@ -45,7 +45,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < NVERBS; i++)
 		fprintf(f, "  %-11s %s\n", verbs[i].name, verbs[i].summary);
 	fprintf(f, "\nglobal options (any verb):\n"
-		   "  --threads N  worker threads (default: all cores)\n"
+		   "  --threads N  worker threads (default: the CPUs this process may use:\n"
+		   "               affinity, cgroup cpu.max quota, SLURM_CPUS_PER_TASK)\n"
 		   "  --quiet      no summary or progress output\n\n"
 		   "`lifsim VERB --help` describes each verb.\n");
 }

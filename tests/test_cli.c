@@ -18,7 +18,7 @@ static struct cli_case cases[] = {
 	{"", 1, "usage: lifsim"},
 	{"--help", 0, "verbs:"},
 	{"frobnicate", 1, "lifsim: unknown verb 'frobnicate'"},
-	{"synth --help", 0, "generator parameters:"},
+	{"synth --help", 0, "generator parameters (dense models):"},
 	{"stats --help", 0, "usage: lifsim stats"},
 	{"synth --bogus", 1, "lifsim synth: unknown option '--bogus'"},
 	{"synth MODELS/opt-6.7b.ini", 1, "lifsim synth: no output file"},

@@ -431,33 +431,62 @@ Test(record, records_256_prompt_plus_256_generated_tokens, .init = tu_init)
 	trace_free(t);
 }
 
-/* DESIGN: same inputs, same results, whatever the number of threads. */
-Test(record, logits_and_trace_do_not_depend_on_the_thread_count, .init = tu_init)
+/* DESIGN: same inputs, same results, whatever the number of threads: fp32
+ * weights, and half-precision weights kept as they are (fp16, bf16). */
+struct threads_case {
+	char name[16];
+	char write[64];   /* ref.py write options */
+	char opt[32];     /* lifsim record options */
+};
+static struct threads_case threads_cases[] = {
+	{"f32", "--family opt --post-norm --proj 32", ""},
+	{"f16_half", "--family opt --dtype f16", "--half-weights"},
+	{"bf16_half", "--family llama --dtype bf16", "--half-weights"},
+};
+
+ParameterizedTestParameters(record, logits_and_trace_do_not_depend_on_the_thread_count)
+{
+	return cr_make_param_array(struct threads_case, threads_cases,
+				   sizeof threads_cases / sizeof threads_cases[0]);
+}
+
+ParameterizedTest(struct threads_case *c, record, logits_and_trace_do_not_depend_on_the_thread_count,
+		  .init = tu_init)
 {
 	char dir[4096], msg[4096], cmd[8192];
-	snprintf(dir, sizeof dir, "%s", tu_path("threads")); /* tu_path's buffers rotate */
-	cr_assert_eq(ref_py("write '%s' --family opt --post-norm --proj 32", dir), 0);
-	const char *ids = tu_write("th.ids", "3 1 4 1 5 9 2 6 5 3 5");
+	snprintf(dir, sizeof dir, "%s", tu_path(c->name)); /* tu_path's buffers rotate */
+	cr_assert_eq(ref_py("write '%s' %s", dir, c->write), 0);
+	/* a prompt of more than one chunk (MODEL_MAX_BATCH), then decoding */
+	char idtext[1024] = "";
+	for (int k = 0; k < 70; k++)
+		snprintf(idtext + strlen(idtext), sizeof idtext - strlen(idtext), "%d ", (k * 31 + 3) % VOCAB);
+	const char *ids = tu_write("th.ids", idtext);
 	for (int th = 1; th <= 3; th++) {
 		char lg[64], out[64];
 		snprintf(lg, sizeof lg, "th%d.bin", th);
 		snprintf(out, sizeof out, "th%d.h5", th);
 		cr_assert_eq(tu_lifsim(msg, sizeof msg, "--threads %d record -q --model '%s' --tokens-file '%s' "
-				       "--generate 12 --inputs --logits '%s' -o '%s'", th, dir, ids, tu_path(lg),
-				       tu_path(out)), 0, "%s", msg);
+				       "--generate 12 --inputs %s --logits '%s' -o '%s'", th, dir, ids, c->opt,
+				       tu_path(lg), tu_path(out)), 0, "%s", msg);
 	}
 	snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s' && cmp -s '%s' '%s'", tu_path("th1.bin"), tu_path("th2.bin"),
 		 tu_path("th1.bin"), tu_path("th3.bin"));
 	cr_expect_eq(system(cmd), 0, "logits differ between --threads 1, 2 and 3");
 	struct lif_err e = {0};
-	struct trace *a = trace_load(tu_path("th1.h5"), TRACE_LOAD_INPUTS, &e);
-	struct trace *b = trace_load(tu_path("th3.h5"), TRACE_LOAD_INPUTS, &e);
-	cr_assert(a && b, "%s", e.msg);
-	size_t rows = (size_t)a->meta.layers * a->meta.tokens;
-	cr_expect_eq(memcmp(a->bits, b->bits, rows * a->row_bytes), 0, "active sets differ");
-	cr_expect_eq(memcmp(a->inputs, b->inputs, rows * a->meta.d_model * sizeof(float)), 0, "inputs differ");
-	trace_free(a);
-	trace_free(b);
+	for (int th = 2; th <= 3; th++) {
+		struct trace *a = trace_load(tu_path("th1.h5"), TRACE_LOAD_INPUTS, &e);
+		struct trace *b = trace_load(tu_path(th == 2 ? "th2.h5" : "th3.h5"), TRACE_LOAD_INPUTS, &e);
+		cr_assert(a && b, "%s", e.msg);
+		cr_assert_eq(a->meta.tokens, 82);
+		size_t rows = (size_t)a->meta.layers * a->meta.tokens;
+		cr_expect_eq(memcmp(a->token_ids, b->token_ids, (size_t)a->meta.tokens * sizeof *a->token_ids), 0,
+			     "generated tokens differ (--threads %d)", th);
+		cr_expect_eq(memcmp(a->bits, b->bits, rows * a->row_bytes), 0, "active sets differ (--threads %d)", th);
+		cr_expect_eq(memcmp(a->inputs, b->inputs, rows * a->meta.d_model * sizeof(float)), 0,
+			     "inputs differ (--threads %d)", th);
+		trace_free(a);
+		trace_free(b);
+	}
 }
 
 /* A model that cannot fit is refused up front, not killed half-way. */

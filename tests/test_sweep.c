@@ -313,9 +313,10 @@ Test(sweep, writes_tidy_results_and_the_resolved_config)
 	cr_assert_eq(run_into(sw, "o", 2, 0, 0, &c, NULL, &e), 0, "%s", e.msg);
 	char *res = slurp_text(results_of("o")), *cfg = slurp_text(config_of("o"));
 	cr_assert_not_null(res);
-	cr_expect(!strncmp(res, "point,point_id,a,value_x2,draws_sum,note\n0,", 43), "%s", res);
+	cr_expect(!strncmp(res, "point,point_id,a,value_x2,draws_sum,note,p.a,p.b,p.n\n0,", 55), "%s",
+		  res);
 	cr_expect(strstr(res, ",1.5,5,") != NULL, "%s", res);
-	cr_expect(strstr(res, ",\"b=\"\"q\"\", ok\"\n") != NULL, "%s", res);
+	cr_expect(strstr(res, ",\"b=\"\"q\"\", ok\",2,xy,1\n") != NULL, "every setting: %s", res);
 	cr_expect_eq(count_lines(res), 3);
 	cr_assert_not_null(cfg);
 	cr_expect(strstr(cfg, "schema = lifsim-config-resolved\n") != NULL, "%s", cfg);
@@ -447,6 +448,15 @@ Test(sweep, shards_merged_equal_the_unsharded_run_byte_for_byte)
 	cr_expect_str_eq(m, a);
 	cr_expect_str_eq(cm, ca);
 	free(a), free(m), free(ca), free(cm);
+	char pa[4200], pm[4200];
+	snprintf(pa, sizeof pa, "%s/results.jsonl", tu_path("all"));
+	snprintf(pm, sizeof pm, "%s/results.jsonl", tu_path("merged"));
+	a = slurp_text(pa), m = slurp_text(pm);
+	cr_expect_str_eq(m, a, "results.jsonl merged too");
+	snprintf(pm, sizeof pm, "%s/provenance.json", tu_path("merged"));
+	m = (free(a), free(m), slurp_text(pm));
+	cr_expect(m && strstr(m, "\"merged_from\":") && strstr(m, "\"shard\":\t\"2/3\""), "%s", m);
+	free(m);
 	sweep_free(sw);
 }
 
@@ -557,8 +567,124 @@ Test(sweep, a_result_named_like_a_parameter_prefixes_the_parameter)
 	struct lif_err e = {0};
 	cr_assert_eq(run_into(sw, "n", 1, 0, 0, &c, NULL, &e), 0, "%s", e.msg);
 	char *res = slurp_text(results_of("n"));
-	cr_expect(!strncmp(res, "point,point_id,p.a,a,draws_sum,note\n", 36), "%s", res);
+	cr_expect(!strncmp(res, "point,point_id,p.a,a,draws_sum,note,p.b,p.n\n", 44),
+		  "p.a is a column once: %s", res);
 	free(res);
+	sweep_free(sw);
+}
+
+Test(sweep, results_carry_every_setting_so_two_sweeps_concatenate)
+{
+	/* one sweep varies a, the other b: each row still says both */
+	struct sweep *s1 = load("c1.ini", "[p]\na = 1, 2\nb = x\n");
+	struct sweep *s2 = load("c2.ini", "[p]\na = 3\nb = y, zz\n");
+	struct tctx c = {.fail_at = -1};
+	struct lif_err e = {0};
+	cr_assert_eq(run_into(s1, "c1", 1, 0, 0, &c, NULL, &e), 0, "%s", e.msg);
+	cr_assert_eq(run_into(s2, "c2", 1, 0, 0, &c, NULL, &e), 0, "%s", e.msg);
+	char *r1 = slurp_text(results_of("c1")), *r2 = slurp_text(results_of("c2"));
+	cr_expect(strstr(r1, "\n1,") && strstr(strstr(r1, "\n1,"), ",2,x,1\n"), "%s", r1);
+	cr_expect(strstr(r2, ",3,zz,1\n") != NULL, "%s", r2);
+	cr_expect(strstr(r1, ",p.a,p.b,p.n\n") && strstr(r2, ",p.a,p.b,p.n\n"), "%s%s", r1, r2);
+	free(r1), free(r2);
+	sweep_free(s1), sweep_free(s2);
+}
+
+Test(sweep, results_jsonl_and_provenance_beside_the_csv)
+{
+	struct sweep *sw = load("j.ini", "[p]\na = 1.5, 2\nb = xy\n");
+	struct tctx c = {.fail_at = -1};
+	struct lif_err e = {0};
+	cr_assert_eq(run_into(sw, "j", 1, 0, 0, &c, NULL, &e), 0, "%s", e.msg);
+	char path[4200];
+	snprintf(path, sizeof path, "%s/results.jsonl", tu_path("j"));
+	char *jl = slurp_text(path);
+	cr_assert_not_null(jl);
+	cr_expect_eq(count_lines(jl), 2);
+	cr_expect(!strncmp(jl, "{\"point\":0,\"point_id\":\"", 23), "%s", jl);
+	cr_expect(strstr(jl, "\"a\":1.5,\"value_x2\":5,") != NULL, "numbers are numbers: %s", jl);
+	cr_expect(strstr(jl, "\"note\":\"b=\\\"q\\\", ok\",\"p.a\":1.5,\"p.b\":\"xy\",\"p.n\":1}\n") != NULL,
+		  "%s", jl);
+	snprintf(path, sizeof path, "%s/provenance.json", tu_path("j"));
+	char *pv = slurp_text(path);
+	cr_assert_not_null(pv);
+	cr_expect(strstr(pv, "\"schema\":\t\"lifsim-provenance\"") != NULL, "%s", pv);
+	const char *keys[] = {"lifsim_version", "lifsim_commit", "date", "host", "cpu",
+			      "experiment_sha256", "threads", "inputs"};
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		char k[64];
+		snprintf(k, sizeof k, "\"%s\":", keys[i]);
+		cr_expect(strstr(pv, k) != NULL, "no %s in %s", keys[i], pv);
+	}
+	free(jl), free(pv);
+	sweep_free(sw);
+}
+
+Test(sweep, provenance_lists_the_files_settings_name_with_their_checksums)
+{
+	tu_write("dev.ini", "abc");
+	struct sweep *sw = load("pf.ini", "[p]\na = 1\nb = dev.ini\n");
+	struct tctx c = {.fail_at = -1};
+	struct lif_err e = {0};
+	cr_assert_eq(run_into(sw, "pf", 1, 0, 0, &c, NULL, &e), 0, "%s", e.msg);
+	char path[4200];
+	snprintf(path, sizeof path, "%s/provenance.json", tu_path("pf"));
+	char *pv = slurp_text(path);
+	cr_assert_not_null(pv);
+	cr_expect(strstr(pv, "\"setting\":\t\"p.b\"") != NULL, "%s", pv);
+	/* sha256("abc") */
+	cr_expect(strstr(pv, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") != NULL,
+		  "%s", pv);
+	free(pv);
+	sweep_free(sw);
+}
+
+Test(sweep, a_results_file_from_before_the_settings_columns_resumes)
+{
+	struct sweep *sw = load("old.ini", "[p]\na = 1, 2\n");
+	struct tctx c = {.fail_at = -1};
+	struct sweep_report rep;
+	struct lif_err e = {0};
+	cr_assert_eq(run_into(sw, "old", 1, 0, 0, &c, NULL, &e), 0, "%s", e.msg);
+	char *now = slurp_text(results_of("old"));
+	/* the same file as lifsim wrote it before: no settings columns, point 1 missing */
+	char *l1 = strchr(now, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
+	char old[1024], row0[512];
+	snprintf(row0, sizeof row0, "%.*s", (int)(l2 - l1), l1);
+	*strrchr(row0, ',') = '\0', *strrchr(row0, ',') = '\0', *strrchr(row0, ',') = '\0';
+	snprintf(old, sizeof old, "point,point_id,a,value_x2,draws_sum,note\n%s\n", row0);
+	FILE *f = fopen(results_of("old"), "w");
+	fputs(old, f);
+	fclose(f);
+	struct tctx c2 = {.fail_at = -1};
+	cr_assert_eq(run_into(sw, "old", 1, 0, 0, &c2, &rep, &e), 0, "%s", e.msg);
+	cr_expect_eq(c2.calls, 1);
+	cr_expect_eq(rep.kept, 1);
+	char *again = slurp_text(results_of("old"));
+	cr_expect_str_eq(again, now, "rewritten in the new format");
+	/* every point kept: the old header's results are found before the settings */
+	char *l3 = strchr(l2, '\n') + 1, row1[512];
+	snprintf(row1, sizeof row1, "%.*s", (int)(l3 - l2), l2);
+	*strrchr(row1, ',') = '\0', *strrchr(row1, ',') = '\0', *strrchr(row1, ',') = '\0';
+	f = fopen(results_of("old"), "w");
+	fprintf(f, "point,point_id,a,value_x2,draws_sum,note\n%s\n%s\n", row0, row1);
+	fclose(f);
+	struct tctx c3 = {.fail_at = -1};
+	cr_assert_eq(run_into(sw, "old", 1, 0, 0, &c3, &rep, &e), 0, "%s", e.msg);
+	cr_expect_eq(c3.calls, 0);
+	char *all = slurp_text(results_of("old"));
+	cr_expect_str_eq(all, now);
+	free(now), free(again), free(all);
+	sweep_free(sw);
+}
+
+Test(sweep, result_names_with_a_dot_are_refused)
+{
+	struct sweep *sw = load("dot.ini", "[p]\na = 1\n");
+	struct tctx c = {.fail_at = -1, .col = "x.y"};
+	struct lif_err e = {0};
+	cr_assert_neq(run_into(sw, "dot", 1, 0, 0, &c, NULL, &e), 0);
+	cr_expect(strstr(e.msg, "'x.y' is empty or holds") != NULL, "%s", e.msg);
 	sweep_free(sw);
 }
 
@@ -572,7 +698,7 @@ Test(sweep, a_stop_request_keeps_what_is_done)
 	cr_assert_neq(sweep_run(sw, &tp_kind, &c, &o, NULL, &e), 0);
 	cr_expect(strstr(e.msg, "interrupted after 0 of 2 points") != NULL, "%s", e.msg);
 	char *res = slurp_text(results_of("st"));
-	cr_expect_str_eq(res, "point,point_id,a\n");
+	cr_expect_str_eq(res, "point,point_id,a,p.a,p.b,p.n\n");
 	free(res);
 	sweep_free(sw);
 }
@@ -628,6 +754,68 @@ Test(sweep, verb_runs_resumes_shards_and_merges)
 	char *a = slurp_text(results_of("all")), *m = slurp_text(results_of("m"));
 	cr_expect_str_eq(m, a);
 	free(a), free(m);
+}
+
+/* Issue 14's bug: [reference] keys in only some rows stopped the run at the
+ * first row without them ("set 27 result columns where point 0 set 25")
+ * though --dry-run passed. Now every row has the union's columns, empty
+ * where a row has no reference. */
+Test(sweep, reference_keys_in_some_rows_leave_empty_cells_elsewhere)
+{
+	char out[8192], text[2048];
+	snprintf(text, sizeof text,
+		 "[experiment]\nkind = simulate\nmodel = %s\ndevice = %s\ntrace = synth\n"
+		 "[synth]\ntokens = 20\n[sim]\nwindow = 2\n[sweep]\nrows = a, b, c\n"
+		 "[row a]\nreference.io_ms = 100\n[row b]\nwindow = 1\n"
+		 "[row c]\nreference.total_ms = 50\nreference.io_ms = 200\n",
+		 tu_src("models/llms/tinylm.ini"), tu_src("models/devices/m1max.ini"));
+	const char *p = tu_write("mixref.ini", text);
+	char exp[4096], d[4096];
+	snprintf(exp, sizeof exp, "%s", p);
+	snprintf(d, sizeof d, "%s/mixref", tu_tmpdir());
+	int st = tu_lifsim(out, sizeof out, "sweep %s --dry-run", exp);
+	cr_expect_eq(st, 0, "%s", out);
+	st = tu_lifsim(out, sizeof out, "sweep %s -o %s", exp, d);
+	cr_assert_eq(st, 0, "the run must agree with the dry run: %s", out);
+	char path[4200];
+	snprintf(path, sizeof path, "%s/results.csv", d);
+	char *csv = slurp_text(path);
+	cr_assert(csv);
+	char *head = strtok(csv, "\n");
+	cr_assert(head);
+	const char *want[] = {"ref_io_ms", "io_ms_vs_ref", "ref_total_ms", "total_ms_vs_ref"};
+	int col[4];
+	for (int k = 0; k < 4; k++) {
+		char *h = strstr(head, want[k]);
+		cr_assert(h, "no column %s in %s", want[k], head);
+		col[k] = 0;
+		for (char *q = head; q < h; q++)
+			col[k] += *q == ',';
+	}
+	cr_expect(col[0] < col[2], "columns in order of first appearance: %s", head);
+	const char *expect[3][4] = {{"100", "*", "", ""}, {"", "", "", ""}, {"200", "*", "50", "*"}};
+	for (int r = 0; r < 3; r++) {
+		char *line = strtok(NULL, "\n");
+		cr_assert(line, "row %d missing", r);
+		char *cells[128];
+		int n = 0;
+		for (char *q = line; n < 128;) {
+			cells[n++] = q;
+			char *c = strchr(q, ',');
+			if (!c)
+				break;
+			*c = 0;
+			q = c + 1;
+		}
+		for (int k = 0; k < 4; k++) {
+			cr_assert(col[k] < n);
+			if (!strcmp(expect[r][k], "*"))
+				cr_expect(cells[col[k]][0], "row %d %s is empty", r, want[k]);
+			else
+				cr_expect_str_eq(cells[col[k]], expect[r][k], "row %d %s", r, want[k]);
+		}
+	}
+	free(csv);
 }
 
 struct verb_case {

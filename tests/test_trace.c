@@ -210,8 +210,20 @@ Test(trace, newer_schema_version_is_rejected)
 {
 	const char *p = tu_path("v2.h5");
 	write_trace(p, 10, 0, 0);
-	poke_attr_int(p, "schema_version", 2);
-	expect_load_error(p, "trace schema version 2, this lifsim reads 1");
+	poke_attr_int(p, "schema_version", 3);
+	expect_load_error(p, "trace schema version 3, this lifsim reads 1..2");
+}
+
+Test(trace, version_1_traces_are_still_read)
+{
+	const char *p = tu_path("v1.h5");
+	write_trace(p, 10, 0, 0);
+	poke_attr_int(p, "schema_version", 1);
+	struct lif_err e = {0};
+	struct trace *t = trace_load(p, 0, &e);
+	cr_assert_not_null(t, "%s", e.msg);
+	cr_expect_eq(t->meta.tokens, 10);
+	trace_free(t);
 }
 
 Test(trace, token_count_mismatch_is_rejected)

@@ -21,9 +21,9 @@ int h5attr_put(hid_t obj, const char *name, hid_t type, hsize_t n, const void *v
 int h5attr_put_str(hid_t obj, const char *name, const char *s)
 {
 	hid_t t = H5Tcopy(H5T_C_S1);
-	H5Tset_size(t, strlen(s) + 1);
-	H5Tset_strpad(t, H5T_STR_NULLTERM);
-	int rc = h5attr_put(obj, name, t, 0, s);
+	H5Tset_size(t, H5T_VARIABLE);
+	H5Tset_cset(t, H5T_CSET_UTF8);
+	int rc = h5attr_put(obj, name, t, 0, &s);
 	H5Tclose(t);
 	return rc;
 }
@@ -63,13 +63,25 @@ int h5attr_get_str(hid_t obj, const char *name, char *buf, size_t cap)
 		return -1;
 	hid_t a = H5Aopen(obj, name, H5P_DEFAULT), ft = H5Aget_type(a);
 	int rc = -1;
-	if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
+	if (H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+		hid_t mt = H5Tcopy(H5T_C_S1);
+		char *s = NULL;
+		H5Tset_size(mt, H5T_VARIABLE);
+		H5Tset_cset(mt, H5Tget_cset(ft));
+		if (H5Aread(a, mt, &s) >= 0 && s) {
+			snprintf(buf, cap, "%s", s);
+			rc = 0;
+		}
+		H5free_memory(s);
+		H5Tclose(mt);
+	} else if (H5Tget_class(ft) == H5T_STRING) {
 		size_t sz = H5Tget_size(ft);
 		char *tmp = calloc(1, sz + 2);
 		hid_t mt = H5Tcopy(H5T_C_S1);
 		/* one more byte than the file's: a NUL-padded string of exactly sz
 		 * characters (as h5py writes them) keeps its last character */
 		H5Tset_size(mt, sz + 1);
+		H5Tset_cset(mt, H5Tget_cset(ft));
 		if (tmp && H5Aread(a, mt, tmp) >= 0) {
 			snprintf(buf, cap, "%s", tmp);
 			rc = 0;

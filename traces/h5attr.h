@@ -1,9 +1,10 @@
 /*
  * h5attr: HDF5 attributes as lifsim's files use them (traces, predictors,
- * per-token detail): numbers (scalars or 1-D arrays) and fixed-length
- * strings. Readers accept what other writers (h5py) produce: any integer or
- * float class converted to the asked type, NUL-terminated or NUL-padded
- * strings. Return 0, or -1 when the attribute is absent or not of that form.
+ * per-token detail): numbers (scalars or 1-D arrays) and strings, written
+ * as variable-length UTF-8 (h5py reads them as str). Readers accept what
+ * other writers (h5py, older lifsim) produce: any integer or float class
+ * converted to the asked type, variable-length or fixed-length (NUL-terminated
+ * or NUL-padded) strings in ASCII or UTF-8. Return 0, or -1 when the attribute is absent or not of that form.
  */
 #ifndef LIFSIM_H5ATTR_H
 #define LIFSIM_H5ATTR_H

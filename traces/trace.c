@@ -65,6 +65,33 @@ struct trace_writer {
 	int threads;
 };
 
+/* What each dataset holds, as attributes on it (traces/FORMAT.md). */
+static const struct {
+	const char *name, *description, *axes, *encoding;
+} ds_docs[] = {
+	{"tokens", "token id of each generated token (0 for synthetic traces)", "token", "int32"},
+	{"active", "active FFN neurons of each token and layer", "token, layer, neuron byte",
+	 "bit-packed, LSB first: bit i % 8 of byte i / 8 is neuron i "
+	 "(numpy.unpackbits(x, axis=-1, bitorder='little')[..., :d_ffn])"},
+	{"band", "near-threshold band of each neuron: two bit planes (level bit 0, bit 1), "
+		 "level 3 nearest (traces/FORMAT.md, The band)",
+	 "token, layer, plane * neuron byte", "bit-packed like active, plane 0 then plane 1"},
+	{"ffn_inputs", "the FFN input of each token and layer (what a predictor sees)",
+	 "token, layer, d_model", "float32"},
+};
+
+static int describe_dataset(hid_t d, const char *name)
+{
+	int rc = 0;
+	for (size_t i = 0; i < sizeof ds_docs / sizeof ds_docs[0]; i++)
+		if (!strcmp(ds_docs[i].name, name)) {
+			rc |= h5attr_put_str(d, "description", ds_docs[i].description);
+			rc |= h5attr_put_str(d, "axes", ds_docs[i].axes);
+			rc |= h5attr_put_str(d, "encoding", ds_docs[i].encoding);
+		}
+	return rc;
+}
+
 static hid_t make_dataset(hid_t file, const char *name, hid_t type, int rank,
 			  const hsize_t *inner, hsize_t chunk_tokens, int compress, int shuffle,
 			  size_t elem_bytes)
@@ -93,6 +120,10 @@ static hid_t make_dataset(hid_t file, const char *name, hid_t type, int rank,
 	H5Pclose(dapl);
 	H5Pclose(dcpl);
 	H5Sclose(sp);
+	if (d >= 0 && describe_dataset(d, name)) {
+		H5Dclose(d);
+		d = H5I_INVALID_HID;
+	}
 	return d;
 }
 
@@ -383,9 +414,13 @@ static int read_meta(hid_t f, const char *path, struct trace_meta *m, struct lif
 			       path, TRACE_SCHEMA);
 	if (h5attr_get(f, "schema_version", H5T_NATIVE_INT, 0, &version))
 		return err_set(err, ERR_FORMAT, "%s: missing schema_version attribute", path);
-	if (version != TRACE_SCHEMA_VERSION)
-		return err_set(err, ERR_FORMAT, "%s: trace schema version %d, this lifsim reads %d",
-			       path, version, TRACE_SCHEMA_VERSION);
+	if (version < TRACE_SCHEMA_VERSION_MIN || version > TRACE_SCHEMA_VERSION)
+		return err_set(err, ERR_FORMAT, "%s: trace schema version %d, this lifsim reads %d..%d",
+			       path, version, TRACE_SCHEMA_VERSION_MIN, TRACE_SCHEMA_VERSION);
+	if (H5Lexists(f, "router_experts", H5P_DEFAULT) > 0 &&
+	    H5Lexists(f, "active", H5P_DEFAULT) <= 0)
+		return err_set(err, ERR_FORMAT, "%s: a router trace (MoE expert choices, no neuron "
+			       "active sets): use it with `lifsim stats` or a sweep of kind moe", path);
 	int32_t layers, d_ffn, d_model;
 	if (h5attr_get(f, "layers", H5T_NATIVE_INT32, 0, &layers) ||
 	    h5attr_get(f, "d_ffn", H5T_NATIVE_INT32, 0, &d_ffn) ||

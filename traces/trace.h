@@ -28,7 +28,11 @@
 #include "sim/base/err.h"
 
 #define TRACE_SCHEMA "lifsim-trace"
-#define TRACE_SCHEMA_VERSION 1
+/* Version 2 added router traces (traces/router.h): the router datasets and
+ * attributes, `active` absent in a router-only trace. Readers take 1..2. */
+#define TRACE_SCHEMA_VERSION 2
+#define TRACE_SCHEMA_VERSION_ROUTER 2
+#define TRACE_SCHEMA_VERSION_MIN 1
 #define TRACE_MAX_LAYERS 256
 #define TRACE_MAX_DFFN (1 << 22)
 

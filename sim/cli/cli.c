@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include "sim/base/conf.h"
+#include "sim/base/hostinfo.h"
 
 int cli_take_globals(int *argc, char **argv, struct cli_global *g)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	g->threads = n > 0 ? (int)n : 1;
+	g->threads = hostinfo_default_threads();
 	g->quiet = 0;
 	int out = 1;
 	for (int i = 1; i < *argc; i++) {

@@ -11,7 +11,7 @@
 #include "sim/base/err.h"
 
 struct cli_global {
-	int threads;  /* --threads N; default: all online cores */
+	int threads;  /* --threads N; default: the CPUs this process may use (hostinfo.h) */
 	int quiet;    /* --quiet: no summary, no progress */
 	int progress; /* stderr is a terminal and not quiet */
 };

@@ -75,7 +75,7 @@ static void usage(FILE *f)
 		"  --inputs             also store the FFN inputs (post-attention, post-norm; what\n"
 		"                       low-rank predictors are trained on)\n"
 		"  --half-weights       keep F16/BF16 matrices in half precision in memory (half the\n"
-		"                       RAM; widened to float32 block by block, slower on small CPUs)\n"
+		"                       RAM and half the bytes per token; converted in registers)\n"
 		"                       instead of converting them to float32 at load\n"
 		"  --logits FILE        also write the logits as raw float32, (tokens, vocab)\n"
 		"  -o TRACE.h5          output trace\n");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "sim/cli/verbs.h"
+#include "traces/router_stats.h"
 #include "traces/stats.h"
 
 static void stats_usage(FILE *f)
@@ -14,7 +15,53 @@ static void stats_usage(FILE *f)
 		   "k = 0..32; the neuron frequency distribution; closest-friend co-activation.\n\n"
 		   "  -o, --output FILE     tidy CSV: metric,layer,k,x,value (layer 'all' = mean)\n"
 		   "  --coact-samples N     neurons sampled per layer for closest friends (default 256, 0 = skip)\n"
-		   "  --seed S              sampling seed (default 1)\n");
+		   "  --seed S              sampling seed (default 1)\n"
+		   "  --one-pass            only load the trace's bits (active sets and band) and\n"
+		   "                        count them: the floor of any computation over the trace\n"
+		   "                        (make bench prints the sweep and stats beside it)\n\n"
+		   "On a router trace (MoE; traces/router_stats.h): expert popularity, reuse\n"
+		   "distance, repeat probability, co-selection, one-layer-ahead predictability and\n"
+		   "the whole LRU hit-rate curve against cache size (experts per layer) from one\n"
+		   "pass of stack distances; the CSV is metric,layer,x,value.\n");
+}
+
+static void print_router_summary(const struct router_stats *r, const struct router_meta *m)
+{
+	const struct router_stats_layer *a = &r->all;
+	printf("router trace: %s (%s), %lld tokens x %d MoE layers, top-%d of %d experts\n",
+	       m->model, m->source == TRACE_SOURCE_RECORDED ? "recorded" : "synthetic",
+	       (long long)r->tokens, r->layers, r->top_k, r->experts);
+	printf("popularity: the top 10%% of experts make %.1f%% of selections (uniform %.1f%%)\n",
+	       100 * a->top_share, 100.0 * (r->experts / 10 > 0 ? r->experts / 10 : 1) / r->experts);
+	printf("reuse: %.1f%% of selections repeat the previous token's expert (random %.1f%%); "
+	       "%.1f%% are first uses\n", 100 * a->repeat, 100.0 * r->top_k / r->experts,
+	       100 * a->reuse_first);
+	printf("co-selection: P(best partner | expert) %.3f (independent %.3f)\n", a->cosel_best,
+	       a->cosel_random);
+	if (a->next_layer_acc >= 0)
+		printf("next layer: %.1f%% of its experts predicted from this layer's (popularity alone "
+		       "%.1f%%)\n", 100 * a->next_layer_acc, 100 * a->next_layer_pop);
+	printf("LRU hit rate by cache size (experts per layer):");
+	for (int c = r->top_k; c <= r->experts; c *= 2)
+		printf(" %d: %.1f%%", c, 100 * a->lru_hit[c]);
+	printf("\n");
+}
+
+static int stats_router(const char *path, const char *out, const struct cli_global *g)
+{
+	struct lif_err err = {0};
+	struct router_trace *rt = router_load(path, &err);
+	if (!rt)
+		return cli_fail("stats", &err);
+	struct router_stats r;
+	int rc = router_stats_compute(rt, &r, &err);
+	if (!rc && out)
+		rc = router_stats_write_csv(&r, out, &err);
+	if (!rc && !g->quiet)
+		print_router_summary(&r, &rt->meta);
+	router_stats_free(&r);
+	router_trace_free(rt);
+	return rc ? cli_fail("stats", &err) : 0;
 }
 
 static void print_summary(const struct stats_result *r, const struct trace_meta *m)
@@ -57,13 +104,47 @@ static void print_summary(const struct stats_result *r, const struct trace_meta 
 		       a->friend_prob_median, 100 * a->friend_hot_frac, a->coact_n);
 }
 
+/* Set bits of n bytes, 8 at a time. */
+static long long count_bits(const uint8_t *p, size_t n)
+{
+	long long c = 0;
+	size_t j = 0;
+	for (; j + 8 <= n; j += 8) {
+		uint64_t w;
+		memcpy(&w, p + j, 8);
+		c += __builtin_popcountll(w);
+	}
+	for (; j < n; j++)
+		c += __builtin_popcount(p[j]);
+	return c;
+}
+
+/* --one-pass: load (decompress) the bits once and count them. */
+static int stats_one_pass(const char *path, const struct cli_global *g)
+{
+	struct lif_err err = {0};
+	struct trace *t = trace_load_threads(path, TRACE_LOAD_MAGNITUDES, g->threads, &err);
+	if (!t)
+		return cli_fail("stats", &err);
+	size_t rows = (size_t)t->meta.layers * t->meta.tokens;
+	long long act = count_bits(t->bits, rows * t->row_bytes);
+	long long band = t->band ? count_bits(t->band, rows * 2 * t->row_bytes) : 0;
+	if (!g->quiet)
+		printf("one pass: %lld active bits, %lld band bits over %zu rows of %d bytes\n", act,
+		       band, rows, t->row_bytes);
+	trace_free(t);
+	return 0;
+}
+
 int verb_stats(int argc, char **argv, const struct cli_global *g)
 {
 	static const struct option longopts[] = {
 		{"output", required_argument, 0, 'o'}, {"coact-samples", required_argument, 0, 'c'},
 		{"seed", required_argument, 0, 's'},   {"help", no_argument, 0, 'h'},
+		{"one-pass", no_argument, 0, 'P'},
 		{0},
 	};
+	int one_pass = 0;
 	struct stats_opts o;
 	const char *out = NULL;
 	long long v;
@@ -75,11 +156,16 @@ int verb_stats(int argc, char **argv, const struct cli_global *g)
 		case 'c': if (cli_int("stats", "--coact-samples", optarg, 0, 1 << 20, &v)) return 1; o.coact_samples = (int)v; break;
 		case 's': if (cli_int("stats", "--seed", optarg, 0, (1ll << 62), &v)) return 1; o.seed = (uint64_t)v; break;
 		case 'h': stats_usage(stdout); return 0;
+		case 'P': one_pass = 1; break;
 		default: return 1;
 		}
 	}
 	if (optind != argc - 1)
 		return cli_failf("stats", "expected one TRACE.h5 argument (see lifsim stats --help)");
+	if (one_pass)
+		return stats_one_pass(argv[optind], g);
+	if (router_is_router_trace(argv[optind]))
+		return stats_router(argv[optind], out, g);
 	struct lif_err err = {0};
 	struct trace *t = trace_load_threads(argv[optind], 0, g->threads, &err);
 	if (!t)

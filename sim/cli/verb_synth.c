@@ -4,6 +4,7 @@
 
 #include "models/llm.h"
 #include "sim/cli/verbs.h"
+#include "traces/router_synth.h"
 #include "traces/synth.h"
 
 static void synth_usage(FILE *f)
@@ -19,8 +20,12 @@ static void synth_usage(FILE *f)
 		   "  --set KEY=VALUE      any generator parameter below\n"
 		   "  --config FILE        read generator parameters from an INI [synth] section\n"
 		   "  --no-magnitudes      do not store the near-threshold band\n\n"
+		   "For a mixture-of-experts MODEL.ini (experts > 0) it writes a router trace\n"
+		   "instead (expert ids and gate weights per token and MoE layer; traces/router_synth.h).\n\n"
 		   "generator parameters:\n");
 	conf_help(f, synth_opts);
+	fprintf(f, "\ngenerator parameters of router traces (MoE models):\n");
+	conf_help(f, router_synth_opts);
 }
 
 static void progress(void *ctx, long long done, long long total)
@@ -28,7 +33,7 @@ static void progress(void *ctx, long long done, long long total)
 	cli_progress(ctx, "synth", done, total);
 }
 
-static int set_param(struct synth_params *p, const char *kv)
+static int set_param(const struct conf_opt *opts, void *p, const char *kv)
 {
 	char key[64];
 	const char *eq = strchr(kv, '=');
@@ -36,7 +41,7 @@ static int set_param(struct synth_params *p, const char *kv)
 	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof key)
 		return cli_failf("synth", "--set expects KEY=VALUE, got '%s'", kv);
 	snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
-	const struct conf_opt *o = conf_find(synth_opts, "synth", key);
+	const struct conf_opt *o = conf_find(opts, "synth", key);
 	if (!o)
 		return cli_failf("synth", "--set: unknown generator parameter '%s' (see --help)", key);
 	if (conf_set(o, p, eq + 1, NULL, &err))
@@ -44,15 +49,53 @@ static int set_param(struct synth_params *p, const char *kv)
 	return 0;
 }
 
-static int load_config(struct synth_params *p, const char *path)
+static int load_config(const struct conf_opt *opts, void *p, const char *path)
 {
 	struct conf_doc *doc = NULL;
 	struct lif_err err = {0};
 	int rc = conf_doc_read(path, &doc, &err);
 	if (!rc)
-		rc = conf_apply(synth_opts, p, doc, "synth", &err);
+		rc = conf_apply(opts, p, doc, "synth", &err);
 	conf_doc_free(doc);
 	return rc ? cli_fail("synth", &err) : 0;
+}
+
+/* The --set, --tokens, --seed and --config options in order, applied once
+ * the model says which generator they are for. */
+struct synth_setting {
+	int config; /* 1: a --config path; 0: KEY=VALUE */
+	char text[4096];
+};
+
+#define SYNTH_MAX_SETTINGS 64
+
+static int apply_settings(const struct synth_setting *s, int n, const struct conf_opt *opts,
+			  void *p)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i].config ? load_config(opts, p, s[i].text) : set_param(opts, p, s[i].text))
+			return 1;
+	return 0;
+}
+
+static int synth_moe(const struct llm_desc *m, const struct synth_setting *s, int n,
+		     const char *out, const struct cli_global *g)
+{
+	struct router_synth_params p;
+	struct lif_err err = {0};
+	router_synth_defaults(&p);
+	if (apply_settings(s, n, router_synth_opts, &p))
+		return 1;
+	struct router_trace *rt = router_synth_generate(m, &p, &err);
+	int rc = rt ? router_write(out, rt, &err) : err.code;
+	router_trace_free(rt);
+	if (rc)
+		return cli_fail("synth", &err);
+	if (!g->quiet)
+		printf("wrote %s: %s router trace, %lld tokens x %d MoE layers, top-%d of %d experts "
+		       "(seed %lld)\n", out, m->name, (long long)p.tokens, m->moe_layers,
+		       m->experts_per_token, m->experts, (long long)p.seed);
+	return 0;
 }
 
 int verb_synth(int argc, char **argv, const struct cli_global *g)
@@ -64,18 +107,20 @@ int verb_synth(int argc, char **argv, const struct cli_global *g)
 		{"help", no_argument, 0, 'h'},         {0},
 	};
 	struct synth_params p;
+	static struct synth_setting set[SYNTH_MAX_SETTINGS];
 	const char *out = NULL;
-	char kv[128];
-	int c;
+	int c, n = 0, no_mags = 0;
 	synth_defaults(&p);
 	while ((c = cli_getopt("synth", argc, argv, "o:h", longopts)) != -1) {
+		if (strchr("tsSc", c) && n == SYNTH_MAX_SETTINGS)
+			return cli_failf("synth", "more than %d --set/--config options", SYNTH_MAX_SETTINGS);
 		switch (c) {
 		case 'o': out = optarg; break;
-		case 't': snprintf(kv, sizeof kv, "tokens=%s", optarg); if (set_param(&p, kv)) return 1; break;
-		case 's': snprintf(kv, sizeof kv, "seed=%s", optarg); if (set_param(&p, kv)) return 1; break;
-		case 'S': if (set_param(&p, optarg)) return 1; break;
-		case 'c': if (load_config(&p, optarg)) return 1; break;
-		case 'n': p.magnitudes = 0; break;
+		case 't': set[n].config = 0; snprintf(set[n++].text, sizeof set[0].text, "tokens=%s", optarg); break;
+		case 's': set[n].config = 0; snprintf(set[n++].text, sizeof set[0].text, "seed=%s", optarg); break;
+		case 'S': set[n].config = 0; snprintf(set[n++].text, sizeof set[0].text, "%s", optarg); break;
+		case 'c': set[n].config = 1; snprintf(set[n++].text, sizeof set[0].text, "%s", optarg); break;
+		case 'n': no_mags = 1; break;
 		case 'h': synth_usage(stdout); return 0;
 		default: return 1;
 		}
@@ -88,6 +133,12 @@ int verb_synth(int argc, char **argv, const struct cli_global *g)
 	struct lif_err err = {0};
 	if (llm_load(argv[optind], &m, &err))
 		return cli_fail("synth", &err);
+	if (llm_is_moe(&m))
+		return synth_moe(&m, set, n, out, g);
+	if (apply_settings(set, n, synth_opts, &p))
+		return 1;
+	if (no_mags)
+		p.magnitudes = 0;
 	if (synth_write(&m, &p, out, g->threads, progress, (void *)g, &err))
 		return cli_fail("synth", &err);
 	if (!g->quiet)

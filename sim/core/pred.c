@@ -91,10 +91,25 @@ static void apply_top(const uint8_t *mask, int rb, const uint32_t *prio, int n, 
 	}
 }
 
+/* Packed rows are walked 8 bytes at a time (memcpy: any alignment). */
+static inline uint64_t ld64(const uint8_t *p)
+{
+	uint64_t w;
+	memcpy(&w, p, 8);
+	return w;
+}
+
+static inline void st64(uint8_t *p, uint64_t w)
+{
+	memcpy(p, &w, 8);
+}
+
 static int popcount_bytes(const uint8_t *m, int rb)
 {
-	int n = 0;
-	for (int j = 0; j < rb; j++)
+	int n = 0, j = 0;
+	for (; j + 8 <= rb; j += 8)
+		n += __builtin_popcountll(ld64(m + j));
+	for (; j < rb; j++)
 		n += __builtin_popcount(m[j]);
 	return n;
 }
@@ -107,7 +122,11 @@ static void take_levels(uint8_t masks[][1 << 16], int nlev, int rb, const uint32
 	for (int L = 0; L < nlev && n > 0; L++) {
 		int c = popcount_bytes(masks[L], rb);
 		if (c <= n) {
-			for (int j = 0; j < rb; j++)
+			int j = 0;
+			for (; j + 8 <= rb; j += 8)
+				st64(row + j, clear ? ld64(row + j) & ~ld64(masks[L] + j)
+						    : ld64(row + j) | ld64(masks[L] + j));
+			for (; j < rb; j++)
 				row[j] = clear ? (uint8_t)(row[j] & ~masks[L][j]) : (uint8_t)(row[j] | masks[L][j]);
 			n -= c;
 		} else {
@@ -133,7 +152,15 @@ static void predict_row(const struct trace *t, const struct pred_params *p, int 
 {
 	const int rb = t->row_bytes, d = t->meta.d_ffn;
 	const uint8_t *a = trace_active(t, layer, k), *b = trace_band_row(t, layer, k);
-	for (int j = 0; j < rb; j++) {
+	int j = 0;
+	for (; j + 8 <= rb; j += 8) {
+		uint64_t a8 = ld64(a + j), b0 = ld64(b + j), b1 = ld64(b + rb + j), na = ~a8;
+		st64(s->act[0] + j, a8 & b0 & b1), st64(s->inact[0] + j, na & b0 & b1);
+		st64(s->act[1] + j, a8 & ~b0 & b1), st64(s->inact[1] + j, na & ~b0 & b1);
+		st64(s->act[2] + j, a8 & b0 & ~b1), st64(s->inact[2] + j, na & b0 & ~b1);
+		st64(s->act[3] + j, a8 & ~b0 & ~b1), st64(s->inact[3] + j, na & ~b0 & ~b1);
+	}
+	for (; j < rb; j++) {
 		uint8_t b0 = b[j], b1 = b[rb + j], na = (uint8_t)~a[j];
 		s->act[0][j] = a[j] & b0 & b1, s->inact[0][j] = na & b0 & b1;
 		s->act[1][j] = a[j] & ~b0 & b1, s->inact[1][j] = na & ~b0 & b1;
@@ -304,11 +331,18 @@ const struct pred_ops *pred_by_kind(int kind)
 	return NULL;
 }
 
-static void quality(const struct trace *t, const uint8_t *sets, struct pred_quality *q)
+void pred_measure(const struct trace *t, const uint8_t *sets, struct pred_quality *q)
 {
 	int64_t act = 0, tp = 0, fp = 0, pred = 0;
-	size_t n = (size_t)t->meta.layers * t->meta.tokens * t->row_bytes;
-	for (size_t j = 0; j < n; j++) {
+	size_t n = (size_t)t->meta.layers * t->meta.tokens * t->row_bytes, j = 0;
+	for (; j + 8 <= n; j += 8) {
+		uint64_t a = ld64(t->bits + j), p = ld64(sets + j);
+		act += __builtin_popcountll(a);
+		pred += __builtin_popcountll(p);
+		tp += __builtin_popcountll(a & p);
+		fp += __builtin_popcountll(p & ~a);
+	}
+	for (; j < n; j++) {
 		act += __builtin_popcount(t->bits[j]);
 		pred += __builtin_popcount(sets[j]);
 		tp += __builtin_popcount(t->bits[j] & sets[j]);
@@ -358,7 +392,7 @@ uint8_t *pred_sets(const struct trace *t, const struct pred_params *p, int threa
 		return NULL;
 	}
 	if (q) {
-		quality(t, sets, q);
+		pred_measure(t, sets, q);
 		q->fp_shortfall = shortfall;
 	}
 	return sets;

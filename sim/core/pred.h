@@ -63,4 +63,8 @@ const struct pred_ops *pred_by_kind(int kind);
 uint8_t *pred_sets(const struct trace *t, const struct pred_params *p, int threads,
 		   struct pred_quality *q, struct lif_err *err);
 
+/* What predicted sets (layers, tokens, row_bytes) achieve on t (recall,
+ * fp_rate, predicted_frac; fp_shortfall is left as is). */
+void pred_measure(const struct trace *t, const uint8_t *sets, struct pred_quality *q);
+
 #endif

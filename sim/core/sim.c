@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/core/pass.h"
 #include "sim/core/planner.h"
 #include "sim/core/step.h"
 #include "sim/base/util.h"
@@ -105,7 +106,8 @@ void sim_default_params(struct sim_params *p)
 
 struct pred_entry {
 	struct pred_params key;
-	uint8_t *sets; /* (layers, tokens, row_bytes) */
+	const uint8_t *sets; /* (layers, tokens, row_bytes); the trace's own bits for oracle */
+	uint8_t *owned;      /* sets when the cache made them (freed with it) */
 	struct pred_quality q;
 };
 
@@ -124,6 +126,16 @@ struct freq_entry {
 
 struct decisions;
 static void decisions_free(struct decisions *d);
+struct matrix;
+static void matrix_free(struct matrix *m);
+
+#define BUILDING_MAX 256
+
+/* A build in progress (sim_cache.building). */
+struct inflight {
+	int tag;          /* what kind of key */
+	const void *key;  /* the builder's key; NULL: slot free */
+};
 
 struct sim_cache {
 	const struct trace *t;
@@ -136,7 +148,53 @@ struct sim_cache {
 	char lowrank_path[CACHE_MAX][512];
 	const struct predictor *lowrank[CACHE_MAX];
 	int npred, nlayout, nfreq, ndec, nlowrank;
+	int reference; /* decide through sim/core/step.h (tests) */
+	/* keys being built by some thread: the others wait for them (a sweep's
+	 * neighbouring points share keys) instead of building them again */
+	pthread_cond_t built;
+	struct inflight building[BUILDING_MAX];
+	int nbuilding;
+	struct matrix *mat[DECISIONS_MAX];
+	int nmat;
 };
+
+/* Under c->lock: wait while another thread builds (tag, key), then claim it;
+ * returns the slot to release (-1: none free, build anyway). *found is
+ * re-looked up after every wait. */
+static int inflight_claim(struct sim_cache *c, int tag, const void *key, size_t n,
+			  const void *(*lookup)(struct sim_cache *, const void *), const void **found)
+{
+	for (;;) {
+		*found = lookup(c, key);
+		int busy = 0;
+		for (int i = 0; i < c->nbuilding && !*found && !busy; i++)
+			busy = c->building[i].key && c->building[i].tag == tag &&
+			       !memcmp(c->building[i].key, key, n);
+		if (*found || !busy)
+			break;
+		pthread_cond_wait(&c->built, &c->lock);
+	}
+	if (*found || c->nbuilding == BUILDING_MAX)
+		return -1;
+	c->building[c->nbuilding] = (struct inflight){tag, key};
+	return c->nbuilding++;
+}
+
+/* Under c->lock: the build of slot is over (published or failed). */
+static void inflight_release(struct sim_cache *c, int slot)
+{
+	if (slot < 0)
+		return;
+	c->building[slot].key = NULL;
+	while (c->nbuilding > 0 && !c->building[c->nbuilding - 1].key)
+		c->nbuilding--;
+	pthread_cond_broadcast(&c->built);
+}
+
+void sim_cache_set_reference(struct sim_cache *c, int on)
+{
+	c->reference = on;
+}
 
 int sim_cache_add_predictor(struct sim_cache *c, const char *path, const struct predictor *p,
 			    struct lif_err *err)
@@ -182,6 +240,7 @@ struct sim_cache *sim_cache_new(const struct trace *t, const struct llm_desc *m,
 	c->t = t;
 	c->m = *m;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->built, NULL);
 	return c;
 }
 
@@ -190,14 +249,17 @@ void sim_cache_free(struct sim_cache *c)
 	if (!c)
 		return;
 	for (int i = 0; i < c->npred; i++)
-		free(c->preds[i].sets);
+		free(c->preds[i].owned);
 	for (int i = 0; i < c->nlayout; i++)
 		layout_free(c->layouts[i].layout);
 	for (int i = 0; i < c->nfreq; i++)
 		free(c->freqs[i].counts);
 	for (int i = 0; i < c->ndec; i++)
 		decisions_free(c->dec[i]);
+	for (int i = 0; i < c->nmat; i++)
+		matrix_free(c->mat[i]);
 	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->built);
 	free(c);
 }
 
@@ -211,10 +273,15 @@ static const struct pred_entry *cache_pred(struct sim_cache *c, const struct pre
 			found = &c->preds[i];
 	if (!found && c->npred == CACHE_MAX)
 		err_set(err, ERR_RANGE, "more than %d predictor configurations in one sweep", CACHE_MAX);
-	else if (!found) {
+	else if (!found) { /* built under the lock: every point of it needs it next */
 		struct pred_entry *e = &c->preds[c->npred];
 		e->key = *key;
-		e->sets = pred_sets(c->t, key, threads, &e->q, err);
+		if (key->kind == PRED_ORACLE) { /* the trace's active sets: no copy */
+			e->sets = c->t->bits, e->owned = NULL;
+			e->q = (struct pred_quality){0};
+			pred_measure(c->t, e->sets, &e->q);
+		} else
+			e->sets = e->owned = pred_sets(c->t, key, threads, &e->q, err);
 		if (e->sets)
 			found = &c->preds[c->npred++];
 	}
@@ -410,7 +477,37 @@ static int record_reads(struct decisions *dc, size_t row, const struct planner *
 	return 0;
 }
 
-/* One layer over all tokens through the stepper (sim/core/step.h). */
+/* One layer's reads over all tokens through the fast pass (sim/core/pass.h);
+ * the matrix comes from cache_matrix. */
+static int simulate_layer_fast(struct decisions *dc, const struct trace *t, const uint8_t *pred,
+			       const uint8_t *pinned, const struct layout *layout, int l, int col,
+			       struct lif_err *err)
+{
+	const int rb = t->row_bytes, L = dc->L;
+	const struct decision_key *key = &dc->key;
+	struct pass_layer *s = pass_layer_new(layout, l, t->meta.d_ffn, t->meta.tokens, key->window,
+					      key->merge ? key->max_gap : -1,
+					      pinned ? pinned + (size_t)l * rb : NULL, PASS_READS, err);
+	if (!s)
+		return err->code ? err->code : ERR_NOMEM;
+	int rc = 0;
+	for (int64_t tok = 0; !rc && tok < t->meta.tokens; tok++) {
+		const size_t row = (size_t)tok * L + col;
+		struct pass_out o;
+		dc->ext_start[row] = (int64_t)dc->n_ext;
+		rc = pass_layer_next(s, pred + ((size_t)l * t->meta.tokens + tok) * rb, &o, err);
+		for (int i = 0; !rc && i < o.nsizes; i++)
+			if (decisions_add_reads(dc, row, o.sizes[i], o.counts[i]))
+				rc = err_set(err, ERR_NOMEM, "out of memory");
+		dc->bytes[tok] += o.bytes_read;
+		dc->useful[tok] += o.useful_bytes;
+	}
+	pass_layer_free(s);
+	return rc;
+}
+
+/* One layer over all tokens through the stepper (sim/core/step.h): the
+ * reference the fast pass is tested against. */
 static int simulate_layer(struct decisions *dc, const struct trace *t, const uint8_t *pred,
 			  const uint8_t *pinned, const struct layout *layout, int l, int col,
 			  struct lif_err *err)
@@ -449,11 +546,13 @@ static int simulate_layer(struct decisions *dc, const struct trace *t, const uin
 /* One layer's decisions in a one-column decisions object. */
 static struct decisions *simulate_one_layer(const struct decision_key *key, const struct trace *t,
 					    const uint8_t *pred, const uint8_t *pinned,
-					    const struct layout *layout, int l, struct lif_err *err)
+					    const struct layout *layout, int l, int reference,
+					    struct lif_err *err)
 {
 	struct decisions *q = decisions_new(key, t->meta.tokens, 1);
-	int rc = q ? simulate_layer(q, t, pred, pinned, layout, l, 0, err)
-		   : err_set(err, ERR_NOMEM, "out of memory");
+	int rc = !q ? err_set(err, ERR_NOMEM, "out of memory")
+	       : reference ? simulate_layer(q, t, pred, pinned, layout, l, 0, err)
+			   : simulate_layer_fast(q, t, pred, pinned, layout, l, 0, err);
 	if (rc) {
 		decisions_free(q);
 		return NULL;
@@ -488,15 +587,16 @@ static int merge_layers(struct decisions *dc, struct decisions *const *per)
 /* The sparse strategy: layers are independent, so they run in parallel (a
  * sweep's points already do; then this runs on one thread). */
 static int simulate_sparse(struct decisions *dc, const struct trace *t, const uint8_t *pred,
-			   const uint8_t *pinned, const struct layout *layout, int threads,
-			   struct lif_err *err)
+			   const uint8_t *pinned, const struct layout *layout, int reference,
+			   int threads, struct lif_err *err)
 {
 	struct decisions **per = calloc(dc->L, sizeof *per);
 	struct lif_err *errs = calloc(dc->L, sizeof *errs);
 	int bad = !per || !errs, rc = 0;
 #pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad) if (!bad)
 	for (int l = 0; l < dc->L; l++)
-		bad |= !(per[l] = simulate_one_layer(&dc->key, t, pred, pinned, layout, l, &errs[l]));
+		bad |= !(per[l] = simulate_one_layer(&dc->key, t, pred, pinned, layout, l, reference,
+							   &errs[l]));
 	for (int l = 0; bad && errs && l < dc->L; l++)
 		if (errs[l].code) {
 			rc = err_set(err, errs[l].code, "%s", errs[l].msg);
@@ -562,6 +662,173 @@ static int make_pinned(struct sim_cache *c, const struct decision_key *key, uint
 	return rc;
 }
 
+/* ---------------------------------------------------------------- matrix */
+
+/* What the memory manager does depends on the predicted sets, the pinned
+ * neurons and the window only: the layouts, bundles and merging of a sweep
+ * share it. Built with memset, compared with memcmp. */
+struct matrix_key {
+	struct pred_params pred;
+	double pin_frac;
+	int pin_policy, pin_train, window;
+};
+
+struct matrix {
+	struct matrix_key key;
+	int32_t *used_rows, *pred_rows;               /* (T, L) as in struct decisions */
+	int64_t *loaded, *copies, *ops, *window_rows; /* (T) summed over layers */
+	int64_t peak_rows;                            /* sum over layers of the peaks */
+};
+
+static void matrix_free(struct matrix *m)
+{
+	if (!m)
+		return;
+	free(m->used_rows), free(m->pred_rows);
+	free(m->loaded), free(m->copies), free(m->ops), free(m->window_rows);
+	free(m);
+}
+
+static void matrix_key_of(const struct decision_key *key, struct matrix_key *mk)
+{
+	memset(mk, 0, sizeof *mk);
+	mk->pred = key->pred;
+	mk->pin_frac = key->pin_frac, mk->pin_policy = key->pin_policy;
+	mk->pin_train = key->pin_frac > 0 && key->pin_policy == SIM_HYBRID_HOT ? key->train : 0;
+	mk->window = key->window;
+}
+
+/* One layer: rows (T, L) column l; per-token counts into per (4, T). */
+static int matrix_layer(struct matrix *m, const struct trace *t, const uint8_t *pred,
+			const uint8_t *pinned, int l, int64_t *per, struct lif_err *err)
+{
+	const int64_t T = t->meta.tokens;
+	const int L = t->meta.layers, rb = t->row_bytes;
+	struct pass_layer *s = pass_layer_new(NULL, l, t->meta.d_ffn, T, m->key.window, -1,
+					      pinned ? pinned + (size_t)l * rb : NULL, PASS_MATRIX, err);
+	if (!s)
+		return err->code ? err->code : ERR_NOMEM;
+	int rc = 0;
+	for (int64_t tok = 0; !rc && tok < T; tok++) {
+		struct pass_out o;
+		rc = pass_layer_next(s, pred + ((size_t)l * T + tok) * rb, &o, err);
+		m->used_rows[(size_t)tok * L + l] = o.used_rows;
+		m->pred_rows[(size_t)tok * L + l] = (int32_t)o.npred;
+		per[tok] = o.nload, per[T + tok] = o.nmoves;
+		per[2 * T + tok] = o.nload + o.ndie, per[3 * T + tok] = o.window_rows;
+	}
+	per[4 * T] = pass_layer_peak_rows(s);
+	pass_layer_free(s);
+	return rc;
+}
+
+/* The matrix of mk over every layer (layers in parallel). */
+static struct matrix *matrix_build(const struct trace *t, const struct matrix_key *mk,
+				   const uint8_t *pred, const uint8_t *pinned, int threads,
+				   struct lif_err *err)
+{
+	const int64_t T = t->meta.tokens;
+	const int L = t->meta.layers;
+	struct matrix *m = calloc(1, sizeof *m);
+	int64_t *per = malloc(((size_t)4 * T + 1) * L * sizeof *per);
+	struct lif_err *errs = calloc(L, sizeof *errs);
+	int bad = !m || !per || !errs;
+	if (m) {
+		m->key = *mk;
+		m->used_rows = malloc((size_t)T * L * sizeof *m->used_rows + 1);
+		m->pred_rows = malloc((size_t)T * L * sizeof *m->pred_rows + 1);
+		m->loaded = calloc(T + 1, sizeof *m->loaded), m->copies = calloc(T + 1, sizeof *m->copies);
+		m->ops = calloc(T + 1, sizeof *m->ops), m->window_rows = calloc(T + 1, sizeof *m->window_rows);
+		bad |= !m->used_rows || !m->pred_rows || !m->loaded || !m->copies || !m->ops ||
+		       !m->window_rows;
+	}
+	const int nomem = bad;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad) if (!nomem)
+	for (int l = 0; l < L; l++)
+		bad |= nomem || matrix_layer(m, t, pred, pinned, l, per + (size_t)l * (4 * T + 1),
+					     &errs[l]) != 0;
+	for (int l = 0; !bad && l < L; l++) {
+		const int64_t *q = per + (size_t)l * (4 * T + 1);
+		for (int64_t tok = 0; tok < T; tok++) {
+			m->loaded[tok] += q[tok], m->copies[tok] += q[T + tok];
+			m->ops[tok] += q[2 * T + tok], m->window_rows[tok] += q[3 * T + tok];
+		}
+		m->peak_rows += q[4 * T];
+	}
+	for (int l = 0; bad && errs && l < L && !err->code; l++)
+		if (errs[l].code)
+			err_set(err, errs[l].code, "%s", errs[l].msg);
+	if (bad && !err->code)
+		err_set(err, ERR_NOMEM, "out of memory");
+	free(per), free(errs);
+	if (bad) {
+		matrix_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+static const void *lookup_matrix(struct sim_cache *c, const void *key)
+{
+	for (int i = 0; i < c->nmat; i++)
+		if (!memcmp(&c->mat[i]->key, key, sizeof c->mat[i]->key))
+			return c->mat[i];
+	return NULL;
+}
+
+/* The matrix of a sparse point's decisions, built on first use and shared;
+ * *owned when the cache is full and the caller must free it. */
+static const struct matrix *cache_matrix(struct sim_cache *c, const struct decision_key *key,
+					 const uint8_t *pred, const uint8_t *pinned, int threads,
+					 int *owned, struct lif_err *err)
+{
+	struct matrix_key mk;
+	const struct matrix *found = NULL;
+	matrix_key_of(key, &mk);
+	*owned = 0;
+	pthread_mutex_lock(&c->lock);
+	int slot = inflight_claim(c, 1, &mk, sizeof mk, lookup_matrix, (const void **)&found);
+	pthread_mutex_unlock(&c->lock);
+	if (found)
+		return found;
+	struct matrix *m = matrix_build(c->t, &mk, pred, pinned, threads, err);
+	pthread_mutex_lock(&c->lock);
+	if (m && c->nmat < DECISIONS_MAX)
+		c->mat[c->nmat++] = m;
+	else
+		*owned = m != NULL;
+	inflight_release(c, slot);
+	pthread_mutex_unlock(&c->lock);
+	return m;
+}
+
+/* The sparse strategy's decisions: the reads per layout (simulate_sparse)
+ * and the shared matrix, or everything through the reference stepper. */
+static int decide_sparse(struct sim_cache *c, struct decisions *dc, const uint8_t *pred,
+			 const uint8_t *pinned, const struct layout *lay, int threads,
+			 struct lif_err *err)
+{
+	if (c->reference)
+		return simulate_sparse(dc, c->t, pred, pinned, lay, 1, threads, err);
+	int owned = 0;
+	const struct matrix *m = cache_matrix(c, &dc->key, pred, pinned, threads, &owned, err);
+	int rc = m ? simulate_sparse(dc, c->t, pred, pinned, lay, 0, threads, err)
+		   : (err->code ? err->code : ERR_NOMEM);
+	const size_t rows = (size_t)dc->T * dc->L;
+	if (!rc) {
+		memcpy(dc->used_rows, m->used_rows, rows * sizeof *dc->used_rows);
+		memcpy(dc->pred_rows, m->pred_rows, rows * sizeof *dc->pred_rows);
+		memcpy(dc->loaded, m->loaded, dc->T * sizeof *dc->loaded);
+		memcpy(dc->copies, m->copies, dc->T * sizeof *dc->copies);
+		memcpy(dc->ops, m->ops, dc->T * sizeof *dc->ops);
+		memcpy(dc->window_rows, m->window_rows, dc->T * sizeof *dc->window_rows);
+		dc->window_peak_rows = m->peak_rows;
+	}
+	if (owned)
+		matrix_free((struct matrix *)m);
+	return rc;
+}
+
 /* Build the decisions of key (not cached). */
 static struct decisions *decide(struct sim_cache *c, const struct decision_key *key,
 				const struct llm_desc *ms, int threads, struct lif_err *err)
@@ -574,7 +841,7 @@ static struct decisions *decide(struct sim_cache *c, const struct decision_key *
 		const struct pred_entry *pe = cache_pred(c, &key->pred, threads, err);
 		const struct layout *lay =
 			pe ? cache_layout(c, ms, key->layout, key->bundle, key->train, threads, err) : NULL;
-		rc = pe && lay ? simulate_sparse(dc, c->t, pe->sets, pinned, lay, threads, err)
+		rc = pe && lay ? decide_sparse(c, dc, pe->sets, pinned, lay, threads, err)
 			       : (err->code ? err->code : ERR_NOMEM);
 		if (pe)
 			dc->q = pe->q;
@@ -593,6 +860,15 @@ static struct decisions *decide(struct sim_cache *c, const struct decision_key *
 	return dc;
 }
 
+/* Under c->lock: the decisions of key, if built. */
+static const void *lookup_decisions(struct sim_cache *c, const void *key)
+{
+	for (int i = 0; i < c->ndec; i++)
+		if (!memcmp(&c->dec[i]->key, key, sizeof c->dec[i]->key))
+			return c->dec[i];
+	return NULL;
+}
+
 /* The decisions of key, built on first use and shared. */
 static const struct decisions *cache_decisions(struct sim_cache *c, const struct decision_key *key,
 					       const struct llm_desc *ms, int threads,
@@ -600,26 +876,23 @@ static const struct decisions *cache_decisions(struct sim_cache *c, const struct
 {
 	const struct decisions *found = NULL;
 	pthread_mutex_lock(&c->lock);
-	for (int i = 0; i < c->ndec && !found; i++)
-		if (!memcmp(&c->dec[i]->key, key, sizeof *key))
-			found = c->dec[i];
+	int slot = inflight_claim(c, 0, key, sizeof *key, lookup_decisions, (const void **)&found);
 	pthread_mutex_unlock(&c->lock);
 	if (found)
 		return found;
 	/* build outside the lock (points with other keys proceed), then publish */
 	struct decisions *d = decide(c, key, ms, threads, err);
-	if (!d)
-		return NULL;
 	pthread_mutex_lock(&c->lock);
-	for (int i = 0; i < c->ndec && !found; i++)
-		if (!memcmp(&c->dec[i]->key, key, sizeof *key))
-			found = c->dec[i]; /* another thread won the race */
-	if (!found && c->ndec < DECISIONS_MAX) {
+	found = lookup_decisions(c, key); /* another thread may have won a race */
+	if (d && !found && c->ndec < DECISIONS_MAX) {
 		c->dec[c->ndec++] = d;
 		found = d;
 		d = NULL;
 	}
+	inflight_release(c, slot);
 	pthread_mutex_unlock(&c->lock);
+	if (!d && !found)
+		return NULL;
 	if (d && !found)
 		return d; /* cache full: caller owns it (see sim_run) */
 	decisions_free(d);
@@ -628,10 +901,31 @@ static const struct decisions *cache_decisions(struct sim_cache *c, const struct
 
 /* ---------------------------------------------------------------- costs */
 
+/* flash_extent_ns remembered by (bytes, parallelism): a point asks for the
+ * same few read sizes over and over (the same values, so the same sums). */
+#define EXT_MEMO 4096
+struct ext_memo {
+	int64_t bytes[EXT_MEMO]; /* 0: empty */
+	int par[EXT_MEMO];
+	double ns[EXT_MEMO];
+};
+
+static double memo_extent_ns(struct ext_memo *m, const struct flash_model *f, int64_t bytes,
+			     int par)
+{
+	uint64_t h = ((uint64_t)bytes * 0x9E3779B97F4A7C15ull ^ (uint64_t)par * 0xBF58476D1CE4E5B9ull);
+	size_t i = (size_t)(h >> 52) % EXT_MEMO;
+	if (m->bytes[i] == bytes && m->par[i] == par && bytes > 0)
+		return m->ns[i];
+	double ns = flash_extent_ns(f, bytes, par);
+	m->bytes[i] = bytes, m->par[i] = par, m->ns[i] = ns;
+	return ns;
+}
+
 /* Flash time of row (t, l)'s reads, with at most as many outstanding reads
  * as there are reads. */
 static double row_io_ns(const struct decisions *dc, size_t row, const struct flash_model *f,
-			int parallelism)
+			int parallelism, struct ext_memo *memo)
 {
 	int64_t n = 0;
 	double ns = 0;
@@ -639,7 +933,7 @@ static double row_io_ns(const struct decisions *dc, size_t row, const struct fla
 		n += dc->ext_count[i];
 	int par = n < parallelism ? (int)n : parallelism;
 	for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
-		ns += dc->ext_count[i] * flash_extent_ns(f, dc->ext_size[i], par > 0 ? par : 1);
+		ns += dc->ext_count[i] * memo_extent_ns(memo, f, dc->ext_size[i], par > 0 ? par : 1);
 	return ns;
 }
 
@@ -653,8 +947,9 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	const int64_t row_bytes = mc->bundle_bytes;
 	double *tot = malloc(T * sizeof *tot);
 	int64_t *rows = malloc(L * sizeof *rows);
-	if (!tot || !rows) {
-		free(tot), free(rows);
+	struct ext_memo *memo = calloc(1, sizeof *memo);
+	if (!tot || !rows || !memo) {
+		free(tot), free(rows), free(memo);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
 	double s_io = 0, s_mem = 0, s_cmp = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0, s_u = 0;
@@ -666,7 +961,7 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 		for (int l = 0; l < L; l++) {
 			const size_t row = (size_t)tok * L + l;
 			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? dc->used_rows[row] : dc->pred_rows[row];
-			io += row_io_ns(dc, row, &dev->flash, p->parallelism);
+			io += row_io_ns(dc, row, &dev->flash, p->parallelism, memo);
 			for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
 				reads += dc->ext_count[i];
 		}
@@ -700,7 +995,7 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	qsort(tot + w0, n, sizeof *tot, util_cmp_double);
 	out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * n) - 1];
 	out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * n) - 1];
-	free(tot), free(rows);
+	free(tot), free(rows), free(memo);
 	return rc;
 }
 

@@ -130,6 +130,11 @@ struct sim_cache *sim_cache_new(const struct trace *t, const struct llm_desc *m,
 				struct lif_err *err);
 void sim_cache_free(struct sim_cache *c);
 
+/* Decide through the reference stepper (sim/core/step.h) instead of the fast
+ * pass (sim/core/pass.h); the results are the same, byte for byte (tests
+ * compare them). Set before the first sim_run. */
+void sim_cache_set_reference(struct sim_cache *c, int on);
+
 /* Make the trained predictors p (borrowed; outlive the cache) known under
  * path, for points with predictor = lowrank and predictor_file = path. The
  * caller loads the file: the core does no I/O. */

@@ -10,7 +10,11 @@
  *   [output]      per_token = true: DIR/per_token/POINT_ID.h5 (sim/sweep/pertoken.h)
  *   [reference]   published numbers to print beside lifsim's: a key named
  *                 like a result column (io_ms = 2196) adds the columns
- *                 ref_io_ms and io_ms_vs_ref (lifsim / reference - 1)
+ *                 ref_io_ms and io_ms_vs_ref (lifsim / reference - 1);
+ *                 the columns are the union over every point of the sweep
+ *                 (in order of first appearance), and a point without a key
+ *                 leaves its two cells empty, so rows with and without
+ *                 references mix (and shards of one sweep agree)
  * Relative paths are relative to the file that names them.
  *
  * Traces, models and devices are loaded once per distinct value and shared
@@ -80,6 +84,8 @@ struct pred_file {
  * trained predictor files. */
 struct sim_ctx {
 	struct pointin *in;
+	int nref;                   /* the union of the points' [reference] keys */
+	char ref_key[REF_MAX][64];
 	pthread_mutex_t lock;
 	struct pred_file *preds[PREDS_MAX];
 	int npreds;
@@ -102,11 +108,14 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 		else if (!strcmp(e->section, "sim"))
 			o = conf_find(sim_opts, "sim", e->key), target = &pt->p;
 		else if (!strcmp(e->section, "reference")) {
-			if (pt->nref == REF_MAX || strlen(e->key) >= 64 ||
-			    conf_parse_double(e->value, &pt->ref_val[pt->nref]))
+			int k = 0; /* a later value of the same key replaces the earlier one */
+			while (k < pt->nref && strcmp(pt->ref_key[k], e->key))
+				k++;
+			if (k == REF_MAX || strlen(e->key) >= 64 ||
+			    conf_parse_double(e->value, &pt->ref_val[k]))
 				rc = err_set(err, ERR_INVAL, "%s:%d: [reference] %s: '%s' is not a number "
 					     "(or too many references)", e->file, e->line, e->key, e->value);
-			else
+			else if (k == pt->nref)
 				snprintf(pt->ref_key[pt->nref++], 64, "%s", e->key);
 			continue;
 		}
@@ -131,6 +140,44 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 	return rc;
 }
 
+/* Add the [reference] keys of one point's document to the union in c. */
+static int ref_union_add(struct sim_ctx *c, const struct conf_doc *doc, struct lif_err *err)
+{
+	for (size_t i = 0; i < doc->n; i++) {
+		const struct conf_entry *e = &doc->entries[i];
+		if (strcmp(e->section, "reference"))
+			continue;
+		int k = 0;
+		while (k < c->nref && strcmp(c->ref_key[k], e->key))
+			k++;
+		if (k < c->nref)
+			continue;
+		if (c->nref == REF_MAX || strlen(e->key) >= sizeof c->ref_key[0])
+			return err_set(err, ERR_INVAL, "%s:%d: [reference] %s: more than %d reference "
+				       "keys in the sweep, or a key longer than 63 characters",
+				       e->file, e->line, e->key, REF_MAX);
+		snprintf(c->ref_key[c->nref++], sizeof c->ref_key[0], "%s", e->key);
+	}
+	return 0;
+}
+
+/* The union of every point's [reference] keys: each point sets the same
+ * columns, with empty cells where it has no reference. */
+static int ref_union(struct sim_ctx *c, const struct sweep *sw, struct lif_err *err)
+{
+	int rc = 0;
+	for (size_t p = 0; sw && !rc && p < sweep_points(sw); p++) {
+		struct conf_doc *doc = NULL;
+		rc = sweep_point_doc(sw, p, &doc, err);
+		if (!rc)
+			rc = ref_union_add(c, doc, err);
+		conf_doc_free(doc);
+	}
+	return rc;
+}
+
+static void sim_ctx_free(void *ctx);
+
 static int sim_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 {
 	struct sim_ctx *c = calloc(1, sizeof *c);
@@ -139,6 +186,10 @@ static int sim_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	if (ref_union(c, sw, err)) {
+		sim_ctx_free(c);
+		return err->code;
+	}
 	*ctx = c;
 	return 0;
 }
@@ -206,7 +257,8 @@ static int sim_check(void *ctx, const struct conf_doc *point, struct conf_doc *r
 }
 
 /* Result columns: the sim_result, then the reference comparisons. */
-static int put_result(struct sweep_row *row, const struct sim_result *r, const struct point *pt)
+static int put_result(struct sweep_row *row, const struct sim_result *r, const struct point *pt,
+		      const struct sim_ctx *c)
 {
 	const struct { const char *name; double v; } cols[] = {
 		{"tokens", (double)r->tokens},
@@ -238,16 +290,24 @@ static int put_result(struct sweep_row *row, const struct sim_result *r, const s
 	int rc = 0;
 	for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
 		rc |= sweep_row_set_num(row, cols[i].name, cols[i].v);
-	for (int k = 0; k < pt->nref; k++) {
-		char name[96];
+	for (int u = 0; u < c->nref; u++) {
+		char name[96], vs[96];
 		double mine = NAN;
+		int k = 0;
+		while (k < pt->nref && strcmp(pt->ref_key[k], c->ref_key[u]))
+			k++;
 		for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
-			if (!strcmp(cols[i].name, pt->ref_key[k]))
+			if (!strcmp(cols[i].name, c->ref_key[u]))
 				mine = cols[i].v;
-		snprintf(name, sizeof name, "ref_%s", pt->ref_key[k]);
+		snprintf(name, sizeof name, "ref_%s", c->ref_key[u]);
+		snprintf(vs, sizeof vs, "%s_vs_ref", c->ref_key[u]);
+		if (k == pt->nref) { /* this point has no such reference */
+			rc |= sweep_row_set_str(row, name, "");
+			rc |= sweep_row_set_str(row, vs, "");
+			continue;
+		}
 		rc |= sweep_row_set_num(row, name, pt->ref_val[k]);
-		snprintf(name, sizeof name, "%s_vs_ref", pt->ref_key[k]);
-		rc |= sweep_row_set_num(row, name, mine / pt->ref_val[k] - 1);
+		rc |= sweep_row_set_num(row, vs, mine / pt->ref_val[k] - 1);
 	}
 	return rc;
 }
@@ -285,7 +345,7 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 			rc = pertoken_write(path, id, tok, in->t->meta.tokens, err);
 	}
 	free(tok);
-	if (!rc && put_result(row, &r, &pt))
+	if (!rc && put_result(row, &r, &pt, c))
 		rc = err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column");
 	return rc;
 }

@@ -13,4 +13,7 @@ extern const struct sweep_kind sweep_kind_simulate;
 /* [experiment] kind = validate: predict and replay (sim/sweep/kind_validate.c). */
 extern const struct sweep_kind sweep_kind_validate;
 
+/* [experiment] kind = moe: expert caches over a router trace (sim/sweep/kind_moe.c). */
+extern const struct sweep_kind sweep_kind_moe;
+
 #endif

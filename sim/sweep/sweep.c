@@ -829,8 +829,9 @@ static int row_fail(struct sweep_row *row, int code, const char *fmt, const char
 
 int sweep_row_set_str(struct sweep_row *row, const char *name, const char *v)
 {
-	if (!name[0] || strpbrk(name, ",\"\r\n"))
-		return row_fail(row, ERR_INVAL, "result column name '%s' is empty or holds , \" or a newline", name);
+	if (!name[0] || strpbrk(name, ",\".\r\n"))
+		return row_fail(row, ERR_INVAL,
+				"result column name '%s' is empty or holds , \" . or a newline", name);
 	if (!strcmp(name, "point") || !strcmp(name, "point_id") || !strcmp(name, "row"))
 		return row_fail(row, ERR_INVAL, "result column name '%s' is reserved", name);
 	for (size_t i = 0; i < row->n; i++)

@@ -29,7 +29,9 @@
  * Output (a directory): results.csv, one row per point in point order:
  * `point`, `point_id`, `row` (only with rows), one column per swept
  * parameter (named by its key, or section.key where the key alone would be
- * ambiguous), then the kind's result columns; and config.resolved.ini, every
+ * ambiguous), the kind's result columns, then every resolved setting as
+ * section.key (sorted); results.jsonl, the same rows as JSON Lines;
+ * provenance.json (sim/sweep/resfiles.h); and config.resolved.ini, every
  * parameter of every point as used. Both are written atomically (temporary
  * file, fsync, rename); while running, results.csv is rewritten every few
  * seconds, so an interrupted run leaves the points done so far, and a re-run
@@ -93,7 +95,7 @@ const struct sweep_kind *sweep_kind_find(const struct sweep_kind *const *table, 
 
 /* ---- result rows (used by kinds) ---- */
 
-/* Set a result column. Names are non-empty without , " or newlines, not
+/* Set a result column. Names are non-empty without , " . or newlines, not
  * point, point_id or row, and unique within a row; a bad or repeated name is recorded in the row and
  * fails the point. Numbers are written in the shortest form that reads back
  * exactly (nan and inf as such). Return 0 or ERR_INVAL / ERR_NOMEM. */

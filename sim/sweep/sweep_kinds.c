@@ -7,5 +7,6 @@ const struct sweep_kind *const sweep_kinds[] = {
 	&sweep_kind_simulate,
 	&sweep_kind_echo,
 	&sweep_kind_validate,
+	&sweep_kind_moe,
 	NULL,
 };

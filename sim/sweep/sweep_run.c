@@ -4,6 +4,8 @@
 #include "sim/base/atomic.h"
 #include "sim/base/csv.h"
 #include "sim/base/util.h"
+#include "sim/sweep/pointin.h"
+#include "sim/sweep/resfiles.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NONE ((size_t)-1)
@@ -124,7 +127,7 @@ static void config_point(FILE *f, const struct sweep *sw, size_t i, const struct
 /* Check every point in order; with cfg, write each point's resolved
  * parameters to it. */
 static int validate_points(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
-			   FILE *cfg, struct lif_err *err)
+			   FILE *cfg, struct conf_doc **keep, struct lif_err *err)
 {
 	if (cfg)
 		config_header(cfg, sw);
@@ -143,6 +146,8 @@ static int validate_points(const struct sweep *sw, const struct sweep_kind *kind
 		if (!rc && cfg)
 			config_point(cfg, sw, i, res);
 		conf_doc_free(point);
+		if (!rc && keep)
+			keep[i] = res, res = NULL;
 		conf_doc_free(res);
 		if (rc)
 			return rc;
@@ -153,7 +158,7 @@ static int validate_points(const struct sweep *sw, const struct sweep_kind *kind
 int sweep_validate(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 		   struct lif_err *err)
 {
-	return validate_points(sw, kind, ctx, NULL, err);
+	return validate_points(sw, kind, ctx, NULL, NULL, err);
 }
 
 /* ---- the run ---- */
@@ -175,6 +180,10 @@ struct run {
 	size_t fail_point;  /* lowest failed point, or NONE */
 	struct lif_err fail;
 	double last_flush_s;
+	struct conf_doc **res; /* (np) each point's resolved parameters */
+	char **snames;         /* (ns) settings columns: sorted distinct section.key */
+	size_t ns;
+	const char **svals;    /* (np * ns) each point's settings (borrowed from res), or NULL */
 };
 
 struct id_at {
@@ -286,8 +295,11 @@ static int columns_from_old(struct run *r, struct lif_err *err)
 	const struct csv_rec *h = &r->old.recs[0];
 	if (h->n < nfix + np)
 		return err_set(err, ERR_FORMAT, "%s: its columns are not this experiment's", r->results);
+	size_t nres = h->n - nfix - np; /* results, then settings (section.key) */
+	while (nres > 0 && strchr(h->f[nfix + np + nres - 1], '.'))
+		nres--;
 	char **pn;
-	int rc = param_names(r->sw, h->f + nfix + np, h->n - nfix - np, &pn, err);
+	int rc = param_names(r->sw, h->f + nfix + np, nres, &pn, err);
 	for (size_t j = 0; !rc && j < np; j++)
 		if (strcmp(pn[j], h->f[nfix + j]))
 			rc = err_set(err, ERR_FORMAT,
@@ -295,47 +307,192 @@ static int columns_from_old(struct run *r, struct lif_err *err)
 				     r->results, nfix + j + 1, h->f[nfix + j], pn[j]);
 	if (!rc)
 		strv_free(pn, np);
-	return rc ? rc : set_columns(r, h->f + nfix + np, h->n - nfix - np, err);
+	return rc ? rc : set_columns(r, h->f + nfix + np, nres, err);
 }
 
-/* Write results.csv: the header and every point with results, in order. */
+/* ---- settings columns: every resolved parameter of a point ---- */
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static long name_index(char *const *names, size_t n, const char *name)
+{
+	char *const *hit = bsearch(&name, names, n, sizeof *names, str_cmp);
+	return hit ? (long)(hit - names) : -1;
+}
+
+/* The sorted distinct "section.key" of the points' resolved parameters, and
+ * each point's value of each (NULL where the point has none). */
+static int settings_build(struct run *r, struct lif_err *err)
+{
+	size_t total = 0, k = 0;
+	for (size_t p = 0; p < r->np; p++)
+		total += r->res[p]->n;
+	char **all = calloc(total + 1, sizeof *all);
+	int rc = all ? 0 : ERR_NOMEM;
+	for (size_t p = 0; !rc && p < r->np; p++)
+		for (size_t e = 0; !rc && e < r->res[p]->n; e++) {
+			const struct conf_entry *en = &r->res[p]->entries[e];
+			if (asprintf(&all[k++], "%s.%s", en->section, en->key) < 0)
+				all[--k] = NULL, rc = ERR_NOMEM;
+		}
+	if (!rc)
+		qsort(all, k, sizeof *all, str_cmp);
+	for (size_t i = 0; !rc && i < k; i++) {
+		if (r->ns && !strcmp(all[i], all[r->ns - 1]))
+			free(all[i]);
+		else
+			all[r->ns++] = all[i];
+		all[i] = i < r->ns ? all[i] : NULL;
+	}
+	r->snames = all;
+	if (!rc && !(r->svals = calloc(r->np * r->ns + 1, sizeof *r->svals)))
+		rc = ERR_NOMEM;
+	for (size_t p = 0; !rc && p < r->np; p++)
+		for (size_t e = 0; e < r->res[p]->n; e++) {
+			const struct conf_entry *en = &r->res[p]->entries[e];
+			char name[1024];
+			snprintf(name, sizeof name, "%s.%s", en->section, en->key);
+			long c = name_index(r->snames, r->ns, name);
+			if (c >= 0)
+				r->svals[p * r->ns + (size_t)c] = en->value;
+		}
+	return rc ? err_set(err, rc, "out of memory") : 0;
+}
+
+/* The files the settings name (resolved like the kinds resolve them: relative
+ * to the file that gave the value), each (setting, value) once, for the
+ * provenance. */
+static int inputs_collect(const struct run *r, struct resfiles_input **out, size_t *n)
+{
+	struct resfiles_input *v = NULL;
+	size_t cap = 0;
+	*n = 0;
+	for (size_t p = 0; p < r->np; p++)
+		for (size_t e = 0; e < r->res[p]->n; e++) {
+			const struct conf_entry *en = &r->res[p]->entries[e];
+			char path[4096], name[1024];
+			struct stat st;
+			snprintf(path, sizeof path, "%s", en->value);
+			snprintf(name, sizeof name, "%s.%s", en->section, en->key);
+			if (!strcmp(en->file, "(resolved)") || !path[0] || strchr(path, ','))
+				continue;
+			/* a kind may have resolved the path already */
+			if (stat(path, &st) || !S_ISREG(st.st_mode))
+				pointin_resolve(path, sizeof path, r->res[p], en->section, en->key);
+			if (stat(path, &st) || !S_ISREG(st.st_mode))
+				continue;
+			int seen = 0;
+			for (size_t i = 0; i < *n && !seen; i++)
+				seen = !strcmp(v[i].setting, name) && !strcmp(v[i].value, en->value);
+			if (seen)
+				continue;
+			if (*n == cap) {
+				struct resfiles_input *nv = realloc(v, (cap = 2 * cap + 8) * sizeof *nv);
+				if (!nv)
+					goto nomem;
+				v = nv;
+			}
+			v[*n] = (struct resfiles_input){strdup(name), en->value, strdup(path)};
+			if (!v[(*n)++].setting || !v[*n - 1].path)
+				goto nomem;
+		}
+	*out = v;
+	return 0;
+nomem:
+	for (size_t i = 0; i < *n; i++)
+		free((char *)v[i].setting), free((char *)v[i].path);
+	free(v);
+	return ERR_NOMEM;
+}
+
+static int provenance_write(const struct run *r, struct lif_err *err)
+{
+	struct resfiles_input *in = NULL;
+	size_t n = 0;
+	if (inputs_collect(r, &in, &n))
+		return err_set(err, ERR_NOMEM, "out of memory");
+	struct resfiles_run run = {.experiment = sweep_path(r->sw), .kind = sweep_kind_name(r->sw),
+				   .points = r->np, .shard_index = r->o->shard_index,
+				   .shard_count = r->o->shard_count, .threads = r->o->threads,
+				   .inputs = in, .ninputs = n};
+	int rc = resfiles_write_provenance(r->o->dir, &run, err);
+	for (size_t i = 0; i < n; i++)
+		free((char *)in[i].setting), free((char *)in[i].path);
+	free(in);
+	return rc;
+}
+
+static int name_taken(const char *const *head, size_t n, const char *name)
+{
+	for (size_t j = 0; j < n; j++)
+		if (!strcmp(head[j], name))
+			return 1;
+	return 0;
+}
+
+/* Write results.csv and results.jsonl: point, point_id, row, the swept
+ * parameters, the results, then every setting not already a column, for
+ * every point with results, in order. */
 static int flush_results(struct run *r, struct lif_err *err)
 {
 	const struct sweep *sw = r->sw;
-	size_t np = sweep_params(sw);
+	size_t np = sweep_params(sw), nh = 0, nrows = 0;
 	int rows = sweep_point_label(sw, 0) != NULL;
 	char **pn;
-	struct atomic_file a;
 	int rc = param_names(sw, r->rnames, r->nr, &pn, err);
 	if (rc)
 		return rc;
-	if ((rc = atomic_open(&a, r->results, err))) {
-		strv_free(pn, np);
-		return rc;
+	const char **head = malloc((3 + np + r->nr + r->ns) * sizeof *head), **cells = NULL;
+	size_t *scol = malloc((r->ns + 1) * sizeof *scol), nsc = 0;
+	char(*num)[2][24] = NULL;
+	for (size_t p = 0; p < r->np; p++)
+		nrows += r->vals[p] != NULL;
+	if (head && scol) {
+		head[nh++] = "point", head[nh++] = "point_id";
+		if (rows)
+			head[nh++] = "row";
+		for (size_t j = 0; j < np; j++)
+			head[nh++] = pn[j];
+		for (size_t j = 0; j < r->nr; j++)
+			head[nh++] = r->rnames[j];
+		for (size_t k = 0, fixed = nh; k < r->ns; k++)
+			if (!name_taken(head, fixed, r->snames[k]))
+				scol[nsc++] = k, head[nh++] = r->snames[k];
+		cells = malloc((nrows * nh + 1) * sizeof *cells);
+		num = malloc((nrows + 1) * sizeof *num);
 	}
-	csv_write_field(a.fp, "point", 1), csv_write_field(a.fp, "point_id", 0);
-	if (rows)
-		csv_write_field(a.fp, "row", 0);
-	for (size_t j = 0; j < np; j++)
-		csv_write_field(a.fp, pn[j], 0);
-	for (size_t j = 0; j < r->nr; j++)
-		csv_write_field(a.fp, r->rnames[j], 0);
-	fputc('\n', a.fp);
-	for (size_t p = 0; p < r->np; p++) {
+	if (!head || !scol || !cells || !num) {
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t p = 0, i = 0; p < r->np; p++) {
 		if (!r->vals[p])
 			continue;
-		fprintf(a.fp, "%zu,%016" PRIx64, p, sweep_point_id(sw, p));
+		const char **c = cells + i * nh;
+		snprintf(num[i][0], sizeof num[i][0], "%zu", p);
+		snprintf(num[i][1], sizeof num[i][1], "%016" PRIx64, sweep_point_id(sw, p));
+		*c++ = num[i][0], *c++ = num[i][1];
 		if (rows)
-			csv_write_field(a.fp, sweep_point_label(sw, p), 0);
+			*c++ = sweep_point_label(sw, p);
 		for (size_t j = 0; j < np; j++)
-			csv_write_field(a.fp, sweep_param_value(sw, p, j), 0);
+			*c++ = sweep_param_value(sw, p, j);
 		for (size_t j = 0; j < r->nr; j++)
-			csv_write_field(a.fp, r->vals[p][j], 0);
-		fputc('\n', a.fp);
+			*c++ = r->vals[p][j];
+		for (size_t k = 0; k < nsc; k++) {
+			const char *v = r->svals[p * r->ns + scol[k]];
+			*c++ = v ? v : "";
+		}
+		i++;
 	}
-	strv_free(pn, np);
+	rc = resfiles_write_table(r->o->dir, head, nh, cells, nrows, err);
 	r->last_flush_s = util_now_ns() * 1e-9;
-	return atomic_commit(&a, err);
+out:
+	free(head), free(scol), free(cells), free(num);
+	strv_free(pn, np);
+	return rc;
 }
 
 /* Record a point's failure; the lowest point's error is the one reported. */
@@ -458,6 +615,11 @@ static void run_free(struct run *r)
 	free(r->old_rec);
 	strv_free(r->rnames, r->nr);
 	csv_free(&r->old);
+	for (size_t p = 0; r->res && p < r->np; p++)
+		conf_doc_free(r->res[p]);
+	free(r->res);
+	strv_free(r->snames, r->ns);
+	free(r->svals);
 }
 
 /* Compute the todo points in parallel, then write the final results. */
@@ -513,14 +675,17 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 	snprintf(path, sizeof path, "%s/%s", o.dir, SWEEP_CONFIG);
 	r.vals = calloc(r.np, sizeof *r.vals);
 	r.old_rec = malloc(r.np * sizeof *r.old_rec);
-	int rc = r.vals && r.old_rec ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	r.res = calloc(r.np + 1, sizeof *r.res);
+	int rc = r.vals && r.old_rec && r.res ? 0 : err_set(err, ERR_NOMEM, "out of memory");
 	for (size_t p = 0; !rc && p < r.np; p++)
 		r.old_rec[p] = NONE;
 	/* 1. every point checked (and its config written) before any runs */
 	if (!rc && !(rc = make_dir(o.dir, &created, err)))
 		rc = atomic_open(&cfg, path, err);
 	if (!rc)
-		rc = validate_points(sw, kind, ctx, cfg.fp, err);
+		rc = validate_points(sw, kind, ctx, cfg.fp, r.res, err);
+	if (!rc)
+		rc = settings_build(&r, err);
 	/* 2. what an earlier run left */
 	if (!rc)
 		rc = old_load(&r, err);
@@ -531,6 +696,8 @@ int sweep_run(const struct sweep *sw, const struct sweep_kind *kind, void *ctx,
 		if (created)
 			rmdir(o.dir);
 	}
+	if (!rc)
+		rc = provenance_write(&r, err);
 	/* 3. the points to compute, then compute them */
 	if (!rc && !(todo = plan(&r, rep, &ntodo)))
 		rc = err_set(err, ERR_NOMEM, "out of memory");
@@ -580,6 +747,7 @@ struct merge {
 	const struct csv_rec **at; /* (np) the record of each point */
 	size_t *from;      /* (np) the dir it came from */
 	long header;       /* the dir whose header is used */
+	size_t ndirs;
 };
 
 /* Point count and ids from a config.resolved.ini. */
@@ -714,19 +882,22 @@ static int merge_write(const struct merge *m, const char *const *dirs, const cha
 	if (rc)
 		return rc;
 	const struct csv_rec *h = &m->res[m->header >= 0 ? m->header : 0].recs[0];
-	for (size_t p = 0; p <= m->np; p++) {
-		const struct csv_rec *rec = p == 0 ? h : m->at[p - 1];
-		for (size_t j = 0; j < rec->n; j++)
-			csv_write_field(a.fp, rec->f[j], j == 0);
-		fputc('\n', a.fp);
-	}
-	if ((rc = atomic_commit(&a, err)))
+	const char **cells = malloc((m->np * h->n + 1) * sizeof *cells);
+	if (!cells)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	for (size_t p = 0; p < m->np; p++)
+		for (size_t j = 0; j < h->n; j++)
+			cells[p * h->n + j] = m->at[p]->f[j];
+	rc = resfiles_write_table(out, (const char *const *)h->f, h->n, cells, m->np, err);
+	free(cells);
+	if (!rc)
+		rc = resfiles_merge_provenance(dirs, m->ndirs, out, err);
+	if (rc)
 		return rc;
 	snprintf(path, sizeof path, "%s/%s", out, SWEEP_CONFIG);
 	if ((rc = atomic_open(&a, path, err)))
 		return rc;
 	fwrite(m->config, 1, m->config_len, a.fp);
-	(void)dirs;
 	return atomic_commit(&a, err);
 }
 
@@ -734,7 +905,7 @@ int sweep_merge(const char *const *dirs, size_t ndirs, const char *out_dir, stru
 {
 	if (ndirs == 0)
 		return err_set(err, ERR_INVAL, "no shard directories to merge");
-	struct merge m = {.header = -1};
+	struct merge m = {.header = -1, .ndirs = ndirs};
 	int rc = 0;
 	if (!(m.res = calloc(ndirs, sizeof *m.res)))
 		return err_set(err, ERR_NOMEM, "out of memory");

@@ -10,121 +10,362 @@
 
 #include "traces/record/safetensors.h"
 
+#define SPIN_ROUNDS 2000 /* polls (pause instructions) before a waiting thread sleeps or yields:
+			  * tens of microseconds, the gap between products of one token */
+
 int matmul_dtype_bytes(int dtype)
 {
 	return dtype == ST_F32 ? 4 : 2;
 }
 
-/* Widen n elements of src (dtype) to float32. fp16 uses the CPU's F16C
- * instructions when it has them (exact either way). */
+const char *matmul_isa_name(int isa)
+{
+	static const char *names[] = {[MATMUL_ISA_C] = "c", [MATMUL_ISA_AVX2] = "avx2",
+				      [MATMUL_ISA_AVX512] = "avx512"};
+	return isa >= 0 && isa <= MATMUL_ISA_AVX512 ? names[isa] : "?";
+}
+
+/* A row kernel: y[r] = W[r] . x for nr rows of `cols` elements, row r at
+ * element offset r * ld of W (dtype fixed by the kernel). */
+typedef void (*rows_fn)(float *y, const void *W, size_t ld, const float *x, int cols, int nr);
+
+/* ---------------------------------------------------------------- portable kernels */
+
+/* Four partial sums per row, combined in a fixed order. */
+#define DEF_ROWS_C(NAME, T, CONV)                                                              \
+	static void NAME(float *y, const void *Wv, size_t ld, const float *x, int cols, int nr) \
+	{                                                                                      \
+		const T *W = Wv;                                                               \
+		for (int r = 0; r < nr; r++) {                                                 \
+			const T *w = W + (size_t)r * ld;                                       \
+			float s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                  \
+			int i = 0;                                                             \
+			for (; i + 4 <= cols; i += 4) {                                        \
+				s0 += CONV(w[i]) * x[i];                                       \
+				s1 += CONV(w[i + 1]) * x[i + 1];                               \
+				s2 += CONV(w[i + 2]) * x[i + 2];                               \
+				s3 += CONV(w[i + 3]) * x[i + 3];                               \
+			}                                                                      \
+			for (; i < cols; i++)                                                  \
+				s0 += CONV(w[i]) * x[i];                                       \
+			y[r] = (s0 + s1) + (s2 + s3);                                          \
+		}                                                                              \
+	}
+#define CONV_F32(v) (v)
+DEF_ROWS_C(rows_c_f32, float, CONV_F32)
+DEF_ROWS_C(rows_c_bf16, uint16_t, st_bf16_to_f32)
+
+/* fp16 without F16C: a 65536-entry table, built once (read-only after). */
+static float f16_table[65536];
+static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
+static void f16_table_init(void)
+{
+	for (int i = 0; i < 65536; i++)
+		f16_table[i] = st_f16_to_f32((uint16_t)i);
+}
+#define CONV_F16_TABLE(v) f16_table[(v)]
+DEF_ROWS_C(rows_c_f16, uint16_t, CONV_F16_TABLE)
+
+/* ---------------------------------------------------------------- x86 kernels */
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-__attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(float *d, const uint16_t *s, size_t n)
+#define HAVE_X86 1
+
+#define T2 "avx2,fma,f16c"
+#define T512 "avx512f,avx512bw,avx512vl,avx2,fma,f16c"
+
+/* AVX2: 8 lanes; two accumulators per row over 16 columns a step; the last
+ * cols % 8 columns are summed in scalar after the vector reduction. */
+__attribute__((target(T2), always_inline)) static inline __m256 ld256(const void *W, size_t i, int dt)
+{
+	if (dt == ST_F32)
+		return _mm256_loadu_ps((const float *)W + i);
+	__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)W + i));
+	if (dt == ST_F16)
+		return _mm256_cvtph_ps(h);
+	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target(T2), always_inline)) static inline float conv1(const void *W, size_t i, int dt)
+{
+	if (dt == ST_F32)
+		return ((const float *)W)[i];
+	uint16_t h = ((const uint16_t *)W)[i];
+	if (dt == ST_F16)
+		return _cvtsh_ss(h);
+	return st_bf16_to_f32(h);
+}
+
+__attribute__((target(T2), always_inline)) static inline float hsum256(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+/* R rows (a constant after inlining) starting at element offset o. */
+__attribute__((target(T2), always_inline)) static inline void rows256(float *y, const void *W, size_t o,
+								      size_t ld, const float *x, int cols, int R,
+								      int dt)
+{
+	__m256 a0[4], a1[4];
+	for (int r = 0; r < R; r++)
+		a0[r] = a1[r] = _mm256_setzero_ps();
+	int i = 0;
+	for (; i + 16 <= cols; i += 16) {
+		__m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+		for (int r = 0; r < R; r++) {
+			size_t base = o + (size_t)r * ld + i;
+			a0[r] = _mm256_fmadd_ps(ld256(W, base, dt), x0, a0[r]);
+			a1[r] = _mm256_fmadd_ps(ld256(W, base + 8, dt), x1, a1[r]);
+		}
+	}
+	if (i + 8 <= cols) {
+		__m256 x0 = _mm256_loadu_ps(x + i);
+		for (int r = 0; r < R; r++)
+			a0[r] = _mm256_fmadd_ps(ld256(W, o + (size_t)r * ld + i, dt), x0, a0[r]);
+		i += 8;
+	}
+	for (int r = 0; r < R; r++) {
+		float s = hsum256(_mm256_add_ps(a0[r], a1[r]));
+		for (int k = i; k < cols; k++)
+			s += conv1(W, o + (size_t)r * ld + k, dt) * x[k];
+		y[r] = s;
+	}
+}
+
+#define DEF_ROWS_AVX2(NAME, DT)                                                                 \
+	__attribute__((target(T2))) static void NAME(float *y, const void *W, size_t ld, const float *x, \
+						     int cols, int nr)                                    \
+	{                                                                                       \
+		int r = 0;                                                                      \
+		for (; r + 4 <= nr; r += 4)                                                     \
+			rows256(y + r, W, (size_t)r * ld, ld, x, cols, 4, DT);                    \
+		for (; r < nr; r++)                                                             \
+			rows256(y + r, W, (size_t)r * ld, ld, x, cols, 1, DT);                    \
+	}
+DEF_ROWS_AVX2(rows_avx2_f32, ST_F32)
+DEF_ROWS_AVX2(rows_avx2_f16, ST_F16)
+DEF_ROWS_AVX2(rows_avx2_bf16, ST_BF16)
+
+/* AVX-512: 16 lanes; two accumulators per row over 32 columns a step; the
+ * tail is a masked load (BW+VL for 16-bit masks). */
+__attribute__((target(T512), always_inline)) static inline __m512 ld512(const void *W, size_t i, int dt)
+{
+	if (dt == ST_F32)
+		return _mm512_loadu_ps((const float *)W + i);
+	__m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i));
+	if (dt == ST_F16)
+		return _mm512_cvtph_ps(h);
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target(T512), always_inline)) static inline __m512 mld512(__mmask16 m, const void *W, size_t i,
+									int dt)
+{
+	if (dt == ST_F32)
+		return _mm512_maskz_loadu_ps(m, (const float *)W + i);
+	__m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)W + i);
+	if (dt == ST_F16)
+		return _mm512_cvtph_ps(h);
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+__attribute__((target(T512), always_inline)) static inline float hsum512(__m512 v)
+{
+	__m256 s = _mm256_add_ps(_mm512_castps512_ps256(v),
+				 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+	__m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+	t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+	t = _mm_add_ss(t, _mm_movehdup_ps(t));
+	return _mm_cvtss_f32(t);
+}
+
+__attribute__((target(T512), always_inline)) static inline void rows512(float *y, const void *W, size_t o,
+								       size_t ld, const float *x, int cols, int R,
+								       int dt)
+{
+	__m512 a0[4], a1[4];
+	for (int r = 0; r < R; r++)
+		a0[r] = a1[r] = _mm512_setzero_ps();
+	int i = 0;
+	for (; i + 32 <= cols; i += 32) {
+		__m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+		for (int r = 0; r < R; r++) {
+			size_t base = o + (size_t)r * ld + i;
+			a0[r] = _mm512_fmadd_ps(ld512(W, base, dt), x0, a0[r]);
+			a1[r] = _mm512_fmadd_ps(ld512(W, base + 16, dt), x1, a1[r]);
+		}
+	}
+	if (i + 16 <= cols) {
+		__m512 x0 = _mm512_loadu_ps(x + i);
+		for (int r = 0; r < R; r++)
+			a0[r] = _mm512_fmadd_ps(ld512(W, o + (size_t)r * ld + i, dt), x0, a0[r]);
+		i += 16;
+	}
+	if (i < cols) {
+		__mmask16 m = (__mmask16)((1u << (cols - i)) - 1);
+		__m512 x1 = _mm512_maskz_loadu_ps(m, x + i);
+		for (int r = 0; r < R; r++)
+			a1[r] = _mm512_fmadd_ps(mld512(m, W, o + (size_t)r * ld + i, dt), x1, a1[r]);
+	}
+	for (int r = 0; r < R; r++)
+		y[r] = hsum512(_mm512_add_ps(a0[r], a1[r]));
+}
+
+#define DEF_ROWS_AVX512(NAME, DT)                                                                 \
+	__attribute__((target(T512))) static void NAME(float *y, const void *W, size_t ld, const float *x, \
+						       int cols, int nr)                                    \
+	{                                                                                         \
+		int r = 0;                                                                        \
+		for (; r + 4 <= nr; r += 4)                                                       \
+			rows512(y + r, W, (size_t)r * ld, ld, x, cols, 4, DT);                      \
+		for (; r < nr; r++)                                                               \
+			rows512(y + r, W, (size_t)r * ld, ld, x, cols, 1, DT);                      \
+	}
+DEF_ROWS_AVX512(rows_avx512_f32, ST_F32)
+DEF_ROWS_AVX512(rows_avx512_f16, ST_F16)
+DEF_ROWS_AVX512(rows_avx512_bf16, ST_BF16)
+
+__attribute__((target(T2))) static void widen_f16c(float *d, const uint16_t *s, size_t n)
 {
 	size_t i = 0;
 	for (; i + 8 <= n; i += 8)
 		_mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
 	for (; i < n; i++)
-		d[i] = st_f16_to_f32(s[i]);
-}
-static int have_f16c(void)
-{
-	return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+		d[i] = _cvtsh_ss(s[i]);
 }
 #else
-static void f16_to_f32_f16c(float *d, const uint16_t *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		d[i] = st_f16_to_f32(s[i]);
-}
-static int have_f16c(void)
-{
-	return 0;
-}
+#define HAVE_X86 0
 #endif
 
-static void widen(float *d, const void *src, int dtype, size_t n, const float *f16_table)
+int matmul_isa_best(void)
 {
-	const uint16_t *h = src;
-	if (dtype == ST_F32)
-		memcpy(d, src, n * sizeof *d);
-	else if (dtype == ST_BF16)
-		for (size_t i = 0; i < n; i++)
-			d[i] = st_bf16_to_f32(h[i]);
-	else if (!f16_table)
-		f16_to_f32_f16c(d, h, n);
-	else
-		for (size_t i = 0; i < n; i++)
-			d[i] = f16_table[h[i]];
+#if HAVE_X86
+	__builtin_cpu_init();
+	int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+		   __builtin_cpu_supports("f16c");
+	if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vl"))
+		return MATMUL_ISA_AVX512;
+	if (avx2)
+		return MATMUL_ISA_AVX2;
+#endif
+	return MATMUL_ISA_C;
 }
 
-struct gemv_job {
-	float *y;                /* (n, rows) */
-	const struct matrix *W;  /* (rows, cols) */
-	const float *b;          /* (rows) or NULL */
-	const float *x;          /* (n, cols) */
-	int n;
+/* The kernel for (isa, dtype). */
+static rows_fn rows_kernel(int isa, int dtype)
+{
+	static const rows_fn k[3][3] = {
+		[MATMUL_ISA_C] = {rows_c_f32, rows_c_f16, rows_c_bf16},
+#if HAVE_X86
+		[MATMUL_ISA_AVX2] = {rows_avx2_f32, rows_avx2_f16, rows_avx2_bf16},
+		[MATMUL_ISA_AVX512] = {rows_avx512_f32, rows_avx512_f16, rows_avx512_bf16},
+#endif
+	};
+	int d = dtype == ST_F32 ? 0 : dtype == ST_F16 ? 1 : 2;
+	return k[isa][d];
+}
+
+void matmul_widen(float *d, const void *src, int dtype, size_t n)
+{
+	const uint16_t *h = src;
+	if (dtype == ST_F32) {
+		memcpy(d, src, n * sizeof *d);
+	} else if (dtype == ST_BF16) {
+		for (size_t i = 0; i < n; i++)
+			d[i] = st_bf16_to_f32(h[i]);
+	} else {
+#if HAVE_X86
+		if (matmul_isa_best() != MATMUL_ISA_C) {
+			widen_f16c(d, h, n);
+			return;
+		}
+#endif
+		pthread_once(&f16_once, f16_table_init);
+		for (size_t i = 0; i < n; i++)
+			d[i] = f16_table[h[i]];
+	}
+}
+
+/* ---------------------------------------------------------------- the pool */
+
+struct job {
+	int n;                             /* tokens */
+	int nops;
+	struct matmul_op op[MATMUL_MAX_OPS];
+	int first[MATMUL_MAX_OPS + 1];     /* first block of each op; first[nops]: all blocks */
 };
 
 struct matmul_pool {
 	pthread_t *th;   /* (n) th[1..n-1] are workers; the caller is thread 0 */
-	int n, started;
+	int n, started, isa;
 	float **scratch; /* (n) per thread: (MATMUL_HALF_ROWS, max cols) */
-	float *f16_table; /* (65536) fp16 -> float32 when the CPU has no F16C, else NULL */
 	pthread_mutex_t mu;
 	pthread_cond_t go;
-	uint64_t gen;    /* job number, bumped for every job (under mu) */
-	int stop;
-	struct gemv_job job;
+	_Atomic uint64_t gen;  /* job number, bumped for every job (under mu) */
+	_Atomic int stop;
+	int sleepers;          /* workers waiting on go (under mu) */
+	struct job job;
 	_Atomic uint64_t next; /* gen << 32 | next block to claim */
 	_Atomic int done;      /* blocks of the current job finished */
 };
 
-/* y[:, r0:r0+nr] (+)= x Wf^T for float32 rows Wf (nr, cols). */
-static void gemv_rows(const struct gemv_job *j, const float *Wf, int r0, int nr)
+/* y[:, r0:r0+nr] = x W^T (+ b) for a chunk of n > 1 tokens through sgemm on
+ * float32 rows Wf (nr, cols). */
+static void gemm_rows(const struct job *j, const struct matmul_op *o, const float *Wf, int r0, int nr)
 {
-	int rows = j->W->rows, cols = j->W->cols;
-	float beta = j->b ? 1.0f : 0.0f;
-	if (j->n == 1) /* decode: one token */
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, cols, 1.0f, Wf, cols, j->x, 1, beta, j->y + r0, 1);
-	else /* a prompt chunk */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, nr, cols, 1.0f, j->x, cols, Wf,
-			    cols, beta, j->y + r0, rows);
+	int rows = o->W->rows, cols = o->W->cols;
+	for (int t = 0; o->b && t < j->n; t++)
+		memcpy(o->y + (size_t)t * rows + r0, o->b + r0, (size_t)nr * sizeof *o->y);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, nr, cols, 1.0f, o->x, cols, Wf, cols,
+		    o->b ? 1.0f : 0.0f, o->y + r0, rows);
 }
 
-/* One block of rows r0..r0+nr: float32 straight from the mmap, half
- * precision widened a few rows at a time. */
-static void gemv_block(const struct matmul_pool *p, const struct gemv_job *j, int tid, int r0, int nr)
+/* One block of rows r0..r0+nr of product o. */
+static void run_block(const struct matmul_pool *p, const struct job *j, const struct matmul_op *o, int tid,
+		      int r0, int nr)
 {
-	const struct matrix *W = j->W;
-	for (int t = 0; j->b && t < j->n; t++)
-		memcpy(j->y + (size_t)t * W->rows + r0, j->b + r0, (size_t)nr * sizeof *j->y);
-	if (W->dtype == ST_F32) {
-		gemv_rows(j, (const float *)W->data + (size_t)r0 * W->cols, r0, nr);
+	const struct matrix *W = o->W;
+	size_t eb = (size_t)matmul_dtype_bytes(W->dtype);
+	const char *src = (const char *)W->data + (size_t)r0 * W->cols * eb;
+	if (j->n == 1) {
+		rows_kernel(p->isa, W->dtype)(o->y + r0, src, (size_t)W->cols, o->x, W->cols, nr);
+		for (int r = 0; o->b && r < nr; r++)
+			o->y[r0 + r] += o->b[r0 + r];
 		return;
 	}
-	int step = j->n == 1 ? MATMUL_HALF_ROWS_ONE : MATMUL_HALF_ROWS;
-	for (int h = 0; h < nr; h += step) {
-		int k = nr - h < step ? nr - h : step;
-		const char *src = (const char *)W->data + (size_t)(r0 + h) * W->cols * 2;
-		widen(p->scratch[tid], src, W->dtype, (size_t)k * W->cols, p->f16_table);
-		gemv_rows(j, p->scratch[tid], r0 + h, k);
+	if (W->dtype == ST_F32) {
+		gemm_rows(j, o, (const float *)src, r0, nr);
+		return;
+	}
+	for (int h = 0; h < nr; h += MATMUL_HALF_ROWS) {
+		int k = nr - h < MATMUL_HALF_ROWS ? nr - h : MATMUL_HALF_ROWS;
+		matmul_widen(p->scratch[tid], src + (size_t)h * W->cols * eb, W->dtype, (size_t)k * W->cols);
+		gemm_rows(j, o, p->scratch[tid], r0 + h, k);
 	}
 }
 
 /* Claim and run blocks of job j (number gen) until none is left. */
-static void gemv_claim(struct matmul_pool *p, const struct gemv_job *j, uint64_t gen, int tid)
+static void claim(struct matmul_pool *p, const struct job *j, uint64_t gen, int tid)
 {
-	int nblk = (j->W->rows + MATMUL_BLOCK_ROWS - 1) / MATMUL_BLOCK_ROWS;
+	int nblk = j->first[j->nops];
 	for (;;) {
 		uint64_t cur = atomic_load(&p->next);
 		if (cur >> 32 != (gen & 0xffffffffu) || (int)(cur & 0xffffffffu) >= nblk)
 			return;
 		if (!atomic_compare_exchange_weak(&p->next, &cur, cur + 1))
 			continue;
-		int r0 = (int)(cur & 0xffffffffu) * MATMUL_BLOCK_ROWS;
-		int nr = j->W->rows - r0 < MATMUL_BLOCK_ROWS ? j->W->rows - r0 : MATMUL_BLOCK_ROWS;
-		gemv_block(p, j, tid, r0, nr);
+		int b = (int)(cur & 0xffffffffu), k = 0;
+		while (b >= j->first[k + 1])
+			k++;
+		const struct matmul_op *o = &j->op[k];
+		int r0 = (b - j->first[k]) * MATMUL_BLOCK_ROWS;
+		int nr = o->W->rows - r0 < MATMUL_BLOCK_ROWS ? o->W->rows - r0 : MATMUL_BLOCK_ROWS;
+		run_block(p, j, o, tid, r0, nr);
 		atomic_fetch_add(&p->done, 1);
 	}
 }
@@ -134,6 +375,13 @@ struct worker_arg {
 	int tid;
 };
 
+static inline void cpu_relax(void)
+{
+#if HAVE_X86
+	__builtin_ia32_pause();
+#endif
+}
+
 static void *pool_worker(void *arg)
 {
 	struct matmul_pool *p = ((struct worker_arg *)arg)->p;
@@ -141,16 +389,22 @@ static void *pool_worker(void *arg)
 	uint64_t seen = 0;
 	free(arg);
 	for (;;) {
+		/* the next job usually follows at once: poll before sleeping */
+		for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->gen) == seen && !atomic_load(&p->stop); i++)
+			cpu_relax();
 		pthread_mutex_lock(&p->mu);
-		while (p->gen == seen && !p->stop)
+		while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) {
+			p->sleepers++;
 			pthread_cond_wait(&p->go, &p->mu);
-		seen = p->gen;
-		struct gemv_job j = p->job;
-		int stop = p->stop;
+			p->sleepers--;
+		}
+		seen = atomic_load(&p->gen);
+		struct job j = p->job; /* stable: the caller changes it only under mu */
+		int stop = atomic_load(&p->stop);
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			return NULL;
-		gemv_claim(p, &j, seen, tid);
+		claim(p, &j, seen, tid);
 	}
 }
 
@@ -162,8 +416,13 @@ struct matmul_pool *matmul_pool_new(int threads, int max_cols, struct lif_err *e
 		return NULL;
 	}
 	p->n = threads < 1 ? 1 : threads;
+	p->isa = matmul_isa_best();
+	if (p->isa == MATMUL_ISA_C)
+		pthread_once(&f16_once, f16_table_init);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->go, NULL);
+	atomic_init(&p->gen, 0);
+	atomic_init(&p->stop, 0);
 	atomic_init(&p->next, 0);
 	atomic_init(&p->done, 0);
 	p->th = calloc((size_t)p->n, sizeof *p->th);
@@ -171,9 +430,6 @@ struct matmul_pool *matmul_pool_new(int threads, int max_cols, struct lif_err *e
 	int ok = p->th && p->scratch;
 	for (int t = 0; ok && t < p->n; t++)
 		ok = (p->scratch[t] = malloc((size_t)MATMUL_HALF_ROWS * max_cols * sizeof(float))) != NULL;
-	if (ok && !have_f16c() && (ok = (p->f16_table = malloc(65536 * sizeof *p->f16_table)) != NULL))
-		for (int i = 0; i < 65536; i++)
-			p->f16_table[i] = st_f16_to_f32((uint16_t)i);
 	for (int t = 1; ok && t < p->n; t++) {
 		struct worker_arg *a = malloc(sizeof *a);
 		if (a)
@@ -198,7 +454,7 @@ void matmul_pool_free(struct matmul_pool *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
+	atomic_store(&p->stop, 1);
 	pthread_cond_broadcast(&p->go);
 	pthread_mutex_unlock(&p->mu);
 	for (int t = 1; t <= p->started; t++)
@@ -207,32 +463,63 @@ void matmul_pool_free(struct matmul_pool *p)
 		free(p->scratch[t]);
 	free(p->scratch);
 	free(p->th);
-	free(p->f16_table);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->go);
 	free(p);
 }
 
-void matmul(struct matmul_pool *p, int n, float *y, const struct matrix *W, const float *b,
-	    const float *x)
+int matmul_pool_set_isa(struct matmul_pool *p, int isa, struct lif_err *err)
 {
-	struct gemv_job j = {y, W, b, x, n};
-	int nblk = (W->rows + MATMUL_BLOCK_ROWS - 1) / MATMUL_BLOCK_ROWS;
+	if (isa < MATMUL_ISA_C || isa > matmul_isa_best())
+		return err_set(err, ERR_INVAL, "this CPU has no %s kernels (best: %s)", matmul_isa_name(isa),
+			       matmul_isa_name(matmul_isa_best()));
+	if (isa == MATMUL_ISA_C)
+		pthread_once(&f16_once, f16_table_init);
+	p->isa = isa;
+	return 0;
+}
+
+void matmul_many(struct matmul_pool *p, int n, const struct matmul_op *ops, int nops)
+{
+	struct job j = {.n = n, .nops = nops};
+	for (int k = 0; k < nops; k++) {
+		j.op[k] = ops[k];
+		j.first[k + 1] = j.first[k] + (ops[k].W->rows + MATMUL_BLOCK_ROWS - 1) / MATMUL_BLOCK_ROWS;
+	}
+	int nblk = j.first[nops];
 	pthread_mutex_lock(&p->mu);
-	uint64_t gen = ++p->gen;
+	uint64_t gen = atomic_load(&p->gen) + 1;
 	p->job = j;
 	atomic_store(&p->done, 0);
 	atomic_store(&p->next, (gen & 0xffffffffu) << 32);
-	if (p->n > 1 && nblk > 1)
+	atomic_store(&p->gen, gen);
+	if (p->sleepers && nblk > 1)
 		pthread_cond_broadcast(&p->go);
 	pthread_mutex_unlock(&p->mu);
-	gemv_claim(p, &j, gen, 0);
-	while (atomic_load(&p->done) < nblk) /* blocks other threads are finishing */
-		sched_yield();
+	claim(p, &j, gen, 0);
+	for (int i = 0; atomic_load(&p->done) < nblk; i++) /* blocks other threads are finishing */
+		if (i < SPIN_ROUNDS)
+			cpu_relax();
+		else
+			sched_yield(); /* the other thread may have lost its CPU */
+}
+
+void matmul(struct matmul_pool *p, int n, float *y, const struct matrix *W, const float *b,
+	    const float *x)
+{
+	struct matmul_op o = {y, W, b, x};
+	matmul_many(p, n, &o, 1);
+}
+
+void matmul_dot_rows(const struct matmul_pool *p, float *y, const float *W, size_t ld, const float *x,
+		     int cols, int nr)
+{
+	rows_kernel(p->isa, ST_F32)(y, W, ld, x, cols, nr);
 }
 
 void matmul_row(const struct matmul_pool *p, float *dst, const struct matrix *W, int row)
 {
+	(void)p;
 	size_t off = (size_t)row * W->cols * matmul_dtype_bytes(W->dtype);
-	widen(dst, (const char *)W->data + off, W->dtype, (size_t)W->cols, p->f16_table);
+	matmul_widen(dst, (const char *)W->data + off, W->dtype, (size_t)W->cols);
 }

@@ -561,8 +561,9 @@ static void rope(float *v, int n_heads, int hd, int pos, double theta)
 }
 
 /* Causal self-attention of query q (q_dim) at position pos against the cache
- * of layer l (positions 0..pos); result in out (q_dim). Plain loops: small,
- * and the same sums whatever the thread count. */
+ * of layer l (positions 0..pos); result in out (q_dim). Scores through the
+ * decode kernel (rows of K at stride kv_dim); one thread, so the same sums
+ * whatever the thread count. */
 static void attention(struct model *m, int l, int pos, const float *q_all, float *out)
 {
 	const struct model_config *c = &m->cfg;
@@ -576,15 +577,12 @@ static void attention(struct model *m, int l, int pos, const float *q_all, float
 		const float *V = s->v_cache + loff + (h / group) * hd;
 		const float *q = q_all + h * hd;
 		/* scores = scale * K q, softmax over positions 0..pos */
-		for (int t = 0; t <= pos; t++) {
-			float dot = 0;
-			for (int i = 0; i < hd; i++)
-				dot += K[(size_t)t * kvd + i] * q[i];
-			att[t] = scale * dot;
-		}
-		float mx = att[0];
-		for (int t = 1; t <= pos; t++)
+		matmul_dot_rows(m->pool, att, K, (size_t)kvd, q, hd, pos + 1);
+		float mx = att[0] *= scale;
+		for (int t = 1; t <= pos; t++) {
+			att[t] *= scale;
 			mx = att[t] > mx ? att[t] : mx;
+		}
 		double sum = 0;
 		for (int t = 0; t <= pos; t++)
 			sum += att[t] = expf(att[t] - mx);
@@ -615,9 +613,8 @@ static void attention_block(struct model *m, int l, int n, int pos)
 		in = s->xb;
 	}
 	/* q, k, v projections; these positions' k and v go into the cache */
-	matmul(m->pool, n, s->q, &L->wq, L->bq, in);
-	matmul(m->pool, n, k, &L->wk, L->bk, in);
-	matmul(m->pool, n, v, &L->wv, L->bv, in);
+	struct matmul_op qkv[3] = {{s->q, &L->wq, L->bq, in}, {k, &L->wk, L->bk, in}, {v, &L->wv, L->bv, in}};
+	matmul_many(m->pool, n, qkv, 3);
 	for (int t = 0; t < n; t++) {
 		if (c->family == MODEL_OPT) {
 			cblas_sscal(qd, 1.0f / sqrtf((float)c->head_dim), s->q + (size_t)t * qd, 1);
@@ -663,8 +660,8 @@ static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap
 			s->hb[i] = s->hb[i] > 0 ? s->hb[i] : 0;
 	} else {
 		/* h = silu(gate x) * (up x); |h| is the activation value */
-		matmul(m->pool, n, s->hb2, &L->w_gate, NULL, in);
-		matmul(m->pool, n, s->hb, &L->w_up, NULL, in);
+		struct matmul_op gu[2] = {{s->hb2, &L->w_gate, NULL, in}, {s->hb, &L->w_up, NULL, in}};
+		matmul_many(m->pool, n, gu, 2);
 		for (size_t i = 0; i < nf; i++) {
 			float g = s->hb2[i];
 			s->hb[i] *= g / (1.0f + expf(-g));

@@ -13,12 +13,11 @@
  *    ("num_key_value_heads"), SwiGLU FFN down(silu(gate x) * up x).
  * Weights: F32 matrices are used in place from the checkpoint's mmap; F16 and
  * BF16 ones are widened to float32 at load, or, with MODEL_HALF_WEIGHTS, kept
- * in their dtype (half the memory and bytes per token) and widened a few rows
- * at a time just before each product (slower on small CPUs: the widening
- * costs more than the bytes it saves).
- * Matrix products are single-threaded CBLAS calls on fixed row blocks spread
- * over the model's own `threads` threads (keep OpenBLAS itself at one thread):
- * results do not depend on the thread count.
+ * in their dtype (half the memory and bytes per token) and converted in
+ * registers by the decode kernels (traces/record/matmul.h).
+ * Matrix products run on the model's own `threads` threads in fixed row
+ * blocks (keep OpenBLAS itself at one thread): results do not depend on the
+ * thread count.
  *
  * What a forward step exposes for the trace, per layer: the FFN input (the
  * vector the up/gate projections multiply: post-attention, post-norm) and

@@ -1,0 +1,503 @@
+#include "sim/core/moe.h"
+
+#include "models/compute.h"
+#include "models/dram.h"
+#include "models/flash.h"
+
+#include <gsl/gsl_rng.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NEVER INT64_MAX
+
+/* ---------------------------------------------------------------- policies */
+
+static void cache_insert(struct moe_cache *c, int e)
+{
+	c->resident[e] = 1;
+	c->resident_n++;
+	c->inserts++;
+}
+
+static void cache_evict(struct moe_cache *c, int v)
+{
+	c->resident[v] = 0;
+	c->resident_n--;
+	c->evictions++;
+}
+
+/* The resident expert with the smallest (key1, key2), or -1. */
+static int argmin_resident(const struct moe_cache *c, const int64_t *key1, const int64_t *key2)
+{
+	int v = -1;
+	for (int e = 0; e < c->experts; e++)
+		if (c->resident[e] &&
+		    (v < 0 || key1[e] < key1[v] || (key2 && key1[e] == key1[v] && key2[e] < key2[v])))
+			v = e;
+	return v;
+}
+
+/* Keep e, evicting the argmin of (key1, key2) when full. */
+static int keep_evicting(struct moe_cache *c, int e, const int64_t *key1, const int64_t *key2)
+{
+	if (c->capacity == 0)
+		return 0;
+	if (c->resident_n == c->capacity)
+		cache_evict(c, argmin_resident(c, key1, key2));
+	cache_insert(c, e);
+	return 0;
+}
+
+static int lru_access(struct moe_cache *c, int e, int64_t i)
+{
+	c->last_use[e] = i;
+	c->freq[e]++;
+	return c->resident[e] ? 1 : keep_evicting(c, e, c->last_use, NULL);
+}
+
+static int lfu_access(struct moe_cache *c, int e, int64_t i)
+{
+	c->last_use[e] = i;
+	c->freq[e]++;
+	return c->resident[e] ? 1 : keep_evicting(c, e, c->freq, c->last_use);
+}
+
+static int static_access(struct moe_cache *c, int e, int64_t i)
+{
+	if (c->resident[e])
+		return 1;
+	if (c->pinned[e])
+		cache_insert(c, e); /* the pinned set never exceeds the capacity */
+	return 0;
+}
+
+static int belady_access(struct moe_cache *c, int e, int64_t i)
+{
+	int64_t next = c->next[i];
+	int hit = c->resident[e];
+	c->last_use[e] = next; /* belady: last_use holds each expert's next request */
+	if (hit || c->capacity == 0)
+		return hit;
+	if (c->resident_n < c->capacity) {
+		cache_insert(c, e);
+		return 0;
+	}
+	int v = -1;
+	for (int x = 0; x < c->experts; x++)
+		if (c->resident[x] && (v < 0 || c->last_use[x] > c->last_use[v]))
+			v = x;
+	if (next < c->last_use[v]) { /* else bypass: the newcomer is needed last */
+		cache_evict(c, v);
+		cache_insert(c, e);
+	}
+	return 0;
+}
+
+static const struct moe_cache_ops lru_ops = {.name = "lru", .access = lru_access};
+static const struct moe_cache_ops lfu_ops = {.name = "lfu", .access = lfu_access};
+static const struct moe_cache_ops static_ops = {.name = "static", .access = static_access};
+static const struct moe_cache_ops belady_ops = {.name = "belady", .access = belady_access};
+
+const struct moe_cache_ops *const moe_cache_policies[] = {
+	&lru_ops, &lfu_ops, &static_ops, &belady_ops, NULL,
+};
+
+const struct moe_cache_ops *moe_cache_find(const char *name)
+{
+	for (int i = 0; moe_cache_policies[i]; i++)
+		if (!strcmp(moe_cache_policies[i]->name, name))
+			return moe_cache_policies[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- one layer's cache */
+
+struct layer_state {
+	struct moe_cache c;
+	int64_t *next; /* (tokens * k) */
+	int64_t *count; /* (experts) selections over the trace */
+};
+
+static void layer_free(struct layer_state *s)
+{
+	free(s->c.resident);
+	free(s->c.last_use);
+	free(s->c.freq);
+	free(s->c.pinned);
+	free(s->next);
+	free(s->count);
+	memset(s, 0, sizeof *s);
+}
+
+/* The `cap` most selected experts of the layer (ties: lower id). */
+static void pin_hottest(struct layer_state *s, int cap)
+{
+	for (int n = 0; n < cap; n++) {
+		int best = -1;
+		for (int e = 0; e < s->c.experts; e++)
+			if (!s->c.pinned[e] && (best < 0 || s->count[e] > s->count[best]))
+				best = e;
+		s->c.pinned[best] = 1;
+	}
+}
+
+static int layer_init(struct layer_state *s, const struct router_trace *rt, int l, int cap)
+{
+	int E = rt->meta.experts, k = rt->meta.top_k;
+	int64_t n = rt->meta.tokens * k;
+	memset(s, 0, sizeof *s);
+	s->c.experts = E, s->c.capacity = cap;
+	s->c.resident = calloc(E, 1);
+	s->c.pinned = calloc(E, 1);
+	s->c.last_use = malloc(E * sizeof(int64_t));
+	s->c.freq = calloc(E, sizeof(int64_t));
+	s->count = calloc(E, sizeof(int64_t));
+	s->next = malloc((n ? n : 1) * sizeof(int64_t));
+	if (!s->c.resident || !s->c.pinned || !s->c.last_use || !s->c.freq || !s->count || !s->next)
+		return -1;
+	for (int e = 0; e < E; e++)
+		s->c.last_use[e] = -1;
+	int64_t *seen = s->c.last_use; /* reused as "next index seen" while scanning back */
+	for (int64_t i = n - 1; i >= 0; i--) {
+		int e = rt->ids[(size_t)l * n + i];
+		s->next[i] = seen[e] < 0 ? NEVER : seen[e];
+		seen[e] = i;
+		s->count[e]++;
+	}
+	for (int e = 0; e < E; e++)
+		s->c.last_use[e] = -1;
+	s->c.next = s->next;
+	pin_hottest(s, cap);
+	return 0;
+}
+
+int moe_layer_hits(const struct router_trace *rt, int layer, const struct moe_cache_ops *ops,
+		   int capacity, int64_t *hits, struct lif_err *err)
+{
+	struct layer_state s;
+	if (capacity < 0 || capacity > rt->meta.experts)
+		return err_set(err, ERR_INVAL, "moe: cache of %d experts outside [0, %d]", capacity,
+			       rt->meta.experts);
+	if (layer_init(&s, rt, layer, capacity)) {
+		layer_free(&s);
+		return err_set(err, ERR_NOMEM, "moe: out of memory");
+	}
+	int64_t n = rt->meta.tokens * rt->meta.top_k, h = 0;
+	const int16_t *ids = rt->ids + (size_t)layer * n;
+	for (int64_t i = 0; i < n; i++)
+		h += ops->access(&s.c, ids[i], i);
+	*hits = h;
+	layer_free(&s);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- layout */
+
+/* Slot of each expert in the layer's region: id order, or a greedy chain
+ * of co-selection (start at the most selected; append the unplaced expert
+ * most often in the same row as the last placed; ties: more selected, lower id). */
+static int cosel_order(const struct router_trace *rt, int l, const int64_t *count, int *slot)
+{
+	int E = rt->meta.experts, k = rt->meta.top_k;
+	int64_t *C = calloc((size_t)E * E, sizeof *C);
+	uint8_t *placed = calloc(E, 1);
+	if (!C || !placed) {
+		free(C);
+		free(placed);
+		return -1;
+	}
+	for (int64_t t = 0; t < rt->meta.tokens; t++) {
+		const int16_t *id = router_ids(rt, l, t);
+		for (int i = 0; i < k; i++)
+			for (int j = 0; j < k; j++)
+				C[(size_t)id[i] * E + id[j]] += i != j;
+	}
+	int last = -1;
+	for (int s = 0; s < E; s++) {
+		int best = -1;
+		for (int e = 0; e < E; e++) {
+			if (placed[e])
+				continue;
+			int64_t ce = last < 0 ? 0 : C[(size_t)last * E + e];
+			int64_t cb = best < 0 || last < 0 ? 0 : C[(size_t)last * E + best];
+			if (best < 0 || ce > cb || (ce == cb && count[e] > count[best]))
+				best = e;
+		}
+		placed[best] = 1;
+		slot[best] = s;
+		last = best;
+	}
+	free(C);
+	free(placed);
+	return 0;
+}
+
+struct batch {
+	struct { int64_t off, len; } *x; /* (cap) */
+	int n, cap;
+	int64_t *lens; /* (cap) merged lengths for the flash model */
+};
+
+static void batch_add_expert(struct batch *b, const struct llm_desc *m, int layout, int slot)
+{
+	int E = m->experts;
+	if (layout == MOE_LAYOUT_MATRIX) {
+		for (int mat = 0; mat < m->ffn_matrices; mat++) {
+			b->x[b->n].off = ((int64_t)mat * E + slot) * m->expert_matrix_bytes;
+			b->x[b->n++].len = m->expert_matrix_bytes;
+		}
+		return;
+	}
+	b->x[b->n].off = (int64_t)slot * m->expert_bytes;
+	b->x[b->n++].len = m->expert_bytes;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Sort by offset, merge extents at most max_gap apart; returns the count
+ * of merged extents in b->lens and their bytes in *bytes. */
+static int batch_merge(struct batch *b, int64_t max_gap, int64_t *bytes)
+{
+	qsort(b->x, b->n, sizeof *b->x, cmp_off);
+	int n = 0;
+	int64_t end = 0;
+	*bytes = 0;
+	for (int i = 0; i < b->n; i++) {
+		if (n > 0 && max_gap >= 0 && b->x[i].off - end <= max_gap) {
+			int64_t new_end = b->x[i].off + b->x[i].len;
+			b->lens[n - 1] += new_end - end;
+			*bytes += new_end - end;
+			end = new_end;
+			continue;
+		}
+		b->lens[n++] = b->x[i].len;
+		*bytes += b->x[i].len;
+		end = b->x[i].off + b->x[i].len;
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+int64_t moe_dram_bytes(const struct llm_desc *m, int cache)
+{
+	return m->attn_bytes + m->embed_bytes + m->resident_ffn_bytes +
+	       ((int64_t)cache * m->moe_layers + m->experts_per_token) * m->expert_bytes;
+}
+
+int moe_cache_for_budget(const struct llm_desc *m, int64_t dram_budget)
+{
+	int64_t free_bytes = dram_budget - moe_dram_bytes(m, 0);
+	if (free_bytes < 0)
+		return -1;
+	int64_t c = free_bytes / (m->expert_bytes * m->moe_layers);
+	return c > m->experts ? m->experts : (int)c;
+}
+
+/* Per-token accumulators. */
+struct acc {
+	double *io_ns, *ahead_ns, *ops, *bytes, *wasted, *reads, *hits;
+};
+
+/* The predictor's k experts for a row (pred: 1 = predicted; truth: scratch):
+ * the true ones, or each kept with probability prefetch_accuracy, else a
+ * random expert that is neither true nor already predicted. */
+static void predict_row(const int16_t *ids, int k, int E, const struct moe_params *p,
+			gsl_rng *rng, uint8_t *pred, uint8_t *truth)
+{
+	memset(pred, 0, E);
+	memset(truth, 0, E);
+	for (int i = 0; i < k; i++)
+		truth[ids[i]] = 1;
+	int wrong = 0;
+	for (int i = 0; i < k; i++)
+		if (p->prefetch == MOE_PREFETCH_ORACLE || k == E ||
+		    gsl_rng_uniform(rng) < p->prefetch_accuracy)
+			pred[ids[i]] = 1;
+		else
+			wrong++;
+	while (wrong > 0) {
+		int e = (int)gsl_rng_uniform_int(rng, E);
+		if (!pred[e] && !truth[e])
+			pred[e] = 1, wrong--;
+	}
+}
+
+/* Everything one layer's pass needs. */
+struct layer_run {
+	const struct router_trace *rt;
+	const struct llm_desc *m;
+	const struct device *dev;
+	const struct moe_params *p;
+	const struct moe_cache_ops *ops;
+	gsl_rng *rng;
+	struct layer_state s;
+	int *slot;
+	uint8_t *pred, *truth;
+	struct batch b;
+};
+
+/* One token of one layer: prefetch, accesses, the batch of reads. */
+static void layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
+{
+	const struct llm_desc *m = r->m;
+	int k = r->rt->meta.top_k, E = r->rt->meta.experts;
+	const int16_t *ids = router_ids(r->rt, l, t);
+	int64_t ahead = 0, wasted = 0, bytes, ops0 = r->s.c.inserts + r->s.c.evictions;
+	r->b.n = 0;
+	if (r->p->prefetch != MOE_PREFETCH_NONE) {
+		predict_row(ids, k, E, r->p, r->rng, r->pred, r->truth);
+		for (int e = 0; e < E; e++)
+			if (r->pred[e] && !r->truth[e] && !r->s.c.resident[e]) {
+				batch_add_expert(&r->b, m, r->p->layout, r->slot[e]);
+				wasted += m->expert_bytes;
+			}
+	}
+	for (int i = 0; i < k; i++) {
+		int e = ids[i];
+		int was = r->s.c.resident[e];
+		int hit = r->ops->access(&r->s.c, e, t * k + i);
+		a->hits[t] += hit;
+		if (hit)
+			continue;
+		batch_add_expert(&r->b, m, r->p->layout, r->slot[e]);
+		if (!was && r->p->prefetch != MOE_PREFETCH_NONE && r->pred[e])
+			ahead += m->expert_bytes;
+	}
+	int n = batch_merge(&r->b, r->p->max_gap, &bytes);
+	int par = r->p->parallelism < n ? r->p->parallelism : n;
+	double ns = n ? flash_time_ns(&r->dev->flash, r->b.lens, n, par) : 0;
+	a->io_ns[t] += ns;
+	a->ahead_ns[t] += bytes ? ns * (double)(ahead + wasted) / bytes : 0;
+	a->ops[t] += (double)(r->s.c.inserts + r->s.c.evictions - ops0);
+	a->wasted[t] += wasted;
+	a->bytes[t] += bytes;
+	a->reads[t] += n;
+}
+
+static int layer_pass(struct layer_run *r, int l, struct acc *a)
+{
+	int E = r->rt->meta.experts;
+	if (layer_init(&r->s, r->rt, l, r->p->expert_cache))
+		return -1;
+	if (r->p->layout == MOE_LAYOUT_COSEL) {
+		if (cosel_order(r->rt, l, r->s.count, r->slot))
+			return -1;
+	} else {
+		for (int e = 0; e < E; e++)
+			r->slot[e] = e;
+	}
+	for (int64_t t = 0; t < r->rt->meta.tokens; t++)
+		layer_token(r, l, t, a);
+	layer_free(&r->s);
+	return 0;
+}
+
+/* Compute per token: dense parts, routers, k experts (+ shared) per MoE
+ * layer, the dense layers' FFN. */
+static double token_compute_ns(const struct llm_desc *m, const struct compute_model *c,
+			       int64_t context)
+{
+	double per_moe = ((double)m->experts_per_token * m->d_expert + m->d_shared) *
+				 m->ffn_matrices * m->d_model + (double)m->d_model * m->experts;
+	return compute_dense_ns(c, m, context, NULL, NULL) +
+	       m->moe_layers * compute_linear_ns(c, m, per_moe) +
+	       m->dense_layers * compute_ffn_layer_ns(c, m, m->d_ffn);
+}
+
+static int check_run(const struct router_trace *rt, const struct llm_desc *m,
+		     const struct device *dev, const struct moe_params *p, gsl_rng *rng,
+		     struct lif_err *err)
+{
+	const struct router_meta *t = &rt->meta;
+	if (!llm_is_moe(m))
+		return err_set(err, ERR_INVAL, "moe: %s is not a mixture-of-experts model", m->name);
+	if (t->experts != m->experts || t->top_k != m->experts_per_token ||
+	    t->layers != m->moe_layers)
+		return err_set(err, ERR_INVAL, "moe: the router trace (%d MoE layers, top-%d of %d) "
+			       "does not match %s (%d MoE layers, top-%d of %d)", t->layers, t->top_k,
+			       t->experts, m->name, m->moe_layers, m->experts_per_token, m->experts);
+	if (!moe_cache_find(p->cache_policy))
+		return err_set(err, ERR_INVAL, "moe: unknown cache policy '%s' (%s)", p->cache_policy,
+			       MOE_POLICY_CHOICES);
+	if (p->expert_cache < 0 || p->expert_cache > m->experts)
+		return err_set(err, ERR_INVAL, "moe: expert_cache %d outside [0, %d]", p->expert_cache,
+			       m->experts);
+	if (p->parallelism < 1)
+		return err_set(err, ERR_INVAL, "moe: parallelism must be >= 1");
+	if (p->warmup_tokens < 0 || p->warmup_tokens >= t->tokens)
+		return err_set(err, ERR_INVAL, "moe: warmup_tokens %lld leaves no token of %lld to count",
+			       (long long)p->warmup_tokens, (long long)t->tokens);
+	if (p->prefetch == MOE_PREFETCH_MODELED && !rng)
+		return err_set(err, ERR_INVAL, "moe: the modeled predictor needs a random generator");
+	return compute_check_model(&dev->compute, m, err);
+}
+
+static void summarize(const struct router_trace *rt, const struct llm_desc *m,
+		      const struct device *dev, const struct moe_params *p, const struct acc *a,
+		      struct moe_result *out)
+{
+	int64_t T = rt->meta.tokens, n = T - p->warmup_tokens;
+	double io = 0, ahead = 0, ops = 0, bytes = 0, wasted = 0, reads = 0, hits = 0;
+	for (int64_t t = p->warmup_tokens; t < T; t++) {
+		io += a->io_ns[t], ahead += a->ahead_ns[t], ops += a->ops[t], bytes += a->bytes[t];
+		wasted += a->wasted[t], reads += a->reads[t], hits += a->hits[t];
+	}
+	memset(out, 0, sizeof *out);
+	out->expert_cache = p->expert_cache;
+	out->accesses = n * rt->meta.top_k * rt->meta.layers;
+	out->hits = (int64_t)hits;
+	out->expert_hit_rate = hits / out->accesses;
+	out->expert_bytes_read_per_token = bytes / n;
+	out->prefetch_wasted_bytes_per_token = wasted / n;
+	out->reads_per_token = reads / n;
+	out->io_ms = io / n * 1e-6;
+	out->io_ahead_ms = ahead / n * 1e-6;
+	out->mem_ms = dram_time_ns(&dev->dram, 0, ops / n, bytes / n) * 1e-6;
+	out->compute_ms = token_compute_ns(m, &dev->compute, p->context_tokens) * 1e-6;
+	out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
+	out->tokens_per_s = 1e3 / out->total_ms;
+	out->dram_bytes = moe_dram_bytes(m, p->expert_cache);
+}
+
+int moe_run(const struct router_trace *rt, const struct llm_desc *m, const struct device *dev,
+	    const struct moe_params *p, gsl_rng *rng, struct moe_result *out,
+	    struct lif_err *err)
+{
+	if (check_run(rt, m, dev, p, rng, err))
+		return err->code;
+	int64_t T = rt->meta.tokens;
+	int E = m->experts, cap = m->ffn_matrices * 2 * E;
+	struct layer_run r = {.rt = rt, .m = m, .dev = dev, .p = p, .rng = rng,
+			      .ops = moe_cache_find(p->cache_policy)};
+	struct acc a;
+	double *buf = calloc((size_t)T * 7, sizeof *buf);
+	a.io_ns = buf, a.ahead_ns = buf + T, a.ops = buf + 2 * T, a.bytes = buf + 3 * T;
+	a.wasted = buf + 4 * T, a.reads = buf + 5 * T, a.hits = buf + 6 * T;
+	r.slot = malloc(E * sizeof *r.slot);
+	r.pred = malloc(E);
+	r.truth = malloc(E);
+	r.b.x = malloc(cap * sizeof *r.b.x);
+	r.b.lens = malloc(cap * sizeof *r.b.lens);
+	r.b.cap = cap;
+	int rc = !buf || !r.slot || !r.pred || !r.truth || !r.b.x || !r.b.lens;
+	for (int l = 0; !rc && l < rt->meta.layers; l++)
+		rc = layer_pass(&r, l, &a);
+	if (rc) {
+		layer_free(&r.s);
+		rc = err_set(err, ERR_NOMEM, "moe: out of memory");
+	} else {
+		summarize(rt, m, dev, p, &a, out);
+	}
+	free(buf);
+	free(r.slot);
+	free(r.pred);
+	free(r.truth);
+	free(r.b.x);
+	free(r.b.lens);
+	return rc;
+}

@@ -1,0 +1,127 @@
+/*
+ * moe: mixture-of-experts inference from flash, simulated over a router trace
+ * (traces/router.h): an expert cache in DRAM per MoE layer, a router
+ * predictor that prefetches, the experts' layout on flash, and the costs of
+ * each token through the same flash, DRAM and compute models as the dense
+ * path (models/flash.h, dram.h, compute.h). Pure: no I/O, no clock.
+ *
+ * Per token and MoE layer, the row's experts are served in router order; a
+ * resident expert is a hit; a miss reads the expert from flash into DRAM,
+ * and the cache policy (a const vtable, found by name) decides whether it
+ * stays and what it evicts. Layers are independent caches of `expert_cache`
+ * experts each. Every policy starts cold:
+ *   lru     keep it, evict the least recently used;
+ *   lfu     keep it, evict the least frequently selected so far (ties: LRU);
+ *   static  keep only the `expert_cache` experts most selected over the
+ *           whole trace (pinned once loaded, never evicted); others stream;
+ *   belady  offline optimal (Belady's MIN with bypass): of the residents and
+ *           the newcomer, drop the one whose next selection is furthest;
+ *           no policy that holds at most expert_cache experts hits more.
+ * Shared experts, routers, dense layers, attention and embeddings are
+ * resident (llm_desc.resident_ffn_bytes, attn_bytes, embed_bytes).
+ *
+ * Prefetch (`prefetch`): before a layer runs, a router predictor names k
+ * experts; `oracle` names the true ones, `modeled` each true one with
+ * probability `prefetch_accuracy` (else a random wrong one, seeded). A
+ * predicted expert that is not resident is read ahead; a wrong one is read
+ * for nothing (wasted bytes, not kept). With the serial accounting used here
+ * (overlap = none) reading ahead saves no time: io_ahead_ms reports the read
+ * time a pipelined timeline could hide behind compute.
+ *
+ * Layout on flash (`expert_layout`): `expert` (one extent per expert,
+ * experts of a layer in id order), `matrix` (gate, up, down of all experts in
+ * three regions: three extents per expert), `cosel` (one extent per expert,
+ * experts ordered so co-selected ones are adjacent, greedily from the
+ * trace's own co-selection counts). A layer's misses of one token are one
+ * batch of reads; extents at most `max_gap` bytes apart merge (the gap is
+ * read too); the flash model costs the batch at min(parallelism, extents).
+ *
+ * Costs per token (averaged over the tokens after `warmup_tokens`):
+ *   io = sum over layers of the batch's flash time;
+ *   mem = dram_time_ns(0 bytes copied, inserts + evictions, h2d = bytes read);
+ *   compute = compute_dense_ns + per MoE layer the router and k experts'
+ *             rows (+ shared), per dense layer its FFN (compute_linear_ns);
+ *   total = io + mem + compute (serial).
+ */
+#ifndef LIFSIM_MOE_H
+#define LIFSIM_MOE_H
+
+#include <gsl/gsl_rng.h>
+#include <stdint.h>
+
+#include "models/device.h"
+#include "models/llm.h"
+#include "sim/base/err.h"
+#include "traces/router.h"
+
+enum moe_prefetch { MOE_PREFETCH_NONE = 0, MOE_PREFETCH_ORACLE = 1, MOE_PREFETCH_MODELED = 2 };
+#define MOE_PREFETCH_CHOICES "none|oracle|modeled"
+enum moe_layout { MOE_LAYOUT_EXPERT = 0, MOE_LAYOUT_MATRIX = 1, MOE_LAYOUT_COSEL = 2 };
+#define MOE_LAYOUT_CHOICES "expert|matrix|cosel"
+
+/* One layer's cache state (the policies' private fields share it). */
+struct moe_cache {
+	int experts, capacity, resident_n;
+	uint8_t *resident;  /* (experts) */
+	int64_t *last_use;  /* (experts) request index of the last selection, -1 */
+	int64_t *freq;      /* (experts) selections so far */
+	uint8_t *pinned;    /* (experts) static: the hot set */
+	const int64_t *next; /* belady: next request index of the same expert (INT64_MAX: none) */
+	int64_t inserts, evictions;
+};
+
+/* A cache policy. */
+struct moe_cache_ops {
+	const char *name;
+	/* Serve request i (flat index token * k + slot of this layer) for expert
+	 * e: return 1 on a hit, 0 on a miss, updating the state. */
+	int (*access)(struct moe_cache *c, int e, int64_t i);
+};
+
+extern const struct moe_cache_ops *const moe_cache_policies[]; /* NULL-terminated */
+#define MOE_POLICY_CHOICES "lru|lfu|static|belady"
+const struct moe_cache_ops *moe_cache_find(const char *name);
+
+struct moe_params {
+	char cache_policy[16];    /* a moe_cache_policies name */
+	int expert_cache;         /* experts per layer held in DRAM, 0..experts */
+	int prefetch;             /* enum moe_prefetch */
+	double prefetch_accuracy; /* modeled: P(a true expert is predicted) */
+	int layout;               /* enum moe_layout */
+	int parallelism;          /* outstanding reads */
+	int64_t max_gap;          /* merge extents at most this far apart (< 0: never) */
+	int64_t context_tokens;   /* KV cache length for attention's cost */
+	int64_t warmup_tokens;    /* tokens simulated but not counted */
+};
+
+struct moe_result {
+	int expert_cache;
+	int64_t accesses, hits;          /* counted tokens' selections */
+	double expert_hit_rate;
+	double expert_bytes_read_per_token; /* misses and wasted prefetches */
+	double prefetch_wasted_bytes_per_token;
+	double reads_per_token;          /* extents after merging */
+	double io_ms, io_ahead_ms, mem_ms, compute_ms, total_ms, tokens_per_s;
+	int64_t dram_bytes;              /* resident + cache + one layer's k staged experts */
+};
+
+/* DRAM that the model needs with `cache` experts per MoE layer. */
+int64_t moe_dram_bytes(const struct llm_desc *m, int cache);
+
+/* The largest expert cache (0..experts) that fits in dram_budget bytes, or -1
+ * when not even the resident part and one layer's staging fit. */
+int moe_cache_for_budget(const struct llm_desc *m, int64_t dram_budget);
+
+/* Hits of one layer's request sequence under a policy with `capacity`
+ * experts (for tests and the one-pass comparison). */
+int moe_layer_hits(const struct router_trace *rt, int layer, const struct moe_cache_ops *ops,
+		   int capacity, int64_t *hits, struct lif_err *err);
+
+/* Simulate the whole trace. m must be an MoE model matching rt (experts,
+ * top-k, MoE layers); dev must pass device_check; rng seeds the modeled
+ * predictor (may be NULL otherwise). */
+int moe_run(const struct router_trace *rt, const struct llm_desc *m, const struct device *dev,
+	    const struct moe_params *p, gsl_rng *rng, struct moe_result *out,
+	    struct lif_err *err);
+
+#endif

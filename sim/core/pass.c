@@ -1,0 +1,421 @@
+#include "sim/core/pass.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The union of the last k rows of a stream of bit sets in O(1) row
+ * operations per row (amortized), as in step.c: blocks of k rows; a window
+ * is a suffix of the previous block (suffix ORs, once per block) plus a
+ * prefix of the current one (a running OR). */
+struct winor {
+	int k, nw;
+	int64_t pos;        /* rows pushed so far */
+	uint64_t *block;    /* (k, nw) rows of the current block */
+	uint64_t *suffix;   /* (k + 1, nw) suffix ORs of the previous block; row k is 0 */
+	uint64_t *prefix;   /* (nw) OR of the current block so far */
+};
+
+static void winor_free(struct winor *w)
+{
+	free(w->block), free(w->suffix), free(w->prefix);
+}
+
+static int winor_init(struct winor *w, int k, int nw)
+{
+	memset(w, 0, sizeof *w);
+	w->k = k, w->nw = nw;
+	w->block = calloc((size_t)(k > 0 ? k : 1) * nw, sizeof *w->block);
+	w->suffix = calloc((size_t)(k + 1) * nw, sizeof *w->suffix);
+	w->prefix = calloc(nw, sizeof *w->prefix);
+	return w->block && w->suffix && w->prefix ? 0 : ERR_NOMEM;
+}
+
+/* Push row q (k > 0); u receives the OR of the last k rows (q included). */
+static void winor_push(struct winor *w, const uint64_t *q, uint64_t *u)
+{
+	const int k = w->k, nw = w->nw;
+	int i = (int)(w->pos % k);
+	memcpy(w->block + (size_t)i * nw, q, nw * sizeof *q);
+	const uint64_t *suf = w->suffix + (size_t)(i + 1) * nw;
+	for (int j = 0; j < nw; j++) {
+		w->prefix[j] |= q[j];
+		u[j] = suf[j] | w->prefix[j];
+	}
+	w->pos++;
+	if (i == k - 1) {
+		memset(w->suffix + (size_t)k * nw, 0, nw * sizeof *w->suffix);
+		for (int r = k - 1; r >= 0; r--)
+			for (int j = 0; j < nw; j++)
+				w->suffix[(size_t)r * nw + j] =
+					w->block[(size_t)r * nw + j] | w->suffix[(size_t)(r + 1) * nw + j];
+		memset(w->prefix, 0, nw * sizeof *w->prefix);
+	}
+}
+
+struct pass_layer {
+	const struct layout *layout;
+	int layer, d, rb, nw, window, identity, what;
+	int64_t max_gap, units, uw;  /* read units, their words */
+	uint64_t *P, *pin, *need, *R, *U; /* (nw + 1) each */
+	uint64_t *unitw;             /* (uw + 1) read units to read (non-identity layouts) */
+	uint8_t *covered;            /* friends: neurons read this token (packed) */
+	/* the matrix (sim/core/memman.h, inlined; counts only) */
+	int32_t *row_neuron, *neuron_row, *dying, *holes; /* (d) */
+	uint8_t *dead_row;           /* (d) */
+	int32_t used, peak;
+	/* this token's extent sizes */
+	int64_t *sizes;
+	int32_t *counts;
+	int nsizes, cap;
+	struct winor win;
+};
+
+void pass_layer_free(struct pass_layer *s)
+{
+	if (!s)
+		return;
+	free(s->P), free(s->unitw), free(s->covered);
+	free(s->row_neuron), free(s->neuron_row), free(s->dying), free(s->holes), free(s->dead_row);
+	free(s->sizes), free(s->counts);
+	winor_free(&s->win);
+	free(s);
+}
+
+struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_ffn,
+				  int64_t tokens, int window, int64_t max_gap,
+				  const uint8_t *pinned, int what, struct lif_err *err)
+{
+	struct pass_layer *s = calloc(1, sizeof *s);
+	if (!s) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	static const struct layout none = {.bundle = 1, .regions = 1};
+	if (!(what & PASS_READS) || !layout)
+		layout = &none, what &= ~PASS_READS;
+	const int d = d_ffn;
+	s->what = what;
+	s->layout = layout, s->layer = layer, s->d = d;
+	s->rb = (d + 7) / 8, s->nw = (s->rb + 7) / 8;
+	s->window = window > tokens ? (int)tokens : window; /* longer than the trace: keep all */
+	s->max_gap = max_gap;
+	s->identity = layout->bundle == 1 && !layout->friend_of && layout->kind != LAYOUT_HOT &&
+		      layout->kind != LAYOUT_COACT;
+	s->units = (d + layout->bundle - 1) / layout->bundle; /* (none: d units) */
+	s->uw = (s->units + 63) / 64;
+	const size_t w1 = (size_t)s->nw + 1;
+	s->P = calloc(5 * w1, sizeof *s->P);
+	s->unitw = calloc(s->uw + 1, sizeof *s->unitw);
+	s->covered = calloc(s->rb + 8, 1);
+	s->row_neuron = malloc(d * sizeof *s->row_neuron);
+	s->neuron_row = malloc(d * sizeof *s->neuron_row);
+	s->dying = malloc(d * sizeof *s->dying);
+	s->holes = malloc(d * sizeof *s->holes);
+	s->dead_row = calloc(d, 1);
+	s->cap = 64;
+	s->sizes = malloc(s->cap * sizeof *s->sizes);
+	s->counts = malloc(s->cap * sizeof *s->counts);
+	if (!s->P || !s->unitw || !s->covered || !s->row_neuron || !s->neuron_row || !s->dying ||
+	    !s->holes || !s->dead_row || !s->sizes || !s->counts ||
+	    (s->window > 0 && winor_init(&s->win, s->window, s->nw))) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		pass_layer_free(s);
+		return NULL;
+	}
+	s->pin = s->P + w1, s->need = s->pin + w1, s->R = s->need + w1, s->U = s->R + w1;
+	if (pinned)
+		memcpy(s->pin, pinned, s->rb);
+	return s;
+}
+
+int32_t pass_layer_peak_rows(const struct pass_layer *s)
+{
+	return s->peak;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+/* Count `n` extents of `size` bytes (first occurrence keeps its place). */
+static int hist_add(struct pass_layer *s, int64_t size, int32_t n)
+{
+	for (int i = 0; i < s->nsizes; i++)
+		if (s->sizes[i] == size) {
+			s->counts[i] += n;
+			return 0;
+		}
+	if (s->nsizes == s->cap) {
+		int cap = 2 * s->cap;
+		int64_t *a = realloc(s->sizes, cap * sizeof *a);
+		if (a)
+			s->sizes = a;
+		int32_t *b = realloc(s->counts, cap * sizeof *b);
+		if (b)
+			s->counts = b;
+		if (!a || !b)
+			return ERR_NOMEM;
+		s->cap = cap;
+	}
+	s->sizes[s->nsizes] = size;
+	s->counts[s->nsizes++] = n;
+	return 0;
+}
+
+/* Mark the read units of the needed neurons in unitw (any layout). */
+static void mark_units(struct pass_layer *s)
+{
+	const struct layout *l = s->layout;
+	const int32_t *pos = l->pos + (size_t)s->layer * l->d_ffn;
+	const int32_t *fr = l->friend_of ? l->friend_of + (size_t)s->layer * l->d_ffn : NULL;
+	memset(s->unitw, 0, s->uw * sizeof *s->unitw);
+	if (fr)
+		memset(s->covered, 0, s->rb);
+	for (int j = 0; j < s->nw; j++)
+		for (uint64_t w = s->need[j]; w; w &= w - 1) {
+			int i = j * 64 + __builtin_ctzll(w);
+			if (fr && ((s->covered[i >> 3] >> (i & 7)) & 1))
+				continue; /* came in beside a friend read earlier */
+			int64_t u = pos[i] / l->bundle;
+			s->unitw[u >> 6] |= 1ull << (u & 63);
+			if (fr && fr[i] >= 0)
+				s->covered[fr[i] >> 3] |= (uint8_t)(1u << (fr[i] & 7));
+		}
+}
+
+/* The open extent while walking runs (merging reads). */
+struct walk {
+	int64_t off, bytes; /* bytes < 0: none open */
+};
+
+/* One run of units [u0, u1) of region base: one extent when reads merge
+ * (merged with the open one across a gap <= max_gap), else one per unit. */
+static inline int emit_run(struct pass_layer *s, struct walk *w, int64_t base, int64_t u0,
+			   int64_t u1, struct pass_out *o)
+{
+	const struct layout *l = s->layout;
+	const int64_t unit_bytes = (int64_t)l->bundle * l->slot_bytes;
+	int64_t s1 = u1 * l->bundle > l->d_ffn ? l->d_ffn : u1 * l->bundle;
+	int64_t off = base + u0 * unit_bytes, bytes = (s1 - u0 * l->bundle) * l->slot_bytes;
+	o->bytes_read += bytes;
+	if (s->max_gap < 0) { /* one read per unit; only the last unit may be short */
+		int64_t part = s1 - (u1 - 1) * l->bundle, full = u1 - u0 - (part < l->bundle);
+		return (full > 0 && hist_add(s, unit_bytes, (int32_t)full)) ||
+		       (part < l->bundle && hist_add(s, part * l->slot_bytes, 1));
+	}
+	int64_t gap = off - (w->off + w->bytes);
+	if (w->bytes >= 0 && gap >= 0 && gap <= s->max_gap) {
+		o->bytes_read += gap;
+		w->bytes = off + bytes - w->off;
+		return 0;
+	}
+	int rc = w->bytes >= 0 ? hist_add(s, w->bytes, 1) : 0;
+	w->off = off, w->bytes = bytes;
+	return rc;
+}
+
+/* The common case at word speed: reads merge only when touching (max_gap
+ * below the smallest gap), no run crosses a region's end into the next region, no run
+ * reaches the short last unit, no run is 64 units or longer. Then every
+ * region reads the same runs, an extent is a run, and a run's length is
+ * found by shifting its start bit along the word (and the next word).
+ * Returns 1 when the row is not of this case (nothing recorded). */
+static int plan_words(struct pass_layer *s, const uint64_t *units, struct pass_out *o)
+{
+	const struct layout *l = s->layout;
+	const int64_t uw = s->uw, last = s->units - 1;
+	const int64_t unit_bytes = (int64_t)l->bundle * l->slot_bytes;
+	int32_t cnt[64] = {0};
+	int64_t first[64], n = 0;
+	int maxm = 0;
+	/* the smallest gap between two runs: a unit, or the short last unit
+	 * between a region's runs and the next region's */
+	int64_t min_gap = unit_bytes, part = l->d_ffn % l->bundle;
+	min_gap = l->regions > 1 && part && part * l->slot_bytes < min_gap ? part * l->slot_bytes
+									 : min_gap;
+	if (s->max_gap < 0 || s->max_gap >= min_gap)
+		return 1;
+	if ((l->regions > 1 && (units[0] & 1) && ((units[last >> 6] >> (last & 63)) & 1)) ||
+	    (l->d_ffn % l->bundle && ((units[last >> 6] >> (last & 63)) & 1)))
+		return 1;
+	uint64_t cin = 0;
+	for (int64_t j = 0; j < uw; j++) {
+		const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
+		uint64_t a = x & ~(x << 1 | cin); /* run starts */
+		cin = x >> 63;
+		n += __builtin_popcountll(x);
+		for (int m = 1; a; m++) {
+			if (m == 64)
+				return 1;
+			uint64_t longer = a & (x >> m | nx << (64 - m)); /* runs longer than m */
+			uint64_t exact = a & ~longer;
+			if (exact) {
+				if (m > maxm) {
+					for (int q = maxm + 1; q <= m; q++)
+						cnt[q] = 0, first[q] = -1;
+					maxm = m;
+				}
+				if (!cnt[m])
+					first[m] = j * 64 + __builtin_ctzll(exact);
+				cnt[m] += __builtin_popcountll(exact);
+			}
+			a = longer;
+		}
+	}
+	/* sizes in order of first occurrence */
+	int order[64], no = 0;
+	for (int m = 1; m <= maxm; m++) {
+		if (!cnt[m])
+			continue;
+		int q = no++;
+		for (; q > 0 && first[order[q - 1]] > first[m]; q--)
+			order[q] = order[q - 1];
+		order[q] = m;
+	}
+	for (int q = 0; q < no; q++)
+		if (hist_add(s, order[q] * unit_bytes, cnt[order[q]] * l->regions))
+			return ERR_NOMEM;
+	o->bytes_read = n * unit_bytes * l->regions;
+	return 0;
+}
+
+/* The extents of the marked units (uw words, bits past the last unit
+ * clear), in file order: regions, then runs. A word's runs come from its
+ * start bits (set, previous clear) and end bits (set, next clear), a run
+ * crossing words stays open. */
+static int plan_runs(struct pass_layer *s, const uint64_t *units, struct pass_out *o)
+{
+	const struct layout *l = s->layout;
+	const int64_t uw = s->uw;
+	struct walk w = {0, -1};
+	for (int r = 0; r < l->regions; r++) {
+		const int64_t base = layout_offset(l, s->layer, r, 0);
+		int64_t open = -1;
+		uint64_t prev_top = 0;
+		for (int64_t j = 0; j < uw; j++) {
+			const uint64_t x = units[j];
+			if (!x) {
+				prev_top = 0;
+				continue;
+			}
+			uint64_t next_low = j + 1 < uw ? units[j + 1] & 1 : 0;
+			uint64_t starts = x & ~(x << 1 | prev_top);
+			uint64_t ends = x & ~(x >> 1 | next_low << 63);
+			prev_top = x >> 63;
+			for (; ends; ends &= ends - 1) {
+				int64_t e = j * 64 + __builtin_ctzll(ends), b = open;
+				if (b < 0) {
+					b = j * 64 + __builtin_ctzll(starts);
+					starts &= starts - 1;
+				}
+				open = -1;
+				if (emit_run(s, &w, base, b, e + 1, o))
+					return ERR_NOMEM;
+			}
+			if (starts)
+				open = j * 64 + __builtin_ctzll(starts);
+		}
+	}
+	if (s->max_gap >= 0 && w.bytes >= 0 && hist_add(s, w.bytes, 1))
+		return ERR_NOMEM;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- matrix */
+
+/* Append the needed neurons (ascending) as the last rows. */
+static void matrix_insert(struct pass_layer *s)
+{
+	for (int j = 0; j < s->nw; j++)
+		for (uint64_t b = s->need[j]; b; b &= b - 1) {
+			int32_t i = j * 64 + __builtin_ctzll(b);
+			s->row_neuron[s->used] = i;
+			s->neuron_row[i] = s->used++;
+		}
+	if (s->used > s->peak)
+		s->peak = s->used;
+}
+
+/* Delete the n dying neurons as memman_delete does; returns the copies. */
+static int32_t matrix_delete(struct pass_layer *s, int n)
+{
+	int32_t nm = 0, keep = s->used - n, last = s->used - 1;
+	for (int k = 0; k < n; k++)
+		s->dead_row[s->neuron_row[s->dying[k]]] = 1;
+	for (int k = 0; k < n; k++) {
+		int32_t hole = s->neuron_row[s->dying[k]];
+		s->neuron_row[s->dying[k]] = -1;
+		if (hole >= keep)
+			continue;
+		while (s->dead_row[last])
+			last--;
+		int32_t moved = s->row_neuron[last];
+		s->row_neuron[hole] = moved;
+		s->neuron_row[moved] = hole;
+		s->dead_row[last--] = 1;
+		s->holes[nm++] = hole;
+	}
+	memset(s->dead_row + keep, 0, (size_t)(s->used - keep));
+	for (int k = 0; k < nm; k++)
+		s->dead_row[s->holes[k]] = 0;
+	s->used = keep;
+	return nm;
+}
+
+int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_out *o,
+		    struct lif_err *err)
+{
+	const int nw = s->nw;
+	uint64_t *P = s->P, *pin = s->pin, *need = s->need, *R = s->R, *U = s->U;
+	int64_t nload = 0, npred = 0, npinned = 0;
+	/* 1: what must be read: predicted, not pinned, not in the window */
+	P[nw - 1] = 0;
+	memcpy(P, pred_row, s->rb);
+	for (int j = 0; j < nw; j++) {
+		npred += __builtin_popcountll(P[j]);
+		npinned += __builtin_popcountll(P[j] & pin[j]);
+		P[j] &= ~pin[j];
+		need[j] = P[j] & ~R[j];
+		nload += __builtin_popcountll(need[j]);
+	}
+	/* 2: the reads, by runs of read units */
+	memset(o, 0, sizeof *o);
+	s->nsizes = 0;
+	if (s->what & PASS_READS) {
+		if (!s->identity)
+			mark_units(s);
+		const uint64_t *units = s->identity ? need : s->unitw;
+		int rc = plan_words(s, units, o);
+		if (rc == 1)
+			rc = plan_runs(s, units, o);
+		if (rc)
+			return err_set(err, ERR_NOMEM, "out of memory planning reads");
+		o->useful_bytes = nload * s->layout->piece_bytes * s->layout->regions;
+		o->nsizes = s->nsizes, o->sizes = s->sizes, o->counts = s->counts;
+	}
+	o->npred = npred, o->nload = nload;
+	if (s->window > 0 && !(s->what & PASS_MATRIX)) { /* the window alone */
+		winor_push(&s->win, P, U);
+		memcpy(R, U, nw * sizeof *R);
+		return 0;
+	}
+	if (s->window == 0) { /* 3-4 without a matrix: all loaded rows go after the token */
+		o->used_rows = (int32_t)(nload + npinned);
+		o->ndie = nload;
+		s->peak = nload > s->peak ? (int32_t)nload : s->peak;
+		return 0;
+	}
+	/* 3: the loaded neurons go at the end of the matrix */
+	matrix_insert(s);
+	o->used_rows = s->used + (int32_t)npinned;
+	/* 4: the window moves on; delete what leaves it */
+	winor_push(&s->win, P, U);
+	int ndie = 0;
+	for (int j = 0; j < nw; j++) {
+		for (uint64_t b = (R[j] | P[j]) & ~U[j]; b; b &= b - 1)
+			s->dying[ndie++] = j * 64 + __builtin_ctzll(b);
+		R[j] = U[j];
+	}
+	o->nmoves = matrix_delete(s, ndie);
+	o->ndie = ndie;
+	o->window_rows = s->used;
+	return 0;
+}

@@ -1,0 +1,58 @@
+/*
+ * pass: the simulator's decisions for one layer, one token at a time, at the
+ * speed of the packed bits — what sim/core/sim.c costs. It decides exactly as
+ * sim/core/step.h does (the reference, which replay executes; tests compare
+ * the two on random traces) but keeps only what the cost model needs:
+ *   - the window by word operations over packed rows (no per-neuron work);
+ *   - the reads as a histogram of extent sizes in file order (first
+ *     occurrence first, the order the cost model sums in), found by walking
+ *     runs of set read units (a run is one merged extent), not unit by unit;
+ *   - the memory manager's copies as a count (window 0 needs no matrix:
+ *     every row loaded is dropped after its token, nothing is copied).
+ * Pure: no I/O. A pass_layer is used by one thread at a time.
+ */
+#ifndef LIFSIM_PASS_H
+#define LIFSIM_PASS_H
+
+#include <stdint.h>
+
+#include "sim/base/err.h"
+#include "sim/core/layout.h"
+
+struct pass_layer;
+
+/* One token of one layer. sizes/counts are valid until the next call. */
+struct pass_out {
+	int64_t npred;         /* predicted neurons (pinned included) */
+	int64_t nload;         /* neurons loaded */
+	int64_t ndie;          /* neurons that left the window */
+	int32_t used_rows;     /* rows in use during the token plus the predicted pinned ones */
+	int32_t window_rows;   /* rows in use after the token */
+	int32_t nmoves;        /* row copies that kept the matrix dense */
+	int64_t bytes_read;    /* extent bytes, gaps included */
+	int64_t useful_bytes;  /* bytes of the neurons asked for */
+	int nsizes;            /* distinct extent sizes, in order of first occurrence */
+	const int64_t *sizes;  /* (nsizes) bytes */
+	const int32_t *counts; /* (nsizes) extents of that size */
+};
+
+/* What a pass computes: the reads (depend on the layout), the matrix (does
+ * not: the layouts of a sweep share it). Fields of pass_out not computed
+ * are 0. */
+enum pass_what { PASS_READS = 1, PASS_MATRIX = 2, PASS_ALL = 3 };
+
+/* Layer `layer` of a d_ffn-wide model in layout (may be NULL without
+ * PASS_READS); other arguments as step_layer_new (sim/core/step.h). */
+struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_ffn,
+				  int64_t tokens, int window, int64_t max_gap,
+				  const uint8_t *pinned, int what, struct lif_err *err);
+void pass_layer_free(struct pass_layer *s);
+
+/* Advance one token whose predicted set is pred_row (packed d_ffn bits). */
+int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_out *out,
+		    struct lif_err *err);
+
+/* Largest number of matrix rows in use so far (the preallocation). */
+int32_t pass_layer_peak_rows(const struct pass_layer *s);
+
+#endif

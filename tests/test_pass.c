@@ -1,0 +1,180 @@
+/* The fast pass (sim/core/pass.h) against the reference stepper
+ * (sim/core/step.h): on random traces, every predictor, window, layout,
+ * bundle, merging and hybrid setting gives byte-identical results and
+ * per-token costs. */
+#include <criterion/criterion.h>
+#include <gsl/gsl_rng.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/device.h"
+#include "sim/core/layout.h"
+#include "sim/core/pass.h"
+#include "sim/core/pred.h"
+#include "sim/core/sim.h"
+#include "tests/testutil.h"
+#include "traces/predictor/predictor.h"
+#include "traces/synth.h"
+
+TestSuite(pass, .init = tu_init);
+
+static struct llm_desc rand_model(gsl_rng *r)
+{
+	static const int widths[] = {8, 37, 64, 100, 129, 200, 255, 320};
+	struct llm_desc m;
+	struct lif_err e = {0};
+	memset(&m, 0, sizeof m);
+	snprintf(m.name, sizeof m.name, "rand");
+	m.layers = 1 + (int)gsl_rng_uniform_int(r, 3);
+	m.d_model = 8, m.heads = 1, m.vocab = 10;
+	m.d_ffn = widths[gsl_rng_uniform_int(r, sizeof widths / sizeof widths[0])];
+	m.ffn_kind = gsl_rng_uniform_int(r, 2) ? LLM_FFN_RELU2 : LLM_FFN_GATED3;
+	m.dtype = LLM_FP16, m.sparsity = 0.5 + 0.45 * gsl_rng_uniform(r);
+	cr_assert_eq(llm_derive(&m, "rand", &e), 0, "%s", e.msg);
+	return m;
+}
+
+/* A synthetic trace with its band, plus random FFN inputs for a low-rank
+ * predictor trained on it (least squares only). */
+static struct trace *rand_trace(gsl_rng *r, const struct llm_desc *m, struct predictor **pred)
+{
+	struct lif_err e = {0};
+	struct synth_params sp;
+	synth_defaults(&sp);
+	sp.tokens = 4 + (int64_t)gsl_rng_uniform_int(r, 40);
+	sp.seed = (int64_t)gsl_rng_get(r);
+	sp.group_size = 1 + (int)gsl_rng_uniform_int(r, 8);
+	struct trace *t = synth_generate(m, &sp, 1, &e);
+	cr_assert(t, "%s", e.msg);
+	t->meta.d_model = m->d_model;
+	t->meta.has |= TRACE_HAS_INPUTS;
+	size_t n = (size_t)m->layers * t->meta.tokens * m->d_model;
+	t->inputs = malloc(n * sizeof *t->inputs);
+	for (size_t i = 0; i < n; i++)
+		t->inputs[i] = (float)(gsl_rng_uniform(r) - 0.5);
+	struct predictor_train_opts o;
+	predictor_train_opts_default(&o);
+	o.rank = 2, o.epochs = 0, o.holdout = 0, o.threads = 1;
+	cr_assert_eq(predictor_train(t, &o, r, pred, &e), 0, "%s", e.msg);
+	return t;
+}
+
+static void rand_params(gsl_rng *r, const struct llm_desc *m, int64_t tokens, struct sim_params *p)
+{
+	static const int kinds[] = {PRED_NONE, PRED_ORACLE, PRED_MODELED, PRED_RANDOM, PRED_LOWRANK};
+	sim_default_params(p);
+	p->predictor = kinds[gsl_rng_uniform_int(r, 5)];
+	p->recall = 0.5 + 0.5 * gsl_rng_uniform(r);
+	p->fp_rate = 0.2 * gsl_rng_uniform(r);
+	p->predictor_seed = (int64_t)gsl_rng_uniform_int(r, 1000);
+	snprintf(p->predictor_file, sizeof p->predictor_file, "mem");
+	int windows[] = {0, 1, 2, 3, 5, (int)tokens - 1, (int)tokens + 3};
+	p->window = windows[gsl_rng_uniform_int(r, 7)];
+	p->window = p->window < 0 ? 0 : p->window;
+	p->layout = (int)gsl_rng_uniform_int(r, 5);
+	int bundles[] = {1, 1, 1, 2, 3, 8};
+	p->bundle = bundles[gsl_rng_uniform_int(r, 6)];
+	p->bundle = p->bundle > m->d_ffn ? 1 : p->bundle;
+	p->layout_train_tokens = 1 + (int)gsl_rng_uniform_int(r, (unsigned long)tokens + 2);
+	p->merge = gsl_rng_uniform(r) < 0.8;
+	int64_t gaps[] = {0, 0, 1, m->bundle_bytes, 3 * m->bundle_bytes, 40 * m->bundle_bytes};
+	p->max_gap = gaps[gsl_rng_uniform_int(r, 6)];
+	p->parallelism = 1 + (int)gsl_rng_uniform_int(r, 64);
+	static const char *hyb[] = {"0", "0", "0.1", "0.3", "0.9", "1"};
+	snprintf(p->hybrid, sizeof p->hybrid, "%s", hyb[gsl_rng_uniform_int(r, 6)]);
+	p->hybrid_policy = (int)gsl_rng_uniform_int(r, 2);
+	p->ffn_rows = (int)gsl_rng_uniform_int(r, 2);
+	p->warmup_tokens = (int)gsl_rng_uniform_int(r, 3);
+	p->strategy = gsl_rng_uniform(r) < 0.05 ? SIM_NAIVE : SIM_SPARSE;
+}
+
+static struct device m1max(void)
+{
+	struct device d;
+	struct lif_err e = {0};
+	cr_assert_eq(device_load(tu_src("models/devices/m1max.ini"), &d, &e), 0, "%s", e.msg);
+	return d;
+}
+
+Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(r, 15);
+	struct device d = m1max();
+	int points = 0;
+	for (int trial = 0; trial < 14; trial++) {
+		struct llm_desc m = rand_model(r);
+		struct predictor *pred = NULL;
+		struct trace *t = rand_trace(r, &m, &pred);
+		struct lif_err e = {0};
+		struct sim_cache *fast = sim_cache_new(t, &m, &e), *ref = sim_cache_new(t, &m, &e);
+		cr_assert(fast && ref, "%s", e.msg);
+		sim_cache_set_reference(ref, 1);
+		cr_assert_eq(sim_cache_add_predictor(fast, "mem", pred, &e), 0);
+		cr_assert_eq(sim_cache_add_predictor(ref, "mem", pred, &e), 0);
+		const int64_t T = t->meta.tokens;
+		struct sim_token *tf = calloc(T, sizeof *tf), *tr = calloc(T, sizeof *tr);
+		for (int i = 0; i < 40; i++) {
+			struct sim_params p;
+			struct sim_result a, b;
+			rand_params(r, &m, T, &p);
+			memset(&a, 0, sizeof a), memset(&b, 0, sizeof b);
+			struct lif_err ea = {0}, eb = {0};
+			int ra = sim_run(fast, &d, &p, 1 + i % 2, &a, tf, &ea);
+			int rb = sim_run(ref, &d, &p, 1, &b, tr, &eb);
+			cr_assert_eq(ra, rb, "trial %d point %d: %s | %s", trial, i, ea.msg, eb.msg);
+			if (ra)
+				continue;
+			points++;
+			cr_assert_eq(memcmp(&a, &b, sizeof a), 0,
+				     "trial %d point %d (predictor %d window %d layout %d bundle %d merge %d "
+				     "gap %lld hybrid %s): results differ (bytes %.17g vs %.17g, io %.17g vs %.17g)",
+				     trial, i, p.predictor, p.window, p.layout, p.bundle, p.merge,
+				     (long long)p.max_gap, p.hybrid, a.bytes_read_per_token,
+				     b.bytes_read_per_token, a.io_ms, b.io_ms);
+			cr_assert_eq(memcmp(tf, tr, T * sizeof *tf), 0, "trial %d point %d: per-token costs differ",
+				     trial, i);
+		}
+		free(tf), free(tr);
+		sim_cache_free(fast), sim_cache_free(ref);
+		predictor_free(pred);
+		trace_free(t);
+	}
+	cr_expect_gt(points, 14 * 30, "only %d points ran", points);
+	gsl_rng_free(r);
+}
+
+/* Window 0 keeps no matrix: every loaded row goes after its token. */
+Test(pass, window_zero_loads_every_predicted_neuron_and_keeps_none)
+{
+	struct llm_desc m;
+	struct lif_err e = {0};
+	memset(&m, 0, sizeof m);
+	m.layers = 1, m.d_model = 4, m.d_ffn = 70, m.heads = 1, m.vocab = 10;
+	m.ffn_kind = LLM_FFN_RELU2, m.dtype = LLM_FP16, m.sparsity = 0.9;
+	cr_assert_eq(llm_derive(&m, "w0", &e), 0, "%s", e.msg);
+	struct layout *lay = layout_new(LAYOUT_ROWCOL, &m, NULL, 1, 0, 1, &e);
+	cr_assert(lay, "%s", e.msg);
+	struct pass_layer *s = pass_layer_new(lay, 0, m.d_ffn, 10, 0, 0, NULL, PASS_ALL, &e);
+	uint8_t row[9] = {0};
+	/* neurons 0, 1, 2 (one run), 10 and 64..69 (a run crossing a word) */
+	row[0] = 0x07, row[1] = 0x04, row[8] = 0x3F;
+	struct pass_out o;
+	for (int k = 0; k < 2; k++) {
+		cr_assert_eq(pass_layer_next(s, row, &o, &e), 0);
+		cr_expect_eq(o.nload, 10);
+		cr_expect_eq(o.ndie, 10);
+		cr_expect_eq(o.window_rows, 0);
+		cr_expect_eq(o.used_rows, 10);
+		cr_expect_eq(o.nmoves, 0);
+		cr_assert_eq(o.nsizes, 3);
+		cr_expect_eq(o.sizes[0], 3 * m.bundle_bytes);
+		cr_expect_eq(o.sizes[1], m.bundle_bytes);
+		cr_expect_eq(o.sizes[2], 6 * m.bundle_bytes);
+		cr_expect_eq(o.bytes_read, 10 * m.bundle_bytes);
+	}
+	cr_expect_eq(pass_layer_peak_rows(s), 10);
+	pass_layer_free(s);
+	layout_free(lay);
+}
