@@ -135,8 +135,10 @@ static int tabulated_check(const struct flash_model *m, const char **key, struct
 /* ---- the table of forms and the generic entry points ---- */
 
 const struct flash_ops flash_ops_table[FLASH_NKINDS] = {
-	[FLASH_PARAMETRIC] = {"parametric", parametric_extent_ns, parametric_check},
-	[FLASH_TABULATED] = {"tabulated", tabulated_extent_ns, tabulated_check},
+	[FLASH_PARAMETRIC] = {.name = "parametric", .extent_ns = parametric_extent_ns,
+			      .check = parametric_check},
+	[FLASH_TABULATED] = {.name = "tabulated", .extent_ns = tabulated_extent_ns,
+			     .check = tabulated_check},
 };
 
 const struct flash_ops *flash_ops_find(const char *name)

@@ -17,12 +17,18 @@ struct demo {
 
 #define O(f) CONF_OFF(struct demo, f)
 static const struct conf_opt demo_opts[] = {
-	{"a", "n", CONF_INT, O(n), 0, 0, "3", 1, 10, NULL, "a count"},
-	{"a", "x", CONF_DOUBLE, O(x), 0, 0, NULL, CONF_NOBOUNDS, NULL, "a number"},
-	{"a", "bytes", CONF_BYTES, O(bytes), 0, 0, "4KiB", CONF_NOBOUNDS, NULL, "a size"},
-	{"a", "kind", CONF_ENUM, O(kind), 0, 0, "up", CONF_NOBOUNDS, "up|down", "a choice"},
-	{"a", "name", CONF_STR, O(name), 16, 0, "x", CONF_NOBOUNDS, NULL, "a name"},
-	{"a", "list", CONF_DLIST, O(list), 4, O(nlist), "1,2", CONF_NOBOUNDS, NULL, "a list"},
+	{.section = "a", .name = "n", .type = CONF_INT, .offset = O(n), .def = "3", .min = 1,
+	 .max = 10, .help = "a count"},
+	{.section = "a", .name = "x", .type = CONF_DOUBLE, .offset = O(x), CONF_NO_BOUNDS,
+	 .help = "a number"},
+	{.section = "a", .name = "bytes", .type = CONF_BYTES, .offset = O(bytes), .def = "4KiB",
+	 CONF_NO_BOUNDS, .help = "a size"},
+	{.section = "a", .name = "kind", .type = CONF_ENUM, .offset = O(kind), .def = "up",
+	 CONF_NO_BOUNDS, .choices = "up|down", .help = "a choice"},
+	{.section = "a", .name = "name", .type = CONF_STR, .offset = O(name), .size = 16,
+	 .def = "x", CONF_NO_BOUNDS, .help = "a name"},
+	{.section = "a", .name = "list", .type = CONF_DLIST, .offset = O(list), .size = 4,
+	 .count_offset = O(nlist), .def = "1,2", CONF_NO_BOUNDS, .help = "a list"},
 	{0},
 };
 

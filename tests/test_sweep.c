@@ -22,9 +22,12 @@ struct tparams {
 
 #define O(f) CONF_OFF(struct tparams, f)
 static const struct conf_opt tp_opts[] = {
-	{"p", "a", CONF_DOUBLE, O(a), 0, 0, "0", 0, 100, NULL, "a number"},
-	{"p", "b", CONF_STR, O(b), 32, 0, "x", CONF_NOBOUNDS, NULL, "a word"},
-	{"p", "n", CONF_INT, O(n), 0, 0, "1", 1, 1000, NULL, "draws"},
+	{.section = "p", .name = "a", .type = CONF_DOUBLE, .offset = O(a), .def = "0", .min = 0,
+	 .max = 100, .help = "a number"},
+	{.section = "p", .name = "b", .type = CONF_STR, .offset = O(b), .size = 32, .def = "x",
+	 CONF_NO_BOUNDS, .help = "a word"},
+	{.section = "p", .name = "n", .type = CONF_INT, .offset = O(n), .def = "1", .min = 1,
+	 .max = 1000, .help = "draws"},
 	{0},
 };
 
@@ -81,7 +84,8 @@ static int tp_run(void *vctx, const struct conf_doc *point, struct sweep_row *ro
 	return 0;
 }
 
-static const struct sweep_kind tp_kind = {"tp", "test kind", NULL, NULL, tp_check, tp_run};
+static const struct sweep_kind tp_kind = {
+	.name = "tp", .summary = "test kind", .check = tp_check, .run = tp_run};
 
 /* ---- helpers ---- */
 
@@ -826,7 +830,7 @@ static struct verb_case verb_cases[] = {
 	{"sweep @KIND -o @D", "[experiment] kind 'nosuch' is unknown (kinds: simulate echo"},
 	{"sweep @NOFILE -o @D", "lifsim sweep: /nonexistent/x.ini: cannot open"},
 	{"merge @D", "lifsim merge: missing -o DIR"},
-	{"merge @D -o @D2", "config.resolved.ini: cannot read"},
+	{"merge @D -o @D2", "config.resolved.ini: cannot open"},
 };
 
 ParameterizedTestParameters(sweep, verb_errors_are_clear)

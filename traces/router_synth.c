@@ -10,16 +10,22 @@
 #define O(f) CONF_OFF(struct router_synth_params, f)
 
 const struct conf_opt router_synth_opts[] = {
-	{"synth", "tokens", CONF_I64, O(tokens), 0, 0, "1000", 1, 1e9, NULL, "tokens to generate"},
-	{"synth", "seed", CONF_I64, O(seed), 0, 0, "1", 0, 9.2e18, NULL, "random seed"},
-	{"synth", "zipf", CONF_DOUBLE, O(zipf), 0, 0, "0.5", 0, 4, NULL,
-	 "MoE: popularity exponent over expert rank (0 = uniform) [assumption]"},
-	{"synth", "repeat", CONF_DOUBLE, O(repeat), 0, 0, "0.35", 0, 1, NULL,
-	 "MoE: P(a slot copies an expert of the previous token) [assumption]"},
-	{"synth", "layer_corr", CONF_DOUBLE, O(layer_corr), 0, 0, "0.3", 0, 1, NULL,
-	 "MoE: P(a slot follows the previous layer's choice) [assumption]"},
-	{"synth", "gate_sigma", CONF_DOUBLE, O(gate_sigma), 0, 0, "0.5", 0, 10, NULL,
-	 "MoE: standard deviation of the log gate weights [assumption]"},
+	{.section = "synth", .name = "tokens", .type = CONF_I64, .offset = O(tokens), .def = "1000",
+	 .min = 1, .max = 1e9, .help = "tokens to generate"},
+	{.section = "synth", .name = "seed", .type = CONF_I64, .offset = O(seed), .def = "1",
+	 .min = 0, .max = 9.2e18, .help = "random seed"},
+	{.section = "synth", .name = "zipf", .type = CONF_DOUBLE, .offset = O(zipf), .def = "0.5",
+	 .min = 0, .max = 4,
+	 .help = "MoE: popularity exponent over expert rank (0 = uniform) [assumption]"},
+	{.section = "synth", .name = "repeat", .type = CONF_DOUBLE, .offset = O(repeat),
+	 .def = "0.35", .min = 0, .max = 1,
+	 .help = "MoE: P(a slot copies an expert of the previous token) [assumption]"},
+	{.section = "synth", .name = "layer_corr", .type = CONF_DOUBLE, .offset = O(layer_corr),
+	 .def = "0.3", .min = 0, .max = 1,
+	 .help = "MoE: P(a slot follows the previous layer's choice) [assumption]"},
+	{.section = "synth", .name = "gate_sigma", .type = CONF_DOUBLE, .offset = O(gate_sigma),
+	 .def = "0.5", .min = 0, .max = 10,
+	 .help = "MoE: standard deviation of the log gate weights [assumption]"},
 	{0},
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sim/base/atomic.h"
+#include "sim/base/util.h"
 #include "traces/actlist.h"
 
 const double stats_freq_edges[STATS_FREQ_BINS] = {0, 0.001, 0.01, 0.03, 0.1, 0.3, 0.6, 1.0};
@@ -75,12 +76,6 @@ static int cmp_desc_i64(const void *x, const void *y)
 {
 	int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
 	return (a < b) - (a > b);
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-	double a = *(const double *)x, b = *(const double *)y;
-	return (a > b) - (a < b);
 }
 
 /* Frequency histogram and top-x activation shares; counts (d) per neuron. */
@@ -167,7 +162,7 @@ static int layer_friends(const struct trace *t, const struct actlist *a,
 		double sum = 0;
 		for (int s = 0; s < n; s++)
 			sum += probs[s];
-		qsort(probs, n, sizeof *probs, cmp_double);
+		qsort(probs, n, sizeof *probs, util_cmp_double);
 		out->friend_prob_mean = sum / n;
 		out->friend_prob_median = n % 2 ? probs[n / 2] : 0.5 * (probs[n / 2 - 1] + probs[n / 2]);
 		out->friend_hot_frac = (double)hot / n;

@@ -47,9 +47,11 @@ struct conf_opt {
 	const char *help;
 };
 
-/* Helpers for table rows: CONF_FIELD(struct, field) gives offset. */
+/* Helpers for table rows (designated initializers; fields left out are 0 or
+ * NULL: no default means the key is required). CONF_OFF(struct, field) gives
+ * the offset; CONF_NO_BOUNDS marks a row without numeric bounds (min > max). */
 #define CONF_OFF(type, field) offsetof(type, field)
-#define CONF_NOBOUNDS 1, 0
+#define CONF_NO_BOUNDS .min = 1, .max = 0
 
 struct conf_entry {
 	char *section; /* "" before the first section header */

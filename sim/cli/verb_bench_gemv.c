@@ -12,6 +12,7 @@
 #include "models/device.h"
 #include "models/llm.h"
 #include "sim/base/conf.h"
+#include "sim/base/util.h"
 #include "models/gemv/gemv.h"
 #include "sim/base/rng.h"
 #include "sim/cli/verbs.h"
@@ -242,26 +243,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static double median(const double *v, int n)
 {
 	double *s = malloc(n * sizeof *s);
 	if (!s)
 		return v[0];
 	memcpy(s, v, n * sizeof *s);
-	qsort(s, n, sizeof *s, cmp_double);
+	qsort(s, n, sizeof *s, util_cmp_double);
 	double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 	free(s);
 	return m;
@@ -320,9 +308,9 @@ static void probe_gb_per_s(const float *buf, size_t n, int threads, int scalar,
 	double total = 0;
 	*best_gbs = 0;
 	for (int i = 0; i < PROBE_CHUNKS; i++) {
-		double t0 = now_ms();
+		double t0 = 1e-6 * util_now_ns();
 		*sink += gemv_stream_sum(buf + i * m, m, threads, scalar);
-		double t = now_ms() - t0;
+		double t = 1e-6 * util_now_ns() - t0;
 		total += t;
 		*best_gbs = fmax(*best_gbs, m * sizeof(float) / (t * 1e-3) / 1e9);
 	}
@@ -435,10 +423,10 @@ static int measure(const struct opts *o, struct shape_run *s, const float *probe
 			if (!o->warm)
 				sink += gemv_stream_sum(probe + nprobe - nflush, nflush, f->threads,
 							o->scalar);
-			double t0 = now_ms();
+			double t0 = 1e-6 * util_now_ns();
 			if (gemv_run(f->k, s->q[f->qi], x, y, f->threads, o->scalar, err))
 				return -1;
-			double t = now_ms() - t0;
+			double t = 1e-6 * util_now_ns() - t0;
 			if (rep >= 0)
 				f->ms[rep] = t;
 			sink += y[0];

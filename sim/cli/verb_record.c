@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sim/cli/verbs.h"
+#include "sim/base/util.h"
 #include "traces/record/model.h"
 #include "traces/record/tokenizer.h"
 #include "traces/trace.h"
@@ -134,25 +135,6 @@ static int parse_args(int argc, char **argv, struct record_opts *o)
 
 /* ---------------------------------------------------------------- inputs */
 
-static char *slurp(const char *path, struct lif_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-		return NULL;
-	}
-	char *s = malloc(TEXT_CAP + 1);
-	size_t n = s ? fread(s, 1, TEXT_CAP + 1, f) : 0;
-	fclose(f);
-	if (!s || n > TEXT_CAP) {
-		free(s);
-		err_set(err, ERR_RANGE, "%s: larger than %d bytes", path, TEXT_CAP);
-		return NULL;
-	}
-	s[n] = '\0';
-	return s;
-}
-
 /* Whitespace-separated ids, each in [0, vocab). */
 static int parse_tokens(const char *path, const char *text, int vocab, int32_t **ids,
 			struct lif_err *err)
@@ -189,7 +171,7 @@ static int prompt_ids(const struct record_opts *o, const struct model_config *c,
 		      const struct tokenizer *tok, int32_t **ids, char **text, struct lif_err *err)
 {
 	const char *path = o->prompt_file ? o->prompt_file : o->tokens_file;
-	char *s = slurp(path, err);
+	char *s = util_read_file(path, TEXT_CAP, NULL, err);
 	int n;
 	if (!s)
 		return err->code;
@@ -415,11 +397,10 @@ static int record_all(struct run *run, const struct record_opts *o, const struct
 	const struct model_config *c = rc->c;
 	int total = run->nprompt + (int)o->generate, n;
 	int32_t next = 0;
-	struct timespec ts, t0 = {0}, t1;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double ts = util_now_ns(), t0 = 0, t1;
 	for (int t = 0; t < total && !stop_requested; t += n) {
 		if (t == run->nprompt)
-			clock_gettime(CLOCK_MONOTONIC, &t0);
+			t0 = util_now_ns();
 		const int32_t *ids = t < run->nprompt ? run->ids + t : &next;
 		n = t < run->nprompt ? run->nprompt - t : 1;
 		n = n < model_batch(run->m) ? n : model_batch(run->m);
@@ -438,11 +419,11 @@ static int record_all(struct run *run, const struct record_opts *o, const struct
 			return err->code;
 		cli_progress(g, "lifsim record", t + n, total);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	t1 = util_now_ns();
 	if (!o->generate)
 		t0 = t1;
-	secs[0] = (t0.tv_sec - ts.tv_sec) + 1e-9 * (t0.tv_nsec - ts.tv_nsec);
-	secs[1] = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+	secs[0] = 1e-9 * (t0 - ts);
+	secs[1] = 1e-9 * (t1 - t0);
 	if (stop_requested)
 		return err_set(err, ERR_INVAL, "interrupted; %s holds the tokens recorded so far", o->out);
 	return 0;
@@ -512,7 +493,7 @@ static int run_record(const struct record_opts *o, const struct cli_global *g, s
 	memset(&r, 0, sizeof r);
 	snprintf(cpath, sizeof cpath, "%s/config.json", o->model);
 	/* 1. config and tokenizer first, to know how many positions we need */
-	char *cj = slurp(cpath, err);
+	char *cj = util_read_file(cpath, TEXT_CAP, NULL, err);
 	int rc = cj ? model_parse_config(cj, cpath, &c0, err) : err->code;
 	free(cj);
 	if (rc)

@@ -9,6 +9,7 @@
 #include "sim/sweep/report.h"
 #include "sim/sweep/sweep.h"
 #include "sim/cli/verbs.h"
+#include "sim/base/util.h"
 
 /* Set by SIGINT/SIGTERM: the one mutable global, as a signal handler can
  * reach nothing else. The sweep stops starting points and writes its
@@ -105,13 +106,6 @@ static int sweep_parse(int argc, char **argv, struct sweep_args *a)
 	return -1;
 }
 
-static double wall_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int sweep_go(const struct sweep_args *a, const struct sweep *sw,
 		    const struct sweep_kind *kind, void *ctx, const struct cli_global *g,
 		    struct lif_err *err)
@@ -130,7 +124,7 @@ static int sweep_go(const struct sweep_args *a, const struct sweep *sw,
 			       .stop = &sweep_stop, .progress = show_progress, .planned = show_plan,
 			       .progress_ctx = (void *)g};
 	struct sweep_report rep;
-	double t0 = wall_s();
+	double t0 = 1e-9 * util_now_ns();
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	int rc = sweep_run(sw, kind, ctx, &o, &rep, err);
@@ -141,7 +135,7 @@ static int sweep_go(const struct sweep_args *a, const struct sweep *sw,
 	if (!rc && !g->quiet)
 		fprintf(stderr, "lifsim sweep: %s/%s: %zu of %zu points (%zu computed, %zu kept) in %.2f s\n",
 			a->out, SWEEP_RESULTS, rep.kept + rep.computed, rep.points, rep.computed, rep.kept,
-			wall_s() - t0);
+			1e-9 * util_now_ns() - t0);
 	if (!rc && !g->quiet) {
 		char path[4200];
 		snprintf(path, sizeof path, "%s/%s", a->out, SWEEP_RESULTS);

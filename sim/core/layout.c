@@ -154,11 +154,36 @@ static int place_learned(struct layout *l, const struct trace *t, int train_toke
 	return bad ? err_set(err, ERR_NOMEM, "out of memory building the layout") : 0;
 }
 
-static const struct layout_ops op_separate = {"separate", LAYOUT_SEPARATE, 0, place_identity};
-static const struct layout_ops op_rowcol = {"rowcol", LAYOUT_ROWCOL, 0, place_identity};
-static const struct layout_ops op_hot = {"hot", LAYOUT_HOT, 1, place_learned};
-static const struct layout_ops op_coact = {"coact", LAYOUT_COACT, 1, place_learned};
-static const struct layout_ops op_friends = {"friends", LAYOUT_FRIENDS, 1, place_learned};
+static const struct layout_ops op_separate = {
+	.name = "separate",
+	.kind = LAYOUT_SEPARATE,
+	.needs_trace = 0,
+	.place = place_identity,
+};
+static const struct layout_ops op_rowcol = {
+	.name = "rowcol",
+	.kind = LAYOUT_ROWCOL,
+	.needs_trace = 0,
+	.place = place_identity,
+};
+static const struct layout_ops op_hot = {
+	.name = "hot",
+	.kind = LAYOUT_HOT,
+	.needs_trace = 1,
+	.place = place_learned,
+};
+static const struct layout_ops op_coact = {
+	.name = "coact",
+	.kind = LAYOUT_COACT,
+	.needs_trace = 1,
+	.place = place_learned,
+};
+static const struct layout_ops op_friends = {
+	.name = "friends",
+	.kind = LAYOUT_FRIENDS,
+	.needs_trace = 1,
+	.place = place_learned,
+};
 
 const struct layout_ops *const layout_strategies[] = {&op_separate, &op_rowcol, &op_hot,
 						      &op_coact, &op_friends, NULL};

@@ -286,11 +286,31 @@ static int pred_lowrank(const struct trace *t, const struct pred_params *p, int 
 	return 0;
 }
 
-static const struct pred_ops op_none = {"none", PRED_NONE, pred_none};
-static const struct pred_ops op_oracle = {"oracle", PRED_ORACLE, pred_oracle};
-static const struct pred_ops op_modeled = {"modeled", PRED_MODELED, pred_modeled};
-static const struct pred_ops op_random = {"random", PRED_RANDOM, pred_random};
-static const struct pred_ops op_lowrank = {"lowrank", PRED_LOWRANK, pred_lowrank};
+static const struct pred_ops op_none = {
+	.name = "none",
+	.kind = PRED_NONE,
+	.predict_layer = pred_none,
+};
+static const struct pred_ops op_oracle = {
+	.name = "oracle",
+	.kind = PRED_ORACLE,
+	.predict_layer = pred_oracle,
+};
+static const struct pred_ops op_modeled = {
+	.name = "modeled",
+	.kind = PRED_MODELED,
+	.predict_layer = pred_modeled,
+};
+static const struct pred_ops op_random = {
+	.name = "random",
+	.kind = PRED_RANDOM,
+	.predict_layer = pred_random,
+};
+static const struct pred_ops op_lowrank = {
+	.name = "lowrank",
+	.kind = PRED_LOWRANK,
+	.predict_layer = pred_lowrank,
+};
 
 const struct pred_ops *const pred_modes[] = {&op_none, &op_oracle, &op_modeled, &op_random,
 					     &op_lowrank, NULL};

@@ -8,12 +8,7 @@
 #include <string.h>
 
 #include "sim/real/calib.h"
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
+#include "sim/base/util.h"
 
 static uint64_t next_rand(uint64_t *s)
 {
@@ -51,7 +46,7 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 	int64_t seq = sequential ? (int64_t)(next_rand(&seed) % (uint64_t)slots) : 0;
 	if (!rc && !arena)
 		memset(buf, 0, (size_t)chunk * nbuf); /* page faults now, not in the timing */
-	double t0 = io_now_ns(), t1 = t0;
+	double t0 = util_now_ns(), t1 = t0;
 	for (int round = 0; !rc && (t1 - t0 < seconds * 1e9 || round < 2); round++) {
 		for (int i = 0; i < nb; i++) {
 			int64_t s = sequential ? seq++ % slots : (int64_t)(next_rand(&seed) % (uint64_t)slots);
@@ -66,11 +61,11 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 			}
 			lat = bigger;
 		}
-		double b0 = io_now_ns();
+		double b0 = util_now_ns();
 		if (!rc)
 			rc = io_read(e, r, nb, lat + nlat, err);
 		nlat += nb;
-		t1 = io_now_ns();
+		t1 = util_now_ns();
 		/* next batch: a quarter of the point at the rate just seen */
 		double want = nb / ((t1 - b0) * 1e-9) * seconds / 4;
 		nb = want > nb_max ? nb_max : want > nb ? (int)want : nb;
@@ -79,7 +74,7 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 		double sum = 0, wall = (t1 - t0) / 1e9;
 		for (size_t i = 0; i < nlat; i++)
 			sum += lat[i];
-		qsort(lat, nlat, sizeof *lat, cmp_double);
+		qsort(lat, nlat, sizeof *lat, util_cmp_double);
 		memset(out, 0, sizeof *out);
 		snprintf(out->engine, sizeof out->engine, "%s", io_engine_name(e));
 		out->chunk_bytes = chunk, out->parallelism = par, out->sequential = sequential;
@@ -210,11 +205,11 @@ double calib_copy_bytes_per_s(int64_t bytes, int repeats)
 	if (a && b && t) {
 		memset(a, 1, (size_t)bytes), memset(b, 2, (size_t)bytes);
 		for (int i = 0; i < repeats; i++) {
-			double t0 = io_now_ns();
+			double t0 = util_now_ns();
 			memcpy(i % 2 ? a : b, i % 2 ? b : a, (size_t)bytes);
-			t[i] = io_now_ns() - t0;
+			t[i] = util_now_ns() - t0;
 		}
-		qsort(t, repeats, sizeof *t, cmp_double);
+		qsort(t, repeats, sizeof *t, util_cmp_double);
 		med = bytes / (t[repeats / 2] * 1e-9);
 	}
 	free(a), free(b), free(t);
@@ -232,11 +227,11 @@ double calib_sgemv_flops_per_s(int rows, int cols, int repeats)
 		for (int i = 0; i < cols; i++)
 			x[i] = 1.0f;
 		for (int i = 0; i < repeats; i++) {
-			double t0 = io_now_ns();
+			double t0 = util_now_ns();
 			cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, m, cols, x, 1, 0.0f, y, 1);
-			t[i] = io_now_ns() - t0;
+			t[i] = util_now_ns() - t0;
 		}
-		qsort(t, repeats, sizeof *t, cmp_double);
+		qsort(t, repeats, sizeof *t, util_cmp_double);
 		med = 2.0 * rows * cols / (t[repeats / 2] * 1e-9);
 	}
 	free(m), free(x), free(y), free(t);

@@ -21,13 +21,6 @@ const struct io_ops *io_find(const char *name)
 	return NULL;
 }
 
-double io_now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
 void *io_alloc(size_t bytes, size_t align)
 {
 	void *p = NULL;

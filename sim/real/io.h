@@ -113,8 +113,6 @@ struct io_engine {
 	void *priv;         /* the engine's state */
 };
 
-double io_now_ns(void); /* CLOCK_MONOTONIC */
-
 extern const struct io_ops io_psync_ops, io_uring_ops, io_mem_ops;
 
 #endif

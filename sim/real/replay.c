@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "sim/real/replay.h"
+#include "sim/base/util.h"
 #include "sim/core/step.h"
 
 int replay_scale_model(struct llm_desc *m, double f, struct lif_err *err)
@@ -267,24 +268,24 @@ static int replay_layer(struct rlayer *rl, const struct sim_inputs *in, const st
 	for (size_t i = 0; !rc && o->iolog && i < so.plan->n; i++)
 		fprintf(o->iolog, "%s read %lld %lld\n", wfile_path(w), (long long)s->req[i].offset,
 			(long long)s->req[i].bytes);
-	double t0 = io_now_ns();
+	double t0 = util_now_ns();
 	if (!rc)
 		rc = io_read(io, s->req, so.plan->n, NULL, err);
-	double t1 = io_now_ns();
+	double t1 = util_now_ns();
 	for (size_t i = 0; !rc && o->verify && i < so.plan->n; i++)
 		rc = wfile_verify(w, so.plan->ext[i].offset, s->buf + s->at[i], so.plan->ext[i].bytes, err);
-	double t2 = io_now_ns();
+	double t2 = util_now_ns();
 	if (!rc)
 		rc = place(rl, l, layer, &so, s, row_bytes, err);
-	double t3 = io_now_ns();
+	double t3 = util_now_ns();
 	int32_t during = so.window_rows + (int32_t)so.ndie;
 	if (!rc && o->compute)
 		ffn_rows(rl->matrix, during < rl->rows ? during : rl->rows, &in->stored, x, y);
-	double t4 = io_now_ns();
+	double t4 = util_now_ns();
 	for (int i = 0; !rc && i < so.nmoves; i++)
 		memcpy(rl->matrix + (size_t)so.moves[i].dst * row_bytes,
 		       rl->matrix + (size_t)so.moves[i].src * row_bytes, (size_t)row_bytes);
-	double t5 = io_now_ns();
+	double t5 = util_now_ns();
 	if (!rc && o->check_rows)
 		rc = check_rows(rl, step_layer_memman(rl->step), &in->stored, wfile_info(w)->seed, layer,
 				tok, err);
@@ -385,9 +386,9 @@ int replay_naive(const struct wfile *w, struct io_engine *io, int64_t chunk, int
 		memset(rt, 0, sizeof *rt);
 		for (int64_t i = 0; arena && i < nreq; i++)
 			r[i].buf = io_arena_take(arena, chunk);
-		double t0 = io_now_ns();
+		double t0 = util_now_ns();
 		rc = io_read(io, r, (size_t)nreq, NULL, err);
-		rt->io_ms = (io_now_ns() - t0) / 1e6;
+		rt->io_ms = (util_now_ns() - t0) / 1e6;
 		rt->reads = nreq, rt->bytes_read = ffn;
 		rt->total_ms = rt->io_ms;
 	}

@@ -50,16 +50,18 @@ struct exp_params {
 
 #define OE(f) CONF_OFF(struct exp_params, f)
 static const struct conf_opt exp_opts[] = {
-	{"output", "per_token", CONF_BOOL, OE(per_token), 0, 0, "false", CONF_NOBOUNDS, NULL,
-	 "write DIR/per_token/POINT_ID.h5 with every token's costs (sim/sweep/pertoken.h)"},
-	{"experiment", "kind", CONF_STR, OE(kind), 32, 0, "simulate", CONF_NOBOUNDS, NULL,
-	 "what a point computes"},
-	{"experiment", "model", CONF_STR, OE(model), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
-	 "model description (models/llms/NAME.ini)"},
-	{"experiment", "device", CONF_STR, OE(device), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
-	 "device profile (models/devices/NAME.ini)"},
-	{"experiment", "trace", CONF_STR, OE(trace), 4096, 0, "synth", CONF_NOBOUNDS, NULL,
-	 "trace file, or synth to generate one from [synth]"},
+	{.section = "output", .name = "per_token", .type = CONF_BOOL, .offset = OE(per_token),
+	 .def = "false", CONF_NO_BOUNDS,
+	 .help = "write DIR/per_token/POINT_ID.h5 with every token's costs (sim/sweep/pertoken.h)"},
+	{.section = "experiment", .name = "kind", .type = CONF_STR, .offset = OE(kind), .size = 32,
+	 .def = "simulate", CONF_NO_BOUNDS, .help = "what a point computes"},
+	{.section = "experiment", .name = "model", .type = CONF_STR, .offset = OE(model),
+	 .size = 4096, CONF_NO_BOUNDS, .help = "model description (models/llms/NAME.ini)"},
+	{.section = "experiment", .name = "device", .type = CONF_STR, .offset = OE(device),
+	 .size = 4096, CONF_NO_BOUNDS, .help = "device profile (models/devices/NAME.ini)"},
+	{.section = "experiment", .name = "trace", .type = CONF_STR, .offset = OE(trace),
+	 .size = 4096, .def = "synth", CONF_NO_BOUNDS,
+	 .help = "trace file, or synth to generate one from [synth]"},
 	{0},
 };
 
@@ -362,6 +364,10 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 }
 
 const struct sweep_kind sweep_kind_simulate = {
-	"simulate", "simulate a trace through the flash / DRAM / compute cost model",
-	sim_ctx_new, sim_ctx_free, sim_check, sim_point,
+	.name = "simulate",
+	.summary = "simulate a trace through the flash / DRAM / compute cost model",
+	.ctx_new = sim_ctx_new,
+	.ctx_free = sim_ctx_free,
+	.check = sim_check,
+	.run = sim_point,
 };

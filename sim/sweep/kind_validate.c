@@ -51,11 +51,12 @@
 #include <unistd.h>
 
 #include "sim/base/atomic.h"
+#include "sim/base/csv.h"
+#include "sim/base/util.h"
 #include "sim/real/calib.h"
 #include "sim/sweep/kinds.h"
 #include "sim/sweep/pointin.h"
 #include "sim/real/replay.h"
-#include "sim/sweep/report.h"
 #include "sim/core/sim.h"
 
 #define MAXREP 100
@@ -71,29 +72,38 @@ struct vparams {
 
 #define OV(f) CONF_OFF(struct vparams, f)
 static const struct conf_opt val_opts[] = {
-	{"experiment", "kind", CONF_STR, OV(kind), 32, 0, "validate", CONF_NOBOUNDS, NULL, "what a point computes"},
-	{"experiment", "model", CONF_STR, OV(model), 4096, 0, NULL, CONF_NOBOUNDS, NULL, "model description"},
-	{"experiment", "device", CONF_STR, OV(device), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
-	 "device profile (from lifsim calibrate)"},
-	{"experiment", "trace", CONF_STR, OV(trace), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
-	 "trace file (.h5): the one the weight file was laid out from"},
-	{"validate", "weights", CONF_STR, OV(weights), 4096, 0, NULL, CONF_NOBOUNDS, NULL,
-	 "weight file (lifsim layout) in the point's layout"},
-	{"validate", "engine", CONF_ENUM, OV(engine), 0, 0, "io_uring", CONF_NOBOUNDS, IO_ENGINE_CHOICES,
-	 "io engine"},
-	{"validate", "repeats", CONF_INT, OV(repeats), 0, 0, "3", 1, 100, NULL, "replays per point (median)"},
-	{"validate", "tokens", CONF_I64, OV(tokens), 0, 0, "16", 1, 1 << 30, NULL,
-	 "timed tokens after [sim] warmup_tokens"},
-	{"validate", "scale", CONF_DOUBLE, OV(scale), 0, 0, "1", 1e-6, 1, NULL,
-	 "d_model scale the weight file was written with (lifsim layout --scale)"},
-	{"validate", "verify", CONF_BOOL, OV(verify), 0, 0, "true", CONF_NOBOUNDS, NULL,
-	 "check the checksums of what is read (first repeat; untimed)"},
-	{"validate", "arena", CONF_BYTES, OV(arena), 0, 0, "1GiB", 0, 1LL << 40, NULL,
-	 "DRAM ring the replay's and the probes' reads land in (sim/real/io.h; 0: reused buffers)"},
-	{"validate", "probe_file", CONF_STR, OV(probe_file), 4096, 0, "", CONF_NOBOUNDS, NULL,
-	 "file the drift probes read (empty: the weight file)"},
-	{"validate", "probe_seconds", CONF_DOUBLE, OV(probe_seconds), 0, 0, "0.05", 0.001, 60, NULL,
-	 "length of each drift probe (one before the first timed token, one after each)"},
+	{.section = "experiment", .name = "kind", .type = CONF_STR, .offset = OV(kind), .size = 32,
+	 .def = "validate", CONF_NO_BOUNDS, .help = "what a point computes"},
+	{.section = "experiment", .name = "model", .type = CONF_STR, .offset = OV(model),
+	 .size = 4096, CONF_NO_BOUNDS, .help = "model description"},
+	{.section = "experiment", .name = "device", .type = CONF_STR, .offset = OV(device),
+	 .size = 4096, CONF_NO_BOUNDS, .help = "device profile (from lifsim calibrate)"},
+	{.section = "experiment", .name = "trace", .type = CONF_STR, .offset = OV(trace),
+	 .size = 4096, CONF_NO_BOUNDS,
+	 .help = "trace file (.h5): the one the weight file was laid out from"},
+	{.section = "validate", .name = "weights", .type = CONF_STR, .offset = OV(weights),
+	 .size = 4096, CONF_NO_BOUNDS, .help = "weight file (lifsim layout) in the point's layout"},
+	{.section = "validate", .name = "engine", .type = CONF_ENUM, .offset = OV(engine),
+	 .def = "io_uring", CONF_NO_BOUNDS, .choices = IO_ENGINE_CHOICES, .help = "io engine"},
+	{.section = "validate", .name = "repeats", .type = CONF_INT, .offset = OV(repeats),
+	 .def = "3", .min = 1, .max = 100, .help = "replays per point (median)"},
+	{.section = "validate", .name = "tokens", .type = CONF_I64, .offset = OV(tokens),
+	 .def = "16", .min = 1, .max = 1 << 30, .help = "timed tokens after [sim] warmup_tokens"},
+	{.section = "validate", .name = "scale", .type = CONF_DOUBLE, .offset = OV(scale),
+	 .def = "1", .min = 1e-6, .max = 1,
+	 .help = "d_model scale the weight file was written with (lifsim layout --scale)"},
+	{.section = "validate", .name = "verify", .type = CONF_BOOL, .offset = OV(verify),
+	 .def = "true", CONF_NO_BOUNDS,
+	 .help = "check the checksums of what is read (first repeat; untimed)"},
+	{.section = "validate", .name = "arena", .type = CONF_BYTES, .offset = OV(arena),
+	 .def = "1GiB", .min = 0, .max = 1LL << 40,
+	 .help = "DRAM ring the replay's and the probes' reads land in (sim/real/io.h; 0: reused buffers)"},
+	{.section = "validate", .name = "probe_file", .type = CONF_STR, .offset = OV(probe_file),
+	 .size = 4096, .def = "", CONF_NO_BOUNDS,
+	 .help = "file the drift probes read (empty: the weight file)"},
+	{.section = "validate", .name = "probe_seconds", .type = CONF_DOUBLE,
+	 .offset = OV(probe_seconds), .def = "0.05", .min = 0.001, .max = 60,
+	 .help = "length of each drift probe (one before the first timed token, one after each)"},
 	{0},
 };
 
@@ -190,19 +200,13 @@ static int v_check(void *ctx, const struct conf_doc *point, struct conf_doc *res
 
 /* ---- measuring ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static double median(const double *v, int n)
 {
 	static _Thread_local double s[MAXPROBE];
 	if (n < 1)
 		return NAN;
 	memcpy(s, v, (size_t)n * sizeof *s);
-	qsort(s, (size_t)n, sizeof *s, cmp_double);
+	qsort(s, (size_t)n, sizeof *s, util_cmp_double);
 	return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 }
 
@@ -476,26 +480,35 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 }
 
 const struct sweep_kind sweep_kind_validate = {
-	"validate", "predict and replay with real reads; error of the prediction",
-	v_ctx_new, v_ctx_free, v_check, v_point,
+	.name = "validate",
+	.summary = "predict and replay with real reads; error of the prediction",
+	.ctx_new = v_ctx_new,
+	.ctx_free = v_ctx_free,
+	.check = v_check,
+	.run = v_point,
 };
 
 /* ---- summary ---- */
 
 #define NMETRIC 5
-#define MAXCOL 256
 
 static int write_summary(const char *path, double *err_v[NMETRIC], double *cv_v[NMETRIC],
-			 char (*reg)[16], int rows, struct lif_err *err)
+			 const char *const *reg, int rows, struct lif_err *err)
 {
 	static const char *metric[NMETRIC] = {"io_ms", "io_ms_corr", "mem_ms", "total_ms", "total_ms_corr"};
 	static const char *regimes[3] = {"latency", "bandwidth", "all"};
 	struct atomic_file af;
-	if (atomic_open(&af, path, err))
-		return err->code;
 	double *a = malloc((size_t)(rows ? rows : 1) * sizeof *a), *c = malloc((size_t)(rows ? rows : 1) * sizeof *c);
+	if (!a || !c) {
+		free(a), free(c);
+		return err_set(err, ERR_NOMEM, "out of memory");
+	}
+	if (atomic_open(&af, path, err)) {
+		free(a), free(c);
+		return err->code;
+	}
 	fprintf(af.fp, "metric,regime,n,median_abs_err,p90_abs_err,max_abs_err,bias,cv_meas\n");
-	for (int m = 0; a && c && m < NMETRIC; m++)
+	for (int m = 0; m < NMETRIC; m++)
 		for (int g = 0; g < 3; g++) {
 			int n = 0;
 			double bias = 0;
@@ -506,8 +519,8 @@ static int write_summary(const char *path, double *err_v[NMETRIC], double *cv_v[
 				}
 			if (!n)
 				continue;
-			qsort(a, (size_t)n, sizeof *a, cmp_double);
-			qsort(c, (size_t)n, sizeof *c, cmp_double);
+			qsort(a, (size_t)n, sizeof *a, util_cmp_double);
+			qsort(c, (size_t)n, sizeof *c, util_cmp_double);
 			fprintf(af.fp, "%s,%s,%d,%.4f,%.4f,%.4f,%.4f,%.4f\n", metric[m], regimes[g], n,
 				n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]),
 				a[(int)ceil(0.9 * n) - 1], a[n - 1], bias / n,
@@ -517,67 +530,67 @@ static int write_summary(const char *path, double *err_v[NMETRIC], double *cv_v[
 	return atomic_commit(&af, err);
 }
 
+/* Copy the results to validation.csv, record by record. */
+static int write_validation(const char *path, const struct csv *c, struct lif_err *err)
+{
+	struct atomic_file af;
+	if (atomic_open(&af, path, err))
+		return err->code;
+	for (size_t k = 0; k < c->n; k++) {
+		for (size_t j = 0; j < c->recs[k].n; j++)
+			csv_write_field(af.fp, c->recs[k].f[j], j == 0);
+		fputc('\n', af.fp);
+	}
+	return atomic_commit(&af, err);
+}
+
+static const char *errcol[NMETRIC] = {"io_rel_err", "io_rel_err_corr", "mem_rel_err",
+				      "total_rel_err", "total_rel_err_corr"};
+static const char *cvcol[NMETRIC] = {"io_cv", "io_cv", "mem_cv", "total_cv", "total_cv"};
+
+/* Each metric's error and cv columns (an error when one is missing). */
+static int summary_columns(const struct csv *c, const char *path, long ie[NMETRIC],
+			   long icv[NMETRIC], struct lif_err *err)
+{
+	for (int m = 0; m < NMETRIC; m++) {
+		ie[m] = csv_col(c, errcol[m]), icv[m] = csv_col(c, cvcol[m]);
+		if (ie[m] < 0 || icv[m] < 0)
+			return err_set(err, ERR_FORMAT, "%s: no column %s: not a validate sweep", path,
+				       ie[m] < 0 ? errcol[m] : cvcol[m]);
+	}
+	return 0;
+}
+
 int replay_validate_summary(const char *dir, struct lif_err *err)
 {
-	static const char *errcol[NMETRIC] = {"io_rel_err", "io_rel_err_corr", "mem_rel_err",
-					      "total_rel_err", "total_rel_err_corr"};
-	static const char *cvcol[NMETRIC] = {"io_cv", "io_cv", "mem_cv", "total_cv", "total_cv"};
-	char path[4200], line[65536], *f[MAXCOL];
+	char path[4200];
+	struct csv c;
 	snprintf(path, sizeof path, "%s/%s", dir, SWEEP_RESULTS);
-	FILE *in = fopen(path, "r");
-	if (!in)
-		return err_set(err, ERR_IO, "%s: %s", path, strerror(errno));
-	struct atomic_file af;
-	int rc = atomic_open(&af, (snprintf(path, sizeof path, "%s/validation.csv", dir), path), err);
-	int idx_err[NMETRIC], idx_cv[NMETRIC], idx_reg = -1, rows = 0, cap = 0, nf = 0;
+	int rc = csv_read(path, &c, err), rows = (int)c.n - 1;
+	long ie[NMETRIC], icv[NMETRIC], ireg = csv_col(&c, "regime");
 	double *ev[NMETRIC] = {0}, *cvv[NMETRIC] = {0};
-	char(*reg)[16] = NULL;
-	char names[MAXCOL][64];
-	for (int lineno = 0; !rc && fgets(line, sizeof line, in); lineno++) {
-		fputs(line, af.fp);
-		int n = report_csv_split(line, f, MAXCOL);
-		if (lineno == 0) {
-			nf = n;
-			for (int i = 0; i < n; i++)
-				snprintf(names[i], 64, "%s", f[i]);
-			for (int m = 0; m < NMETRIC; m++) {
-				idx_err[m] = idx_cv[m] = -1;
-				for (int i = 0; i < n; i++) {
-					idx_err[m] = !strcmp(names[i], errcol[m]) ? i : idx_err[m];
-					idx_cv[m] = !strcmp(names[i], cvcol[m]) ? i : idx_cv[m];
-				}
-				if (idx_err[m] < 0 || idx_cv[m] < 0)
-					rc = err_set(err, ERR_FORMAT, "%s/%s: no column %s: not a validate sweep",
-						     dir, SWEEP_RESULTS, idx_err[m] < 0 ? errcol[m] : cvcol[m]);
-			}
-			for (int i = 0; i < n; i++)
-				idx_reg = !strcmp(names[i], "regime") ? i : idx_reg;
-			continue;
-		}
-		if (n != nf)
-			continue;
-		if (rows == cap) {
-			cap = cap ? 2 * cap : 64;
-			for (int m = 0; m < NMETRIC; m++)
-				ev[m] = realloc(ev[m], (size_t)cap * sizeof **ev), cvv[m] = realloc(cvv[m], (size_t)cap * sizeof **cvv);
-			reg = realloc(reg, (size_t)cap * sizeof *reg);
-		}
+	const char **reg = rc ? NULL : malloc((c.n + 1) * sizeof *reg);
+	if (!rc)
+		rc = summary_columns(&c, path, ie, icv, err);
+	for (int m = 0; !rc && m < NMETRIC; m++)
+		if (!(ev[m] = malloc((c.n + 1) * sizeof **ev)) || !(cvv[m] = malloc((c.n + 1) * sizeof **cvv)))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && !reg)
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (int i = 0; !rc && i < rows; i++) {
+		char *const *f = c.recs[i + 1].f;
 		for (int m = 0; m < NMETRIC; m++)
-			ev[m][rows] = strtod(f[idx_err[m]], NULL), cvv[m][rows] = strtod(f[idx_cv[m]], NULL);
-		snprintf(reg[rows], 16, "%s", idx_reg >= 0 ? f[idx_reg] : "unknown");
-		rows++;
+			ev[m][i] = strtod(f[ie[m]], NULL), cvv[m][i] = strtod(f[icv[m]], NULL);
+		reg[i] = ireg >= 0 ? f[ireg] : "unknown";
 	}
-	fclose(in);
-	if (rc) {
-		atomic_abort(&af);
-	} else {
-		rc = atomic_commit(&af, err);
-		snprintf(path, sizeof path, "%s/summary.csv", dir);
-		if (!rc)
-			rc = write_summary(path, ev, cvv, reg, rows, err);
-	}
+	if (!rc)
+		rc = write_validation((snprintf(path, sizeof path, "%s/validation.csv", dir), path), &c, err);
+	if (!rc)
+		rc = write_summary((snprintf(path, sizeof path, "%s/summary.csv", dir), path), ev, cvv, reg,
+				   rows, err);
 	for (int m = 0; m < NMETRIC; m++)
 		free(ev[m]), free(cvv[m]);
 	free(reg);
+	csv_free(&c);
 	return rc;
 }

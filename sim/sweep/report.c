@@ -1,82 +1,51 @@
 #include "sim/sweep/report.h"
+#include "sim/base/csv.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_COLS 256
-
-int report_csv_split(char *line, char **f, int cap)
+/* Print one point's rows: each metric that has a reference value. */
+static void point_rows(FILE *out, const struct csv *c, size_t k, const long *mine,
+		       const long *ref, size_t np, long label)
 {
-	int n = 0;
-	char *p = line;
-	while (n < cap) {
-		if (*p == '"') {
-			char *w = ++p;
-			f[n++] = w;
-			while (*p) {
-				if (*p == '"' && p[1] != '"')
-					break;
-				if (*p == '"')
-					p++; /* "" is a quote */
-				*w++ = *p++;
-			}
-			if (*p == '"')
-				p++;
-			*w = '\0';
-		} else {
-			f[n++] = p;
-			p += strcspn(p, ",\n\r");
-		}
-		if (*p != ',') {
-			*p = '\0';
-			break;
-		}
-		*p++ = '\0';
+	char *const *v = c->recs[k].f;
+	for (size_t j = 0; j < np; j++) {
+		if (!v[ref[j]][0])
+			continue; /* this point has no such reference */
+		double a = strtod(v[mine[j]], NULL), b = strtod(v[ref[j]], NULL);
+		char diff[32] = "";
+		if (b != 0)
+			snprintf(diff, sizeof diff, "%+.1f%%", 100 * (a / b - 1));
+		fprintf(out, "%-12s %-24s %14.6g %14.6g %9s\n", v[label], c->recs[0].f[mine[j]], a, b,
+			diff);
 	}
-	return n;
 }
 
 int report_refs(const char *results_csv, FILE *out, struct lif_err *err)
 {
-	FILE *f = fopen(results_csv, "r");
-	if (!f)
-		return err_set(err, ERR_IO, "%s: cannot open", results_csv);
-	static char head[65536], line[65536];
-	char *h[MAX_COLS], *v[MAX_COLS];
-	int mine[MAX_COLS], ref[MAX_COLS], np = 0, label = 0;
-	if (!fgets(head, sizeof head, f)) {
-		fclose(f);
-		return err_set(err, ERR_FORMAT, "%s: empty", results_csv);
+	struct csv c;
+	int rc = csv_read(results_csv, &c, err);
+	if (rc)
+		return rc;
+	const struct csv_rec *h = &c.recs[0];
+	long *mine = malloc((h->n + 1) * sizeof *mine), *ref = malloc((h->n + 1) * sizeof *ref);
+	long label = csv_col(&c, "row") < 0 ? 0 : csv_col(&c, "row");
+	size_t np = 0;
+	if (!mine || !ref)
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < h->n; i++) {
+		long j = strncmp(h->f[i], "ref_", 4) ? -1 : csv_col(&c, h->f[i] + 4);
+		if (j >= 0)
+			mine[np] = j, ref[np++] = (long)i;
 	}
-	int nh = report_csv_split(head, h, MAX_COLS);
-	for (int i = 0; i < nh; i++) {
-		if (!strcmp(h[i], "row"))
-			label = i;
-		if (strncmp(h[i], "ref_", 4))
-			continue;
-		for (int j = 0; j < nh; j++)
-			if (!strcmp(h[j], h[i] + 4)) {
-				mine[np] = j, ref[np++] = i;
-				break;
-			}
-	}
-	if (np) {
+	if (np)
 		fprintf(out, "%-12s %-24s %14s %14s %9s\n", label ? "row" : "point", "metric", "lifsim",
 			"reference", "diff");
-	}
-	while (np && fgets(line, sizeof line, f)) {
-		int nv = report_csv_split(line, v, MAX_COLS);
-		for (int k = 0; k < np; k++) {
-			if (ref[k] >= nv || !v[ref[k]][0])
-				continue; /* this point has no such reference */
-			double a = strtod(v[mine[k]], NULL), b = strtod(v[ref[k]], NULL);
-			char diff[32] = "";
-			if (b != 0)
-				snprintf(diff, sizeof diff, "%+.1f%%", 100 * (a / b - 1));
-			fprintf(out, "%-12s %-24s %14.6g %14.6g %9s\n", v[label], h[mine[k]], a, b, diff);
-		}
-	}
-	fclose(f);
-	return 0;
+	for (size_t k = 1; np && k < c.n; k++)
+		point_rows(out, &c, k, mine, ref, np, label);
+	free(mine), free(ref);
+	csv_free(&c);
+	return rc;
 }

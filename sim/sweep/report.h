@@ -11,10 +11,6 @@
 
 #include "sim/base/err.h"
 
-/* Split one CSV line in place (double quotes allowed, "" is a quote) into at
- * most cap fields; returns the count. */
-int report_csv_split(char *line, char **fields, int cap);
-
 /* Print the table for results_csv to out; prints nothing when the results
  * have no reference columns. */
 int report_refs(const char *results_csv, FILE *out, struct lif_err *err);

@@ -7,26 +7,8 @@
 #include <string.h>
 
 #include "sim/base/atomic.h"
+#include "sim/base/csv.h"
 #include "sim/base/hostinfo.h"
-
-void resfiles_csv_field(FILE *f, const char *s, int first)
-{
-	if (!first)
-		fputc(',', f);
-	size_t n = strlen(s);
-	int quote = strpbrk(s, ",\"\r\n") != NULL || (n && (s[0] == ' ' || s[n - 1] == ' '));
-	if (!quote) {
-		fputs(s, f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
-}
 
 static const char *digits(const char *p)
 {
@@ -99,7 +81,7 @@ int resfiles_write_table(const char *dir, const char *const *head, size_t nh,
 	for (size_t i = 0; i <= nrows; i++) {
 		const char *const *row = i ? cells + (i - 1) * nh : head;
 		for (size_t j = 0; j < nh; j++)
-			resfiles_csv_field(a.fp, row[j], j == 0);
+			csv_write_field(a.fp, row[j], j == 0);
 		fputc('\n', a.fp);
 	}
 	if ((rc = atomic_commit(&a, err)))

@@ -23,10 +23,6 @@
 #define RESFILES_PROV_SCHEMA "lifsim-provenance"
 #define RESFILES_PROV_VERSION 1
 
-/* Write one CSV field (quoted when it holds , " CR LF or edge spaces),
- * preceded by a comma unless first. */
-void resfiles_csv_field(FILE *f, const char *s, int first);
-
 /* Write DIR/results.csv and DIR/results.jsonl: the header head[nh] and
  * nrows rows of nh cells each (cells[row * nh + col]). */
 int resfiles_write_table(const char *dir, const char *const *head, size_t nh,

@@ -2,6 +2,8 @@
  * directory, and merging shards (the contract is in sweep.h). */
 #include "sim/sweep/sweep.h"
 #include "sim/base/atomic.h"
+#include "sim/base/csv.h"
+#include "sim/base/util.h"
 #include "sim/sweep/pointin.h"
 #include "sim/sweep/resfiles.h"
 
@@ -78,166 +80,6 @@ static void unlock_dir(const char *dir, int fd)
 	snprintf(path, sizeof path, "%s/.lock", dir);
 	unlink(path);
 	close(fd);
-}
-
-/* ---- CSV (RFC 4180 quoting) ---- */
-
-#define csv_field resfiles_csv_field
-
-struct csv_rec {
-	char **f; /* (n) fields */
-	size_t n;
-	int line; /* where the record starts */
-};
-
-struct csv {
-	struct csv_rec *recs; /* [0] is the header */
-	size_t n;
-};
-
-static void csv_free(struct csv *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		for (size_t j = 0; j < c->recs[i].n; j++)
-			free(c->recs[i].f[j]);
-		free(c->recs[i].f);
-	}
-	free(c->recs);
-	*c = (struct csv){0};
-}
-
-static char *slurp(const char *path, size_t *len, int *eno)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-	*eno = f ? 0 : errno;
-	while (f) {
-		if (n + 65536 + 1 > cap) {
-			char *nb = realloc(buf, cap = 2 * cap + 65536 + 1);
-			if (!nb) {
-				*eno = ENOMEM;
-				break;
-			}
-			buf = nb;
-		}
-		size_t got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-		if (got == 0) {
-			*eno = ferror(f) ? EIO : 0;
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	if (*eno) {
-		free(buf);
-		return NULL;
-	}
-	if (!buf)
-		buf = calloc(1, 1);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
-/* Append a field to rec; returns 0 or ERR_NOMEM. */
-static int rec_push(struct csv_rec *r, const char *s, size_t len)
-{
-	char **nf = realloc(r->f, (r->n + 1) * sizeof *nf);
-	if (!nf)
-		return ERR_NOMEM;
-	r->f = nf;
-	if (!(r->f[r->n] = malloc(len + 1)))
-		return ERR_NOMEM;
-	memcpy(r->f[r->n], s, len);
-	r->f[r->n++][len] = '\0';
-	return 0;
-}
-
-/* Parse one record starting at *pp; advances *pp past its line end. */
-static int csv_parse_rec(const char **pp, int *line, struct csv_rec *r, char *tmp)
-{
-	const char *p = *pp;
-	r->line = *line;
-	for (;;) {
-		size_t len = 0;
-		if (*p == '"') {
-			for (p++;; p++) {
-				if (!*p)
-					return ERR_FORMAT;
-				if (*p == '"' && p[1] != '"')
-					break;
-				if (*p == '"')
-					p++;
-				if (*p == '\n')
-					(*line)++;
-				tmp[len++] = *p;
-			}
-			p++;
-		} else {
-			while (*p && *p != ',' && *p != '\n' && *p != '\r')
-				tmp[len++] = *p++;
-		}
-		if (rec_push(r, tmp, len))
-			return ERR_NOMEM;
-		if (*p == ',') {
-			p++;
-			continue;
-		}
-		if (*p == '\r')
-			p++;
-		if (*p && *p != '\n')
-			return ERR_FORMAT;
-		if (*p)
-			p++, (*line)++;
-		*pp = p;
-		return 0;
-	}
-}
-
-/* Read a CSV file. ERR_IO with errno ENOENT in *eno when it does not exist. */
-static int csv_read(const char *path, struct csv *c, int *eno, struct lif_err *err)
-{
-	size_t len;
-	char *buf = slurp(path, &len, eno);
-	if (!buf)
-		return err_set(err, ERR_IO, "%s: cannot read: %s", path, strerror(*eno));
-	char *tmp = malloc(len + 1);
-	int rc = tmp ? 0 : err_set(err, ERR_NOMEM, "out of memory");
-	int line = 1;
-	if (!rc && strlen(buf) != len)
-		rc = err_set(err, ERR_FORMAT, "%s: holds a NUL byte: not a CSV file", path);
-	for (const char *p = buf; !rc && *p;) {
-		struct csv_rec *nr = realloc(c->recs, (c->n + 1) * sizeof *nr);
-		if (!nr) {
-			rc = err_set(err, ERR_NOMEM, "out of memory");
-			break;
-		}
-		c->recs = nr;
-		c->recs[c->n] = (struct csv_rec){0};
-		rc = csv_parse_rec(&p, &line, &c->recs[c->n++], tmp);
-		if (rc)
-			rc = err_set(err, rc, "%s:%d: malformed CSV record", path, c->recs[c->n - 1].line);
-		else if (c->recs[c->n - 1].n != c->recs[0].n)
-			rc = err_set(err, ERR_FORMAT, "%s:%d: %zu fields where the header has %zu", path,
-				     c->recs[c->n - 1].line, c->recs[c->n - 1].n, c->recs[0].n);
-	}
-	if (!rc && c->n == 0)
-		rc = err_set(err, ERR_FORMAT, "%s: empty (no header line)", path);
-	free(tmp);
-	free(buf);
-	if (rc)
-		csv_free(c);
-	return rc;
-}
-
-static long csv_col(const struct csv *c, const char *name)
-{
-	for (size_t j = 0; j < c->recs[0].n; j++)
-		if (!strcmp(c->recs[0].f[j], name))
-			return (long)j;
-	return -1;
 }
 
 static int parse_id(const char *s, uint64_t *id)
@@ -395,13 +237,6 @@ struct run {
 	const char **svals;    /* (np * ns) each point's settings (borrowed from res), or NULL */
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 struct id_at {
 	uint64_t id;
 	size_t point;
@@ -428,10 +263,10 @@ static int id_point(const struct id_at *ids, size_t n, uint64_t id, size_t *poin
  * point of this experiment is an error (the experiment changed). */
 static int old_load(struct run *r, struct lif_err *err)
 {
-	int eno;
-	struct lif_err e = {0};
-	if (csv_read(r->results, &r->old, &eno, &e))
-		return eno == ENOENT ? 0 : err_set(err, e.code, "%s", e.msg);
+	if (access(r->results, F_OK) && errno == ENOENT)
+		return 0; /* a fresh run */
+	if (csv_read(r->results, &r->old, err))
+		return err->code;
 	long idc = csv_col(&r->old, "point_id");
 	if (idc < 0 || csv_col(&r->old, "point") != 0)
 		return err_set(err, ERR_FORMAT, "%s: not a lifsim results file (no point, point_id columns)",
@@ -718,7 +553,7 @@ static int flush_results(struct run *r, struct lif_err *err)
 		i++;
 	}
 	rc = resfiles_write_table(r->o->dir, head, nh, cells, nrows, err);
-	r->last_flush_s = now_s();
+	r->last_flush_s = util_now_ns() * 1e-9;
 out:
 	free(head), free(scol), free(cells), free(num);
 	strv_free(pn, np);
@@ -799,7 +634,7 @@ static void run_point(struct run *r, size_t p, size_t *done, size_t total)
 		++*done;
 		if (r->o->progress)
 			r->o->progress(r->o->progress_ctx, *done, total);
-		if (r->known && r->fail_point == NONE && now_s() - r->last_flush_s >= r->o->flush_s) {
+		if (r->known && r->fail_point == NONE && util_now_ns() * 1e-9 - r->last_flush_s >= r->o->flush_s) {
 			struct lif_err fe = {0};
 			if (flush_results(r, &fe))
 				run_fail(r, p, &fe);
@@ -858,7 +693,7 @@ static int run_todo(struct run *r, const size_t *todo, size_t ntodo, struct swee
 {
 	size_t done = 0;
 	const struct sweep_opts *o = r->o;
-	r->last_flush_s = now_s();
+	r->last_flush_s = util_now_ns() * 1e-9;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads)
 	for (size_t k = 0; k < ntodo; k++) {
 		int skip;
@@ -956,14 +791,14 @@ int sweep_list(const struct sweep *sw, FILE *f, struct lif_err *err)
 		return rc;
 	fputs(rows ? "point,point_id,row" : "point,point_id", f);
 	for (size_t j = 0; j < np; j++)
-		csv_field(f, pn[j], 0);
+		csv_write_field(f, pn[j], 0);
 	fputc('\n', f);
 	for (size_t p = 0; p < sweep_points(sw); p++) {
 		fprintf(f, "%zu,%016" PRIx64, p, sweep_point_id(sw, p));
 		if (rows)
-			csv_field(f, sweep_point_label(sw, p), 0);
+			csv_write_field(f, sweep_point_label(sw, p), 0);
 		for (size_t j = 0; j < np; j++)
-			csv_field(f, sweep_param_value(sw, p, j), 0);
+			csv_write_field(f, sweep_param_value(sw, p, j), 0);
 		fputc('\n', f);
 	}
 	strv_free(pn, np);
@@ -1058,13 +893,13 @@ static int merge_rows(struct merge *m, const char *const *dirs, size_t d, const 
 static int merge_read(struct merge *m, const char *const *dirs, size_t nd, struct lif_err *err)
 {
 	char path[4200];
-	int eno, rc = 0;
+	int rc = 0;
 	for (size_t d = 0; d < nd && !rc; d++) {
 		size_t len;
 		snprintf(path, sizeof path, "%s/%s", dirs[d], SWEEP_CONFIG);
-		char *text = slurp(path, &len, &eno);
+		char *text = util_read_file(path, 0, &len, err);
 		if (!text)
-			return err_set(err, ERR_IO, "%s: cannot read: %s", path, strerror(eno));
+			return err->code;
 		if (d == 0) {
 			m->config = text, m->config_len = len;
 			rc = merge_config(m, path, err);
@@ -1083,7 +918,7 @@ static int merge_read(struct merge *m, const char *const *dirs, size_t nd, struc
 		}
 		snprintf(path, sizeof path, "%s/%s", dirs[d], SWEEP_RESULTS);
 		if (!rc)
-			rc = csv_read(path, &m->res[d], &eno, err);
+			rc = csv_read(path, &m->res[d], err);
 		if (!rc)
 			rc = merge_rows(m, dirs, d, path, err);
 	}

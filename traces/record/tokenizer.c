@@ -1,4 +1,5 @@
 #include "traces/record/tokenizer.h"
+#include "sim/base/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -126,33 +127,6 @@ int tok_vocab_size(const struct tokenizer *t)
 	return t->nvocab;
 }
 
-static char *slurp(const char *path, struct lif_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-		return NULL;
-	}
-	size_t cap = 1 << 16, n = 0;
-	char *s = malloc(cap);
-	size_t r;
-	while (s && (r = fread(s + n, 1, cap - n - 1, f)) > 0) {
-		n += r;
-		if (n + 1 == cap) {
-			char *p = realloc(s, cap *= 2);
-			if (!p)
-				free(s);
-			s = p;
-		}
-	}
-	fclose(f);
-	if (!s)
-		err_set(err, ERR_NOMEM, "out of memory reading %s", path);
-	else
-		s[n] = '\0';
-	return s;
-}
-
 /* Fill the vocabulary from a JSON object {"token": id}. */
 static int load_vocab(struct tokenizer *t, const cJSON *v, const char *path, struct lif_err *err)
 {
@@ -258,7 +232,7 @@ static int has_byte_level(const cJSON *p)
 
 static int open_tokenizer_json(struct tokenizer *t, const char *path, struct lif_err *err)
 {
-	char *txt = slurp(path, err);
+	char *txt = util_read_file(path, 0, NULL, err);
 	if (!txt)
 		return err->code;
 	cJSON *j = cJSON_Parse(txt);
@@ -288,7 +262,7 @@ static int open_vocab_merges(struct tokenizer *t, const char *dir, struct lif_er
 	if (access(vp, F_OK) || access(mp, F_OK))
 		return err_set(err, ERR_IO, "%s: no tokenizer (tokenizer.json, or vocab.json and "
 				"merges.txt); pass --tokens-file", dir);
-	char *vt = slurp(vp, err), *mt = vt ? slurp(mp, err) : NULL;
+	char *vt = util_read_file(vp, 0, NULL, err), *mt = vt ? util_read_file(mp, 0, NULL, err) : NULL;
 	cJSON *j = vt ? cJSON_Parse(vt) : NULL;
 	int rc = err->code;
 	if (!rc && !j)

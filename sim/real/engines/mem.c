@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "sim/real/io.h"
+#include "sim/base/util.h"
 
 static int mem_open(struct io_engine *e, struct lif_err *err)
 {
@@ -33,12 +34,18 @@ static int mem_read(struct io_engine *e, const struct io_req *r, size_t n, doubl
 {
 	const char *data = e->priv;
 	for (size_t i = 0; i < n; i++) {
-		double t0 = lat_ns ? io_now_ns() : 0;
+		double t0 = lat_ns ? util_now_ns() : 0;
 		memcpy(r[i].buf, data + r[i].offset, (size_t)r[i].bytes);
 		if (lat_ns)
-			lat_ns[i] = io_now_ns() - t0;
+			lat_ns[i] = util_now_ns() - t0;
 	}
 	return 0;
 }
 
-const struct io_ops io_mem_ops = {"mem", 0, mem_open, mem_close, mem_read};
+const struct io_ops io_mem_ops = {
+	.name = "mem",
+	.direct = 0,
+	.open = mem_open,
+	.close = mem_close,
+	.read = mem_read,
+};

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sim/real/io.h"
+#include "sim/base/util.h"
 
 struct pool {
 	struct io_engine *e;
@@ -46,10 +47,10 @@ static int read_one(int fd, const struct io_req *q)
 static void drain(struct pool *p)
 {
 	for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;) {
-		double t0 = io_now_ns();
+		double t0 = util_now_ns();
 		int rc = read_one(p->e->fd, &p->r[i]);
 		if (p->lat_ns)
-			p->lat_ns[i] = io_now_ns() - t0;
+			p->lat_ns[i] = util_now_ns() - t0;
 		if (rc && !atomic_exchange(&p->failed, 1))
 			p->err_errno = rc, p->err_req = i;
 	}
@@ -146,4 +147,10 @@ static int psync_read(struct io_engine *e, const struct io_req *r, size_t n, dou
 	return 0;
 }
 
-const struct io_ops io_psync_ops = {"psync", 1, psync_open, psync_close, psync_read};
+const struct io_ops io_psync_ops = {
+	.name = "psync",
+	.direct = 1,
+	.open = psync_open,
+	.close = psync_close,
+	.read = psync_read,
+};

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sim/real/io.h"
+#include "sim/base/util.h"
 
 struct ring {
 	struct io_uring ring;
@@ -73,7 +74,7 @@ static int uring_read(struct io_engine *e, const struct io_req *q, size_t n, dou
 		/* keep the queue `parallelism` deep */
 		for (; inflight < e->parallelism && next < n; inflight++, next++) {
 			r->done[next] = 0;
-			r->t0[next] = io_now_ns();
+			r->t0[next] = util_now_ns();
 			prep(r, e, &q[next], next);
 			io_uring_submit(&r->ring); /* one by one: a batch is plugged until its end */
 		}
@@ -98,7 +99,7 @@ static int uring_read(struct io_engine *e, const struct io_req *q, size_t n, dou
 				continue;
 			}
 			if (lat_ns)
-				lat_ns[i] = io_now_ns() - r->t0[i];
+				lat_ns[i] = util_now_ns() - r->t0[i];
 			finished++, inflight--;
 		}
 		io_uring_cq_advance(&r->ring, seen);
@@ -114,4 +115,10 @@ static int uring_read(struct io_engine *e, const struct io_req *q, size_t n, dou
 	return 0;
 }
 
-const struct io_ops io_uring_ops = {"io_uring", 1, uring_open, uring_close, uring_read};
+const struct io_ops io_uring_ops = {
+	.name = "io_uring",
+	.direct = 1,
+	.open = uring_open,
+	.close = uring_close,
+	.read = uring_read,
+};
