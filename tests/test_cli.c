@@ -20,7 +20,7 @@ static struct cli_case cases[] = {
 	{"frobnicate", 2, "lifsim: unknown verb 'frobnicate' (verbs: synth"},
 	{"swep x.ini", 2, "lifsim: unknown verb 'swep' (did you mean 'sweep'?)"},
 	{"STATS x.h5", 2, "did you mean 'stats'?"},
-	{"synth --help", 0, "generator parameters:"},
+	{"synth --help", 0, "generator parameters (dense models):"},
 	{"stats --help", 0, "usage: lifsim stats"},
 	{"synth --bogus", 2, "lifsim synth: unknown option '--bogus'"},
 	{"synth MODELS/opt-6.7b.ini", 2, "lifsim synth: no output file"},

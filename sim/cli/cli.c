@@ -10,6 +10,8 @@
 #include "sim/base/conf.h"
 #include "sim/base/hostinfo.h"
 #include "sim/base/progress.h"
+#include "sim/base/suggest.h"
+#include <errno.h>
 
 int cli_take_globals(int *argc, char **argv, struct cli_global *g)
 {
@@ -58,10 +60,18 @@ const char *cli_path(const char *verb, enum path_kind kind, const char *arg, cha
 		     size_t cap)
 {
 	struct lif_err err = {0};
-	if (!path_find(arg, kind, NULL, buf, cap, &err))
-		return buf;
-	cli_fail(verb, &err);
-	return NULL;
+	if (path_find(arg, kind, NULL, buf, cap, &err)) {
+		cli_fail(verb, &err);
+		return NULL;
+	}
+	if (kind != PATH_FILE && access(buf, F_OK)) { /* a path as given: a near name? */
+		int eno = errno;
+		char hint[256] = "";
+		suggest_file(buf, hint, sizeof hint);
+		cli_errorf(verb, "%s: cannot open: %s%s", buf, strerror(eno), hint);
+		return NULL;
+	}
+	return buf;
 }
 
 int cli_fail(const char *verb, const struct lif_err *err)

@@ -98,11 +98,11 @@ static int sweep_parse(int argc, char **argv, struct sweep_args *a)
 	}
 	if (optind != argc - 1)
 		return cli_failf("sweep", "expected one EXPERIMENT.ini (see lifsim sweep --help)");
+	if (!a->out && !a->dry)
+		return cli_failf("sweep", "missing -o DIR (or --dry-run)");
 	if (!(a->exp = cli_path("sweep", PATH_EXPERIMENT, argv[optind], a->exp_path,
 				sizeof a->exp_path)))
 		return 1;
-	if (!a->out && !a->dry)
-		return cli_failf("sweep", "missing -o DIR (or --dry-run)");
 	return -1;
 }
 
