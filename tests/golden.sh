@@ -38,4 +38,5 @@ for ini in "$src"/experiments/*.ini; do
 done
 "$lifsim" -q stats "$work/opt.h5" -o "$out/stats-opt.csv"
 cp "$work/tinylm/tinylm.stats.csv" "$work"/tinylm/eval-rank-*.csv "$out/"
-find "$out" -name '*.h5' -delete
+# per-token HDF5 files, and provenance.json (it records the build, date and host)
+find "$out" \( -name '*.h5' -o -name provenance.json \) -delete
