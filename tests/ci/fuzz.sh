@@ -17,12 +17,14 @@ for bin in "$out"/fuzz_*; do
 	name=$(basename "$bin")
 	name=${name#fuzz_}
 	mkdir -p "$work/$name"
+	seeds=$src/tests/fuzz/corpus/$name
+	[ -d "$seeds" ] || seeds= # no seed kept in the tree (predictor): start empty
 	echo "== fuzz $name for ${secs}s"
 	# -detect_leaks=0: a corrupt trace makes libhdf5 keep 2968 bytes
 	# (tests/fuzz/found/trace-leak-fb139cde, not yet explained); crashes
 	# and ASan/UBSan reports still fail the step
 	"$bin" -max_total_time="$secs" -rss_limit_mb=4096 -max_len=65536 -detect_leaks=0 \
-		-artifact_prefix="$work/$name-" "$work/$name" "$src/tests/fuzz/corpus/$name" \
+		-artifact_prefix="$work/$name-" "$work/$name" $seeds \
 		>"$work/$name.log" 2>&1 || { tail -40 "$work/$name.log"; echo "fuzz $name failed"; exit 1; }
 	grep -E '^(#[0-9]+.*DONE|Done )' "$work/$name.log" | tail -2
 done
