@@ -9,7 +9,10 @@
  * kind is kept (the machine is shared: the best pass is the one that had the
  * CPUs), so the ratios compare like with like.
  *   [CPUTIME=1] matmulbw [THREADS [ROUNDS [ISA]]]   (defaults 2, 15, best; ISA c|avx2|avx512)
- * Output: one line per kind: name, GB/s, ratio to the plain read. */
+ * Output: one line per kind: name, GB/s, ratio to the plain read.
+ * Then a prompt chunk of CHUNK tokens through the same matrices: float32 by
+ * OpenBLAS sgemm, half precision by the recorder's chunk kernels (converted
+ * in registers); GFLOP/s and the ratio to sgemm. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 
 #define ROWS 16384
 #define COLS 8192
+#define CHUNK 16
 
 /* CPU time of the process divided by the threads when CPUTIME is set (the
  * rate a pass reaches while it has its CPUs, on a loaded machine), else
@@ -51,10 +55,11 @@ int main(int argc, char **argv)
 	nthreads = threads;
 	cputime = getenv("CPUTIME") != NULL;
 	size_t n = (size_t)ROWS * COLS;
-	float *f32 = malloc(n * sizeof *f32), *x = malloc(COLS * sizeof *x), *y = malloc(ROWS * sizeof *y);
+	float *f32 = malloc(n * sizeof *f32), *x = malloc(CHUNK * COLS * sizeof *x),
+	      *y = malloc(CHUNK * ROWS * sizeof *y);
 	uint16_t *f16 = malloc(n * 2), *bf16 = malloc(n * 2);
 	struct lif_err err = {0};
-	struct matmul_pool *p = matmul_pool_new(threads, COLS, &err);
+	struct matmul_pool *p = matmul_pool_new(threads, &err);
 	if (!f32 || !f16 || !bf16 || !x || !y || !p) {
 		fprintf(stderr, "matmulbw: %s\n", p ? "out of memory" : err.msg);
 		return 1;
@@ -73,8 +78,8 @@ int main(int argc, char **argv)
 		f16[i] = 0x3c00 | (uint16_t)(i & 0x3ff);
 		bf16[i] = 0x3f80 | (uint16_t)(i & 0x7f);
 	}
-	for (int i = 0; i < COLS; i++)
-		x[i] = 1.0f / (1 + i);
+	for (int i = 0; i < CHUNK * COLS; i++)
+		x[i] = 1.0f / (1 + i % COLS + i / COLS);
 	struct matrix W[3] = {{f32, ST_F32, ROWS, COLS}, {f16, ST_F16, ROWS, COLS}, {bf16, ST_BF16, ROWS, COLS}};
 	const char *name[4] = {"read", "gemv-f32", "gemv-f16", "gemv-bf16"};
 	double best[4] = {0}, sink = 0;
@@ -95,6 +100,18 @@ int main(int argc, char **argv)
 	       rounds, cputime ? "CPU" : "wall-clock");
 	for (int k = 0; k < 4; k++)
 		printf("%-10s %6.2f GB/s  %5.1f%% of read\n", name[k], best[k] / 1e9, 100 * best[k] / best[0]);
+	double chunk[3] = {0}, flops = 2.0 * CHUNK * (double)n;
+	for (int r = 0; r < rounds; r++)
+		for (int k = 0; k < 3; k++) {
+			double t0 = now();
+			matmul(p, CHUNK, y, &W[k], NULL, x);
+			double b = flops / (now() - t0);
+			chunk[k] = b > chunk[k] ? b : chunk[k];
+			sink += y[0];
+		}
+	for (int k = 0; k < 3; k++)
+		printf("chunk%d-%-4s %6.1f GFLOP/s  %5.1f%% of sgemm\n", CHUNK, name[k + 1] + 5, chunk[k] / 1e9,
+		       100 * chunk[k] / chunk[0]);
 	matmul_pool_free(p);
 	free(f32), free(f16), free(bf16), free(x), free(y);
 	return sink + fs == 12345.678 ? 2 : 0;

@@ -95,7 +95,7 @@ Test(matmul, every_kernel_matches_a_double_precision_reference)
 			for (int isa = MATMUL_ISA_C; isa <= matmul_isa_best(); isa++)
 				for (int d = 0; d < 3; d++) {
 					struct lif_err e = {0};
-					struct matmul_pool *p = matmul_pool_new(th, cols, &e);
+					struct matmul_pool *p = matmul_pool_new(th, &e);
 					cr_assert(p, "%s", e.msg);
 					cr_assert_eq(matmul_pool_set_isa(p, isa, &e), 0, "%s", e.msg);
 					struct matrix W = {data[d], dt[d], rows, cols};
@@ -124,7 +124,7 @@ Test(matmul, a_row_does_not_depend_on_the_rows_beside_it)
 	for (int isa = MATMUL_ISA_C; isa <= matmul_isa_best(); isa++)
 		for (int d = 0; d < 3; d++) {
 			struct lif_err e = {0};
-			struct matmul_pool *p = matmul_pool_new(1, cols, &e);
+			struct matmul_pool *p = matmul_pool_new(1, &e);
 			cr_assert(p, "%s", e.msg);
 			cr_assert_eq(matmul_pool_set_isa(p, isa, &e), 0, "%s", e.msg);
 			struct matrix W = {data[d], dt[d], rows, cols};
@@ -154,7 +154,7 @@ Test(matmul, fused_products_equal_separate_ones)
 	for (int k = 0; k < 2; k++)
 		for (int th = 1; th <= 2; th++) {
 			struct lif_err e = {0};
-			struct matmul_pool *p = matmul_pool_new(th, cols, &e);
+			struct matmul_pool *p = matmul_pool_new(th, &e);
 			cr_assert(p, "%s", e.msg);
 			struct matrix W[3];
 			struct matmul_op ops[3];
@@ -182,7 +182,7 @@ Test(matmul, fused_products_equal_separate_ones)
 Test(matmul, an_isa_the_cpu_lacks_is_refused)
 {
 	struct lif_err e = {0};
-	struct matmul_pool *p = matmul_pool_new(1, 8, &e);
+	struct matmul_pool *p = matmul_pool_new(1, &e);
 	cr_assert(p, "%s", e.msg);
 	cr_expect_neq(matmul_pool_set_isa(p, 7, &e), 0);
 	cr_expect(strstr(e.msg, "no ? kernels"), "%s", e.msg);
@@ -192,4 +192,43 @@ Test(matmul, an_isa_the_cpu_lacks_is_refused)
 		cr_expect(strstr(e2.msg, "no avx512 kernels"), "%s", e2.msg);
 	}
 	matmul_pool_free(p);
+}
+
+/* A half-precision prompt chunk gives every token exactly the bits decoding
+ * that token alone gives it (the chunk kernels sum each row and token as the
+ * decode kernels do), for every ISA this CPU has, chunk sizes around the
+ * token tiles, every shape's row and column tails, and 1 or 3 threads. */
+Test(matmul, a_half_precision_chunk_equals_its_tokens_decoded_alone)
+{
+	const int ns[] = {2, 3, 4, 5, 9};
+	for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+		int rows = shapes[s][0], cols = shapes[s][1];
+		struct mats m = mats_new(rows, cols, 21 + (unsigned)s);
+		float *x = malloc(9 * (size_t)cols * sizeof *x);
+		for (int i = 0; i < 9 * cols; i++)
+			x[i] = (float)((i * 7919) % 2001 - 1000) / 997.0f;
+		float *chunk = malloc(9 * (size_t)rows * sizeof *chunk), *one = malloc((size_t)rows * sizeof *one);
+		const void *data[2] = {m.f16, m.bf16};
+		const int dt[2] = {ST_F16, ST_BF16};
+		for (int th = 1; th <= 3; th += 2)
+			for (int isa = MATMUL_ISA_C; isa <= matmul_isa_best(); isa++)
+				for (int d = 0; d < 2; d++)
+					for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+						struct lif_err e = {0};
+						struct matmul_pool *p = matmul_pool_new(th, &e);
+						cr_assert(p, "%s", e.msg);
+						cr_assert_eq(matmul_pool_set_isa(p, isa, &e), 0, "%s", e.msg);
+						struct matrix W = {data[d], dt[d], rows, cols};
+						matmul(p, ns[k], chunk, &W, m.b, x);
+						for (int t = 0; t < ns[k]; t++) {
+							matmul(p, 1, one, &W, m.b, x + (size_t)t * cols);
+							cr_expect_eq(memcmp(one, chunk + (size_t)t * rows, (size_t)rows * sizeof *one), 0,
+								     "%dx%d isa %s dtype %d, token %d of %d, %d threads", rows, cols,
+								     matmul_isa_name(isa), dt[d], t, ns[k], th);
+						}
+						matmul_pool_free(p);
+					}
+		free(chunk), free(one), free(x);
+		mats_free(&m);
+	}
 }

@@ -29,6 +29,36 @@ const char *matmul_isa_name(int isa)
  * element offset r * ld of W (dtype fixed by the kernel). */
 typedef void (*rows_fn)(float *y, const void *W, size_t ld, const float *x, int cols, int nr);
 
+/* A chunk kernel: y[t * ldy + r] = W[r] . x[t * ldx] for nr rows and n
+ * tokens, each (row, token) summed exactly as the row kernel of the same ISA
+ * and dtype sums it, so a token's products do not depend on whether it was
+ * decoded alone or in a prompt chunk; half precision is converted in
+ * registers, once per weight vector for a tile of tokens. */
+typedef void (*tiles_fn)(float *y, size_t ldy, const void *W, size_t ld, const float *x, size_t ldx,
+			 int cols, int nr, int n);
+
+/* The chunk kernel over a tile function TILE(y, ldy, W, o, ld, x, ldx, cols,
+ * R, T, dt): RR rows by TT tokens at a time, then the leftover rows and tokens
+ * one by one (R and T are constants in every call, for the compiler). */
+#define DEF_TILES(NAME, TARGET, TILE, RR, TT, DT)                                                          \
+	TARGET static void NAME(float *y, size_t ldy, const void *W, size_t ld, const float *x, size_t ldx,  \
+				int cols, int nr, int n)                                                      \
+	{                                                                                                 \
+		int r = 0, t;                                                                             \
+		for (; r + RR <= nr; r += RR) {                                                           \
+			for (t = 0; t + TT <= n; t += TT)                                                 \
+				TILE(y + t * ldy + r, ldy, W, (size_t)r * ld, ld, x + t * ldx, ldx, cols, RR, TT, DT); \
+			for (; t < n; t++)                                                                \
+				TILE(y + t * ldy + r, ldy, W, (size_t)r * ld, ld, x + t * ldx, ldx, cols, RR, 1, DT); \
+		}                                                                                         \
+		for (; r < nr; r++) {                                                                     \
+			for (t = 0; t + TT <= n; t += TT)                                                 \
+				TILE(y + t * ldy + r, ldy, W, (size_t)r * ld, ld, x + t * ldx, ldx, cols, 1, TT, DT); \
+			for (; t < n; t++)                                                                \
+				TILE(y + t * ldy + r, ldy, W, (size_t)r * ld, ld, x + t * ldx, ldx, cols, 1, 1, DT); \
+		}                                                                                         \
+	}
+
 /* ---------------------------------------------------------------- portable kernels */
 
 /* Four partial sums per row, combined in a fixed order. */
@@ -65,6 +95,17 @@ static void f16_table_init(void)
 }
 #define CONV_F16_TABLE(v) f16_table[(v)]
 DEF_ROWS_C(rows_c_f16, uint16_t, CONV_F16_TABLE)
+
+/* Portable chunk kernels: the row kernel once per token. */
+#define DEF_TILES_C(NAME, ROWS)                                                                      \
+	static void NAME(float *y, size_t ldy, const void *W, size_t ld, const float *x, size_t ldx, \
+			 int cols, int nr, int n)                                                     \
+	{                                                                                            \
+		for (int t = 0; t < n; t++)                                                          \
+			ROWS(y + t * ldy, W, ld, x + t * ldx, cols, nr);                             \
+	}
+DEF_TILES_C(tiles_c_f16, rows_c_f16)
+DEF_TILES_C(tiles_c_bf16, rows_c_bf16)
 
 /* ---------------------------------------------------------------- x86 kernels */
 
@@ -150,6 +191,46 @@ DEF_ROWS_AVX2(rows_avx2_f32, ST_F32)
 DEF_ROWS_AVX2(rows_avx2_f16, ST_F16)
 DEF_ROWS_AVX2(rows_avx2_bf16, ST_BF16)
 
+/* R rows x T tokens of a chunk, each summed as rows256 sums it. */
+__attribute__((target(T2), always_inline)) static inline void tile256(float *y, size_t ldy, const void *W,
+								      size_t o, size_t ld, const float *x,
+								      size_t ldx, int cols, int R, int T, int dt)
+{
+	__m256 a0[2][2], a1[2][2], x0[2], x1[2];
+	for (int r = 0; r < R; r++)
+		for (int t = 0; t < T; t++)
+			a0[r][t] = a1[r][t] = _mm256_setzero_ps();
+	int i = 0;
+	for (; i + 16 <= cols; i += 16) {
+		for (int t = 0; t < T; t++)
+			x0[t] = _mm256_loadu_ps(x + t * ldx + i), x1[t] = _mm256_loadu_ps(x + t * ldx + i + 8);
+		for (int r = 0; r < R; r++) {
+			__m256 w0 = ld256(W, o + r * ld + i, dt), w1 = ld256(W, o + r * ld + i + 8, dt);
+			for (int t = 0; t < T; t++) {
+				a0[r][t] = _mm256_fmadd_ps(w0, x0[t], a0[r][t]);
+				a1[r][t] = _mm256_fmadd_ps(w1, x1[t], a1[r][t]);
+			}
+		}
+	}
+	if (i + 8 <= cols) {
+		for (int r = 0; r < R; r++) {
+			__m256 w0 = ld256(W, o + r * ld + i, dt);
+			for (int t = 0; t < T; t++)
+				a0[r][t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * ldx + i), a0[r][t]);
+		}
+		i += 8;
+	}
+	for (int r = 0; r < R; r++)
+		for (int t = 0; t < T; t++) {
+			float s = hsum256(_mm256_add_ps(a0[r][t], a1[r][t]));
+			for (int k = i; k < cols; k++)
+				s += conv1(W, o + r * ld + k, dt) * x[t * ldx + k];
+			y[t * ldy + r] = s;
+		}
+}
+DEF_TILES(tiles_avx2_f16, __attribute__((target(T2))), tile256, 2, 2, ST_F16)
+DEF_TILES(tiles_avx2_bf16, __attribute__((target(T2))), tile256, 2, 2, ST_BF16)
+
 /* AVX-512: 16 lanes; two accumulators per row over 32 columns a step; the
  * tail is a masked load (BW+VL for 16-bit masks). */
 __attribute__((target(T512), always_inline)) static inline __m512 ld512(const void *W, size_t i, int dt)
@@ -229,6 +310,50 @@ DEF_ROWS_AVX512(rows_avx512_f32, ST_F32)
 DEF_ROWS_AVX512(rows_avx512_f16, ST_F16)
 DEF_ROWS_AVX512(rows_avx512_bf16, ST_BF16)
 
+/* R rows x T tokens of a chunk, each summed as rows512 sums it. */
+__attribute__((target(T512), always_inline)) static inline void tile512(float *y, size_t ldy, const void *W,
+								       size_t o, size_t ld, const float *x,
+								       size_t ldx, int cols, int R, int T, int dt)
+{
+	__m512 a0[2][4], a1[2][4], x0[4], x1[4];
+	for (int r = 0; r < R; r++)
+		for (int t = 0; t < T; t++)
+			a0[r][t] = a1[r][t] = _mm512_setzero_ps();
+	int i = 0;
+	for (; i + 32 <= cols; i += 32) {
+		for (int t = 0; t < T; t++)
+			x0[t] = _mm512_loadu_ps(x + t * ldx + i), x1[t] = _mm512_loadu_ps(x + t * ldx + i + 16);
+		for (int r = 0; r < R; r++) {
+			__m512 w0 = ld512(W, o + r * ld + i, dt), w1 = ld512(W, o + r * ld + i + 16, dt);
+			for (int t = 0; t < T; t++) {
+				a0[r][t] = _mm512_fmadd_ps(w0, x0[t], a0[r][t]);
+				a1[r][t] = _mm512_fmadd_ps(w1, x1[t], a1[r][t]);
+			}
+		}
+	}
+	if (i + 16 <= cols) {
+		for (int r = 0; r < R; r++) {
+			__m512 w0 = ld512(W, o + r * ld + i, dt);
+			for (int t = 0; t < T; t++)
+				a0[r][t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + t * ldx + i), a0[r][t]);
+		}
+		i += 16;
+	}
+	if (i < cols) {
+		__mmask16 m = (__mmask16)((1u << (cols - i)) - 1);
+		for (int r = 0; r < R; r++) {
+			__m512 w1 = mld512(m, W, o + r * ld + i, dt);
+			for (int t = 0; t < T; t++)
+				a1[r][t] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m, x + t * ldx + i), a1[r][t]);
+		}
+	}
+	for (int r = 0; r < R; r++)
+		for (int t = 0; t < T; t++)
+			y[t * ldy + r] = hsum512(_mm512_add_ps(a0[r][t], a1[r][t]));
+}
+DEF_TILES(tiles_avx512_f16, __attribute__((target(T512))), tile512, 2, 4, ST_F16)
+DEF_TILES(tiles_avx512_bf16, __attribute__((target(T512))), tile512, 2, 4, ST_BF16)
+
 __attribute__((target(T2))) static void widen_f16c(float *d, const uint16_t *s, size_t n)
 {
 	size_t i = 0;
@@ -270,6 +395,20 @@ static rows_fn rows_kernel(int isa, int dtype)
 	return k[isa][d];
 }
 
+/* The chunk kernel for (isa, half-precision dtype); float32 chunks go
+ * through sgemm. */
+static tiles_fn tiles_kernel(int isa, int dtype)
+{
+	static const tiles_fn k[3][2] = {
+		[MATMUL_ISA_C] = {tiles_c_f16, tiles_c_bf16},
+#if HAVE_X86
+		[MATMUL_ISA_AVX2] = {tiles_avx2_f16, tiles_avx2_bf16},
+		[MATMUL_ISA_AVX512] = {tiles_avx512_f16, tiles_avx512_bf16},
+#endif
+	};
+	return k[isa][dtype == ST_F16 ? 0 : 1];
+}
+
 void matmul_widen(float *d, const void *src, int dtype, size_t n)
 {
 	const uint16_t *h = src;
@@ -303,7 +442,6 @@ struct job {
 struct matmul_pool {
 	pthread_t *th;   /* (n) th[1..n-1] are workers; the caller is thread 0 */
 	int n, started, isa;
-	float **scratch; /* (n) per thread: (MATMUL_HALF_ROWS, max cols) */
 	pthread_mutex_t mu;
 	pthread_cond_t go;
 	_Atomic uint64_t gen;  /* job number, bumped for every job (under mu) */
@@ -326,31 +464,28 @@ static void gemm_rows(const struct job *j, const struct matmul_op *o, const floa
 }
 
 /* One block of rows r0..r0+nr of product o. */
-static void run_block(const struct matmul_pool *p, const struct job *j, const struct matmul_op *o, int tid,
-		      int r0, int nr)
+static void run_block(const struct matmul_pool *p, const struct job *j, const struct matmul_op *o, int r0,
+		      int nr)
 {
 	const struct matrix *W = o->W;
 	size_t eb = (size_t)matmul_dtype_bytes(W->dtype);
 	const char *src = (const char *)W->data + (size_t)r0 * W->cols * eb;
-	if (j->n == 1) {
-		rows_kernel(p->isa, W->dtype)(o->y + r0, src, (size_t)W->cols, o->x, W->cols, nr);
-		for (int r = 0; o->b && r < nr; r++)
-			o->y[r0 + r] += o->b[r0 + r];
-		return;
-	}
-	if (W->dtype == ST_F32) {
+	if (j->n > 1 && W->dtype == ST_F32) {
 		gemm_rows(j, o, (const float *)src, r0, nr);
 		return;
 	}
-	for (int h = 0; h < nr; h += MATMUL_HALF_ROWS) {
-		int k = nr - h < MATMUL_HALF_ROWS ? nr - h : MATMUL_HALF_ROWS;
-		matmul_widen(p->scratch[tid], src + (size_t)h * W->cols * eb, W->dtype, (size_t)k * W->cols);
-		gemm_rows(j, o, p->scratch[tid], r0 + h, k);
-	}
+	if (j->n == 1)
+		rows_kernel(p->isa, W->dtype)(o->y + r0, src, (size_t)W->cols, o->x, W->cols, nr);
+	else
+		tiles_kernel(p->isa, W->dtype)(o->y + r0, (size_t)W->rows, src, (size_t)W->cols, o->x,
+					       (size_t)W->cols, W->cols, nr, j->n);
+	for (int t = 0; o->b && t < j->n; t++)
+		for (int r = 0; r < nr; r++)
+			o->y[(size_t)t * W->rows + r0 + r] += o->b[r0 + r];
 }
 
 /* Claim and run blocks of job j (number gen) until none is left. */
-static void claim(struct matmul_pool *p, const struct job *j, uint64_t gen, int tid)
+static void claim(struct matmul_pool *p, const struct job *j, uint64_t gen)
 {
 	int nblk = j->first[j->nops];
 	for (;;) {
@@ -365,15 +500,10 @@ static void claim(struct matmul_pool *p, const struct job *j, uint64_t gen, int 
 		const struct matmul_op *o = &j->op[k];
 		int r0 = (b - j->first[k]) * MATMUL_BLOCK_ROWS;
 		int nr = o->W->rows - r0 < MATMUL_BLOCK_ROWS ? o->W->rows - r0 : MATMUL_BLOCK_ROWS;
-		run_block(p, j, o, tid, r0, nr);
+		run_block(p, j, o, r0, nr);
 		atomic_fetch_add(&p->done, 1);
 	}
 }
-
-struct worker_arg {
-	struct matmul_pool *p;
-	int tid;
-};
 
 static inline void cpu_relax(void)
 {
@@ -384,10 +514,8 @@ static inline void cpu_relax(void)
 
 static void *pool_worker(void *arg)
 {
-	struct matmul_pool *p = ((struct worker_arg *)arg)->p;
-	int tid = ((struct worker_arg *)arg)->tid;
+	struct matmul_pool *p = arg;
 	uint64_t seen = 0;
-	free(arg);
 	for (;;) {
 		/* the next job usually follows at once: poll before sleeping */
 		for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->gen) == seen && !atomic_load(&p->stop); i++)
@@ -404,11 +532,11 @@ static void *pool_worker(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			return NULL;
-		claim(p, &j, seen, tid);
+		claim(p, &j, seen);
 	}
 }
 
-struct matmul_pool *matmul_pool_new(int threads, int max_cols, struct lif_err *err)
+struct matmul_pool *matmul_pool_new(int threads, struct lif_err *err)
 {
 	struct matmul_pool *p = calloc(1, sizeof *p);
 	if (!p) {
@@ -426,16 +554,9 @@ struct matmul_pool *matmul_pool_new(int threads, int max_cols, struct lif_err *e
 	atomic_init(&p->next, 0);
 	atomic_init(&p->done, 0);
 	p->th = calloc((size_t)p->n, sizeof *p->th);
-	p->scratch = calloc((size_t)p->n, sizeof *p->scratch);
-	int ok = p->th && p->scratch;
-	for (int t = 0; ok && t < p->n; t++)
-		ok = (p->scratch[t] = malloc((size_t)MATMUL_HALF_ROWS * max_cols * sizeof(float))) != NULL;
+	int ok = p->th != NULL;
 	for (int t = 1; ok && t < p->n; t++) {
-		struct worker_arg *a = malloc(sizeof *a);
-		if (a)
-			a->p = p, a->tid = t;
-		if (!a || pthread_create(&p->th[t], NULL, pool_worker, a)) {
-			free(a);
+		if (pthread_create(&p->th[t], NULL, pool_worker, p)) {
 			p->n = t; /* run with the threads we have */
 			break;
 		}
@@ -459,9 +580,6 @@ void matmul_pool_free(struct matmul_pool *p)
 	pthread_mutex_unlock(&p->mu);
 	for (int t = 1; t <= p->started; t++)
 		pthread_join(p->th[t], NULL);
-	for (int t = 0; p->scratch && t < p->n; t++)
-		free(p->scratch[t]);
-	free(p->scratch);
 	free(p->th);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->go);
@@ -496,7 +614,7 @@ void matmul_many(struct matmul_pool *p, int n, const struct matmul_op *ops, int 
 	if (p->sleepers && nblk > 1)
 		pthread_cond_broadcast(&p->go);
 	pthread_mutex_unlock(&p->mu);
-	claim(p, &j, gen, 0);
+	claim(p, &j, gen);
 	for (int i = 0; atomic_load(&p->done) < nblk; i++) /* blocks other threads are finishing */
 		if (i < SPIN_ROUNDS)
 			cpu_relax();

@@ -12,13 +12,16 @@
  *    not depend on which rows are computed with it, which thread computes it
  *    or how many threads there are.
  *  - A prompt chunk (n > 1): W's rows are cut into blocks of
- *    MATMUL_BLOCK_ROWS; each block is one single-threaded CBLAS sgemm over
- *    the chunk's n tokens, half precision being widened once per block into
- *    a per-thread scratch (MATMUL_HALF_ROWS rows at a time, L2-sized) and
- *    reused across the tokens. Blocks are fixed by W's shape, so results do
- *    not depend on the thread count either (OpenBLAS's own threading splits
- *    by thread count and its kernels treat tails differently: keep OpenBLAS
- *    itself at one thread).
+ *    MATMUL_BLOCK_ROWS. A float32 block is one single-threaded CBLAS sgemm
+ *    over the chunk's n tokens. A half-precision block goes through the
+ *    project's chunk kernels: each weight vector is read and converted in
+ *    registers once for a tile of tokens (2 rows x 4 tokens with AVX-512,
+ *    2 x 2 with AVX2), never widened into a buffer, and each (row, token) is
+ *    summed exactly as the decode kernel sums it, so a token's products are
+ *    the same whether it was decoded alone or in a chunk. Blocks are fixed
+ *    by W's shape, so results do not depend on the thread count either
+ *    (OpenBLAS's own threading splits by thread count and its kernels treat
+ *    tails differently: keep OpenBLAS itself at one thread).
  * Work is handed out in blocks of rows from a shared counter; the caller
  * takes blocks too, so a worker the OS has not scheduled yet (machines are
  * often shared) never holds the caller up. Several products with the same
@@ -35,8 +38,7 @@
 
 #include "sim/base/err.h"
 
-#define MATMUL_BLOCK_ROWS 64   /* rows handed out at a time (one sgemm for a chunk) */
-#define MATMUL_HALF_ROWS 64    /* rows widened at a time for a chunk of tokens */
+#define MATMUL_BLOCK_ROWS 64   /* rows handed out at a time */
 #define MATMUL_MAX_OPS 4       /* products in one matmul_many */
 
 /* A weight matrix (rows, cols), row-major as HF stores nn.Linear weights
@@ -60,9 +62,9 @@ const char *matmul_isa_name(int isa);
 
 struct matmul_pool;
 
-/* A pool of `threads` threads (the caller counts as one) for matrices of at
- * most max_cols columns, using the best kernels the CPU has. */
-struct matmul_pool *matmul_pool_new(int threads, int max_cols, struct lif_err *err);
+/* A pool of `threads` threads (the caller counts as one), using the best
+ * kernels the CPU has. */
+struct matmul_pool *matmul_pool_new(int threads, struct lif_err *err);
 void matmul_pool_free(struct matmul_pool *p);
 
 /* Use the kernels of `isa` (enum matmul_isa) instead; an error when the CPU

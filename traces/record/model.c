@@ -446,10 +446,7 @@ struct model *model_open(const char *dir, int max_tokens, int threads, int flags
 	if (!(st = m->st = st_open(dir, err)) || check_memory(m, st, dir, err) ||
 	    load_weights(m, st, err) || alloc_state(m, err))
 		goto fail;
-	int max_cols = m->cfg.d_model > m->cfg.d_ffn ? m->cfg.d_model : m->cfg.d_ffn;
-	max_cols = max_cols > m->cfg.heads * m->cfg.head_dim ? max_cols : m->cfg.heads * m->cfg.head_dim;
-	max_cols = max_cols > m->cfg.d_embed ? max_cols : m->cfg.d_embed;
-	if (!(m->pool = matmul_pool_new(threads, max_cols, err)))
+	if (!(m->pool = matmul_pool_new(threads, err)))
 		goto fail;
 	return m;
 fail:
