@@ -305,6 +305,22 @@ int conf_parse_bytes(const char *s, long long *out)
 	return ERR_INVAL;
 }
 
+const char *conf_names_join(conf_names_fn *fn, char *buf, size_t cap)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int i = 0; fn(i) && used < cap; i++)
+		used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "|" : "", fn(i));
+	return buf;
+}
+
+const char *conf_choices(const struct conf_opt *o, char *buf, size_t cap)
+{
+	if (o->names)
+		return conf_names_join(o->names, buf, cap);
+	return o->choices ? o->choices : "";
+}
+
 static int enum_index(const char *choices, const char *v)
 {
 	int idx = 0;
@@ -462,10 +478,11 @@ int conf_set(const struct conf_opt *o, void *target, const char *value,
 			return where(o, e, err, "'%s' is not a boolean (true/false)", v);
 		return 0;
 	case CONF_ENUM: {
-		int idx = enum_index(o->choices, v);
+		char choices[256];
+		int idx = enum_index(conf_choices(o, choices, sizeof choices), v);
 		if (idx < 0) {
 			char msg[512];
-			snprintf(msg, sizeof msg, "'%%s' is not one of %s", o->choices);
+			snprintf(msg, sizeof msg, "'%%s' is not one of %s", choices);
 			return where(o, e, err, msg, v);
 		}
 		*(int *)f = idx;
@@ -592,9 +609,11 @@ void conf_format(const struct conf_opt *o, const void *target, char *buf, size_t
 	case CONF_STR:
 		snprintf(buf, len, "%s", f);
 		break;
-	case CONF_ENUM:
-		enum_name(o->choices, *(const int *)f, buf, len);
+	case CONF_ENUM: {
+		char choices[256];
+		enum_name(conf_choices(o, choices, sizeof choices), *(const int *)f, buf, len);
 		break;
+	}
 	case CONF_DLIST: {
 		int n = *(const int *)((const char *)target + o->count_offset);
 		size_t used = 0;
@@ -636,8 +655,9 @@ void conf_help(FILE *f, const struct conf_opt *opts)
 	for (const struct conf_opt *o = opts; o->name; o++) {
 		fprintf(f, "  [%s] %-18s %-7s %s", o->section, o->name, type_name(o->type),
 			o->help ? o->help : "");
-		if (o->type == CONF_ENUM)
-			fprintf(f, " (%s)", o->choices);
+		char choices[256];
+		if (o->type == CONF_ENUM || o->names)
+			fprintf(f, " (%s)", conf_choices(o, choices, sizeof choices));
 		if (o->def)
 			fprintf(f, " [default: %s]", o->def);
 		else

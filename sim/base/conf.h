@@ -30,9 +30,13 @@ enum conf_type {
 	CONF_BYTES,  /* int64_t; accepts 4096, 16KiB, 1.5GB, 4k */
 	CONF_BOOL,   /* int; true/false/yes/no/1/0 */
 	CONF_STR,    /* char[size] */
-	CONF_ENUM,   /* int: index into the '|'-separated choices */
+	CONF_ENUM,   /* int: index into the choices (the '|'-separated list, or names) */
 	CONF_DLIST   /* double[size] with its count in an int at count_offset */
 };
+
+/* A choice list read off a name or ops table (one source): the name of choice
+ * i, or NULL past the last. */
+typedef const char *conf_names_fn(int i);
 
 struct conf_opt {
 	const char *section; /* INI section the key lives in */
@@ -43,7 +47,9 @@ struct conf_opt {
 	size_t count_offset; /* CONF_DLIST: offset of the int element count */
 	const char *def;     /* default as text; NULL means required */
 	double min, max;     /* inclusive bounds for numbers (min > max: none) */
-	const char *choices; /* CONF_ENUM: "a|b|c" */
+	const char *choices; /* CONF_ENUM: "a|b|c" for a list that lives only here */
+	conf_names_fn *names; /* CONF_ENUM, or a CONF_STR naming a table entry: the
+			       * table's names (instead of choices) */
 	const char *help;
 };
 
@@ -78,6 +84,13 @@ void conf_doc_free(struct conf_doc *doc);
  * opts in section (any section when NULL; sim/base/suggest.h), or "". */
 void conf_suggest_key(const struct conf_opt *opts, const char *section, const char *key, char *buf,
 		      size_t cap);
+
+/* The names of fn joined with '|' into buf ("a|b|c"); returns buf. */
+const char *conf_names_join(conf_names_fn *fn, char *buf, size_t cap);
+
+/* The row's choices as "a|b|c" (its choices string, or its names joined into
+ * buf); "" for a row without choices. */
+const char *conf_choices(const struct conf_opt *opt, char *buf, size_t cap);
 
 /* Find the table row for (section, key), or NULL. */
 const struct conf_opt *conf_find(const struct conf_opt *opts, const char *section,

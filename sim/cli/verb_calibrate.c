@@ -307,8 +307,10 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 			o.ne = (int)k;
 			for (size_t i = 0; i < k; i++) {
 				if (!io_find(items[i])) {
+					char choices[128];
 					cli_failf(VERB, "--engines: unknown engine '%s' (choices: %s)",
-						  items[i], IO_ENGINE_CHOICES);
+						  items[i],
+						  conf_names_join(io_engine_choice, choices, sizeof choices));
 					return conf_list_free(items, k), 2;
 				}
 				snprintf(o.engines[i], 16, "%s", items[i]);

@@ -12,6 +12,7 @@
 
 static void usage(FILE *f)
 {
+	char choices[128];
 	fprintf(f,
 		"usage: lifsim layout MODEL.ini --layout L -o FILE [--trace T.h5] [--bundle N]\n"
 		"                     [--train-tokens N] [--scale F] [--dtype D] [--seed N]\n\n"
@@ -35,7 +36,7 @@ static void usage(FILE *f)
 		"  --seed N           synthetic weights' seed (default 1)\n"
 		"  --checkpoint DIR   the FFN weights of a Hugging Face safetensors checkpoint (OPT\n"
 		"                     fc1/fc2, Llama up/gate/down_proj) in the model's dtype\n",
-		LAYOUT_CHOICES);
+		conf_names_join(layout_choice, choices, sizeof choices));
 }
 
 /* A checkpoint's FFN matrices per layer: OPT fc1 (d_ffn, d_model) and fc2
@@ -127,9 +128,10 @@ int verb_layout(int argc, char **argv, const struct cli_global *g)
 	if (optind != argc - 1 || !layout || !out)
 		return cli_failf(VERB, "expected MODEL.ini, --layout L and -o FILE (see --help)");
 	const struct layout_ops *ops = layout_find(layout);
+	char choices[128];
 	if (!ops)
 		return cli_failf(VERB, "--layout: unknown layout '%s' (choices: %s)", layout,
-				 LAYOUT_CHOICES);
+				 conf_names_join(layout_choice, choices, sizeof choices));
 	if (ops->needs_trace && !trace)
 		return cli_failf(VERB, "layout %s orders neurons by a trace: give --trace T.h5", layout);
 	struct lif_err err = {0};

@@ -11,6 +11,7 @@
 
 static void replay_usage(FILE *f)
 {
+	char choices[128];
 	fprintf(f,
 		"usage: lifsim replay MODEL.ini --trace T.h5 --weights W [--engine E]\n"
 		"                     [--scale F] [--tokens N] [--device PROFILE.ini] [--compute]\n"
@@ -35,7 +36,7 @@ static void replay_usage(FILE *f)
 		"  --iolog FILE    also write every read as a fio iolog v2 (the sparse strategy)\n"
 		"                  (fio --read_iolog=FILE --replay_no_stall=1 --direct=1 issues\n"
 		"                  the same reads; written atomically)\n",
-		IO_ENGINE_CHOICES);
+		conf_names_join(io_engine_choice, choices, sizeof choices));
 }
 
 struct rargs {
@@ -170,9 +171,12 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 				return cli_failf("replay", "--arena: '%s' is not a byte size", optarg);
 			break;
 		case 'e':
-			if (!io_find(optarg))
+			if (!io_find(optarg)) {
+				char choices[128];
 				return cli_failf("replay", "--engine: unknown engine '%s' (choices: %s)",
-						 optarg, IO_ENGINE_CHOICES);
+						 optarg,
+						 conf_names_join(io_engine_choice, choices, sizeof choices));
+			}
 			snprintf(a.engine, sizeof a.engine, "%s", optarg);
 			break;
 		case 's': if (cli_double("replay", "--scale", optarg, 1e-6, 1, &a.scale)) return 2; break;

@@ -188,6 +188,12 @@ static const struct layout_ops op_friends = {
 const struct layout_ops *const layout_strategies[] = {&op_separate, &op_rowcol, &op_hot,
 						      &op_coact, &op_friends, NULL};
 
+const char *layout_choice(int i)
+{
+	int n = (int)(sizeof layout_strategies / sizeof *layout_strategies) - 1;
+	return i >= 0 && i < n ? layout_strategies[i]->name : NULL;
+}
+
 const struct layout_ops *layout_find(const char *name)
 {
 	for (int i = 0; layout_strategies[i]; i++)

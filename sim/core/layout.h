@@ -31,8 +31,6 @@
 
 enum layout_kind { LAYOUT_SEPARATE, LAYOUT_ROWCOL, LAYOUT_HOT, LAYOUT_COACT, LAYOUT_FRIENDS };
 
-#define LAYOUT_CHOICES "separate|rowcol|hot|coact|friends"
-
 struct layout {
 	int kind;            /* enum layout_kind */
 	int layers, d_ffn;
@@ -59,6 +57,9 @@ struct layout_ops {
 extern const struct layout_ops *const layout_strategies[];
 const struct layout_ops *layout_find(const char *name);
 const struct layout_ops *layout_by_kind(int kind);
+/* The name of layout_strategies[i], or NULL past the last: the INI and CLI
+ * choices (a conf_names_fn). */
+const char *layout_choice(int i);
 
 /* Build a layout of model m. t may be NULL for layouts that need no trace.
  * bundle >= 1 slots per read unit. */

@@ -315,6 +315,12 @@ static const struct pred_ops op_lowrank = {
 const struct pred_ops *const pred_modes[] = {&op_none, &op_oracle, &op_modeled, &op_random,
 					     &op_lowrank, NULL};
 
+const char *pred_choice(int i)
+{
+	int n = (int)(sizeof pred_modes / sizeof *pred_modes) - 1;
+	return i >= 0 && i < n ? pred_modes[i]->name : NULL;
+}
+
 const struct pred_ops *pred_find(const char *name)
 {
 	for (int i = 0; pred_modes[i]; i++)

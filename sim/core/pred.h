@@ -25,8 +25,6 @@
 
 enum pred_kind { PRED_NONE, PRED_ORACLE, PRED_MODELED, PRED_RANDOM, PRED_LOWRANK };
 
-#define PRED_CHOICES "none|oracle|modeled|random|lowrank"
-
 struct predictor;
 
 struct pred_params {
@@ -56,6 +54,9 @@ struct pred_ops {
 extern const struct pred_ops *const pred_modes[];
 const struct pred_ops *pred_find(const char *name);
 const struct pred_ops *pred_by_kind(int kind);
+/* The name of pred_modes[i], or NULL past the last: the INI choices (a
+ * conf_names_fn). */
+const char *pred_choice(int i);
 
 /* Predicted sets of every layer (layers, tokens, row_bytes), layer-major like
  * trace->bits; the caller frees. q (may be NULL) receives the achieved

@@ -11,13 +11,25 @@
 #include "sim/base/util.h"
 #include "traces/actlist.h"
 
+/* [sim] dtype and compute_dtype: the model's dtypes, then one more choice
+ * (LLM_NDTYPES) for "as the model" / "as stored". */
+static const char *dtype_or_model(int i)
+{
+	return i == LLM_NDTYPES ? "model" : llm_dtype_choice(i);
+}
+
+static const char *dtype_or_stored(int i)
+{
+	return i == LLM_NDTYPES ? "stored" : llm_dtype_choice(i);
+}
+
 #define O(f) CONF_OFF(struct sim_params, f)
 const struct conf_opt sim_opts[] = {
 	{.section = "sim", .name = "strategy", .type = CONF_ENUM, .offset = O(strategy),
 	 .def = "sparse", CONF_NO_BOUNDS, .choices = "sparse|naive",
 	 .help = "sparse: load predicted neurons on demand; naive: read every non-resident weight per token"},
 	{.section = "sim", .name = "predictor", .type = CONF_ENUM, .offset = O(predictor),
-	 .def = "oracle", CONF_NO_BOUNDS, .choices = PRED_CHOICES,
+	 .def = "oracle", CONF_NO_BOUNDS, .names = pred_choice,
 	 .help = "which neurons a token loads (sim/core/pred.h)"},
 	{.section = "sim", .name = "recall", .type = CONF_DOUBLE, .offset = O(recall),
 	 .def = "0.95", .min = 0, .max = 1,
@@ -38,7 +50,7 @@ const struct conf_opt sim_opts[] = {
 	 .min = 0, .max = 1 << 20,
 	 .help = "k: neurons predicted in the k previous tokens stay resident (0: no reuse)"},
 	{.section = "sim", .name = "layout", .type = CONF_ENUM, .offset = O(layout),
-	 .def = "rowcol", CONF_NO_BOUNDS, .choices = LAYOUT_CHOICES,
+	 .def = "rowcol", CONF_NO_BOUNDS, .names = layout_choice,
 	 .help = "placement of neurons on flash (sim/core/layout.h)"},
 	{.section = "sim", .name = "bundle", .type = CONF_INT, .offset = O(bundle), .def = "1",
 	 .min = 1, .max = 1 << 20, .help = "neurons per read unit in the layout"},
@@ -71,10 +83,10 @@ const struct conf_opt sim_opts[] = {
 	 .offset = O(dram_budget_frac), .def = "0", .min = 0, .max = 10,
 	 .help = "DRAM available as a fraction of the model's stored bytes (0: unused)"},
 	{.section = "sim", .name = "dtype", .type = CONF_ENUM, .offset = O(dtype), .def = "model",
-	 CONF_NO_BOUNDS, .choices = "fp32|fp16|bf16|int8|model",
+	 CONF_NO_BOUNDS, .names = dtype_or_model,
 	 .help = "type of the weights on flash (model: as its description says)"},
 	{.section = "sim", .name = "compute_dtype", .type = CONF_ENUM, .offset = O(compute_dtype),
-	 .def = "stored", CONF_NO_BOUNDS, .choices = "fp32|fp16|bf16|int8|stored",
+	 .def = "stored", CONF_NO_BOUNDS, .names = dtype_or_stored,
 	 .help = "type of the weights in DRAM and compute (stored: as on flash; the paper's CPU runs are fp32)"},
 	{.section = "sim", .name = "bits", .type = CONF_INT, .offset = O(bits), .def = "0",
 	 .min = 0, .max = 4,
@@ -82,7 +94,7 @@ const struct conf_opt sim_opts[] = {
 	{.section = "sim", .name = "group", .type = CONF_ENUM, .offset = O(group), .def = "64",
 	 CONF_NO_BOUNDS, .choices = "32|64", .help = "bits > 0: weights per fp16 scale and centre"},
 	{.section = "sim", .name = "kernel", .type = CONF_ENUM, .offset = O(kernel), .def = "lut",
-	 CONF_NO_BOUNDS, .choices = COMPUTE_KERNEL_CHOICES,
+	 CONF_NO_BOUNDS, .names = compute_kernel_choice,
 	 .help = "bits > 0: the GEMV kernel whose measured speed ([compute] of the device) costs compute"},
 	{.section = "sim", .name = "ffn_rows", .type = CONF_ENUM, .offset = O(ffn_rows),
 	 .def = "window", CONF_NO_BOUNDS, .choices = "window|predicted",

@@ -52,7 +52,7 @@ static const struct conf_opt moe_opts[] = {
 	 .help = "router trace file, or synth to generate one from [synth]"},
 	{.section = "moe", .name = "cache_policy", .type = CONF_STR, .offset = O(p.cache_policy),
 	 .size = 16, .def = "lru", CONF_NO_BOUNDS,
-	 .help = "expert cache policy: " MOE_POLICY_CHOICES},
+	 .names = moe_policy_choice, .help = "expert cache policy"},
 	{.section = "moe", .name = "expert_cache", .type = CONF_INT, .offset = O(expert_cache),
 	 .def = "-1", .min = -1, .max = 4096,
 	 .help = "experts per MoE layer held in DRAM (-1: from dram_budget)"},
@@ -60,13 +60,13 @@ static const struct conf_opt moe_opts[] = {
 	 .def = "0", .min = 0, .max = 1e15,
 	 .help = "DRAM for the model; the expert cache is what fits beside the resident part (0: give expert_cache)"},
 	{.section = "moe", .name = "prefetch", .type = CONF_ENUM, .offset = O(p.prefetch),
-	 .def = "none", CONF_NO_BOUNDS, .choices = MOE_PREFETCH_CHOICES,
+	 .def = "none", CONF_NO_BOUNDS, .names = moe_prefetch_choice,
 	 .help = "router predictor that reads experts ahead"},
 	{.section = "moe", .name = "prefetch_accuracy", .type = CONF_DOUBLE,
 	 .offset = O(p.prefetch_accuracy), .def = "0.8", .min = 0, .max = 1,
 	 .help = "modeled predictor: P(a selected expert is predicted)"},
 	{.section = "moe", .name = "expert_layout", .type = CONF_ENUM, .offset = O(p.layout),
-	 .def = "expert", CONF_NO_BOUNDS, .choices = MOE_LAYOUT_CHOICES,
+	 .def = "expert", CONF_NO_BOUNDS, .names = moe_layout_choice,
 	 .help = "experts on flash: one extent each, per matrix, or co-selected adjacent"},
 	{.section = "moe", .name = "parallelism", .type = CONF_INT, .offset = O(p.parallelism),
 	 .def = "8", .min = 1, .max = 1024, .help = "outstanding reads"},
@@ -85,7 +85,7 @@ static const struct conf_opt moe_opts[] = {
 	{.section = "moe", .name = "group", .type = CONF_ENUM, .offset = O(group), .def = "64",
 	 CONF_NO_BOUNDS, .choices = "32|64", .help = "low-bit weights per scale group"},
 	{.section = "moe", .name = "kernel", .type = CONF_ENUM, .offset = O(kernel), .def = "lut",
-	 CONF_NO_BOUNDS, .choices = COMPUTE_KERNEL_CHOICES,
+	 CONF_NO_BOUNDS, .names = compute_kernel_choice,
 	 .help = "low-bit GEMV kernel whose measured speed costs compute"},
 	{0},
 };
@@ -108,6 +108,7 @@ static int read_point(const struct conf_doc *doc, struct moe_point *pt, struct l
 {
 	memset(pt, 0, sizeof *pt);
 	router_synth_defaults(&pt->s);
+	char choices[128];
 	int rc = conf_defaults(moe_opts, pt, err);
 	for (size_t i = 0; !rc && i < doc->n; i++) {
 		const struct conf_entry *e = &doc->entries[i];
@@ -126,7 +127,8 @@ static int read_point(const struct conf_doc *doc, struct moe_point *pt, struct l
 		rc = err_set(err, ERR_INVAL, "[experiment] device: required key is missing");
 	if (!rc && !moe_cache_find(pt->p.cache_policy))
 		rc = err_set(err, ERR_INVAL, "[moe] cache_policy: '%s' is not one of %s",
-			     pt->p.cache_policy, MOE_POLICY_CHOICES);
+			     pt->p.cache_policy,
+			     conf_names_join(moe_policy_choice, choices, sizeof choices));
 	if (!rc && (pt->expert_cache < 0) == (pt->dram_budget == 0))
 		rc = err_set(err, ERR_INVAL, "[moe] give exactly one of expert_cache (>= 0) and "
 			     "dram_budget (> 0)");

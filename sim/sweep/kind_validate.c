@@ -84,7 +84,7 @@ static const struct conf_opt val_opts[] = {
 	{.section = "validate", .name = "weights", .type = CONF_STR, .offset = OV(weights),
 	 .size = 4096, CONF_NO_BOUNDS, .help = "weight file (lifsim layout) in the point's layout"},
 	{.section = "validate", .name = "engine", .type = CONF_ENUM, .offset = OV(engine),
-	 .def = "io_uring", CONF_NO_BOUNDS, .choices = IO_ENGINE_CHOICES, .help = "io engine"},
+	 .def = "io_uring", CONF_NO_BOUNDS, .names = io_engine_choice, .help = "io engine"},
 	{.section = "validate", .name = "repeats", .type = CONF_INT, .offset = OV(repeats),
 	 .def = "3", .min = 1, .max = 100, .help = "replays per point (median)"},
 	{.section = "validate", .name = "tokens", .type = CONF_I64, .offset = OV(tokens),
