@@ -478,8 +478,9 @@ int conf_set(const struct conf_opt *o, void *target, const char *value,
 			return where(o, e, err, "'%s' is not a boolean (true/false)", v);
 		return 0;
 	case CONF_ENUM: {
-		char choices[256];
-		int idx = enum_index(conf_choices(o, choices, sizeof choices), v);
+		char buf[256];
+		const char *choices = conf_choices(o, buf, sizeof buf);
+		int idx = enum_index(choices, v);
 		if (idx < 0) {
 			char msg[512];
 			snprintf(msg, sizeof msg, "'%%s' is not one of %s", choices);
