@@ -294,21 +294,29 @@ static const struct pred_ops op_none = {
 static const struct pred_ops op_oracle = {
 	.name = "oracle",
 	.kind = PRED_ORACLE,
+	.trace_sets = 1,
+	.has_model = 1,
 	.predict_layer = pred_oracle,
 };
 static const struct pred_ops op_modeled = {
 	.name = "modeled",
 	.kind = PRED_MODELED,
+	.has_model = 1,
+	.has_rates = 1,
 	.predict_layer = pred_modeled,
 };
 static const struct pred_ops op_random = {
 	.name = "random",
 	.kind = PRED_RANDOM,
+	.has_model = 1,
+	.has_rates = 1,
 	.predict_layer = pred_random,
 };
 static const struct pred_ops op_lowrank = {
 	.name = "lowrank",
 	.kind = PRED_LOWRANK,
+	.has_model = 1,
+	.trained = 1,
 	.predict_layer = pred_lowrank,
 };
 

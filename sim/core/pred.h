@@ -46,6 +46,11 @@ struct pred_quality {
 struct pred_ops {
 	const char *name;
 	int kind;
+	int trace_sets; /* predicts the trace's active sets (shared, not copied) */
+	int has_model;  /* a predictor model of predictor_rank sits in DRAM */
+	int has_rates;  /* draws mistakes at a recall and fp_rate from a seed */
+	int trained;    /* applies trained predictors (predictor_file) to the trace's
+			 * FFN inputs */
 	/* Predicted sets of layer `layer`, all tokens: out (tokens, row_bytes). */
 	int (*predict_layer)(const struct trace *t, const struct pred_params *p, int layer,
 			     uint8_t *out, int64_t *fp_shortfall, struct lif_err *err);

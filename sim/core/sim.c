@@ -288,7 +288,7 @@ static const struct pred_entry *cache_pred(struct sim_cache *c, const struct pre
 	else if (!found) { /* built under the lock: every point of it needs it next */
 		struct pred_entry *e = &c->preds[c->npred];
 		e->key = *key;
-		if (key->kind == PRED_ORACLE) { /* the trace's active sets: no copy */
+		if (pred_by_kind(key->kind)->trace_sets) { /* no copy */
 			e->sets = c->t->bits, e->owned = NULL;
 			e->q = (struct pred_quality){0};
 			pred_measure(c->t, e->sets, &e->q);
@@ -1045,7 +1045,7 @@ static void dram_use(const struct decisions *dc, const struct llm_desc *mc,
 	out->dram_embed_bytes = dense ? mc->embed_bytes : 0;
 	out->dram_attn_bytes = dense ? mc->attn_bytes : 0;
 	out->dram_predictor_bytes =
-		naive || p->predictor == PRED_NONE
+		naive || !pred_by_kind(p->predictor)->has_model
 			? 0
 			: (int64_t)p->predictor_rank * (mc->d_model + mc->d_ffn) * mc->layers * 2;
 	out->dram_ffn_bytes = mc->ffn_bytes;
@@ -1093,11 +1093,12 @@ static void point_key(struct sim_cache *c, const struct sim_params *p, double pi
 		return;
 	}
 	key->pred.kind = p->predictor;
-	if (p->predictor == PRED_MODELED || p->predictor == PRED_RANDOM) {
+	const struct pred_ops *pred = pred_by_kind(p->predictor);
+	if (pred->has_rates) {
 		key->pred.recall = p->recall, key->pred.fp_rate = p->fp_rate;
 		key->pred.seed = (uint64_t)p->predictor_seed;
 	}
-	if (p->predictor == PRED_LOWRANK)
+	if (pred->trained)
 		key->pred.lowrank = find_lowrank(c, p->predictor_file);
 	key->window = p->window, key->layout = p->layout, key->bundle = p->bundle;
 	key->merge = p->merge, key->max_gap = p->merge ? p->max_gap : -1;

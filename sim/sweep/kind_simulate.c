@@ -136,8 +136,9 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 	for (const struct conf_opt *o = exp_opts; !rc && o->name; o++)
 		if (!o->def && !((const char *)&pt->e + o->offset)[0])
 			rc = err_set(err, ERR_INVAL, "[experiment] %s: required key is missing", o->name);
-	if (!rc && pt->p.predictor == PRED_LOWRANK && !pt->p.predictor_file[0])
-		rc = err_set(err, ERR_INVAL, "[sim] predictor = lowrank needs predictor_file");
+	if (!rc && pred_by_kind(pt->p.predictor)->trained && !pt->p.predictor_file[0])
+		rc = err_set(err, ERR_INVAL, "[sim] predictor = %s needs predictor_file",
+			     pred_by_kind(pt->p.predictor)->name);
 	if (!rc)
 		rc = pointin_resolve(pt->p.predictor_file, sizeof pt->p.predictor_file, doc, "sim",
 				     "predictor_file", PATH_FILE, err);
@@ -334,12 +335,12 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 	int rc = read_point(point, &pt, err);
 	const struct pointin_spec spec = {
 		pt.e.model, pt.e.trace, &pt.s, 0,
-		TRACE_LOAD_MAGNITUDES | (pt.p.predictor == PRED_LOWRANK ? TRACE_LOAD_INPUTS : 0)};
+		TRACE_LOAD_MAGNITUDES | (!rc && pred_by_kind(pt.p.predictor)->trained ? TRACE_LOAD_INPUTS : 0)};
 	const struct pointin_trace *in = rc ? NULL : pointin_trace(c->in, &spec, err);
 	const struct device *dev = in ? pointin_device(c->in, pt.e.device, err) : NULL;
 	if (!rc && (!in || !dev))
 		rc = err->code ? err->code : ERR_IO;
-	if (!rc && pt.p.predictor == PRED_LOWRANK)
+	if (!rc && pred_by_kind(pt.p.predictor)->trained)
 		rc = use_predictor(c, in, pt.p.predictor_file, err);
 	struct sim_token *tok = NULL;
 	if (!rc && pt.e.per_token && sweep_row_dir(row) &&
