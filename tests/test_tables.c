@@ -145,3 +145,28 @@ Test(tables, sim_dtypes_extend_the_model_dtypes)
 	cr_expect_eq(conf_set(o, &p, "int8", NULL, &err), 0);
 	cr_expect_eq(p.compute_dtype, LLM_INT8);
 }
+
+/* What the ops declare agrees with how they place: learning layouts have a
+ * per-layer placement, only they reorder or pair neurons. */
+Test(tables, layout_ops_flags_agree_with_placement)
+{
+	for (int i = 0; layout_strategies[i]; i++) {
+		const struct layout_ops *o = layout_strategies[i];
+		cr_expect_eq(o->needs_trace, o->place_layer != NULL, "%s", o->name);
+		cr_expect(!(o->reorders || o->pairs) || o->needs_trace, "%s", o->name);
+		cr_expect(!(o->reorders && o->pairs), "%s", o->name);
+		cr_expect(!(o->split_matrices && o->pairs), "%s", o->name);
+	}
+}
+
+/* Only predictors with a model cost DRAM; rates, training and the trace's own
+ * sets exclude each other. */
+Test(tables, predictor_ops_flags_are_consistent)
+{
+	for (int i = 0; pred_modes[i]; i++) {
+		const struct pred_ops *o = pred_modes[i];
+		cr_expect(!(o->has_rates || o->trained || o->trace_sets) || o->has_model, "%s", o->name);
+		cr_expect(o->has_rates + o->trained + o->trace_sets <= 1, "%s", o->name);
+	}
+	cr_expect(!pred_by_kind(PRED_NONE)->has_model);
+}
