@@ -455,12 +455,12 @@ static int set_dlist(const struct conf_opt *o, char *base, const char *v,
 	return rc;
 }
 
-int conf_set(const struct conf_opt *o, void *target, const char *value,
-	     const struct conf_entry *e, struct lif_err *err)
+/* Set the field f of row o (target: the whole struct, for a list's count). */
+static int set_field(const struct conf_opt *o, void *target, char *f, const char *value,
+		     const struct conf_entry *e, struct lif_err *err)
 {
 	char v[CONF_MAX_LINE];
 	trim(value, v, sizeof v);
-	char *f = (char *)target + o->offset;
 	switch (o->type) {
 	case CONF_STR:
 		if (strlen(v) >= o->size)
@@ -494,6 +494,19 @@ int conf_set(const struct conf_opt *o, void *target, const char *value,
 	default:
 		return set_number(o, f, v, e, err);
 	}
+}
+
+int conf_set(const struct conf_opt *o, void *target, const char *value,
+	     const struct conf_entry *e, struct lif_err *err)
+{
+	return set_field(o, target, (char *)target + o->offset, value, e, err);
+}
+
+int conf_set_field(const struct conf_opt *o, void *field, const char *value, struct lif_err *err)
+{
+	if (o->type == CONF_DLIST)
+		return err_set(err, ERR_INVAL, "%s: a list is set through its table", o->name);
+	return set_field(o, NULL, field, value, NULL, err);
 }
 
 int conf_defaults(const struct conf_opt *opts, void *target, struct lif_err *err)

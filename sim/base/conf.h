@@ -105,6 +105,13 @@ int conf_defaults(const struct conf_opt *opts, void *target, struct lif_err *err
 int conf_set(const struct conf_opt *opt, void *target, const char *value,
 	     const struct conf_entry *e, struct lif_err *err);
 
+/* Parse value into a lone variable of the row's type (int for CONF_INT, ENUM
+ * and BOOL, int64_t for CONF_I64 and BYTES, double, char[size]) with the
+ * row's bounds and choices: a command-line flag that mirrors an INI key
+ * (not CONF_DLIST). The message starts "NAME: ". */
+int conf_set_field(const struct conf_opt *opt, void *field, const char *value,
+		   struct lif_err *err);
+
 /* Apply every entry of doc whose section is in `sections` ("|"-separated; NULL
  * for all) to target; an entry matching no row is an "unknown key" error. */
 int conf_apply(const struct conf_opt *opts, void *target, const struct conf_doc *doc,

@@ -9,6 +9,7 @@
 #include "sim/base/atomic.h"
 #include "sim/real/calib.h"
 #include "sim/cli/verbs.h"
+#include "sim/sweep/kinds.h"
 #include "sim/real/wfile.h"
 
 #define VERB "calibrate"
@@ -121,7 +122,7 @@ struct opts {
 	long long chunks[MAX_LIST], par[MAX_LIST];
 	char engines[4][16];
 	int nc, np, ne, nofit, seq_only, passes;
-	long long arena_bytes; /* 0: no arena */
+	int64_t arena_bytes; /* 0: no arena */
 	struct io_arena *arena;
 	double seconds;
 };
@@ -263,8 +264,13 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		{"arena", required_argument, 0, 'A'},
 		{0, 0, 0, 0},
 	};
-	struct opts o = {.nc = 9, .np = 7, .ne = 2, .seconds = 0.3, .seed = 1, .passes = 1, .arena_bytes = IO_ARENA_DEFAULT};
+	struct opts o = {.nc = 9, .np = 7, .ne = 2, .seconds = 0.3, .seed = 1, .passes = 1};
 	long long passes;
+	/* --arena is [validate] arena's (bound and default) */
+#define ARENA_FLAG(s) \
+	cli_conf(VERB, "--arena", validate_opts, "validate", "arena", s, &o.arena_bytes)
+	if (ARENA_FLAG(NULL))
+		return 1;
 	strcpy(o.engines[0], "io_uring"), strcpy(o.engines[1], "psync");
 	for (int i = 0; i < o.nc; i++)
 		o.chunks[i] = 4096LL << i;
@@ -286,10 +292,7 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		case 'p': if (parse_list("--parallelism", optarg, 0, o.par, &o.np)) return 2; break;
 		case 's': if (cli_double(VERB, "--seconds", optarg, 0.001, 3600, &o.seconds)) return 2; break;
 		case 'r': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &o.seed)) return 2; break;
-		case 'A':
-			if (conf_parse_bytes(optarg, &o.arena_bytes) || o.arena_bytes < 0)
-				return cli_failf(VERB, "--arena: '%s' is not a byte size", optarg);
-			break;
+		case 'A': if (ARENA_FLAG(optarg)) return 2; break;
 		case 'P':
 			if (cli_int(VERB, "--passes", optarg, 1, 99, &passes))
 				return 2;

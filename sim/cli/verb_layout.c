@@ -5,6 +5,7 @@
 
 #include "sim/real/replay.h"
 #include "sim/cli/verbs.h"
+#include "sim/sweep/kinds.h"
 #include "sim/real/wfile.h"
 #include "traces/record/safetensors.h"
 
@@ -12,7 +13,7 @@
 
 static void usage(FILE *f)
 {
-	char choices[128];
+	char choices[128], dtypes[64];
 	fprintf(f,
 		"usage: lifsim layout MODEL.ini --layout L -o FILE [--trace T.h5] [--bundle N]\n"
 		"                     [--train-tokens N] [--scale F] [--dtype D] [--seed N]\n\n"
@@ -32,11 +33,14 @@ static void usage(FILE *f)
 		"                     [sim] layout_train_tokens)\n"
 		"  --scale F          shrink d_model by F in (0, 1] for small files (default 1: the\n"
 		"                     full model; OPT-6.7B fp16 is 8.6 GB of FFN)\n"
-		"  --dtype D          store as fp32|fp16|bf16|int8 (default: the model's)\n"
+		"  --dtype D          store as %s (default: the model's)\n"
 		"  --seed N           synthetic weights' seed (default 1)\n"
 		"  --checkpoint DIR   the FFN weights of a Hugging Face safetensors checkpoint (OPT\n"
-		"                     fc1/fc2, Llama up/gate/down_proj) in the model's dtype\n",
-		conf_names_join(layout_choice, choices, sizeof choices));
+		"                     fc1/fc2, Llama up/gate/down_proj) in the model's dtype\n"
+		"--layout, --bundle and --train-tokens take the bounds of [sim] layout, bundle\n"
+		"and layout_train_tokens, --scale of [validate] scale, --dtype of [model] dtype.\n",
+		conf_names_join(layout_choice, choices, sizeof choices),
+		conf_names_join(llm_dtype_choice, dtypes, sizeof dtypes));
 }
 
 /* A checkpoint's FFN matrices per layer: OPT fc1 (d_ffn, d_model) and fc2
@@ -97,6 +101,11 @@ static void progress(void *ctx, int done, int total)
 	cli_progress(ctx, "layout", done, total);
 }
 
+/* Flags that mirror INI keys parse through their rows (NULL: the default). */
+#define SIM_FLAG(flag, key, s, field) cli_conf(VERB, flag, sim_opts, "sim", key, s, field)
+#define VALIDATE_FLAG(flag, key, s, field) \
+	cli_conf(VERB, flag, validate_opts, "validate", key, s, field)
+
 int verb_layout(int argc, char **argv, const struct cli_global *g)
 {
 	static const struct option longopts[] = {
@@ -106,34 +115,38 @@ int verb_layout(int argc, char **argv, const struct cli_global *g)
 		{"seed", required_argument, 0, 'r'},	 {"checkpoint", required_argument, 0, 'c'},
 		{"help", no_argument, 0, 'h'},		 {0, 0, 0, 0},
 	};
-	const char *layout = NULL, *trace = NULL, *out = NULL, *dtype = NULL, *checkpoint = NULL;
-	long long bundle = 1, train = 100, seed = 1;
-	double scale = 1;
-	int c;
+	const char *trace = NULL, *out = NULL, *checkpoint = NULL;
+	long long seed = 1;
+	double scale;
+	int c, kind = -1, bundle, train, dtype = -1;
+	if (SIM_FLAG("--bundle", "bundle", NULL, &bundle) ||
+	    SIM_FLAG("--train-tokens", "layout_train_tokens", NULL, &train) ||
+	    VALIDATE_FLAG("--scale", "scale", NULL, &scale))
+		return 1;
 	while ((c = cli_getopt(VERB, argc, argv, "ho:", longopts)) != -1) {
 		switch (c) {
 		case 'h': usage(stdout); return 0;
 		case '?': return 2;
-		case 'l': layout = optarg; break;
+		case 'l': if (SIM_FLAG("--layout", "layout", optarg, &kind)) return 2; break;
 		case 't': trace = optarg; break;
 		case 'o': out = optarg; break;
-		case 'd': dtype = optarg; break;
+		case 'd':
+			if (cli_conf(VERB, "--dtype", llm_opts, "model", "dtype", optarg, &dtype))
+				return 2;
+			break;
 		case 'c': checkpoint = optarg; break;
-		case 'b': if (cli_int(VERB, "--bundle", optarg, 1, 1 << 20, &bundle)) return 2; break;
-		case 'T': if (cli_int(VERB, "--train-tokens", optarg, 1, 1 << 30, &train)) return 2; break;
+		case 'b': if (SIM_FLAG("--bundle", "bundle", optarg, &bundle)) return 2; break;
+		case 'T': if (SIM_FLAG("--train-tokens", "layout_train_tokens", optarg, &train)) return 2; break;
 		case 'r': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &seed)) return 2; break;
-		case 's': if (cli_double(VERB, "--scale", optarg, 1e-6, 1, &scale)) return 2; break;
+		case 's': if (VALIDATE_FLAG("--scale", "scale", optarg, &scale)) return 2; break;
 		}
 	}
-	if (optind != argc - 1 || !layout || !out)
+	if (optind != argc - 1 || kind < 0 || !out)
 		return cli_failf(VERB, "expected MODEL.ini, --layout L and -o FILE (see --help)");
-	const struct layout_ops *ops = layout_find(layout);
-	char choices[128];
-	if (!ops)
-		return cli_failf(VERB, "--layout: unknown layout '%s' (choices: %s)", layout,
-				 conf_names_join(layout_choice, choices, sizeof choices));
+	const struct layout_ops *ops = layout_by_kind(kind);
 	if (ops->needs_trace && !trace)
-		return cli_failf(VERB, "layout %s orders neurons by a trace: give --trace T.h5", layout);
+		return cli_failf(VERB, "layout %s orders neurons by a trace: give --trace T.h5",
+				 ops->name);
 	struct lif_err err = {0};
 	struct llm_desc m;
 	struct trace *t = NULL;
@@ -142,15 +155,9 @@ int verb_layout(int argc, char **argv, const struct cli_global *g)
 	if (!cli_path(VERB, PATH_MODEL, argv[optind], model, sizeof model))
 		return 1;
 	int rc = llm_load(model, &m, &err);
-	if (!rc && dtype) {
-		int d = 0;
-		while (d < LLM_NDTYPES && strcmp(llm_dtype_name(d), dtype))
-			d++;
-		if (d == LLM_NDTYPES)
-			rc = err_set(&err, ERR_INVAL, "--dtype: unknown dtype '%s'", dtype);
-		m.dtype = d;
-		if (!rc)
-			rc = llm_derive(&m, model, &err);
+	if (!rc && dtype >= 0) {
+		m.dtype = dtype;
+		rc = llm_derive(&m, model, &err);
 	}
 	if (!rc)
 		rc = replay_scale_model(&m, scale, &err);
@@ -159,7 +166,7 @@ int verb_layout(int argc, char **argv, const struct cli_global *g)
 	if (!rc && t && (t->meta.layers != m.layers || t->meta.d_ffn != m.d_ffn))
 		rc = err_set(&err, ERR_INVAL, "%s: trace is %d layers x %d neurons, the model %d x %d",
 			     trace, t->meta.layers, t->meta.d_ffn, m.layers, m.d_ffn);
-	if (!rc && !(l = layout_new(ops->kind, &m, t, (int)bundle, (int)train, g->threads, &err)))
+	if (!rc && !(l = layout_new(ops->kind, &m, t, bundle, train, g->threads, &err)))
 		rc = err.code;
 	struct st_file *st = NULL;
 	struct ckpt *ck = NULL;

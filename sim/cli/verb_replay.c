@@ -35,7 +35,9 @@ static void replay_usage(FILE *f)
 		"                  (default 1GiB, as calibrate; 0: one reused staging buffer)\n"
 		"  --iolog FILE    also write every read as a fio iolog v2 (the sparse strategy)\n"
 		"                  (fio --read_iolog=FILE --replay_no_stall=1 --direct=1 issues\n"
-		"                  the same reads; written atomically)\n",
+		"                  the same reads; written atomically)\n"
+		"--engine, --scale, --tokens and --arena take the bounds of the [validate] keys\n"
+		"of the same names (lifsim.1).\n",
 		conf_names_join(io_engine_choice, choices, sizeof choices));
 }
 
@@ -43,7 +45,7 @@ struct rargs {
 	const char *model, *trace, *weights, *device, *iolog;
 	char engine[16];
 	double scale;
-	long long tokens, arena;
+	int64_t tokens, arena;
 	int compute, verify, check_rows;
 };
 
@@ -135,6 +137,11 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	return rc ? cli_fail("replay", &err) : 0;
 }
 
+#define VFLAG(flag, key, field) \
+	cli_conf("replay", flag, validate_opts, "validate", key, optarg, field)
+#define VDEFAULT(flag, key, field) \
+	cli_conf("replay", flag, validate_opts, "validate", key, NULL, field)
+
 int verb_replay(int argc, char **argv, const struct cli_global *g)
 {
 	static const struct option longopts[] = {
@@ -147,12 +154,15 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
-	struct rargs a = {.scale = 1, .verify = 1, .arena = IO_ARENA_DEFAULT};
+	struct rargs a = {.verify = 1};
 	struct sim_params p;
 	struct lif_err err = {0};
 	sim_default_params(&p);
-	strcpy(a.engine, "io_uring");
-	int c;
+	int c, engine;
+	if (VDEFAULT("--scale", "scale", &a.scale) || VDEFAULT("--arena", "arena", &a.arena) ||
+	    VDEFAULT("--engine", "engine", &engine))
+		return 1;
+	snprintf(a.engine, sizeof a.engine, "%s", io_engine_choice(engine));
 	while ((c = cli_getopt("replay", argc, argv, "h", longopts)) != -1) {
 		char key[64], *eq;
 		const struct conf_opt *o;
@@ -166,21 +176,15 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		case 'V': a.verify = 0; break;
 		case 'R': a.check_rows = 1; break;
 		case 'L': a.iolog = optarg; break;
-		case 'A':
-			if (conf_parse_bytes(optarg, &a.arena) || a.arena < 0)
-				return cli_failf("replay", "--arena: '%s' is not a byte size", optarg);
-			break;
+		/* flags that mirror [validate] keys parse through their rows */
+		case 'A': if (VFLAG("--arena", "arena", &a.arena)) return 2; break;
 		case 'e':
-			if (!io_find(optarg)) {
-				char choices[128];
-				return cli_failf("replay", "--engine: unknown engine '%s' (choices: %s)",
-						 optarg,
-						 conf_names_join(io_engine_choice, choices, sizeof choices));
-			}
-			snprintf(a.engine, sizeof a.engine, "%s", optarg);
+			if (VFLAG("--engine", "engine", &engine))
+				return 2;
+			snprintf(a.engine, sizeof a.engine, "%s", io_engine_choice(engine));
 			break;
-		case 's': if (cli_double("replay", "--scale", optarg, 1e-6, 1, &a.scale)) return 2; break;
-		case 'n': if (cli_int("replay", "--tokens", optarg, 1, 1LL << 40, &a.tokens)) return 2; break;
+		case 's': if (VFLAG("--scale", "scale", &a.scale)) return 2; break;
+		case 'n': if (VFLAG("--tokens", "tokens", &a.tokens)) return 2; break;
 		case 'S':
 			eq = strchr(optarg, '=');
 			snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - optarg) : 0, optarg);

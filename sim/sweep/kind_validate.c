@@ -71,7 +71,7 @@ struct vparams {
 };
 
 #define OV(f) CONF_OFF(struct vparams, f)
-static const struct conf_opt val_opts[] = {
+const struct conf_opt validate_opts[] = {
 	{.section = "experiment", .name = "kind", .type = CONF_STR, .offset = OV(kind), .size = 32,
 	 .def = "validate", CONF_NO_BOUNDS, .help = "what a point computes"},
 	{.section = "experiment", .name = "model", .type = CONF_STR, .offset = OV(model),
@@ -122,22 +122,22 @@ static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_
 {
 	memset(pt, 0, sizeof *pt);
 	sim_default_params(&pt->p);
-	int rc = conf_defaults(val_opts, &pt->v, err);
+	int rc = conf_defaults(validate_opts, &pt->v, err);
 	for (size_t i = 0; !rc && i < doc->n; i++) {
 		const struct conf_entry *e = &doc->entries[i];
 		int sim = !strcmp(e->section, "sim");
 		const struct conf_opt *o = sim ? conf_find(sim_opts, "sim", e->key)
-					       : conf_find(val_opts, e->section, e->key);
+					       : conf_find(validate_opts, e->section, e->key);
 		char hint[128] = "";
 		if (!o)
-			conf_suggest_key(sim ? sim_opts : val_opts, e->section, e->key, hint, sizeof hint);
+			conf_suggest_key(sim ? sim_opts : validate_opts, e->section, e->key, hint, sizeof hint);
 		if (!o)
 			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key%s", e->file, e->line,
 				     e->section, e->key, hint);
 		else
 			rc = conf_set(o, sim ? (void *)&pt->p : (void *)&pt->v, e->value, e, err);
 	}
-	for (const struct conf_opt *o = val_opts; !rc && o->name; o++)
+	for (const struct conf_opt *o = validate_opts; !rc && o->name; o++)
 		if (!o->def && !((const char *)&pt->v + o->offset)[0])
 			rc = err_set(err, ERR_INVAL, "[%s] %s: required key is missing", o->section, o->name);
 	if (!rc)
@@ -192,7 +192,7 @@ static int v_check(void *ctx, const struct conf_doc *point, struct conf_doc *res
 		if (access(paths[i], R_OK))
 			rc = err_set(err, ERR_IO, "%s: %s: %s", names[i], paths[i], strerror(errno));
 	if (!rc)
-		rc = sweep_resolved_add_opts(resolved, val_opts, &pt.v);
+		rc = sweep_resolved_add_opts(resolved, validate_opts, &pt.v);
 	if (!rc)
 		rc = sweep_resolved_add_opts(resolved, sim_opts, &pt.p);
 	return rc;
