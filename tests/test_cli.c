@@ -17,6 +17,7 @@ struct cli_case {
 static struct cli_case cases[] = {
 	{"", 2, "usage: lifsim"},
 	{"--help", 0, "verbs:"},
+	{"--version", 0, "lifsim " PACKAGE_VERSION " (commit "},
 	{"frobnicate", 2, "lifsim: unknown verb 'frobnicate' (verbs: synth"},
 	{"swep x.ini", 2, "lifsim: unknown verb 'swep' (did you mean 'sweep'?)"},
 	{"STATS x.h5", 2, "did you mean 'stats'?"},
