@@ -49,6 +49,49 @@ struct rargs {
 	int compute, verify, check_rows;
 };
 
+/* The sparse replay, writing its reads as a fio iolog when --iolog asks. */
+static int replay_sparse_logged(const struct rargs *a, const struct sim_inputs *in,
+				const struct trace *t, const struct wfile *w, struct io_engine *io,
+				struct replay_opts *o, struct replay_token *rt, struct lif_err *err)
+{
+	struct atomic_file log = {0};
+	int rc = 0;
+	if (a->iolog && !(rc = atomic_open(&log, a->iolog, err))) {
+		o->iolog = log.fp;
+		replay_iolog_begin(log.fp, a->weights);
+	}
+	if (!rc)
+		rc = replay_sparse(in, t, w, io, o, rt, err);
+	if (o->iolog) {
+		replay_iolog_end(log.fp, a->weights);
+		if (rc)
+			atomic_abort(&log);
+		else
+			rc = atomic_commit(&log, err);
+	}
+	return rc;
+}
+
+/* Per token as CSV on stdout (with the prediction st when --device). */
+static int replay_print(const struct rargs *a, int64_t n, const struct replay_token *rt,
+			const struct sim_token *st, struct lif_err *err)
+{
+	printf("token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded,"
+	       "rows_copied%s\n", a->device ? ",io_ms_pred,mem_ms_pred,bytes_read_pred" : "");
+	for (int64_t k = 0; k < n; k++) {
+		printf("%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%lld,%lld,%lld,%lld", (long long)k, rt[k].io_ms,
+		       rt[k].place_ms, rt[k].mem_ms, rt[k].compute_ms, rt[k].total_ms,
+		       (long long)rt[k].bytes_read, (long long)rt[k].reads,
+		       (long long)rt[k].neurons_loaded, (long long)rt[k].rows_copied);
+		if (a->device)
+			printf(",%.6g,%.6g,%lld", st[k].io_ms, st[k].mem_ms, (long long)st[k].bytes_read);
+		printf("\n");
+	}
+	if (fflush(stdout))
+		return err_set(err, ERR_IO, "cannot write to stdout");
+	return 0;
+}
+
 static int replay_go(const struct rargs *a, struct sim_params *p, const struct cli_global *g)
 {
 	struct lif_err err = {0};
@@ -96,37 +139,12 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	else if (!rc) {
 		struct replay_opts o = {.tokens = n, .verify = a->verify, .compute = a->compute,
 					.check_rows = a->check_rows, .arena = arena};
-		struct atomic_file log = {0};
 		rc = sim_inputs_get(c, p, r.pin_frac, g->threads, &in, &err);
-		if (!rc && a->iolog && !(rc = atomic_open(&log, a->iolog, &err))) {
-			o.iolog = log.fp;
-			replay_iolog_begin(log.fp, a->weights);
-		}
 		if (!rc)
-			rc = replay_sparse(&in, t, w, io, &o, rt, &err);
-		if (o.iolog) {
-			replay_iolog_end(log.fp, a->weights);
-			if (rc)
-				atomic_abort(&log);
-			else
-				rc = atomic_commit(&log, &err);
-		}
+			rc = replay_sparse_logged(a, &in, t, w, io, &o, rt, &err);
 	}
-	if (!rc) {
-		printf("token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded,"
-		       "rows_copied%s\n", a->device ? ",io_ms_pred,mem_ms_pred,bytes_read_pred" : "");
-		for (int64_t k = 0; k < n; k++) {
-			printf("%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%lld,%lld,%lld,%lld", (long long)k, rt[k].io_ms,
-			       rt[k].place_ms, rt[k].mem_ms, rt[k].compute_ms, rt[k].total_ms,
-			       (long long)rt[k].bytes_read, (long long)rt[k].reads,
-			       (long long)rt[k].neurons_loaded, (long long)rt[k].rows_copied);
-			if (a->device)
-				printf(",%.6g,%.6g,%lld", st[k].io_ms, st[k].mem_ms, (long long)st[k].bytes_read);
-			printf("\n");
-		}
-		if (fflush(stdout))
-			rc = err_set(&err, ERR_IO, "cannot write to stdout");
-	}
+	if (!rc)
+		rc = replay_print(a, n, rt, st, &err);
 	sim_inputs_release(&in);
 	io_close(io);
 	io_arena_free(arena);
