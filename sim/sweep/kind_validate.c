@@ -396,6 +396,47 @@ static int put(struct sweep_row *row, const char *name, double v, int *rc)
 	return *rc |= sweep_row_set_num(row, name, v);
 }
 
+/* The row's columns: prediction pm against the n repeats' medians rp, with the
+ * drift probes' correction. */
+static int put_results(struct sweep_row *row, const char *reg, int64_t timed, double mean_read,
+		       const struct means *pm, const struct reps *rp, int n)
+{
+	const struct prober *pr = &rp->pr;
+	double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
+	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n);
+	int rc = sweep_row_set_str(row, "regime", reg);
+	put(row, "tokens_timed", (double)timed, &rc);
+	put(row, "bytes_per_token_pred", pm->bytes, &rc);
+	put(row, "bytes_per_token_meas", rp->last.bytes, &rc);
+	put(row, "reads_per_token", pm->reads, &rc);
+	put(row, "mean_read_bytes", mean_read, &rc);
+	put(row, "io_ms_pred", pm->io, &rc);
+	put(row, "io_ms_meas", io, &rc);
+	put(row, "io_rel_err", pm->io / io - 1, &rc);
+	put(row, "mem_ms_pred", pm->mem, &rc);
+	put(row, "mem_ms_meas", mem, &rc);
+	/* no predicted copies: no error to speak of (the timer reads ~1 us) */
+	put(row, "mem_rel_err", pm->mem > 0 && mem > 0 ? pm->mem / mem - 1 : NAN, &rc);
+	put(row, "total_ms_pred", pm->total, &rc);
+	put(row, "total_ms_meas", tot, &rc);
+	put(row, "total_rel_err", pm->total / tot - 1, &rc);
+	put(row, "probe_chunk_bytes", (double)pr->chunk, &rc);
+	put(row, "probe_depth", pr->depth, &rc);
+	put(row, "probe_mib_per_s", median(pr->mib, pr->nmib), &rc);
+	put(row, "probe_ref_mib_per_s", pr->ref / 1048576.0, &rc);
+	put(row, "drift", median(pr->f, pr->nf), &rc);
+	put(row, "io_ms_meas_corr", io_c, &rc);
+	put(row, "io_rel_err_corr", pm->io / io_c - 1, &rc);
+	put(row, "total_ms_meas_corr", tot_c, &rc);
+	put(row, "total_rel_err_corr", pm->total / tot_c - 1, &rc);
+	put(row, "io_cv", cv(rp->io, n), &rc);
+	put(row, "mem_cv", cv(rp->mem, n), &rc);
+	put(row, "total_cv", cv(rp->total, n), &rc);
+	put(row, "drift_cv", cv(pr->f, pr->nf), &rc);
+	put(row, "place_ms_meas", median(rp->place, n), &rc);
+	return rc;
+}
+
 static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *row,
 		   struct lif_err *err)
 {
@@ -440,39 +481,7 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 		free(rp);
 		return rc;
 	}
-	const struct prober *pr = &rp->pr;
-	double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
-	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n);
-	rc = sweep_row_set_str(row, "regime", reg);
-	put(row, "tokens_timed", (double)(b - a), &rc);
-	put(row, "bytes_per_token_pred", pm.bytes, &rc);
-	put(row, "bytes_per_token_meas", rp->last.bytes, &rc);
-	put(row, "reads_per_token", pm.reads, &rc);
-	put(row, "mean_read_bytes", mean_read, &rc);
-	put(row, "io_ms_pred", pm.io, &rc);
-	put(row, "io_ms_meas", io, &rc);
-	put(row, "io_rel_err", pm.io / io - 1, &rc);
-	put(row, "mem_ms_pred", pm.mem, &rc);
-	put(row, "mem_ms_meas", mem, &rc);
-	/* no predicted copies: no error to speak of (the timer reads ~1 us) */
-	put(row, "mem_rel_err", pm.mem > 0 && mem > 0 ? pm.mem / mem - 1 : NAN, &rc);
-	put(row, "total_ms_pred", pm.total, &rc);
-	put(row, "total_ms_meas", tot, &rc);
-	put(row, "total_rel_err", pm.total / tot - 1, &rc);
-	put(row, "probe_chunk_bytes", (double)pr->chunk, &rc);
-	put(row, "probe_depth", pr->depth, &rc);
-	put(row, "probe_mib_per_s", median(pr->mib, pr->nmib), &rc);
-	put(row, "probe_ref_mib_per_s", pr->ref / 1048576.0, &rc);
-	put(row, "drift", median(pr->f, pr->nf), &rc);
-	put(row, "io_ms_meas_corr", io_c, &rc);
-	put(row, "io_rel_err_corr", pm.io / io_c - 1, &rc);
-	put(row, "total_ms_meas_corr", tot_c, &rc);
-	put(row, "total_rel_err_corr", pm.total / tot_c - 1, &rc);
-	put(row, "io_cv", cv(rp->io, n), &rc);
-	put(row, "mem_cv", cv(rp->mem, n), &rc);
-	put(row, "total_cv", cv(rp->total, n), &rc);
-	put(row, "drift_cv", cv(pr->f, pr->nf), &rc);
-	put(row, "place_ms_meas", median(rp->place, n), &rc);
+	rc = put_results(row, reg, b - a, mean_read, &pm, rp, n);
 	free(rp);
 	if (rc)
 		return err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column");
