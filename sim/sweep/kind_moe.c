@@ -109,22 +109,15 @@ static int read_point(const struct conf_doc *doc, struct moe_point *pt, struct l
 	memset(pt, 0, sizeof *pt);
 	router_synth_defaults(&pt->s);
 	char choices[128];
+	const struct pointin_table tables[] = {{"synth", router_synth_opts, &pt->s},
+					       {NULL, moe_opts, pt}};
+	const struct pointin_path paths[] = {
+		{pt->model, sizeof pt->model, "experiment", "model", PATH_MODEL},
+		{pt->device, sizeof pt->device, "experiment", "device", PATH_DEVICE},
+		{pt->trace, sizeof pt->trace, "experiment", "trace", PATH_FILE}};
 	int rc = conf_defaults(moe_opts, pt, err);
-	for (size_t i = 0; !rc && i < doc->n; i++) {
-		const struct conf_entry *e = &doc->entries[i];
-		int synth = !strcmp(e->section, "synth");
-		const struct conf_opt *o = conf_find(synth ? router_synth_opts : moe_opts, e->section,
-						     e->key);
-		if (!o)
-			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key", e->file, e->line,
-				     e->section, e->key);
-		else
-			rc = conf_set(o, synth ? (void *)&pt->s : (void *)pt, e->value, e, err);
-	}
-	if (!rc && !pt->model[0])
-		rc = err_set(err, ERR_INVAL, "[experiment] model: required key is missing");
-	if (!rc && !pt->device[0])
-		rc = err_set(err, ERR_INVAL, "[experiment] device: required key is missing");
+	if (!rc)
+		rc = pointin_apply(doc, tables, 2, NULL, err);
 	if (!rc && !moe_cache_find(pt->p.cache_policy))
 		rc = err_set(err, ERR_INVAL, "[moe] cache_policy: '%s' is not one of %s",
 			     pt->p.cache_policy,
@@ -132,16 +125,7 @@ static int read_point(const struct conf_doc *doc, struct moe_point *pt, struct l
 	if (!rc && (pt->expert_cache < 0) == (pt->dram_budget == 0))
 		rc = err_set(err, ERR_INVAL, "[moe] give exactly one of expert_cache (>= 0) and "
 			     "dram_budget (> 0)");
-	if (!rc)
-		rc = pointin_resolve(pt->model, sizeof pt->model, doc, "experiment", "model",
-				     PATH_MODEL, err);
-	if (!rc)
-		rc = pointin_resolve(pt->device, sizeof pt->device, doc, "experiment", "device",
-				     PATH_DEVICE, err);
-	if (!rc)
-		rc = pointin_resolve(pt->trace, sizeof pt->trace, doc, "experiment", "trace",
-				     PATH_FILE, err);
-	return rc;
+	return rc ? rc : pointin_resolve_all(doc, paths, 3, err);
 }
 
 static int moe_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)

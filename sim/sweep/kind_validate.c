@@ -122,40 +122,18 @@ static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_
 {
 	memset(pt, 0, sizeof *pt);
 	sim_default_params(&pt->p);
+	const struct pointin_table tables[] = {{"sim", sim_opts, &pt->p},
+					       {NULL, validate_opts, &pt->v}};
+	const struct pointin_path paths[] = {
+		{pt->v.model, sizeof pt->v.model, "experiment", "model", PATH_MODEL},
+		{pt->v.device, sizeof pt->v.device, "experiment", "device", PATH_DEVICE},
+		{pt->v.trace, sizeof pt->v.trace, "experiment", "trace", PATH_FILE},
+		{pt->v.weights, sizeof pt->v.weights, "validate", "weights", PATH_FILE},
+		{pt->v.probe_file, sizeof pt->v.probe_file, "validate", "probe_file", PATH_FILE}};
 	int rc = conf_defaults(validate_opts, &pt->v, err);
-	for (size_t i = 0; !rc && i < doc->n; i++) {
-		const struct conf_entry *e = &doc->entries[i];
-		int sim = !strcmp(e->section, "sim");
-		const struct conf_opt *o = sim ? conf_find(sim_opts, "sim", e->key)
-					       : conf_find(validate_opts, e->section, e->key);
-		char hint[128] = "";
-		if (!o)
-			conf_suggest_key(sim ? sim_opts : validate_opts, e->section, e->key, hint, sizeof hint);
-		if (!o)
-			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key%s", e->file, e->line,
-				     e->section, e->key, hint);
-		else
-			rc = conf_set(o, sim ? (void *)&pt->p : (void *)&pt->v, e->value, e, err);
-	}
-	for (const struct conf_opt *o = validate_opts; !rc && o->name; o++)
-		if (!o->def && !((const char *)&pt->v + o->offset)[0])
-			rc = err_set(err, ERR_INVAL, "[%s] %s: required key is missing", o->section, o->name);
 	if (!rc)
-		rc = pointin_resolve(pt->v.model, sizeof pt->v.model, doc, "experiment", "model",
-				     PATH_MODEL, err);
-	if (!rc)
-		rc = pointin_resolve(pt->v.device, sizeof pt->v.device, doc, "experiment", "device",
-				     PATH_DEVICE, err);
-	if (!rc)
-		rc = pointin_resolve(pt->v.trace, sizeof pt->v.trace, doc, "experiment", "trace",
-				     PATH_FILE, err);
-	if (!rc)
-		rc = pointin_resolve(pt->v.weights, sizeof pt->v.weights, doc, "validate", "weights",
-				     PATH_FILE, err);
-	if (!rc)
-		rc = pointin_resolve(pt->v.probe_file, sizeof pt->v.probe_file, doc, "validate",
-				     "probe_file", PATH_FILE, err);
-	return rc;
+		rc = pointin_apply(doc, tables, 2, NULL, err);
+	return rc ? rc : pointin_resolve_all(doc, paths, 5, err);
 }
 
 static int v_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
