@@ -2,6 +2,14 @@
 
 #include <math.h>
 
+static const char *const kernel_names[] = {[COMPUTE_LUT] = "lut", [COMPUTE_DEQUANT] = "dequant"};
+
+const char *compute_kernel_choice(int i)
+{
+	int n = (int)(sizeof kernel_names / sizeof *kernel_names);
+	return i >= 0 && i < n ? kernel_names[i] : NULL;
+}
+
 static int bad(const char **key, const char *name, struct lif_err *err, const char *what,
 	       double v)
 {

@@ -35,7 +35,8 @@
 
 #define COMPUTE_MAX_BITS 4
 enum compute_kernel { COMPUTE_LUT = 0, COMPUTE_DEQUANT = 1 };
-#define COMPUTE_KERNEL_CHOICES "lut|dequant"
+/* The name of kernel i, or NULL past the last (a conf_names_fn). */
+const char *compute_kernel_choice(int i);
 
 /* Compute side of a device: a plain value. */
 struct compute_model {

@@ -32,7 +32,7 @@ const struct conf_opt device_opts[] = {
 	 .size = SZ(dev.name), .def = "", CONF_NO_BOUNDS,
 	 .help = "profile name (default: the file's base name)"},
 	{.section = "flash", .name = "model", .type = CONF_ENUM, .offset = O(dev.flash.kind),
-	 CONF_NO_BOUNDS, .choices = FLASH_KIND_CHOICES, .help = "flash model form in use"},
+	 CONF_NO_BOUNDS, .names = flash_kind_choice, .help = "flash model form in use"},
 	{.section = "flash", .name = "t0_us", .type = CONF_DOUBLE, .offset = O(dev.flash.par.t0_us),
 	 .def = "0", CONF_NO_BOUNDS,
 	 .help = "parametric (required there): fixed latency per request, us"},

@@ -141,6 +141,11 @@ const struct flash_ops flash_ops_table[FLASH_NKINDS] = {
 			     .check = tabulated_check},
 };
 
+const char *flash_kind_choice(int i)
+{
+	return i >= 0 && i < FLASH_NKINDS ? flash_ops_table[i].name : NULL;
+}
+
 const struct flash_ops *flash_ops_find(const char *name)
 {
 	for (int i = 0; i < FLASH_NKINDS; i++)

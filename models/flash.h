@@ -91,8 +91,9 @@ struct flash_ops {
 /* Indexed by enum flash_kind; the names are the INI `model` choices. */
 extern const struct flash_ops flash_ops_table[FLASH_NKINDS];
 
-/* "parametric|tabulated": the INI choices, in flash_ops_table order. */
-#define FLASH_KIND_CHOICES "parametric|tabulated"
+/* The name of flash_ops_table[i], or NULL past the last: the INI `model`
+ * choices (a conf_names_fn). */
+const char *flash_kind_choice(int i);
 
 /* The form called `name`, or NULL. */
 const struct flash_ops *flash_ops_find(const char *name);

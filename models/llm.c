@@ -30,7 +30,7 @@ const struct conf_opt llm_opts[] = {
 	 CONF_NO_BOUNDS, .choices = "relu|gated",
 	 .help = "FFN kind: relu (up, down) or gated (gate, up, down)"},
 	{.section = "model", .name = "dtype", .type = CONF_ENUM, .offset = O(dtype), .def = "fp16",
-	 CONF_NO_BOUNDS, .choices = "fp32|fp16|bf16|int8", .help = "stored weight type"},
+	 CONF_NO_BOUNDS, .names = llm_dtype_choice, .help = "stored weight type"},
 	{.section = "model", .name = "tied_embeddings", .type = CONF_BOOL,
 	 .offset = O(tied_embeddings), .def = "false", CONF_NO_BOUNDS,
 	 .help = "output head shares the token embedding"},
@@ -71,10 +71,18 @@ int llm_dtype_bytes(int dtype)
 	return dtype >= 0 && dtype < 4 ? bytes[dtype] : 0;
 }
 
+static const char *const dtype_names[LLM_NDTYPES] = {
+	[LLM_FP32] = "fp32", [LLM_FP16] = "fp16", [LLM_BF16] = "bf16", [LLM_INT8] = "int8"};
+
+const char *llm_dtype_choice(int dtype)
+{
+	return dtype >= 0 && dtype < LLM_NDTYPES ? dtype_names[dtype] : NULL;
+}
+
 const char *llm_dtype_name(int dtype)
 {
-	static const char *names[] = {"fp32", "fp16", "bf16", "int8"};
-	return dtype >= 0 && dtype < 4 ? names[dtype] : "?";
+	const char *name = llm_dtype_choice(dtype);
+	return name ? name : "?";
 }
 
 /* Parameter counts of one layer's attention and the embeddings. */

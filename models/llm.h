@@ -123,5 +123,7 @@ double llm_layer_sparsity(const struct llm_desc *d, int layer);
 int llm_dtype_bytes(int dtype);
 
 const char *llm_dtype_name(int dtype);
+/* The name of dtype i, or NULL past the last: the INI choices (a conf_names_fn). */
+const char *llm_dtype_choice(int dtype);
 
 #endif

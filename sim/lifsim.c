@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "sim/base/conf.h"
+#include "sim/base/hostinfo.h"
 #include "sim/base/path.h"
 #include "sim/base/suggest.h"
 #include "sim/cli/verbs.h"
@@ -49,7 +50,8 @@ static void usage(FILE *f)
 	fprintf(f, "\nglobal options (any verb):\n"
 		   "  --threads N  worker threads (default: the CPUs this process may use:\n"
 		   "               affinity, cgroup cpu.max quota, SLURM_CPUS_PER_TASK)\n"
-		   "  --quiet      no summary or progress output\n\n"
+		   "  --quiet      no summary or progress output\n"
+		   "  --version    the version and the git commit built from (unknown: not a checkout)\n\n"
 		   "`lifsim VERB --help` describes each verb; `man lifsim` all of them.\n\n"
 		   "Models, devices and experiments are found by path or short name (opt-6.7b,\n"
 		   "m1max, paper-table2) in: the current directory, $LIFSIM_PATH, then");
@@ -74,7 +76,7 @@ int main(int argc, char **argv)
 		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("lifsim %s\n", PACKAGE_VERSION);
+		printf("lifsim %s (commit %s)\n", hostinfo_version(), hostinfo_commit());
 		return 0;
 	}
 	for (size_t i = 0; i < NVERBS; i++)

@@ -17,6 +17,7 @@ struct cli_case {
 static struct cli_case cases[] = {
 	{"", 2, "usage: lifsim"},
 	{"--help", 0, "verbs:"},
+	{"--version", 0, "lifsim " PACKAGE_VERSION " (commit "},
 	{"frobnicate", 2, "lifsim: unknown verb 'frobnicate' (verbs: synth"},
 	{"swep x.ini", 2, "lifsim: unknown verb 'swep' (did you mean 'sweep'?)"},
 	{"STATS x.h5", 2, "did you mean 'stats'?"},
@@ -36,6 +37,13 @@ static struct cli_case cases[] = {
 	{"sweep --bogus x.ini", 2, "lifsim sweep: unknown option '--bogus'"},
 	{"sweep x.ini", 2, "missing -o DIR"},
 	{"merge", 2, "missing -o DIR"},
+	/* flags that mirror INI keys take the keys' bounds */
+	{"replay x.ini --tokens 2000000000", 2,
+	 "--tokens: '2000000000' is outside [1, 1073741824] (as [validate] tokens)"},
+	{"replay x.ini --engine aio", 2, "--engine: 'aio' is not one of psync|io_uring|mem"},
+	{"layout x.ini --bundle 0", 2, "--bundle: '0' is outside [1, 1048576] (as [sim] bundle)"},
+	{"layout x.ini --dtype fp8", 2, "'fp8' is not one of fp32|fp16|bf16|int8 (as [model] dtype)"},
+	{"calibrate --arena 2TiB", 2, "(as [validate] arena)"},
 };
 
 ParameterizedTestParameters(cli, errors_and_help_are_clear)

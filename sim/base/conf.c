@@ -305,6 +305,22 @@ int conf_parse_bytes(const char *s, long long *out)
 	return ERR_INVAL;
 }
 
+const char *conf_names_join(conf_names_fn *fn, char *buf, size_t cap)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int i = 0; fn(i) && used < cap; i++)
+		used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "|" : "", fn(i));
+	return buf;
+}
+
+const char *conf_choices(const struct conf_opt *o, char *buf, size_t cap)
+{
+	if (o->names)
+		return conf_names_join(o->names, buf, cap);
+	return o->choices ? o->choices : "";
+}
+
 static int enum_index(const char *choices, const char *v)
 {
 	int idx = 0;
@@ -439,12 +455,12 @@ static int set_dlist(const struct conf_opt *o, char *base, const char *v,
 	return rc;
 }
 
-int conf_set(const struct conf_opt *o, void *target, const char *value,
-	     const struct conf_entry *e, struct lif_err *err)
+/* Set the field f of row o (target: the whole struct, for a list's count). */
+static int set_field(const struct conf_opt *o, void *target, char *f, const char *value,
+		     const struct conf_entry *e, struct lif_err *err)
 {
 	char v[CONF_MAX_LINE];
 	trim(value, v, sizeof v);
-	char *f = (char *)target + o->offset;
 	switch (o->type) {
 	case CONF_STR:
 		if (strlen(v) >= o->size)
@@ -462,10 +478,12 @@ int conf_set(const struct conf_opt *o, void *target, const char *value,
 			return where(o, e, err, "'%s' is not a boolean (true/false)", v);
 		return 0;
 	case CONF_ENUM: {
-		int idx = enum_index(o->choices, v);
+		char buf[256];
+		const char *choices = conf_choices(o, buf, sizeof buf);
+		int idx = enum_index(choices, v);
 		if (idx < 0) {
 			char msg[512];
-			snprintf(msg, sizeof msg, "'%%s' is not one of %s", o->choices);
+			snprintf(msg, sizeof msg, "'%%s' is not one of %s", choices);
 			return where(o, e, err, msg, v);
 		}
 		*(int *)f = idx;
@@ -476,6 +494,19 @@ int conf_set(const struct conf_opt *o, void *target, const char *value,
 	default:
 		return set_number(o, f, v, e, err);
 	}
+}
+
+int conf_set(const struct conf_opt *o, void *target, const char *value,
+	     const struct conf_entry *e, struct lif_err *err)
+{
+	return set_field(o, target, (char *)target + o->offset, value, e, err);
+}
+
+int conf_set_field(const struct conf_opt *o, void *field, const char *value, struct lif_err *err)
+{
+	if (o->type == CONF_DLIST)
+		return err_set(err, ERR_INVAL, "%s: a list is set through its table", o->name);
+	return set_field(o, NULL, field, value, NULL, err);
 }
 
 int conf_defaults(const struct conf_opt *opts, void *target, struct lif_err *err)
@@ -592,9 +623,11 @@ void conf_format(const struct conf_opt *o, const void *target, char *buf, size_t
 	case CONF_STR:
 		snprintf(buf, len, "%s", f);
 		break;
-	case CONF_ENUM:
-		enum_name(o->choices, *(const int *)f, buf, len);
+	case CONF_ENUM: {
+		char choices[256];
+		enum_name(conf_choices(o, choices, sizeof choices), *(const int *)f, buf, len);
 		break;
+	}
 	case CONF_DLIST: {
 		int n = *(const int *)((const char *)target + o->count_offset);
 		size_t used = 0;
@@ -636,8 +669,9 @@ void conf_help(FILE *f, const struct conf_opt *opts)
 	for (const struct conf_opt *o = opts; o->name; o++) {
 		fprintf(f, "  [%s] %-18s %-7s %s", o->section, o->name, type_name(o->type),
 			o->help ? o->help : "");
-		if (o->type == CONF_ENUM)
-			fprintf(f, " (%s)", o->choices);
+		char choices[256];
+		if (o->type == CONF_ENUM || o->names)
+			fprintf(f, " (%s)", conf_choices(o, choices, sizeof choices));
 		if (o->def)
 			fprintf(f, " [default: %s]", o->def);
 		else

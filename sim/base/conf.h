@@ -30,9 +30,13 @@ enum conf_type {
 	CONF_BYTES,  /* int64_t; accepts 4096, 16KiB, 1.5GB, 4k */
 	CONF_BOOL,   /* int; true/false/yes/no/1/0 */
 	CONF_STR,    /* char[size] */
-	CONF_ENUM,   /* int: index into the '|'-separated choices */
+	CONF_ENUM,   /* int: index into the choices (the '|'-separated list, or names) */
 	CONF_DLIST   /* double[size] with its count in an int at count_offset */
 };
+
+/* A choice list read off a name or ops table (one source): the name of choice
+ * i, or NULL past the last. */
+typedef const char *conf_names_fn(int i);
 
 struct conf_opt {
 	const char *section; /* INI section the key lives in */
@@ -43,7 +47,9 @@ struct conf_opt {
 	size_t count_offset; /* CONF_DLIST: offset of the int element count */
 	const char *def;     /* default as text; NULL means required */
 	double min, max;     /* inclusive bounds for numbers (min > max: none) */
-	const char *choices; /* CONF_ENUM: "a|b|c" */
+	const char *choices; /* CONF_ENUM: "a|b|c" for a list that lives only here */
+	conf_names_fn *names; /* CONF_ENUM, or a CONF_STR naming a table entry: the
+			       * table's names (instead of choices) */
 	const char *help;
 };
 
@@ -79,6 +85,13 @@ void conf_doc_free(struct conf_doc *doc);
 void conf_suggest_key(const struct conf_opt *opts, const char *section, const char *key, char *buf,
 		      size_t cap);
 
+/* The names of fn joined with '|' into buf ("a|b|c"); returns buf. */
+const char *conf_names_join(conf_names_fn *fn, char *buf, size_t cap);
+
+/* The row's choices as "a|b|c" (its choices string, or its names joined into
+ * buf); "" for a row without choices. */
+const char *conf_choices(const struct conf_opt *opt, char *buf, size_t cap);
+
 /* Find the table row for (section, key), or NULL. */
 const struct conf_opt *conf_find(const struct conf_opt *opts, const char *section,
 				 const char *key);
@@ -91,6 +104,13 @@ int conf_defaults(const struct conf_opt *opts, void *target, struct lif_err *err
  * section and key when e is given (e may be NULL for command-line values). */
 int conf_set(const struct conf_opt *opt, void *target, const char *value,
 	     const struct conf_entry *e, struct lif_err *err);
+
+/* Parse value into a lone variable of the row's type (int for CONF_INT, ENUM
+ * and BOOL, int64_t for CONF_I64 and BYTES, double, char[size]) with the
+ * row's bounds and choices: a command-line flag that mirrors an INI key
+ * (not CONF_DLIST). The message starts "NAME: ". */
+int conf_set_field(const struct conf_opt *opt, void *field, const char *value,
+		   struct lif_err *err);
 
 /* Apply every entry of doc whose section is in `sections` ("|"-separated; NULL
  * for all) to target; an entry matching no row is an "unknown key" error. */

@@ -134,6 +134,23 @@ int cli_int(const char *verb, const char *opt, const char *s, long long min, lon
 	return 0;
 }
 
+int cli_conf(const char *verb, const char *opt, const struct conf_opt *opts, const char *section,
+	     const char *key, const char *s, void *field)
+{
+	const struct conf_opt *o = conf_find(opts, section, key);
+	struct lif_err err = {0};
+	if (!o)
+		return cli_failf(verb, "%s: no key [%s] %s to parse it by", opt, section, key), -1;
+	if (!conf_set_field(o, field, s ? s : o->def ? o->def : "", &err))
+		return 0;
+	size_t n = strlen(o->name); /* the message starts "NAME: " */
+	const char *what = strncmp(err.msg, o->name, n) || strncmp(err.msg + n, ": ", 2)
+				   ? err.msg
+				   : err.msg + n + 2;
+	cli_failf(verb, "%s: %s (as [%s] %s)", opt, what, section, key);
+	return -1;
+}
+
 int cli_double(const char *verb, const char *opt, const char *s, double min, double max,
 	       double *out)
 {

@@ -9,6 +9,7 @@
 
 #include <getopt.h>
 
+#include "sim/base/conf.h"
 #include "sim/base/err.h"
 #include "sim/base/path.h"
 
@@ -49,6 +50,14 @@ int cli_int(const char *verb, const char *opt, const char *s, long long min, lon
 	    long long *out);
 int cli_double(const char *verb, const char *opt, const char *s, double min, double max,
 	       double *out);
+
+/* Parse the value s of flag `opt`, which mirrors the INI key [section] key of
+ * the option table opts, into field (a variable of the row's type:
+ * conf_set_field), with the row's bounds and choices: one source for the flag
+ * and the key. s NULL: the row's default. Prints "lifsim VERB: OPT: problem
+ * (as [section] key)" on failure. */
+int cli_conf(const char *verb, const char *opt, const struct conf_opt *opts, const char *section,
+	     const char *key, const char *s, void *field);
 
 /* Progress line "what: 42/100 (42%)  3.1/s  ETA 19s" (sim/base/progress.h)
  * on stderr, redrawn in place at most 5 times a second, only when

@@ -9,6 +9,7 @@
 #include "sim/base/atomic.h"
 #include "sim/real/calib.h"
 #include "sim/cli/verbs.h"
+#include "sim/sweep/kinds.h"
 #include "sim/real/wfile.h"
 
 #define VERB "calibrate"
@@ -121,7 +122,7 @@ struct opts {
 	long long chunks[MAX_LIST], par[MAX_LIST];
 	char engines[4][16];
 	int nc, np, ne, nofit, seq_only, passes;
-	long long arena_bytes; /* 0: no arena */
+	int64_t arena_bytes; /* 0: no arena */
 	struct io_arena *arena;
 	double seconds;
 };
@@ -251,7 +252,34 @@ static int calibrate(const struct opts *o, const struct cli_global *g)
 	return rc ? cli_fail(VERB, &err) : 0;
 }
 
-int verb_calibrate(int argc, char **argv, const struct cli_global *g)
+/* --engines LIST: 1 to 4 engine names into o. Returns 0 or the usage status. */
+static int parse_engines(const char *arg, struct opts *o)
+{
+	size_t k;
+	char **items = conf_list_split(arg, &k);
+	if (!items || k < 1 || k > 4)
+		return conf_list_free(items, items ? k : 0),
+		       cli_failf(VERB, "--engines: expected 1 to 4 names");
+	o->ne = (int)k;
+	for (size_t i = 0; i < k; i++) {
+		if (!io_find(items[i])) {
+			char choices[128];
+			cli_failf(VERB, "--engines: unknown engine '%s' (choices: %s)", items[i],
+				  conf_names_join(io_engine_choice, choices, sizeof choices));
+			return conf_list_free(items, k), 2;
+		}
+		snprintf(o->engines[i], 16, "%s", items[i]);
+	}
+	conf_list_free(items, k);
+	return 0;
+}
+
+/* --arena is [validate] arena's (bound and default) */
+#define ARENA_FLAG(s) \
+	cli_conf(VERB, "--arena", validate_opts, "validate", "arena", s, &o->arena_bytes)
+
+/* Parse the command line into o: -1 to go on, else the exit status. */
+static int calibrate_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
 		{"file", required_argument, 0, 'f'},	{"chunks", required_argument, 0, 'c'},
@@ -263,62 +291,53 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		{"arena", required_argument, 0, 'A'},
 		{0, 0, 0, 0},
 	};
-	struct opts o = {.nc = 9, .np = 7, .ne = 2, .seconds = 0.3, .seed = 1, .passes = 1, .arena_bytes = IO_ARENA_DEFAULT};
+	*o = (struct opts){.nc = 9, .np = 7, .ne = 2, .seconds = 0.3, .seed = 1, .passes = 1};
 	long long passes;
-	strcpy(o.engines[0], "io_uring"), strcpy(o.engines[1], "psync");
-	for (int i = 0; i < o.nc; i++)
-		o.chunks[i] = 4096LL << i;
-	for (int j = 0; j < o.np; j++)
-		o.par[j] = 1LL << j;
+	if (ARENA_FLAG(NULL))
+		return 1;
+	strcpy(o->engines[0], "io_uring"), strcpy(o->engines[1], "psync");
+	for (int i = 0; i < o->nc; i++)
+		o->chunks[i] = 4096LL << i;
+	for (int j = 0; j < o->np; j++)
+		o->par[j] = 1LL << j;
 	int c;
 	while ((c = cli_getopt(VERB, argc, argv, "ho:", longopts)) != -1) {
-		size_t k;
-		char **items;
 		switch (c) {
 		case 'h': usage(stdout); return 0;
 		case '?': return 2;
-		case 'f': o.file = optarg; break;
-		case 'o': o.out = optarg; break;
-		case 'm': o.make = optarg; break;
-		case 'n': o.nofit = 1; break;
-		case 'q': o.seq_only = o.nofit = 1; break;
-		case 'c': if (parse_list("--chunks", optarg, 1, o.chunks, &o.nc)) return 2; break;
-		case 'p': if (parse_list("--parallelism", optarg, 0, o.par, &o.np)) return 2; break;
-		case 's': if (cli_double(VERB, "--seconds", optarg, 0.001, 3600, &o.seconds)) return 2; break;
-		case 'r': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &o.seed)) return 2; break;
-		case 'A':
-			if (conf_parse_bytes(optarg, &o.arena_bytes) || o.arena_bytes < 0)
-				return cli_failf(VERB, "--arena: '%s' is not a byte size", optarg);
-			break;
+		case 'f': o->file = optarg; break;
+		case 'o': o->out = optarg; break;
+		case 'm': o->make = optarg; break;
+		case 'n': o->nofit = 1; break;
+		case 'q': o->seq_only = o->nofit = 1; break;
+		case 'c': if (parse_list("--chunks", optarg, 1, o->chunks, &o->nc)) return 2; break;
+		case 'p': if (parse_list("--parallelism", optarg, 0, o->par, &o->np)) return 2; break;
+		case 's': if (cli_double(VERB, "--seconds", optarg, 0.001, 3600, &o->seconds)) return 2; break;
+		case 'r': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &o->seed)) return 2; break;
+		case 'A': if (ARENA_FLAG(optarg)) return 2; break;
 		case 'P':
 			if (cli_int(VERB, "--passes", optarg, 1, 99, &passes))
 				return 2;
-			o.passes = (int)passes;
+			o->passes = (int)passes;
 			break;
 		case 'S':
-			if (conf_parse_bytes(optarg, &o.size) || o.size < 4096)
+			if (conf_parse_bytes(optarg, &o->size) || o->size < 4096)
 				return cli_failf(VERB, "--size: '%s' is not a byte size >= 4KiB", optarg);
 			break;
-		case 'e':
-			items = conf_list_split(optarg, &k);
-			if (!items || k < 1 || k > 4)
-				return conf_list_free(items, items ? k : 0),
-				       cli_failf(VERB, "--engines: expected 1 to 4 names");
-			o.ne = (int)k;
-			for (size_t i = 0; i < k; i++) {
-				if (!io_find(items[i])) {
-					cli_failf(VERB, "--engines: unknown engine '%s' (choices: %s)",
-						  items[i], IO_ENGINE_CHOICES);
-					return conf_list_free(items, k), 2;
-				}
-				snprintf(o.engines[i], 16, "%s", items[i]);
-			}
-			conf_list_free(items, k);
-			break;
+		case 'e': if (parse_engines(optarg, o)) return 2; break;
 		}
 	}
 	if (optind != argc)
 		return cli_failf(VERB, "unexpected argument '%s' (see --help)", argv[optind]);
+	return -1;
+}
+
+int verb_calibrate(int argc, char **argv, const struct cli_global *g)
+{
+	struct opts o;
+	int rc = calibrate_args(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
 	if (o.make) {
 		struct lif_err err = {0};
 		if (o.size <= 0)

@@ -5,6 +5,7 @@
 
 #include "sim/real/replay.h"
 #include "sim/cli/verbs.h"
+#include "sim/sweep/kinds.h"
 #include "sim/real/wfile.h"
 #include "traces/record/safetensors.h"
 
@@ -12,6 +13,7 @@
 
 static void usage(FILE *f)
 {
+	char choices[128], dtypes[64];
 	fprintf(f,
 		"usage: lifsim layout MODEL.ini --layout L -o FILE [--trace T.h5] [--bundle N]\n"
 		"                     [--train-tokens N] [--scale F] [--dtype D] [--seed N]\n\n"
@@ -31,11 +33,14 @@ static void usage(FILE *f)
 		"                     [sim] layout_train_tokens)\n"
 		"  --scale F          shrink d_model by F in (0, 1] for small files (default 1: the\n"
 		"                     full model; OPT-6.7B fp16 is 8.6 GB of FFN)\n"
-		"  --dtype D          store as fp32|fp16|bf16|int8 (default: the model's)\n"
+		"  --dtype D          store as %s (default: the model's)\n"
 		"  --seed N           synthetic weights' seed (default 1)\n"
 		"  --checkpoint DIR   the FFN weights of a Hugging Face safetensors checkpoint (OPT\n"
-		"                     fc1/fc2, Llama up/gate/down_proj) in the model's dtype\n",
-		LAYOUT_CHOICES);
+		"                     fc1/fc2, Llama up/gate/down_proj) in the model's dtype\n"
+		"--layout, --bundle and --train-tokens take the bounds of [sim] layout, bundle\n"
+		"and layout_train_tokens, --scale of [validate] scale, --dtype of [model] dtype.\n",
+		conf_names_join(layout_choice, choices, sizeof choices),
+		conf_names_join(llm_dtype_choice, dtypes, sizeof dtypes));
 }
 
 /* A checkpoint's FFN matrices per layer: OPT fc1 (d_ffn, d_model) and fc2
@@ -96,7 +101,20 @@ static void progress(void *ctx, int done, int total)
 	cli_progress(ctx, "layout", done, total);
 }
 
-int verb_layout(int argc, char **argv, const struct cli_global *g)
+/* Flags that mirror INI keys parse through their rows (NULL: the default). */
+#define SIM_FLAG(flag, key, s, field) cli_conf(VERB, flag, sim_opts, "sim", key, s, field)
+#define VALIDATE_FLAG(flag, key, s, field) \
+	cli_conf(VERB, flag, validate_opts, "validate", key, s, field)
+
+struct largs {
+	const char *model, *trace, *out, *checkpoint;
+	long long seed;
+	double scale;
+	int kind, bundle, train, dtype; /* dtype -1: the model's */
+};
+
+/* Parse the command line into a: -1 to go on, else the exit status. */
+static int layout_args(int argc, char **argv, struct largs *a)
 {
 	static const struct option longopts[] = {
 		{"layout", required_argument, 0, 'l'},	 {"trace", required_argument, 0, 't'},
@@ -105,85 +123,111 @@ int verb_layout(int argc, char **argv, const struct cli_global *g)
 		{"seed", required_argument, 0, 'r'},	 {"checkpoint", required_argument, 0, 'c'},
 		{"help", no_argument, 0, 'h'},		 {0, 0, 0, 0},
 	};
-	const char *layout = NULL, *trace = NULL, *out = NULL, *dtype = NULL, *checkpoint = NULL;
-	long long bundle = 1, train = 100, seed = 1;
-	double scale = 1;
+	*a = (struct largs){.seed = 1, .kind = -1, .dtype = -1};
+	if (SIM_FLAG("--bundle", "bundle", NULL, &a->bundle) ||
+	    SIM_FLAG("--train-tokens", "layout_train_tokens", NULL, &a->train) ||
+	    VALIDATE_FLAG("--scale", "scale", NULL, &a->scale))
+		return 1;
 	int c;
 	while ((c = cli_getopt(VERB, argc, argv, "ho:", longopts)) != -1) {
 		switch (c) {
 		case 'h': usage(stdout); return 0;
 		case '?': return 2;
-		case 'l': layout = optarg; break;
-		case 't': trace = optarg; break;
-		case 'o': out = optarg; break;
-		case 'd': dtype = optarg; break;
-		case 'c': checkpoint = optarg; break;
-		case 'b': if (cli_int(VERB, "--bundle", optarg, 1, 1 << 20, &bundle)) return 2; break;
-		case 'T': if (cli_int(VERB, "--train-tokens", optarg, 1, 1 << 30, &train)) return 2; break;
-		case 'r': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &seed)) return 2; break;
-		case 's': if (cli_double(VERB, "--scale", optarg, 1e-6, 1, &scale)) return 2; break;
+		case 'l': if (SIM_FLAG("--layout", "layout", optarg, &a->kind)) return 2; break;
+		case 't': a->trace = optarg; break;
+		case 'o': a->out = optarg; break;
+		case 'd':
+			if (cli_conf(VERB, "--dtype", llm_opts, "model", "dtype", optarg, &a->dtype))
+				return 2;
+			break;
+		case 'c': a->checkpoint = optarg; break;
+		case 'b': if (SIM_FLAG("--bundle", "bundle", optarg, &a->bundle)) return 2; break;
+		case 'T': if (SIM_FLAG("--train-tokens", "layout_train_tokens", optarg, &a->train)) return 2; break;
+		case 'r': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &a->seed)) return 2; break;
+		case 's': if (VALIDATE_FLAG("--scale", "scale", optarg, &a->scale)) return 2; break;
 		}
 	}
-	if (optind != argc - 1 || !layout || !out)
+	if (optind != argc - 1 || a->kind < 0 || !a->out)
 		return cli_failf(VERB, "expected MODEL.ini, --layout L and -o FILE (see --help)");
-	const struct layout_ops *ops = layout_find(layout);
-	if (!ops)
-		return cli_failf(VERB, "--layout: unknown layout '%s' (choices: %s)", layout,
-				 LAYOUT_CHOICES);
-	if (ops->needs_trace && !trace)
-		return cli_failf(VERB, "layout %s orders neurons by a trace: give --trace T.h5", layout);
+	a->model = argv[optind];
+	if (layout_by_kind(a->kind)->needs_trace && !a->trace)
+		return cli_failf(VERB, "layout %s orders neurons by a trace: give --trace T.h5",
+				 layout_by_kind(a->kind)->name);
+	return -1;
+}
+
+/* The model as the file stores it (dtype, scale) and its layout (learnt from
+ * the trace t, which the caller frees). */
+static int layout_build(const struct largs *a, const char *model, const struct cli_global *g,
+			struct llm_desc *m, struct trace **t, struct layout **l, struct lif_err *err)
+{
+	int rc = llm_load(model, m, err);
+	if (!rc && a->dtype >= 0) {
+		m->dtype = a->dtype;
+		rc = llm_derive(m, model, err);
+	}
+	if (!rc)
+		rc = replay_scale_model(m, a->scale, err);
+	if (!rc && a->trace && layout_by_kind(a->kind)->needs_trace &&
+	    !(*t = trace_load(a->trace, 0, err)))
+		rc = err->code;
+	if (!rc && *t && ((*t)->meta.layers != m->layers || (*t)->meta.d_ffn != m->d_ffn))
+		rc = err_set(err, ERR_INVAL, "%s: trace is %d layers x %d neurons, the model %d x %d",
+			     a->trace, (*t)->meta.layers, (*t)->meta.d_ffn, m->layers, m->d_ffn);
+	if (!rc && !(*l = layout_new(a->kind, m, *t, a->bundle, a->train, g->threads, err)))
+		rc = err->code;
+	return rc;
+}
+
+/* Write the file: the checkpoint's weights, or synthetic ones from the seed. */
+static int layout_write(const struct largs *a, const struct llm_desc *m, const struct layout *l,
+			const struct cli_global *g, struct lif_err *err)
+{
+	if (!a->checkpoint)
+		return wfile_write(a->out, m, l, (uint64_t)a->seed, g->threads,
+				   g->progress ? progress : NULL, (void *)g, err);
+	struct st_file *st = NULL;
+	struct ckpt *ck = NULL;
+	int rc = 0;
+	if (a->scale != 1)
+		rc = err_set(err, ERR_INVAL, "--scale applies to synthetic weights only");
+	if (!rc && !(st = st_open(a->checkpoint, err)))
+		rc = err->code;
+	if (!rc && !(ck = malloc(sizeof *ck)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && ckpt_open(ck, st, m, err)) {
+		err_prefix(err, "%s", a->checkpoint);
+		rc = err->code;
+	}
+	struct wfile_source src = {ckpt_piece, ck};
+	if (!rc)
+		rc = wfile_write_from(a->out, m, l, &src, 0, g->threads, g->progress ? progress : NULL,
+				      (void *)g, err);
+	free(ck);
+	st_close(st);
+	return rc;
+}
+
+int verb_layout(int argc, char **argv, const struct cli_global *g)
+{
+	struct largs a;
+	int rc = layout_args(argc, argv, &a);
+	if (rc >= 0)
+		return rc;
+	char model[PATH_CAP];
+	if (!cli_path(VERB, PATH_MODEL, a.model, model, sizeof model))
+		return 1;
 	struct lif_err err = {0};
 	struct llm_desc m;
 	struct trace *t = NULL;
 	struct layout *l = NULL;
-	char model[PATH_CAP];
-	if (!cli_path(VERB, PATH_MODEL, argv[optind], model, sizeof model))
-		return 1;
-	int rc = llm_load(model, &m, &err);
-	if (!rc && dtype) {
-		int d = 0;
-		while (d < LLM_NDTYPES && strcmp(llm_dtype_name(d), dtype))
-			d++;
-		if (d == LLM_NDTYPES)
-			rc = err_set(&err, ERR_INVAL, "--dtype: unknown dtype '%s'", dtype);
-		m.dtype = d;
-		if (!rc)
-			rc = llm_derive(&m, model, &err);
-	}
+	rc = layout_build(&a, model, g, &m, &t, &l, &err);
 	if (!rc)
-		rc = replay_scale_model(&m, scale, &err);
-	if (!rc && trace && ops->needs_trace && !(t = trace_load(trace, 0, &err)))
-		rc = err.code;
-	if (!rc && t && (t->meta.layers != m.layers || t->meta.d_ffn != m.d_ffn))
-		rc = err_set(&err, ERR_INVAL, "%s: trace is %d layers x %d neurons, the model %d x %d",
-			     trace, t->meta.layers, t->meta.d_ffn, m.layers, m.d_ffn);
-	if (!rc && !(l = layout_new(ops->kind, &m, t, (int)bundle, (int)train, g->threads, &err)))
-		rc = err.code;
-	struct st_file *st = NULL;
-	struct ckpt *ck = NULL;
-	if (!rc && checkpoint && scale != 1)
-		rc = err_set(&err, ERR_INVAL, "--scale applies to synthetic weights only");
-	if (!rc && checkpoint && !(st = st_open(checkpoint, &err)))
-		rc = err.code;
-	if (!rc && checkpoint && !(ck = malloc(sizeof *ck)))
-		rc = err_set(&err, ERR_NOMEM, "out of memory");
-	if (!rc && checkpoint && ckpt_open(ck, st, &m, &err)) {
-		err_prefix(&err, "%s", checkpoint);
-		rc = err.code;
-	}
-	struct wfile_source src = {ckpt_piece, ck};
-	if (!rc && checkpoint)
-		rc = wfile_write_from(out, &m, l, &src, 0, g->threads, g->progress ? progress : NULL,
-				      (void *)g, &err);
-	else if (!rc)
-		rc = wfile_write(out, &m, l, (uint64_t)seed, g->threads, g->progress ? progress : NULL,
-				 (void *)g, &err);
-	free(ck);
-	st_close(st);
+		rc = layout_write(&a, &m, l, g, &err);
 	if (!rc && !g->quiet)
 		printf("wrote %s: %s, layout %s, %d layers x %d neurons, d_model %d, %s, %.4g GB of FFN\n",
-		       out, m.name, ops->name, m.layers, m.d_ffn, m.d_model, llm_dtype_name(m.dtype),
-		       m.ffn_bytes / 1e9);
+		       a.out, m.name, layout_by_kind(a.kind)->name, m.layers, m.d_ffn, m.d_model,
+		       llm_dtype_name(m.dtype), m.ffn_bytes / 1e9);
 	layout_free(l);
 	trace_free(t);
 	return rc ? cli_fail(VERB, &err) : 0;

@@ -11,6 +11,7 @@
 
 static void replay_usage(FILE *f)
 {
+	char choices[128];
 	fprintf(f,
 		"usage: lifsim replay MODEL.ini --trace T.h5 --weights W [--engine E]\n"
 		"                     [--scale F] [--tokens N] [--device PROFILE.ini] [--compute]\n"
@@ -34,17 +35,62 @@ static void replay_usage(FILE *f)
 		"                  (default 1GiB, as calibrate; 0: one reused staging buffer)\n"
 		"  --iolog FILE    also write every read as a fio iolog v2 (the sparse strategy)\n"
 		"                  (fio --read_iolog=FILE --replay_no_stall=1 --direct=1 issues\n"
-		"                  the same reads; written atomically)\n",
-		IO_ENGINE_CHOICES);
+		"                  the same reads; written atomically)\n"
+		"--engine, --scale, --tokens and --arena take the bounds of the [validate] keys\n"
+		"of the same names (lifsim.1).\n",
+		conf_names_join(io_engine_choice, choices, sizeof choices));
 }
 
 struct rargs {
 	const char *model, *trace, *weights, *device, *iolog;
 	char engine[16];
 	double scale;
-	long long tokens, arena;
+	int64_t tokens, arena;
 	int compute, verify, check_rows;
 };
+
+/* The sparse replay, writing its reads as a fio iolog when --iolog asks. */
+static int replay_sparse_logged(const struct rargs *a, const struct sim_inputs *in,
+				const struct trace *t, const struct wfile *w, struct io_engine *io,
+				struct replay_opts *o, struct replay_token *rt, struct lif_err *err)
+{
+	struct atomic_file log = {0};
+	int rc = 0;
+	if (a->iolog && !(rc = atomic_open(&log, a->iolog, err))) {
+		o->iolog = log.fp;
+		replay_iolog_begin(log.fp, a->weights);
+	}
+	if (!rc)
+		rc = replay_sparse(in, t, w, io, o, rt, err);
+	if (o->iolog) {
+		replay_iolog_end(log.fp, a->weights);
+		if (rc)
+			atomic_abort(&log);
+		else
+			rc = atomic_commit(&log, err);
+	}
+	return rc;
+}
+
+/* Per token as CSV on stdout (with the prediction st when --device). */
+static int replay_print(const struct rargs *a, int64_t n, const struct replay_token *rt,
+			const struct sim_token *st, struct lif_err *err)
+{
+	printf("token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded,"
+	       "rows_copied%s\n", a->device ? ",io_ms_pred,mem_ms_pred,bytes_read_pred" : "");
+	for (int64_t k = 0; k < n; k++) {
+		printf("%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%lld,%lld,%lld,%lld", (long long)k, rt[k].io_ms,
+		       rt[k].place_ms, rt[k].mem_ms, rt[k].compute_ms, rt[k].total_ms,
+		       (long long)rt[k].bytes_read, (long long)rt[k].reads,
+		       (long long)rt[k].neurons_loaded, (long long)rt[k].rows_copied);
+		if (a->device)
+			printf(",%.6g,%.6g,%lld", st[k].io_ms, st[k].mem_ms, (long long)st[k].bytes_read);
+		printf("\n");
+	}
+	if (fflush(stdout))
+		return err_set(err, ERR_IO, "cannot write to stdout");
+	return 0;
+}
 
 static int replay_go(const struct rargs *a, struct sim_params *p, const struct cli_global *g)
 {
@@ -93,37 +139,12 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	else if (!rc) {
 		struct replay_opts o = {.tokens = n, .verify = a->verify, .compute = a->compute,
 					.check_rows = a->check_rows, .arena = arena};
-		struct atomic_file log = {0};
 		rc = sim_inputs_get(c, p, r.pin_frac, g->threads, &in, &err);
-		if (!rc && a->iolog && !(rc = atomic_open(&log, a->iolog, &err))) {
-			o.iolog = log.fp;
-			replay_iolog_begin(log.fp, a->weights);
-		}
 		if (!rc)
-			rc = replay_sparse(&in, t, w, io, &o, rt, &err);
-		if (o.iolog) {
-			replay_iolog_end(log.fp, a->weights);
-			if (rc)
-				atomic_abort(&log);
-			else
-				rc = atomic_commit(&log, &err);
-		}
+			rc = replay_sparse_logged(a, &in, t, w, io, &o, rt, &err);
 	}
-	if (!rc) {
-		printf("token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded,"
-		       "rows_copied%s\n", a->device ? ",io_ms_pred,mem_ms_pred,bytes_read_pred" : "");
-		for (int64_t k = 0; k < n; k++) {
-			printf("%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%lld,%lld,%lld,%lld", (long long)k, rt[k].io_ms,
-			       rt[k].place_ms, rt[k].mem_ms, rt[k].compute_ms, rt[k].total_ms,
-			       (long long)rt[k].bytes_read, (long long)rt[k].reads,
-			       (long long)rt[k].neurons_loaded, (long long)rt[k].rows_copied);
-			if (a->device)
-				printf(",%.6g,%.6g,%lld", st[k].io_ms, st[k].mem_ms, (long long)st[k].bytes_read);
-			printf("\n");
-		}
-		if (fflush(stdout))
-			rc = err_set(&err, ERR_IO, "cannot write to stdout");
-	}
+	if (!rc)
+		rc = replay_print(a, n, rt, st, &err);
 	sim_inputs_release(&in);
 	io_close(io);
 	io_arena_free(arena);
@@ -133,6 +154,11 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	free(st), free(rt);
 	return rc ? cli_fail("replay", &err) : 0;
 }
+
+#define VFLAG(flag, key, field) \
+	cli_conf("replay", flag, validate_opts, "validate", key, optarg, field)
+#define VDEFAULT(flag, key, field) \
+	cli_conf("replay", flag, validate_opts, "validate", key, NULL, field)
 
 int verb_replay(int argc, char **argv, const struct cli_global *g)
 {
@@ -146,12 +172,15 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
-	struct rargs a = {.scale = 1, .verify = 1, .arena = IO_ARENA_DEFAULT};
+	struct rargs a = {.verify = 1};
 	struct sim_params p;
 	struct lif_err err = {0};
 	sim_default_params(&p);
-	strcpy(a.engine, "io_uring");
-	int c;
+	int c, engine;
+	if (VDEFAULT("--scale", "scale", &a.scale) || VDEFAULT("--arena", "arena", &a.arena) ||
+	    VDEFAULT("--engine", "engine", &engine))
+		return 1;
+	snprintf(a.engine, sizeof a.engine, "%s", io_engine_choice(engine));
 	while ((c = cli_getopt("replay", argc, argv, "h", longopts)) != -1) {
 		char key[64], *eq;
 		const struct conf_opt *o;
@@ -165,18 +194,15 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		case 'V': a.verify = 0; break;
 		case 'R': a.check_rows = 1; break;
 		case 'L': a.iolog = optarg; break;
-		case 'A':
-			if (conf_parse_bytes(optarg, &a.arena) || a.arena < 0)
-				return cli_failf("replay", "--arena: '%s' is not a byte size", optarg);
-			break;
+		/* flags that mirror [validate] keys parse through their rows */
+		case 'A': if (VFLAG("--arena", "arena", &a.arena)) return 2; break;
 		case 'e':
-			if (!io_find(optarg))
-				return cli_failf("replay", "--engine: unknown engine '%s' (choices: %s)",
-						 optarg, IO_ENGINE_CHOICES);
-			snprintf(a.engine, sizeof a.engine, "%s", optarg);
+			if (VFLAG("--engine", "engine", &engine))
+				return 2;
+			snprintf(a.engine, sizeof a.engine, "%s", io_engine_choice(engine));
 			break;
-		case 's': if (cli_double("replay", "--scale", optarg, 1e-6, 1, &a.scale)) return 2; break;
-		case 'n': if (cli_int("replay", "--tokens", optarg, 1, 1LL << 40, &a.tokens)) return 2; break;
+		case 's': if (VFLAG("--scale", "scale", &a.scale)) return 2; break;
+		case 'n': if (VFLAG("--tokens", "tokens", &a.tokens)) return 2; break;
 		case 'S':
 			eq = strchr(optarg, '=');
 			snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - optarg) : 0, optarg);

@@ -88,52 +88,91 @@ static int64_t train_len(const struct trace *t, int train_tokens)
 	return train_tokens > 0 && train_tokens < t->meta.tokens ? train_tokens : t->meta.tokens;
 }
 
-/* Per-layer placement by trace statistics; kind picks hot, coact or friends. */
+/* hot: neurons in decreasing frequency. */
+static int place_hot(struct layout *l, const struct actlist *c, int64_t n, int layer,
+		     const int32_t *order)
+{
+	int32_t *pos = l->pos + (size_t)layer * l->d_ffn;
+	for (int k = 0; k < l->d_ffn; k++)
+		pos[order[k]] = k;
+	return 0;
+}
+
+/* The NEIGHBOURS most co-active neurons of each neuron (d, NEIGHBOURS), or
+ * NULL when out of memory. */
+static int32_t *neighbours(const struct actlist *c, int64_t n, int d)
+{
+	int32_t *nbr = malloc((size_t)d * NEIGHBOURS * sizeof *nbr);
+	if (nbr && coact_neighbours(c, n, d, NEIGHBOURS, nbr)) {
+		free(nbr);
+		return NULL;
+	}
+	return nbr;
+}
+
+/* friends: slot i holds neuron i and its most co-active neighbour. */
+static int place_friends(struct layout *l, const struct actlist *c, int64_t n, int layer,
+			 const int32_t *order)
+{
+	const int d = l->d_ffn;
+	int32_t *pos = l->pos + (size_t)layer * d, *nbr = neighbours(c, n, d);
+	if (!nbr)
+		return ERR_NOMEM;
+	for (int i = 0; i < d; i++) {
+		pos[i] = i;
+		l->friend_of[(size_t)layer * d + i] = nbr[(size_t)i * NEIGHBOURS];
+	}
+	free(nbr);
+	return 0;
+}
+
+/* coact: chain each neuron after its best unplaced neighbour (the hottest
+ * unplaced neuron when it has none). */
+static int place_coact(struct layout *l, const struct actlist *c, int64_t n, int layer,
+		       const int32_t *order)
+{
+	const int d = l->d_ffn;
+	int32_t *pos = l->pos + (size_t)layer * d, *nbr = neighbours(c, n, d);
+	uint8_t *placed = calloc(d, 1);
+	if (!nbr || !placed) {
+		free(nbr), free(placed);
+		return ERR_NOMEM;
+	}
+	int k = 0, next_hot = 0, cur = -1;
+	while (k < d) {
+		int nxt = -1;
+		for (int s = 0; cur >= 0 && s < NEIGHBOURS && nxt < 0; s++) {
+			int j = nbr[(size_t)cur * NEIGHBOURS + s];
+			if (j >= 0 && !placed[j])
+				nxt = j;
+		}
+		while (nxt < 0 && placed[order[next_hot]])
+			next_hot++;
+		if (nxt < 0)
+			nxt = order[next_hot];
+		placed[nxt] = 1;
+		pos[nxt] = k++;
+		cur = nxt;
+	}
+	free(nbr), free(placed);
+	return 0;
+}
+
+/* Per-layer placement by trace statistics: the layout's place_layer. */
 static int place_layer(struct layout *l, const struct trace *t, int64_t n, int layer)
 {
 	const int d = l->d_ffn;
 	struct actlist c = {0};
 	int64_t *counts = malloc(d * sizeof *counts);
-	int32_t *order = malloc(d * sizeof *order), *nbr = NULL;
-	uint8_t *placed = calloc(d, 1);
-	int32_t *pos = l->pos + (size_t)layer * d;
-	int rc = counts && order && placed ? actlist_build(t, layer, n, &c) : ERR_NOMEM;
+	int32_t *order = malloc(d * sizeof *order);
+	int rc = counts && order ? actlist_build(t, layer, n, &c) : ERR_NOMEM;
 	if (!rc) {
 		actlist_counts(&c, d, counts);
 		layout_order_by_count(counts, d, order);
-	}
-	if (!rc && l->kind != LAYOUT_HOT) {
-		nbr = malloc((size_t)d * NEIGHBOURS * sizeof *nbr);
-		rc = nbr ? coact_neighbours(&c, n, d, NEIGHBOURS, nbr) : ERR_NOMEM;
-	}
-	if (!rc && l->kind == LAYOUT_HOT) {
-		for (int k = 0; k < d; k++)
-			pos[order[k]] = k;
-	} else if (!rc && l->kind == LAYOUT_FRIENDS) {
-		for (int i = 0; i < d; i++) {
-			pos[i] = i;
-			l->friend_of[(size_t)layer * d + i] = nbr[(size_t)i * NEIGHBOURS];
-		}
-	} else if (!rc) { /* coact: chain each neuron after its best unplaced neighbour */
-		int k = 0, next_hot = 0, cur = -1;
-		while (k < d) {
-			int nxt = -1;
-			for (int s = 0; cur >= 0 && s < NEIGHBOURS && nxt < 0; s++) {
-				int j = nbr[(size_t)cur * NEIGHBOURS + s];
-				if (j >= 0 && !placed[j])
-					nxt = j;
-			}
-			while (nxt < 0 && placed[order[next_hot]])
-				next_hot++;
-			if (nxt < 0)
-				nxt = order[next_hot];
-			placed[nxt] = 1;
-			pos[nxt] = k++;
-			cur = nxt;
-		}
+		rc = layout_by_kind(l->kind)->place_layer(l, &c, n, layer, order);
 	}
 	actlist_free(&c);
-	free(counts), free(order), free(nbr), free(placed);
+	free(counts), free(order);
 	return rc;
 }
 
@@ -158,6 +197,7 @@ static const struct layout_ops op_separate = {
 	.name = "separate",
 	.kind = LAYOUT_SEPARATE,
 	.needs_trace = 0,
+	.split_matrices = 1,
 	.place = place_identity,
 };
 static const struct layout_ops op_rowcol = {
@@ -170,23 +210,41 @@ static const struct layout_ops op_hot = {
 	.name = "hot",
 	.kind = LAYOUT_HOT,
 	.needs_trace = 1,
+	.reorders = 1,
 	.place = place_learned,
+	.place_layer = place_hot,
 };
 static const struct layout_ops op_coact = {
 	.name = "coact",
 	.kind = LAYOUT_COACT,
 	.needs_trace = 1,
+	.reorders = 1,
 	.place = place_learned,
+	.place_layer = place_coact,
 };
 static const struct layout_ops op_friends = {
 	.name = "friends",
 	.kind = LAYOUT_FRIENDS,
 	.needs_trace = 1,
+	.pairs = 1,
 	.place = place_learned,
+	.place_layer = place_friends,
 };
 
 const struct layout_ops *const layout_strategies[] = {&op_separate, &op_rowcol, &op_hot,
 						      &op_coact, &op_friends, NULL};
+
+const char *layout_choice(int i)
+{
+	int n = (int)(sizeof layout_strategies / sizeof *layout_strategies) - 1;
+	return i >= 0 && i < n ? layout_strategies[i]->name : NULL;
+}
+
+int layout_is_identity(const struct layout *l)
+{
+	const struct layout_ops *ops = layout_by_kind(l->kind);
+	return l->bundle == 1 && !l->friend_of && !(ops && ops->reorders);
+}
 
 const struct layout_ops *layout_find(const char *name)
 {
@@ -223,15 +281,15 @@ struct layout *layout_new(int kind, const struct llm_desc *m, const struct trace
 	}
 	int64_t neuron_bytes = m->row_bytes; /* one matrix's row of the neuron */
 	l->kind = kind, l->layers = m->layers, l->d_ffn = m->d_ffn, l->bundle = bundle;
-	l->regions = kind == LAYOUT_SEPARATE ? m->ffn_matrices : 1;
-	l->piece_bytes = kind == LAYOUT_SEPARATE ? neuron_bytes : m->bundle_bytes;
-	l->slot_bytes = kind == LAYOUT_FRIENDS ? 2 * m->bundle_bytes : l->piece_bytes;
+	l->regions = ops->split_matrices ? m->ffn_matrices : 1;
+	l->piece_bytes = ops->split_matrices ? neuron_bytes : m->bundle_bytes;
+	l->slot_bytes = ops->pairs ? 2 * m->bundle_bytes : l->piece_bytes;
 	l->region_bytes = l->slot_bytes * m->d_ffn;
 	l->layer_bytes = l->region_bytes * l->regions;
 	l->pos = malloc((size_t)m->layers * m->d_ffn * sizeof *l->pos);
-	if (kind == LAYOUT_FRIENDS)
+	if (ops->pairs)
 		l->friend_of = malloc((size_t)m->layers * m->d_ffn * sizeof *l->friend_of);
-	if (!l->pos || (kind == LAYOUT_FRIENDS && !l->friend_of)) {
+	if (!l->pos || (ops->pairs && !l->friend_of)) {
 		err_set(err, ERR_NOMEM, "out of memory");
 		layout_free(l);
 		return NULL;

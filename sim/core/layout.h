@@ -31,8 +31,6 @@
 
 enum layout_kind { LAYOUT_SEPARATE, LAYOUT_ROWCOL, LAYOUT_HOT, LAYOUT_COACT, LAYOUT_FRIENDS };
 
-#define LAYOUT_CHOICES "separate|rowcol|hot|coact|friends"
-
 struct layout {
 	int kind;            /* enum layout_kind */
 	int layers, d_ffn;
@@ -46,25 +44,41 @@ struct layout {
 	int32_t *friend_of;  /* friends: (layers, d_ffn) the neuron stored beside it, or -1 */
 };
 
+struct actlist;
+
 struct layout_ops {
 	const char *name;
 	int kind;
-	int needs_trace; /* learns an order from the trace */
+	int needs_trace;    /* learns an order from the trace */
+	int split_matrices; /* one region per FFN matrix (else the matrices bundled) */
+	int pairs;          /* a slot holds a neuron and its closest friend (friend_of) */
+	int reorders;       /* neuron i need not sit in slot i */
 	/* Fill pos (and friend_of) for every layer. */
 	int (*place)(struct layout *l, const struct trace *t, int train_tokens, int threads,
 		     struct lif_err *err);
+	/* Layouts that learn: place one layer from its first n tokens' activations
+	 * c and its neurons by decreasing count (order). */
+	int (*place_layer)(struct layout *l, const struct actlist *c, int64_t n, int layer,
+			   const int32_t *order);
 };
 
 /* The strategies, and lookup by name or kind. */
 extern const struct layout_ops *const layout_strategies[];
 const struct layout_ops *layout_find(const char *name);
 const struct layout_ops *layout_by_kind(int kind);
+/* The name of layout_strategies[i], or NULL past the last: the INI and CLI
+ * choices (a conf_names_fn). */
+const char *layout_choice(int i);
 
 /* Build a layout of model m. t may be NULL for layouts that need no trace.
  * bundle >= 1 slots per read unit. */
 struct layout *layout_new(int kind, const struct llm_desc *m, const struct trace *t,
 			  int bundle, int train_tokens, int threads, struct lif_err *err);
 void layout_free(struct layout *l);
+
+/* Neuron i sits alone in slot i, one neuron per read unit: the read units are
+ * the neurons. */
+int layout_is_identity(const struct layout *l);
 
 /* order (d) = neuron ids by decreasing count, ties by id. */
 void layout_order_by_count(const int64_t *counts, int d, int32_t *order);

@@ -102,6 +102,30 @@ const struct moe_cache_ops *const moe_cache_policies[] = {
 	&lru_ops, &lfu_ops, &static_ops, &belady_ops, NULL,
 };
 
+const char *moe_policy_choice(int i)
+{
+	int n = (int)(sizeof moe_cache_policies / sizeof *moe_cache_policies) - 1;
+	return i >= 0 && i < n ? moe_cache_policies[i]->name : NULL;
+}
+
+static const char *const prefetch_names[] = {
+	[MOE_PREFETCH_NONE] = "none", [MOE_PREFETCH_ORACLE] = "oracle",
+	[MOE_PREFETCH_MODELED] = "modeled"};
+static const char *const layout_names[] = {
+	[MOE_LAYOUT_EXPERT] = "expert", [MOE_LAYOUT_MATRIX] = "matrix", [MOE_LAYOUT_COSEL] = "cosel"};
+
+const char *moe_prefetch_choice(int i)
+{
+	int n = (int)(sizeof prefetch_names / sizeof *prefetch_names);
+	return i >= 0 && i < n ? prefetch_names[i] : NULL;
+}
+
+const char *moe_layout_choice(int i)
+{
+	int n = (int)(sizeof layout_names / sizeof *layout_names);
+	return i >= 0 && i < n ? layout_names[i] : NULL;
+}
+
 const struct moe_cache_ops *moe_cache_find(const char *name)
 {
 	for (int i = 0; moe_cache_policies[i]; i++)
@@ -421,9 +445,10 @@ static int check_run(const struct router_trace *rt, const struct llm_desc *m,
 		return err_set(err, ERR_INVAL, "moe: the router trace (%d MoE layers, top-%d of %d) "
 			       "does not match %s (%d MoE layers, top-%d of %d)", t->layers, t->top_k,
 			       t->experts, m->name, m->moe_layers, m->experts_per_token, m->experts);
+	char choices[128];
 	if (!moe_cache_find(p->cache_policy))
 		return err_set(err, ERR_INVAL, "moe: unknown cache policy '%s' (%s)", p->cache_policy,
-			       MOE_POLICY_CHOICES);
+			       conf_names_join(moe_policy_choice, choices, sizeof choices));
 	if (p->expert_cache < 0 || p->expert_cache > m->experts)
 		return err_set(err, ERR_INVAL, "moe: expert_cache %d outside [0, %d]", p->expert_cache,
 			       m->experts);

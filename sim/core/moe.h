@@ -55,9 +55,11 @@
 #include "traces/router.h"
 
 enum moe_prefetch { MOE_PREFETCH_NONE = 0, MOE_PREFETCH_ORACLE = 1, MOE_PREFETCH_MODELED = 2 };
-#define MOE_PREFETCH_CHOICES "none|oracle|modeled"
 enum moe_layout { MOE_LAYOUT_EXPERT = 0, MOE_LAYOUT_MATRIX = 1, MOE_LAYOUT_COSEL = 2 };
-#define MOE_LAYOUT_CHOICES "expert|matrix|cosel"
+/* The name of enum value i, or NULL past the last: the INI choices (each a
+ * conf_names_fn over a name table indexed by the enum). */
+const char *moe_prefetch_choice(int i);
+const char *moe_layout_choice(int i);
 
 /* One layer's cache state (the policies' private fields share it). */
 struct moe_cache {
@@ -79,8 +81,9 @@ struct moe_cache_ops {
 };
 
 extern const struct moe_cache_ops *const moe_cache_policies[]; /* NULL-terminated */
-#define MOE_POLICY_CHOICES "lru|lfu|static|belady"
 const struct moe_cache_ops *moe_cache_find(const char *name);
+/* The name of moe_cache_policies[i], or NULL past the last (a conf_names_fn). */
+const char *moe_policy_choice(int i);
 
 struct moe_params {
 	char cache_policy[16];    /* a moe_cache_policies name */

@@ -52,8 +52,7 @@ struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_
 	s->rb = (d + 7) / 8, s->nw = (s->rb + 7) / 8;
 	s->window = window > tokens ? (int)tokens : window; /* longer than the trace: keep all */
 	s->max_gap = max_gap;
-	s->identity = layout->bundle == 1 && !layout->friend_of && layout->kind != LAYOUT_HOT &&
-		      layout->kind != LAYOUT_COACT;
+	s->identity = layout_is_identity(layout);
 	s->units = (d + layout->bundle - 1) / layout->bundle; /* (none: d units) */
 	s->uw = (s->units + 63) / 64;
 	const size_t w1 = (size_t)s->nw + 1;

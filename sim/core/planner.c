@@ -92,7 +92,7 @@ int planner_plan(struct planner *p, int layer, const uint8_t *need, struct lif_e
 	p->n = 0;
 	p->bytes_read = 0;
 	int64_t neurons = 0;
-	if (l->bundle == 1 && !l->friend_of && l->kind != LAYOUT_HOT && l->kind != LAYOUT_COACT) {
+	if (layout_is_identity(l)) {
 		/* neuron i sits in slot i: the units are the needed neurons */
 		const int rb = (l->d_ffn + 7) / 8;
 		memcpy(p->units, need, rb);

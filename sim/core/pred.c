@@ -294,26 +294,40 @@ static const struct pred_ops op_none = {
 static const struct pred_ops op_oracle = {
 	.name = "oracle",
 	.kind = PRED_ORACLE,
+	.trace_sets = 1,
+	.has_model = 1,
 	.predict_layer = pred_oracle,
 };
 static const struct pred_ops op_modeled = {
 	.name = "modeled",
 	.kind = PRED_MODELED,
+	.has_model = 1,
+	.has_rates = 1,
 	.predict_layer = pred_modeled,
 };
 static const struct pred_ops op_random = {
 	.name = "random",
 	.kind = PRED_RANDOM,
+	.has_model = 1,
+	.has_rates = 1,
 	.predict_layer = pred_random,
 };
 static const struct pred_ops op_lowrank = {
 	.name = "lowrank",
 	.kind = PRED_LOWRANK,
+	.has_model = 1,
+	.trained = 1,
 	.predict_layer = pred_lowrank,
 };
 
 const struct pred_ops *const pred_modes[] = {&op_none, &op_oracle, &op_modeled, &op_random,
 					     &op_lowrank, NULL};
+
+const char *pred_choice(int i)
+{
+	int n = (int)(sizeof pred_modes / sizeof *pred_modes) - 1;
+	return i >= 0 && i < n ? pred_modes[i]->name : NULL;
+}
 
 const struct pred_ops *pred_find(const char *name)
 {

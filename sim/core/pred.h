@@ -25,8 +25,6 @@
 
 enum pred_kind { PRED_NONE, PRED_ORACLE, PRED_MODELED, PRED_RANDOM, PRED_LOWRANK };
 
-#define PRED_CHOICES "none|oracle|modeled|random|lowrank"
-
 struct predictor;
 
 struct pred_params {
@@ -48,6 +46,11 @@ struct pred_quality {
 struct pred_ops {
 	const char *name;
 	int kind;
+	int trace_sets; /* predicts the trace's active sets (shared, not copied) */
+	int has_model;  /* a predictor model of predictor_rank sits in DRAM */
+	int has_rates;  /* draws mistakes at a recall and fp_rate from a seed */
+	int trained;    /* applies trained predictors (predictor_file) to the trace's
+			 * FFN inputs */
 	/* Predicted sets of layer `layer`, all tokens: out (tokens, row_bytes). */
 	int (*predict_layer)(const struct trace *t, const struct pred_params *p, int layer,
 			     uint8_t *out, int64_t *fp_shortfall, struct lif_err *err);
@@ -56,6 +59,9 @@ struct pred_ops {
 extern const struct pred_ops *const pred_modes[];
 const struct pred_ops *pred_find(const char *name);
 const struct pred_ops *pred_by_kind(int kind);
+/* The name of pred_modes[i], or NULL past the last: the INI choices (a
+ * conf_names_fn). */
+const char *pred_choice(int i);
 
 /* Predicted sets of every layer (layers, tokens, row_bytes), layer-major like
  * trace->bits; the caller frees. q (may be NULL) receives the achieved

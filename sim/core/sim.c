@@ -11,13 +11,25 @@
 #include "sim/base/util.h"
 #include "traces/actlist.h"
 
+/* [sim] dtype and compute_dtype: the model's dtypes, then one more choice
+ * (LLM_NDTYPES) for "as the model" / "as stored". */
+static const char *dtype_or_model(int i)
+{
+	return i == LLM_NDTYPES ? "model" : llm_dtype_choice(i);
+}
+
+static const char *dtype_or_stored(int i)
+{
+	return i == LLM_NDTYPES ? "stored" : llm_dtype_choice(i);
+}
+
 #define O(f) CONF_OFF(struct sim_params, f)
 const struct conf_opt sim_opts[] = {
 	{.section = "sim", .name = "strategy", .type = CONF_ENUM, .offset = O(strategy),
 	 .def = "sparse", CONF_NO_BOUNDS, .choices = "sparse|naive",
 	 .help = "sparse: load predicted neurons on demand; naive: read every non-resident weight per token"},
 	{.section = "sim", .name = "predictor", .type = CONF_ENUM, .offset = O(predictor),
-	 .def = "oracle", CONF_NO_BOUNDS, .choices = PRED_CHOICES,
+	 .def = "oracle", CONF_NO_BOUNDS, .names = pred_choice,
 	 .help = "which neurons a token loads (sim/core/pred.h)"},
 	{.section = "sim", .name = "recall", .type = CONF_DOUBLE, .offset = O(recall),
 	 .def = "0.95", .min = 0, .max = 1,
@@ -38,7 +50,7 @@ const struct conf_opt sim_opts[] = {
 	 .min = 0, .max = 1 << 20,
 	 .help = "k: neurons predicted in the k previous tokens stay resident (0: no reuse)"},
 	{.section = "sim", .name = "layout", .type = CONF_ENUM, .offset = O(layout),
-	 .def = "rowcol", CONF_NO_BOUNDS, .choices = LAYOUT_CHOICES,
+	 .def = "rowcol", CONF_NO_BOUNDS, .names = layout_choice,
 	 .help = "placement of neurons on flash (sim/core/layout.h)"},
 	{.section = "sim", .name = "bundle", .type = CONF_INT, .offset = O(bundle), .def = "1",
 	 .min = 1, .max = 1 << 20, .help = "neurons per read unit in the layout"},
@@ -71,10 +83,10 @@ const struct conf_opt sim_opts[] = {
 	 .offset = O(dram_budget_frac), .def = "0", .min = 0, .max = 10,
 	 .help = "DRAM available as a fraction of the model's stored bytes (0: unused)"},
 	{.section = "sim", .name = "dtype", .type = CONF_ENUM, .offset = O(dtype), .def = "model",
-	 CONF_NO_BOUNDS, .choices = "fp32|fp16|bf16|int8|model",
+	 CONF_NO_BOUNDS, .names = dtype_or_model,
 	 .help = "type of the weights on flash (model: as its description says)"},
 	{.section = "sim", .name = "compute_dtype", .type = CONF_ENUM, .offset = O(compute_dtype),
-	 .def = "stored", CONF_NO_BOUNDS, .choices = "fp32|fp16|bf16|int8|stored",
+	 .def = "stored", CONF_NO_BOUNDS, .names = dtype_or_stored,
 	 .help = "type of the weights in DRAM and compute (stored: as on flash; the paper's CPU runs are fp32)"},
 	{.section = "sim", .name = "bits", .type = CONF_INT, .offset = O(bits), .def = "0",
 	 .min = 0, .max = 4,
@@ -82,7 +94,7 @@ const struct conf_opt sim_opts[] = {
 	{.section = "sim", .name = "group", .type = CONF_ENUM, .offset = O(group), .def = "64",
 	 CONF_NO_BOUNDS, .choices = "32|64", .help = "bits > 0: weights per fp16 scale and centre"},
 	{.section = "sim", .name = "kernel", .type = CONF_ENUM, .offset = O(kernel), .def = "lut",
-	 CONF_NO_BOUNDS, .choices = COMPUTE_KERNEL_CHOICES,
+	 CONF_NO_BOUNDS, .names = compute_kernel_choice,
 	 .help = "bits > 0: the GEMV kernel whose measured speed ([compute] of the device) costs compute"},
 	{.section = "sim", .name = "ffn_rows", .type = CONF_ENUM, .offset = O(ffn_rows),
 	 .def = "window", CONF_NO_BOUNDS, .choices = "window|predicted",
@@ -276,7 +288,7 @@ static const struct pred_entry *cache_pred(struct sim_cache *c, const struct pre
 	else if (!found) { /* built under the lock: every point of it needs it next */
 		struct pred_entry *e = &c->preds[c->npred];
 		e->key = *key;
-		if (key->kind == PRED_ORACLE) { /* the trace's active sets: no copy */
+		if (pred_by_kind(key->kind)->trace_sets) { /* no copy */
 			e->sets = c->t->bits, e->owned = NULL;
 			e->q = (struct pred_quality){0};
 			pred_measure(c->t, e->sets, &e->q);
@@ -1033,7 +1045,7 @@ static void dram_use(const struct decisions *dc, const struct llm_desc *mc,
 	out->dram_embed_bytes = dense ? mc->embed_bytes : 0;
 	out->dram_attn_bytes = dense ? mc->attn_bytes : 0;
 	out->dram_predictor_bytes =
-		naive || p->predictor == PRED_NONE
+		naive || !pred_by_kind(p->predictor)->has_model
 			? 0
 			: (int64_t)p->predictor_rank * (mc->d_model + mc->d_ffn) * mc->layers * 2;
 	out->dram_ffn_bytes = mc->ffn_bytes;
@@ -1081,11 +1093,12 @@ static void point_key(struct sim_cache *c, const struct sim_params *p, double pi
 		return;
 	}
 	key->pred.kind = p->predictor;
-	if (p->predictor == PRED_MODELED || p->predictor == PRED_RANDOM) {
+	const struct pred_ops *pred = pred_by_kind(p->predictor);
+	if (pred->has_rates) {
 		key->pred.recall = p->recall, key->pred.fp_rate = p->fp_rate;
 		key->pred.seed = (uint64_t)p->predictor_seed;
 	}
-	if (p->predictor == PRED_LOWRANK)
+	if (pred->trained)
 		key->pred.lowrank = find_lowrank(c, p->predictor_file);
 	key->window = p->window, key->layout = p->layout, key->bundle = p->bundle;
 	key->merge = p->merge, key->max_gap = p->merge ? p->max_gap : -1;

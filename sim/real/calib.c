@@ -18,6 +18,26 @@ static uint64_t next_rand(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/* The point from nlat latencies (ns; sorted here) read in wall seconds. */
+static void summarize(const struct io_engine *e, int64_t chunk, int sequential, double wall,
+		      double *lat, size_t nlat, struct calib_point *out)
+{
+	const int par = e->parallelism;
+	double sum = 0;
+	for (size_t i = 0; i < nlat; i++)
+		sum += lat[i];
+	qsort(lat, nlat, sizeof *lat, util_cmp_double);
+	memset(out, 0, sizeof *out);
+	snprintf(out->engine, sizeof out->engine, "%s", io_engine_name(e));
+	out->chunk_bytes = chunk, out->parallelism = par, out->sequential = sequential;
+	out->seconds = wall, out->requests = (int64_t)nlat;
+	out->iops = nlat / wall;
+	out->mib_per_s = out->iops * chunk / 1048576.0;
+	out->lat_us_mean = sum / nlat / 1e3;
+	out->lat_us_p99 = lat[(size_t)(0.99 * (nlat - 1))] / 1e3;
+	out->little_ratio = out->iops * out->lat_us_mean * 1e-6 / par;
+}
+
 int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double seconds,
 		  uint64_t seed, struct io_arena *arena, struct calib_point *out, struct lif_err *err)
 {
@@ -70,21 +90,8 @@ int calib_measure(struct io_engine *e, int64_t chunk, int sequential, double sec
 		double want = nb / ((t1 - b0) * 1e-9) * seconds / 4;
 		nb = want > nb_max ? nb_max : want > nb ? (int)want : nb;
 	}
-	if (!rc) {
-		double sum = 0, wall = (t1 - t0) / 1e9;
-		for (size_t i = 0; i < nlat; i++)
-			sum += lat[i];
-		qsort(lat, nlat, sizeof *lat, util_cmp_double);
-		memset(out, 0, sizeof *out);
-		snprintf(out->engine, sizeof out->engine, "%s", io_engine_name(e));
-		out->chunk_bytes = chunk, out->parallelism = par, out->sequential = sequential;
-		out->seconds = wall, out->requests = (int64_t)nlat;
-		out->iops = nlat / wall;
-		out->mib_per_s = out->iops * chunk / 1048576.0;
-		out->lat_us_mean = sum / nlat / 1e3;
-		out->lat_us_p99 = lat[(size_t)(0.99 * (nlat - 1))] / 1e3;
-		out->little_ratio = out->iops * out->lat_us_mean * 1e-6 / par;
-	}
+	if (!rc)
+		summarize(e, chunk, sequential, (t1 - t0) / 1e9, lat, nlat, out);
 	free(buf), free(r), free(lat);
 	return rc;
 }

@@ -11,7 +11,15 @@
 
 #include "sim/real/io.h"
 
+#include "sim/base/conf.h"
+
 const struct io_ops *const io_engines[] = {&io_psync_ops, &io_uring_ops, &io_mem_ops, NULL};
+
+const char *io_engine_choice(int i)
+{
+	int n = (int)(sizeof io_engines / sizeof *io_engines) - 1;
+	return i >= 0 && i < n ? io_engines[i]->name : NULL;
+}
 
 const struct io_ops *io_find(const char *name)
 {
@@ -87,7 +95,9 @@ struct io_engine *io_open(const char *name, const char *path, int parallelism, i
 {
 	const struct io_ops *ops = io_find(name);
 	if (!ops) {
-		err_set(err, ERR_INVAL, "unknown io engine '%s' (choices: %s)", name, IO_ENGINE_CHOICES);
+		char choices[128];
+		err_set(err, ERR_INVAL, "unknown io engine '%s' (choices: %s)", name,
+			conf_names_join(io_engine_choice, choices, sizeof choices));
 		return NULL;
 	}
 	if (parallelism < 1 || parallelism > IO_MAX_PARALLELISM) {

@@ -54,7 +54,8 @@ struct io_ops {
 /* The engines ("psync", "io_uring", "mem") and lookup by name. */
 extern const struct io_ops *const io_engines[];
 const struct io_ops *io_find(const char *name);
-#define IO_ENGINE_CHOICES "psync|io_uring|mem"
+/* The name of io_engines[i], or NULL past the last (a conf_names_fn). */
+const char *io_engine_choice(int i);
 
 /* Open path for reading with engine `name` and `parallelism` (1 to
  * IO_MAX_PARALLELISM) outstanding requests. flags: IO_CHECK_ALIGN. */

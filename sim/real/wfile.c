@@ -392,7 +392,8 @@ struct wfile *wfile_open(const char *path, struct lif_err *err)
 			else if (read_at(fd, *dst, r->bytes, r->offset))
 				rc = err_set(err, ERR_IO, "cannot read region '%s'", r->name);
 		}
-		if (!rc && (!w->pos || !w->sums || (w->info.layout == LAYOUT_FRIENDS) != !!w->friend_of))
+		const struct layout_ops *ops = layout_by_kind(w->info.layout);
+		if (!rc && (!w->pos || !w->sums || (ops && ops->pairs) != !!w->friend_of))
 			rc = err_set(err, ERR_FORMAT, "corrupt index: a table is missing");
 	}
 	if (fd >= 0)

@@ -52,7 +52,7 @@ static const struct conf_opt moe_opts[] = {
 	 .help = "router trace file, or synth to generate one from [synth]"},
 	{.section = "moe", .name = "cache_policy", .type = CONF_STR, .offset = O(p.cache_policy),
 	 .size = 16, .def = "lru", CONF_NO_BOUNDS,
-	 .help = "expert cache policy: " MOE_POLICY_CHOICES},
+	 .names = moe_policy_choice, .help = "expert cache policy"},
 	{.section = "moe", .name = "expert_cache", .type = CONF_INT, .offset = O(expert_cache),
 	 .def = "-1", .min = -1, .max = 4096,
 	 .help = "experts per MoE layer held in DRAM (-1: from dram_budget)"},
@@ -60,13 +60,13 @@ static const struct conf_opt moe_opts[] = {
 	 .def = "0", .min = 0, .max = 1e15,
 	 .help = "DRAM for the model; the expert cache is what fits beside the resident part (0: give expert_cache)"},
 	{.section = "moe", .name = "prefetch", .type = CONF_ENUM, .offset = O(p.prefetch),
-	 .def = "none", CONF_NO_BOUNDS, .choices = MOE_PREFETCH_CHOICES,
+	 .def = "none", CONF_NO_BOUNDS, .names = moe_prefetch_choice,
 	 .help = "router predictor that reads experts ahead"},
 	{.section = "moe", .name = "prefetch_accuracy", .type = CONF_DOUBLE,
 	 .offset = O(p.prefetch_accuracy), .def = "0.8", .min = 0, .max = 1,
 	 .help = "modeled predictor: P(a selected expert is predicted)"},
 	{.section = "moe", .name = "expert_layout", .type = CONF_ENUM, .offset = O(p.layout),
-	 .def = "expert", CONF_NO_BOUNDS, .choices = MOE_LAYOUT_CHOICES,
+	 .def = "expert", CONF_NO_BOUNDS, .names = moe_layout_choice,
 	 .help = "experts on flash: one extent each, per matrix, or co-selected adjacent"},
 	{.section = "moe", .name = "parallelism", .type = CONF_INT, .offset = O(p.parallelism),
 	 .def = "8", .min = 1, .max = 1024, .help = "outstanding reads"},
@@ -85,7 +85,7 @@ static const struct conf_opt moe_opts[] = {
 	{.section = "moe", .name = "group", .type = CONF_ENUM, .offset = O(group), .def = "64",
 	 CONF_NO_BOUNDS, .choices = "32|64", .help = "low-bit weights per scale group"},
 	{.section = "moe", .name = "kernel", .type = CONF_ENUM, .offset = O(kernel), .def = "lut",
-	 CONF_NO_BOUNDS, .choices = COMPUTE_KERNEL_CHOICES,
+	 CONF_NO_BOUNDS, .names = compute_kernel_choice,
 	 .help = "low-bit GEMV kernel whose measured speed costs compute"},
 	{0},
 };
@@ -108,38 +108,24 @@ static int read_point(const struct conf_doc *doc, struct moe_point *pt, struct l
 {
 	memset(pt, 0, sizeof *pt);
 	router_synth_defaults(&pt->s);
+	char choices[128];
+	const struct pointin_table tables[] = {{"synth", router_synth_opts, &pt->s},
+					       {NULL, moe_opts, pt}};
+	const struct pointin_path paths[] = {
+		{pt->model, sizeof pt->model, "experiment", "model", PATH_MODEL},
+		{pt->device, sizeof pt->device, "experiment", "device", PATH_DEVICE},
+		{pt->trace, sizeof pt->trace, "experiment", "trace", PATH_FILE}};
 	int rc = conf_defaults(moe_opts, pt, err);
-	for (size_t i = 0; !rc && i < doc->n; i++) {
-		const struct conf_entry *e = &doc->entries[i];
-		int synth = !strcmp(e->section, "synth");
-		const struct conf_opt *o = conf_find(synth ? router_synth_opts : moe_opts, e->section,
-						     e->key);
-		if (!o)
-			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key", e->file, e->line,
-				     e->section, e->key);
-		else
-			rc = conf_set(o, synth ? (void *)&pt->s : (void *)pt, e->value, e, err);
-	}
-	if (!rc && !pt->model[0])
-		rc = err_set(err, ERR_INVAL, "[experiment] model: required key is missing");
-	if (!rc && !pt->device[0])
-		rc = err_set(err, ERR_INVAL, "[experiment] device: required key is missing");
+	if (!rc)
+		rc = pointin_apply(doc, tables, 2, NULL, err);
 	if (!rc && !moe_cache_find(pt->p.cache_policy))
 		rc = err_set(err, ERR_INVAL, "[moe] cache_policy: '%s' is not one of %s",
-			     pt->p.cache_policy, MOE_POLICY_CHOICES);
+			     pt->p.cache_policy,
+			     conf_names_join(moe_policy_choice, choices, sizeof choices));
 	if (!rc && (pt->expert_cache < 0) == (pt->dram_budget == 0))
 		rc = err_set(err, ERR_INVAL, "[moe] give exactly one of expert_cache (>= 0) and "
 			     "dram_budget (> 0)");
-	if (!rc)
-		rc = pointin_resolve(pt->model, sizeof pt->model, doc, "experiment", "model",
-				     PATH_MODEL, err);
-	if (!rc)
-		rc = pointin_resolve(pt->device, sizeof pt->device, doc, "experiment", "device",
-				     PATH_DEVICE, err);
-	if (!rc)
-		rc = pointin_resolve(pt->trace, sizeof pt->trace, doc, "experiment", "trace",
-				     PATH_FILE, err);
-	return rc;
+	return rc ? rc : pointin_resolve_all(doc, paths, 3, err);
 }
 
 static int moe_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)

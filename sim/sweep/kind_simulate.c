@@ -93,64 +93,46 @@ struct sim_ctx {
 	int npreds;
 };
 
+/* [reference] KEY = number: published values shown beside the results. */
+static int read_references(const struct conf_doc *doc, struct point *pt, struct lif_err *err)
+{
+	for (size_t i = 0; i < doc->n; i++) {
+		const struct conf_entry *e = &doc->entries[i];
+		if (strcmp(e->section, "reference"))
+			continue;
+		int k = 0; /* a later value of the same key replaces the earlier one */
+		while (k < pt->nref && strcmp(pt->ref_key[k], e->key))
+			k++;
+		if (k == REF_MAX || strlen(e->key) >= 64 || conf_parse_double(e->value, &pt->ref_val[k]))
+			return err_set(err, ERR_INVAL, "%s:%d: [reference] %s: '%s' is not a number "
+				       "(or too many references)", e->file, e->line, e->key, e->value);
+		if (k == pt->nref)
+			snprintf(pt->ref_key[pt->nref++], 64, "%s", e->key);
+	}
+	return 0;
+}
+
 static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_err *err)
 {
 	memset(pt, 0, sizeof *pt);
 	synth_defaults(&pt->s);
 	sim_default_params(&pt->p);
+	const struct pointin_table tables[] = {
+		{"synth", synth_opts, &pt->s}, {"sim", sim_opts, &pt->p}, {NULL, exp_opts, &pt->e}};
+	const struct pointin_path paths[] = {
+		{pt->p.predictor_file, sizeof pt->p.predictor_file, "sim", "predictor_file", PATH_FILE},
+		{pt->e.model, sizeof pt->e.model, "experiment", "model", PATH_MODEL},
+		{pt->e.device, sizeof pt->e.device, "experiment", "device", PATH_DEVICE},
+		{pt->e.trace, sizeof pt->e.trace, "experiment", "trace", PATH_FILE}};
 	int rc = conf_defaults(exp_opts, &pt->e, err);
-	for (size_t i = 0; !rc && i < doc->n; i++) {
-		const struct conf_entry *e = &doc->entries[i];
-		const struct conf_opt *o = NULL;
-		void *target = NULL;
-		if (!strcmp(e->section, "experiment") || !strcmp(e->section, "output"))
-			o = conf_find(exp_opts, e->section, e->key), target = &pt->e;
-		else if (!strcmp(e->section, "synth"))
-			o = conf_find(synth_opts, "synth", e->key), target = &pt->s;
-		else if (!strcmp(e->section, "sim"))
-			o = conf_find(sim_opts, "sim", e->key), target = &pt->p;
-		else if (!strcmp(e->section, "reference")) {
-			int k = 0; /* a later value of the same key replaces the earlier one */
-			while (k < pt->nref && strcmp(pt->ref_key[k], e->key))
-				k++;
-			if (k == REF_MAX || strlen(e->key) >= 64 ||
-			    conf_parse_double(e->value, &pt->ref_val[k]))
-				rc = err_set(err, ERR_INVAL, "%s:%d: [reference] %s: '%s' is not a number "
-					     "(or too many references)", e->file, e->line, e->key, e->value);
-			else if (k == pt->nref)
-				snprintf(pt->ref_key[pt->nref++], 64, "%s", e->key);
-			continue;
-		}
-		if (!o) {
-			char hint[128] = "";
-			const struct conf_opt *t = !strcmp(e->section, "synth") ? synth_opts
-						   : !strcmp(e->section, "sim")   ? sim_opts
-										  : exp_opts;
-			conf_suggest_key(t, e->section, e->key, hint, sizeof hint);
-			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key%s", e->file, e->line,
-				     e->section, e->key, hint);
-		} else {
-			rc = conf_set(o, target, e->value, e, err);
-		}
-	}
-	for (const struct conf_opt *o = exp_opts; !rc && o->name; o++)
-		if (!o->def && !((const char *)&pt->e + o->offset)[0])
-			rc = err_set(err, ERR_INVAL, "[experiment] %s: required key is missing", o->name);
-	if (!rc && pt->p.predictor == PRED_LOWRANK && !pt->p.predictor_file[0])
-		rc = err_set(err, ERR_INVAL, "[sim] predictor = lowrank needs predictor_file");
 	if (!rc)
-		rc = pointin_resolve(pt->p.predictor_file, sizeof pt->p.predictor_file, doc, "sim",
-				     "predictor_file", PATH_FILE, err);
+		rc = pointin_apply(doc, tables, 3, "reference", err);
 	if (!rc)
-		rc = pointin_resolve(pt->e.model, sizeof pt->e.model, doc, "experiment", "model",
-				     PATH_MODEL, err);
-	if (!rc)
-		rc = pointin_resolve(pt->e.device, sizeof pt->e.device, doc, "experiment", "device",
-				     PATH_DEVICE, err);
-	if (!rc)
-		rc = pointin_resolve(pt->e.trace, sizeof pt->e.trace, doc, "experiment", "trace",
-				     PATH_FILE, err);
-	return rc;
+		rc = read_references(doc, pt, err);
+	if (!rc && pred_by_kind(pt->p.predictor)->trained && !pt->p.predictor_file[0])
+		rc = err_set(err, ERR_INVAL, "[sim] predictor = %s needs predictor_file",
+			     pred_by_kind(pt->p.predictor)->name);
+	return rc ? rc : pointin_resolve_all(doc, paths, 4, err);
 }
 
 /* Add the [reference] keys of one point's document to the union in c. */
@@ -334,12 +316,12 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 	int rc = read_point(point, &pt, err);
 	const struct pointin_spec spec = {
 		pt.e.model, pt.e.trace, &pt.s, 0,
-		TRACE_LOAD_MAGNITUDES | (pt.p.predictor == PRED_LOWRANK ? TRACE_LOAD_INPUTS : 0)};
+		TRACE_LOAD_MAGNITUDES | (!rc && pred_by_kind(pt.p.predictor)->trained ? TRACE_LOAD_INPUTS : 0)};
 	const struct pointin_trace *in = rc ? NULL : pointin_trace(c->in, &spec, err);
 	const struct device *dev = in ? pointin_device(c->in, pt.e.device, err) : NULL;
 	if (!rc && (!in || !dev))
 		rc = err->code ? err->code : ERR_IO;
-	if (!rc && pt.p.predictor == PRED_LOWRANK)
+	if (!rc && pred_by_kind(pt.p.predictor)->trained)
 		rc = use_predictor(c, in, pt.p.predictor_file, err);
 	struct sim_token *tok = NULL;
 	if (!rc && pt.e.per_token && sweep_row_dir(row) &&

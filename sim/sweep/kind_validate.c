@@ -71,7 +71,7 @@ struct vparams {
 };
 
 #define OV(f) CONF_OFF(struct vparams, f)
-static const struct conf_opt val_opts[] = {
+const struct conf_opt validate_opts[] = {
 	{.section = "experiment", .name = "kind", .type = CONF_STR, .offset = OV(kind), .size = 32,
 	 .def = "validate", CONF_NO_BOUNDS, .help = "what a point computes"},
 	{.section = "experiment", .name = "model", .type = CONF_STR, .offset = OV(model),
@@ -84,7 +84,7 @@ static const struct conf_opt val_opts[] = {
 	{.section = "validate", .name = "weights", .type = CONF_STR, .offset = OV(weights),
 	 .size = 4096, CONF_NO_BOUNDS, .help = "weight file (lifsim layout) in the point's layout"},
 	{.section = "validate", .name = "engine", .type = CONF_ENUM, .offset = OV(engine),
-	 .def = "io_uring", CONF_NO_BOUNDS, .choices = IO_ENGINE_CHOICES, .help = "io engine"},
+	 .def = "io_uring", CONF_NO_BOUNDS, .names = io_engine_choice, .help = "io engine"},
 	{.section = "validate", .name = "repeats", .type = CONF_INT, .offset = OV(repeats),
 	 .def = "3", .min = 1, .max = 100, .help = "replays per point (median)"},
 	{.section = "validate", .name = "tokens", .type = CONF_I64, .offset = OV(tokens),
@@ -122,40 +122,18 @@ static int read_point(const struct conf_doc *doc, struct vpoint *pt, struct lif_
 {
 	memset(pt, 0, sizeof *pt);
 	sim_default_params(&pt->p);
-	int rc = conf_defaults(val_opts, &pt->v, err);
-	for (size_t i = 0; !rc && i < doc->n; i++) {
-		const struct conf_entry *e = &doc->entries[i];
-		int sim = !strcmp(e->section, "sim");
-		const struct conf_opt *o = sim ? conf_find(sim_opts, "sim", e->key)
-					       : conf_find(val_opts, e->section, e->key);
-		char hint[128] = "";
-		if (!o)
-			conf_suggest_key(sim ? sim_opts : val_opts, e->section, e->key, hint, sizeof hint);
-		if (!o)
-			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key%s", e->file, e->line,
-				     e->section, e->key, hint);
-		else
-			rc = conf_set(o, sim ? (void *)&pt->p : (void *)&pt->v, e->value, e, err);
-	}
-	for (const struct conf_opt *o = val_opts; !rc && o->name; o++)
-		if (!o->def && !((const char *)&pt->v + o->offset)[0])
-			rc = err_set(err, ERR_INVAL, "[%s] %s: required key is missing", o->section, o->name);
+	const struct pointin_table tables[] = {{"sim", sim_opts, &pt->p},
+					       {NULL, validate_opts, &pt->v}};
+	const struct pointin_path paths[] = {
+		{pt->v.model, sizeof pt->v.model, "experiment", "model", PATH_MODEL},
+		{pt->v.device, sizeof pt->v.device, "experiment", "device", PATH_DEVICE},
+		{pt->v.trace, sizeof pt->v.trace, "experiment", "trace", PATH_FILE},
+		{pt->v.weights, sizeof pt->v.weights, "validate", "weights", PATH_FILE},
+		{pt->v.probe_file, sizeof pt->v.probe_file, "validate", "probe_file", PATH_FILE}};
+	int rc = conf_defaults(validate_opts, &pt->v, err);
 	if (!rc)
-		rc = pointin_resolve(pt->v.model, sizeof pt->v.model, doc, "experiment", "model",
-				     PATH_MODEL, err);
-	if (!rc)
-		rc = pointin_resolve(pt->v.device, sizeof pt->v.device, doc, "experiment", "device",
-				     PATH_DEVICE, err);
-	if (!rc)
-		rc = pointin_resolve(pt->v.trace, sizeof pt->v.trace, doc, "experiment", "trace",
-				     PATH_FILE, err);
-	if (!rc)
-		rc = pointin_resolve(pt->v.weights, sizeof pt->v.weights, doc, "validate", "weights",
-				     PATH_FILE, err);
-	if (!rc)
-		rc = pointin_resolve(pt->v.probe_file, sizeof pt->v.probe_file, doc, "validate",
-				     "probe_file", PATH_FILE, err);
-	return rc;
+		rc = pointin_apply(doc, tables, 2, NULL, err);
+	return rc ? rc : pointin_resolve_all(doc, paths, 5, err);
 }
 
 static int v_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
@@ -192,7 +170,7 @@ static int v_check(void *ctx, const struct conf_doc *point, struct conf_doc *res
 		if (access(paths[i], R_OK))
 			rc = err_set(err, ERR_IO, "%s: %s: %s", names[i], paths[i], strerror(errno));
 	if (!rc)
-		rc = sweep_resolved_add_opts(resolved, val_opts, &pt.v);
+		rc = sweep_resolved_add_opts(resolved, validate_opts, &pt.v);
 	if (!rc)
 		rc = sweep_resolved_add_opts(resolved, sim_opts, &pt.p);
 	return rc;
@@ -396,6 +374,47 @@ static int put(struct sweep_row *row, const char *name, double v, int *rc)
 	return *rc |= sweep_row_set_num(row, name, v);
 }
 
+/* The row's columns: prediction pm against the n repeats' medians rp, with the
+ * drift probes' correction. */
+static int put_results(struct sweep_row *row, const char *reg, int64_t timed, double mean_read,
+		       const struct means *pm, const struct reps *rp, int n)
+{
+	const struct prober *pr = &rp->pr;
+	double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
+	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n);
+	int rc = sweep_row_set_str(row, "regime", reg);
+	put(row, "tokens_timed", (double)timed, &rc);
+	put(row, "bytes_per_token_pred", pm->bytes, &rc);
+	put(row, "bytes_per_token_meas", rp->last.bytes, &rc);
+	put(row, "reads_per_token", pm->reads, &rc);
+	put(row, "mean_read_bytes", mean_read, &rc);
+	put(row, "io_ms_pred", pm->io, &rc);
+	put(row, "io_ms_meas", io, &rc);
+	put(row, "io_rel_err", pm->io / io - 1, &rc);
+	put(row, "mem_ms_pred", pm->mem, &rc);
+	put(row, "mem_ms_meas", mem, &rc);
+	/* no predicted copies: no error to speak of (the timer reads ~1 us) */
+	put(row, "mem_rel_err", pm->mem > 0 && mem > 0 ? pm->mem / mem - 1 : NAN, &rc);
+	put(row, "total_ms_pred", pm->total, &rc);
+	put(row, "total_ms_meas", tot, &rc);
+	put(row, "total_rel_err", pm->total / tot - 1, &rc);
+	put(row, "probe_chunk_bytes", (double)pr->chunk, &rc);
+	put(row, "probe_depth", pr->depth, &rc);
+	put(row, "probe_mib_per_s", median(pr->mib, pr->nmib), &rc);
+	put(row, "probe_ref_mib_per_s", pr->ref / 1048576.0, &rc);
+	put(row, "drift", median(pr->f, pr->nf), &rc);
+	put(row, "io_ms_meas_corr", io_c, &rc);
+	put(row, "io_rel_err_corr", pm->io / io_c - 1, &rc);
+	put(row, "total_ms_meas_corr", tot_c, &rc);
+	put(row, "total_rel_err_corr", pm->total / tot_c - 1, &rc);
+	put(row, "io_cv", cv(rp->io, n), &rc);
+	put(row, "mem_cv", cv(rp->mem, n), &rc);
+	put(row, "total_cv", cv(rp->total, n), &rc);
+	put(row, "drift_cv", cv(pr->f, pr->nf), &rc);
+	put(row, "place_ms_meas", median(rp->place, n), &rc);
+	return rc;
+}
+
 static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *row,
 		   struct lif_err *err)
 {
@@ -440,39 +459,7 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 		free(rp);
 		return rc;
 	}
-	const struct prober *pr = &rp->pr;
-	double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
-	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n);
-	rc = sweep_row_set_str(row, "regime", reg);
-	put(row, "tokens_timed", (double)(b - a), &rc);
-	put(row, "bytes_per_token_pred", pm.bytes, &rc);
-	put(row, "bytes_per_token_meas", rp->last.bytes, &rc);
-	put(row, "reads_per_token", pm.reads, &rc);
-	put(row, "mean_read_bytes", mean_read, &rc);
-	put(row, "io_ms_pred", pm.io, &rc);
-	put(row, "io_ms_meas", io, &rc);
-	put(row, "io_rel_err", pm.io / io - 1, &rc);
-	put(row, "mem_ms_pred", pm.mem, &rc);
-	put(row, "mem_ms_meas", mem, &rc);
-	/* no predicted copies: no error to speak of (the timer reads ~1 us) */
-	put(row, "mem_rel_err", pm.mem > 0 && mem > 0 ? pm.mem / mem - 1 : NAN, &rc);
-	put(row, "total_ms_pred", pm.total, &rc);
-	put(row, "total_ms_meas", tot, &rc);
-	put(row, "total_rel_err", pm.total / tot - 1, &rc);
-	put(row, "probe_chunk_bytes", (double)pr->chunk, &rc);
-	put(row, "probe_depth", pr->depth, &rc);
-	put(row, "probe_mib_per_s", median(pr->mib, pr->nmib), &rc);
-	put(row, "probe_ref_mib_per_s", pr->ref / 1048576.0, &rc);
-	put(row, "drift", median(pr->f, pr->nf), &rc);
-	put(row, "io_ms_meas_corr", io_c, &rc);
-	put(row, "io_rel_err_corr", pm.io / io_c - 1, &rc);
-	put(row, "total_ms_meas_corr", tot_c, &rc);
-	put(row, "total_rel_err_corr", pm.total / tot_c - 1, &rc);
-	put(row, "io_cv", cv(rp->io, n), &rc);
-	put(row, "mem_cv", cv(rp->mem, n), &rc);
-	put(row, "total_cv", cv(rp->total, n), &rc);
-	put(row, "drift_cv", cv(pr->f, pr->nf), &rc);
-	put(row, "place_ms_meas", median(rp->place, n), &rc);
+	rc = put_results(row, reg, b - a, mean_read, &pm, rp, n);
 	free(rp);
 	if (rc)
 		return err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column");

@@ -12,6 +12,9 @@ extern const struct sweep_kind sweep_kind_simulate;
 
 /* [experiment] kind = validate: predict and replay (sim/sweep/kind_validate.c). */
 extern const struct sweep_kind sweep_kind_validate;
+/* Its [experiment] and [validate] keys (the replay and layout verbs' flags
+ * that mirror them parse through these rows). */
+extern const struct conf_opt validate_opts[];
 
 /* [experiment] kind = moe: expert caches over a router trace (sim/sweep/kind_moe.c). */
 extern const struct sweep_kind sweep_kind_moe;

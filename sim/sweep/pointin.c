@@ -164,3 +164,50 @@ int pointin_resolve(char *path, size_t cap, const struct conf_doc *doc, const ch
 	}
 	return 0;
 }
+
+/* The table for section: the first naming it, else the first naming none. */
+static const struct pointin_table *table_for(const struct pointin_table *t, size_t n,
+					     const char *section)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!t[i].section || !strcmp(t[i].section, section))
+			return &t[i];
+	return NULL;
+}
+
+int pointin_apply(const struct conf_doc *doc, const struct pointin_table *t, size_t n,
+		  const char *skip, struct lif_err *err)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < doc->n; i++) {
+		const struct conf_entry *e = &doc->entries[i];
+		const struct pointin_table *tab = table_for(t, n, e->section);
+		if (skip && !strcmp(e->section, skip))
+			continue;
+		const struct conf_opt *o = tab ? conf_find(tab->opts, e->section, e->key) : NULL;
+		char hint[128] = "";
+		if (!o && tab)
+			conf_suggest_key(tab->opts, e->section, e->key, hint, sizeof hint);
+		if (!o)
+			rc = err_set(err, ERR_INVAL, "%s:%d: [%s] %s: unknown key%s", e->file, e->line,
+				     e->section, e->key, hint);
+		else
+			rc = conf_set(o, tab->target, e->value, e, err);
+	}
+	for (size_t i = 0; !rc && i < n; i++)
+		for (const struct conf_opt *o = t[i].opts; !rc && o->name; o++)
+			if (o->type == CONF_STR && !o->def &&
+			    !((const char *)t[i].target + o->offset)[0])
+				rc = err_set(err, ERR_INVAL, "[%s] %s: required key is missing",
+					     o->section, o->name);
+	return rc;
+}
+
+int pointin_resolve_all(const struct conf_doc *doc, const struct pointin_path *p, size_t n,
+			struct lif_err *err)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = pointin_resolve(p[i].path, p[i].cap, doc, p[i].section, p[i].key, p[i].kind, err);
+	return rc;
+}

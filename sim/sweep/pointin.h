@@ -51,4 +51,33 @@ const struct device *pointin_device(struct pointin *pi, const char *path, struct
 int pointin_resolve(char *path, size_t cap, const struct conf_doc *doc, const char *section,
 		    const char *key, enum path_kind kind, struct lif_err *err);
 
+/* A point's document read through option tables: each table fills its
+ * struct from the entries of its section (NULL: every section no table before
+ * it names; the last table's). */
+struct pointin_table {
+	const char *section;
+	const struct conf_opt *opts;
+	void *target;
+};
+
+/* Apply each entry of doc (but those of section `skip`, may be NULL) through
+ * the first table for its section (the caller set the defaults); an entry no
+ * row takes is "FILE:LINE: [section] key: unknown key (did you mean ...)".
+ * Then every required key (a string row without default) must have been
+ * given: "[section] key: required key is missing". */
+int pointin_apply(const struct conf_doc *doc, const struct pointin_table *t, size_t n,
+		  const char *skip, struct lif_err *err);
+
+/* A path field of a point and the key that gave it (pointin_resolve). */
+struct pointin_path {
+	char *path;
+	size_t cap;
+	const char *section, *key;
+	enum path_kind kind;
+};
+
+/* Resolve the n paths in order; the first error wins. */
+int pointin_resolve_all(const struct conf_doc *doc, const struct pointin_path *p, size_t n,
+			struct lif_err *err);
+
 #endif
