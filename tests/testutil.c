@@ -1,6 +1,8 @@
 #include "tests/testutil.h"
 
+#include <errno.h>
 #include <gsl/gsl_errno.h>
+#include <pty.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +87,43 @@ int tu_lifsim(char *out, size_t cap, const char *fmt, ...)
 	while (fgetc(p) != EOF) {
 	}
 	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int tu_lifsim_tty(char *out, size_t cap, const char *fmt, ...)
+{
+	char args[8192], cmd[9000];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	const char *bin = getenv("LIFSIM");
+	snprintf(cmd, sizeof cmd, "exec %s %s", bin ? bin : "./lifsim", args);
+	int master;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	size_t n = 0;
+	for (;;) { /* until the child closes the terminal (EIO on Linux) */
+		char buf[4096];
+		ssize_t r = read(master, buf, sizeof buf);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		size_t k = (size_t)r < cap - 1 - n ? (size_t)r : cap - 1 - n;
+		memcpy(out + n, buf, k);
+		n += k;
+	}
+	out[n] = '\0';
+	close(master);
+	int st;
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 

@@ -21,6 +21,11 @@ const char *tu_write(const char *name, const char *text);
  * Returns the exit status. */
 int tu_lifsim(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The same with stdin, stdout and stderr on a pseudo-terminal (forkpty), as
+ * when a user runs it: what a terminal shows (progress lines) is in out, with
+ * the terminal's \r\n line ends. Returns the exit status. */
+int tu_lifsim_tty(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Library start-up that main() does (HDF5 / GSL / inih settings). */
 void tu_init(void);
 

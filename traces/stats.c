@@ -17,6 +17,8 @@ void stats_default_opts(struct stats_opts *o)
 	o->coact_samples = 256;
 	o->coact_min_count = 2;
 	o->seed = 1;
+	o->progress = NULL;
+	o->progress_ctx = NULL;
 }
 
 /* Windowed statistics of one layer: s_agg(k), load(k) by age histograms. */
@@ -234,9 +236,15 @@ int stats_compute(const struct trace *t, const struct stats_opts *o, int threads
 	if (!out->layer)
 		return err_set(err, ERR_NOMEM, "out of memory");
 	int bad = 0;
+	long long done = 0;
 #pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad)
-	for (int l = 0; l < out->layers; l++)
+	for (int l = 0; l < out->layers; l++) {
 		bad |= stats_layer_compute(t, o, l, out->max_k, &out->layer[l]) != 0;
+		if (o->progress) {
+#pragma omp critical(stats_progress)
+			o->progress(o->progress_ctx, ++done, out->layers);
+		}
+	}
 	if (bad) {
 		stats_result_free(out);
 		return err_set(err, ERR_NOMEM, "out of memory computing statistics");

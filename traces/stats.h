@@ -37,6 +37,10 @@ struct stats_opts {
 	int coact_samples;  /* neurons sampled per layer for closest friends (0 = skip) */
 	int coact_min_count; /* only neurons active at least this often are sampled */
 	uint64_t seed;       /* sampling seed */
+	/* called after each layer (done of total layers), one call at a time
+	 * whatever the thread count; NULL (the default) for none */
+	void (*progress)(void *ctx, long long done, long long total);
+	void *progress_ctx;
 };
 
 void stats_default_opts(struct stats_opts *o);

@@ -417,7 +417,7 @@ static int record_all(struct run *run, const struct record_opts *o, const struct
 		if (t >= run->nprompt && (t - run->nprompt) % 16 == 15 &&
 		    trace_writer_set_text(rc->w, "generated_text", run->gen_text, err))
 			return err->code;
-		cli_progress(g, "lifsim record", t + n, total);
+		cli_progress(g, "record", t + n, total);
 	}
 	t1 = util_now_ns();
 	if (!o->generate)

@@ -223,6 +223,11 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 	return replay_go(&a, &p, g);
 }
 
+static void validate_progress(void *pctx, size_t done, size_t total)
+{
+	cli_progress(pctx, "validate", (long long)done, (long long)total);
+}
+
 int verb_validate(int argc, char **argv, const struct cli_global *g)
 {
 	static const struct option longopts[] = {
@@ -264,7 +269,8 @@ int verb_validate(int argc, char **argv, const struct cli_global *g)
 			     sweep_kind_name(sw));
 	if (!rc)
 		rc = sweep_kind_validate.ctx_new(sw, &ctx, &err);
-	struct sweep_opts o = {.dir = out, .threads = 1, .progress_ctx = (void *)g};
+	struct sweep_opts o = {.dir = out, .threads = 1, .progress = validate_progress,
+			       .progress_ctx = (void *)g};
 	if (!rc)
 		rc = sweep_run(sw, &sweep_kind_validate, ctx, &o, NULL, &err);
 	sweep_kind_validate.ctx_free(ctx);

@@ -25,6 +25,11 @@ static void stats_usage(FILE *f)
 		   "pass of stack distances; the CSV is metric,layer,x,value.\n");
 }
 
+static void stats_progress(void *ctx, long long done, long long total)
+{
+	cli_progress(ctx, "stats", done, total);
+}
+
 static void print_router_summary(const struct router_stats *r, const struct router_meta *m)
 {
 	const struct router_stats_layer *a = &r->all;
@@ -156,6 +161,7 @@ int verb_stats(int argc, char **argv, const struct cli_global *g)
 	long long v;
 	int c;
 	stats_default_opts(&o);
+	o.progress = stats_progress, o.progress_ctx = (void *)g;
 	while ((c = cli_getopt("stats", argc, argv, "o:h", longopts)) != -1) {
 		switch (c) {
 		case 'o': out = optarg; break;
