@@ -208,14 +208,40 @@ static inline int emit_run(struct pass_reads *s, struct walk *w, int64_t base, i
  * region reads the same runs, an extent is a run, and a run's length is
  * found by shifting its start bit along the word (and the next word).
  * Returns 1 when the row is not of this case (nothing recorded). */
-static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_out *o)
+static void count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
+{
+	memset(h->cnt, 0, sizeof h->cnt);
+	h->n = 0, h->maxm = 0, h->valid = 1, h->long_run = 0;
+	uint64_t cin = 0;
+	for (int64_t j = 0; j < uw; j++) {
+		const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
+		uint64_t a = x & ~(x << 1 | cin); /* run starts */
+		cin = x >> 63;
+		h->n += __builtin_popcountll(x);
+		for (int m = 1; a; m++) {
+			if (m == 64) {
+				h->long_run = 1;
+				return;
+			}
+			uint64_t longer = a & (x >> m | nx << (64 - m)); /* runs longer than m */
+			uint64_t exact = a & ~longer;
+			if (exact) {
+				h->maxm = m > h->maxm ? m : h->maxm;
+				if (!h->cnt[m])
+					h->first[m] = j * 64 + __builtin_ctzll(exact);
+				h->cnt[m] += __builtin_popcountll(exact);
+			}
+			a = longer;
+		}
+	}
+}
+
+static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_runs *shared,
+		      struct pass_out *o)
 {
 	const struct layout *l = s->layout;
-	const int64_t uw = s->uw, last = s->units - 1;
+	const int64_t last = s->units - 1;
 	const int64_t unit_bytes = (int64_t)l->bundle * l->slot_bytes;
-	int32_t cnt[64] = {0};
-	int64_t first[64], n = 0;
-	int maxm = 0;
 	/* the smallest gap between two runs: a unit, or the short last unit
 	 * between a region's runs and the next region's */
 	int64_t min_gap = unit_bytes, part = l->d_ffn % l->bundle;
@@ -226,44 +252,25 @@ static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_o
 	if ((l->regions > 1 && (units[0] & 1) && ((units[last >> 6] >> (last & 63)) & 1)) ||
 	    (l->d_ffn % l->bundle && ((units[last >> 6] >> (last & 63)) & 1)))
 		return 1;
-	uint64_t cin = 0;
-	for (int64_t j = 0; j < uw; j++) {
-		const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
-		uint64_t a = x & ~(x << 1 | cin); /* run starts */
-		cin = x >> 63;
-		n += __builtin_popcountll(x);
-		for (int m = 1; a; m++) {
-			if (m == 64)
-				return 1;
-			uint64_t longer = a & (x >> m | nx << (64 - m)); /* runs longer than m */
-			uint64_t exact = a & ~longer;
-			if (exact) {
-				if (m > maxm) {
-					for (int q = maxm + 1; q <= m; q++)
-						cnt[q] = 0, first[q] = -1;
-					maxm = m;
-				}
-				if (!cnt[m])
-					first[m] = j * 64 + __builtin_ctzll(exact);
-				cnt[m] += __builtin_popcountll(exact);
-			}
-			a = longer;
-		}
-	}
+	struct pass_runs local = {.valid = 0}, *h = shared ? shared : &local;
+	if (!h->valid)
+		count_runs(units, s->uw, h);
+	if (h->long_run)
+		return 1;
 	/* sizes in order of first occurrence */
 	int order[64], no = 0;
-	for (int m = 1; m <= maxm; m++) {
-		if (!cnt[m])
+	for (int m = 1; m <= h->maxm; m++) {
+		if (!h->cnt[m])
 			continue;
 		int q = no++;
-		for (; q > 0 && first[order[q - 1]] > first[m]; q--)
+		for (; q > 0 && h->first[order[q - 1]] > h->first[m]; q--)
 			order[q] = order[q - 1];
 		order[q] = m;
 	}
 	for (int q = 0; q < no; q++)
-		if (hist_add(s, order[q] * unit_bytes, cnt[order[q]] * l->regions))
+		if (hist_add(s, order[q] * unit_bytes, h->cnt[order[q]] * l->regions))
 			return ERR_NOMEM;
-	o->bytes_read = n * unit_bytes * l->regions;
+	o->bytes_read = h->n * unit_bytes * l->regions;
 	return 0;
 }
 
@@ -309,15 +316,15 @@ static int plan_runs(struct pass_reads *s, const uint64_t *units, struct pass_ou
 	return 0;
 }
 
-int pass_reads_plan(struct pass_reads *s, const uint64_t *need, int64_t nload,
-		    struct pass_out *o, struct lif_err *err)
+int pass_reads_plan_shared(struct pass_reads *s, const uint64_t *need, int64_t nload,
+			   struct pass_runs *runs, struct pass_out *o, struct lif_err *err)
 {
 	s->nsizes = 0;
 	o->bytes_read = 0;
 	if (!s->identity)
 		mark_units(s, need);
 	const uint64_t *units = s->identity ? need : s->unitw;
-	int rc = plan_words(s, units, o);
+	int rc = plan_words(s, units, s->identity ? runs : NULL, o);
 	if (rc == 1)
 		rc = plan_runs(s, units, o);
 	if (rc)
@@ -325,6 +332,12 @@ int pass_reads_plan(struct pass_reads *s, const uint64_t *need, int64_t nload,
 	o->useful_bytes = nload * s->layout->piece_bytes * s->layout->regions;
 	o->nsizes = s->nsizes, o->sizes = s->sizes, o->counts = s->counts;
 	return 0;
+}
+
+int pass_reads_plan(struct pass_reads *s, const uint64_t *need, int64_t nload,
+		    struct pass_out *o, struct lif_err *err)
+{
+	return pass_reads_plan_shared(s, need, nload, NULL, o, err);
 }
 
 /* ---------------------------------------------------------------- matrix */

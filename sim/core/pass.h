@@ -73,4 +73,19 @@ void pass_reads_free(struct pass_reads *r);
 int pass_reads_plan(struct pass_reads *r, const uint64_t *need, int64_t nload,
 		    struct pass_out *out, struct lif_err *err);
 
+/* The runs of set bits of one need set, counted by length: what the reads of
+ * every layout that reads neurons in place (bundle 1, no reordering, no
+ * friends) follow from. Set valid = 0 for each new need set; the first such
+ * layout counts them, the others reuse the count. */
+struct pass_runs {
+	int valid, long_run, maxm; /* long_run: a run of 64 or more (then unused) */
+	int64_t n;                 /* bits set */
+	int32_t cnt[64];           /* runs of each length */
+	int64_t first[64];         /* where the first run of that length starts */
+};
+
+/* pass_reads_plan with the run counts shared across layouts (runs may be NULL). */
+int pass_reads_plan_shared(struct pass_reads *r, const uint64_t *need, int64_t nload,
+			   struct pass_runs *runs, struct pass_out *out, struct lif_err *err);
+
 #endif

@@ -937,17 +937,19 @@ static int group_layer(const struct trace *t, const uint8_t *pred, const uint8_t
 		if (!(rd[i] = pass_reads_new(g[i].layout, l, g[i].key.merge ? g[i].key.max_gap : -1, err)) ||
 		    !(g[i].per[l] = decisions_new(&g[i].key, T, 1)))
 			rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+	struct pass_runs runs;
 	for (int64_t tok = 0; !rc && tok < T; tok++)
 		for (int w = 0; !rc && w < nw; w++) {
 			struct pass_out o, r;
 			rc = pass_layer_next(win[w], pred + ((size_t)l * T + tok) * rb, &o, err);
 			const uint64_t *need = pass_layer_need(win[w]);
+			runs.valid = 0; /* a new need set: its runs are counted once */
 			for (int i = 0; !rc && i < n; i++) {
 				if (g[i].wi != w)
 					continue;
 				struct decisions *q = g[i].per[l];
 				q->ext_start[tok] = (int64_t)q->n_ext;
-				rc = pass_reads_plan(rd[i], need, o.nload, &r, err);
+				rc = pass_reads_plan_shared(rd[i], need, o.nload, &runs, &r, err);
 				for (int k = 0; !rc && k < r.nsizes; k++)
 					if (decisions_add_reads(q, tok, r.sizes[k], r.counts[k]))
 						rc = err_set(err, ERR_NOMEM, "out of memory");
