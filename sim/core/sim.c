@@ -908,13 +908,14 @@ struct member {
 	struct decisions **per;      /* (L) one-layer decisions */
 };
 
-/* Do a and b share the predicted sets and the pinned neurons (everything
- * but the window, the layout and the reads)? */
+/* Do a and b share the predicted sets, the pinned neurons and the window
+ * (the memory manager: everything but the layout and the reads)? A group is
+ * one window: its members' one-layer decisions are held until they merge,
+ * so a group of every window would hold them for the whole sweep at once. */
 static int same_group(const struct decision_key *a, const struct decision_key *b)
 {
 	struct matrix_key ma, mb;
 	matrix_key_of(a, &ma), matrix_key_of(b, &mb);
-	ma.window = mb.window = 0;
 	return a->strategy == SIM_SPARSE && b->strategy == SIM_SPARSE && !memcmp(&ma, &mb, sizeof ma);
 }
 
@@ -973,9 +974,9 @@ static int group_layer(const struct trace *t, const uint8_t *pred, const uint8_t
 }
 
 /* Build key's decisions with every hinted point's that shares its predicted
- * sets and pinned neurons and that no one has built or is building: one
- * pass over the trace's bits for all their windows and layouts, layers in
- * parallel. key is claimed by the caller; the others are claimed here and
+ * sets, pinned neurons and window (same_group) and that no one has built or
+ * is building: one window pass over the trace's bits (the matrix, the need
+ * sets) for all their layouts, layers in parallel. key is claimed by the caller; the others are claimed here and
  * published with it. Returns key's decisions (the caller owns them when
  * the cache is full). */
 static struct decisions *decide_group(struct sim_cache *c, const struct decision_key *key,
