@@ -23,6 +23,7 @@
 #define CHUNK_TOKENS_BAND 64
 #define CHUNK_TOKENS_INPUTS 16
 #define DEFLATE_LEVEL 1
+#define READ_BATCH ((hsize_t)64 << 20) /* stored chunk bytes read before inflating them */
 
 void trace_init(void)
 {
@@ -631,51 +632,54 @@ static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner
 	const int64_t T = m->tokens, C = (int64_t)chunk[0], nb = (T + C - 1) / C;
 	const size_t raw = (size_t)C * inner, nchunks = (size_t)nb * m->layers;
 	uint8_t **comp = calloc(nchunks, sizeof *comp), *all = NULL;
-	hsize_t *size = calloc(nchunks, sizeof *size), total = 0;
+	hsize_t *size = calloc(nchunks, sizeof *size), most = 0;
 	uint32_t *mask = calloc(nchunks, sizeof *mask);
 	int rc = comp && size && mask ? 0 : -1;
-	/* the stored sizes, then every chunk into one buffer (huge pages) */
 	for (size_t c = 0; !rc && c < nchunks; c++) { /* HDF5 calls stay on one thread */
 		hsize_t off[3] = {(hsize_t)(c / m->layers) * C, c % m->layers, 0};
-		if (H5Dget_chunk_storage_size(d, off, &size[c]) < 0 || size[c] > fsize ||
-		    total + size[c] + 1 < total)
+		if (H5Dget_chunk_storage_size(d, off, &size[c]) < 0 || size[c] > fsize)
 			rc = -1; /* every chunk is stored (check_stored), inside the file */
-		total += size[c] + 1;
+		most = size[c] > most ? size[c] : most;
 	}
-	if (!rc && !(all = big_alloc(total)))
+	/* the stored chunks go through one buffer (huge pages) of at most
+	 * READ_BATCH bytes, or one chunk: a batch is read, then checked and
+	 * inflated on the threads, so memory is the trace and one batch */
+	const hsize_t cap = most + 1 > READ_BATCH ? most + 1 : READ_BATCH;
+	if (!rc && !(all = big_alloc(cap)))
 		rc = -1;
-	for (size_t c = 0, at = 0; !rc && c < nchunks; at += size[c] + 1, c++) {
-		hsize_t off[3] = {(hsize_t)(c / m->layers) * C, c % m->layers, 0};
-		comp[c] = all + at;
-		if (H5Dread_chunk(d, H5P_DEFAULT, off, &mask[c], comp[c]) < 0)
-			rc = -1;
-	}
 	int bad = rc;
+	for (size_t c0 = 0, c1; !bad && c0 < nchunks; c0 = c1) {
+		hsize_t at = 0;
+		for (c1 = c0; c1 < nchunks && at + size[c1] + 1 <= cap; at += size[c1] + 1, c1++) {
+			hsize_t off[3] = {(hsize_t)(c1 / m->layers) * C, c1 % m->layers, 0};
+			comp[c1] = all + at;
+			if (H5Dread_chunk(d, H5P_DEFAULT, off, &mask[c1], comp[c1]) < 0)
+				bad = -1;
+		}
 #pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad)
-	for (size_t c = 0; c < nchunks; c++) {
-		if (rc)
-			continue;
-		if (nf == 2 && !(mask[c] & 2) && !chunk_checksum_ok(comp[c], &size[c])) {
-			bad = -1;
-			continue;
+		for (size_t c = c0; c < c1; c++) {
+			if (nf == 2 && !(mask[c] & 2) && !chunk_checksum_ok(comp[c], &size[c])) {
+				bad = -1;
+				continue;
+			}
+			const int64_t tb = (int64_t)(c / m->layers), l = (int64_t)(c % m->layers);
+			const int64_t rows = T - tb * C < C ? T - tb * C : C;
+			uint8_t *dst = out + ((size_t)l * T + (size_t)(tb * C)) * inner, *tmp = NULL;
+			uLongf len = raw;
+			if (rows < C && !(tmp = malloc(raw))) {
+				bad = -1;
+				continue;
+			}
+			if (mask[c] & 1) /* the filter was skipped for this chunk */
+				memcpy(tmp ? tmp : dst, comp[c], size[c] < raw ? size[c] : raw), len = size[c];
+			else if (inflate_chunk(tmp ? tmp : dst, &len, comp[c], size[c]))
+				len = 0;
+			if (len != raw)
+				bad = -1;
+			else if (tmp)
+				memcpy(dst, tmp, (size_t)rows * inner);
+			free(tmp);
 		}
-		const int64_t tb = (int64_t)(c / m->layers), l = (int64_t)(c % m->layers);
-		const int64_t rows = T - tb * C < C ? T - tb * C : C;
-		uint8_t *dst = out + ((size_t)l * T + (size_t)(tb * C)) * inner, *tmp = NULL;
-		uLongf len = raw;
-		if (rows < C && !(tmp = malloc(raw))) {
-			bad = -1;
-			continue;
-		}
-		if (mask[c] & 1) /* the filter was skipped for this chunk */
-			memcpy(tmp ? tmp : dst, comp[c], size[c] < raw ? size[c] : raw), len = size[c];
-		else if (inflate_chunk(tmp ? tmp : dst, &len, comp[c], size[c]))
-			len = 0;
-		if (len != raw)
-			bad = -1;
-		else if (tmp)
-			memcpy(dst, tmp, (size_t)rows * inner);
-		free(tmp);
 	}
 	free(all), free(comp), free(size), free(mask);
 	return bad ? -1 : 0;
