@@ -126,6 +126,7 @@ struct freq_entry {
 
 struct decisions;
 static void decisions_free(struct decisions *d);
+struct hint_key;
 struct matrix;
 static void matrix_free(struct matrix *m);
 
@@ -160,6 +161,7 @@ struct sim_cache {
 	 * built a predictor and pinned set at a time, in one pass */
 	struct sim_params *hints;
 	size_t nhints;
+	struct hint_key *hkeys; /* (nhints) their decision keys, made on first use */
 };
 
 /* Under c->lock: wait while another thread builds (tag, key), then claim it;
@@ -262,7 +264,7 @@ void sim_cache_free(struct sim_cache *c)
 		decisions_free(c->dec[i]);
 	for (int i = 0; i < c->nmat; i++)
 		matrix_free(c->mat[i]);
-	free(c->hints);
+	free(c->hints), free(c->hkeys);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->built);
 	free(c);
@@ -897,6 +899,51 @@ static void point_key(struct sim_cache *c, const struct sim_params *p, double pi
 		      struct decision_key *key);
 static const void *lookup_decisions(struct sim_cache *c, const void *key);
 
+/* A hinted point's decision key and model as stored (ok = 0: not a point
+ * that groups: not sparse, hybrid = auto, or invalid). A low-rank point's
+ * key names its predictors, which are registered as points run: it is made
+ * again at each use. */
+struct hint_key {
+	int ok, lowrank;
+	struct decision_key key;
+	struct llm_desc ms;
+};
+
+static void hint_key_make(struct sim_cache *c, const struct sim_params *p, struct hint_key *h)
+{
+	struct llm_desc hc;
+	struct lif_err e = {0};
+	double frac = 0;
+	memset(h, 0, sizeof *h);
+	h->lowrank = p->predictor == PRED_LOWRANK;
+	if (p->strategy != SIM_SPARSE || !strcmp(p->hybrid, "auto") ||
+	    conf_parse_double(p->hybrid, &frac) || sim_check_params(p, &c->m, &e) ||
+	    point_models(c, p, &h->ms, &hc, &e))
+		return;
+	point_key(c, p, frac, weight_format(&h->ms), &h->key);
+	h->ok = 1;
+}
+
+/* The hinted points' keys, made once (NULL: out of memory). */
+static const struct hint_key *hint_keys(struct sim_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	struct hint_key *k = c->hkeys;
+	pthread_mutex_unlock(&c->lock);
+	if (k)
+		return k;
+	if (!(k = malloc(c->nhints * sizeof *k)))
+		return NULL;
+	for (size_t h = 0; h < c->nhints; h++)
+		hint_key_make(c, &c->hints[h], &k[h]);
+	pthread_mutex_lock(&c->lock);
+	if (!c->hkeys)
+		c->hkeys = k, k = NULL;
+	pthread_mutex_unlock(&c->lock);
+	free(k);
+	return c->hkeys;
+}
+
 /* One member of a group: a decision key, the model as stored (its layout's
  * bytes), its layout, the inflight slot it holds and what it builds. */
 struct member {
@@ -991,22 +1038,17 @@ static struct decisions *decide_group(struct sim_cache *c, const struct decision
 		return NULL;
 	}
 	g[n++] = (struct member){.key = *key, .ms = *ms, .slot = -1};
-	for (size_t h = 0; h < c->nhints; h++) { /* hints are read-only once set */
-		const struct sim_params *p = &c->hints[h];
-		struct llm_desc hs, hc;
-		struct lif_err e = {0};
-		double frac = 0;
-		if (p->strategy != SIM_SPARSE || !strcmp(p->hybrid, "auto") ||
-		    conf_parse_double(p->hybrid, &frac) || sim_check_params(p, &c->m, &e) ||
-		    point_models(c, p, &hs, &hc, &e))
-			continue;
-		struct decision_key k;
-		point_key(c, p, frac, weight_format(&hs), &k);
-		int dup = !same_group(&k, key);
+	const struct hint_key *hk = hint_keys(c); /* hints are read-only once set */
+	for (size_t h = 0; hk && h < c->nhints; h++) {
+		struct hint_key again;
+		const struct hint_key *x = &hk[h];
+		if (x->lowrank) /* its predictors may have been registered since */
+			hint_key_make(c, &c->hints[h], &again), x = &again;
+		int dup = !x->ok || !same_group(&x->key, key);
 		for (int i = 0; i < n && !dup; i++)
-			dup = !memcmp(&g[i].key, &k, sizeof k);
+			dup = !memcmp(&g[i].key, &x->key, sizeof x->key);
 		if (!dup)
-			g[n++] = (struct member){.key = k, .ms = hs, .slot = -1};
+			g[n++] = (struct member){.key = x->key, .ms = x->ms, .slot = -1};
 	}
 	/* claim the others (skip what is built or in flight) */
 	pthread_mutex_lock(&c->lock);
