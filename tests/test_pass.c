@@ -1,8 +1,10 @@
 /* The fast pass (sim/core/pass.h) against the reference stepper
  * (sim/core/step.h): on random traces, every predictor, window, layout,
  * bundle, merging and hybrid setting gives byte-identical results and
- * per-token costs. */
+ * per-token costs, point by point and with the points hinted
+ * (sim_cache_hint: decisions built a predictor and pinned set at a time). */
 #include <criterion/criterion.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,33 +99,57 @@ static struct device m1max(void)
 	return d;
 }
 
+/* 40 random points per trial through three caches: the reference, the fast
+ * pass point by point and (hinted) the fast pass by groups, the points run in
+ * a random order so that groups are built from any member. */
 Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 {
 	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
 	gsl_rng_set(r, 15);
 	struct device d = m1max();
 	int points = 0;
+	enum { N = 40 };
 	for (int trial = 0; trial < 14; trial++) {
 		struct llm_desc m = rand_model(r);
 		struct predictor *pred = NULL;
 		struct trace *t = rand_trace(r, &m, &pred);
 		struct lif_err e = {0};
 		struct sim_cache *fast = sim_cache_new(t, &m, &e), *ref = sim_cache_new(t, &m, &e);
-		cr_assert(fast && ref, "%s", e.msg);
+		struct sim_cache *grp = sim_cache_new(t, &m, &e);
+		cr_assert(fast && ref && grp, "%s", e.msg);
 		sim_cache_set_reference(ref, 1);
 		cr_assert_eq(sim_cache_add_predictor(fast, "mem", pred, &e), 0);
 		cr_assert_eq(sim_cache_add_predictor(ref, "mem", pred, &e), 0);
+		cr_assert_eq(sim_cache_add_predictor(grp, "mem", pred, &e), 0);
 		const int64_t T = t->meta.tokens;
 		struct sim_token *tf = calloc(T, sizeof *tf), *tr = calloc(T, sizeof *tr);
-		for (int i = 0; i < 40; i++) {
-			struct sim_params p;
-			struct sim_result a, b;
-			rand_params(r, &m, T, &p);
-			memset(&a, 0, sizeof a), memset(&b, 0, sizeof b);
-			struct lif_err ea = {0}, eb = {0};
+		struct sim_token *tg = calloc(T, sizeof *tg);
+		struct sim_params ps[N];
+		int order[N];
+		for (int i = 0; i < N; i++) {
+			rand_params(r, &m, T, &ps[i]);
+			if (i > 0 && gsl_rng_uniform(r) < 0.5) { /* a neighbour in the same group */
+				struct sim_params q = ps[gsl_rng_uniform_int(r, i)];
+				q.window = ps[i].window, q.layout = ps[i].layout, q.bundle = ps[i].bundle;
+				q.merge = ps[i].merge, q.max_gap = ps[i].max_gap;
+				q.parallelism = ps[i].parallelism;
+				ps[i] = q;
+			}
+			order[i] = i;
+		}
+		gsl_ran_shuffle(r, order, N, sizeof *order);
+		cr_assert_eq(sim_cache_hint(grp, ps, N, &e), 0, "%s", e.msg);
+		for (int k = 0; k < N; k++) {
+			const int i = order[k];
+			struct sim_params p = ps[i];
+			struct sim_result a, b, g;
+			memset(&a, 0, sizeof a), memset(&b, 0, sizeof b), memset(&g, 0, sizeof g);
+			struct lif_err ea = {0}, eb = {0}, eg = {0};
 			int ra = sim_run(fast, &d, &p, 1 + i % 2, &a, tf, &ea);
 			int rb = sim_run(ref, &d, &p, 1, &b, tr, &eb);
+			int rg = sim_run(grp, &d, &p, 1 + k % 2, &g, tg, &eg);
 			cr_assert_eq(ra, rb, "trial %d point %d: %s | %s", trial, i, ea.msg, eb.msg);
+			cr_assert_eq(rg, rb, "trial %d point %d (grouped): %s | %s", trial, i, eg.msg, eb.msg);
 			if (ra)
 				continue;
 			points++;
@@ -133,11 +159,19 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 				     trial, i, p.predictor, p.window, p.layout, p.bundle, p.merge,
 				     (long long)p.max_gap, p.hybrid, a.bytes_read_per_token,
 				     b.bytes_read_per_token, a.io_ms, b.io_ms);
+			cr_assert_eq(memcmp(&g, &b, sizeof g), 0,
+				     "trial %d point %d (grouped; predictor %d window %d layout %d bundle %d "
+				     "merge %d gap %lld hybrid %s): results differ (bytes %.17g vs %.17g)",
+				     trial, i, p.predictor, p.window, p.layout, p.bundle, p.merge,
+				     (long long)p.max_gap, p.hybrid, g.bytes_read_per_token,
+				     b.bytes_read_per_token);
 			cr_assert_eq(memcmp(tf, tr, T * sizeof *tf), 0, "trial %d point %d: per-token costs differ",
 				     trial, i);
+			cr_assert_eq(memcmp(tg, tr, T * sizeof *tg), 0,
+				     "trial %d point %d (grouped): per-token costs differ", trial, i);
 		}
-		free(tf), free(tr);
-		sim_cache_free(fast), sim_cache_free(ref);
+		free(tf), free(tr), free(tg);
+		sim_cache_free(fast), sim_cache_free(ref), sim_cache_free(grp);
 		predictor_free(pred);
 		trace_free(t);
 	}

@@ -13,10 +13,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <sys/mman.h>
+
+#ifdef HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
+
 #define CHUNK_TOKENS_BITS 64
 #define CHUNK_TOKENS_BAND 64
 #define CHUNK_TOKENS_INPUTS 16
 #define DEFLATE_LEVEL 1
+#define READ_BATCH ((hsize_t)64 << 20) /* stored chunk bytes read before inflating them */
 
 void trace_init(void)
 {
@@ -570,6 +577,38 @@ static int chunk_checksum_ok(const uint8_t *c, hsize_t *size)
 	return stored == h5attr_fletcher32(c, *size);
 }
 
+/* malloc, asking for huge pages when large: the bits are written once
+ * from end to end, and 4 KiB pages cost a fault each. */
+static void *big_alloc(size_t n)
+{
+	void *p = malloc(n);
+	const size_t huge = (size_t)2 << 20;
+	if (p && n >= 4 * huge) {
+		uintptr_t a = ((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1);
+		uintptr_t b = ((uintptr_t)p + n) & ~(uintptr_t)(huge - 1);
+		if (b > a)
+			madvise((void *)a, b - a, MADV_HUGEPAGE); /* advice only: failure is harmless */
+	}
+	return p;
+}
+
+/* Inflate one deflate-filtered chunk (a zlib stream, Adler-32 checked) into
+ * dst (*len bytes free; the bytes written on return). libdeflate when built
+ * with it (whole-buffer, about twice zlib's speed), else zlib. */
+static int inflate_chunk(uint8_t *dst, uLongf *len, const uint8_t *src, size_t n)
+{
+#ifdef HAVE_LIBDEFLATE
+	struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+	size_t out = 0;
+	int bad = !d || libdeflate_zlib_decompress(d, src, n, dst, *len, &out) != LIBDEFLATE_SUCCESS;
+	libdeflate_free_decompressor(d);
+	*len = bad ? 0 : (uLongf)out;
+	return bad;
+#else
+	return uncompress(dst, len, src, n) != Z_OK;
+#endif
+}
+
 /* Fast path for uint8 datasets chunked [C, 1, inner] with deflate (and
  * Fletcher32), what lifsim writes: read the raw chunks, check their
  * checksums, inflate them in parallel straight into the layer-major buffer.
@@ -592,46 +631,57 @@ static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner
 		return 1;
 	const int64_t T = m->tokens, C = (int64_t)chunk[0], nb = (T + C - 1) / C;
 	const size_t raw = (size_t)C * inner, nchunks = (size_t)nb * m->layers;
-	uint8_t **comp = calloc(nchunks, sizeof *comp);
-	hsize_t *size = calloc(nchunks, sizeof *size);
+	uint8_t **comp = calloc(nchunks, sizeof *comp), *all = NULL;
+	hsize_t *size = calloc(nchunks, sizeof *size), most = 0;
 	uint32_t *mask = calloc(nchunks, sizeof *mask);
 	int rc = comp && size && mask ? 0 : -1;
 	for (size_t c = 0; !rc && c < nchunks; c++) { /* HDF5 calls stay on one thread */
 		hsize_t off[3] = {(hsize_t)(c / m->layers) * C, c % m->layers, 0};
 		if (H5Dget_chunk_storage_size(d, off, &size[c]) < 0 || size[c] > fsize)
 			rc = -1; /* every chunk is stored (check_stored), inside the file */
-		else if (!(comp[c] = malloc(size[c] + 1)) ||
-			 H5Dread_chunk(d, H5P_DEFAULT, off, &mask[c], comp[c]) < 0)
-			rc = -1;
-		else if (nf == 2 && !(mask[c] & 2) && !chunk_checksum_ok(comp[c], &size[c]))
-			rc = -1;
+		most = size[c] > most ? size[c] : most;
 	}
+	/* the stored chunks go through one buffer (huge pages) of at most
+	 * READ_BATCH bytes, or one chunk: a batch is read, then checked and
+	 * inflated on the threads, so memory is the trace and one batch */
+	const hsize_t cap = most + 1 > READ_BATCH ? most + 1 : READ_BATCH;
+	if (!rc && !(all = big_alloc(cap)))
+		rc = -1;
 	int bad = rc;
-#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad)
-	for (size_t c = 0; c < nchunks; c++) {
-		if (rc)
-			continue;
-		const int64_t tb = (int64_t)(c / m->layers), l = (int64_t)(c % m->layers);
-		const int64_t rows = T - tb * C < C ? T - tb * C : C;
-		uint8_t *dst = out + ((size_t)l * T + (size_t)(tb * C)) * inner, *tmp = NULL;
-		uLongf len = raw;
-		if (rows < C && !(tmp = malloc(raw))) {
-			bad = -1;
-			continue;
+	for (size_t c0 = 0, c1; !bad && c0 < nchunks; c0 = c1) {
+		hsize_t at = 0;
+		for (c1 = c0; c1 < nchunks && at + size[c1] + 1 <= cap; at += size[c1] + 1, c1++) {
+			hsize_t off[3] = {(hsize_t)(c1 / m->layers) * C, c1 % m->layers, 0};
+			comp[c1] = all + at;
+			if (H5Dread_chunk(d, H5P_DEFAULT, off, &mask[c1], comp[c1]) < 0)
+				bad = -1;
 		}
-		if (mask[c] & 1) /* the filter was skipped for this chunk */
-			memcpy(tmp ? tmp : dst, comp[c], size[c] < raw ? size[c] : raw), len = size[c];
-		else if (uncompress(tmp ? tmp : dst, &len, comp[c], size[c]) != Z_OK)
-			len = 0;
-		if (len != raw)
-			bad = -1;
-		else if (tmp)
-			memcpy(dst, tmp, (size_t)rows * inner);
-		free(tmp);
+#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad)
+		for (size_t c = c0; c < c1; c++) {
+			if (nf == 2 && !(mask[c] & 2) && !chunk_checksum_ok(comp[c], &size[c])) {
+				bad = -1;
+				continue;
+			}
+			const int64_t tb = (int64_t)(c / m->layers), l = (int64_t)(c % m->layers);
+			const int64_t rows = T - tb * C < C ? T - tb * C : C;
+			uint8_t *dst = out + ((size_t)l * T + (size_t)(tb * C)) * inner, *tmp = NULL;
+			uLongf len = raw;
+			if (rows < C && !(tmp = malloc(raw))) {
+				bad = -1;
+				continue;
+			}
+			if (mask[c] & 1) /* the filter was skipped for this chunk */
+				memcpy(tmp ? tmp : dst, comp[c], size[c] < raw ? size[c] : raw), len = size[c];
+			else if (inflate_chunk(tmp ? tmp : dst, &len, comp[c], size[c]))
+				len = 0;
+			if (len != raw)
+				bad = -1;
+			else if (tmp)
+				memcpy(dst, tmp, (size_t)rows * inner);
+			free(tmp);
+		}
 	}
-	for (size_t c = 0; comp && c < nchunks; c++)
-		free(comp[c]);
-	free(comp), free(size), free(mask);
+	free(all), free(comp), free(size), free(mask);
 	return bad ? -1 : 0;
 }
 
@@ -716,9 +766,9 @@ static int load_prepare(hid_t f, const char *path, int version, struct trace *t,
 	if (claim_memory(path, what, total, err))
 		return ERR_NOMEM;
 	t->token_ids = malloc(bytes[DS_TOKENS]);
-	t->bits = malloc(bytes[DS_ACTIVE]);
+	t->bits = big_alloc(bytes[DS_ACTIVE]);
 	if (ds[DS_BAND].name)
-		t->band = malloc(bytes[DS_BAND]);
+		t->band = big_alloc(bytes[DS_BAND]);
 	if (ds[DS_INPUTS].name)
 		t->inputs = malloc(bytes[DS_INPUTS]);
 	if (!t->token_ids || !t->bits || (ds[DS_BAND].name && !t->band) ||

@@ -5,31 +5,73 @@
 #include <string.h>
 
 
-struct pass_layer {
+/* A layout's read planner for one layer (the reads of a need set). */
+struct pass_reads {
 	const struct layout *layout;
-	int layer, d, rb, nw, window, identity, what;
+	int layer, d, rb, nw, identity;
 	int64_t max_gap, units, uw;  /* read units, their words */
-	uint64_t *P, *pin, *need, *R, *U; /* (nw + 1) each */
 	uint64_t *unitw;             /* (uw + 1) read units to read (non-identity layouts) */
 	uint8_t *covered;            /* friends: neurons read this token (packed) */
-	/* the matrix (sim/core/memman.h, inlined; counts only) */
-	int32_t *row_neuron, *neuron_row, *dying, *holes; /* (d) */
-	uint8_t *dead_row;           /* (d) */
-	int32_t used, peak;
 	/* this token's extent sizes */
 	int64_t *sizes;
 	int32_t *counts;
 	int nsizes, cap;
+};
+
+struct pass_layer {
+	int layer, d, rb, nw, window, what;
+	uint64_t *P, *pin, *need, *R, *U; /* (nw + 1) each */
+	struct pass_reads *reads;    /* PASS_READS */
+	/* the matrix (sim/core/memman.h, inlined; counts only) */
+	int32_t *row_neuron, *neuron_row, *dying, *holes; /* (d) */
+	uint8_t *dead_row;           /* (d) */
+	int32_t used, peak;
 	struct winor win;
 };
+
+void pass_reads_free(struct pass_reads *r)
+{
+	if (!r)
+		return;
+	free(r->unitw), free(r->covered), free(r->sizes), free(r->counts);
+	free(r);
+}
+
+struct pass_reads *pass_reads_new(const struct layout *layout, int layer, int64_t max_gap,
+				  struct lif_err *err)
+{
+	struct pass_reads *r = calloc(1, sizeof *r);
+	if (!r) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	const int d = layout->d_ffn;
+	r->layout = layout, r->layer = layer, r->d = d;
+	r->rb = (d + 7) / 8, r->nw = (r->rb + 7) / 8;
+	r->max_gap = max_gap;
+	r->identity = layout_is_identity(layout);
+	r->units = (d + layout->bundle - 1) / layout->bundle;
+	r->uw = (r->units + 63) / 64;
+	r->unitw = calloc(r->uw + 1, sizeof *r->unitw);
+	r->covered = calloc(r->rb + 8, 1);
+	r->cap = 64;
+	r->sizes = malloc(r->cap * sizeof *r->sizes);
+	r->counts = malloc(r->cap * sizeof *r->counts);
+	if (!r->unitw || !r->covered || !r->sizes || !r->counts) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		pass_reads_free(r);
+		return NULL;
+	}
+	return r;
+}
 
 void pass_layer_free(struct pass_layer *s)
 {
 	if (!s)
 		return;
-	free(s->P), free(s->unitw), free(s->covered);
+	free(s->P);
+	pass_reads_free(s->reads);
 	free(s->row_neuron), free(s->neuron_row), free(s->dying), free(s->holes), free(s->dead_row);
-	free(s->sizes), free(s->counts);
 	winor_free(&s->win);
 	free(s);
 }
@@ -43,33 +85,23 @@ struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_
 		err_set(err, ERR_NOMEM, "out of memory");
 		return NULL;
 	}
-	static const struct layout none = {.bundle = 1, .regions = 1};
-	if (!(what & PASS_READS) || !layout)
-		layout = &none, what &= ~PASS_READS;
+	if (!layout)
+		what &= ~PASS_READS;
 	const int d = d_ffn;
 	s->what = what;
-	s->layout = layout, s->layer = layer, s->d = d;
+	s->layer = layer, s->d = d;
 	s->rb = (d + 7) / 8, s->nw = (s->rb + 7) / 8;
 	s->window = window > tokens ? (int)tokens : window; /* longer than the trace: keep all */
-	s->max_gap = max_gap;
-	s->identity = layout_is_identity(layout);
-	s->units = (d + layout->bundle - 1) / layout->bundle; /* (none: d units) */
-	s->uw = (s->units + 63) / 64;
 	const size_t w1 = (size_t)s->nw + 1;
 	s->P = calloc(5 * w1, sizeof *s->P);
-	s->unitw = calloc(s->uw + 1, sizeof *s->unitw);
-	s->covered = calloc(s->rb + 8, 1);
 	s->row_neuron = malloc(d * sizeof *s->row_neuron);
 	s->neuron_row = malloc(d * sizeof *s->neuron_row);
 	s->dying = malloc(d * sizeof *s->dying);
 	s->holes = malloc(d * sizeof *s->holes);
 	s->dead_row = calloc(d, 1);
-	s->cap = 64;
-	s->sizes = malloc(s->cap * sizeof *s->sizes);
-	s->counts = malloc(s->cap * sizeof *s->counts);
-	if (!s->P || !s->unitw || !s->covered || !s->row_neuron || !s->neuron_row || !s->dying ||
-	    !s->holes || !s->dead_row || !s->sizes || !s->counts ||
-	    (s->window > 0 && winor_init(&s->win, s->window, s->nw))) {
+	if (!s->P || !s->row_neuron || !s->neuron_row || !s->dying || !s->holes || !s->dead_row ||
+	    (s->window > 0 && winor_init(&s->win, s->window, s->nw)) ||
+	    ((what & PASS_READS) && !(s->reads = pass_reads_new(layout, layer, max_gap, err)))) {
 		err_set(err, ERR_NOMEM, "out of memory");
 		pass_layer_free(s);
 		return NULL;
@@ -80,6 +112,11 @@ struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_
 	return s;
 }
 
+const uint64_t *pass_layer_need(const struct pass_layer *s)
+{
+	return s->need;
+}
+
 int32_t pass_layer_peak_rows(const struct pass_layer *s)
 {
 	return s->peak;
@@ -88,7 +125,7 @@ int32_t pass_layer_peak_rows(const struct pass_layer *s)
 /* ---------------------------------------------------------------- reads */
 
 /* Count `n` extents of `size` bytes (first occurrence keeps its place). */
-static int hist_add(struct pass_layer *s, int64_t size, int32_t n)
+static int hist_add(struct pass_reads *s, int64_t size, int32_t n)
 {
 	for (int i = 0; i < s->nsizes; i++)
 		if (s->sizes[i] == size) {
@@ -113,7 +150,7 @@ static int hist_add(struct pass_layer *s, int64_t size, int32_t n)
 }
 
 /* Mark the read units of the needed neurons in unitw (any layout). */
-static void mark_units(struct pass_layer *s)
+static void mark_units(struct pass_reads *s, const uint64_t *need)
 {
 	const struct layout *l = s->layout;
 	const int32_t *pos = l->pos + (size_t)s->layer * l->d_ffn;
@@ -122,11 +159,11 @@ static void mark_units(struct pass_layer *s)
 	if (fr)
 		memset(s->covered, 0, s->rb);
 	for (int j = 0; j < s->nw; j++)
-		for (uint64_t w = s->need[j]; w; w &= w - 1) {
+		for (uint64_t w = need[j]; w; w &= w - 1) {
 			int i = j * 64 + __builtin_ctzll(w);
 			if (fr && ((s->covered[i >> 3] >> (i & 7)) & 1))
 				continue; /* came in beside a friend read earlier */
-			int64_t u = pos[i] / l->bundle;
+			int64_t u = l->bundle == 1 ? pos[i] : pos[i] / l->bundle;
 			s->unitw[u >> 6] |= 1ull << (u & 63);
 			if (fr && fr[i] >= 0)
 				s->covered[fr[i] >> 3] |= (uint8_t)(1u << (fr[i] & 7));
@@ -140,7 +177,7 @@ struct walk {
 
 /* One run of units [u0, u1) of region base: one extent when reads merge
  * (merged with the open one across a gap <= max_gap), else one per unit. */
-static inline int emit_run(struct pass_layer *s, struct walk *w, int64_t base, int64_t u0,
+static inline int emit_run(struct pass_reads *s, struct walk *w, int64_t base, int64_t u0,
 			   int64_t u1, struct pass_out *o)
 {
 	const struct layout *l = s->layout;
@@ -170,14 +207,40 @@ static inline int emit_run(struct pass_layer *s, struct walk *w, int64_t base, i
  * region reads the same runs, an extent is a run, and a run's length is
  * found by shifting its start bit along the word (and the next word).
  * Returns 1 when the row is not of this case (nothing recorded). */
-static int plan_words(struct pass_layer *s, const uint64_t *units, struct pass_out *o)
+static void count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
+{
+	memset(h->cnt, 0, sizeof h->cnt);
+	h->n = 0, h->maxm = 0, h->valid = 1, h->long_run = 0;
+	uint64_t cin = 0;
+	for (int64_t j = 0; j < uw; j++) {
+		const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
+		uint64_t a = x & ~(x << 1 | cin); /* run starts */
+		cin = x >> 63;
+		h->n += __builtin_popcountll(x);
+		for (int m = 1; a; m++) {
+			if (m == 64) {
+				h->long_run = 1;
+				return;
+			}
+			uint64_t longer = a & (x >> m | nx << (64 - m)); /* runs longer than m */
+			uint64_t exact = a & ~longer;
+			if (exact) {
+				h->maxm = m > h->maxm ? m : h->maxm;
+				if (!h->cnt[m])
+					h->first[m] = j * 64 + __builtin_ctzll(exact);
+				h->cnt[m] += __builtin_popcountll(exact);
+			}
+			a = longer;
+		}
+	}
+}
+
+static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_runs *shared,
+		      struct pass_out *o)
 {
 	const struct layout *l = s->layout;
-	const int64_t uw = s->uw, last = s->units - 1;
+	const int64_t last = s->units - 1;
 	const int64_t unit_bytes = (int64_t)l->bundle * l->slot_bytes;
-	int32_t cnt[64] = {0};
-	int64_t first[64], n = 0;
-	int maxm = 0;
 	/* the smallest gap between two runs: a unit, or the short last unit
 	 * between a region's runs and the next region's */
 	int64_t min_gap = unit_bytes, part = l->d_ffn % l->bundle;
@@ -188,44 +251,25 @@ static int plan_words(struct pass_layer *s, const uint64_t *units, struct pass_o
 	if ((l->regions > 1 && (units[0] & 1) && ((units[last >> 6] >> (last & 63)) & 1)) ||
 	    (l->d_ffn % l->bundle && ((units[last >> 6] >> (last & 63)) & 1)))
 		return 1;
-	uint64_t cin = 0;
-	for (int64_t j = 0; j < uw; j++) {
-		const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
-		uint64_t a = x & ~(x << 1 | cin); /* run starts */
-		cin = x >> 63;
-		n += __builtin_popcountll(x);
-		for (int m = 1; a; m++) {
-			if (m == 64)
-				return 1;
-			uint64_t longer = a & (x >> m | nx << (64 - m)); /* runs longer than m */
-			uint64_t exact = a & ~longer;
-			if (exact) {
-				if (m > maxm) {
-					for (int q = maxm + 1; q <= m; q++)
-						cnt[q] = 0, first[q] = -1;
-					maxm = m;
-				}
-				if (!cnt[m])
-					first[m] = j * 64 + __builtin_ctzll(exact);
-				cnt[m] += __builtin_popcountll(exact);
-			}
-			a = longer;
-		}
-	}
+	struct pass_runs local = {.valid = 0}, *h = shared ? shared : &local;
+	if (!h->valid)
+		count_runs(units, s->uw, h);
+	if (h->long_run)
+		return 1;
 	/* sizes in order of first occurrence */
 	int order[64], no = 0;
-	for (int m = 1; m <= maxm; m++) {
-		if (!cnt[m])
+	for (int m = 1; m <= h->maxm; m++) {
+		if (!h->cnt[m])
 			continue;
 		int q = no++;
-		for (; q > 0 && first[order[q - 1]] > first[m]; q--)
+		for (; q > 0 && h->first[order[q - 1]] > h->first[m]; q--)
 			order[q] = order[q - 1];
 		order[q] = m;
 	}
 	for (int q = 0; q < no; q++)
-		if (hist_add(s, order[q] * unit_bytes, cnt[order[q]] * l->regions))
+		if (hist_add(s, order[q] * unit_bytes, h->cnt[order[q]] * l->regions))
 			return ERR_NOMEM;
-	o->bytes_read = n * unit_bytes * l->regions;
+	o->bytes_read = h->n * unit_bytes * l->regions;
 	return 0;
 }
 
@@ -233,7 +277,7 @@ static int plan_words(struct pass_layer *s, const uint64_t *units, struct pass_o
  * clear), in file order: regions, then runs. A word's runs come from its
  * start bits (set, previous clear) and end bits (set, next clear), a run
  * crossing words stays open. */
-static int plan_runs(struct pass_layer *s, const uint64_t *units, struct pass_out *o)
+static int plan_runs(struct pass_reads *s, const uint64_t *units, struct pass_out *o)
 {
 	const struct layout *l = s->layout;
 	const int64_t uw = s->uw;
@@ -269,6 +313,30 @@ static int plan_runs(struct pass_layer *s, const uint64_t *units, struct pass_ou
 	if (s->max_gap >= 0 && w.bytes >= 0 && hist_add(s, w.bytes, 1))
 		return ERR_NOMEM;
 	return 0;
+}
+
+int pass_reads_plan_shared(struct pass_reads *s, const uint64_t *need, int64_t nload,
+			   struct pass_runs *runs, struct pass_out *o, struct lif_err *err)
+{
+	s->nsizes = 0;
+	o->bytes_read = 0;
+	if (!s->identity)
+		mark_units(s, need);
+	const uint64_t *units = s->identity ? need : s->unitw;
+	int rc = plan_words(s, units, s->identity ? runs : NULL, o);
+	if (rc == 1)
+		rc = plan_runs(s, units, o);
+	if (rc)
+		return err_set(err, ERR_NOMEM, "out of memory planning reads");
+	o->useful_bytes = nload * s->layout->piece_bytes * s->layout->regions;
+	o->nsizes = s->nsizes, o->sizes = s->sizes, o->counts = s->counts;
+	return 0;
+}
+
+int pass_reads_plan(struct pass_reads *s, const uint64_t *need, int64_t nload,
+		    struct pass_out *o, struct lif_err *err)
+{
+	return pass_reads_plan_shared(s, need, nload, NULL, o, err);
 }
 
 /* ---------------------------------------------------------------- matrix */
@@ -330,19 +398,8 @@ int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_o
 	}
 	/* 2: the reads, by runs of read units */
 	memset(o, 0, sizeof *o);
-	s->nsizes = 0;
-	if (s->what & PASS_READS) {
-		if (!s->identity)
-			mark_units(s);
-		const uint64_t *units = s->identity ? need : s->unitw;
-		int rc = plan_words(s, units, o);
-		if (rc == 1)
-			rc = plan_runs(s, units, o);
-		if (rc)
-			return err_set(err, ERR_NOMEM, "out of memory planning reads");
-		o->useful_bytes = nload * s->layout->piece_bytes * s->layout->regions;
-		o->nsizes = s->nsizes, o->sizes = s->sizes, o->counts = s->counts;
-	}
+	if ((s->what & PASS_READS) && pass_reads_plan(s->reads, need, nload, o, err))
+		return err->code;
 	o->npred = npred, o->nload = nload;
 	if (s->window > 0 && !(s->what & PASS_MATRIX)) { /* the window alone */
 		winor_push(&s->win, P, U);

@@ -55,4 +55,37 @@ int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_o
 /* Largest number of matrix rows in use so far (the preallocation). */
 int32_t pass_layer_peak_rows(const struct pass_layer *s);
 
+/* The neurons the last pass_layer_next loaded (packed words, bits past
+ * d_ffn clear; valid until the next call): what the reads of any layout
+ * plan, so the layouts of a sweep plan from one pass (pass_reads). */
+const uint64_t *pass_layer_need(const struct pass_layer *s);
+
+/* A layout's read planner for one layer: the reads of a need set, as
+ * pass_layer_next plans them with PASS_READS (it uses one). */
+struct pass_reads;
+struct pass_reads *pass_reads_new(const struct layout *layout, int layer, int64_t max_gap,
+				  struct lif_err *err);
+void pass_reads_free(struct pass_reads *r);
+
+/* Plan the reads of need (packed words as pass_layer_need, nload bits set):
+ * sets bytes_read, useful_bytes, nsizes, sizes and counts of out (valid until
+ * the next call), nothing else. */
+int pass_reads_plan(struct pass_reads *r, const uint64_t *need, int64_t nload,
+		    struct pass_out *out, struct lif_err *err);
+
+/* The runs of set bits of one need set, counted by length: what the reads of
+ * every layout that reads neurons in place (bundle 1, no reordering, no
+ * friends) follow from. Set valid = 0 for each new need set; the first such
+ * layout counts them, the others reuse the count. */
+struct pass_runs {
+	int valid, long_run, maxm; /* long_run: a run of 64 or more (then unused) */
+	int64_t n;                 /* bits set */
+	int32_t cnt[64];           /* runs of each length */
+	int64_t first[64];         /* where the first run of that length starts */
+};
+
+/* pass_reads_plan with the run counts shared across layouts (runs may be NULL). */
+int pass_reads_plan_shared(struct pass_reads *r, const uint64_t *need, int64_t nload,
+			   struct pass_runs *runs, struct pass_out *out, struct lif_err *err);
+
 #endif

@@ -138,6 +138,7 @@ struct freq_entry {
 
 struct decisions;
 static void decisions_free(struct decisions *d);
+struct hint_key;
 struct matrix;
 static void matrix_free(struct matrix *m);
 
@@ -168,6 +169,11 @@ struct sim_cache {
 	int nbuilding;
 	struct matrix *mat[DECISIONS_MAX];
 	int nmat;
+	/* the points a sweep will run (sim_cache_hint): their decisions are
+	 * built a predictor and pinned set at a time, in one pass */
+	struct sim_params *hints;
+	size_t nhints;
+	struct hint_key *hkeys; /* (nhints) their decision keys, made on first use */
 };
 
 /* Under c->lock: wait while another thread builds (tag, key), then claim it;
@@ -270,9 +276,24 @@ void sim_cache_free(struct sim_cache *c)
 		decisions_free(c->dec[i]);
 	for (int i = 0; i < c->nmat; i++)
 		matrix_free(c->mat[i]);
+	free(c->hints), free(c->hkeys);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->built);
 	free(c);
+}
+
+int sim_cache_hint(struct sim_cache *c, const struct sim_params *p, size_t n, struct lif_err *err)
+{
+	int rc = 0;
+	pthread_mutex_lock(&c->lock);
+	if (!c->hints && n > 0) {
+		if (!(c->hints = malloc(n * sizeof *c->hints)))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		else
+			memcpy(c->hints, p, n * sizeof *p), c->nhints = n;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 static const struct pred_entry *cache_pred(struct sim_cache *c, const struct pred_params *key,
@@ -841,6 +862,15 @@ static int decide_sparse(struct sim_cache *c, struct decisions *dc, const uint8_
 	return rc;
 }
 
+/* Cached for the sweep: give back the arrays' growth room. */
+static void decisions_shrink(struct decisions *dc)
+{
+	int64_t *sz = dc->n_ext ? realloc(dc->ext_size, dc->n_ext * sizeof *sz) : NULL;
+	int32_t *ct = dc->n_ext ? realloc(dc->ext_count, dc->n_ext * sizeof *ct) : NULL;
+	dc->ext_size = sz ? sz : dc->ext_size, dc->ext_count = ct ? ct : dc->ext_count;
+	dc->cap_ext = dc->n_ext ? dc->n_ext : dc->cap_ext; /* no more reads are added */
+}
+
 /* Build the decisions of key (not cached). */
 static struct decisions *decide(struct sim_cache *c, const struct decision_key *key,
 				const struct llm_desc *ms, int threads, struct lif_err *err)
@@ -869,12 +899,252 @@ static struct decisions *decide(struct sim_cache *c, const struct decision_key *
 		decisions_free(dc);
 		return NULL;
 	}
-	/* cached for the sweep: give back the arrays' growth room */
-	int64_t *sz = dc->n_ext ? realloc(dc->ext_size, dc->n_ext * sizeof *sz) : NULL;
-	int32_t *ct = dc->n_ext ? realloc(dc->ext_count, dc->n_ext * sizeof *ct) : NULL;
-	dc->ext_size = sz ? sz : dc->ext_size, dc->ext_count = ct ? ct : dc->ext_count;
-	dc->cap_ext = dc->n_ext ? dc->n_ext : dc->cap_ext; /* no more reads are added */
+	decisions_shrink(dc);
 	return dc;
+}
+
+/* ---------------------------------------------------------------- groups */
+
+static int point_models(const struct sim_cache *c, const struct sim_params *p, struct llm_desc *ms,
+			struct llm_desc *mc, struct lif_err *err);
+static void point_key(struct sim_cache *c, const struct sim_params *p, double pin_frac, int format,
+		      struct decision_key *key);
+static const void *lookup_decisions(struct sim_cache *c, const void *key);
+
+/* A hinted point's decision key and model as stored (ok = 0: not a point
+ * that groups: not sparse, hybrid = auto, or invalid). A low-rank point's
+ * key names its predictors, which are registered as points run: it is made
+ * again at each use. */
+struct hint_key {
+	int ok, lowrank;
+	struct decision_key key;
+	struct llm_desc ms;
+};
+
+static void hint_key_make(struct sim_cache *c, const struct sim_params *p, struct hint_key *h)
+{
+	struct llm_desc hc;
+	struct lif_err e = {0};
+	double frac = 0;
+	memset(h, 0, sizeof *h);
+	h->lowrank = pred_by_kind(p->predictor)->trained;
+	if (p->strategy != SIM_SPARSE || !strcmp(p->hybrid, "auto") ||
+	    conf_parse_double(p->hybrid, &frac) || sim_check_params(p, &c->m, &e) ||
+	    point_models(c, p, &h->ms, &hc, &e))
+		return;
+	point_key(c, p, frac, weight_format(&h->ms), &h->key);
+	h->ok = 1;
+}
+
+/* The hinted points' keys, made once (NULL: out of memory). */
+static const struct hint_key *hint_keys(struct sim_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	struct hint_key *k = c->hkeys;
+	pthread_mutex_unlock(&c->lock);
+	if (k)
+		return k;
+	if (!(k = malloc(c->nhints * sizeof *k)))
+		return NULL;
+	for (size_t h = 0; h < c->nhints; h++)
+		hint_key_make(c, &c->hints[h], &k[h]);
+	pthread_mutex_lock(&c->lock);
+	if (!c->hkeys)
+		c->hkeys = k, k = NULL;
+	pthread_mutex_unlock(&c->lock);
+	free(k);
+	return c->hkeys;
+}
+
+/* One member of a group: a decision key, the model as stored (its layout's
+ * bytes), its layout, the inflight slot it holds and what it builds. */
+struct member {
+	struct decision_key key;
+	struct llm_desc ms;
+	const struct layout *layout;
+	int slot, wi;                /* wi: index of its window in the group's windows */
+	struct decisions *dc;
+	struct decisions **per;      /* (L) one-layer decisions */
+};
+
+/* Do a and b share the predicted sets, the pinned neurons and the window
+ * (the memory manager: everything but the layout and the reads)? A group is
+ * one window: its members' one-layer decisions are held until they merge,
+ * so a group of every window would hold them for the whole sweep at once. */
+static int same_group(const struct decision_key *a, const struct decision_key *b)
+{
+	struct matrix_key ma, mb;
+	matrix_key_of(a, &ma), matrix_key_of(b, &mb);
+	return a->strategy == SIM_SPARSE && b->strategy == SIM_SPARSE && !memcmp(&ma, &mb, sizeof ma);
+}
+
+/* One layer of every member: one window pass (the matrix and the need set)
+ * per distinct window, every layout's reads planned from its window's need. */
+static int group_layer(const struct trace *t, const uint8_t *pred, const uint8_t *pinned,
+		       struct member *g, int n, const int *windows, int nw, int l,
+		       struct lif_err *err)
+{
+	const int64_t T = t->meta.tokens;
+	const int rb = t->row_bytes;
+	struct pass_layer **win = calloc(nw, sizeof *win);
+	struct pass_reads **rd = calloc(n, sizeof *rd);
+	int rc = win && rd ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	for (int w = 0; !rc && w < nw; w++)
+		if (!(win[w] = pass_layer_new(NULL, l, t->meta.d_ffn, T, windows[w], -1,
+					      pinned ? pinned + (size_t)l * rb : NULL, PASS_MATRIX, err)))
+			rc = err->code ? err->code : ERR_NOMEM;
+	for (int i = 0; !rc && i < n; i++)
+		if (!(rd[i] = pass_reads_new(g[i].layout, l, g[i].key.merge ? g[i].key.max_gap : -1, err)) ||
+		    !(g[i].per[l] = decisions_new(&g[i].key, T, 1)))
+			rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+	struct pass_runs runs;
+	for (int64_t tok = 0; !rc && tok < T; tok++)
+		for (int w = 0; !rc && w < nw; w++) {
+			struct pass_out o, r;
+			rc = pass_layer_next(win[w], pred + ((size_t)l * T + tok) * rb, &o, err);
+			const uint64_t *need = pass_layer_need(win[w]);
+			runs.valid = 0; /* a new need set: its runs are counted once */
+			for (int i = 0; !rc && i < n; i++) {
+				if (g[i].wi != w)
+					continue;
+				struct decisions *q = g[i].per[l];
+				q->ext_start[tok] = (int64_t)q->n_ext;
+				rc = pass_reads_plan_shared(rd[i], need, o.nload, &runs, &r, err);
+				for (int k = 0; !rc && k < r.nsizes; k++)
+					if (decisions_add_reads(q, tok, r.sizes[k], r.counts[k]))
+						rc = err_set(err, ERR_NOMEM, "out of memory");
+				q->bytes[tok] = r.bytes_read, q->useful[tok] = r.useful_bytes;
+				q->loaded[tok] = o.nload, q->copies[tok] = o.nmoves;
+				q->ops[tok] = o.nload + o.ndie, q->window_rows[tok] = o.window_rows;
+				q->used_rows[tok] = o.used_rows, q->pred_rows[tok] = (int32_t)o.npred;
+			}
+		}
+	for (int i = 0; !rc && i < n; i++) {
+		struct decisions *q = g[i].per[l];
+		q->ext_start[T] = (int64_t)q->n_ext;
+		q->window_peak_rows = pass_layer_peak_rows(win[g[i].wi]);
+	}
+	for (int w = 0; win && w < nw; w++)
+		pass_layer_free(win[w]);
+	for (int i = 0; rd && i < n; i++)
+		pass_reads_free(rd[i]);
+	free(win), free(rd);
+	return rc;
+}
+
+/* Build key's decisions with every hinted point's that shares its predicted
+ * sets, pinned neurons and window (same_group) and that no one has built or
+ * is building: one window pass over the trace's bits (the matrix, the need
+ * sets) for all their layouts, layers in parallel. key is claimed by the caller; the others are claimed here and
+ * published with it. Returns key's decisions (the caller owns them when
+ * the cache is full). */
+static struct decisions *decide_group(struct sim_cache *c, const struct decision_key *key,
+				      const struct llm_desc *ms, int threads, struct lif_err *err)
+{
+	const int L = c->m.layers;
+	const int64_t T = c->t->meta.tokens;
+	struct member *g = calloc(c->nhints + 1, sizeof *g);
+	int windows[64], nw = 0, n = 0, rc = 0;
+	if (!g) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	g[n++] = (struct member){.key = *key, .ms = *ms, .slot = -1};
+	const struct hint_key *hk = hint_keys(c); /* hints are read-only once set */
+	for (size_t h = 0; hk && h < c->nhints; h++) {
+		struct hint_key again;
+		const struct hint_key *x = &hk[h];
+		if (x->lowrank) /* its predictors may have been registered since */
+			hint_key_make(c, &c->hints[h], &again), x = &again;
+		int dup = !x->ok || !same_group(&x->key, key);
+		for (int i = 0; i < n && !dup; i++)
+			dup = !memcmp(&g[i].key, &x->key, sizeof x->key);
+		if (!dup)
+			g[n++] = (struct member){.key = x->key, .ms = x->ms, .slot = -1};
+	}
+	/* claim the others (skip what is built or in flight) */
+	pthread_mutex_lock(&c->lock);
+	int m = 1;
+	for (int i = 1; i < n; i++) {
+		int busy = lookup_decisions(c, &g[i].key) != NULL || c->nbuilding == BUILDING_MAX;
+		for (int b = 0; b < c->nbuilding && !busy; b++)
+			busy = c->building[b].key && c->building[b].tag == 0 &&
+			       !memcmp(c->building[b].key, &g[i].key, sizeof g[i].key);
+		if (busy)
+			continue;
+		g[m] = g[i];
+		c->building[c->nbuilding] = (struct inflight){0, &g[m].key};
+		g[m++].slot = c->nbuilding++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	n = m;
+	/* the shared inputs */
+	uint8_t *pinned = NULL;
+	double hybrid_frac = 0;
+	rc = make_pinned(c, key, &pinned, &hybrid_frac, err);
+	const struct pred_entry *pe = rc ? NULL : cache_pred(c, &key->pred, threads, err);
+	for (int i = 0; pe && !rc && i < n; i++) {
+		struct member *x = &g[i];
+		x->layout = cache_layout(c, &x->ms, x->key.layout, x->key.bundle, x->key.train, threads, err);
+		x->dc = x->layout ? decisions_new(&x->key, T, L) : NULL;
+		x->per = x->dc ? calloc(L, sizeof *x->per) : NULL;
+		if (!x->per)
+			rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+		int w = 0;
+		while (w < nw && windows[w] != x->key.window)
+			w++;
+		if (!rc && w == nw && nw == (int)(sizeof windows / sizeof windows[0]))
+			rc = err_set(err, ERR_RANGE, "more than %d windows in one sweep", nw);
+		else if (!rc && w == nw)
+			windows[nw++] = x->key.window;
+		x->wi = w;
+	}
+	if (!rc && !pe)
+		rc = err->code ? err->code : ERR_NOMEM;
+	if (!rc) {
+		struct lif_err *errs = calloc(L, sizeof *errs);
+		int bad = !errs;
+		const int nomem = bad;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad) if (!nomem)
+		for (int l = 0; l < L; l++)
+			bad |= nomem || group_layer(c->t, pe->sets, pinned, g, n, windows, nw, l, &errs[l]) != 0;
+		for (int l = 0; bad && errs && l < L && !err->code; l++)
+			if (errs[l].code)
+				err_set(err, errs[l].code, "%s", errs[l].msg);
+		rc = bad ? (err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory")) : 0;
+		free(errs);
+	}
+	for (int i = 0; i < n; i++) {
+		struct member *x = &g[i];
+		if (!rc && merge_layers(x->dc, x->per))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		for (int l = 0; x->per && l < L; l++)
+			decisions_free(x->per[l]);
+		free(x->per);
+		if (x->dc) {
+			x->dc->hybrid_frac = hybrid_frac;
+			x->dc->q = pe ? pe->q : x->dc->q;
+			decisions_shrink(x->dc);
+		}
+	}
+	free(pinned);
+	/* publish the others; key's own goes back to the caller */
+	pthread_mutex_lock(&c->lock);
+	for (int i = 1; i < n; i++) {
+		if (!rc && c->ndec < DECISIONS_MAX && !lookup_decisions(c, &g[i].key))
+			c->dec[c->ndec++] = g[i].dc;
+		else
+			decisions_free(g[i].dc);
+		inflight_release(c, g[i].slot);
+	}
+	pthread_mutex_unlock(&c->lock);
+	struct decisions *d = g[0].dc;
+	free(g);
+	if (rc) {
+		decisions_free(d);
+		return NULL;
+	}
+	return d;
 }
 
 /* Under c->lock: the decisions of key, if built. */
@@ -898,7 +1168,9 @@ static const struct decisions *cache_decisions(struct sim_cache *c, const struct
 	if (found)
 		return found;
 	/* build outside the lock (points with other keys proceed), then publish */
-	struct decisions *d = decide(c, key, ms, threads, err);
+	struct decisions *d = c->nhints && !c->reference && key->strategy == SIM_SPARSE
+				      ? decide_group(c, key, ms, threads, err)
+				      : decide(c, key, ms, threads, err);
 	pthread_mutex_lock(&c->lock);
 	found = lookup_decisions(c, key); /* another thread may have won a race */
 	if (d && !found && c->ndec < DECISIONS_MAX) {

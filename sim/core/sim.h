@@ -141,6 +141,13 @@ void sim_cache_set_reference(struct sim_cache *c, int on);
 int sim_cache_add_predictor(struct sim_cache *c, const char *path, const struct predictor *p,
 			    struct lif_err *err);
 
+/* The points a sweep will run (copied; the first call counts, later ones
+ * are ignored). A point's decisions are then built together with those of
+ * every hinted point that shares its predicted sets, pinned neurons and
+ * window: one pass over the trace's bits for all their layouts, layers on
+ * sim_run's threads (the results do not change, only when the work is done). */
+int sim_cache_hint(struct sim_cache *c, const struct sim_params *p, size_t n, struct lif_err *err);
+
 /* Run one point. per_token (may be NULL) receives trace->tokens entries.
  * threads: for building cached inputs. */
 int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_params *p,

@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,8 @@ struct sim_ctx {
 	pthread_mutex_t lock;
 	struct pred_file *preds[PREDS_MAX];
 	int npreds;
+	struct hint_set *hints;     /* the points' [sim] parameters by model and trace */
+	int nhints;
 };
 
 /* [reference] KEY = number: published values shown beside the results. */
@@ -133,6 +136,66 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 		rc = err_set(err, ERR_INVAL, "[sim] predictor = %s needs predictor_file",
 			     pred_by_kind(pt->p.predictor)->name);
 	return rc ? rc : pointin_resolve_all(doc, paths, 4, err);
+}
+
+/* The [sim] parameters of the points over one model and trace (what
+ * sim_cache_hint gets, so the cache builds their decisions together). */
+struct hint_set {
+	char model[4096], trace[4096];
+	struct synth_params s;
+	struct sim_params *p;
+	size_t n, cap;
+};
+
+static int hint_same(const struct hint_set *h, const struct point *pt)
+{
+	return !strcmp(h->model, pt->e.model) && !strcmp(h->trace, pt->e.trace) &&
+	       (strcmp(pt->e.trace, "synth") || !memcmp(&h->s, &pt->s, sizeof h->s));
+}
+
+/* Every valid point's parameters by model and trace (an invalid point is
+ * left out here; sim_check reports it). */
+static int hints_collect(struct sim_ctx *c, const struct sweep *sw, struct lif_err *err)
+{
+	struct point *pt = malloc(sizeof *pt);
+	int rc = pt ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	for (size_t i = 0; sw && !rc && i < sweep_points(sw); i++) {
+		struct conf_doc *doc = NULL;
+		struct lif_err e = {0};
+		if (sweep_point_doc(sw, i, &doc, &e) || read_point(doc, pt, &e)) {
+			conf_doc_free(doc);
+			continue;
+		}
+		conf_doc_free(doc);
+		int k = 0;
+		while (k < c->nhints && !hint_same(&c->hints[k], pt))
+			k++;
+		if (k == c->nhints) {
+			struct hint_set *h = realloc(c->hints, (k + 1) * sizeof *h);
+			if (!h) {
+				rc = err_set(err, ERR_NOMEM, "out of memory");
+				break;
+			}
+			c->hints = h, c->nhints++;
+			memset(&h[k], 0, sizeof h[k]);
+			snprintf(h[k].model, sizeof h[k].model, "%s", pt->e.model);
+			snprintf(h[k].trace, sizeof h[k].trace, "%s", pt->e.trace);
+			h[k].s = pt->s;
+		}
+		struct hint_set *h = &c->hints[k];
+		if (h->n == h->cap) {
+			size_t cap = h->cap ? 2 * h->cap : 64;
+			struct sim_params *q = realloc(h->p, cap * sizeof *q);
+			if (!q) {
+				rc = err_set(err, ERR_NOMEM, "out of memory");
+				break;
+			}
+			h->p = q, h->cap = cap;
+		}
+		h->p[h->n++] = pt->p;
+	}
+	free(pt);
+	return rc;
 }
 
 /* Add the [reference] keys of one point's document to the union in c. */
@@ -181,7 +244,10 @@ static int sim_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
 	}
 	pthread_mutex_init(&c->lock, NULL);
-	if (ref_union(c, sw, err)) {
+	/* a point's builds (sim_run's threads) nest in the sweep's threads */
+	if (omp_get_max_active_levels() < 2)
+		omp_set_max_active_levels(2);
+	if (ref_union(c, sw, err) || hints_collect(c, sw, err)) {
 		sim_ctx_free(c);
 		return err->code;
 	}
@@ -195,6 +261,9 @@ static void sim_ctx_free(void *ctx)
 	if (!c)
 		return;
 	pointin_free(c->in);
+	for (int i = 0; i < c->nhints; i++)
+		free(c->hints[i].p);
+	free(c->hints);
 	for (int i = 0; i < c->npreds; i++) {
 		predictor_free(c->preds[i]->p);
 		free(c->preds[i]);
@@ -314,21 +383,28 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 	struct point pt;
 	struct sim_result r;
 	int rc = read_point(point, &pt, err);
+	/* the sweep's threads (this point runs in their team) load the trace and
+	 * build what points share; the others wait for what they need meanwhile */
+	const int threads = omp_get_num_threads();
 	const struct pointin_spec spec = {
 		pt.e.model, pt.e.trace, &pt.s, 0,
-		TRACE_LOAD_MAGNITUDES | (!rc && pred_by_kind(pt.p.predictor)->trained ? TRACE_LOAD_INPUTS : 0)};
+		TRACE_LOAD_MAGNITUDES | (!rc && pred_by_kind(pt.p.predictor)->trained ? TRACE_LOAD_INPUTS : 0),
+		threads};
 	const struct pointin_trace *in = rc ? NULL : pointin_trace(c->in, &spec, err);
 	const struct device *dev = in ? pointin_device(c->in, pt.e.device, err) : NULL;
 	if (!rc && (!in || !dev))
 		rc = err->code ? err->code : ERR_IO;
 	if (!rc && pred_by_kind(pt.p.predictor)->trained)
 		rc = use_predictor(c, in, pt.p.predictor_file, err);
+	for (int k = 0; !rc && k < c->nhints; k++)
+		if (hint_same(&c->hints[k], &pt))
+			rc = sim_cache_hint(in->cache, c->hints[k].p, c->hints[k].n, err);
 	struct sim_token *tok = NULL;
 	if (!rc && pt.e.per_token && sweep_row_dir(row) &&
 	    !(tok = malloc(in->t->meta.tokens * sizeof *tok)))
 		rc = err_set(err, ERR_NOMEM, "out of memory");
 	if (!rc)
-		rc = sim_run(in->cache, dev, &pt.p, 1, &r, tok, err);
+		rc = sim_run(in->cache, dev, &pt.p, threads, &r, tok, err);
 	if (!rc && tok) {
 		char dir[4200], path[4300], id[32];
 		snprintf(dir, sizeof dir, "%s/per_token", sweep_row_dir(row));

@@ -76,7 +76,7 @@ static struct entry *load(const struct pointin_spec *s, struct lif_err *err)
 	if (!rc && !strcmp(s->trace, "synth"))
 		e->in.t = synth_generate(&e->in.m, s->synth, 1, err);
 	else if (!rc)
-		e->in.t = trace_load(s->trace, s->load_flags, err);
+		e->in.t = trace_load_threads(s->trace, s->load_flags, s->threads > 1 ? s->threads : 1, err);
 	if (!rc && e->in.t)
 		e->in.cache = sim_cache_new(e->in.t, &e->in.m, err);
 	if (rc || !e->in.t || !e->in.cache) {

@@ -33,6 +33,7 @@ struct pointin_spec {
 	const struct synth_params *synth; /* trace = synth: the generator's parameters */
 	double scale;                     /* 0 or 1: as described; else replay_scale_model */
 	int load_flags;                   /* TRACE_LOAD_* */
+	int threads;                      /* threads that load the trace (0: 1); not part of the key */
 };
 
 struct pointin *pointin_new(struct lif_err *err);
