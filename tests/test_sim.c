@@ -9,6 +9,7 @@
 #include "sim/core/layout.h"
 #include "sim/core/memman.h"
 #include "sim/core/planner.h"
+#include "sim/core/timeline.h"
 #include "sim/core/pred.h"
 #include "sim/core/sim.h"
 #include "sim/core/step.h"
@@ -591,4 +592,153 @@ Test(sim, a_sweep_uses_trained_low_rank_predictors_on_a_recorded_trace)
 	x = tu_write("noin.ini", text);
 	cr_expect_neq(tu_lifsim(out, sizeof out, "-q sweep %s -o %s", x, tu_path("lr2")), 0);
 	cr_expect(strstr(out, "needs the trace's FFN inputs"), "%s", out);
+}
+
+/* Budgets in the dtype held (issue 14): dram_budget_frac is a fraction of the
+ * model as it sits in DRAM (compute_dtype), so the same fraction is the same
+ * share of the model, and hybrid = auto fills it, whatever the dtypes. */
+struct budget_case {
+	int compute_dtype;
+	int bytes; /* per weight */
+};
+
+static struct budget_case budget_cases[] = {
+	{LLM_FP32, 4}, {LLM_FP16, 2}, {LLM_BF16, 2}, {LLM_INT8, 1}};
+
+ParameterizedTestParameters(sim, the_dram_budget_is_a_share_of_the_model_as_held)
+{
+	return cr_make_param_array(struct budget_case, budget_cases,
+				   sizeof budget_cases / sizeof budget_cases[0]);
+}
+
+ParameterizedTest(struct budget_case *bc, sim, the_dram_budget_is_a_share_of_the_model_as_held,
+		  .init = tu_init)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 2, 60);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r;
+	sim_default_params(&p);
+	p.compute_dtype = bc->compute_dtype;
+	snprintf(p.hybrid, sizeof p.hybrid, "auto");
+	p.dram_budget_frac = 0.7;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	/* the fp16 description's bytes, scaled to the dtype held */
+	double held = (double)m.total_bytes / 2 * bc->bytes;
+	cr_expect(fabs((double)r.dram_budget_bytes - 0.7 * held) <= 1, "budget %lld, want %.0f",
+		  (long long)r.dram_budget_bytes, 0.7 * held);
+	cr_expect_leq(r.dram_bytes, r.dram_budget_bytes);
+	/* the FFN is 2/3 of this 2-layer model: 70% leaves room to pin a good part */
+	cr_expect_gt(r.hybrid_frac, 0.2, "pinned %g", r.hybrid_frac);
+	cr_expect_eq(r.dram_ffn_bytes, (int64_t)m.ffn_bytes / 2 * bc->bytes);
+	sim_cache_free(c);
+	trace_free(t);
+}
+
+/* Per-layer predictor ranks (the paper: OPT 128 for the first layers, 1024 for
+ * the last 4): DRAM counts r x (d_model + d_ffn) weights per layer in DRAM's
+ * dtype, and compute their two products. 2 layers of OPT-6.7B, the last
+ * one's predictor of rank 1024, on the M1 Max's flat 200 GB/s. */
+Test(sim, each_layer_predictor_is_counted_in_dram_and_compute)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 2, 60);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r, r0, rn;
+	sim_default_params(&p);
+	p.predictor = PRED_MODELED;
+	p.compute_dtype = LLM_FP32;
+	p.predictor_rank = 128, p.predictor_rank_last = 1024, p.predictor_last_layers = 1;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	const double w = 4096 + 16384;
+	cr_expect_eq(r.dram_predictor_bytes, (int64_t)((128 + 1024) * w * 4));
+	p.predictor_rank = 0, p.predictor_rank_last = 0;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r0, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(r0.dram_predictor_bytes, 0);
+	/* the same decisions, plus (128 + 1024) x 20480 x 4 B at 200 GB/s = 0.4719 ms */
+	double want = (128 + 1024) * w * 4 / 200e9 * 1e3;
+	cr_expect(fabs(r.compute_ms - r0.compute_ms - want) < 1e-9, "%g ms, want %g",
+		  r.compute_ms - r0.compute_ms, want);
+	cr_expect_eq(r.io_ms, r0.io_ms);
+	/* no predictor, nothing counted */
+	p.predictor = PRED_NONE, p.predictor_rank = 128;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &rn, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(rn.dram_predictor_bytes, 0);
+	/* more last layers than the model has is refused */
+	p.predictor = PRED_MODELED, p.predictor_last_layers = 3;
+	cr_expect_neq(sim_run(c, &d, &p, 1, &rn, NULL, &e), 0);
+	cr_expect(strstr(e.msg, "predictor_last_layers: 3 is more than the model's 2 layers"), "%s",
+		  e.msg);
+	sim_cache_free(c);
+	trace_free(t);
+}
+
+/* ---- the pipelined timeline (sim/core/timeline.h), worked by hand ---- */
+
+struct timeline_case {
+	char name[16];
+	double io[3], cpu[3];
+	int depth;
+	double none, pipelined; /* ns, tail 2 */
+};
+
+static struct timeline_case timeline_cases[] = {
+	/* I/O bound: the reads back to back, then the last layer's compute */
+	{"io-bound", {10, 10, 10}, {1, 1, 1}, 1, 35, 10 + 10 + 10 + 1 + 2},
+	/* compute bound: the first read, then the compute back to back */
+	{"compute-bound", {1, 1, 1}, {10, 10, 10}, 1, 35, 1 + 10 + 10 + 10 + 2},
+	/* balanced: (L + 1) x 5 */
+	{"balanced", {5, 5, 5}, {5, 5, 5}, 1, 32, 4 * 5 + 2},
+	/* one buffer: layer 2's long read waits for layer 1's compute to start (11)
+	 * -> [11, 21], compute [21, 22] */
+	{"depth-1", {1, 1, 10}, {10, 1, 1}, 1, 26, 22 + 2},
+	/* two buffers: layer 2 reads from 2 -> [2, 12], computes [12, 13] */
+	{"depth-2", {1, 1, 10}, {10, 1, 1}, 2, 26, 13 + 2},
+};
+
+ParameterizedTestParameters(timeline, hand_worked_cases)
+{
+	return cr_make_param_array(struct timeline_case, timeline_cases,
+				   sizeof timeline_cases / sizeof timeline_cases[0]);
+}
+
+ParameterizedTest(struct timeline_case *tc, timeline, hand_worked_cases)
+{
+	cr_expect_eq(timeline_token_ns(TIMELINE_NONE, tc->io, tc->cpu, 3, tc->depth, 2), tc->none,
+		     "%s", tc->name);
+	cr_expect_eq(timeline_token_ns(TIMELINE_PIPELINED, tc->io, tc->cpu, 3, tc->depth, 2),
+		     tc->pipelined, "%s: %g", tc->name,
+		     timeline_token_ns(TIMELINE_PIPELINED, tc->io, tc->cpu, 3, tc->depth, 2));
+}
+
+/* In the simulator: pipelined keeps the parts and shortens the total, by at
+ * most the smaller of I/O and CPU time, never below the larger. */
+Test(sim, pipelined_overlap_shortens_the_total_within_its_bounds)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 4, 60);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result a, b;
+	sim_default_params(&p);
+	cr_assert_eq(sim_run(c, &d, &p, 1, &a, NULL, &e), 0, "%s", e.msg);
+	p.overlap = TIMELINE_PIPELINED;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &b, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(a.io_ms, b.io_ms);
+	cr_expect_eq(a.compute_ms, b.compute_ms);
+	cr_expect_eq(a.mem_ms, b.mem_ms);
+	cr_expect(fabs(a.total_ms - (a.io_ms + a.mem_ms + a.compute_ms)) < 1e-9);
+	cr_expect_lt(b.total_ms, a.total_ms);
+	cr_expect_geq(b.total_ms + 1e-9, fmax(b.io_ms, b.mem_ms + b.compute_ms));
+	cr_expect_geq(b.total_ms + 1e-9, a.total_ms - fmin(a.io_ms, a.mem_ms + a.compute_ms));
+	sim_cache_free(c);
+	trace_free(t);
 }

@@ -8,6 +8,7 @@
 #include "sim/core/pass.h"
 #include "sim/core/planner.h"
 #include "sim/core/step.h"
+#include "sim/core/timeline.h"
 #include "sim/base/util.h"
 #include "traces/actlist.h"
 
@@ -33,7 +34,13 @@ const struct conf_opt sim_opts[] = {
 	 .help = "lowrank: trained predictors (lifsim predictor train), relative to the experiment"},
 	{.section = "sim", .name = "predictor_rank", .type = CONF_INT, .offset = O(predictor_rank),
 	 .def = "128", .min = 0, .max = 1 << 20,
-	 .help = "rank of the low-rank predictor whose DRAM is counted (0: none)"},
+	 .help = "rank of each layer's low-rank predictor, whose DRAM and compute are counted (0: none)"},
+	{.section = "sim", .name = "predictor_rank_last", .type = CONF_INT,
+	 .offset = O(predictor_rank_last), .def = "0", .min = 0, .max = 1 << 20,
+	 .help = "rank of the predictors of the last predictor_last_layers layers (the paper: OPT 1024, Falcon 1152)"},
+	{.section = "sim", .name = "predictor_last_layers", .type = CONF_INT,
+	 .offset = O(predictor_last_layers), .def = "0", .min = 0, .max = LLM_MAX_LAYERS,
+	 .help = "how many last layers take predictor_rank_last (the paper: 4)"},
 	{.section = "sim", .name = "window", .type = CONF_INT, .offset = O(window), .def = "5",
 	 .min = 0, .max = 1 << 20,
 	 .help = "k: neurons predicted in the k previous tokens stay resident (0: no reuse)"},
@@ -69,7 +76,7 @@ const struct conf_opt sim_opts[] = {
 	 .def = "0", .min = 0, .max = 1e15, .help = "DRAM available, bytes (0: unlimited)"},
 	{.section = "sim", .name = "dram_budget_frac", .type = CONF_DOUBLE,
 	 .offset = O(dram_budget_frac), .def = "0", .min = 0, .max = 10,
-	 .help = "DRAM available as a fraction of the model's stored bytes (0: unused)"},
+	 .help = "DRAM available as a fraction of the model's bytes as held in DRAM (compute_dtype; 0: unused)"},
 	{.section = "sim", .name = "dtype", .type = CONF_ENUM, .offset = O(dtype), .def = "model",
 	 CONF_NO_BOUNDS, .choices = "fp32|fp16|bf16|int8|model",
 	 .help = "type of the weights on flash (model: as its description says)"},
@@ -90,6 +97,13 @@ const struct conf_opt sim_opts[] = {
 	{.section = "sim", .name = "warmup_tokens", .type = CONF_INT, .offset = O(warmup_tokens),
 	 .def = "0", .min = 0, .max = 1 << 30,
 	 .help = "first tokens left out of the means (cold start)"},
+	{.section = "sim", .name = "overlap", .type = CONF_ENUM, .offset = O(overlap),
+	 .def = "none", CONF_NO_BOUNDS, .choices = TIMELINE_OVERLAP_CHOICES,
+	 .help = "none: I/O, memory management and compute one after another (the paper); "
+		 "pipelined: reads of layer l+1 during layer l's compute (sim/core/timeline.h)"},
+	{.section = "sim", .name = "pipeline_depth", .type = CONF_INT, .offset = O(pipeline_depth),
+	 .def = "1", .min = 1, .max = 64,
+	 .help = "pipelined: layers whose reads may run ahead of compute (the read buffers)"},
 	{.section = "sim", .name = "context_tokens", .type = CONF_I64, .offset = O(context_tokens),
 	 .def = "128", .min = 0, .max = 1e9,
 	 .help = "KV-cache length before the first token (the paper: a 128-token prompt)"},
@@ -952,12 +966,16 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	const int64_t row_bytes = mc->bundle_bytes;
 	double *tot = malloc(T * sizeof *tot);
 	int64_t *rows = malloc(L * sizeof *rows);
+	int *ranks = malloc(L * sizeof *ranks);
+	double *io_l = malloc(L * sizeof *io_l), *cpu_l = malloc(L * sizeof *cpu_l);
 	struct ext_memo *memo = calloc(1, sizeof *memo);
-	if (!tot || !rows || !memo) {
-		free(tot), free(rows), free(memo);
+	if (!tot || !rows || !ranks || !memo || !io_l || !cpu_l) {
+		free(tot), free(rows), free(ranks), free(memo), free(io_l), free(cpu_l);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
-	double s_io = 0, s_mem = 0, s_cmp = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0, s_u = 0;
+	for (int l = 0; l < L; l++)
+		ranks[l] = sim_pred_rank(p, L, l);
+	double s_io = 0, s_mem = 0, s_cmp = 0, s_tot = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0, s_u = 0;
 	int rc = 0;
 	for (int64_t tok = 0; tok < T && !rc; tok++) {
 		struct compute_cost cc;
@@ -966,22 +984,32 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 		for (int l = 0; l < L; l++) {
 			const size_t row = (size_t)tok * L + l;
 			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? dc->used_rows[row] : dc->pred_rows[row];
-			io += row_io_ns(dc, row, &dev->flash, p->parallelism, memo);
+			io_l[l] = row_io_ns(dc, row, &dev->flash, p->parallelism, memo);
+			io += io_l[l];
 			for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
 				reads += dc->ext_count[i];
 		}
-		rc = compute_token_cost(cm, mc, rows, L, p->context_tokens + tok, &cc, err);
+		rc = compute_token_cost(cm, mc, rows, ranks, L, p->context_tokens + tok, &cc, err);
 		double copied = (double)dc->copies[tok] * row_bytes;
 		double h2d = (double)dc->loaded[tok] * row_bytes;
 		double mem = dram_time_ns(&dev->dram, copied, (double)dc->ops[tok], h2d);
 		double io_ms = io / 1e6, mem_ms = mem / 1e6, cmp_ms = cc.total_ns / 1e6;
 		tot[tok] = io_ms + mem_ms + cmp_ms;
+		if (!rc && p->overlap == TIMELINE_PIPELINED) {
+			/* per layer: its share of attention, its FFN rows, its predictor */
+			for (int l = 0; l < L; l++)
+				cpu_l[l] = cc.attn_ns / L + compute_ffn_layer_ns(cm, mc, rows[l]) +
+					   compute_pred_layer_ns(cm, mc, ranks[l]);
+			double tail = cc.dense_ns - cc.attn_ns + mem;
+			tot[tok] = timeline_token_ns(TIMELINE_PIPELINED, io_l, cpu_l, L,
+						     p->pipeline_depth, tail) / 1e6;
+		}
 		if (per_token)
 			per_token[tok] = (struct sim_token){io_ms, mem_ms, cmp_ms, tot[tok], dc->bytes[tok],
 							     reads, dc->loaded[tok]};
 		if (tok < w0)
 			continue;
-		s_io += io_ms, s_mem += mem_ms, s_cmp += cmp_ms;
+		s_io += io_ms, s_mem += mem_ms, s_cmp += cmp_ms, s_tot += tot[tok];
 		s_b += dc->bytes[tok], s_r += reads, s_ld += dc->loaded[tok];
 		s_cp += copied, s_w += dc->window_rows[tok], s_u += dc->useful[tok];
 	}
@@ -989,7 +1017,8 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	const double all = (double)L * mc->d_ffn;
 	out->tokens = n;
 	out->io_ms = s_io / n, out->mem_ms = s_mem / n, out->compute_ms = s_cmp / n;
-	out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
+	out->total_ms = p->overlap == TIMELINE_PIPELINED ? s_tot / n
+							: out->io_ms + out->mem_ms + out->compute_ms;
 	out->bytes_read_per_token = s_b / n;
 	out->useful_bytes_per_token = s_u / n;
 	out->reads_per_token = s_r / n;
@@ -1000,8 +1029,17 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	qsort(tot + w0, n, sizeof *tot, util_cmp_double);
 	out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * n) - 1];
 	out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * n) - 1];
-	free(tot), free(rows), free(memo);
+	free(tot), free(rows), free(ranks), free(memo), free(io_l), free(cpu_l);
 	return rc;
+}
+
+int sim_pred_rank(const struct sim_params *p, int layers, int l)
+{
+	if (p->strategy == SIM_NAIVE || p->predictor == PRED_NONE)
+		return 0;
+	if (p->predictor_last_layers > 0 && l >= layers - p->predictor_last_layers)
+		return p->predictor_rank_last;
+	return p->predictor_rank;
 }
 
 int sim_check_params(const struct sim_params *p, const struct llm_desc *m, struct lif_err *err)
@@ -1014,9 +1052,15 @@ int sim_check_params(const struct sim_params *p, const struct llm_desc *m, struc
 		return err_set(err, ERR_INVAL, "[sim] hybrid = auto needs dram_budget or dram_budget_frac");
 	if (p->bundle > m->d_ffn)
 		return err_set(err, ERR_INVAL, "[sim] bundle: %d is more than d_ffn = %d", p->bundle, m->d_ffn);
+	if (p->predictor_last_layers > m->layers)
+		return err_set(err, ERR_INVAL, "[sim] predictor_last_layers: %d is more than the model's %d layers",
+			       p->predictor_last_layers, m->layers);
 	return 0;
 }
 
+/* The budget in bytes; dram_budget_frac is a fraction of the model as held
+ * in DRAM (m: the DRAM dtype and format), so the same fraction means the
+ * same share of the model whatever the storage and compute dtypes. */
 static int64_t budget_bytes(const struct sim_params *p, const struct llm_desc *m)
 {
 	if (p->dram_budget)
@@ -1032,10 +1076,11 @@ static void dram_use(const struct decisions *dc, const struct llm_desc *mc,
 	int dense = !naive || p->naive_keep_dense;
 	out->dram_embed_bytes = dense ? mc->embed_bytes : 0;
 	out->dram_attn_bytes = dense ? mc->attn_bytes : 0;
-	out->dram_predictor_bytes =
-		naive || p->predictor == PRED_NONE
-			? 0
-			: (int64_t)p->predictor_rank * (mc->d_model + mc->d_ffn) * mc->layers * 2;
+	/* each layer's predictor: r x (d_model + d_ffn) weights in DRAM's dtype */
+	out->dram_predictor_bytes = 0;
+	for (int l = 0; l < mc->layers; l++)
+		out->dram_predictor_bytes += (int64_t)sim_pred_rank(p, mc->layers, l) *
+					     (mc->d_model + mc->d_ffn) * mc->weight_bytes;
 	out->dram_ffn_bytes = mc->ffn_bytes;
 	out->dram_pinned_bytes = (int64_t)llround(dc->hybrid_frac * (double)mc->ffn_bytes);
 	out->dram_window_bytes = dc->window_peak_rows * mc->bundle_bytes;
@@ -1146,7 +1191,7 @@ static int run_once(struct sim_cache *c, const struct device *dev, const struct 
 	out->recall = dc->q.recall, out->fp_rate = dc->q.fp_rate;
 	out->predicted_frac = dc->q.predicted_frac;
 	dram_use(dc, &mc, p, out);
-	out->dram_budget_bytes = budget_bytes(p, &c->m);
+	out->dram_budget_bytes = budget_bytes(p, &mc);
 	pthread_mutex_lock(&c->lock);
 	int owned = 1;
 	for (int i = 0; i < c->ndec; i++)
