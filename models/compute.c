@@ -94,6 +94,8 @@ double compute_stream_bytes_per_s(const struct compute_model *m, int dtype, doub
 double compute_op_ns(const struct compute_model *m, int dtype, double flops, double bytes)
 {
 	double bw = compute_stream_bytes_per_s(m, dtype, bytes);
+	if (m->batch > 1)
+		flops *= m->batch;
 	return fmax(flops / m->flops_per_s, bytes / bw) * 1e9 + m->kernel_overhead_us * 1e3;
 }
 

@@ -75,6 +75,10 @@ struct compute_model {
 	double gemv_bytes[COMPUTE_MAX_GEMV];
 	double gemv_bytes_per_s[COMPUTE_MAX_GEMV]; /* fp32 (sgemv) */
 	int n_gemv_bytes, n_gemv_rate;
+	int batch;                 /* positions computed in one pass (speculative
+				    * verification); <= 1: one. Multiplies the flops,
+				    * not the bytes: weights and KV cache are read once
+				    * (per run, not a key) */
 	int kernel;                /* enum compute_kernel for low-bit models (per run, not a key) */
 };
 

@@ -9,10 +9,11 @@
 #include "sim/core/layout.h"
 #include "sim/core/memman.h"
 #include "sim/core/planner.h"
+#include "sim/core/spec.h"
+#include "sim/core/step.h"
 #include "sim/core/timeline.h"
 #include "sim/core/pred.h"
 #include "sim/core/sim.h"
-#include "sim/core/step.h"
 #include "tests/testutil.h"
 #include "traces/synth.h"
 
@@ -739,6 +740,125 @@ Test(sim, pipelined_overlap_shortens_the_total_within_its_bounds)
 	cr_expect_lt(b.total_ms, a.total_ms);
 	cr_expect_geq(b.total_ms + 1e-9, fmax(b.io_ms, b.mem_ms + b.compute_ms));
 	cr_expect_geq(b.total_ms + 1e-9, a.total_ms - fmin(a.io_ms, a.mem_ms + a.compute_ms));
+	sim_cache_free(c);
+	trace_free(t);
+}
+
+/* ---- speculative decoding (sim/core/spec.h) on hand-made sets ---- */
+
+TestSuite(spec, .init = tu_init);
+
+/* 8 neurons of one layer; sets as strings of 0/1 */
+static void set_of(uint8_t *row, const char *bits)
+{
+	row[0] = 0;
+	for (int i = 0; bits[i]; i++)
+		if (bits[i] == '1')
+			row[0] |= (uint8_t)(1u << i);
+}
+
+Test(spec, verification_loads_the_union_and_the_window_follows_the_accepted_tokens)
+{
+	struct llm_desc m = small_model(8);
+	struct lif_err e = {0};
+	struct layout *lay = layout_new(LAYOUT_ROWCOL, &m, NULL, 1, 0, 1, &e);
+	cr_assert(lay, "%s", e.msg);
+	struct spec_layer *s = spec_layer_new(lay, 0, 1, -1, NULL, &e);
+	cr_assert(s, "%s", e.msg);
+	uint8_t p[4][1];
+	set_of(p[0], "10000000"), set_of(p[1], "01000000");
+	set_of(p[2], "00100000"), set_of(p[3], "00010000");
+	const uint8_t *r[3] = {p[0], p[1], p[2]};
+	struct spec_out o;
+	/* step 0, lambda 2: positions 0, 1, 2 -> loads {0, 1, 2}; the first draft is
+	 * rejected, one token emitted: the window (k = 1) keeps token 0's {0} and
+	 * the rejected drafts' {1, 2} are deleted */
+	cr_assert_eq(spec_layer_step(s, r, 3, 1, &o, &e), 0, "%s", e.msg);
+	cr_expect_eq(o.nunion, 3);
+	cr_expect_eq(o.nload, 3);
+	cr_expect_eq(o.used_rows, 3);
+	cr_expect_eq(o.ndie, 2);
+	cr_expect_eq(o.window_rows, 1);
+	cr_expect_eq(o.plan->bytes_read, 3 * m.bundle_bytes);
+	/* step 1 at token 1: positions 1, 2, 3 -> {1, 2, 3}, none resident, 3 loads;
+	 * all accepted (3 tokens emitted): the window is token 3's {3} */
+	const uint8_t *r2[3] = {p[1], p[2], p[3]};
+	cr_assert_eq(spec_layer_step(s, r2, 3, 3, &o, &e), 0, "%s", e.msg);
+	cr_expect_eq(o.nload, 3);
+	cr_expect_eq(o.used_rows, 4);
+	cr_expect_eq(o.ndie, 3);
+	cr_expect_eq(o.window_rows, 1);
+	/* emitted must be in 1..n */
+	cr_expect_neq(spec_layer_step(s, r2, 3, 4, &o, &e), 0);
+	spec_layer_free(s);
+	layout_free(lay);
+}
+
+/* lambda = 0 is the ordinary stepper, load for load and copy for copy */
+Test(spec, one_position_per_step_is_the_stepper)
+{
+	struct llm_desc m = small_model(16);
+	struct lif_err e = {0};
+	struct layout *lay = layout_new(LAYOUT_ROWCOL, &m, NULL, 1, 0, 1, &e);
+	cr_assert(lay, "%s", e.msg);
+	uint8_t pin[2] = {0x81, 0x00}; /* neurons 0 and 7 pinned */
+	struct spec_layer *s = spec_layer_new(lay, 1, 2, 0, pin, &e);
+	struct step_layer *st = step_layer_new(lay, 1, 40, 2, 0, pin, &e);
+	cr_assert(s && st, "%s", e.msg);
+	uint64_t z = 12345;
+	for (int t = 0; t < 40; t++) {
+		uint8_t row[2];
+		z = z * 6364136223846793005ULL + 1442695040888963407ULL;
+		row[0] = (uint8_t)(z >> 40), row[1] = (uint8_t)(z >> 52);
+		const uint8_t *r[1] = {row};
+		struct spec_out o;
+		struct step_out so;
+		cr_assert_eq(spec_layer_step(s, r, 1, 1, &o, &e), 0, "%s", e.msg);
+		cr_assert_eq(step_layer_next(st, row, &so, &e), 0, "%s", e.msg);
+		cr_expect_eq(o.nload, so.nload, "token %d", t);
+		cr_expect_eq(o.ndie, so.ndie, "token %d", t);
+		cr_expect_eq(o.nmoves, so.nmoves, "token %d", t);
+		cr_expect_eq(o.used_rows, so.used_rows, "token %d", t);
+		cr_expect_eq(o.window_rows, so.window_rows, "token %d", t);
+		cr_expect_eq(o.plan->bytes_read, so.plan->bytes_read, "token %d", t);
+	}
+	spec_layer_free(s);
+	step_layer_free(st);
+	layout_free(lay);
+}
+
+Test(spec, drafts_are_accepted_at_the_rate_until_the_first_rejection)
+{
+	cr_expect_eq(spec_accepted(0.0, 4, 1, 7), 0);
+	cr_expect_eq(spec_accepted(1.0, 4, 1, 7), 4);
+	cr_expect_eq(spec_accepted(0.7, 4, 1, 7), spec_accepted(0.7, 4, 1, 7));
+	/* E[a] = sum_{i=1..lambda} alpha^i: 0.7 + 0.49 + 0.343 + 0.2401 = 1.7731 */
+	double sum = 0;
+	for (int64_t k = 0; k < 20000; k++)
+		sum += spec_accepted(0.7, 4, 1, k);
+	cr_expect(fabs(sum / 20000 - 1.7731) < 0.03, "%g", sum / 20000);
+}
+
+Test(spec, speculative_points_need_a_draft_model)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 2, 30);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r;
+	sim_default_params(&p);
+	p.spec_lambda = 2;
+	cr_expect_neq(sim_run(c, &d, &p, 1, &r, NULL, &e), 0);
+	cr_expect(strstr(e.msg, "spec_lambda > 0 needs") != NULL, "%s", e.msg);
+	/* with one (the model itself as its own draft) every token is emitted once */
+	p.draft = m;
+	p.warmup_tokens = 0;
+	err_clear(&e);
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(r.tokens, 30);
+	cr_expect_gt(r.compute_ms, 0);
 	sim_cache_free(c);
 	trace_free(t);
 }

@@ -7,6 +7,7 @@
 
 #include "sim/core/pass.h"
 #include "sim/core/planner.h"
+#include "sim/core/spec.h"
 #include "sim/core/step.h"
 #include "sim/core/timeline.h"
 #include "sim/base/util.h"
@@ -104,6 +105,15 @@ const struct conf_opt sim_opts[] = {
 	{.section = "sim", .name = "pipeline_depth", .type = CONF_INT, .offset = O(pipeline_depth),
 	 .def = "1", .min = 1, .max = 64,
 	 .help = "pipelined: layers whose reads may run ahead of compute (the read buffers)"},
+	{.section = "sim", .name = "spec_lambda", .type = CONF_INT, .offset = O(spec_lambda),
+	 .def = "0", .min = 0, .max = 16,
+	 .help = "speculative decoding: tokens the draft model proposes per verification step (0: off)"},
+	{.section = "sim", .name = "spec_alpha", .type = CONF_DOUBLE, .offset = O(spec_alpha),
+	 .def = "0.8", .min = 0, .max = 1,
+	 .help = "speculative decoding: probability that the target accepts a drafted token"},
+	{.section = "sim", .name = "draft_model", .type = CONF_STR, .offset = O(draft_model),
+	 .size = 512, .def = "", CONF_NO_BOUNDS,
+	 .help = "speculative decoding: the draft model's description (relative to the experiment)"},
 	{.section = "sim", .name = "context_tokens", .type = CONF_I64, .offset = O(context_tokens),
 	 .def = "128", .min = 0, .max = 1e9,
 	 .help = "KV-cache length before the first token (the paper: a 128-token prompt)"},
@@ -1213,6 +1223,127 @@ static int over_budget(const struct sim_result *o, struct lif_err *err)
 		       o->dram_budget_bytes / G, (o->dram_bytes - o->dram_budget_bytes) / G);
 }
 
+/* Speculative decoding (sim/core/spec.h): verification steps over the trace,
+ * costed per emitted token. pin_frac: a fraction (hybrid = auto is refused). */
+static int run_spec(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
+		    double pin_frac, int threads, struct sim_result *out, struct lif_err *err)
+{
+	struct sim_inputs in;
+	int rc = sim_inputs_get(c, p, pin_frac, threads, &in, err);
+	if (rc)
+		return rc;
+	const struct llm_desc *mc = &in.dram;
+	struct llm_desc draft = p->draft;
+	if (p->compute_dtype < LLM_NDTYPES)
+		draft.dtype = p->compute_dtype;
+	draft.params = 0;
+	rc = llm_derive(&draft, "draft_model", err);
+	struct compute_model cm = dev->compute, dm = dev->compute;
+	cm.kernel = dm.kernel = p->kernel;
+	dm.batch = 1;
+	if (!rc && compute_check_model(&cm, mc, err))
+		err_prefix(err, "device %s", dev->name), rc = err->code;
+	const int L = mc->layers, n_max = p->spec_lambda + 1;
+	const int64_t T = c->t->meta.tokens, rb = c->t->row_bytes;
+	const int64_t w0 = p->warmup_tokens < T ? p->warmup_tokens : 0;
+	struct spec_layer **sl = calloc(L, sizeof *sl);
+	int64_t *rows = malloc(L * sizeof *rows), *full = malloc(L * sizeof *full);
+	int *ranks = malloc(L * sizeof *ranks);
+	double *tot = malloc(T * sizeof *tot);
+	struct ext_memo *memo = calloc(1, sizeof *memo);
+	if (!rc && (!sl || !rows || !full || !ranks || !tot || !memo))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (int l = 0; !rc && l < L; l++) {
+		const uint8_t *pin = in.pinned ? in.pinned + (size_t)l * rb : NULL;
+		if (!(sl[l] = spec_layer_new(in.layout, l, in.window, in.max_gap, pin, err)))
+			rc = err->code ? err->code : ERR_NOMEM;
+		ranks[l] = sim_pred_rank(p, L, l);
+		full[l] = draft.d_ffn;
+	}
+	double s_io = 0, s_mem = 0, s_cmp = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0;
+	int64_t emitted_all = 0, nsteps = 0, peak = 0;
+	const int64_t bundle = mc->bundle_bytes;
+	for (int64_t t = 0, step = 0; !rc && t < T; step++) {
+		const int n = T - t < n_max ? (int)(T - t) : n_max;
+		const int emitted = 1 + spec_accepted(p->spec_alpha, n - 1,
+						      (uint64_t)p->predictor_seed, step);
+		double io = 0, bytes = 0, reads = 0, loaded = 0, copies = 0, ops = 0, wrows = 0;
+		for (int l = 0; !rc && l < L; l++) {
+			const uint8_t *r[17];
+			for (int j = 0; j < n; j++)
+				r[j] = in.pred + ((size_t)l * T + t + j) * rb;
+			struct spec_out so;
+			if ((rc = spec_layer_step(sl[l], r, n, emitted, &so, err)))
+				break;
+			const struct planner *pl = so.plan;
+			int par = pl->n < (size_t)p->parallelism ? (int)pl->n : p->parallelism;
+			for (size_t i = 0; i < pl->n; i++)
+				io += memo_extent_ns(memo, &dev->flash, pl->ext[i].bytes, par > 0 ? par : 1);
+			bytes += pl->bytes_read, reads += pl->n, loaded += so.nload;
+			copies += so.nmoves, ops += so.nload + so.ndie, wrows += so.window_rows;
+			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? so.used_rows : so.nunion;
+		}
+		struct compute_cost vc = {0}, dc = {0};
+		cm.batch = n;
+		if (!rc)
+			rc = compute_token_cost(&cm, mc, rows, ranks, L, p->context_tokens + t + n - 1,
+						&vc, err);
+		if (!rc && n > 1)
+			rc = compute_token_cost(&dm, &draft, full, NULL, draft.layers,
+						p->context_tokens + t, &dc, err);
+		double mem = dram_time_ns(&dev->dram, copies * bundle, ops, loaded * bundle);
+		double cmp = vc.total_ns + (n - 1) * dc.total_ns;
+		for (int j = 0; j < emitted; j++)
+			tot[t + j] = (io + mem + cmp) / emitted / 1e6;
+		if (t >= w0) {
+			s_io += io, s_mem += mem, s_cmp += cmp, s_b += bytes, s_r += reads;
+			s_ld += loaded, s_cp += copies * bundle, s_w += wrows * emitted;
+			emitted_all += emitted, nsteps++;
+		}
+		t += emitted;
+	}
+	for (int l = 0; !rc && l < L; l++)
+		peak += spec_layer_peak_rows(sl[l]);
+	if (!rc && emitted_all == 0)
+		rc = err_set(err, ERR_INVAL, "speculative decoding: no token after the %lld warm-up tokens",
+			     (long long)w0);
+	if (!rc) {
+		const double e = (double)emitted_all, all = (double)L * mc->d_ffn;
+		memset(out, 0, sizeof *out);
+		out->tokens = emitted_all;
+		out->io_ms = s_io / e / 1e6, out->mem_ms = s_mem / e / 1e6;
+		out->compute_ms = s_cmp / e / 1e6;
+		out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
+		out->bytes_read_per_token = s_b / e, out->reads_per_token = s_r / e;
+		out->mean_read_bytes = s_r > 0 ? s_b / s_r : 0;
+		out->load_frac_per_token = s_ld / e / all;
+		out->window_frac = s_w / e / all;
+		out->mem_bytes_copied_per_token = s_cp / e;
+		int64_t m = T - w0;
+		qsort(tot + w0, m, sizeof *tot, util_cmp_double);
+		out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * m) - 1];
+		out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * m) - 1];
+		out->hybrid_frac = out->pin_frac = in.hybrid_frac;
+		out->dram_embed_bytes = mc->embed_bytes, out->dram_attn_bytes = mc->attn_bytes;
+		for (int l = 0; l < L; l++)
+			out->dram_predictor_bytes += (int64_t)ranks[l] * (mc->d_model + mc->d_ffn) *
+						     mc->weight_bytes;
+		out->dram_ffn_bytes = mc->ffn_bytes;
+		out->dram_pinned_bytes = (int64_t)llround(in.hybrid_frac * (double)mc->ffn_bytes);
+		out->dram_window_bytes = peak * bundle;
+		out->dram_bytes = out->dram_embed_bytes + out->dram_attn_bytes +
+				  out->dram_predictor_bytes + out->dram_pinned_bytes +
+				  out->dram_window_bytes + draft.total_bytes;
+		out->dram_budget_bytes = budget_bytes(p, mc);
+		(void)nsteps;
+	}
+	for (int l = 0; sl && l < L; l++)
+		spec_layer_free(sl[l]);
+	free(sl), free(rows), free(full), free(ranks), free(tot), free(memo);
+	sim_inputs_release(&in);
+	return rc;
+}
+
 int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
 	    int threads, struct sim_result *out, struct sim_token *per_token, struct lif_err *err)
 {
@@ -1220,7 +1351,15 @@ int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_para
 		return ERR_INVAL;
 	double frac = 0;
 	int rc;
-	if (strcmp(p->hybrid, "auto")) {
+	if (p->spec_lambda > 0) {
+		if (p->strategy != SIM_SPARSE || !strcmp(p->hybrid, "auto") || p->draft.layers <= 0 ||
+		    p->overlap != TIMELINE_NONE)
+			return err_set(err, ERR_INVAL,
+				       "[sim] spec_lambda > 0 needs strategy = sparse, a hybrid fraction "
+				       "(not auto), overlap = none and a draft_model");
+		conf_parse_double(p->hybrid, &frac);
+		rc = run_spec(c, dev, p, frac, threads, out, err);
+	} else if (strcmp(p->hybrid, "auto")) {
 		conf_parse_double(p->hybrid, &frac);
 		rc = run_once(c, dev, p, frac, threads, out, per_token, err);
 	} else {

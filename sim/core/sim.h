@@ -46,6 +46,18 @@
  * token runs after its last layer. io_ms, mem_ms and compute_ms stay the
  * sums of the parts; total_ms (and its percentiles) is the timeline's.
  *
+ * Speculative decoding (spec_lambda > 0, strategy = sparse; sim/core/spec.h):
+ * a draft model (`draft`, fully in DRAM at compute_dtype, its dense compute
+ * costed per drafted token) proposes spec_lambda tokens; the target verifies
+ * the lambda + 1 positions in one pass: it loads the union of their
+ * predicted sets minus the window, computes the rows in use with lambda + 1
+ * times the flops but one read of the weights and KV cache, and emits the
+ * accepted drafts (each with probability spec_alpha until the first
+ * rejection, seeded by predictor_seed) plus its own token; the window
+ * follows the emitted tokens. Every cost is reported per emitted token
+ * (tokens = emitted tokens after warmup; total_ms_p50/p99 over steps, per
+ * emitted token); dram_bytes includes the draft model.
+ *
  * DRAM use is reported by component (embeddings, attention, predictor,
  * pinned FFN, window: the peak rows of the preallocated matrices); a point
  * over `dram_budget` is an error that says by how much. `hybrid = auto` pins
@@ -103,6 +115,11 @@ struct sim_params {
 	int warmup_tokens;     /* tokens excluded from the means (cold start) */
 	int64_t context_tokens;/* KV-cache length before the first token */
 	int overlap;           /* enum timeline_overlap (sim/core/timeline.h) */
+	int spec_lambda;       /* speculative decoding: drafted tokens per step (0: off) */
+	double spec_alpha;     /* probability a draft is accepted */
+	char draft_model[512]; /* the draft model's description (a path) */
+	struct llm_desc draft; /* ... loaded by the caller (the core does no I/O);
+				* not a key */
 	int pipeline_depth;    /* pipelined: layers whose reads may run ahead of compute */
 };
 

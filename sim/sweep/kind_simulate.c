@@ -141,6 +141,11 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 	if (!rc)
 		rc = pointin_resolve(pt->p.predictor_file, sizeof pt->p.predictor_file, doc, "sim",
 				     "predictor_file", PATH_FILE, err);
+	if (!rc && pt->p.spec_lambda > 0 && !pt->p.draft_model[0])
+		rc = err_set(err, ERR_INVAL, "[sim] spec_lambda > 0 needs draft_model");
+	if (!rc)
+		rc = pointin_resolve(pt->p.draft_model, sizeof pt->p.draft_model, doc, "sim",
+				     "draft_model", PATH_MODEL, err);
 	if (!rc)
 		rc = pointin_resolve(pt->e.model, sizeof pt->e.model, doc, "experiment", "model",
 				     PATH_MODEL, err);
@@ -254,10 +259,11 @@ static int sim_check(void *ctx, const struct conf_doc *point, struct conf_doc *r
 {
 	struct point pt;
 	int rc = read_point(point, &pt, err);
-	const char *paths[4] = {pt.e.model, pt.e.device, pt.e.trace, pt.p.predictor_file};
-	const char *names[4] = {"[experiment] model", "[experiment] device", "[experiment] trace",
-				"[sim] predictor_file"};
-	for (int i = 0; !rc && i < 4; i++)
+	const char *paths[5] = {pt.e.model, pt.e.device, pt.e.trace, pt.p.predictor_file,
+				pt.p.draft_model};
+	const char *names[5] = {"[experiment] model", "[experiment] device", "[experiment] trace",
+				"[sim] predictor_file", "[sim] draft_model"};
+	for (int i = 0; !rc && i < 5; i++)
 		if (paths[i][0] && strcmp(paths[i], "synth") && access(paths[i], R_OK))
 			rc = err_set(err, ERR_IO, "%s: %s: %s", names[i], paths[i], strerror(errno));
 	if (!rc)
@@ -341,6 +347,8 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 		rc = err->code ? err->code : ERR_IO;
 	if (!rc && pt.p.predictor == PRED_LOWRANK)
 		rc = use_predictor(c, in, pt.p.predictor_file, err);
+	if (!rc && pt.p.spec_lambda > 0)
+		rc = llm_load(pt.p.draft_model, &pt.p.draft, err);
 	struct sim_token *tok = NULL;
 	if (!rc && pt.e.per_token && sweep_row_dir(row) &&
 	    !(tok = malloc(in->t->meta.tokens * sizeof *tok)))
