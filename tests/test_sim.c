@@ -856,9 +856,15 @@ Test(spec, speculative_points_need_a_draft_model)
 	p.draft = m;
 	p.warmup_tokens = 0;
 	err_clear(&e);
-	cr_assert_eq(sim_run(c, &d, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	struct sim_token tok[30];
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r, tok, &e), 0, "%s", e.msg);
 	cr_expect_eq(r.tokens, 30);
 	cr_expect_gt(r.compute_ms, 0);
+	/* per token: each step's costs shared by the tokens it emitted */
+	double sum = 0;
+	for (int k = 0; k < 30; k++)
+		sum += tok[k].total_ms;
+	cr_expect(fabs(sum / 30 - r.total_ms) < 1e-9 * r.total_ms, "%g vs %g", sum / 30, r.total_ms);
 	sim_cache_free(c);
 	trace_free(t);
 }

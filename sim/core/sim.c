@@ -1226,7 +1226,8 @@ static int over_budget(const struct sim_result *o, struct lif_err *err)
 /* Speculative decoding (sim/core/spec.h): verification steps over the trace,
  * costed per emitted token. pin_frac: a fraction (hybrid = auto is refused). */
 static int run_spec(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
-		    double pin_frac, int threads, struct sim_result *out, struct lif_err *err)
+		    double pin_frac, int threads, struct sim_result *out, struct sim_token *per_token,
+		    struct lif_err *err)
 {
 	struct sim_inputs in;
 	int rc = sim_inputs_get(c, p, pin_frac, threads, &in, err);
@@ -1293,8 +1294,14 @@ static int run_spec(struct sim_cache *c, const struct device *dev, const struct 
 						p->context_tokens + t, &dc, err);
 		double mem = dram_time_ns(&dev->dram, copies * bundle, ops, loaded * bundle);
 		double cmp = vc.total_ns + (n - 1) * dc.total_ns;
-		for (int j = 0; j < emitted; j++)
+		for (int j = 0; j < emitted; j++) {
 			tot[t + j] = (io + mem + cmp) / emitted / 1e6;
+			if (per_token) /* a step's costs shared by the tokens it emits */
+				per_token[t + j] = (struct sim_token){
+					io / emitted / 1e6, mem / emitted / 1e6, cmp / emitted / 1e6,
+					tot[t + j], (int64_t)(bytes / emitted), (int64_t)(reads / emitted),
+					(int64_t)(loaded / emitted)};
+		}
 		if (t >= w0) {
 			s_io += io, s_mem += mem, s_cmp += cmp, s_b += bytes, s_r += reads;
 			s_ld += loaded, s_cp += copies * bundle, s_w += wrows * emitted;
@@ -1358,7 +1365,7 @@ int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_para
 				       "[sim] spec_lambda > 0 needs strategy = sparse, a hybrid fraction "
 				       "(not auto), overlap = none and a draft_model");
 		conf_parse_double(p->hybrid, &frac);
-		rc = run_spec(c, dev, p, frac, threads, out, err);
+		rc = run_spec(c, dev, p, frac, threads, out, per_token, err);
 	} else if (strcmp(p->hybrid, "auto")) {
 		conf_parse_double(p->hybrid, &frac);
 		rc = run_once(c, dev, p, frac, threads, out, per_token, err);
