@@ -38,6 +38,20 @@ int compute_check(const struct compute_model *m, const char **key, struct lif_er
 				return bad(key, names[k], err, "rates must be > 0 weights/s",
 					   tab[k][b]);
 	}
+	if (!(m->kernel_overhead_us >= 0) || !isfinite(m->kernel_overhead_us))
+		return bad(key, "kernel_overhead_us", err, "must be >= 0 us", m->kernel_overhead_us);
+	if (m->n_gemv_bytes != m->n_gemv_rate)
+		return bad(key, "gemv_bytes_per_s", err, "needs one rate per gemv_bytes value (values given)",
+			   m->n_gemv_rate);
+	for (int i = 0; i < m->n_gemv_bytes; i++) {
+		if (!(m->gemv_bytes[i] > 0) || !isfinite(m->gemv_bytes[i]) ||
+		    (i && !(m->gemv_bytes[i] > m->gemv_bytes[i - 1])))
+			return bad(key, "gemv_bytes", err, "sizes must be > 0 and increase",
+				   m->gemv_bytes[i]);
+		if (!(m->gemv_bytes_per_s[i] > 0) || !isfinite(m->gemv_bytes_per_s[i]))
+			return bad(key, "gemv_bytes_per_s", err, "rates must be > 0 bytes/s",
+				   m->gemv_bytes_per_s[i]);
+	}
 	return 0;
 }
 
@@ -67,89 +81,131 @@ int compute_check_model(const struct compute_model *m, const struct llm_desc *d,
 		       "-o NEW.ini writes it)", k, d->weight_bits, k);
 }
 
-/* Time in ns of `weights` linear weights: the measured kernel rate for a
- * low-bit model, else a roofline at the dtype. */
-double compute_linear_ns(const struct compute_model *m, const struct llm_desc *d, double weights)
+double compute_stream_bytes_per_s(const struct compute_model *m, int dtype, double bytes)
 {
-	if (d->weight_bits > 0) {
-		double rate = compute_lowbit_weights_per_s(m, d->weight_bits);
-		return rate > 0 ? weights / rate * 1e9 : 0;
-	}
-	return fmax(2 * weights / m->flops_per_s,
-		    weights * compute_bytes_per_weight(d) / m->mem_bytes_per_s) * 1e9;
+	int n = m->n_gemv_bytes;
+	if (n == 0)
+		return m->mem_bytes_per_s;
+	const double *r = m->gemv_bytes_per_s;
+	(void)dtype; /* one table for every dtype (models/compute.h) */
+	if (n == 1 || bytes <= m->gemv_bytes[0])
+		return r[0];
+	if (bytes >= m->gemv_bytes[n - 1])
+		return r[n - 1];
+	int i = 1;
+	while (m->gemv_bytes[i] < bytes)
+		i++;
+	double f = log(bytes / m->gemv_bytes[i - 1]) / log(m->gemv_bytes[i] / m->gemv_bytes[i - 1]);
+	return exp(log(r[i - 1]) + f * (log(r[i]) - log(r[i - 1])));
 }
 
-static double roofline_ns(double flops, double flops_per_s, double bytes, double bytes_per_s)
+double compute_op_ns(const struct compute_model *m, int dtype, double flops, double bytes)
 {
-	return fmax(flops / flops_per_s, bytes / bytes_per_s) * 1e9;
+	double bw = compute_stream_bytes_per_s(m, dtype, bytes);
+	if (m->batch > 1)
+		flops *= m->batch;
+	return fmax(flops / m->flops_per_s, bytes / bw) * 1e9 + m->kernel_overhead_us * 1e3;
+}
+
+/* Time in ns of `weights` linear weights in one kernel: the measured kernel
+ * rate for a low-bit model, else the roofline at the dtype. */
+double compute_linear_ns(const struct compute_model *m, const struct llm_desc *d, double weights)
+{
+	if (weights <= 0)
+		return 0;
+	if (d->weight_bits > 0) {
+		double rate = compute_lowbit_weights_per_s(m, d->weight_bits);
+		return (rate > 0 ? weights / rate * 1e9 : 0) + m->kernel_overhead_us * 1e3;
+	}
+	return compute_op_ns(m, d->dtype, 2 * weights, weights * compute_bytes_per_weight(d));
 }
 
 double compute_ffn_layer_ns(const struct compute_model *m, const struct llm_desc *d, int64_t rows)
 {
 	if (rows <= 0)
 		return 0;
-	return compute_linear_ns(m, d, (double)rows * d->ffn_matrices * d->d_model);
+	/* one kernel per matrix, each rows x d_model weights */
+	return d->ffn_matrices * compute_linear_ns(m, d, (double)rows * d->d_model);
+}
+
+double compute_pred_layer_ns(const struct compute_model *m, const struct llm_desc *d, int rank)
+{
+	if (rank <= 0)
+		return 0;
+	double wb = d->weight_bytes, a = (double)d->d_model * rank, b = (double)rank * d->d_ffn;
+	return compute_op_ns(m, d->dtype, 2 * a, a * wb) + compute_op_ns(m, d->dtype, 2 * b, b * wb);
+}
+
+void compute_dense_cost(const struct compute_model *m, const struct llm_desc *d,
+			int64_t context_tokens, struct compute_cost *out)
+{
+	out->attn_ns = out->proj_ns = out->ctx_ns = out->norm_ns = out->head_ns = 0;
+	out->kernels = 0;
+	if (m->dense_ms_per_token > 0) {
+		out->dense_ns = m->dense_ms_per_token * 1e6;
+		return;
+	}
+	const double wb = d->weight_bytes, L = d->layers;
+	const double ctx = context_tokens > 0 ? (double)context_tokens : 0;
+	const double q_dim = (double)llm_head_dim(d) * d->heads;
+	const double kv_dim = (double)llm_head_dim(d) * d->kv_heads;
+	/* q and o: q_dim x d_model; k and v: kv_dim x d_model */
+	double proj = 2 * compute_linear_ns(m, d, q_dim * d->d_model) +
+		      2 * compute_linear_ns(m, d, kv_dim * d->d_model);
+	/* scores q.K and the weighted sum of V: each reads ctx x kv_dim of the cache
+	 * and does 2 flops per head per cached element (2 * ctx * q_dim) */
+	double ctx_ns = ctx > 0 ? 2 * compute_op_ns(m, d->dtype, 2 * ctx * q_dim, ctx * kv_dim * wb) : 0;
+	/* two norms: weight and bias, d_model each; ~4 flops per element */
+	double norm = 2 * compute_op_ns(m, d->dtype, 4.0 * d->d_model, 2.0 * d->d_model * wb);
+	out->proj_ns = L * proj, out->ctx_ns = L * ctx_ns, out->norm_ns = L * norm;
+	out->attn_ns = out->proj_ns + out->ctx_ns + out->norm_ns;
+	/* embeddings (one token row, one position row) and the output head */
+	double h_weights = (double)d->vocab * d->d_model;
+	double rows_bytes = (d->max_pos > 0 ? 2.0 : 1.0) * d->d_model * wb;
+	out->head_ns = compute_op_ns(m, d->dtype, 0, rows_bytes) +
+		       compute_op_ns(m, d->dtype, 2 * h_weights, h_weights * wb);
+	out->kernels = L * (4 + (ctx > 0 ? 2 : 0) + 2) + 2;
+	out->dense_ns = out->attn_ns + out->head_ns;
 }
 
 double compute_dense_ns(const struct compute_model *m, const struct llm_desc *d,
 			int64_t context_tokens, double *attn_ns, double *head_ns)
 {
-	double attn = 0, head = 0;
-	if (m->dense_ms_per_token > 0) {
-		if (attn_ns)
-			*attn_ns = 0;
-		if (head_ns)
-			*head_ns = 0;
-		return m->dense_ms_per_token * 1e6;
-	}
-	/* attention: projection weights + KV cache, per layer */
-	double ctx = context_tokens > 0 ? (double)context_tokens : 0;
-	double kv_dim = (double)llm_head_dim(d) * d->kv_heads;
-	double kv_bytes = 2 * ctx * kv_dim * d->weight_bytes;
-	if (d->weight_bits > 0) {
-		/* projections by the kernel; KV cache and norms by the roofline */
-		double w_lin = (2.0 * llm_head_dim(d) * d->heads + 2 * kv_dim) * d->d_model;
-		double n_bytes = 4.0 * d->d_model * d->weight_bytes;
-		attn = d->layers * (compute_linear_ns(m, d, w_lin) +
-				    roofline_ns(4 * ctx * d->d_model, m->flops_per_s,
-						kv_bytes + n_bytes, m->mem_bytes_per_s));
-	} else {
-		double w_layer = (double)d->attn_bytes / d->weight_bytes / d->layers;
-		double a_flops = 2 * w_layer + 4 * ctx * d->d_model;
-		double a_bytes = w_layer * d->weight_bytes + kv_bytes;
-		attn = d->layers * roofline_ns(a_flops, m->flops_per_s, a_bytes, m->mem_bytes_per_s);
-	}
-	/* embeddings (one token row, one position row) and the output head */
-	double h_weights = (double)d->vocab * d->d_model;
-	double rows_bytes = (d->max_pos > 0 ? 2.0 : 1.0) * d->d_model * d->weight_bytes;
-	head = roofline_ns(2 * h_weights, m->flops_per_s, h_weights * d->weight_bytes + rows_bytes,
-			   m->mem_bytes_per_s);
+	struct compute_cost c;
+	compute_dense_cost(m, d, context_tokens, &c);
 	if (attn_ns)
-		*attn_ns = attn;
+		*attn_ns = c.attn_ns;
 	if (head_ns)
-		*head_ns = head;
-	return attn + head;
+		*head_ns = c.head_ns;
+	return c.dense_ns;
 }
 
 int compute_token_cost(const struct compute_model *m, const struct llm_desc *d,
-		       const int64_t *ffn_rows, int n_layers, int64_t context_tokens,
-		       struct compute_cost *out, struct lif_err *err)
+		       const int64_t *ffn_rows, const int *pred_rank, int n_layers,
+		       int64_t context_tokens, struct compute_cost *out, struct lif_err *err)
 {
 	if (n_layers != d->layers)
 		return err_set(err, ERR_INVAL, "compute: %d layers of FFN rows for %s, which has %d",
 			       n_layers, d->name, d->layers);
 	if (compute_check_model(m, d, err))
 		return err->code;
-	double ffn = 0;
+	double ffn = 0, pred = 0, kernels = 0;
 	for (int l = 0; l < n_layers; l++) {
 		if (ffn_rows[l] < 0 || ffn_rows[l] > d->d_ffn)
 			return err_set(err, ERR_RANGE,
 				       "compute: layer %d: %lld FFN rows is outside [0, %d]", l,
 				       (long long)ffn_rows[l], d->d_ffn);
 		ffn += compute_ffn_layer_ns(m, d, ffn_rows[l]);
+		kernels += ffn_rows[l] > 0 ? d->ffn_matrices : 0;
+		if (pred_rank && pred_rank[l] > 0) {
+			pred += compute_pred_layer_ns(m, d, pred_rank[l]);
+			kernels += 2;
+		}
 	}
-	out->dense_ns = compute_dense_ns(m, d, context_tokens, &out->attn_ns, &out->head_ns);
+	compute_dense_cost(m, d, context_tokens, out);
 	out->ffn_ns = ffn;
-	out->total_ns = out->dense_ns + ffn;
+	out->pred_ns = pred;
+	out->kernels += kernels;
+	out->total_ns = out->dense_ns + ffn + pred;
 	return 0;
 }

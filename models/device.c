@@ -86,6 +86,17 @@ const struct conf_opt device_opts[] = {
 	 .offset = O(dev.compute.dequant_weights_per_s), .size = COMPUTE_MAX_BITS,
 	 .count_offset = O(dev.compute.n_dequant), .def = "", CONF_NO_BOUNDS,
 	 .help = "measured dequantize GEMV speed, weights/s, for bits 1,2,3,4 (lifsim bench-gemv --profile)"},
+	{.section = "compute", .name = "kernel_overhead_us", .type = CONF_DOUBLE,
+	 .offset = O(dev.compute.kernel_overhead_us), .def = "0", CONF_NO_BOUNDS,
+	 .help = "dispatch cost per kernel (operation), us (a GPU's launch; 0 on a CPU)"},
+	{.section = "compute", .name = "gemv_bytes", .type = CONF_DLIST,
+	 .offset = O(dev.compute.gemv_bytes), .size = COMPUTE_MAX_GEMV,
+	 .count_offset = O(dev.compute.n_gemv_bytes), .def = "", CONF_NO_BOUNDS,
+	 .help = "matrix sizes (bytes, increasing) of the measured GEMV table (lifsim calibrate --compute)"},
+	{.section = "compute", .name = "gemv_bytes_per_s", .type = CONF_DLIST,
+	 .offset = O(dev.compute.gemv_bytes_per_s), .size = COMPUTE_MAX_GEMV,
+	 .count_offset = O(dev.compute.n_gemv_rate), .def = "", CONF_NO_BOUNDS,
+	 .help = "achieved fp32 GEMV (sgemv) rate at each gemv_bytes, bytes/s; replaces mem_bytes_per_s"},
 	{0},
 };
 
@@ -417,10 +428,15 @@ int device_write(FILE *f, const struct device *d, struct lif_err *err)
 	fprintf(f, "\n[compute]\nflops_per_s = %s\n", num(b, sizeof b, d->compute.flops_per_s));
 	fprintf(f, "mem_bytes_per_s = %s\n", num(b, sizeof b, d->compute.mem_bytes_per_s));
 	fprintf(f, "dense_ms_per_token = %s\n", num(b, sizeof b, d->compute.dense_ms_per_token));
-	const char *lname[] = {"lut_weights_per_s", "dequant_weights_per_s"};
-	const double *lv[] = {d->compute.lut_weights_per_s, d->compute.dequant_weights_per_s};
-	const int ln[] = {d->compute.n_lut, d->compute.n_dequant};
-	for (int k = 0; k < 2; k++) {
+	if (d->compute.kernel_overhead_us != 0)
+		fprintf(f, "kernel_overhead_us = %s\n", num(b, sizeof b, d->compute.kernel_overhead_us));
+	const char *lname[] = {"lut_weights_per_s", "dequant_weights_per_s", "gemv_bytes",
+			       "gemv_bytes_per_s"};
+	const double *lv[] = {d->compute.lut_weights_per_s, d->compute.dequant_weights_per_s,
+			      d->compute.gemv_bytes, d->compute.gemv_bytes_per_s};
+	const int ln[] = {d->compute.n_lut, d->compute.n_dequant, d->compute.n_gemv_bytes,
+			  d->compute.n_gemv_rate};
+	for (int k = 0; k < 4; k++) {
 		if (!ln[k])
 			continue;
 		fprintf(f, "%s = ", lname[k]);

@@ -23,7 +23,11 @@
  *   [compute]  flops_per_s, mem_bytes_per_s, dense_ms_per_token (0 =
  *              roofline); optional lut_weights_per_s and
  *              dequant_weights_per_s, four measured rates each (bits 1..4,
- *              models/compute.h), written by `lifsim bench-gemv --profile`.
+ *              models/compute.h), written by `lifsim bench-gemv --profile`;
+ *              optional kernel_overhead_us (per-kernel dispatch, a GPU's) and
+ *              the measured GEMV table gemv_bytes, gemv_bytes_per_s,
+ *              written by `lifsim calibrate --compute`
+ *              (models/compute.h: the per-operation model).
  * Includes and ${VAR} work as everywhere (sim/base/conf.h). Every error names
  * the file, the line and the key: "FILE:LINE: [section] key: problem".
  *

@@ -3,7 +3,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "models/device.h"
 #include "sim/real/calib.h"
 #include "sim/real/wfile.h"
 #include "tests/testutil.h"
@@ -152,4 +154,39 @@ Test(calib, a_measured_profile_loads_back, .init = tu_init)
 	cr_expect_neq(tu_lifsim(out, sizeof out, "calibrate --file %s -o %s --passes 0", tu_path("c.bin"),
 				tu_path("m4.ini")), 0);
 	cr_expect(strstr(out, "--passes"), "%s", out);
+}
+
+Test(calib, compute_command_line_errors_are_clear, .init = tu_init)
+{
+	char out[4096];
+	cr_expect_eq(tu_lifsim(out, sizeof out, "calibrate --compute -o %s", tu_path("c.ini")), 2);
+	cr_expect(strstr(out, "--compute needs --profile DEVICE.ini and -o NEW.ini"), "%s", out);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "calibrate --compute --profile %s -o %s --file x",
+			       tu_src("models/devices/m1max.ini"), tu_path("c.ini")), 2);
+	cr_expect_neq(tu_lifsim(out, sizeof out, "calibrate --compute --profile %s -o %s",
+				tu_path("none.ini"), tu_path("c.ini")), 0);
+	cr_expect(strstr(out, "none.ini"), "%s", out);
+	cr_expect_eq(access(tu_path("c.ini"), F_OK), -1);
+}
+
+/* The measurement itself (not timed: only that it measures something) and a
+ * profile carrying a GEMV table reads back to the same table. */
+Test(calib, a_gemv_table_is_measured_and_reads_back, .init = tu_init)
+{
+	cr_expect_gt(calib_gemv_bytes_per_s(64, 64, 3), 0);
+	cr_expect_gt(calib_sgemm_flops_per_s(32, 3), 0);
+	struct device d;
+	struct lif_err e = {0};
+	cr_assert_eq(device_load(tu_src("models/devices/m1max.ini"), &d, &e), 0, "%s", e.msg);
+	double b[3] = {262144, 4194304, 67108864}, r[3] = {3e10, 2e10, 6e9};
+	memcpy(d.compute.gemv_bytes, b, sizeof b), memcpy(d.compute.gemv_bytes_per_s, r, sizeof r);
+	d.compute.n_gemv_bytes = d.compute.n_gemv_rate = 3;
+	d.compute.kernel_overhead_us = 4.5;
+	cr_assert_eq(device_write_ini(tu_path("g.ini"), &d, &e), 0, "%s", e.msg);
+	struct device g;
+	cr_assert_eq(device_load(tu_path("g.ini"), &g, &e), 0, "%s", e.msg);
+	cr_expect_eq(g.compute.n_gemv_bytes, 3);
+	cr_expect_eq(memcmp(g.compute.gemv_bytes, b, sizeof b), 0);
+	cr_expect_eq(memcmp(g.compute.gemv_bytes_per_s, r, sizeof r), 0);
+	cr_expect_eq(g.compute.kernel_overhead_us, 4.5);
 }

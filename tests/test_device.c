@@ -172,11 +172,11 @@ Test(device, compute_token_sums_parts_and_honours_the_override)
 	int64_t rows[2] = {100, 50};
 	struct compute_cost c;
 	struct lif_err e = {0};
-	cr_assert_eq(compute_token_cost(&m, &d, rows, 2, 0, &c, &e), 0, "%s", e.msg);
+	cr_assert_eq(compute_token_cost(&m, &d, rows, NULL, 2, 0, &c, &e), 0, "%s", e.msg);
 	cr_expect(rel(c.ffn_ns, 25600.0 + 12800.0) < 1e-12);
 	cr_expect(rel(c.total_ns, c.dense_ns + c.ffn_ns) < 1e-12);
 	m.dense_ms_per_token = 3;
-	cr_assert_eq(compute_token_cost(&m, &d, rows, 2, 0, &c, &e), 0, "%s", e.msg);
+	cr_assert_eq(compute_token_cost(&m, &d, rows, NULL, 2, 0, &c, &e), 0, "%s", e.msg);
 	cr_expect_eq(c.dense_ns, 3e6);
 	cr_expect_eq(c.attn_ns, 0.0);
 }
@@ -188,10 +188,10 @@ Test(device, compute_rejects_rows_outside_the_layer)
 	int64_t rows[2] = {100, 257};
 	struct compute_cost c;
 	struct lif_err e = {0};
-	cr_expect_neq(compute_token_cost(&m, &d, rows, 2, 0, &c, &e), 0);
+	cr_expect_neq(compute_token_cost(&m, &d, rows, NULL, 2, 0, &c, &e), 0);
 	cr_expect(strstr(e.msg, "layer 1: 257 FFN rows is outside [0, 256]"), "%s", e.msg);
 	err_clear(&e);
-	cr_expect_neq(compute_token_cost(&m, &d, rows, 3, 0, &c, &e), 0);
+	cr_expect_neq(compute_token_cost(&m, &d, rows, NULL, 3, 0, &c, &e), 0);
 	cr_expect(strstr(e.msg, "3 layers of FFN rows for small, which has 2"), "%s", e.msg);
 }
 
@@ -220,9 +220,84 @@ Test(device, lowbit_weights_take_the_measured_kernel_rate_for_ffn_rows)
 	cr_expect(rel(compute_ffn_layer_ns(&m, &d, 100), 12800 / 1e9 * 1e9) < 1e-12);
 }
 
-/* v3 Table 3, OPT-6.7B on the M1 Max CPU (fp32): the calibration m1max.ini
- * states, checked against the model description. */
-Test(device, m1max_compute_and_memory_match_their_table3_calibration)
+/* Per operation (models/compute.h), on the small model (2 layers, d_model
+ * 64, d_ffn 256, 4 heads of 16, vocab 1000, fp16), worked by hand at
+ * 1 GB/s (1 byte = 1 ns) with arithmetic free. */
+Test(device, compute_sums_the_operations_of_a_token)
+{
+	struct llm_desc d = small_llm();
+	struct compute_model m = {.flops_per_s = 1e15, .mem_bytes_per_s = 1e9};
+	struct compute_cost c;
+	struct lif_err e = {0};
+	int64_t rows[2] = {100, 0};
+	int ranks[2] = {16, 32};
+	cr_assert_eq(compute_token_cost(&m, &d, rows, ranks, 2, 10, &c, &e), 0, "%s", e.msg);
+	/* q, k, v, o: 4 x 64 x 64 x 2 B = 32768 B a layer */
+	cr_expect(rel(c.proj_ns, 2 * 32768.0) < 1e-12, "%g", c.proj_ns);
+	/* 10 cached tokens: K and V, 10 x 64 x 2 B each = 2560 B a layer */
+	cr_expect(rel(c.ctx_ns, 2 * 2560.0) < 1e-12, "%g", c.ctx_ns);
+	/* two norms, weight and bias: 2 x 2 x 64 x 2 B = 512 B a layer */
+	cr_expect(rel(c.norm_ns, 2 * 512.0) < 1e-12, "%g", c.norm_ns);
+	cr_expect(rel(c.attn_ns, c.proj_ns + c.ctx_ns + c.norm_ns) < 1e-12);
+	/* embedding row (no positions) 128 B + head 1000 x 64 x 2 B */
+	cr_expect(rel(c.head_ns, 128.0 + 128000.0) < 1e-12, "%g", c.head_ns);
+	/* FFN: 100 rows x 2 matrices x 64 x 2 B in layer 0, nothing in layer 1 */
+	cr_expect(rel(c.ffn_ns, 25600.0) < 1e-12, "%g", c.ffn_ns);
+	/* predictors: r x (64 + 256) weights x 2 B: 16 -> 10240 B, 32 -> 20480 B */
+	cr_expect(rel(c.pred_ns, 10240.0 + 20480.0) < 1e-12, "%g", c.pred_ns);
+	cr_expect(rel(c.total_ns, c.dense_ns + c.ffn_ns + c.pred_ns) < 1e-12);
+	/* kernels: per layer 4 projections + 2 context + 2 norms, embedding and head,
+	 * 2 FFN matrices in layer 0, 2 predictor products per layer */
+	cr_expect_eq(c.kernels, 2 * 8 + 2 + 2 + 4);
+	/* a GPU's dispatch cost: 5 us on every one of those 24 kernels */
+	struct compute_cost g;
+	m.kernel_overhead_us = 5;
+	cr_assert_eq(compute_token_cost(&m, &d, rows, ranks, 2, 10, &g, &e), 0, "%s", e.msg);
+	cr_expect(rel(g.total_ns - c.total_ns, 24 * 5000.0) < 1e-9, "%g", g.total_ns - c.total_ns);
+	/* no predictor ranks: no predictor cost */
+	m.kernel_overhead_us = 0;
+	cr_assert_eq(compute_token_cost(&m, &d, rows, NULL, 2, 10, &g, &e), 0, "%s", e.msg);
+	cr_expect_eq(g.pred_ns, 0.0);
+	cr_expect(rel(g.total_ns, c.total_ns - 30720.0) < 1e-12);
+}
+
+Test(device, compute_takes_the_measured_gemv_rate_by_matrix_size)
+{
+	struct compute_model m = {.flops_per_s = 1e15, .mem_bytes_per_s = 1e9};
+	/* no table: the flat rate */
+	cr_expect_eq(compute_stream_bytes_per_s(&m, LLM_FP32, 12345), 1e9);
+	m.n_gemv_bytes = m.n_gemv_rate = 3;
+	double b[3] = {1e3, 1e5, 1e7}, r[3] = {1e9, 1e10, 4e9};
+	memcpy(m.gemv_bytes, b, sizeof b), memcpy(m.gemv_bytes_per_s, r, sizeof r);
+	/* clamped at the ends, log-log between points: 1e4 B sits halfway -> sqrt(1e9 1e10) */
+	cr_expect_eq(compute_stream_bytes_per_s(&m, LLM_FP32, 10), 1e9);
+	cr_expect_eq(compute_stream_bytes_per_s(&m, LLM_FP32, 1e9), 4e9);
+	cr_expect(rel(compute_stream_bytes_per_s(&m, LLM_FP32, 1e4), sqrt(1e19)) < 1e-12);
+	cr_expect(rel(compute_stream_bytes_per_s(&m, LLM_FP16, 1e6), sqrt(4e19)) < 1e-12);
+	/* one operation: 1e5 bytes at 1e10 B/s = 10 us; compute bound when flops are scarce */
+	cr_expect(rel(compute_op_ns(&m, LLM_FP32, 0, 1e5), 1e4) < 1e-12);
+	m.flops_per_s = 1e9;
+	cr_expect(rel(compute_op_ns(&m, LLM_FP32, 1e5, 1e5), 1e5) < 1e-12);
+	const char *key = NULL;
+	struct lif_err e = {0};
+	cr_expect_eq(compute_check(&m, &key, &e), 0, "%s", e.msg);
+	m.gemv_bytes[2] = 1e5;
+	cr_expect_neq(compute_check(&m, &key, &e), 0);
+	cr_expect_str_eq(key, "gemv_bytes");
+	m.gemv_bytes[2] = 1e7, m.n_gemv_rate = 2;
+	cr_expect_neq(compute_check(&m, &key, &e), 0);
+	cr_expect_str_eq(key, "gemv_bytes_per_s");
+	m.n_gemv_rate = 3, m.kernel_overhead_us = -1;
+	cr_expect_neq(compute_check(&m, &key, &e), 0);
+	cr_expect_str_eq(key, "kernel_overhead_us");
+}
+
+/* The M1 Max profile describes the device (200 GB/s [assumption] of the
+ * 400 GB/s [spec]), not the paper's engine: OPT-6.7B's dense fp32 token,
+ * 26.86 GB with 256 cached tokens, takes 26.86 GB / 200 GB/s = 134 ms, not
+ * Table 3's 986 ms (experiments/README.md says what the gap means). The
+ * memory manager is still the Table 3 calibration (m1max.ini, [dram]). */
+Test(device, m1max_describes_the_device_and_its_memory_manager_table3)
 {
 	struct device dev = shipped("m1max");
 	struct llm_desc d;
@@ -230,15 +305,19 @@ Test(device, m1max_compute_and_memory_match_their_table3_calibration)
 	cr_assert_eq(llm_load(tu_src("models/llms/opt-6.7b.ini"), &d, &e), 0, "%s", e.msg);
 	d.dtype = LLM_FP32;
 	cr_assert_eq(llm_derive(&d, "opt", &e), 0, "%s", e.msg);
-	int64_t full[32], window[32];
+	int64_t full[32];
 	for (int l = 0; l < 32; l++)
-		full[l] = d.d_ffn, window[l] = (int64_t)(0.24 * d.d_ffn);
-	struct compute_cost naive, sparse;
-	cr_assert_eq(compute_token_cost(&dev.compute, &d, full, 32, 256, &naive, &e), 0, "%s", e.msg);
-	cr_assert_eq(compute_token_cost(&dev.compute, &d, window, 32, 256, &sparse, &e), 0, "%s",
-		     e.msg);
-	cr_expect(rel(naive.total_ns, 986e6) < 0.03, "naive %g ms, paper 986", naive.total_ns / 1e6);
-	cr_expect(rel(sparse.total_ns, 506e6) < 0.03, "sparse %g ms, paper 506", sparse.total_ns / 1e6);
+		full[l] = d.d_ffn;
+	struct compute_cost naive;
+	cr_assert_eq(compute_token_cost(&dev.compute, &d, full, NULL, 32, 256, &naive, &e), 0,
+		     "%s", e.msg);
+	/* attention and FFN weights, the head (tied: the embedding table), one token
+	 * and one position row, and K and V of 256 tokens in 32 layers */
+	double bytes = (double)d.attn_bytes + (double)d.ffn_bytes + (double)d.vocab * 4096 * 4 +
+		       2.0 * 4096 * 4 + 2.0 * 256 * 4096 * 4 * 32;
+	cr_expect(rel(naive.total_ns, bytes / 200e9 * 1e9) < 1e-3, "naive %g ms vs %g",
+		  naive.total_ns / 1e6, bytes / 200e6);
+	cr_expect(rel(naive.total_ns, 134.3e6) < 0.01, "naive %g ms", naive.total_ns / 1e6);
 	/* 2.4% of 16384 neurons x 32 layers inserted and deleted; deletes copy 32 KiB rows */
 	double moves = 0.024 * 16384 * 32;
 	double mem = dram_time_ns(&dev.dram, moves * 32768, 2 * moves, 0);

@@ -9,9 +9,11 @@
 #include "sim/core/layout.h"
 #include "sim/core/memman.h"
 #include "sim/core/planner.h"
+#include "sim/core/spec.h"
+#include "sim/core/step.h"
+#include "sim/core/timeline.h"
 #include "sim/core/pred.h"
 #include "sim/core/sim.h"
-#include "sim/core/step.h"
 #include "tests/testutil.h"
 #include "traces/synth.h"
 
@@ -616,4 +618,278 @@ Test(sim, a_sweep_uses_trained_low_rank_predictors_on_a_recorded_trace)
 	x = tu_write("noin.ini", text);
 	cr_expect_neq(tu_lifsim(out, sizeof out, "-q sweep %s -o %s", x, tu_path("lr2")), 0);
 	cr_expect(strstr(out, "needs the trace's FFN inputs"), "%s", out);
+}
+
+/* Budgets in the dtype held (issue 14): dram_budget_frac is a fraction of the
+ * model as it sits in DRAM (compute_dtype), so the same fraction is the same
+ * share of the model, and hybrid = auto fills it, whatever the dtypes. */
+struct budget_case {
+	int compute_dtype;
+	int bytes; /* per weight */
+};
+
+static struct budget_case budget_cases[] = {
+	{LLM_FP32, 4}, {LLM_FP16, 2}, {LLM_BF16, 2}, {LLM_INT8, 1}};
+
+ParameterizedTestParameters(sim, the_dram_budget_is_a_share_of_the_model_as_held)
+{
+	return cr_make_param_array(struct budget_case, budget_cases,
+				   sizeof budget_cases / sizeof budget_cases[0]);
+}
+
+ParameterizedTest(struct budget_case *bc, sim, the_dram_budget_is_a_share_of_the_model_as_held,
+		  .init = tu_init)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 2, 60);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r;
+	sim_default_params(&p);
+	p.compute_dtype = bc->compute_dtype;
+	snprintf(p.hybrid, sizeof p.hybrid, "auto");
+	p.dram_budget_frac = 0.7;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	/* the fp16 description's bytes, scaled to the dtype held */
+	double held = (double)m.total_bytes / 2 * bc->bytes;
+	cr_expect(fabs((double)r.dram_budget_bytes - 0.7 * held) <= 1, "budget %lld, want %.0f",
+		  (long long)r.dram_budget_bytes, 0.7 * held);
+	cr_expect_leq(r.dram_bytes, r.dram_budget_bytes);
+	/* the FFN is 2/3 of this 2-layer model: 70% leaves room to pin a good part */
+	cr_expect_gt(r.hybrid_frac, 0.2, "pinned %g", r.hybrid_frac);
+	cr_expect_eq(r.dram_ffn_bytes, (int64_t)m.ffn_bytes / 2 * bc->bytes);
+	sim_cache_free(c);
+	trace_free(t);
+}
+
+/* Per-layer predictor ranks (the paper: OPT 128 for the first layers, 1024 for
+ * the last 4): DRAM counts r x (d_model + d_ffn) weights per layer in DRAM's
+ * dtype, and compute their two products. 2 layers of OPT-6.7B, the last
+ * one's predictor of rank 1024, on the M1 Max's flat 200 GB/s. */
+Test(sim, each_layer_predictor_is_counted_in_dram_and_compute)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 2, 60);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r, r0, rn;
+	sim_default_params(&p);
+	p.predictor = PRED_MODELED;
+	p.compute_dtype = LLM_FP32;
+	p.predictor_rank = 128, p.predictor_rank_last = 1024, p.predictor_last_layers = 1;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	const double w = 4096 + 16384;
+	cr_expect_eq(r.dram_predictor_bytes, (int64_t)((128 + 1024) * w * 4));
+	p.predictor_rank = 0, p.predictor_rank_last = 0;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r0, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(r0.dram_predictor_bytes, 0);
+	/* the same decisions, plus (128 + 1024) x 20480 x 4 B at 200 GB/s = 0.4719 ms */
+	double want = (128 + 1024) * w * 4 / 200e9 * 1e3;
+	cr_expect(fabs(r.compute_ms - r0.compute_ms - want) < 1e-9, "%g ms, want %g",
+		  r.compute_ms - r0.compute_ms, want);
+	cr_expect_eq(r.io_ms, r0.io_ms);
+	/* no predictor, nothing counted */
+	p.predictor = PRED_NONE, p.predictor_rank = 128;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &rn, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(rn.dram_predictor_bytes, 0);
+	/* more last layers than the model has is refused */
+	p.predictor = PRED_MODELED, p.predictor_last_layers = 3;
+	cr_expect_neq(sim_run(c, &d, &p, 1, &rn, NULL, &e), 0);
+	cr_expect(strstr(e.msg, "predictor_last_layers: 3 is more than the model's 2 layers"), "%s",
+		  e.msg);
+	sim_cache_free(c);
+	trace_free(t);
+}
+
+/* ---- the pipelined timeline (sim/core/timeline.h), worked by hand ---- */
+
+struct timeline_case {
+	char name[16];
+	double io[3], cpu[3];
+	int depth;
+	double none, pipelined; /* ns, tail 2 */
+};
+
+static struct timeline_case timeline_cases[] = {
+	/* I/O bound: the reads back to back, then the last layer's compute */
+	{"io-bound", {10, 10, 10}, {1, 1, 1}, 1, 35, 10 + 10 + 10 + 1 + 2},
+	/* compute bound: the first read, then the compute back to back */
+	{"compute-bound", {1, 1, 1}, {10, 10, 10}, 1, 35, 1 + 10 + 10 + 10 + 2},
+	/* balanced: (L + 1) x 5 */
+	{"balanced", {5, 5, 5}, {5, 5, 5}, 1, 32, 4 * 5 + 2},
+	/* one buffer: layer 2's long read waits for layer 1's compute to start (11)
+	 * -> [11, 21], compute [21, 22] */
+	{"depth-1", {1, 1, 10}, {10, 1, 1}, 1, 26, 22 + 2},
+	/* two buffers: layer 2 reads from 2 -> [2, 12], computes [12, 13] */
+	{"depth-2", {1, 1, 10}, {10, 1, 1}, 2, 26, 13 + 2},
+};
+
+ParameterizedTestParameters(timeline, hand_worked_cases)
+{
+	return cr_make_param_array(struct timeline_case, timeline_cases,
+				   sizeof timeline_cases / sizeof timeline_cases[0]);
+}
+
+ParameterizedTest(struct timeline_case *tc, timeline, hand_worked_cases)
+{
+	cr_expect_eq(timeline_token_ns(TIMELINE_NONE, tc->io, tc->cpu, 3, tc->depth, 2), tc->none,
+		     "%s", tc->name);
+	cr_expect_eq(timeline_token_ns(TIMELINE_PIPELINED, tc->io, tc->cpu, 3, tc->depth, 2),
+		     tc->pipelined, "%s: %g", tc->name,
+		     timeline_token_ns(TIMELINE_PIPELINED, tc->io, tc->cpu, 3, tc->depth, 2));
+}
+
+/* In the simulator: pipelined keeps the parts and shortens the total, by at
+ * most the smaller of I/O and CPU time, never below the larger. */
+Test(sim, pipelined_overlap_shortens_the_total_within_its_bounds)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 4, 60);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result a, b;
+	sim_default_params(&p);
+	cr_assert_eq(sim_run(c, &d, &p, 1, &a, NULL, &e), 0, "%s", e.msg);
+	p.overlap = TIMELINE_PIPELINED;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &b, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(a.io_ms, b.io_ms);
+	cr_expect_eq(a.compute_ms, b.compute_ms);
+	cr_expect_eq(a.mem_ms, b.mem_ms);
+	cr_expect(fabs(a.total_ms - (a.io_ms + a.mem_ms + a.compute_ms)) < 1e-9);
+	cr_expect_lt(b.total_ms, a.total_ms);
+	cr_expect_geq(b.total_ms + 1e-9, fmax(b.io_ms, b.mem_ms + b.compute_ms));
+	cr_expect_geq(b.total_ms + 1e-9, a.total_ms - fmin(a.io_ms, a.mem_ms + a.compute_ms));
+	sim_cache_free(c);
+	trace_free(t);
+}
+
+/* ---- speculative decoding (sim/core/spec.h) on hand-made sets ---- */
+
+TestSuite(spec, .init = tu_init);
+
+/* 8 neurons of one layer; sets as strings of 0/1 */
+static void set_of(uint8_t *row, const char *bits)
+{
+	row[0] = 0;
+	for (int i = 0; bits[i]; i++)
+		if (bits[i] == '1')
+			row[0] |= (uint8_t)(1u << i);
+}
+
+Test(spec, verification_loads_the_union_and_the_window_follows_the_accepted_tokens)
+{
+	struct llm_desc m = small_model(8);
+	struct lif_err e = {0};
+	struct layout *lay = layout_new(LAYOUT_ROWCOL, &m, NULL, 1, 0, 1, &e);
+	cr_assert(lay, "%s", e.msg);
+	struct spec_layer *s = spec_layer_new(lay, 0, 1, -1, NULL, &e);
+	cr_assert(s, "%s", e.msg);
+	uint8_t p[4][1];
+	set_of(p[0], "10000000"), set_of(p[1], "01000000");
+	set_of(p[2], "00100000"), set_of(p[3], "00010000");
+	const uint8_t *r[3] = {p[0], p[1], p[2]};
+	struct spec_out o;
+	/* step 0, lambda 2: positions 0, 1, 2 -> loads {0, 1, 2}; the first draft is
+	 * rejected, one token emitted: the window (k = 1) keeps token 0's {0} and
+	 * the rejected drafts' {1, 2} are deleted */
+	cr_assert_eq(spec_layer_step(s, r, 3, 1, &o, &e), 0, "%s", e.msg);
+	cr_expect_eq(o.nunion, 3);
+	cr_expect_eq(o.nload, 3);
+	cr_expect_eq(o.used_rows, 3);
+	cr_expect_eq(o.ndie, 2);
+	cr_expect_eq(o.window_rows, 1);
+	cr_expect_eq(o.plan->bytes_read, 3 * m.bundle_bytes);
+	/* step 1 at token 1: positions 1, 2, 3 -> {1, 2, 3}, none resident, 3 loads;
+	 * all accepted (3 tokens emitted): the window is token 3's {3} */
+	const uint8_t *r2[3] = {p[1], p[2], p[3]};
+	cr_assert_eq(spec_layer_step(s, r2, 3, 3, &o, &e), 0, "%s", e.msg);
+	cr_expect_eq(o.nload, 3);
+	cr_expect_eq(o.used_rows, 4);
+	cr_expect_eq(o.ndie, 3);
+	cr_expect_eq(o.window_rows, 1);
+	/* emitted must be in 1..n */
+	cr_expect_neq(spec_layer_step(s, r2, 3, 4, &o, &e), 0);
+	spec_layer_free(s);
+	layout_free(lay);
+}
+
+/* lambda = 0 is the ordinary stepper, load for load and copy for copy */
+Test(spec, one_position_per_step_is_the_stepper)
+{
+	struct llm_desc m = small_model(16);
+	struct lif_err e = {0};
+	struct layout *lay = layout_new(LAYOUT_ROWCOL, &m, NULL, 1, 0, 1, &e);
+	cr_assert(lay, "%s", e.msg);
+	uint8_t pin[2] = {0x81, 0x00}; /* neurons 0 and 7 pinned */
+	struct spec_layer *s = spec_layer_new(lay, 1, 2, 0, pin, &e);
+	struct step_layer *st = step_layer_new(lay, 1, 40, 2, 0, pin, &e);
+	cr_assert(s && st, "%s", e.msg);
+	uint64_t z = 12345;
+	for (int t = 0; t < 40; t++) {
+		uint8_t row[2];
+		z = z * 6364136223846793005ULL + 1442695040888963407ULL;
+		row[0] = (uint8_t)(z >> 40), row[1] = (uint8_t)(z >> 52);
+		const uint8_t *r[1] = {row};
+		struct spec_out o;
+		struct step_out so;
+		cr_assert_eq(spec_layer_step(s, r, 1, 1, &o, &e), 0, "%s", e.msg);
+		cr_assert_eq(step_layer_next(st, row, &so, &e), 0, "%s", e.msg);
+		cr_expect_eq(o.nload, so.nload, "token %d", t);
+		cr_expect_eq(o.ndie, so.ndie, "token %d", t);
+		cr_expect_eq(o.nmoves, so.nmoves, "token %d", t);
+		cr_expect_eq(o.used_rows, so.used_rows, "token %d", t);
+		cr_expect_eq(o.window_rows, so.window_rows, "token %d", t);
+		cr_expect_eq(o.plan->bytes_read, so.plan->bytes_read, "token %d", t);
+	}
+	spec_layer_free(s);
+	step_layer_free(st);
+	layout_free(lay);
+}
+
+Test(spec, drafts_are_accepted_at_the_rate_until_the_first_rejection)
+{
+	cr_expect_eq(spec_accepted(0.0, 4, 1, 7), 0);
+	cr_expect_eq(spec_accepted(1.0, 4, 1, 7), 4);
+	cr_expect_eq(spec_accepted(0.7, 4, 1, 7), spec_accepted(0.7, 4, 1, 7));
+	/* E[a] = sum_{i=1..lambda} alpha^i: 0.7 + 0.49 + 0.343 + 0.2401 = 1.7731 */
+	double sum = 0;
+	for (int64_t k = 0; k < 20000; k++)
+		sum += spec_accepted(0.7, 4, 1, k);
+	cr_expect(fabs(sum / 20000 - 1.7731) < 0.03, "%g", sum / 20000);
+}
+
+Test(spec, speculative_points_need_a_draft_model)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 2, 30);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r;
+	sim_default_params(&p);
+	p.spec_lambda = 2;
+	cr_expect_neq(sim_run(c, &d, &p, 1, &r, NULL, &e), 0);
+	cr_expect(strstr(e.msg, "spec_lambda > 0 needs") != NULL, "%s", e.msg);
+	/* with one (the model itself as its own draft) every token is emitted once */
+	p.draft = m;
+	p.warmup_tokens = 0;
+	err_clear(&e);
+	struct sim_token tok[30];
+	cr_assert_eq(sim_run(c, &d, &p, 1, &r, tok, &e), 0, "%s", e.msg);
+	cr_expect_eq(r.tokens, 30);
+	cr_expect_gt(r.compute_ms, 0);
+	/* per token: each step's costs shared by the tokens it emitted */
+	double sum = 0;
+	for (int k = 0; k < 30; k++)
+		sum += tok[k].total_ms;
+	cr_expect(fabs(sum / 30 - r.total_ms) < 1e-9 * r.total_ms, "%g vs %g", sum / 30, r.total_ms);
+	sim_cache_free(c);
+	trace_free(t);
 }

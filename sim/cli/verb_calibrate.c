@@ -21,7 +21,8 @@ static void usage(FILE *f)
 		"usage: lifsim calibrate --file F -o PROFILE.ini [--chunks LIST] [--parallelism LIST]\n"
 		"                        [--engines LIST] [--seconds S] [--passes N] [--arena BYTES]\n"
 		"                        [--seed N]\n"
-		"       lifsim calibrate --make-file F --size BYTES\n\n"
+		"       lifsim calibrate --make-file F --size BYTES\n"
+		"       lifsim calibrate --compute --profile DEVICE.ini -o NEW.ini\n\n"
 		"Measure random O_DIRECT reads of file F (filled with real data: make one with\n"
 		"--make-file; a fresh fallocate reads zeros at memory speed) over every (chunk,\n"
 		"parallelism, engine), interleaving the engines, plus one sequential point (4 MiB\n"
@@ -51,7 +52,15 @@ static void usage(FILE *f)
 		"                      no profile)\n"
 		"  --sequential        only the sequential point (writes PROFILE.raw.csv)\n"
 		"  --make-file F --size BYTES  write F with random data (atomic; refuses when the\n"
-		"                      disk lacks room)\n");
+		"                      disk lacks room)\n"
+		"  --compute           measure this host's compute instead of its SSD: the median\n"
+		"                      achieved GEMV rate (OpenBLAS sgemv, fp32) of matrices\n"
+		"                      from 256 KiB to 256 MiB, and the sgemm rate of 512 x 512\n"
+		"                      matrices; write a copy of --profile DEVICE.ini with\n"
+		"                      [compute] gemv_bytes, gemv_bytes_per_s, flops_per_s (sgemm) and\n"
+		"                      mem_bytes_per_s (the largest matrix's sgemv rate) replaced\n"
+		"                      (models/compute.h: the per-operation model uses them)\n"
+		"  --profile DEVICE.ini  with --compute: the profile to copy\n");
 }
 
 static int parse_list(const char *opt, const char *s, int bytes, long long *v, int *n)
@@ -121,7 +130,8 @@ struct opts {
 	long long size, seed;
 	long long chunks[MAX_LIST], par[MAX_LIST];
 	char engines[4][16];
-	int nc, np, ne, nofit, seq_only, passes;
+	int nc, np, ne, nofit, seq_only, passes, compute;
+	const char *profile;
 	int64_t arena_bytes; /* 0: no arena */
 	struct io_arena *arena;
 	double seconds;
@@ -252,6 +262,40 @@ static int calibrate(const struct opts *o, const struct cli_global *g)
 	return rc ? cli_fail(VERB, &err) : 0;
 }
 
+/* --compute: the GEMV table and GEMM rate of this host into a copy of a profile. */
+static int calibrate_compute(const struct opts *o, const struct cli_global *g)
+{
+	/* (rows, cols) of the fp32 matrices: 256 KiB .. 256 MiB */
+	static const int shape[][2] = {{256, 256},   {512, 512},   {1024, 1024},
+				       {2048, 2048}, {4096, 4096}, {4096, 16384}};
+	const int n = (int)(sizeof shape / sizeof shape[0]);
+	struct lif_err err = {0};
+	struct device d;
+	if (device_load(o->profile, &d, &err))
+		return cli_fail(VERB, &err);
+	d.compute.n_gemv_bytes = d.compute.n_gemv_rate = n;
+	for (int i = 0; i < n; i++) {
+		double bytes = 4.0 * shape[i][0] * shape[i][1];
+		int rep = bytes <= 1 << 20 ? 201 : bytes <= 16 << 20 ? 51 : 11;
+		d.compute.gemv_bytes[i] = bytes;
+		d.compute.gemv_bytes_per_s[i] = calib_gemv_bytes_per_s(shape[i][0], shape[i][1], rep);
+		if (!(d.compute.gemv_bytes_per_s[i] > 0))
+			return cli_errorf(VERB, "out of memory measuring a %.0f-byte GEMV", bytes);
+	}
+	d.compute.flops_per_s = calib_sgemm_flops_per_s(512, 21);
+	d.compute.mem_bytes_per_s = d.compute.gemv_bytes_per_s[n - 1];
+	if (device_write_ini(o->out, &d, &err))
+		return cli_fail(VERB, &err);
+	if (!g->quiet) {
+		printf("OpenBLAS threads %d; sgemm 512: %.3g flop/s\n%12s %14s\n",
+		       calib_blas_threads(), d.compute.flops_per_s, "bytes", "sgemv B/s");
+		for (int i = 0; i < n; i++)
+			printf("%12.0f %14.4g\n", d.compute.gemv_bytes[i], d.compute.gemv_bytes_per_s[i]);
+		printf("wrote %s\n", o->out);
+	}
+	return 0;
+}
+
 /* --engines LIST: 1 to 4 engine names into o. Returns 0 or the usage status. */
 static int parse_engines(const char *arg, struct opts *o)
 {
@@ -288,7 +332,8 @@ static int calibrate_args(int argc, char **argv, struct opts *o)
 		{"size", required_argument, 0, 'S'},	{"seed", required_argument, 0, 'r'},
 		{"no-fit", no_argument, 0, 'n'},	{"help", no_argument, 0, 'h'},
 		{"sequential", no_argument, 0, 'q'},	{"passes", required_argument, 0, 'P'},
-		{"arena", required_argument, 0, 'A'},
+		{"arena", required_argument, 0, 'A'},	{"compute", no_argument, 0, 'C'},
+		{"profile", required_argument, 0, 'R'},
 		{0, 0, 0, 0},
 	};
 	*o = (struct opts){.nc = 9, .np = 7, .ne = 2, .seconds = 0.3, .seed = 1, .passes = 1};
@@ -309,6 +354,8 @@ static int calibrate_args(int argc, char **argv, struct opts *o)
 		case 'o': o->out = optarg; break;
 		case 'm': o->make = optarg; break;
 		case 'n': o->nofit = 1; break;
+		case 'C': o->compute = 1; break;
+		case 'R': o->profile = optarg; break;
 		case 'q': o->seq_only = o->nofit = 1; break;
 		case 'c': if (parse_list("--chunks", optarg, 1, o->chunks, &o->nc)) return 2; break;
 		case 'p': if (parse_list("--parallelism", optarg, 0, o->par, &o->np)) return 2; break;
@@ -338,6 +385,12 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 	int rc = calibrate_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
+	if (o.compute || o.profile) {
+		if (!o.compute || !o.profile || !o.out || o.file || o.make)
+			return cli_failf(VERB, "--compute needs --profile DEVICE.ini and -o NEW.ini, "
+				"and no --file or --make-file (see --help)");
+		return calibrate_compute(&o, g);
+	}
 	if (o.make) {
 		struct lif_err err = {0};
 		if (o.size <= 0)

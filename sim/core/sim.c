@@ -7,7 +7,9 @@
 
 #include "sim/core/pass.h"
 #include "sim/core/planner.h"
+#include "sim/core/spec.h"
 #include "sim/core/step.h"
+#include "sim/core/timeline.h"
 #include "sim/base/util.h"
 #include "traces/actlist.h"
 
@@ -45,7 +47,13 @@ const struct conf_opt sim_opts[] = {
 	 .help = "lowrank: trained predictors (lifsim predictor train), relative to the experiment"},
 	{.section = "sim", .name = "predictor_rank", .type = CONF_INT, .offset = O(predictor_rank),
 	 .def = "128", .min = 0, .max = 1 << 20,
-	 .help = "rank of the low-rank predictor whose DRAM is counted (0: none)"},
+	 .help = "rank of each layer's low-rank predictor, whose DRAM and compute are counted (0: none)"},
+	{.section = "sim", .name = "predictor_rank_last", .type = CONF_INT,
+	 .offset = O(predictor_rank_last), .def = "0", .min = 0, .max = 1 << 20,
+	 .help = "rank of the predictors of the last predictor_last_layers layers (the paper: OPT 1024, Falcon 1152)"},
+	{.section = "sim", .name = "predictor_last_layers", .type = CONF_INT,
+	 .offset = O(predictor_last_layers), .def = "0", .min = 0, .max = LLM_MAX_LAYERS,
+	 .help = "how many last layers take predictor_rank_last (the paper: 4)"},
 	{.section = "sim", .name = "window", .type = CONF_INT, .offset = O(window), .def = "5",
 	 .min = 0, .max = 1 << 20,
 	 .help = "k: neurons predicted in the k previous tokens stay resident (0: no reuse)"},
@@ -81,7 +89,7 @@ const struct conf_opt sim_opts[] = {
 	 .def = "0", .min = 0, .max = 1e15, .help = "DRAM available, bytes (0: unlimited)"},
 	{.section = "sim", .name = "dram_budget_frac", .type = CONF_DOUBLE,
 	 .offset = O(dram_budget_frac), .def = "0", .min = 0, .max = 10,
-	 .help = "DRAM available as a fraction of the model's stored bytes (0: unused)"},
+	 .help = "DRAM available as a fraction of the model's bytes as held in DRAM (compute_dtype; 0: unused)"},
 	{.section = "sim", .name = "dtype", .type = CONF_ENUM, .offset = O(dtype), .def = "model",
 	 CONF_NO_BOUNDS, .names = dtype_or_model,
 	 .help = "type of the weights on flash (model: as its description says)"},
@@ -102,6 +110,22 @@ const struct conf_opt sim_opts[] = {
 	{.section = "sim", .name = "warmup_tokens", .type = CONF_INT, .offset = O(warmup_tokens),
 	 .def = "0", .min = 0, .max = 1 << 30,
 	 .help = "first tokens left out of the means (cold start)"},
+	{.section = "sim", .name = "overlap", .type = CONF_ENUM, .offset = O(overlap),
+	 .def = "none", CONF_NO_BOUNDS, .choices = TIMELINE_OVERLAP_CHOICES,
+	 .help = "none: I/O, memory management and compute one after another (the paper); "
+		 "pipelined: reads of layer l+1 during layer l's compute (sim/core/timeline.h)"},
+	{.section = "sim", .name = "pipeline_depth", .type = CONF_INT, .offset = O(pipeline_depth),
+	 .def = "1", .min = 1, .max = 64,
+	 .help = "pipelined: layers whose reads may run ahead of compute (the read buffers)"},
+	{.section = "sim", .name = "spec_lambda", .type = CONF_INT, .offset = O(spec_lambda),
+	 .def = "0", .min = 0, .max = 16,
+	 .help = "speculative decoding: tokens the draft model proposes per verification step (0: off)"},
+	{.section = "sim", .name = "spec_alpha", .type = CONF_DOUBLE, .offset = O(spec_alpha),
+	 .def = "0.8", .min = 0, .max = 1,
+	 .help = "speculative decoding: probability that the target accepts a drafted token"},
+	{.section = "sim", .name = "draft_model", .type = CONF_STR, .offset = O(draft_model),
+	 .size = 512, .def = "", CONF_NO_BOUNDS,
+	 .help = "speculative decoding: the draft model's description (relative to the experiment)"},
 	{.section = "sim", .name = "context_tokens", .type = CONF_I64, .offset = O(context_tokens),
 	 .def = "128", .min = 0, .max = 1e9,
 	 .help = "KV-cache length before the first token (the paper: a 128-token prompt)"},
@@ -1236,12 +1260,16 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	const int64_t row_bytes = mc->bundle_bytes;
 	double *tot = malloc(T * sizeof *tot);
 	int64_t *rows = malloc(L * sizeof *rows);
+	int *ranks = malloc(L * sizeof *ranks);
+	double *io_l = malloc(L * sizeof *io_l), *cpu_l = malloc(L * sizeof *cpu_l);
 	struct ext_memo *memo = calloc(1, sizeof *memo);
-	if (!tot || !rows || !memo) {
-		free(tot), free(rows), free(memo);
+	if (!tot || !rows || !ranks || !memo || !io_l || !cpu_l) {
+		free(tot), free(rows), free(ranks), free(memo), free(io_l), free(cpu_l);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
-	double s_io = 0, s_mem = 0, s_cmp = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0, s_u = 0;
+	for (int l = 0; l < L; l++)
+		ranks[l] = sim_pred_rank(p, L, l);
+	double s_io = 0, s_mem = 0, s_cmp = 0, s_tot = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0, s_u = 0;
 	int rc = 0;
 	for (int64_t tok = 0; tok < T && !rc; tok++) {
 		struct compute_cost cc;
@@ -1250,22 +1278,32 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 		for (int l = 0; l < L; l++) {
 			const size_t row = (size_t)tok * L + l;
 			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? dc->used_rows[row] : dc->pred_rows[row];
-			io += row_io_ns(dc, row, &dev->flash, p->parallelism, memo);
+			io_l[l] = row_io_ns(dc, row, &dev->flash, p->parallelism, memo);
+			io += io_l[l];
 			for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
 				reads += dc->ext_count[i];
 		}
-		rc = compute_token_cost(cm, mc, rows, L, p->context_tokens + tok, &cc, err);
+		rc = compute_token_cost(cm, mc, rows, ranks, L, p->context_tokens + tok, &cc, err);
 		double copied = (double)dc->copies[tok] * row_bytes;
 		double h2d = (double)dc->loaded[tok] * row_bytes;
 		double mem = dram_time_ns(&dev->dram, copied, (double)dc->ops[tok], h2d);
 		double io_ms = io / 1e6, mem_ms = mem / 1e6, cmp_ms = cc.total_ns / 1e6;
 		tot[tok] = io_ms + mem_ms + cmp_ms;
+		if (!rc && p->overlap == TIMELINE_PIPELINED) {
+			/* per layer: its share of attention, its FFN rows, its predictor */
+			for (int l = 0; l < L; l++)
+				cpu_l[l] = cc.attn_ns / L + compute_ffn_layer_ns(cm, mc, rows[l]) +
+					   compute_pred_layer_ns(cm, mc, ranks[l]);
+			double tail = cc.dense_ns - cc.attn_ns + mem;
+			tot[tok] = timeline_token_ns(TIMELINE_PIPELINED, io_l, cpu_l, L,
+						     p->pipeline_depth, tail) / 1e6;
+		}
 		if (per_token)
 			per_token[tok] = (struct sim_token){io_ms, mem_ms, cmp_ms, tot[tok], dc->bytes[tok],
 							     reads, dc->loaded[tok]};
 		if (tok < w0)
 			continue;
-		s_io += io_ms, s_mem += mem_ms, s_cmp += cmp_ms;
+		s_io += io_ms, s_mem += mem_ms, s_cmp += cmp_ms, s_tot += tot[tok];
 		s_b += dc->bytes[tok], s_r += reads, s_ld += dc->loaded[tok];
 		s_cp += copied, s_w += dc->window_rows[tok], s_u += dc->useful[tok];
 	}
@@ -1273,7 +1311,8 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	const double all = (double)L * mc->d_ffn;
 	out->tokens = n;
 	out->io_ms = s_io / n, out->mem_ms = s_mem / n, out->compute_ms = s_cmp / n;
-	out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
+	out->total_ms = p->overlap == TIMELINE_PIPELINED ? s_tot / n
+							: out->io_ms + out->mem_ms + out->compute_ms;
 	out->bytes_read_per_token = s_b / n;
 	out->useful_bytes_per_token = s_u / n;
 	out->reads_per_token = s_r / n;
@@ -1284,8 +1323,17 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	qsort(tot + w0, n, sizeof *tot, util_cmp_double);
 	out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * n) - 1];
 	out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * n) - 1];
-	free(tot), free(rows), free(memo);
+	free(tot), free(rows), free(ranks), free(memo), free(io_l), free(cpu_l);
 	return rc;
+}
+
+int sim_pred_rank(const struct sim_params *p, int layers, int l)
+{
+	if (p->strategy == SIM_NAIVE || !pred_by_kind(p->predictor)->has_model)
+		return 0;
+	if (p->predictor_last_layers > 0 && l >= layers - p->predictor_last_layers)
+		return p->predictor_rank_last;
+	return p->predictor_rank;
 }
 
 int sim_check_params(const struct sim_params *p, const struct llm_desc *m, struct lif_err *err)
@@ -1298,9 +1346,15 @@ int sim_check_params(const struct sim_params *p, const struct llm_desc *m, struc
 		return err_set(err, ERR_INVAL, "[sim] hybrid = auto needs dram_budget or dram_budget_frac");
 	if (p->bundle > m->d_ffn)
 		return err_set(err, ERR_INVAL, "[sim] bundle: %d is more than d_ffn = %d", p->bundle, m->d_ffn);
+	if (p->predictor_last_layers > m->layers)
+		return err_set(err, ERR_INVAL, "[sim] predictor_last_layers: %d is more than the model's %d layers",
+			       p->predictor_last_layers, m->layers);
 	return 0;
 }
 
+/* The budget in bytes; dram_budget_frac is a fraction of the model as held
+ * in DRAM (m: the DRAM dtype and format), so the same fraction means the
+ * same share of the model whatever the storage and compute dtypes. */
 static int64_t budget_bytes(const struct sim_params *p, const struct llm_desc *m)
 {
 	if (p->dram_budget)
@@ -1316,10 +1370,11 @@ static void dram_use(const struct decisions *dc, const struct llm_desc *mc,
 	int dense = !naive || p->naive_keep_dense;
 	out->dram_embed_bytes = dense ? mc->embed_bytes : 0;
 	out->dram_attn_bytes = dense ? mc->attn_bytes : 0;
-	out->dram_predictor_bytes =
-		naive || !pred_by_kind(p->predictor)->has_model
-			? 0
-			: (int64_t)p->predictor_rank * (mc->d_model + mc->d_ffn) * mc->layers * 2;
+	/* each layer's predictor: r x (d_model + d_ffn) weights in DRAM's dtype */
+	out->dram_predictor_bytes = 0;
+	for (int l = 0; l < mc->layers; l++)
+		out->dram_predictor_bytes += (int64_t)sim_pred_rank(p, mc->layers, l) *
+					     (mc->d_model + mc->d_ffn) * mc->weight_bytes;
 	out->dram_ffn_bytes = mc->ffn_bytes;
 	out->dram_pinned_bytes = (int64_t)llround(dc->hybrid_frac * (double)mc->ffn_bytes);
 	out->dram_window_bytes = dc->window_peak_rows * mc->bundle_bytes;
@@ -1431,7 +1486,7 @@ static int run_once(struct sim_cache *c, const struct device *dev, const struct 
 	out->recall = dc->q.recall, out->fp_rate = dc->q.fp_rate;
 	out->predicted_frac = dc->q.predicted_frac;
 	dram_use(dc, &mc, p, out);
-	out->dram_budget_bytes = budget_bytes(p, &c->m);
+	out->dram_budget_bytes = budget_bytes(p, &mc);
 	pthread_mutex_lock(&c->lock);
 	int owned = 1;
 	for (int i = 0; i < c->ndec; i++)
@@ -1453,6 +1508,134 @@ static int over_budget(const struct sim_result *o, struct lif_err *err)
 		       o->dram_budget_bytes / G, (o->dram_bytes - o->dram_budget_bytes) / G);
 }
 
+/* Speculative decoding (sim/core/spec.h): verification steps over the trace,
+ * costed per emitted token. pin_frac: a fraction (hybrid = auto is refused). */
+static int run_spec(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
+		    double pin_frac, int threads, struct sim_result *out, struct sim_token *per_token,
+		    struct lif_err *err)
+{
+	struct sim_inputs in;
+	int rc = sim_inputs_get(c, p, pin_frac, threads, &in, err);
+	if (rc)
+		return rc;
+	const struct llm_desc *mc = &in.dram;
+	struct llm_desc draft = p->draft;
+	if (p->compute_dtype < LLM_NDTYPES)
+		draft.dtype = p->compute_dtype;
+	draft.params = 0;
+	rc = llm_derive(&draft, "draft_model", err);
+	struct compute_model cm = dev->compute, dm = dev->compute;
+	cm.kernel = dm.kernel = p->kernel;
+	dm.batch = 1;
+	if (!rc && compute_check_model(&cm, mc, err))
+		err_prefix(err, "device %s", dev->name), rc = err->code;
+	const int L = mc->layers, n_max = p->spec_lambda + 1;
+	const int64_t T = c->t->meta.tokens, rb = c->t->row_bytes;
+	const int64_t w0 = p->warmup_tokens < T ? p->warmup_tokens : 0;
+	struct spec_layer **sl = calloc(L, sizeof *sl);
+	int64_t *rows = malloc(L * sizeof *rows), *full = malloc(L * sizeof *full);
+	int *ranks = malloc(L * sizeof *ranks);
+	double *tot = malloc(T * sizeof *tot);
+	struct ext_memo *memo = calloc(1, sizeof *memo);
+	if (!rc && (!sl || !rows || !full || !ranks || !tot || !memo))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (int l = 0; !rc && l < L; l++) {
+		const uint8_t *pin = in.pinned ? in.pinned + (size_t)l * rb : NULL;
+		if (!(sl[l] = spec_layer_new(in.layout, l, in.window, in.max_gap, pin, err)))
+			rc = err->code ? err->code : ERR_NOMEM;
+		ranks[l] = sim_pred_rank(p, L, l);
+		full[l] = draft.d_ffn;
+	}
+	double s_io = 0, s_mem = 0, s_cmp = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0;
+	int64_t emitted_all = 0, nsteps = 0, peak = 0;
+	const int64_t bundle = mc->bundle_bytes;
+	for (int64_t t = 0, step = 0; !rc && t < T; step++) {
+		const int n = T - t < n_max ? (int)(T - t) : n_max;
+		const int emitted = 1 + spec_accepted(p->spec_alpha, n - 1,
+						      (uint64_t)p->predictor_seed, step);
+		double io = 0, bytes = 0, reads = 0, loaded = 0, copies = 0, ops = 0, wrows = 0;
+		for (int l = 0; !rc && l < L; l++) {
+			const uint8_t *r[17];
+			for (int j = 0; j < n; j++)
+				r[j] = in.pred + ((size_t)l * T + t + j) * rb;
+			struct spec_out so;
+			if ((rc = spec_layer_step(sl[l], r, n, emitted, &so, err)))
+				break;
+			const struct planner *pl = so.plan;
+			int par = pl->n < (size_t)p->parallelism ? (int)pl->n : p->parallelism;
+			for (size_t i = 0; i < pl->n; i++)
+				io += memo_extent_ns(memo, &dev->flash, pl->ext[i].bytes, par > 0 ? par : 1);
+			bytes += pl->bytes_read, reads += pl->n, loaded += so.nload;
+			copies += so.nmoves, ops += so.nload + so.ndie, wrows += so.window_rows;
+			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? so.used_rows : so.nunion;
+		}
+		struct compute_cost vc = {0}, dc = {0};
+		cm.batch = n;
+		if (!rc)
+			rc = compute_token_cost(&cm, mc, rows, ranks, L, p->context_tokens + t + n - 1,
+						&vc, err);
+		if (!rc && n > 1)
+			rc = compute_token_cost(&dm, &draft, full, NULL, draft.layers,
+						p->context_tokens + t, &dc, err);
+		double mem = dram_time_ns(&dev->dram, copies * bundle, ops, loaded * bundle);
+		double cmp = vc.total_ns + (n - 1) * dc.total_ns;
+		for (int j = 0; j < emitted; j++) {
+			tot[t + j] = (io + mem + cmp) / emitted / 1e6;
+			if (per_token) /* a step's costs shared by the tokens it emits */
+				per_token[t + j] = (struct sim_token){
+					io / emitted / 1e6, mem / emitted / 1e6, cmp / emitted / 1e6,
+					tot[t + j], (int64_t)(bytes / emitted), (int64_t)(reads / emitted),
+					(int64_t)(loaded / emitted)};
+		}
+		if (t >= w0) {
+			s_io += io, s_mem += mem, s_cmp += cmp, s_b += bytes, s_r += reads;
+			s_ld += loaded, s_cp += copies * bundle, s_w += wrows * emitted;
+			emitted_all += emitted, nsteps++;
+		}
+		t += emitted;
+	}
+	for (int l = 0; !rc && l < L; l++)
+		peak += spec_layer_peak_rows(sl[l]);
+	if (!rc && emitted_all == 0)
+		rc = err_set(err, ERR_INVAL, "speculative decoding: no token after the %lld warm-up tokens",
+			     (long long)w0);
+	if (!rc) {
+		const double e = (double)emitted_all, all = (double)L * mc->d_ffn;
+		memset(out, 0, sizeof *out);
+		out->tokens = emitted_all;
+		out->io_ms = s_io / e / 1e6, out->mem_ms = s_mem / e / 1e6;
+		out->compute_ms = s_cmp / e / 1e6;
+		out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
+		out->bytes_read_per_token = s_b / e, out->reads_per_token = s_r / e;
+		out->mean_read_bytes = s_r > 0 ? s_b / s_r : 0;
+		out->load_frac_per_token = s_ld / e / all;
+		out->window_frac = s_w / e / all;
+		out->mem_bytes_copied_per_token = s_cp / e;
+		int64_t m = T - w0;
+		qsort(tot + w0, m, sizeof *tot, util_cmp_double);
+		out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * m) - 1];
+		out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * m) - 1];
+		out->hybrid_frac = out->pin_frac = in.hybrid_frac;
+		out->dram_embed_bytes = mc->embed_bytes, out->dram_attn_bytes = mc->attn_bytes;
+		for (int l = 0; l < L; l++)
+			out->dram_predictor_bytes += (int64_t)ranks[l] * (mc->d_model + mc->d_ffn) *
+						     mc->weight_bytes;
+		out->dram_ffn_bytes = mc->ffn_bytes;
+		out->dram_pinned_bytes = (int64_t)llround(in.hybrid_frac * (double)mc->ffn_bytes);
+		out->dram_window_bytes = peak * bundle;
+		out->dram_bytes = out->dram_embed_bytes + out->dram_attn_bytes +
+				  out->dram_predictor_bytes + out->dram_pinned_bytes +
+				  out->dram_window_bytes + draft.total_bytes;
+		out->dram_budget_bytes = budget_bytes(p, mc);
+		(void)nsteps;
+	}
+	for (int l = 0; sl && l < L; l++)
+		spec_layer_free(sl[l]);
+	free(sl), free(rows), free(full), free(ranks), free(tot), free(memo);
+	sim_inputs_release(&in);
+	return rc;
+}
+
 int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
 	    int threads, struct sim_result *out, struct sim_token *per_token, struct lif_err *err)
 {
@@ -1460,7 +1643,15 @@ int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_para
 		return ERR_INVAL;
 	double frac = 0;
 	int rc;
-	if (strcmp(p->hybrid, "auto")) {
+	if (p->spec_lambda > 0) {
+		if (p->strategy != SIM_SPARSE || !strcmp(p->hybrid, "auto") || p->draft.layers <= 0 ||
+		    p->overlap != TIMELINE_NONE)
+			return err_set(err, ERR_INVAL,
+				       "[sim] spec_lambda > 0 needs strategy = sparse, a hybrid fraction "
+				       "(not auto), overlap = none and a draft_model");
+		conf_parse_double(p->hybrid, &frac);
+		rc = run_spec(c, dev, p, frac, threads, out, per_token, err);
+	} else if (strcmp(p->hybrid, "auto")) {
 		conf_parse_double(p->hybrid, &frac);
 		rc = run_once(c, dev, p, frac, threads, out, per_token, err);
 	} else {

@@ -34,6 +34,30 @@
  * embeddings keep dtype. Their compute time is the device's measured
  * `kernel` speed (models/compute.h); a profile without it is an error.
  *
+ * Predictors (strategy = sparse, predictor other than none): layer l's
+ * low-rank predictor has rank predictor_rank, or predictor_rank_last in the
+ * last predictor_last_layers layers (sim_pred_rank); its weights, r x
+ * (d_model + d_ffn) in DRAM's dtype, count in DRAM and its two products in
+ * compute (models/compute.h, compute_pred_layer_ns).
+ *
+ * overlap = pipelined puts each token's layers on a timeline
+ * (sim/core/timeline.h): layer l + 1's reads run during layer l's compute,
+ * at most pipeline_depth layers ahead; the memory manager's work of the
+ * token runs after its last layer. io_ms, mem_ms and compute_ms stay the
+ * sums of the parts; total_ms (and its percentiles) is the timeline's.
+ *
+ * Speculative decoding (spec_lambda > 0, strategy = sparse; sim/core/spec.h):
+ * a draft model (`draft`, fully in DRAM at compute_dtype, its dense compute
+ * costed per drafted token) proposes spec_lambda tokens; the target verifies
+ * the lambda + 1 positions in one pass: it loads the union of their
+ * predicted sets minus the window, computes the rows in use with lambda + 1
+ * times the flops but one read of the weights and KV cache, and emits the
+ * accepted drafts (each with probability spec_alpha until the first
+ * rejection, seeded by predictor_seed) plus its own token; the window
+ * follows the emitted tokens. Every cost is reported per emitted token
+ * (tokens = emitted tokens after warmup; total_ms_p50/p99 over steps, per
+ * emitted token); dram_bytes includes the draft model.
+ *
  * DRAM use is reported by component (embeddings, attention, predictor,
  * pinned FFN, window: the peak rows of the preallocated matrices); a point
  * over `dram_budget` is an error that says by how much. `hybrid = auto` pins
@@ -66,7 +90,9 @@ struct sim_params {
 	double fp_rate;
 	int64_t predictor_seed;
 	char predictor_file[512]; /* lowrank: trained predictors (registered with the cache) */
-	int predictor_rank;    /* rank of the predictor whose DRAM is counted */
+	int predictor_rank;    /* rank of the predictor whose DRAM and compute are counted */
+	int predictor_rank_last;   /* rank of the last predictor_last_layers layers' predictors */
+	int predictor_last_layers; /* (the paper: OPT 128 / 1024, Falcon 256 / 1152, last 4) */
 	int window;            /* k: tokens whose neurons stay resident */
 	int layout;            /* enum layout_kind */
 	int bundle;            /* neurons per read unit */
@@ -88,6 +114,13 @@ struct sim_params {
 	int ffn_rows;          /* enum sim_ffn_rows */
 	int warmup_tokens;     /* tokens excluded from the means (cold start) */
 	int64_t context_tokens;/* KV-cache length before the first token */
+	int overlap;           /* enum timeline_overlap (sim/core/timeline.h) */
+	int spec_lambda;       /* speculative decoding: drafted tokens per step (0: off) */
+	double spec_alpha;     /* probability a draft is accepted */
+	char draft_model[512]; /* the draft model's description (a path) */
+	struct llm_desc draft; /* ... loaded by the caller (the core does no I/O);
+				* not a key */
+	int pipeline_depth;    /* pipelined: layers whose reads may run ahead of compute */
 };
 
 extern const struct conf_opt sim_opts[];
@@ -105,7 +138,9 @@ struct sim_result {
 	double reads_per_token;
 	double mean_read_bytes;
 	double useful_bytes_per_token; /* bytes of the neurons asked for (no gaps, no friends) */
-	double io_ms, mem_ms, compute_ms, total_ms; /* means per token */
+	double io_ms, mem_ms, compute_ms, total_ms; /* means per token (overlap = pipelined:
+						    * total_ms is the timeline's, less than
+						    * the sum of the parts) */
 	double total_ms_p50, total_ms_p99;
 	double load_frac_per_token;   /* neurons loaded / (layers * d_ffn) */
 	double predicted_frac;        /* predicted / all neurons (incl. pinned) */
@@ -171,6 +206,10 @@ struct sim_inputs {
 int sim_inputs_get(struct sim_cache *c, const struct sim_params *p, double pin_frac,
 		   int threads, struct sim_inputs *out, struct lif_err *err);
 void sim_inputs_release(struct sim_inputs *in);
+
+/* Rank of layer l's predictor of a point on a model of `layers` layers (0:
+ * no predictor is costed: naive strategy or predictor = none). */
+int sim_pred_rank(const struct sim_params *p, int layers, int l);
 
 /* Check parameters against a model (ranges that depend on it). */
 int sim_check_params(const struct sim_params *p, const struct llm_desc *m, struct lif_err *err);

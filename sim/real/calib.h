@@ -59,6 +59,20 @@ double calib_copy_bytes_per_s(int64_t bytes, int repeats);
 /* Median single-thread sgemv FLOP/s (OpenBLAS) of a rows x cols matrix. */
 double calib_sgemv_flops_per_s(int rows, int cols, int repeats);
 
+/* `lifsim calibrate --compute` (sim/real/calib_gemv.c, OpenBLAS with its
+ * default threads): the median achieved rate, in bytes of the matrix per
+ * second, of y = M x for a rows x cols fp32 matrix M (cblas_sgemv), over
+ * `repeats` calls after one untimed call; 0 when out of memory. (Debian's
+ * OpenBLAS is built without bf16, so there is no sbgemv to measure.) */
+double calib_gemv_bytes_per_s(int rows, int cols, int repeats);
+
+/* Median fp32 GEMM FLOP/s (cblas_sgemm) of n x n matrices: the host's
+ * arithmetic ceiling for the roofline. */
+double calib_sgemm_flops_per_s(int n, int repeats);
+
+/* OpenBLAS's thread count (what the rates above used). */
+int calib_blas_threads(void);
+
 /* Warnings about a point that looks like a cache rather than a device
  * (more than 10 GB/s, or a mean latency under 5 us) or breaks Little's law
  * by more than 25%; buf gets "" when none. */

@@ -126,7 +126,8 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 		{pt->p.predictor_file, sizeof pt->p.predictor_file, "sim", "predictor_file", PATH_FILE},
 		{pt->e.model, sizeof pt->e.model, "experiment", "model", PATH_MODEL},
 		{pt->e.device, sizeof pt->e.device, "experiment", "device", PATH_DEVICE},
-		{pt->e.trace, sizeof pt->e.trace, "experiment", "trace", PATH_FILE}};
+		{pt->e.trace, sizeof pt->e.trace, "experiment", "trace", PATH_FILE},
+		{pt->p.draft_model, sizeof pt->p.draft_model, "sim", "draft_model", PATH_MODEL}};
 	int rc = conf_defaults(exp_opts, &pt->e, err);
 	if (!rc)
 		rc = pointin_apply(doc, tables, 3, "reference", err);
@@ -135,7 +136,9 @@ static int read_point(const struct conf_doc *doc, struct point *pt, struct lif_e
 	if (!rc && pred_by_kind(pt->p.predictor)->trained && !pt->p.predictor_file[0])
 		rc = err_set(err, ERR_INVAL, "[sim] predictor = %s needs predictor_file",
 			     pred_by_kind(pt->p.predictor)->name);
-	return rc ? rc : pointin_resolve_all(doc, paths, 4, err);
+	if (!rc && pt->p.spec_lambda > 0 && !pt->p.draft_model[0])
+		rc = err_set(err, ERR_INVAL, "[sim] spec_lambda > 0 needs draft_model");
+	return rc ? rc : pointin_resolve_all(doc, paths, 5, err);
 }
 
 /* The [sim] parameters of the points over one model and trace (what
@@ -305,10 +308,11 @@ static int sim_check(void *ctx, const struct conf_doc *point, struct conf_doc *r
 {
 	struct point pt;
 	int rc = read_point(point, &pt, err);
-	const char *paths[4] = {pt.e.model, pt.e.device, pt.e.trace, pt.p.predictor_file};
-	const char *names[4] = {"[experiment] model", "[experiment] device", "[experiment] trace",
-				"[sim] predictor_file"};
-	for (int i = 0; !rc && i < 4; i++)
+	const char *paths[5] = {pt.e.model, pt.e.device, pt.e.trace, pt.p.predictor_file,
+				pt.p.draft_model};
+	const char *names[5] = {"[experiment] model", "[experiment] device", "[experiment] trace",
+				"[sim] predictor_file", "[sim] draft_model"};
+	for (int i = 0; !rc && i < 5; i++)
 		if (paths[i][0] && strcmp(paths[i], "synth") && access(paths[i], R_OK))
 			rc = err_set(err, ERR_IO, "%s: %s: %s", names[i], paths[i], strerror(errno));
 	if (!rc)
@@ -399,6 +403,8 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 	for (int k = 0; !rc && k < c->nhints; k++)
 		if (hint_same(&c->hints[k], &pt))
 			rc = sim_cache_hint(in->cache, c->hints[k].p, c->hints[k].n, err);
+	if (!rc && pt.p.spec_lambda > 0)
+		rc = llm_load(pt.p.draft_model, &pt.p.draft, err);
 	struct sim_token *tok = NULL;
 	if (!rc && pt.e.per_token && sweep_row_dir(row) &&
 	    !(tok = malloc(in->t->meta.tokens * sizeof *tok)))

@@ -1,0 +1,64 @@
+/* calib_gemv: the host's achieved GEMV and GEMM rates (OpenBLAS) for
+ * `lifsim calibrate --compute` (see sim/real/calib.h). In its own file
+ * because it uses OpenBLAS's cblas.h (openblas_get_num_threads), which
+ * calib.c's GSL declarations would clash with. */
+#include <cblas.h>
+#include <stdlib.h>
+
+#include "sim/real/calib.h"
+#include "sim/base/util.h"
+
+static double median(double *t, int n)
+{
+	qsort(t, n, sizeof *t, util_cmp_double);
+	return t[n / 2];
+}
+
+double calib_gemv_bytes_per_s(int rows, int cols, int repeats)
+{
+	const size_t n = (size_t)rows * cols, esz = 4;
+	float *m = malloc(n * esz), *x = malloc((size_t)cols * esz);
+	float *y = malloc((size_t)rows * sizeof *y);
+	double *t = malloc((size_t)(repeats + 1) * sizeof *t), med = 0;
+	if (m && x && y && t) {
+		for (size_t i = 0; i < n; i++)
+			m[i] = (float)(i % 7) * 0.125f;
+		for (int i = 0; i < cols; i++)
+			x[i] = 1.0f;
+		/* one untimed call first: page faults and the library's thread start */
+		for (int i = 0; i <= repeats; i++) {
+			double t0 = util_now_ns();
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, m, cols, x, 1, 0.0f,
+				    y, 1);
+			t[i] = util_now_ns() - t0;
+		}
+		med = (double)(n * esz) / (median(t + 1, repeats) * 1e-9);
+	}
+	free(m), free(x), free(y), free(t);
+	return med;
+}
+
+double calib_sgemm_flops_per_s(int n, int repeats)
+{
+	const size_t k = (size_t)n * n;
+	float *a = malloc(k * sizeof *a), *b = malloc(k * sizeof *b), *c = malloc(k * sizeof *c);
+	double *t = malloc((size_t)(repeats + 1) * sizeof *t), med = 0;
+	if (a && b && c && t) {
+		for (size_t i = 0; i < k; i++)
+			a[i] = (float)(i % 5) * 0.25f, b[i] = (float)(i % 3) * 0.5f;
+		for (int i = 0; i <= repeats; i++) {
+			double t0 = util_now_ns();
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b,
+				    n, 0.0f, c, n);
+			t[i] = util_now_ns() - t0;
+		}
+		med = 2.0 * n * n * n / (median(t + 1, repeats) * 1e-9);
+	}
+	free(a), free(b), free(c), free(t);
+	return med;
+}
+
+int calib_blas_threads(void)
+{
+	return openblas_get_num_threads();
+}
