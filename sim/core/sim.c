@@ -1508,131 +1508,184 @@ static int over_budget(const struct sim_result *o, struct lif_err *err)
 		       o->dram_budget_bytes / G, (o->dram_bytes - o->dram_budget_bytes) / G);
 }
 
-/* Speculative decoding (sim/core/spec.h): verification steps over the trace,
- * costed per emitted token. pin_frac: a fraction (hybrid = auto is refused). */
+/* Speculative decoding (sim/core/spec.h): what run_spec carries from one
+ * verification step to the next. */
+struct spec_run {
+	struct sim_inputs in;
+	int have_in;                   /* in must be released */
+	const struct llm_desc *mc;     /* the target as held in DRAM (in.dram) */
+	struct llm_desc draft;         /* the draft model in the compute dtype */
+	struct compute_model cm, dm;   /* the target's (batch: positions verified) and the draft's */
+	int L, n_max;                  /* layers; positions a step verifies at most (lambda + 1) */
+	int64_t T, rb, w0;             /* tokens, row bytes, warm-up tokens */
+	struct spec_layer **sl;        /* (L) */
+	int64_t *rows, *full;          /* (L) FFN rows computed: target, draft (all) */
+	int *ranks;                    /* (L) predictor ranks */
+	double *tot;                   /* (T) ms per emitted token */
+	struct ext_memo *memo;
+	/* sums over the steps after warm-up */
+	double s_io, s_mem, s_cmp, s_b, s_r, s_ld, s_cp, s_w;
+	int64_t emitted;
+};
+
+static void spec_run_free(struct spec_run *R)
+{
+	for (int l = 0; R->sl && l < R->L; l++)
+		spec_layer_free(R->sl[l]);
+	free(R->sl), free(R->rows), free(R->full), free(R->ranks), free(R->tot), free(R->memo);
+	if (R->have_in)
+		sim_inputs_release(&R->in);
+}
+
+/* The inputs, the draft model, the cost models and one spec_layer per layer. */
+static int spec_run_init(struct spec_run *R, struct sim_cache *c, const struct device *dev,
+			 const struct sim_params *p, double pin_frac, int threads, struct lif_err *err)
+{
+	memset(R, 0, sizeof *R);
+	int rc = sim_inputs_get(c, p, pin_frac, threads, &R->in, err);
+	if (rc)
+		return rc;
+	R->have_in = 1;
+	R->mc = &R->in.dram;
+	R->draft = p->draft;
+	if (p->compute_dtype < LLM_NDTYPES)
+		R->draft.dtype = p->compute_dtype;
+	R->draft.params = 0;
+	rc = llm_derive(&R->draft, "draft_model", err);
+	R->cm = R->dm = dev->compute;
+	R->cm.kernel = R->dm.kernel = p->kernel;
+	R->dm.batch = 1;
+	if (!rc && compute_check_model(&R->cm, R->mc, err))
+		err_prefix(err, "device %s", dev->name), rc = err->code;
+	R->L = R->mc->layers, R->n_max = p->spec_lambda + 1;
+	R->T = c->t->meta.tokens, R->rb = c->t->row_bytes;
+	R->w0 = p->warmup_tokens < R->T ? p->warmup_tokens : 0;
+	R->sl = calloc(R->L, sizeof *R->sl);
+	R->rows = malloc(R->L * sizeof *R->rows), R->full = malloc(R->L * sizeof *R->full);
+	R->ranks = malloc(R->L * sizeof *R->ranks);
+	R->tot = malloc(R->T * sizeof *R->tot);
+	R->memo = calloc(1, sizeof *R->memo);
+	if (!rc && (!R->sl || !R->rows || !R->full || !R->ranks || !R->tot || !R->memo))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (int l = 0; !rc && l < R->L; l++) {
+		const uint8_t *pin = R->in.pinned ? R->in.pinned + (size_t)l * R->rb : NULL;
+		if (!(R->sl[l] = spec_layer_new(R->in.layout, l, R->in.window, R->in.max_gap, pin, err)))
+			rc = err->code ? err->code : ERR_NOMEM;
+		R->ranks[l] = sim_pred_rank(p, R->L, l);
+		R->full[l] = R->draft.d_ffn;
+	}
+	return rc;
+}
+
+/* One verification step at token t (step number `step`): the union of the
+ * n positions' predicted sets read and costed, the target's pass over n
+ * positions and the draft's n - 1 tokens computed; its costs shared by the
+ * tokens it emits (*emitted). */
+static int spec_step(struct spec_run *R, const struct device *dev, const struct sim_params *p, int64_t t,
+		     int64_t step, struct sim_token *per_token, int *emitted, struct lif_err *err)
+{
+	const int n = R->T - t < R->n_max ? (int)(R->T - t) : R->n_max;
+	const int e = *emitted = 1 + spec_accepted(p->spec_alpha, n - 1, (uint64_t)p->predictor_seed, step);
+	double io = 0, bytes = 0, reads = 0, loaded = 0, copies = 0, ops = 0, wrows = 0;
+	int rc = 0;
+	for (int l = 0; !rc && l < R->L; l++) {
+		const uint8_t *r[17];
+		for (int j = 0; j < n; j++)
+			r[j] = R->in.pred + ((size_t)l * R->T + t + j) * R->rb;
+		struct spec_out so;
+		if ((rc = spec_layer_step(R->sl[l], r, n, e, &so, err)))
+			break;
+		const struct planner *pl = so.plan;
+		int par = pl->n < (size_t)p->parallelism ? (int)pl->n : p->parallelism;
+		for (size_t i = 0; i < pl->n; i++)
+			io += memo_extent_ns(R->memo, &dev->flash, pl->ext[i].bytes, par > 0 ? par : 1);
+		bytes += pl->bytes_read, reads += pl->n, loaded += so.nload;
+		copies += so.nmoves, ops += so.nload + so.ndie, wrows += so.window_rows;
+		R->rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? so.used_rows : so.nunion;
+	}
+	struct compute_cost vc = {0}, dc = {0};
+	R->cm.batch = n;
+	if (!rc)
+		rc = compute_token_cost(&R->cm, R->mc, R->rows, R->ranks, R->L, p->context_tokens + t + n - 1,
+					&vc, err);
+	if (!rc && n > 1)
+		rc = compute_token_cost(&R->dm, &R->draft, R->full, NULL, R->draft.layers, p->context_tokens + t,
+					&dc, err);
+	if (rc)
+		return rc;
+	const int64_t bundle = R->mc->bundle_bytes;
+	double mem = dram_time_ns(&dev->dram, copies * bundle, ops, loaded * bundle);
+	double cmp = vc.total_ns + (n - 1) * dc.total_ns;
+	for (int j = 0; j < e; j++) {
+		R->tot[t + j] = (io + mem + cmp) / e / 1e6;
+		if (per_token) /* a step's costs shared by the tokens it emits */
+			per_token[t + j] = (struct sim_token){
+				io / e / 1e6, mem / e / 1e6, cmp / e / 1e6, R->tot[t + j], (int64_t)(bytes / e),
+				(int64_t)(reads / e), (int64_t)(loaded / e)};
+	}
+	if (t >= R->w0) {
+		R->s_io += io, R->s_mem += mem, R->s_cmp += cmp, R->s_b += bytes, R->s_r += reads;
+		R->s_ld += loaded, R->s_cp += copies * bundle, R->s_w += wrows * e;
+		R->emitted += e;
+	}
+	return 0;
+}
+
+/* The per-emitted-token result and the DRAM held, from R's sums. */
+static int spec_result(struct spec_run *R, const struct sim_params *p, struct sim_result *out,
+		       struct lif_err *err)
+{
+	const struct llm_desc *mc = R->mc;
+	int64_t peak = 0;
+	for (int l = 0; l < R->L; l++)
+		peak += spec_layer_peak_rows(R->sl[l]);
+	if (R->emitted == 0)
+		return err_set(err, ERR_INVAL, "speculative decoding: no token after the %lld warm-up tokens",
+			       (long long)R->w0);
+	const double e = (double)R->emitted, all = (double)R->L * mc->d_ffn;
+	memset(out, 0, sizeof *out);
+	out->tokens = R->emitted;
+	out->io_ms = R->s_io / e / 1e6, out->mem_ms = R->s_mem / e / 1e6;
+	out->compute_ms = R->s_cmp / e / 1e6;
+	out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
+	out->bytes_read_per_token = R->s_b / e, out->reads_per_token = R->s_r / e;
+	out->mean_read_bytes = R->s_r > 0 ? R->s_b / R->s_r : 0;
+	out->load_frac_per_token = R->s_ld / e / all;
+	out->window_frac = R->s_w / e / all;
+	out->mem_bytes_copied_per_token = R->s_cp / e;
+	int64_t m = R->T - R->w0;
+	qsort(R->tot + R->w0, m, sizeof *R->tot, util_cmp_double);
+	out->total_ms_p50 = R->tot[R->w0 + (int64_t)ceil(0.50 * m) - 1];
+	out->total_ms_p99 = R->tot[R->w0 + (int64_t)ceil(0.99 * m) - 1];
+	out->hybrid_frac = out->pin_frac = R->in.hybrid_frac;
+	out->dram_embed_bytes = mc->embed_bytes, out->dram_attn_bytes = mc->attn_bytes;
+	for (int l = 0; l < R->L; l++)
+		out->dram_predictor_bytes += (int64_t)R->ranks[l] * (mc->d_model + mc->d_ffn) * mc->weight_bytes;
+	out->dram_ffn_bytes = mc->ffn_bytes;
+	out->dram_pinned_bytes = (int64_t)llround(R->in.hybrid_frac * (double)mc->ffn_bytes);
+	out->dram_window_bytes = peak * mc->bundle_bytes;
+	out->dram_bytes = out->dram_embed_bytes + out->dram_attn_bytes + out->dram_predictor_bytes +
+			  out->dram_pinned_bytes + out->dram_window_bytes + R->draft.total_bytes;
+	out->dram_budget_bytes = budget_bytes(p, mc);
+	return 0;
+}
+
+/* Speculative decoding: verification steps over the trace, costed per
+ * emitted token. pin_frac: a fraction (hybrid = auto is refused). */
 static int run_spec(struct sim_cache *c, const struct device *dev, const struct sim_params *p,
 		    double pin_frac, int threads, struct sim_result *out, struct sim_token *per_token,
 		    struct lif_err *err)
 {
-	struct sim_inputs in;
-	int rc = sim_inputs_get(c, p, pin_frac, threads, &in, err);
-	if (rc)
-		return rc;
-	const struct llm_desc *mc = &in.dram;
-	struct llm_desc draft = p->draft;
-	if (p->compute_dtype < LLM_NDTYPES)
-		draft.dtype = p->compute_dtype;
-	draft.params = 0;
-	rc = llm_derive(&draft, "draft_model", err);
-	struct compute_model cm = dev->compute, dm = dev->compute;
-	cm.kernel = dm.kernel = p->kernel;
-	dm.batch = 1;
-	if (!rc && compute_check_model(&cm, mc, err))
-		err_prefix(err, "device %s", dev->name), rc = err->code;
-	const int L = mc->layers, n_max = p->spec_lambda + 1;
-	const int64_t T = c->t->meta.tokens, rb = c->t->row_bytes;
-	const int64_t w0 = p->warmup_tokens < T ? p->warmup_tokens : 0;
-	struct spec_layer **sl = calloc(L, sizeof *sl);
-	int64_t *rows = malloc(L * sizeof *rows), *full = malloc(L * sizeof *full);
-	int *ranks = malloc(L * sizeof *ranks);
-	double *tot = malloc(T * sizeof *tot);
-	struct ext_memo *memo = calloc(1, sizeof *memo);
-	if (!rc && (!sl || !rows || !full || !ranks || !tot || !memo))
-		rc = err_set(err, ERR_NOMEM, "out of memory");
-	for (int l = 0; !rc && l < L; l++) {
-		const uint8_t *pin = in.pinned ? in.pinned + (size_t)l * rb : NULL;
-		if (!(sl[l] = spec_layer_new(in.layout, l, in.window, in.max_gap, pin, err)))
-			rc = err->code ? err->code : ERR_NOMEM;
-		ranks[l] = sim_pred_rank(p, L, l);
-		full[l] = draft.d_ffn;
-	}
-	double s_io = 0, s_mem = 0, s_cmp = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0;
-	int64_t emitted_all = 0, nsteps = 0, peak = 0;
-	const int64_t bundle = mc->bundle_bytes;
-	for (int64_t t = 0, step = 0; !rc && t < T; step++) {
-		const int n = T - t < n_max ? (int)(T - t) : n_max;
-		const int emitted = 1 + spec_accepted(p->spec_alpha, n - 1,
-						      (uint64_t)p->predictor_seed, step);
-		double io = 0, bytes = 0, reads = 0, loaded = 0, copies = 0, ops = 0, wrows = 0;
-		for (int l = 0; !rc && l < L; l++) {
-			const uint8_t *r[17];
-			for (int j = 0; j < n; j++)
-				r[j] = in.pred + ((size_t)l * T + t + j) * rb;
-			struct spec_out so;
-			if ((rc = spec_layer_step(sl[l], r, n, emitted, &so, err)))
-				break;
-			const struct planner *pl = so.plan;
-			int par = pl->n < (size_t)p->parallelism ? (int)pl->n : p->parallelism;
-			for (size_t i = 0; i < pl->n; i++)
-				io += memo_extent_ns(memo, &dev->flash, pl->ext[i].bytes, par > 0 ? par : 1);
-			bytes += pl->bytes_read, reads += pl->n, loaded += so.nload;
-			copies += so.nmoves, ops += so.nload + so.ndie, wrows += so.window_rows;
-			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? so.used_rows : so.nunion;
-		}
-		struct compute_cost vc = {0}, dc = {0};
-		cm.batch = n;
-		if (!rc)
-			rc = compute_token_cost(&cm, mc, rows, ranks, L, p->context_tokens + t + n - 1,
-						&vc, err);
-		if (!rc && n > 1)
-			rc = compute_token_cost(&dm, &draft, full, NULL, draft.layers,
-						p->context_tokens + t, &dc, err);
-		double mem = dram_time_ns(&dev->dram, copies * bundle, ops, loaded * bundle);
-		double cmp = vc.total_ns + (n - 1) * dc.total_ns;
-		for (int j = 0; j < emitted; j++) {
-			tot[t + j] = (io + mem + cmp) / emitted / 1e6;
-			if (per_token) /* a step's costs shared by the tokens it emits */
-				per_token[t + j] = (struct sim_token){
-					io / emitted / 1e6, mem / emitted / 1e6, cmp / emitted / 1e6,
-					tot[t + j], (int64_t)(bytes / emitted), (int64_t)(reads / emitted),
-					(int64_t)(loaded / emitted)};
-		}
-		if (t >= w0) {
-			s_io += io, s_mem += mem, s_cmp += cmp, s_b += bytes, s_r += reads;
-			s_ld += loaded, s_cp += copies * bundle, s_w += wrows * emitted;
-			emitted_all += emitted, nsteps++;
-		}
+	struct spec_run R;
+	int rc = spec_run_init(&R, c, dev, p, pin_frac, threads, err);
+	for (int64_t t = 0, step = 0; !rc && t < R.T; step++) {
+		int emitted = 0;
+		rc = spec_step(&R, dev, p, t, step, per_token, &emitted, err);
 		t += emitted;
 	}
-	for (int l = 0; !rc && l < L; l++)
-		peak += spec_layer_peak_rows(sl[l]);
-	if (!rc && emitted_all == 0)
-		rc = err_set(err, ERR_INVAL, "speculative decoding: no token after the %lld warm-up tokens",
-			     (long long)w0);
-	if (!rc) {
-		const double e = (double)emitted_all, all = (double)L * mc->d_ffn;
-		memset(out, 0, sizeof *out);
-		out->tokens = emitted_all;
-		out->io_ms = s_io / e / 1e6, out->mem_ms = s_mem / e / 1e6;
-		out->compute_ms = s_cmp / e / 1e6;
-		out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
-		out->bytes_read_per_token = s_b / e, out->reads_per_token = s_r / e;
-		out->mean_read_bytes = s_r > 0 ? s_b / s_r : 0;
-		out->load_frac_per_token = s_ld / e / all;
-		out->window_frac = s_w / e / all;
-		out->mem_bytes_copied_per_token = s_cp / e;
-		int64_t m = T - w0;
-		qsort(tot + w0, m, sizeof *tot, util_cmp_double);
-		out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * m) - 1];
-		out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * m) - 1];
-		out->hybrid_frac = out->pin_frac = in.hybrid_frac;
-		out->dram_embed_bytes = mc->embed_bytes, out->dram_attn_bytes = mc->attn_bytes;
-		for (int l = 0; l < L; l++)
-			out->dram_predictor_bytes += (int64_t)ranks[l] * (mc->d_model + mc->d_ffn) *
-						     mc->weight_bytes;
-		out->dram_ffn_bytes = mc->ffn_bytes;
-		out->dram_pinned_bytes = (int64_t)llround(in.hybrid_frac * (double)mc->ffn_bytes);
-		out->dram_window_bytes = peak * bundle;
-		out->dram_bytes = out->dram_embed_bytes + out->dram_attn_bytes +
-				  out->dram_predictor_bytes + out->dram_pinned_bytes +
-				  out->dram_window_bytes + draft.total_bytes;
-		out->dram_budget_bytes = budget_bytes(p, mc);
-		(void)nsteps;
-	}
-	for (int l = 0; sl && l < L; l++)
-		spec_layer_free(sl[l]);
-	free(sl), free(rows), free(full), free(ranks), free(tot), free(memo);
-	sim_inputs_release(&in);
+	if (!rc)
+		rc = spec_result(&R, p, out, err);
+	spec_run_free(&R);
 	return rc;
 }
 
