@@ -1056,23 +1056,15 @@ static int group_layer(const struct trace *t, const uint8_t *pred, const uint8_t
 	return rc;
 }
 
-/* Build key's decisions with every hinted point's that shares its predicted
- * sets, pinned neurons and window (same_group) and that no one has built or
- * is building: one window pass over the trace's bits (the matrix, the need
- * sets) for all their layouts, layers in parallel. key is claimed by the caller; the others are claimed here and
- * published with it. Returns key's decisions (the caller owns them when
- * the cache is full). */
-static struct decisions *decide_group(struct sim_cache *c, const struct decision_key *key,
-				      const struct llm_desc *ms, int threads, struct lif_err *err)
+#define GROUP_WINDOWS 64 /* distinct windows one group build handles */
+
+/* The group of key: key itself (g[0]), then every hinted point that shares
+ * its predicted sets, pinned neurons and window (same_group), once each.
+ * Returns the members in g. */
+static int group_gather(struct sim_cache *c, const struct decision_key *key, const struct llm_desc *ms,
+			struct member *g)
 {
-	const int L = c->m.layers;
-	const int64_t T = c->t->meta.tokens;
-	struct member *g = calloc(c->nhints + 1, sizeof *g);
-	int windows[64], nw = 0, n = 0, rc = 0;
-	if (!g) {
-		err_set(err, ERR_NOMEM, "out of memory");
-		return NULL;
-	}
+	int n = 0;
 	g[n++] = (struct member){.key = *key, .ms = *ms, .slot = -1};
 	const struct hint_key *hk = hint_keys(c); /* hints are read-only once set */
 	for (size_t h = 0; hk && h < c->nhints; h++) {
@@ -1086,7 +1078,13 @@ static struct decisions *decide_group(struct sim_cache *c, const struct decision
 		if (!dup)
 			g[n++] = (struct member){.key = x->key, .ms = x->ms, .slot = -1};
 	}
-	/* claim the others (skip what is built or in flight) */
+	return n;
+}
+
+/* Claim g[1..n-1] for building, skipping what is built or in flight (key,
+ * g[0], is claimed by the caller). Returns the members kept, compacted. */
+static int group_claim(struct sim_cache *c, struct member *g, int n)
+{
 	pthread_mutex_lock(&c->lock);
 	int m = 1;
 	for (int i = 1; i < n; i++) {
@@ -1101,48 +1099,62 @@ static struct decisions *decide_group(struct sim_cache *c, const struct decision
 		g[m++].slot = c->nbuilding++;
 	}
 	pthread_mutex_unlock(&c->lock);
-	n = m;
-	/* the shared inputs */
-	uint8_t *pinned = NULL;
-	double hybrid_frac = 0;
-	rc = make_pinned(c, key, &pinned, &hybrid_frac, err);
-	const struct pred_entry *pe = rc ? NULL : cache_pred(c, &key->pred, threads, err);
-	for (int i = 0; pe && !rc && i < n; i++) {
+	return m;
+}
+
+/* Each member's layout, decisions and per-layer slots, and the distinct
+ * windows of the group (windows[0..*nw-1]; member i's is windows[g[i].wi]). */
+static int group_prepare(struct sim_cache *c, struct member *g, int n, int *windows, int *nw, int threads,
+			 struct lif_err *err)
+{
+	const int L = c->m.layers;
+	int rc = 0;
+	for (int i = 0; !rc && i < n; i++) {
 		struct member *x = &g[i];
 		x->layout = cache_layout(c, &x->ms, x->key.layout, x->key.bundle, x->key.train, threads, err);
-		x->dc = x->layout ? decisions_new(&x->key, T, L) : NULL;
+		x->dc = x->layout ? decisions_new(&x->key, c->t->meta.tokens, L) : NULL;
 		x->per = x->dc ? calloc(L, sizeof *x->per) : NULL;
 		if (!x->per)
 			rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
 		int w = 0;
-		while (w < nw && windows[w] != x->key.window)
+		while (w < *nw && windows[w] != x->key.window)
 			w++;
-		if (!rc && w == nw && nw == (int)(sizeof windows / sizeof windows[0]))
-			rc = err_set(err, ERR_RANGE, "more than %d windows in one sweep", nw);
-		else if (!rc && w == nw)
-			windows[nw++] = x->key.window;
+		if (!rc && w == *nw && *nw == GROUP_WINDOWS)
+			rc = err_set(err, ERR_RANGE, "more than %d windows in one sweep", *nw);
+		else if (!rc && w == *nw)
+			windows[(*nw)++] = x->key.window;
 		x->wi = w;
 	}
-	if (!rc && !pe)
-		rc = err->code ? err->code : ERR_NOMEM;
-	if (!rc) {
-		struct lif_err *errs = calloc(L, sizeof *errs);
-		int bad = !errs;
-		const int nomem = bad;
+	return rc;
+}
+
+/* Every layer of every member, layers in parallel over the threads. */
+static int group_layers(struct sim_cache *c, const struct pred_entry *pe, const uint8_t *pinned,
+			struct member *g, int n, const int *windows, int nw, int threads, struct lif_err *err)
+{
+	const int L = c->m.layers;
+	struct lif_err *errs = calloc(L, sizeof *errs);
+	int bad = !errs;
+	const int nomem = bad;
 #pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad) if (!nomem)
-		for (int l = 0; l < L; l++)
-			bad |= nomem || group_layer(c->t, pe->sets, pinned, g, n, windows, nw, l, &errs[l]) != 0;
-		for (int l = 0; bad && errs && l < L && !err->code; l++)
-			if (errs[l].code)
-				err_set(err, errs[l].code, "%s", errs[l].msg);
-		rc = bad ? (err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory")) : 0;
-		free(errs);
-	}
+	for (int l = 0; l < L; l++)
+		bad |= nomem || group_layer(c->t, pe->sets, pinned, g, n, windows, nw, l, &errs[l]) != 0;
+	for (int l = 0; bad && errs && l < L && !err->code; l++)
+		if (errs[l].code)
+			err_set(err, errs[l].code, "%s", errs[l].msg);
+	free(errs);
+	return bad ? (err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory")) : 0;
+}
+
+/* Merge each member's layers into its decisions (when rc is 0) and free them. */
+static int group_merge(struct sim_cache *c, struct member *g, int n, int rc, double hybrid_frac,
+		       const struct pred_entry *pe, struct lif_err *err)
+{
 	for (int i = 0; i < n; i++) {
 		struct member *x = &g[i];
 		if (!rc && merge_layers(x->dc, x->per))
 			rc = err_set(err, ERR_NOMEM, "out of memory");
-		for (int l = 0; x->per && l < L; l++)
+		for (int l = 0; x->per && l < c->m.layers; l++)
 			decisions_free(x->per[l]);
 		free(x->per);
 		if (x->dc) {
@@ -1151,8 +1163,12 @@ static struct decisions *decide_group(struct sim_cache *c, const struct decision
 			decisions_shrink(x->dc);
 		}
 	}
-	free(pinned);
-	/* publish the others; key's own goes back to the caller */
+	return rc;
+}
+
+/* Publish g[1..n-1]'s decisions (when rc is 0) and release their claims. */
+static void group_publish(struct sim_cache *c, struct member *g, int n, int rc)
+{
 	pthread_mutex_lock(&c->lock);
 	for (int i = 1; i < n; i++) {
 		if (!rc && c->ndec < DECISIONS_MAX && !lookup_decisions(c, &g[i].key))
@@ -1162,6 +1178,37 @@ static struct decisions *decide_group(struct sim_cache *c, const struct decision
 		inflight_release(c, g[i].slot);
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* Build key's decisions with every hinted point's that shares its predicted
+ * sets, pinned neurons and window (same_group) and that no one has built or
+ * is building: one window pass over the trace's bits (the matrix, the need
+ * sets) for all their layouts, layers in parallel. key is claimed by the
+ * caller; the others are claimed here and published with it. Returns key's
+ * decisions (the caller owns them when the cache is full). */
+static struct decisions *decide_group(struct sim_cache *c, const struct decision_key *key,
+				      const struct llm_desc *ms, int threads, struct lif_err *err)
+{
+	struct member *g = calloc(c->nhints + 1, sizeof *g);
+	int windows[GROUP_WINDOWS], nw = 0;
+	if (!g) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	int n = group_claim(c, g, group_gather(c, key, ms, g));
+	uint8_t *pinned = NULL;
+	double hybrid_frac = 0;
+	int rc = make_pinned(c, key, &pinned, &hybrid_frac, err);
+	const struct pred_entry *pe = rc ? NULL : cache_pred(c, &key->pred, threads, err);
+	if (pe && !rc)
+		rc = group_prepare(c, g, n, windows, &nw, threads, err);
+	if (!rc && !pe)
+		rc = err->code ? err->code : ERR_NOMEM;
+	if (!rc)
+		rc = group_layers(c, pe, pinned, g, n, windows, nw, threads, err);
+	rc = group_merge(c, g, n, rc, hybrid_frac, pe, err);
+	free(pinned);
+	group_publish(c, g, n, rc); /* key's own goes back to the caller */
 	struct decisions *d = g[0].dc;
 	free(g);
 	if (rc) {
