@@ -1297,6 +1297,46 @@ static double row_io_ns(const struct decisions *dc, size_t row, const struct fla
 	return ns;
 }
 
+/* One token's time with I/O and compute overlapped (sim/core/timeline.h):
+ * per layer, its share of attention, its FFN rows and its predictor; the rest
+ * of the dense work and the memory manager after the last layer. ms. */
+static double pipelined_ms(const struct compute_model *cm, const struct llm_desc *mc,
+			   const struct compute_cost *cc, const int64_t *rows, const int *ranks,
+			   const double *io_l, double *cpu_l, int L, int depth, double mem_ns)
+{
+	for (int l = 0; l < L; l++)
+		cpu_l[l] = cc->attn_ns / L + compute_ffn_layer_ns(cm, mc, rows[l]) +
+			   compute_pred_layer_ns(cm, mc, ranks[l]);
+	double tail = cc->dense_ns - cc->attn_ns + mem_ns;
+	return timeline_token_ns(TIMELINE_PIPELINED, io_l, cpu_l, L, depth, tail) / 1e6;
+}
+
+/* The sums cost() keeps over the tokens after warm-up, in this order. */
+enum { COST_NSUMS = 10 };
+
+/* out's per-token means over n tokens from the sums (io, mem, compute and
+ * total ms; bytes, reads, loaded rows, bytes copied, window rows, useful
+ * bytes), all = the FFN rows of the model; tot: the n tokens' totals, sorted
+ * here for the percentiles. */
+static void cost_summary(const double *sum, int64_t n, double all, int overlap, double *tot,
+			 struct sim_result *out)
+{
+	out->tokens = n;
+	out->io_ms = sum[0] / n, out->mem_ms = sum[1] / n, out->compute_ms = sum[2] / n;
+	out->total_ms = overlap == TIMELINE_PIPELINED ? sum[3] / n
+						      : out->io_ms + out->mem_ms + out->compute_ms;
+	out->bytes_read_per_token = sum[4] / n;
+	out->useful_bytes_per_token = sum[9] / n;
+	out->reads_per_token = sum[5] / n;
+	out->mean_read_bytes = sum[5] > 0 ? sum[4] / sum[5] : 0;
+	out->load_frac_per_token = sum[6] / n / all;
+	out->window_frac = sum[8] / n / all;
+	out->mem_bytes_copied_per_token = sum[7] / n;
+	qsort(tot, n, sizeof *tot, util_cmp_double);
+	out->total_ms_p50 = tot[(int64_t)ceil(0.50 * n) - 1];
+	out->total_ms_p99 = tot[(int64_t)ceil(0.99 * n) - 1];
+}
+
 /* Per-token costs of the decisions on a device; means and percentiles. */
 static int cost(const struct decisions *dc, const struct llm_desc *mc, const struct device *dev,
 		const struct compute_model *cm, const struct sim_params *p, struct sim_result *out, struct sim_token *per_token,
@@ -1336,15 +1376,8 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 		double mem = dram_time_ns(&dev->dram, copied, (double)dc->ops[tok], h2d);
 		double io_ms = io / 1e6, mem_ms = mem / 1e6, cmp_ms = cc.total_ns / 1e6;
 		tot[tok] = io_ms + mem_ms + cmp_ms;
-		if (!rc && p->overlap == TIMELINE_PIPELINED) {
-			/* per layer: its share of attention, its FFN rows, its predictor */
-			for (int l = 0; l < L; l++)
-				cpu_l[l] = cc.attn_ns / L + compute_ffn_layer_ns(cm, mc, rows[l]) +
-					   compute_pred_layer_ns(cm, mc, ranks[l]);
-			double tail = cc.dense_ns - cc.attn_ns + mem;
-			tot[tok] = timeline_token_ns(TIMELINE_PIPELINED, io_l, cpu_l, L,
-						     p->pipeline_depth, tail) / 1e6;
-		}
+		if (!rc && p->overlap == TIMELINE_PIPELINED)
+			tot[tok] = pipelined_ms(cm, mc, &cc, rows, ranks, io_l, cpu_l, L, p->pipeline_depth, mem);
 		if (per_token)
 			per_token[tok] = (struct sim_token){io_ms, mem_ms, cmp_ms, tot[tok], dc->bytes[tok],
 							     reads, dc->loaded[tok]};
@@ -1354,22 +1387,8 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 		s_b += dc->bytes[tok], s_r += reads, s_ld += dc->loaded[tok];
 		s_cp += copied, s_w += dc->window_rows[tok], s_u += dc->useful[tok];
 	}
-	const int64_t n = T - w0;
-	const double all = (double)L * mc->d_ffn;
-	out->tokens = n;
-	out->io_ms = s_io / n, out->mem_ms = s_mem / n, out->compute_ms = s_cmp / n;
-	out->total_ms = p->overlap == TIMELINE_PIPELINED ? s_tot / n
-							: out->io_ms + out->mem_ms + out->compute_ms;
-	out->bytes_read_per_token = s_b / n;
-	out->useful_bytes_per_token = s_u / n;
-	out->reads_per_token = s_r / n;
-	out->mean_read_bytes = s_r > 0 ? s_b / s_r : 0;
-	out->load_frac_per_token = s_ld / n / all;
-	out->window_frac = s_w / n / all;
-	out->mem_bytes_copied_per_token = s_cp / n;
-	qsort(tot + w0, n, sizeof *tot, util_cmp_double);
-	out->total_ms_p50 = tot[w0 + (int64_t)ceil(0.50 * n) - 1];
-	out->total_ms_p99 = tot[w0 + (int64_t)ceil(0.99 * n) - 1];
+	const double sums[COST_NSUMS] = {s_io, s_mem, s_cmp, s_tot, s_b, s_r, s_ld, s_cp, s_w, s_u};
+	cost_summary(sums, T - w0, (double)L * mc->d_ffn, p->overlap, tot + w0, out);
 	free(tot), free(rows), free(ranks), free(memo), free(io_l), free(cpu_l);
 	return rc;
 }
