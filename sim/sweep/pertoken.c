@@ -3,6 +3,7 @@
 #include "traces/h5attr.h"
 
 #include <hdf5.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,7 +24,8 @@ int pertoken_write(const char *path, const char *point_id, const struct sim_toke
 		r[6] = (double)tok[k].neurons_loaded;
 	}
 	int version = PERTOKEN_VERSION, bad = 1;
-	hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+	hid_t f = h5attr_create_default(tmp);
+	int e = errno;
 	if (f >= 0) {
 		hsize_t dims[2] = {(hsize_t)n, PERTOKEN_COLS};
 		hid_t sp = H5Screate_simple(2, dims, NULL), sc = H5Screate(H5S_SCALAR);
@@ -32,17 +34,17 @@ int pertoken_write(const char *path, const char *point_id, const struct sim_toke
 		bad = d < 0 || a < 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0 ||
 		      H5Awrite(a, H5T_NATIVE_INT, &version) < 0 || h5attr_put_str(f, "schema", PERTOKEN_SCHEMA) ||
 		      h5attr_put_str(f, "columns", PERTOKEN_COLUMNS) || h5attr_put_str(f, "point_id", point_id);
-		if (a >= 0)
-			H5Aclose(a);
-		if (d >= 0)
-			H5Dclose(d);
-		H5Sclose(sp), H5Sclose(sc);
-		bad |= H5Fclose(f) < 0;
+		e = errno;
+		hid_t objs[4] = {a, d, sp, sc};
+		if (h5attr_close_written(f, objs, 4, bad, tmp))
+			bad = 1, e = errno;
 	}
 	free(data);
 	if (bad || rename(tmp, path)) {
+		e = bad ? e : errno;
 		unlink(tmp);
-		return err_set(err, ERR_IO, "%s: cannot write per-token detail", path);
+		return err_set(err, ERR_IO, "%s: cannot write per-token detail: %s", path,
+			       h5attr_why(e));
 	}
 	return 0;
 }

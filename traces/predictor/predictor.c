@@ -811,11 +811,11 @@ int predictor_save(const struct predictor *p, const char *path, struct lif_err *
 	if (f < 0)
 		return err_set(err, ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
 	int bad = write_file(p, f);
-	if (H5Fclose(f) < 0)
-		bad = 1;
-	if (bad) {
+	if (h5attr_close_written(f, NULL, 0, bad, tmp)) {
+		int e = errno;
 		unlink(tmp);
-		return err_set(err, ERR_IO, "%s: cannot write the predictor (disk full?)", tmp);
+		return err_set(err, ERR_IO, "%s: cannot write the predictor: %s", tmp,
+			       h5attr_why(e));
 	}
 	if (rename(tmp, path)) {
 		int e = errno;
