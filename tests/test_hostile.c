@@ -140,3 +140,48 @@ ParameterizedTest(struct hostile_case *c, hostile, a_flipped_v1_trace_that_crash
 			       tu_path("p.h5")), 1, "%s", out);
 	cr_expect(strstr(out, c->want), "%s", out);
 }
+
+/* A device profile's numbers are bounded by physics, with the unit in the
+ * message: t0_us = 1e308 printed mb_per_s 0, share_us inf. */
+Test(hostile, device_numbers_outside_physical_bounds_are_refused_with_their_unit)
+{
+	char out[8192], text[512];
+	const struct {
+		const char *key, *value, *want;
+	} c[] = {{"[flash]\nmodel = parametric\nt0_us", "1e308", "[flash] t0_us: '1e308' is outside [0, 1e+06] us"},
+		 {"[flash]\nmodel = parametric\nxfer_bytes_per_s", "-1", "is outside [0, 1e+13] B/s"},
+		 {"[compute]\nflops_per_s", "0", "is outside [1000, 1e+18] FLOP/s"},
+		 {"[flash]\nchunk_bytes = 4KiB\nparallelism = 1\nmb_per_s", "1e300", "is outside [0, 1e+08] MB/s"}};
+	for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+		snprintf(text, sizeof text, "include = %s\n%s = %s\n", tu_src("models/devices/m1max.ini"),
+			 c[i].key, c[i].value);
+		const char *p = tu_write("bounded-device.ini", text);
+		cr_expect_eq(tu_lifsim(out, sizeof out, "device '%s'", p), 1, "%s", out);
+		cr_expect(strstr(out, c[i].want), "want '%s': %s", c[i].want, out);
+		cr_expect(!strstr(out, "inf"), "%s", out);
+	}
+}
+
+/* `lifsim tokens TRACE.h5` said "'tokens' is not [tokens, 7]". */
+Test(hostile, tokens_on_a_trace_is_a_usage_error_that_says_what_it_reads, .init = tu_init)
+{
+	char out[8192];
+	const char *t = tu_src("tests/data/hostile/all_inactive.h5");
+	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", t), 2, "%s", out);
+	cr_expect(strstr(out, "is an activation trace, not a point's per-token detail"), "%s", out);
+	cr_expect(strstr(out, "per_token = true"), "%s", out);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", tu_src("tests/data/tiny.ini")), 1, "%s", out);
+	cr_expect(strstr(out, "not an HDF5 file"), "%s", out);
+}
+
+/* predictor train on a trace without FFN inputs names the option that
+ * records them. */
+Test(hostile, predictor_train_without_inputs_names_record_inputs, .init = tu_init)
+{
+	char out[8192];
+	const char *t = tu_src("tests/data/hostile/all_inactive.h5");
+	cr_expect_eq(tu_lifsim(out, sizeof out, "predictor train '%s' --rank 2 -o '%s'", t,
+			       tu_path("never.h5")),
+		     1, "%s", out);
+	cr_expect(strstr(out, "lifsim record --inputs"), "%s", out);
+}

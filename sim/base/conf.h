@@ -45,6 +45,7 @@ struct conf_opt {
 	double min, max;     /* inclusive bounds for numbers (min > max: none) */
 	const char *choices; /* CONF_ENUM: "a|b|c" */
 	const char *help;
+	const char *unit;    /* printed after the bounds in an out-of-bounds error */
 };
 
 /* Helpers for table rows (designated initializers; fields left out are 0 or
