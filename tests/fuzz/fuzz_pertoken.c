@@ -10,5 +10,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	struct lif_err err = {0};
 	pertoken_print_csv(fuzz_file(data, size, ".h5"), sink, &err);
+	fuzz_no_open_handles();
 	return 0;
 }
