@@ -185,3 +185,17 @@ Test(hostile, predictor_train_without_inputs_names_record_inputs, .init = tu_ini
 		     1, "%s", out);
 	cr_expect(strstr(out, "lifsim record --inputs"), "%s", out);
 }
+
+/* Found by the per-token fuzz target (tests/fuzz/fuzz_pertoken.c): a 7 KB
+ * per-token file whose string attribute points into a corrupt global heap
+ * made libhdf5 loop forever (lifsim tokens never returned). Per-token files
+ * have no metadata checksums: they are read in a child first, with a time
+ * limit. */
+Test(hostile, pertoken_hang_bd87e757_ends_in_an_error, .timeout = 120)
+{
+	char out[8192];
+	const char *f = tu_src("tests/data/hostile/pertoken-hang-bd87e757.h5");
+	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", f), 1, "%s", out);
+	cr_expect(strstr(out, "pertoken-hang-bd87e757.h5: corrupt: reading it did not end within"),
+		  "%s", out);
+}

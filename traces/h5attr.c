@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -446,9 +447,15 @@ int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, stru
 		close(fd[0]), close(fd[1]);
 		return fn(path, arg, err);
 	}
+	/* libhdf5 can also loop forever on corrupt metadata (a global heap
+	 * reference in a per-token file): the child has a time limit, generous
+	 * for the file's size */
+	struct stat st;
+	unsigned limit = 30 + (stat(path, &st) ? 0 : (unsigned)(st.st_size >> 24));
 	if (pid == 0) { /* the child reads; only its verdict crosses the pipe */
 		struct lif_err e = {0};
 		close(fd[0]);
+		alarm(limit);
 		int rc = fn(path, arg, &e);
 		if (rc && write(fd[1], e.msg, strlen(e.msg)) < 0)
 			rc = 1;
@@ -462,16 +469,21 @@ int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, stru
 		n += (size_t)r;
 	msg[n] = '\0';
 	close(fd[0]);
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
+	int ws;
+	while (waitpid(pid, &ws, 0) < 0)
 		if (errno != EINTR)
 			return err_set(err, ERR_IO, "%s: cannot wait for the reading process", path);
-	if (WIFSIGNALED(st))
+	if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM)
+		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it did not end within %u s "
+			       "(the HDF5 library loops on it); its format (HDF5 superblock version "
+			       "%d) has no metadata checksums", path, limit,
+			       h5attr_superblock_version(path));
+	if (WIFSIGNALED(ws))
 		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it crashed the HDF5 library "
 			       "(signal %d, %s); its format (HDF5 superblock version %d) has no "
-			       "metadata checksums", path, WTERMSIG(st), strsignal(WTERMSIG(st)),
+			       "metadata checksums", path, WTERMSIG(ws), strsignal(WTERMSIG(ws)),
 			       h5attr_superblock_version(path));
-	if (WEXITSTATUS(st))
+	if (WEXITSTATUS(ws))
 		return err_set(err, ERR_FORMAT, "%s", msg[0] ? msg : "corrupt file");
 	return 0;
 }

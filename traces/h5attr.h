@@ -75,7 +75,9 @@ int h5attr_superblock_version(const char *path);
  * carries no checksums can make libhdf5 itself crash, and lifsim must not.
  * Returns fn's verdict (its message), or a "corrupt: reading it crashed the
  * HDF5 library" error when the child dies of a signal. The child's work is
- * discarded; call fn again in the process once it returns 0. */
+ * discarded; call fn again in the process once it returns 0.
+ * The child has a time limit (30 s, plus 1 s per 16 MiB of the file): libhdf5
+ * can loop forever on corrupt metadata, which then is an error too. */
 int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
 		   void *arg, struct lif_err *err);
 

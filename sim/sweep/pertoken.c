@@ -50,7 +50,29 @@ int pertoken_write(const char *path, const char *point_id, const struct sim_toke
 	return 0;
 }
 
+static int print_in_process(const char *path, FILE *out, struct lif_err *err);
+
+static int probe(const char *path, void *arg, struct lif_err *err)
+{
+	FILE *sink = fopen("/dev/null", "w");
+	int rc = sink ? print_in_process(path, sink, err) : err_set(err, ERR_IO, "/dev/null");
+	if (sink)
+		fclose(sink);
+	return rc;
+}
+
 int pertoken_print_csv(const char *path, FILE *out, struct lif_err *err)
+{
+	/* per-token files are in HDF5's earliest format, without metadata
+	 * checksums: read in a child first, where a crash or a loop in libhdf5
+	 * on corrupt metadata is an error (tests/data/hostile/pertoken-hang-*) */
+	int sb = h5attr_superblock_version(path);
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, probe, NULL, err))
+		return err->code;
+	return print_in_process(path, out, err);
+}
+
+static int print_in_process(const char *path, FILE *out, struct lif_err *err)
 {
 	hid_t f = h5attr_open_readonly(path, err);
 	if (f < 0)
