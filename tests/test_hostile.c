@@ -10,6 +10,7 @@
 
 #include "testutil.h"
 #include "traces/h5attr.h"
+#include "traces/predictor/predictor.h"
 #include "traces/trace.h"
 
 struct hostile_case {
@@ -198,4 +199,22 @@ Test(hostile, pertoken_hang_bd87e757_ends_in_an_error, .timeout = 120)
 	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", f), 1, "%s", out);
 	cr_expect(strstr(out, "pertoken-hang-bd87e757.h5: corrupt: reading it did not end within"),
 		  "%s", out);
+}
+
+/* Found by the predictor fuzz target: a predictor file whose string
+ * attribute points into a corrupt global heap (no checksum in any HDF5
+ * format) made libhdf5 copy out of bounds (ASan: memcpy-param-overlap in
+ * H5HG_read). Variable-length strings are read in a child process. */
+Test(hostile, predictor_crash_297b6076_ends_in_an_error, .init = tu_init)
+{
+	char out[8192];
+	const char *f = tu_src("tests/data/hostile/predictor-crash-297b6076.h5");
+	struct predictor *p;
+	struct lif_err e = {0};
+	cr_expect_null(p = predictor_load(f, &e));
+	predictor_free(p);
+	cr_expect(strstr(e.msg, "predictor-crash-297b6076.h5"), "%s", e.msg);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "predictor eval '%s' '%s'", f,
+			       tu_src("tests/data/hostile/all_inactive.h5")),
+		     1, "%s", out);
 }
