@@ -83,6 +83,7 @@ static int vlen_read_isolated(hid_t a, hid_t ft, char *buf, size_t cap)
 	}
 	if (pid == 0) {
 		close(fd[0]);
+		signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
 		alarm(30);
 		hid_t mt = H5Tcopy(H5T_C_S1);
 		char *s = NULL;
@@ -494,6 +495,7 @@ int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, stru
 	if (pid == 0) { /* the child reads; only its verdict crosses the pipe */
 		struct lif_err e = {0};
 		close(fd[0]);
+		signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
 		alarm(limit);
 		int rc = fn(path, arg, &e);
 		if (rc && write(fd[1], e.msg, strlen(e.msg)) < 0)
