@@ -23,6 +23,13 @@ struct device_file {
 #define O(f) CONF_OFF(struct device_file, f)
 #define SZ(f) sizeof(((struct device_file *)0)->f)
 
+/* Numbers are bounded, far outside any device (sanity bounds that keep a
+ * typo such as t0_us = 1e308 from printing inf; not model parameters): times
+ * by physics (a request's latency up to a second), rates up to 1e30 per
+ * second, since calibrate's fit returns a practically unbounded rate when a
+ * term vanishes (xfer_bytes_per_s = 3.7e25 B/s on a host whose reads came
+ * from the page cache). Below, models/flash.c, dram.c and compute.c say
+ * what must be positive. */
 const struct conf_opt device_opts[] = {
 	{.section = "device", .name = "schema", .type = CONF_STR, .offset = O(schema),
 	 .size = SZ(schema), CONF_NO_BOUNDS, .help = "file schema: " DEVICE_SCHEMA},
@@ -34,16 +41,16 @@ const struct conf_opt device_opts[] = {
 	{.section = "flash", .name = "model", .type = CONF_ENUM, .offset = O(dev.flash.kind),
 	 CONF_NO_BOUNDS, .names = flash_kind_choice, .help = "flash model form in use"},
 	{.section = "flash", .name = "t0_us", .type = CONF_DOUBLE, .offset = O(dev.flash.par.t0_us),
-	 .def = "0", CONF_NO_BOUNDS,
+	 .def = "0", .min = 0, .max = 1e6, .unit = "us",
 	 .help = "parametric (required there): fixed latency per request, us"},
 	{.section = "flash", .name = "xfer_bytes_per_s", .type = CONF_DOUBLE,
-	 .offset = O(dev.flash.par.xfer_bytes_per_s), .def = "0", CONF_NO_BOUNDS,
+	 .offset = O(dev.flash.par.xfer_bytes_per_s), .def = "0", .min = 0, .max = 1e30, .unit = "B/s",
 	 .help = "parametric (required there): one request's transfer rate B_xfer"},
 	{.section = "flash", .name = "iops_max", .type = CONF_DOUBLE,
-	 .offset = O(dev.flash.par.iops_max), .def = "0", CONF_NO_BOUNDS,
+	 .offset = O(dev.flash.par.iops_max), .def = "0", .min = 0, .max = 1e30, .unit = "requests/s",
 	 .help = "parametric (required there): request-rate cap IOPS_max"},
 	{.section = "flash", .name = "max_bytes_per_s", .type = CONF_DOUBLE,
-	 .offset = O(dev.flash.par.max_bytes_per_s), .def = "0", CONF_NO_BOUNDS,
+	 .offset = O(dev.flash.par.max_bytes_per_s), .def = "0", .min = 0, .max = 1e30, .unit = "B/s",
 	 .help = "parametric (required there): bandwidth cap B_max"},
 	{.section = "flash", .name = "softmin_p", .type = CONF_DOUBLE,
 	 .offset = O(dev.flash.par.softmin_p), .def = "0", CONF_NO_BOUNDS,
@@ -61,30 +68,30 @@ const struct conf_opt device_opts[] = {
 	 .size = SZ(table_text), .def = "", CONF_NO_BOUNDS,
 	 .help = "tabulated (required there): throughput in MB/s (10^6 B/s), rows separated by '|'"},
 	{.section = "dram", .name = "copy_bytes_per_s", .type = CONF_DOUBLE,
-	 .offset = O(dev.dram.copy_bytes_per_s), CONF_NO_BOUNDS,
+	 .offset = O(dev.dram.copy_bytes_per_s), .min = 0, .max = 1e30, .unit = "B/s",
 	 .help = "memcpy bandwidth of the memory manager's row copies"},
 	{.section = "dram", .name = "per_op_ns", .type = CONF_DOUBLE,
-	 .offset = O(dev.dram.per_op_ns), CONF_NO_BOUNDS,
+	 .offset = O(dev.dram.per_op_ns), .min = 0, .max = 1e9, .unit = "ns",
 	 .help = "bookkeeping per insert or delete, ns"},
 	{.section = "dram", .name = "h2d_bytes_per_s", .type = CONF_DOUBLE,
-	 .offset = O(dev.dram.h2d_bytes_per_s), .def = "0", CONF_NO_BOUNDS,
+	 .offset = O(dev.dram.h2d_bytes_per_s), .def = "0", .min = 0, .max = 1e30, .unit = "B/s",
 	 .help = "host-to-GPU bandwidth (0 = CPU backend)"},
 	{.section = "compute", .name = "flops_per_s", .type = CONF_DOUBLE,
-	 .offset = O(dev.compute.flops_per_s), CONF_NO_BOUNDS,
+	 .offset = O(dev.compute.flops_per_s), .min = 0, .max = 1e30, .unit = "FLOP/s",
 	 .help = "arithmetic ceiling of the roofline"},
 	{.section = "compute", .name = "mem_bytes_per_s", .type = CONF_DOUBLE,
-	 .offset = O(dev.compute.mem_bytes_per_s), CONF_NO_BOUNDS,
+	 .offset = O(dev.compute.mem_bytes_per_s), .min = 0, .max = 1e30, .unit = "B/s",
 	 .help = "weight-reading bandwidth of the roofline"},
 	{.section = "compute", .name = "dense_ms_per_token", .type = CONF_DOUBLE,
-	 .offset = O(dev.compute.dense_ms_per_token), .def = "0", CONF_NO_BOUNDS,
+	 .offset = O(dev.compute.dense_ms_per_token), .def = "0", .min = 0, .max = 1e6, .unit = "ms",
 	 .help = "measured attention+embeddings+head per token (0 = roofline)"},
 	{.section = "compute", .name = "lut_weights_per_s", .type = CONF_DLIST,
 	 .offset = O(dev.compute.lut_weights_per_s), .size = COMPUTE_MAX_BITS,
-	 .count_offset = O(dev.compute.n_lut), .def = "", CONF_NO_BOUNDS,
+	 .count_offset = O(dev.compute.n_lut), .def = "", .min = 0, .max = 1e30, .unit = "weights/s",
 	 .help = "measured LUT GEMV speed, weights/s, for bits 1,2,3,4 (lifsim bench-gemv --profile)"},
 	{.section = "compute", .name = "dequant_weights_per_s", .type = CONF_DLIST,
 	 .offset = O(dev.compute.dequant_weights_per_s), .size = COMPUTE_MAX_BITS,
-	 .count_offset = O(dev.compute.n_dequant), .def = "", CONF_NO_BOUNDS,
+	 .count_offset = O(dev.compute.n_dequant), .def = "", .min = 0, .max = 1e30, .unit = "weights/s",
 	 .help = "measured dequantize GEMV speed, weights/s, for bits 1,2,3,4 (lifsim bench-gemv --profile)"},
 	{.section = "compute", .name = "kernel_overhead_us", .type = CONF_DOUBLE,
 	 .offset = O(dev.compute.kernel_overhead_us), .def = "0", CONF_NO_BOUNDS,
@@ -207,6 +214,9 @@ static int parse_row(const struct conf_doc *doc, const char *path, const char *t
 		if (conf_parse_double(items[i], &x))
 			rc = file_err(doc, path, "flash", "mb_per_s", err, "'%s' is not a number",
 				      items[i]);
+		else if (x > 1e8) /* up to 100 TB/s; not positive: load_table says */
+			rc = file_err(doc, path, "flash", "mb_per_s", err,
+				      "'%s' is outside [0, 1e+08] MB/s", items[i]);
 		else
 			out[i] = x * 1e6;
 	}

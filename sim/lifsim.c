@@ -1,6 +1,7 @@
 /* lifsim: one command, `lifsim VERB ...` (ARCHITECTURE.md, "Contracts"; lifsim(1)). */
 #include <gsl/gsl_errno.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
 
 #include "sim/base/conf.h"
@@ -80,8 +81,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (size_t i = 0; i < NVERBS; i++)
-		if (!strcmp(argv[1], verbs[i].name))
-			return verbs[i].run(argc - 1, argv + 1, &g);
+		if (!strcmp(argv[1], verbs[i].name)) {
+			int rc = verbs[i].run(argc - 1, argv + 1, &g);
+			/* what a verb printed can still fail to reach a full disk
+			 * (lifsim stats > FILE) */
+			int earlier = ferror(stdout), fl = fflush(stdout), e = errno;
+			if ((earlier || fl) && rc == CLI_EXIT_OK) {
+				fprintf(stderr, "lifsim %s: cannot write to stdout: %s\n", argv[1],
+					fl && !earlier ? strerror(e) : "disk full or I/O error");
+				return CLI_EXIT_RUNTIME;
+			}
+			return rc;
+		}
 	const char *names[NVERBS];
 	for (size_t i = 0; i < NVERBS; i++)
 		names[i] = verbs[i].name;

@@ -340,7 +340,8 @@ struct bad_case {
 };
 
 static struct bad_case bad_cases[] = {
-	{"[flash]\nt0_us = -1\n", "bad.ini:18: [flash] t0_us: must be a latency >= 0"},
+	{"[flash]\nt0_us = -1\n", "bad.ini:18: [flash] t0_us: '-1' is outside [0, 1e+06] us"},
+	{"[flash]\nt0_us = 1e308\n", "bad.ini:18: [flash] t0_us: '1e308' is outside [0, 1e+06] us"},
 	{"[flash]\nsoftmin_p = 100\n", "bad.ini:18: [flash] softmin_p: must be in [0.5, 64]"},
 	{"[flash]\nmodel = magnetic\n",
 	 "bad.ini:18: [flash] model: 'magnetic' is not one of parametric|tabulated"},
@@ -365,7 +366,7 @@ static struct bad_case bad_cases[] = {
 	 "iops_max = 0\n",
 	 "bad.ini:22: [flash] iops_max: must be a rate > 0"},
 	{"[dram]\ncopy_bytes_per_s = 0\n", "bad.ini:18: [dram] copy_bytes_per_s: must be a rate > 0"},
-	{"[dram]\nh2d_bytes_per_s = -1\n", "bad.ini:18: [dram] h2d_bytes_per_s: must be a rate >= 0"},
+	{"[dram]\nh2d_bytes_per_s = -1\n", "bad.ini:18: [dram] h2d_bytes_per_s: '-1' is outside [0, 1e+30] B/s"},
 	{"[compute]\nmem_bytes_per_s = abc\n",
 	 "bad.ini:18: [compute] mem_bytes_per_s: 'abc' is not a number"},
 	{"[compute]\nlut_weights_per_s = 1e9, 2e9\n",

@@ -10,6 +10,7 @@
 
 #include "testutil.h"
 #include "traces/h5attr.h"
+#include "traces/predictor/predictor.h"
 #include "traces/trace.h"
 
 struct hostile_case {
@@ -139,4 +140,81 @@ ParameterizedTest(struct hostile_case *c, hostile, a_flipped_v1_trace_that_crash
 	cr_expect_eq(tu_lifsim(out, sizeof out, "predictor train %s --rank 2 -o %s", path,
 			       tu_path("p.h5")), 1, "%s", out);
 	cr_expect(strstr(out, c->want), "%s", out);
+}
+
+/* A device profile's numbers are bounded by physics, with the unit in the
+ * message: t0_us = 1e308 printed mb_per_s 0, share_us inf. */
+Test(hostile, device_numbers_outside_physical_bounds_are_refused_with_their_unit)
+{
+	char out[8192], text[512];
+	const struct {
+		const char *key, *value, *want;
+	} c[] = {{"[flash]\nmodel = parametric\nt0_us", "1e308", "[flash] t0_us: '1e308' is outside [0, 1e+06] us"},
+		 {"[flash]\nmodel = parametric\nxfer_bytes_per_s", "-1", "is outside [0, 1e+30] B/s"},
+		 {"[compute]\nflops_per_s", "1e31", "is outside [0, 1e+30] FLOP/s"},
+		 {"[flash]\nchunk_bytes = 4KiB\nparallelism = 1\nmb_per_s", "1e300", "is outside [0, 1e+08] MB/s"}};
+	for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+		snprintf(text, sizeof text, "include = %s\n%s = %s\n", tu_src("models/devices/m1max.ini"),
+			 c[i].key, c[i].value);
+		const char *p = tu_write("bounded-device.ini", text);
+		cr_expect_eq(tu_lifsim(out, sizeof out, "device '%s'", p), 1, "%s", out);
+		cr_expect(strstr(out, c[i].want), "want '%s': %s", c[i].want, out);
+		cr_expect(!strstr(out, "inf"), "%s", out);
+	}
+}
+
+/* `lifsim tokens TRACE.h5` said "'tokens' is not [tokens, 7]". */
+Test(hostile, tokens_on_a_trace_is_a_usage_error_that_says_what_it_reads, .init = tu_init)
+{
+	char out[8192];
+	const char *t = tu_src("tests/data/hostile/all_inactive.h5");
+	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", t), 2, "%s", out);
+	cr_expect(strstr(out, "is an activation trace, not a point's per-token detail"), "%s", out);
+	cr_expect(strstr(out, "per_token = true"), "%s", out);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", tu_src("tests/data/tiny.ini")), 1, "%s", out);
+	cr_expect(strstr(out, "not an HDF5 file"), "%s", out);
+}
+
+/* predictor train on a trace without FFN inputs names the option that
+ * records them. */
+Test(hostile, predictor_train_without_inputs_names_record_inputs, .init = tu_init)
+{
+	char out[8192];
+	const char *t = tu_src("tests/data/hostile/all_inactive.h5");
+	cr_expect_eq(tu_lifsim(out, sizeof out, "predictor train '%s' --rank 2 -o '%s'", t,
+			       tu_path("never.h5")),
+		     1, "%s", out);
+	cr_expect(strstr(out, "lifsim record --inputs"), "%s", out);
+}
+
+/* Found by the per-token fuzz target (tests/fuzz/fuzz_pertoken.c): a 7 KB
+ * per-token file whose string attribute points into a corrupt global heap
+ * made libhdf5 loop forever (lifsim tokens never returned). Per-token files
+ * have no metadata checksums: they are read in a child first, with a time
+ * limit. */
+Test(hostile, pertoken_hang_bd87e757_ends_in_an_error, .timeout = 120)
+{
+	char out[8192];
+	const char *f = tu_src("tests/data/hostile/pertoken-hang-bd87e757.h5");
+	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", f), 1, "%s", out);
+	cr_expect(strstr(out, "pertoken-hang-bd87e757.h5: corrupt: reading it did not end within"),
+		  "%s", out);
+}
+
+/* Found by the predictor fuzz target: a predictor file whose string
+ * attribute points into a corrupt global heap (no checksum in any HDF5
+ * format) made libhdf5 copy out of bounds (ASan: memcpy-param-overlap in
+ * H5HG_read). Variable-length strings are read in a child process. */
+Test(hostile, predictor_crash_297b6076_ends_in_an_error, .init = tu_init)
+{
+	char out[8192];
+	const char *f = tu_src("tests/data/hostile/predictor-crash-297b6076.h5");
+	struct predictor *p;
+	struct lif_err e = {0};
+	cr_expect_null(p = predictor_load(f, &e));
+	predictor_free(p);
+	cr_expect(strstr(e.msg, "predictor-crash-297b6076.h5"), "%s", e.msg);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "predictor eval '%s' '%s'", f,
+			       tu_src("tests/data/hostile/all_inactive.h5")),
+		     1, "%s", out);
 }

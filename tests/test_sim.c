@@ -572,7 +572,7 @@ Test(sim, per_token_detail_is_written_and_printed_as_csv)
 		lines += *c == '\n';
 	cr_expect_eq(lines, 61); /* header + 60 tokens */
 	cr_expect_neq(tu_lifsim(out, sizeof out, "tokens %s", x), 0);
-	cr_expect(strstr(out, "not a readable HDF5 file"), "%s", out);
+	cr_expect(strstr(out, "not an HDF5 file"), "%s", out);
 }
 
 Test(sim, a_sweep_uses_trained_low_rank_predictors_on_a_recorded_trace)

@@ -243,3 +243,36 @@ Test(wfile, a_checkpoints_ffn_lands_where_the_layout_says, .init = tu_init)
 				tu_src("tests/data/tiny.ini"), ckpt, path), 0);
 	cr_expect(strstr(out, "traces/tinylm"), "%s", out);
 }
+
+/* Version 2 checks every byte (issue 13: the last bytes were not covered):
+ * the last byte (in the sums table), a byte of the pos table, a byte of the
+ * padding after the header and the one between the slots and the tables. */
+Test(wfile, every_byte_is_covered_the_last_one_too, .init = tu_init)
+{
+	struct llm_desc m;
+	struct layout *l;
+	struct lif_err e = {0};
+	const char *path = tiny_file(&m, &l);
+	struct wfile *w = wfile_open(path, &e);
+	cr_assert(w, "%s", e.msg);
+	const struct wfile_info *in = wfile_info(w);
+	cr_expect_eq(in->version, 2);
+	const long last = (long)in->file_bytes - 1, pos = (long)in->index[1].offset + 5,
+		   pad_hdr = 4000, pad_ffn = (long)(in->index[0].offset + in->index[0].bytes);
+	const char *want[4] = {"corrupt tables", "corrupt tables", "corrupt padding", "corrupt padding"};
+	const long at[4] = {last, pos, pad_hdr, pad_ffn};
+	wfile_close(w);
+	cr_assert_lt(pad_ffn, (long)in->index[1].offset, "the tiny file has padding after its slots");
+	for (int i = 0; i < 4; i++) {
+		poke(path, at[i], 1);
+		e = (struct lif_err){0};
+		cr_expect_null(wfile_open(path, &e), "byte %ld flipped", at[i]);
+		cr_expect(strstr(e.msg, want[i]), "byte %ld: %s", at[i], e.msg);
+		poke(path, at[i], -1); /* put it back */
+		e = (struct lif_err){0};
+		w = wfile_open(path, &e);
+		cr_expect(w, "restored: %s", e.msg);
+		wfile_close(w);
+	}
+	layout_free(l);
+}

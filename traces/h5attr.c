@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,6 +64,55 @@ int h5attr_get(hid_t obj, const char *name, hid_t memtype, hsize_t n, void *v)
 	return rc < 0 ? -1 : 0;
 }
 
+/* A variable-length string lives in the file's global heap, which carries
+ * no checksum in any HDF5 format: libhdf5 1.10 copies out of bounds on a
+ * corrupt one (tests/data/hostile/predictor-crash-297b6076.h5). So it is
+ * read in a child process, which hands the string back through a pipe; a
+ * child that crashes, is stopped by a sanitizer or does not end within 30 s
+ * means a corrupt attribute (-1). */
+static int vlen_read_isolated(hid_t a, hid_t ft, char *buf, size_t cap)
+{
+	int fd[2];
+	if (pipe(fd))
+		return -1;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fd[0]), close(fd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(fd[0]);
+		signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
+		alarm(30);
+		hid_t mt = H5Tcopy(H5T_C_S1);
+		char *s = NULL;
+		H5Tset_size(mt, H5T_VARIABLE);
+		H5Tset_cset(mt, H5Tget_cset(ft));
+		int ok = H5Aread(a, mt, &s) >= 0 && s;
+		size_t n = ok ? strlen(s) : 0;
+		ok = ok && write(fd[1], s, n) == (ssize_t)n;
+		_exit(ok ? 0 : 3);
+	}
+	close(fd[1]);
+	size_t n = 0;
+	ssize_t r;
+	char c;
+	while ((r = read(fd[0], n < cap - 1 ? buf + n : &c, n < cap - 1 ? cap - 1 - n : 1)) > 0)
+		n += n < cap - 1 ? (size_t)r : 0;
+	buf[n] = '\0';
+	close(fd[0]);
+	int ws;
+	while (waitpid(pid, &ws, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws)) {
+		buf[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
 int h5attr_get_str(hid_t obj, const char *name, char *buf, size_t cap)
 {
 	buf[0] = '\0';
@@ -70,16 +121,7 @@ int h5attr_get_str(hid_t obj, const char *name, char *buf, size_t cap)
 	hid_t a = H5Aopen(obj, name, H5P_DEFAULT), ft = H5Aget_type(a);
 	int rc = -1;
 	if (H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
-		hid_t mt = H5Tcopy(H5T_C_S1);
-		char *s = NULL;
-		H5Tset_size(mt, H5T_VARIABLE);
-		H5Tset_cset(mt, H5Tget_cset(ft));
-		if (H5Aread(a, mt, &s) >= 0 && s) {
-			snprintf(buf, cap, "%s", s);
-			rc = 0;
-		}
-		H5free_memory(s);
-		H5Tclose(mt);
+		rc = vlen_read_isolated(a, ft, buf, cap);
 	} else if (H5Tget_class(ft) == H5T_STRING) {
 		size_t sz = H5Tget_size(ft);
 		char *tmp = calloc(1, sz + 2);
@@ -100,6 +142,8 @@ int h5attr_get_str(hid_t obj, const char *name, char *buf, size_t cap)
 	return rc;
 }
 
+static int abandoned_path(const char *path);
+
 hid_t h5attr_open_readonly(const char *path, struct lif_err *err)
 {
 	if (access(path, R_OK)) {
@@ -108,15 +152,23 @@ hid_t h5attr_open_readonly(const char *path, struct lif_err *err)
 	}
 	if (claim_regular_file(path, err))
 		return H5I_INVALID_HID;
+	H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread in a threadsafe libhdf5 */
 	if (H5Fis_hdf5(path) <= 0) {
 		err_set(err, ERR_FORMAT, "%s: not an HDF5 file, or truncated", path);
 		return H5I_INVALID_HID;
 	}
-	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	hid_t fapl = H5P_DEFAULT;
+	if (abandoned_path(path) && (fapl = H5Pcreate(H5P_FILE_ACCESS)) >= 0)
+		H5Pset_fapl_core(fapl, 1 << 20, 0);
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+	if (fapl != H5P_DEFAULT)
+		H5Pclose(fapl);
 	if (f < 0)
 		err_set(err, ERR_FORMAT, "%s: cannot open as HDF5 (truncated or corrupt)", path);
 	return f;
 }
+
+static hid_t remember(hid_t f, const char *path);
 
 hid_t h5attr_create(const char *path, int streaming)
 {
@@ -127,14 +179,147 @@ hid_t h5attr_create(const char *path, int streaming)
 	 * until it is closed, so it gets the 1.8 format (checksummed object
 	 * headers; chunk data is checksummed by the datasets' filter) */
 	H5F_libver_t low = streaming ? H5F_LIBVER_V18 : H5F_LIBVER_V110;
+	H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread in a threadsafe libhdf5 */
 	if (fapl < 0 || H5Pset_libver_bounds(fapl, low, H5F_LIBVER_V110) < 0) {
 		if (fapl >= 0)
 			H5Pclose(fapl);
 		return H5I_INVALID_HID;
 	}
+	if (streaming) {
+		/* metadata reaches the file only at a flush (no evictions in
+		 * between), so a write failing after one leaves what it wrote */
+		H5AC_cache_config_t mdc = {.version = H5AC__CURR_CACHE_CONFIG_VERSION};
+		if (H5Pget_mdc_config(fapl, &mdc) >= 0) {
+			mdc.evictions_enabled = 0;
+			mdc.incr_mode = H5C_incr__off;
+			mdc.flash_incr_mode = H5C_flash_incr__off;
+			mdc.decr_mode = H5C_decr__off;
+			H5Pset_mdc_config(fapl, &mdc);
+		}
+	}
 	hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
 	H5Pclose(fapl);
+	return remember(f, path);
+}
+
+/* The files lifsim writes, with their descriptors taken when each is
+ * created: after a failed write libhdf5 1.10's handle can no longer be used
+ * (H5Fget_vfd_handle, a second H5Fclose and the library's exit handler
+ * crash in it), so such a file is abandoned: its descriptor points at
+ * /dev/null, so nothing more reaches the file, and its handles are left
+ * open (trace_init turns off libhdf5's exit handler, which would close
+ * them). */
+#define WRITTEN_MAX 16
+static struct {
+	hid_t f;
+	int fd, abandoned;
+	char path[4096];
+} written[WRITTEN_MAX];
+
+static hid_t remember(hid_t f, const char *path)
+{
+	void *h = NULL;
+	int e = errno;
+	if (f < 0 && (e == ENOSPC || e == EIO || e == EDQUOT || e == EFBIG)) {
+		unlink(path); /* created, then not written */
+		errno = e;
+	}
+	/* the default driver (sec2) hands out its descriptor */
+	if (f < 0 || H5Fget_vfd_handle(f, H5P_DEFAULT, &h) < 0 || !h)
+		return f;
+	for (int i = 0; i < WRITTEN_MAX; i++)
+		if (!written[i].f) {
+			written[i].f = f;
+			written[i].fd = *(int *)h;
+			snprintf(written[i].path, sizeof written[i].path, "%s", path);
+			break;
+		}
 	return f;
+}
+
+const char *h5attr_why(int e)
+{
+	if (e == ENOSPC || e == EIO || e == EDQUOT || e == EFBIG || e == EROFS)
+		return strerror(e);
+	return "a write failed (disk full or I/O error)";
+}
+
+hid_t h5attr_create_default(const char *path)
+{
+	H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread in a threadsafe libhdf5 */
+	return remember(H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path);
+}
+
+static void abandon(hid_t f)
+{
+	for (int i = 0; i < WRITTEN_MAX; i++)
+		if (written[i].f == f && !written[i].abandoned) {
+			int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+			if (nul >= 0) {
+				dup2(nul, written[i].fd);
+				close(nul);
+			}
+			written[i].abandoned = 1;
+		}
+}
+
+static void forget(hid_t f)
+{
+	for (int i = 0; i < WRITTEN_MAX; i++)
+		if (written[i].f == f && !written[i].abandoned)
+			written[i].f = 0;
+}
+
+/* An abandoned file is read back through the core driver: libhdf5 would
+ * match a sec2 open of it with the abandoned handle. */
+static int abandoned_path(const char *path)
+{
+	for (int i = 0; i < WRITTEN_MAX; i++)
+		if (written[i].abandoned && !strcmp(written[i].path, path))
+			return 1;
+	return 0;
+}
+
+int h5attr_close_written(hid_t f, const hid_t *objs, int n, int failed, const char *path)
+{
+	int saved = failed ? errno : 0;
+	if (f >= 0 && !failed && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) {
+		saved = errno;
+		failed = 1;
+	}
+	if (f >= 0 && failed) {
+		abandon(f);
+		errno = saved;
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		if (objs[i] >= 0) {
+			H5I_type_t t = H5Iget_type(objs[i]);
+			if (t == H5I_ATTR)
+				H5Aclose(objs[i]);
+			else if (t == H5I_DATASPACE)
+				H5Sclose(objs[i]);
+			else if (t == H5I_DATASET || t == H5I_GROUP || t == H5I_DATATYPE)
+				H5Oclose(objs[i]);
+		}
+	if (f >= 0 && H5Fclose(f) < 0) {
+		/* closing writes too (superblock flags, end of file) */
+		abandon(f);
+		errno = errno ? errno : EIO;
+		return -1;
+	}
+	forget(f);
+	if (path) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd)) {
+			saved = errno;
+			failed = 1;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	errno = saved;
+	return failed ? -1 : 0;
 }
 
 int h5attr_has_checksum(hid_t d)
@@ -230,6 +415,49 @@ int h5attr_check_stored(hid_t d, const char *path, const char *name, struct lif_
 	return 0;
 }
 
+int h5attr_check_stored_rows(hid_t d, const char *path, const char *name, hsize_t rows,
+			     struct lif_err *err)
+{
+	hid_t dcpl = H5Dget_create_plist(d), sp = H5Dget_space(d);
+	hsize_t dims[3], chunk[3] = {0}, off[3] = {0}, have = 0, want = 0;
+	int rank = sp < 0 ? -1 : H5Sget_simple_extent_dims(sp, dims, NULL);
+	int ok = rank >= 1 && rank <= 3 && dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+		 H5Pget_chunk(dcpl, rank, chunk) == rank;
+	for (int i = 0; ok && i < rank; i++)
+		ok = chunk[i] > 0;
+	/* walk the chunk grid over [0, rows) x dims[1] x dims[2] */
+	while (ok && rows && off[0] < rows) {
+		unsigned mask;
+		haddr_t addr = HADDR_UNDEF;
+		hsize_t size = 0;
+		want++;
+		if (H5Dget_chunk_info_by_coord(d, off, &mask, &addr, &size) >= 0 &&
+		    addr != HADDR_UNDEF && size > 0)
+			have++;
+		int i = rank - 1;
+		for (; i > 0; i--) {
+			off[i] += chunk[i];
+			if (off[i] < dims[i])
+				break;
+			off[i] = 0;
+		}
+		if (i == 0)
+			off[0] += chunk[0];
+	}
+	if (dcpl >= 0)
+		H5Pclose(dcpl);
+	if (sp >= 0)
+		H5Sclose(sp);
+	if (!ok)
+		return err_set(err, ERR_FORMAT, "%s: dataset '%s' has an unreadable layout", path, name);
+	if (have < want)
+		return err_set(err, ERR_FORMAT, "%s: dataset '%s' stores %llu of the %llu chunks of "
+			       "its first %llu rows (the file claims more than it holds)", path, name,
+			       (unsigned long long)have, (unsigned long long)want,
+			       (unsigned long long)rows);
+	return 0;
+}
+
 int h5attr_superblock_version(const char *path)
 {
 	static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
@@ -259,9 +487,16 @@ int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, stru
 		close(fd[0]), close(fd[1]);
 		return fn(path, arg, err);
 	}
+	/* libhdf5 can also loop forever on corrupt metadata (a global heap
+	 * reference in a per-token file): the child has a time limit, generous
+	 * for the file's size */
+	struct stat st;
+	unsigned limit = 30 + (stat(path, &st) ? 0 : (unsigned)(st.st_size >> 24));
 	if (pid == 0) { /* the child reads; only its verdict crosses the pipe */
 		struct lif_err e = {0};
 		close(fd[0]);
+		signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
+		alarm(limit);
 		int rc = fn(path, arg, &e);
 		if (rc && write(fd[1], e.msg, strlen(e.msg)) < 0)
 			rc = 1;
@@ -275,16 +510,21 @@ int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, stru
 		n += (size_t)r;
 	msg[n] = '\0';
 	close(fd[0]);
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
+	int ws;
+	while (waitpid(pid, &ws, 0) < 0)
 		if (errno != EINTR)
 			return err_set(err, ERR_IO, "%s: cannot wait for the reading process", path);
-	if (WIFSIGNALED(st))
+	if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM)
+		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it did not end within %u s "
+			       "(the HDF5 library loops on it); its format (HDF5 superblock version "
+			       "%d) has no metadata checksums", path, limit,
+			       h5attr_superblock_version(path));
+	if (WIFSIGNALED(ws))
 		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it crashed the HDF5 library "
 			       "(signal %d, %s); its format (HDF5 superblock version %d) has no "
-			       "metadata checksums", path, WTERMSIG(st), strsignal(WTERMSIG(st)),
+			       "metadata checksums", path, WTERMSIG(ws), strsignal(WTERMSIG(ws)),
 			       h5attr_superblock_version(path));
-	if (WEXITSTATUS(st))
+	if (WEXITSTATUS(ws))
 		return err_set(err, ERR_FORMAT, "%s", msg[0] ? msg : "corrupt file");
 	return 0;
 }

@@ -26,6 +26,25 @@ hid_t h5attr_open_readonly(const char *path, struct lif_err *err);
  * the handle or H5I_INVALID_HID (errno says why). */
 hid_t h5attr_create(const char *path, int streaming);
 
+/* Why a write through libhdf5 failed, for a message: strerror(e) when e is
+ * an errno a failing write sets (ENOSPC, EIO, EDQUOT, EFBIG, EROFS), else a
+ * generic phrase (libhdf5 may have changed errno since). */
+const char *h5attr_why(int e);
+
+/* Create (truncate) an HDF5 file with the library's default properties. */
+hid_t h5attr_create_default(const char *path);
+
+/* Close a file made by h5attr_create or h5attr_create_default and its n open
+ * objects (datasets, groups), after failed = nonzero when a write already
+ * failed. Flushes, closes, then fsyncs path. Returns 0, or -1 when any write,
+ * the flush, the close or the fsync failed (errno says why, where known).
+ * Whatever failed, every handle is closed and libhdf5 has nothing left to
+ * write: libhdf5 1.10 retries a failed flush at every close and at exit, and
+ * a second failure there crashes it (H5F__close_cb), so after a failure the
+ * file's descriptor is pointed at /dev/null before closing (what was written
+ * before stays in the file; nothing more reaches it). */
+int h5attr_close_written(hid_t f, const hid_t *objs, int n, int failed, const char *path);
+
 /* An integer attribute (a float is refused) as int64, within [lo, hi]; the
  * error names the file, the attribute and the bounds. */
 int h5attr_get_int(hid_t obj, const char *path, const char *name, int64_t lo, int64_t hi,
@@ -35,6 +54,11 @@ int h5attr_get_int(hid_t obj, const char *path, const char *name, int64_t lo, in
  * or a contiguous extent's every byte. HDF5 would serve missing chunks as
  * fill values, so a small file could claim any size. */
 int h5attr_check_stored(hid_t d, const char *path, const char *name, struct lif_err *err);
+
+/* The same for the first rows of a chunked dataset that holds more along its
+ * first axis (one lookup per chunk of those rows). */
+int h5attr_check_stored_rows(hid_t d, const char *path, const char *name, hsize_t rows,
+			     struct lif_err *err);
 
 /* 1 when dataset d has HDF5's Fletcher32 checksum filter. */
 int h5attr_has_checksum(hid_t d);
@@ -51,7 +75,9 @@ int h5attr_superblock_version(const char *path);
  * carries no checksums can make libhdf5 itself crash, and lifsim must not.
  * Returns fn's verdict (its message), or a "corrupt: reading it crashed the
  * HDF5 library" error when the child dies of a signal. The child's work is
- * discarded; call fn again in the process once it returns 0. */
+ * discarded; call fn again in the process once it returns 0.
+ * The child has a time limit (30 s, plus 1 s per 16 MiB of the file): libhdf5
+ * can loop forever on corrupt metadata, which then is an error too. */
 int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
 		   void *arg, struct lif_err *err);
 

@@ -194,14 +194,16 @@ int router_write(const char *path, const struct router_trace *rt, struct lif_err
 	void *scratch = malloc(n ? n * sizeof(float) : 1);
 	if (!scratch)
 		return err_set(err, ERR_NOMEM, "out of memory writing %s", path);
-	hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+	hid_t f = h5attr_create_default(tmp);
 	int rc = 0;
 	if (f < 0)
 		rc = err_set(err, ERR_IO, "%s: cannot create trace file: %s", tmp, strerror(errno));
 	else if (write_all(f, rt, scratch))
-		rc = err_set(err, ERR_IO, "%s: cannot write the router trace", tmp);
-	if (f >= 0 && H5Fclose(f) < 0 && !rc)
-		rc = err_set(err, ERR_IO, "%s: cannot close the router trace", tmp);
+		rc = err_set(err, ERR_IO, "%s: cannot write the router trace: %s", tmp,
+			     h5attr_why(errno));
+	if (f >= 0 && h5attr_close_written(f, NULL, 0, rc != 0, tmp) && !rc)
+		rc = err_set(err, ERR_IO, "%s: cannot write the router trace: %s", tmp,
+			     h5attr_why(errno));
 	if (!rc && rename(tmp, path))
 		rc = err_set(err, ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
 	if (rc)

@@ -23,10 +23,18 @@
 #define CHUNK_TOKENS_BAND 64
 #define CHUNK_TOKENS_INPUTS 16
 #define DEFLATE_LEVEL 1
+/* Streaming (the recorder): flushed every FLUSH_TOKENS tokens, in chunks of
+ * as many tokens, so a flush writes new chunks and never rewrites one an
+ * earlier flush wrote: a write failing in a flush leaves the previous one's
+ * trace whole (with metadata written only at flushes, h5attr_create) */
+#define FLUSH_TOKENS 16
 #define READ_BATCH ((hsize_t)64 << 20) /* stored chunk bytes read before inflating them */
 
 void trace_init(void)
 {
+	/* no exit handler: it would close the files abandoned after a failed
+	 * write, and libhdf5 1.10 crashes there (traces/h5attr.c) */
+	H5dont_atexit();
 	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
@@ -71,6 +79,8 @@ struct trace_writer {
 	hid_t file;
 	hid_t d_tokens, d_active, d_mags, d_inputs;
 	int64_t since_flush;
+	int64_t flushed;    /* tokens in the file at its last successful flush */
+	int failed;         /* a write failed: nothing more is written */
 	int threads;
 };
 
@@ -207,14 +217,17 @@ struct trace_writer *trace_writer_open(const char *path, const struct trace_meta
 	hsize_t act[2] = {(hsize_t)meta->layers, (hsize_t)w->row_bytes};
 	hsize_t mag[2] = {(hsize_t)meta->layers, 2 * (hsize_t)w->row_bytes};
 	hsize_t inp[2] = {(hsize_t)meta->layers, (hsize_t)meta->d_model};
-	w->d_tokens = make_dataset(w->file, "tokens", H5T_STD_I32LE, 1, NULL, 1024, 1, 0, 4);
-	w->d_active = make_dataset(w->file, "active", H5T_STD_U8LE, 3, act, CHUNK_TOKENS_BITS, 1, 0, 1);
+	int st = flags & TRACE_WRITE_STREAMING;
+	w->d_tokens = make_dataset(w->file, "tokens", H5T_STD_I32LE, 1, NULL,
+				   st ? FLUSH_TOKENS : 1024, 1, 0, 4);
+	w->d_active = make_dataset(w->file, "active", H5T_STD_U8LE, 3, act,
+				   st ? FLUSH_TOKENS : CHUNK_TOKENS_BITS, 1, 0, 1);
 	if (meta->has & TRACE_HAS_MAGNITUDES)
 		w->d_mags = make_dataset(w->file, "band", H5T_STD_U8LE, 3, mag,
-					 CHUNK_TOKENS_BAND, 1, 0, 1);
+					 st ? FLUSH_TOKENS : CHUNK_TOKENS_BAND, 1, 0, 1);
 	if (meta->has & TRACE_HAS_INPUTS)
 		w->d_inputs = make_dataset(w->file, "ffn_inputs", H5T_IEEE_F32LE, 3, inp,
-					   CHUNK_TOKENS_INPUTS, 1, 1, 4);
+					   st ? FLUSH_TOKENS : CHUNK_TOKENS_INPUTS, 1, 1, 4);
 	if (w->d_tokens < 0 || w->d_active < 0 ||
 	    ((meta->has & TRACE_HAS_MAGNITUDES) && w->d_mags < 0) ||
 	    ((meta->has & TRACE_HAS_INPUTS) && w->d_inputs < 0) || write_root_attrs(w)) {
@@ -228,10 +241,14 @@ struct trace_writer *trace_writer_open(const char *path, const struct trace_meta
 int trace_writer_set_text(struct trace_writer *w, const char *name, const char *value,
 			  struct lif_err *err)
 {
-	if (H5Aexists(w->file, name) > 0 && H5Adelete(w->file, name) < 0)
-		return err_set(err, ERR_IO, "%s: cannot replace attribute %s", w->tmp, name);
-	if (h5attr_put_str(w->file, name, value))
-		return err_set(err, ERR_IO, "%s: cannot write attribute %s", w->tmp, name);
+	if (w->failed)
+		return err_set(err, ERR_IO, "%s: an earlier write failed", w->tmp);
+	if ((H5Aexists(w->file, name) > 0 && H5Adelete(w->file, name) < 0) ||
+	    h5attr_put_str(w->file, name, value)) {
+		w->failed = 1;
+		return err_set(err, ERR_IO, "%s: cannot write attribute %s: %s", w->tmp, name,
+			       h5attr_why(errno));
+	}
 	return 0;
 }
 
@@ -330,9 +347,11 @@ int trace_writer_append_many(struct trace_writer *w, int64_t n, const int32_t *t
 		return err_set(err, ERR_INVAL, "%s: band (magnitudes) declared but not given", w->tmp);
 	if ((m->has & TRACE_HAS_INPUTS) && !inputs)
 		return err_set(err, ERR_INVAL, "%s: ffn inputs declared but not given", w->tmp);
+	if (w->failed)
+		return err_set(err, ERR_IO, "%s: an earlier write failed", w->tmp);
 	int rc = append_rows(w->d_tokens, 1, t0, n, H5T_NATIVE_INT32, token_ids);
 	int direct = t0 % CHUNK_TOKENS_BITS == 0 && n <= CHUNK_TOKENS_BITS &&
-		     (n == CHUNK_TOKENS_BITS || !(w->flags & TRACE_WRITE_STREAMING));
+		     !(w->flags & TRACE_WRITE_STREAMING);
 	if (direct)
 		rc |= append_direct(w->d_active, t0, (int)n, m->layers, w->row_bytes,
 				    CHUNK_TOKENS_BITS, bits, w->threads);
@@ -345,15 +364,22 @@ int trace_writer_append_many(struct trace_writer *w, int64_t n, const int32_t *t
 		rc |= append_rows(w->d_mags, 3, t0, n, H5T_NATIVE_UINT8, mags);
 	if (m->has & TRACE_HAS_INPUTS)
 		rc |= append_rows(w->d_inputs, 3, t0, n, H5T_NATIVE_FLOAT, inputs);
-	if (rc)
-		return err_set(err, ERR_IO, "%s: cannot append tokens %lld..%lld (disk full?)", w->tmp,
-			       (long long)t0, (long long)(t0 + n - 1));
+	if (rc) {
+		w->failed = 1;
+		return err_set(err, ERR_IO, "%s: cannot write tokens %lld..%lld: %s", w->tmp,
+			       (long long)t0, (long long)(t0 + n - 1), h5attr_why(errno));
+	}
 	w->meta.tokens += n;
 	w->since_flush += n;
-	if ((w->flags & TRACE_WRITE_STREAMING) && w->since_flush >= 16) {
+	if ((w->flags & TRACE_WRITE_STREAMING) && w->since_flush >= FLUSH_TOKENS) {
 		w->since_flush = 0;
-		if (h5attr_set_i64(w->file, "tokens", w->meta.tokens) || H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
-			return err_set(err, ERR_IO, "%s: cannot flush", w->tmp);
+		if (h5attr_set_i64(w->file, "tokens", w->meta.tokens) ||
+		    H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
+			w->failed = 1;
+			return err_set(err, ERR_IO, "%s: cannot write tokens up to %lld: %s", w->tmp,
+				       (long long)w->meta.tokens - 1, h5attr_why(errno));
+		}
+		w->flushed = w->meta.tokens;
 	}
 	return 0;
 }
@@ -383,35 +409,68 @@ int trace_writer_append(struct trace_writer *w, int32_t token_id, const uint8_t 
 	return rc;
 }
 
-static void writer_close_handles(struct trace_writer *w)
+/* After a failed write in streaming mode the file holds what its last
+ * successful flush wrote, and perhaps some of what followed: keep it if it
+ * reads back whole (every chunk's checksum), as after an interrupt; remove it
+ * otherwise, so no reader takes it for a trace. Says which in err. */
+static void keep_or_remove(const struct trace_writer *w, struct lif_err *err)
+{
+	struct lif_err e = {0};
+	struct trace *t = trace_load(w->path, 0, &e);
+	size_t n = strlen(err->msg);
+	if (t) {
+		snprintf(err->msg + n, sizeof err->msg - n,
+			 "; %s keeps the %lld tokens written before the failure", w->path,
+			 (long long)t->meta.tokens);
+		trace_free(t);
+	} else {
+		unlink(w->path);
+		snprintf(err->msg + n, sizeof err->msg - n,
+			 "; %s removed (unreadable after the failure: %s)", w->path, e.msg);
+	}
+}
+
+/* Close every handle; returns -1 when a write, the flush, the close or the
+ * fsync failed (or had failed before). */
+static int writer_close_handles(struct trace_writer *w)
 {
 	hid_t ds[4] = {w->d_tokens, w->d_active, w->d_mags, w->d_inputs};
-	for (int i = 0; i < 4; i++)
-		if (ds[i] >= 0)
-			H5Dclose(ds[i]);
-	if (w->file >= 0)
-		H5Fclose(w->file);
-	w->file = H5I_INVALID_HID;
+	int rc = h5attr_close_written(w->file, ds, 4, w->failed, w->tmp);
+	w->file = w->d_tokens = w->d_active = w->d_mags = w->d_inputs = H5I_INVALID_HID;
+	return rc;
 }
 
 int trace_writer_close(struct trace_writer *w, struct lif_err *err)
 {
 	int rc = 0;
-	if (h5attr_set_i64(w->file, "tokens", w->meta.tokens))
+	if (w->failed)
+		rc = err_set(err, ERR_IO, "%s: an earlier write failed", w->tmp);
+	else if (h5attr_set_i64(w->file, "tokens", w->meta.tokens)) {
+		w->failed = 1;
 		rc = err_set(err, ERR_IO, "%s: cannot write the tokens attribute", w->tmp);
-	writer_close_handles(w);
+	}
+	if (writer_close_handles(w) && !rc)
+		rc = err_set(err, ERR_IO, "%s: write failed: %s", w->tmp, h5attr_why(errno));
 	if (!rc && !(w->flags & TRACE_WRITE_STREAMING) && rename(w->tmp, w->path))
 		rc = err_set(err, ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
 	if (rc && !(w->flags & TRACE_WRITE_STREAMING))
 		unlink(w->tmp);
+	if (rc && (w->flags & TRACE_WRITE_STREAMING))
+		keep_or_remove(w, err);
 	free(w);
 	return rc;
+}
+
+int64_t trace_writer_flushed(const struct trace_writer *w)
+{
+	return w->flushed;
 }
 
 void trace_writer_abort(struct trace_writer *w)
 {
 	if (!w)
 		return;
+	w->failed = 1;
 	writer_close_handles(w);
 	if (!(w->flags & TRACE_WRITE_STREAMING))
 		unlink(w->tmp);
@@ -515,8 +574,11 @@ static int open_checked(hid_t f, const char *path, int version, struct dset *s,
 	int ok = sp >= 0 && t >= 0 && H5Sget_simple_extent_ndims(sp) == s->rank &&
 		 H5Tget_class(t) == s->cls && H5Tget_size(t) == s->elem &&
 		 H5Sget_simple_extent_dims(sp, dims, NULL) == s->rank;
+	/* along tokens a dataset may hold more rows than the file claims: a
+	 * recorder's write that failed after extending it (only the claimed
+	 * rows are read) */
 	for (int i = 0; ok && i < s->rank; i++)
-		ok = dims[i] == s->want[i];
+		ok = i ? dims[i] == s->want[i] : dims[i] >= s->want[i];
 	if (t >= 0)
 		H5Tclose(t);
 	if (sp >= 0)
@@ -532,6 +594,8 @@ static int open_checked(hid_t f, const char *path, int version, struct dset *s,
 			       s->name, has, s->cls == H5T_FLOAT ? "float32" : s->elem == 4 ? "int32" : "uint8",
 			       shape);
 	}
+	if (dims[0] > s->want[0])
+		return h5attr_check_stored_rows(s->d, path, s->name, s->want[0], err);
 	return h5attr_check_stored(s->d, path, s->name, err);
 }
 
@@ -784,8 +848,21 @@ static int load_datasets(const char *path, struct trace *t, const struct dset ds
 	void *dst[DS_N] = {t->token_ids, t->bits, t->band, t->inputs};
 	hid_t memtype[DS_N] = {H5T_NATIVE_INT32, H5T_NATIVE_UINT8, H5T_NATIVE_UINT8,
 			       H5T_NATIVE_FLOAT};
-	if (m->tokens && H5Dread(ds[DS_TOKENS].d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-				 t->token_ids) < 0)
+	/* the first m->tokens rows: the dataset may hold more (open_checked) */
+	hid_t sp = H5Dget_space(ds[DS_TOKENS].d);
+	hsize_t start = 0, count = (hsize_t)m->tokens;
+	hid_t ms = H5Screate_simple(1, &count, NULL);
+	herr_t rrc = sp < 0 || ms < 0 ||
+			     H5Sselect_hyperslab(sp, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0
+		     ? -1
+		     : m->tokens ? H5Dread(ds[DS_TOKENS].d, H5T_NATIVE_INT32, ms, sp, H5P_DEFAULT,
+					   t->token_ids)
+				 : 0;
+	if (ms >= 0)
+		H5Sclose(ms);
+	if (sp >= 0)
+		H5Sclose(sp);
+	if (rrc < 0)
 		return err_set(err, ERR_FORMAT, "%s: dataset 'tokens' is corrupt (a checksum "
 			       "mismatch or an unreadable chunk)", path);
 	for (int i = DS_ACTIVE; i < DS_N; i++)
@@ -814,6 +891,7 @@ static int load_probe(const char *path, void *flags, struct lif_err *err)
 	trace_free(t);
 	return t ? 0 : ERR_FORMAT;
 }
+
 
 struct trace *trace_load_threads(const char *path, int flags, int threads, struct lif_err *err)
 {

@@ -132,6 +132,10 @@ int trace_writer_append_many(struct trace_writer *w, int64_t n, const int32_t *t
  * error. */
 int trace_writer_close(struct trace_writer *w, struct lif_err *err);
 
+/* Tokens in the file at its last successful flush (streaming mode): what a
+ * reader finds after a failed write. */
+int64_t trace_writer_flushed(const struct trace_writer *w);
+
 /* Discard: close and remove the temporary file. Accepts NULL. */
 void trace_writer_abort(struct trace_writer *w);
 

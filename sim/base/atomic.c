@@ -17,16 +17,20 @@ int atomic_open(struct atomic_file *af, const char *path, struct lif_err *err)
 
 int atomic_commit(struct atomic_file *af, struct lif_err *err)
 {
-	int bad = ferror(af->fp) || fflush(af->fp) || fsync(fileno(af->fp));
-	int saved = errno;
-	bad |= fclose(af->fp) != 0;
+	/* a stream's earlier failed write leaves no errno to trust */
+	const char *why = "disk full or I/O error";
+	int bad = ferror(af->fp) != 0;
+	if (!bad && (fflush(af->fp) || fsync(fileno(af->fp))))
+		bad = 1, why = strerror(errno);
+	if (fclose(af->fp) != 0 && !bad)
+		bad = 1, why = strerror(errno);
 	af->fp = NULL;
 	if (bad) {
 		unlink(af->tmp);
-		return err_set(err, ERR_IO, "%s: write failed: %s", af->path, strerror(saved));
+		return err_set(err, ERR_IO, "%s: write failed: %s", af->path, why);
 	}
 	if (rename(af->tmp, af->path)) {
-		saved = errno;
+		int saved = errno;
 		unlink(af->tmp);
 		return err_set(err, ERR_IO, "%s: cannot rename into place: %s", af->path,
 			       strerror(saved));

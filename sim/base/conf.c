@@ -375,13 +375,15 @@ static int check_bounds(const struct conf_opt *o, double v, const struct conf_en
 	if (o->min <= o->max && (v < o->min || v > o->max)) {
 		char msg[256];
 		/* integers print as integers: [1, 4194304], not [1, 4.1943e+06] */
+		const char *sp = o->unit ? " " : "", *unit = o->unit ? o->unit : "";
 		if (o->type == CONF_INT || o->type == CONF_I64 || o->type == CONF_BYTES) {
-			snprintf(msg, sizeof msg, "'%%s' is outside [%.0f, %.0f]", o->min, o->max);
+			snprintf(msg, sizeof msg, "'%%s' is outside [%.0f, %.0f]%s%s", o->min, o->max,
+				 sp, unit);
 		} else { /* the shortest form that reads back as the bound */
 			char lo[40], hi[40];
 			format_double(lo, sizeof lo, o->min);
 			format_double(hi, sizeof hi, o->max);
-			snprintf(msg, sizeof msg, "'%%s' is outside [%s, %s]", lo, hi);
+			snprintf(msg, sizeof msg, "'%%s' is outside [%s, %s]%s%s", lo, hi, sp, unit);
 		}
 		return where(o, e, err, msg, val);
 	}

@@ -51,6 +51,7 @@ struct conf_opt {
 	conf_names_fn *names; /* CONF_ENUM, or a CONF_STR naming a table entry: the
 			       * table's names (instead of choices) */
 	const char *help;
+	const char *unit;    /* printed after the bounds in an out-of-bounds error */
 };
 
 /* Helpers for table rows (designated initializers; fields left out are 0 or

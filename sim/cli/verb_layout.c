@@ -18,7 +18,7 @@ static void usage(FILE *f)
 		"usage: lifsim layout MODEL.ini --layout L -o FILE [--trace T.h5] [--bundle N]\n"
 		"                     [--train-tokens N] [--scale F] [--dtype D] [--seed N]\n\n"
 		"Write the FFN weights of MODEL (models/llms/*.ini) in layout L (%s) to FILE,\n"
-		"schema lifsim-weights v1 (sim/real/wfile.h): a 4 KiB header (magic, version, layout,\n"
+		"schema lifsim-weights v2 (sim/real/wfile.h): a 4 KiB header (magic, version, layout,\n"
 		"dims, dtype, index of regions), the FFN region exactly as the simulator's layout\n"
 		"places it (4 KiB aligned), the neuron order and a checksum per slot.\n"
 		"Weights are deterministic synthetic values from --seed, or a checkpoint's.\n"

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sim/base/atomic.h"
 #include "sim/cli/verbs.h"
 #include "traces/predictor/predictor.h"
 #include "traces/trace.h"
@@ -160,11 +161,10 @@ static int run_train(int argc, char **argv, const struct cli_global *g)
 static int write_csv(const char *path, const struct predictor_eval_row *r, int n,
 		     struct lif_err *err)
 {
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return err_set(err, ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+	struct atomic_file af;
+	if (atomic_open(&af, path, err))
+		return err->code;
+	FILE *f = af.fp;
 	fprintf(f, "layer,split,tokens,true_active_frac,pred_active_frac,recall,precision,"
 		   "fn_rate,fp_rate,tp,fp,fn,tn\n");
 	for (int i = 0; i < n; i++)
@@ -172,11 +172,7 @@ static int write_csv(const char *path, const struct predictor_eval_row *r, int n
 			r[i].split ? "holdout" : "train", (long long)r[i].tokens, r[i].true_active,
 			r[i].pred_active, r[i].recall, r[i].precision, r[i].fn_rate, r[i].fp_rate,
 			(long long)r[i].tp, (long long)r[i].fp, (long long)r[i].fn, (long long)r[i].tn);
-	if (fclose(f) || rename(tmp, path)) {
-		unlink(tmp);
-		return err_set(err, ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-	}
-	return 0;
+	return atomic_commit(&af, err);
 }
 
 static void print_eval_summary(const struct predictor_eval_row *r, int n)

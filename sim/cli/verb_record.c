@@ -458,9 +458,14 @@ static int record(struct run *run, const struct record_opts *o, const struct rul
 		record_all(run, o, r, &rc, g, secs, err);
 	if (rc.w) {
 		struct lif_err e2 = {0};
-		if (trace_writer_set_text(rc.w, "generated_text", run->gen_text, &e2) ||
-		    trace_writer_close(rc.w, &e2))
-			err_set(err, e2.code, "%s", e2.msg);
+		if (!err->code)
+			trace_writer_set_text(rc.w, "generated_text", run->gen_text, &e2);
+		if (trace_writer_close(rc.w, &e2) && err->code) {
+			size_t n = strlen(err->msg); /* what became of the file */
+			const char *kept = strstr(e2.msg, "; ");
+			snprintf(err->msg + n, sizeof err->msg - n, "%s", kept ? kept : "");
+		}
+		err_set(err, e2.code, "%s", e2.msg);
 	}
 	if (rc.logits && (fclose(rc.logits) || err->code || rename(tmp_logits, o->logits)))
 		err_set(err, ERR_IO, "%s: cannot write logits", o->logits);

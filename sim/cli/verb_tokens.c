@@ -20,5 +20,8 @@ int verb_tokens(int argc, char **argv, const struct cli_global *g)
 	if (optind != argc - 1)
 		return cli_failf("tokens", "expected one per-token file (see lifsim tokens --help)");
 	struct lif_err err = {0};
-	return pertoken_print_csv(argv[optind], stdout, &err) ? cli_fail("tokens", &err) : 0;
+	int rc = pertoken_print_csv(argv[optind], stdout, &err);
+	if (rc == ERR_INVAL) /* a trace given for a per-token file */
+		return cli_failf("tokens", "%s", err.msg);
+	return rc ? cli_fail("tokens", &err) : 0;
 }

@@ -20,7 +20,27 @@ struct disk_header {
 	char model[64];
 	struct wfile_region index[4];
 	uint64_t sum; /* wfile_hash of everything above (padded to 8) */
+	/* version 2: the rest of the file is covered too */
+	uint64_t tables_sum; /* table_hash of the pos, friend and sums regions */
+	uint64_t sum2;       /* wfile_hash of everything above */
 };
+
+/* wfile_hash of p, with the bytes past its last whole 8 mixed in. */
+static uint64_t table_hash(const void *p, size_t bytes)
+{
+	uint64_t h = wfile_hash(p, bytes - bytes % 8), tail = 0;
+	memcpy(&tail, (const char *)p + bytes - bytes % 8, bytes % 8);
+	return (h ^ tail) * 0x9e3779b97f4a7c15ULL ^ bytes;
+}
+
+/* The header's checksum of the tables, in index order. */
+static uint64_t tables_hash(const struct wfile_region *index, int nindex, const void *const *tables)
+{
+	uint64_t h = 0x452821e638d01377ULL;
+	for (int i = 1; i < nindex; i++)
+		h = (h ^ table_hash(tables[i], (size_t)index[i].bytes)) * 0xbf58476d1ce4e5b9ULL;
+	return h;
+}
 
 struct wfile {
 	char path[4096];
@@ -303,6 +323,13 @@ int wfile_write_from(const char *path, const struct llm_desc *m, const struct la
 		rc = big_write(&b, src, h.index[i].bytes, h.index[i].offset, err);
 	}
 	if (!rc) {
+		const void *tables[4] = {NULL};
+		for (int i = 1; i < (int)h.nindex; i++)
+			tables[i] = !strcmp(h.index[i].name, "pos")	 ? (const void *)l->pos
+				    : !strcmp(h.index[i].name, "friend") ? (const void *)l->friend_of
+									 : (const void *)sums;
+		h.tables_sum = tables_hash(h.index, (int)h.nindex, tables);
+		h.sum2 = wfile_hash(&h, offsetof(struct disk_header, sum2));
 		memcpy(page, &h, sizeof h);
 		rc = big_write(&b, page, WFILE_ALIGN, 0, err);
 	}
@@ -333,10 +360,11 @@ static int check_header(const struct disk_header *h, int64_t size, struct wfile_
 {
 	if (memcmp(h->magic, WFILE_MAGIC, 8))
 		return err_set(err, ERR_FORMAT, "not a lifsim weight file (no %s magic)", WFILE_MAGIC);
-	if (h->version != WFILE_VERSION)
-		return err_set(err, ERR_FORMAT, "weight file version %u (this lifsim reads %d)",
+	if (h->version < 1 || h->version > WFILE_VERSION)
+		return err_set(err, ERR_FORMAT, "weight file version %u (this lifsim reads 1 to %d)",
 			       h->version, WFILE_VERSION);
-	if (h->sum != wfile_hash(h, offsetof(struct disk_header, sum)))
+	if (h->sum != wfile_hash(h, offsetof(struct disk_header, sum)) ||
+	    (h->version >= 2 && h->sum2 != wfile_hash(h, offsetof(struct disk_header, sum2))))
 		return err_set(err, ERR_FORMAT, "corrupt header (checksum mismatch)");
 	if (!layout_by_kind((int)h->layout) || h->nindex < 3 || h->nindex > 4 || !h->layers ||
 	    h->layers > LLM_MAX_LAYERS || !h->d_ffn || !h->d_model || h->regions < 1 || h->regions > 3 ||
@@ -359,6 +387,38 @@ static int check_header(const struct disk_header *h, int64_t size, struct wfile_
 		return err_set(err, ERR_FORMAT, "file is %lld bytes but its header says %lld "
 			       "(truncated or not completely written?)", (long long)size,
 			       (long long)in->file_bytes);
+	return 0;
+}
+
+/* Version 2: the tables match the header's checksum, and every byte outside
+ * the header struct, the slots and the tables (alignment padding) is zero:
+ * no byte of the file goes unchecked. */
+static int check_rest(int fd, const struct disk_header *h, const struct wfile *w,
+		      struct lif_err *err)
+{
+	const void *tables[4] = {NULL};
+	for (int i = 1; i < (int)h->nindex; i++)
+		tables[i] = !strcmp(h->index[i].name, "pos")	? (const void *)w->pos
+			    : !strcmp(h->index[i].name, "friend") ? (const void *)w->friend_of
+								  : (const void *)w->sums;
+	if (h->tables_sum != tables_hash(h->index, (int)h->nindex, tables))
+		return err_set(err, ERR_FORMAT, "corrupt tables (pos, friend or sums: checksum "
+			       "mismatch)");
+	char pad[WFILE_ALIGN];
+	int64_t from = (int64_t)sizeof *h;
+	for (int i = 0; i <= (int)h->nindex; i++) {
+		int64_t to = i < (int)h->nindex ? h->index[i].offset : from;
+		if (to < from || to - from > WFILE_ALIGN)
+			return err_set(err, ERR_FORMAT, "corrupt index: region %d", i);
+		if (to > from && read_at(fd, pad, to - from, from))
+			return err_set(err, ERR_IO, "cannot read the padding at %lld", (long long)from);
+		for (int64_t k = 0; k < to - from; k++)
+			if (pad[k])
+				return err_set(err, ERR_FORMAT, "corrupt padding: byte %lld is not zero",
+					       (long long)(from + k));
+		if (i < (int)h->nindex)
+			from = h->index[i].offset + h->index[i].bytes;
+	}
 	return 0;
 }
 
@@ -395,6 +455,8 @@ struct wfile *wfile_open(const char *path, struct lif_err *err)
 		const struct layout_ops *ops = layout_by_kind(w->info.layout);
 		if (!rc && (!w->pos || !w->sums || (ops && ops->pairs) != !!w->friend_of))
 			rc = err_set(err, ERR_FORMAT, "corrupt index: a table is missing");
+		if (!rc && h.version >= 2)
+			rc = check_rest(fd, &h, w, err);
 	}
 	if (fd >= 0)
 		close(fd);

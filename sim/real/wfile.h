@@ -1,13 +1,16 @@
 /*
  * wfile: the weight file of the real path, schema "lifsim-weights"
- * version 1: a model's FFN weights on disk in one layout (sim/core/layout.h),
+ * version 2 (1 still reads): a model's FFN weights on disk in one layout (sim/core/layout.h),
  * what `lifsim layout` writes and `replay` reads.
  *
  * On disk (little-endian; every region starts on a 4 KiB boundary so
  * O_DIRECT reads of aligned layout extents stay aligned):
  *   [0, 4096)   header: magic "LIFSIMWF", version, layout, dims, dtype,
  *               seed, model name, and an index of regions (name, offset,
- *               bytes), closed by a checksum of the header itself;
+ *               bytes), closed by a checksum of the header itself and
+ *               (version 2) a checksum of the pos, friend and sums tables
+ *               with a second header checksum over it; the padding between
+ *               regions is zero, so every byte of the file is checked;
  *   "ffn"       layers * layer_bytes: the layout's geometry byte for byte;
  *               layout_offset() offsets are relative to this region's start;
  *   "pos"       int32 (layers, d_ffn): each neuron's slot;
@@ -39,7 +42,7 @@
 #include "sim/core/layout.h"
 
 #define WFILE_MAGIC "LIFSIMWF"
-#define WFILE_VERSION 1
+#define WFILE_VERSION 2 /* 2: the tables and the padding are checked too; 1 still reads */
 #define WFILE_ALIGN 4096
 #define WFILE_SPARE_BYTES (256LL << 20) /* free space kept on the disk */
 

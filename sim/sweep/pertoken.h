@@ -18,6 +18,8 @@
 
 #define PERTOKEN_SCHEMA "lifsim-per-token"
 #define PERTOKEN_VERSION 1
+/* at most this many tokens in a per-token file (a reader bound) */
+#define PERTOKEN_MAX_TOKENS (1LL << 31)
 #define PERTOKEN_COLS 7
 #define PERTOKEN_COLUMNS "io_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded"
 

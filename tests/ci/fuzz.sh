@@ -11,9 +11,9 @@ if ! command -v clang-14 >/dev/null && ! command -v clang >/dev/null; then
 fi
 out=${FUZZ_OUT:-$src/build/fuzz}
 bash "$src/tests/fuzz/build.sh" "$out"
-# The leak in libhdf5 below is also reported by LeakSanitizer at exit, which
-# -detect_leaks=0 does not switch off: ASAN_OPTIONS does.
-export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+# Leaks are detected, but for the one libhdf5 loses on a corrupt object
+# header (tests/fuzz/lsan.supp says why it is libhdf5's, not lifsim's).
+export LSAN_OPTIONS="suppressions=$src/tests/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for bin in "$out"/fuzz_*; do
@@ -23,10 +23,7 @@ for bin in "$out"/fuzz_*; do
 	seeds=$src/tests/fuzz/corpus/$name
 	[ -d "$seeds" ] || seeds= # no seed kept in the tree (predictor): start empty
 	echo "== fuzz $name for ${secs}s"
-	# -detect_leaks=0: a corrupt trace makes libhdf5 keep 2968 bytes
-	# (tests/fuzz/found/trace-leak-fb139cde, not yet explained); crashes
-	# and ASan/UBSan reports still fail the step
-	"$bin" -max_total_time="$secs" -rss_limit_mb=4096 -max_len=65536 -detect_leaks=0 \
+	"$bin" -max_total_time="$secs" -rss_limit_mb=4096 -max_len=65536 \
 		-artifact_prefix="$work/$name-" "$work/$name" $seeds \
 		>"$work/$name.log" 2>&1 || { tail -40 "$work/$name.log"; echo "fuzz $name failed"; exit 1; }
 	grep -E '^(#[0-9]+.*DONE|Done )' "$work/$name.log" | tail -2

@@ -531,7 +531,8 @@ static int check_train_opts(const struct trace *t, const struct predictor_train_
 	const struct trace_meta *m = &t->meta;
 	if (!t->inputs)
 		return err_set(err, ERR_INVAL, "trace has no ffn_inputs dataset (a predictor is "
-			       "trained on the FFN inputs; record the trace with inputs)");
+			       "trained on the FFN inputs: record the trace with "
+			       "`lifsim record --inputs`; synth traces have none)");
 	if (o->rank < 1 || o->rank > m->d_model || o->rank > PREDICTOR_MAX_RANK)
 		return err_set(err, ERR_RANGE, "rank %d outside [1, %d] (d_model of the trace is %d)",
 			       o->rank, m->d_model < PREDICTOR_MAX_RANK ? m->d_model : PREDICTOR_MAX_RANK,
@@ -685,7 +686,8 @@ int predictor_eval(const struct predictor *p, const struct trace *t, double hold
 	const struct trace_meta *m = &t->meta;
 	*nrows = 0;
 	if (!t->inputs)
-		return err_set(err, ERR_INVAL, "trace has no ffn_inputs dataset to evaluate on");
+		return err_set(err, ERR_INVAL, "trace has no ffn_inputs dataset to evaluate on "
+			       "(record the trace with `lifsim record --inputs`)");
 	if (m->layers != p->layers || m->d_model != p->d_model || m->d_ffn != p->d_ffn)
 		return err_set(err, ERR_INVAL, "predictor is for layers=%d d_model=%d d_ffn=%d but the "
 			       "trace has layers=%d d_model=%d d_ffn=%d", p->layers, p->d_model,
@@ -811,11 +813,11 @@ int predictor_save(const struct predictor *p, const char *path, struct lif_err *
 	if (f < 0)
 		return err_set(err, ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
 	int bad = write_file(p, f);
-	if (H5Fclose(f) < 0)
-		bad = 1;
-	if (bad) {
+	if (h5attr_close_written(f, NULL, 0, bad, tmp)) {
+		int e = errno;
 		unlink(tmp);
-		return err_set(err, ERR_IO, "%s: cannot write the predictor (disk full?)", tmp);
+		return err_set(err, ERR_IO, "%s: cannot write the predictor: %s", tmp,
+			       h5attr_why(e));
 	}
 	if (rename(tmp, path)) {
 		int e = errno;
