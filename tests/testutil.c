@@ -70,15 +70,24 @@ const char *tu_write(const char *name, const char *text)
 	return p;
 }
 
+/* The shell command "PREFIX lifsim ARGS SUFFIX" for printf-style ARGS, lifsim
+ * being $LIFSIM or ./lifsim. */
+static void lifsim_cmd(char *cmd, size_t cap, const char *prefix, const char *suffix, const char *fmt,
+		       va_list ap)
+{
+	char args[8192];
+	vsnprintf(args, sizeof args, fmt, ap);
+	const char *bin = getenv("LIFSIM");
+	snprintf(cmd, cap, "%s%s %s%s", prefix, bin ? bin : "./lifsim", args, suffix);
+}
+
 int tu_lifsim(char *out, size_t cap, const char *fmt, ...)
 {
-	char args[8192], cmd[9000];
+	char cmd[9000];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof args, fmt, ap);
+	lifsim_cmd(cmd, sizeof cmd, "", " 2>&1", fmt, ap);
 	va_end(ap);
-	const char *bin = getenv("LIFSIM");
-	snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin ? bin : "./lifsim", args);
 	FILE *p = popen(cmd, "r");
 	if (!p)
 		return -1;
@@ -92,13 +101,11 @@ int tu_lifsim(char *out, size_t cap, const char *fmt, ...)
 
 int tu_lifsim_tty(char *out, size_t cap, const char *fmt, ...)
 {
-	char args[8192], cmd[9000];
+	char cmd[9000];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(args, sizeof args, fmt, ap);
+	lifsim_cmd(cmd, sizeof cmd, "exec ", "", fmt, ap);
 	va_end(ap);
-	const char *bin = getenv("LIFSIM");
-	snprintf(cmd, sizeof cmd, "exec %s %s", bin ? bin : "./lifsim", args);
 	int master;
 	pid_t pid = forkpty(&master, NULL, NULL, NULL);
 	if (pid < 0)
