@@ -17,7 +17,9 @@
  * matching file opened for writing with fopen is a fopencookie stream over
  * these functions, since glibc's own stdio calls the system call directly.
  */
+#ifndef _GNU_SOURCE /* (configure may have defined it) */
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
