@@ -16,7 +16,9 @@ say() { echo "installcheck: $*"; }
 fail() { echo "installcheck: FAIL: $*" >&2; exit 1; }
 
 [ -x "$lifsim" ] || fail "$lifsim is not installed"
-v=$("$lifsim" --version) && [ "$v" = "lifsim $version" ] || fail "--version printed '$v', not 'lifsim $version'"
+# "lifsim VERSION (commit C)": C is a commit, or unknown when built outside a git checkout
+v=$("$lifsim" --version) && [[ "$v" =~ ^"lifsim $version (commit "([0-9a-f]+(-dirty)?|unknown)")"$ ]] ||
+	fail "--version printed '$v', not 'lifsim $version (commit C)'"
 say "$v"
 "$lifsim" --help | grep -qF "$datadir" || fail "lifsim --help does not name the data directory $datadir"
 
