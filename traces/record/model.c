@@ -257,7 +257,7 @@ static struct matrix load_mat(struct model *m, const struct st_file *st, const c
 		return w;
 	}
 	memcpy(copy, t->data, bytes);
-	st_release(st, t);
+	st_release(t);
 	m->allocs[m->nallocs++] = copy;
 	w.dtype = t->dtype;
 	w.data = copy;

@@ -402,13 +402,12 @@ float *st_load_f32(const struct st_file *st, const char *name, int ndim, const i
 			out[i] = tab[h[2 * i] | h[2 * i + 1] << 8];
 		free(tab);
 	}
-	st_release(st, t);
+	st_release(t);
 	return out;
 }
 
-void st_release(const struct st_file *st, const struct st_tensor *t)
+void st_release(const struct st_tensor *t)
 {
-	(void)st;
 	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	uintptr_t b = ((uintptr_t)t->data + page - 1) & ~(page - 1);
 	uintptr_t e = ((uintptr_t)t->data + (uintptr_t)t->numel * (t->dtype == ST_F32 ? 4 : 2)) & ~(page - 1);

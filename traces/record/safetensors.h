@@ -69,7 +69,7 @@ float *st_load_f32(const struct st_file *st, const char *name, int ndim, const i
 /* Drop t's pages from this process's mapping once its data have been copied
  * (the page cache keeps them, reclaimable); t->data must not be read after,
  * except that a read faults the pages in again. */
-void st_release(const struct st_file *st, const struct st_tensor *t);
+void st_release(const struct st_tensor *t);
 
 /* Half-precision conversions (exposed for tests). */
 float st_f16_to_f32(uint16_t h);
