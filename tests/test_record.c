@@ -17,18 +17,34 @@
 #define VOCAB 300
 
 /* Run tests/ref/ref.py ARGS with a python3 that has numpy (Debian's). */
-static int ref_py(const char *fmt, ...)
+static int py_script(const char *script, const char *fmt, va_list ap)
 {
 	char args[4096], cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(args, sizeof args, fmt, ap);
-	va_end(ap);
 	const char *py = getenv("LIFSIM_PYTHON");
 	if (!py)
 		py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-	snprintf(cmd, sizeof cmd, "%s '%s' %s", py, tu_src("tests/ref/ref.py"), args);
+	snprintf(cmd, sizeof cmd, "%s '%s' %s", py, tu_src(script), args);
 	return system(cmd);
+}
+
+static int ref_py(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = py_script("tests/ref/ref.py", fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* tests/fuzz/pack.py (a fuzz input packs a checkpoint's files into one). */
+static int pack_py(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = py_script("tests/fuzz/pack.py", fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 /* Read a whole binary file of n elements of size sz; NULL if the size differs. */
@@ -504,4 +520,40 @@ Test(record, model_larger_than_memory_is_refused_with_a_clear_error, .init = tu_
 			       dir, ids, tu_path("huge.h5")), 1, "%s", msg);
 	cr_expect(strstr(msg, "(weights as float32 and KV cache) but the machine has"), "%s", msg);
 	cr_expect_neq(access(tu_path("huge.h5"), F_OK), 0);
+}
+
+/* ---------------------------------------------------------------- fuzz findings */
+
+/* A checkpoint the fuzz target fuzz_checkpoint crashed lifsim with (kept
+ * packed in tests/fuzz/found/), unpacked and recorded from: a clear error. */
+struct found_ckpt {
+	char file[64];
+	char want[200]; /* substring of the error */
+};
+
+static struct found_ckpt found_ckpts[] = {
+	/* a weight_map entry that is not a string was named after the JSON
+	 * holding its name had been freed */
+	{"checkpoint-crash-c9291486",
+	 "model.safetensors.index.json: weight_map entry 'shape' is not a file name"},
+};
+
+ParameterizedTestParameters(record, fuzz_found_checkpoint_ends_in_an_error)
+{
+	return cr_make_param_array(struct found_ckpt, found_ckpts,
+				   sizeof found_ckpts / sizeof found_ckpts[0]);
+}
+
+ParameterizedTest(struct found_ckpt *c, record, fuzz_found_checkpoint_ends_in_an_error, .init = tu_init)
+{
+	char found[256], dir[4096], msg[4096];
+	snprintf(found, sizeof found, "tests/fuzz/found/%s", c->file);
+	snprintf(dir, sizeof dir, "%s", tu_path(c->file));
+	cr_assert_eq(pack_py("--unpack --flags '%s' '%s' >/dev/null", tu_src(found), dir), 0);
+	const char *ids = tu_write("found.ids", "1 2");
+	cr_assert_eq(tu_lifsim(msg, sizeof msg, "record --model '%s' --tokens-file '%s' -o '%s'", dir, ids,
+			       tu_path("found.h5")),
+		     1, "%s", msg);
+	cr_expect(strstr(msg, c->want), "message '%s' lacks '%s'", msg, c->want);
+	cr_expect_neq(access(tu_path("found.h5"), F_OK), 0, "no trace is written");
 }

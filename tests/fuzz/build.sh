@@ -7,10 +7,10 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$src/build/fuzz}
 CC=${CC:-$(command -v clang-14 || command -v clang)}
 mkdir -p "$out/obj"
-pkgs="hdf5 gsl inih liburing libcjson zlib openblas"
+pkgs="hdf5 gsl inih liburing libcjson zlib openblas nettle"
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -I$src -fopenmp -mpopcnt -fno-omit-frame-pointer
 	-fsanitize=fuzzer-no-link,address,undefined $(pkg-config --cflags $pkgs 2>/dev/null || true)"
-libs="$(pkg-config --libs $pkgs 2>/dev/null || echo -lhdf5 -lgsl -linih -luring -lcjson -lz -lopenblas) -lm"
+libs="$(pkg-config --libs $pkgs 2>/dev/null || echo -lhdf5 -lgsl -linih -luring -lcjson -lz -lopenblas -lnettle) -lm"
 srcs=$(sed -n '/^liblifsim_a_SOURCES/,/^$/p' "$src/Makefile.am" | grep -o '[A-Za-z0-9_/]*\.c')
 objs=()
 for f in $srcs; do

@@ -1,12 +1,16 @@
-/* fuzz_common: what every libFuzzer target shares: the library's start-up
- * and the input written to a file (lifsim's parsers read files). */
+/* fuzz_common: what every libFuzzer target shares: the library's start-up,
+ * the input written to a file (lifsim's parsers read files), or unpacked into
+ * a directory of files (a checkpoint, a tokenizer). */
 #ifndef LIFSIM_FUZZ_COMMON_H
 #define LIFSIM_FUZZ_COMMON_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -14,17 +18,30 @@
 #include "sim/base/conf.h"
 #include "traces/trace.h"
 
-/* A file holding data (one per process, rewritten on each input). */
-static const char *fuzz_file(const uint8_t *data, size_t size, const char *suffix)
+/* Where the targets put their files: tmpfs when there is one (nothing
+ * reaches a disk), else /tmp. */
+static const char *fuzz_tmp(void)
 {
-	static char path[256];
+	return access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+}
+
+static void fuzz_init(void)
+{
 	static int ready;
 	if (!ready) {
-		snprintf(path, sizeof path, "/tmp/lifsim-fuzz-%ld%s", (long)getpid(), suffix);
 		trace_init();
 		conf_init();
 		ready = 1;
 	}
+}
+
+/* A file holding data (one per process, rewritten on each input). */
+static const char *fuzz_file(const uint8_t *data, size_t size, const char *suffix)
+{
+	static char path[256];
+	if (!path[0])
+		snprintf(path, sizeof path, "%s/lifsim-fuzz-%ld%s", fuzz_tmp(), (long)getpid(), suffix);
+	fuzz_init();
 	FILE *f = fopen(path, "wb");
 	if (!f)
 		abort();
@@ -32,6 +49,71 @@ static const char *fuzz_file(const uint8_t *data, size_t size, const char *suffi
 		abort();
 	fclose(f);
 	return path;
+}
+
+/* A directory of files, one per process, emptied and refilled on each input.
+ * The input is a sequence of entries, each
+ *     1 byte  name length N (0 ends the list)
+ *     N bytes the file name (bytes outside [A-Za-z0-9._-] become '_'; an
+ *             empty name (cut short), "." and ".." become "_")
+ *     4 bytes the data length L, little endian (cut to what is left)
+ *     L bytes the data
+ * at most FUZZ_DIR_MAX entries; a name given twice keeps the last data.
+ * tests/fuzz/pack.py packs a directory this way (the seed corpora). */
+#define FUZZ_DIR_MAX 16
+static const char *fuzz_dir(const uint8_t *data, size_t size)
+{
+	static char dir[256];
+	if (!dir[0]) {
+		snprintf(dir, sizeof dir, "%s/lifsim-fuzz-%ld.d", fuzz_tmp(), (long)getpid());
+		if (mkdir(dir, 0700) && access(dir, W_OK))
+			abort();
+	}
+	fuzz_init();
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	if (!d)
+		abort();
+	while ((de = readdir(d))) {
+		char p[600];
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+			if (unlink(p))
+				abort();
+		}
+	}
+	closedir(d);
+	size_t at = 0;
+	for (int k = 0; k < FUZZ_DIR_MAX && at < size && data[at]; k++) {
+		size_t n = data[at++];
+		char name[256], path[600];
+		if (n > size - at)
+			n = size - at;
+		for (size_t i = 0; i < n; i++) {
+			char c = (char)data[at + i];
+			int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				 (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+			name[i] = ok ? c : '_';
+		}
+		name[n] = '\0';
+		at += n;
+		if (!n || !strcmp(name, ".") || !strcmp(name, ".."))
+			strcpy(name, "_");
+		uint32_t len = 0;
+		for (int i = 0; i < 4 && at < size; i++)
+			len |= (uint32_t)data[at++] << (8 * i);
+		if (len > size - at)
+			len = (uint32_t)(size - at);
+		snprintf(path, sizeof path, "%s/%s", dir, name);
+		FILE *f = fopen(path, "wb");
+		if (!f)
+			abort();
+		if (len && fwrite(data + at, 1, len, f) != len)
+			abort();
+		fclose(f);
+		at += len;
+	}
+	return dir;
 }
 
 /* Every HDF5 identifier a reader opened is closed again, whatever the input

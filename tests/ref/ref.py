@@ -6,7 +6,7 @@ float64 implementation of OPT and Llama over the whole sequence (a causal mask,
 no KV cache), its own GPT-2 byte-level BPE.
 
   ref.py write DIR --family opt|llama [--dtype f32|f16|bf16] [--shards N]
-                   [--post-norm] [--proj DIM] [--byte] [--bpe] [--shape tiny|opt-1.3b]
+                   [--post-norm] [--proj DIM] [--byte] [--bpe] [--shape micro|tiny|opt-1.3b]
       a random-weight checkpoint in the Hugging Face format (config.json,
       model.safetensors or model-0000k-of-0000n.safetensors + index)
   ref.py run DIR --tokens FILE [--generate N] [--target-sparsity S | --threshold T] --out P
@@ -85,6 +85,8 @@ def read_checkpoint(d):
 # ---------------------------------------------------------------- checkpoints
 
 SHAPES = {
+    # micro: small enough for a fuzz seed (tests/fuzz/corpus/checkpoint)
+    "micro": dict(vocab=32, d=8, ffn=24, layers=2, heads=2, kv_heads=1, max_pos=16),
     "tiny": dict(vocab=300, d=64, ffn=256, layers=3, heads=4, kv_heads=2, max_pos=128),
     "opt-125m": dict(vocab=50272, d=768, ffn=3072, layers=12, heads=12, kv_heads=12, max_pos=2048),
     "opt-1.3b": dict(vocab=50272, d=2048, ffn=8192, layers=24, heads=32, kv_heads=32, max_pos=2048),

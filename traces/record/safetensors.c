@@ -237,9 +237,12 @@ static int list_shards(const char *dir, char ***names, int *n, struct lif_err *e
 			for (int i = 0; !seen && i < *n; i++)
 				seen = !strcmp((*names)[i], e->valuestring);
 			if (!cJSON_IsString(e) || strchr(e->valuestring, '/')) {
+				/* the message before the tree it quotes is freed
+				 * (tests/fuzz/found/checkpoint-crash-c9291486) */
+				int rc = err_set(err, ERR_FORMAT, "%s: weight_map entry '%s' is not a "
+						 "file name", path, e->string);
 				cJSON_Delete(j);
-				return err_set(err, ERR_FORMAT, "%s: weight_map entry '%s' is not a file name",
-					       path, e->string);
+				return rc;
 			}
 			if (!seen && *n < ST_MAX_FILES)
 				(*names)[(*n)++] = strdup(e->valuestring);
