@@ -218,3 +218,59 @@ Test(hostile, predictor_crash_297b6076_ends_in_an_error, .init = tu_init)
 			       tu_src("tests/data/hostile/all_inactive.h5")),
 		     1, "%s", out);
 }
+
+static void *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s", path);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	rewind(f);
+	void *b = malloc(*len + 1);
+	cr_assert_eq(fread(b, 1, *len, f), *len);
+	fclose(f);
+	return b;
+}
+
+/* h5attr_image (how the fuzz targets read their inputs): a file served from
+ * memory under a path that names no file reads as the file does, and a
+ * corrupt one is still an error, through the same isolation. */
+Test(hostile, a_file_image_reads_as_the_file_does, .init = tu_init)
+{
+	const char *v1 = tu_src("tests/data/v1/trace_v1.h5");
+	const char *fake = "/nonexistent/image.h5";
+	size_t len;
+	void *buf = slurp(v1, &len);
+	struct lif_err e = {0};
+	struct trace *a = trace_load(v1, TRACE_LOAD_MAGNITUDES | TRACE_LOAD_INPUTS, &e);
+	cr_assert_not_null(a, "%s", e.msg);
+	h5attr_image(fake, buf, len);
+	cr_expect_eq(h5attr_superblock_version(fake), h5attr_superblock_version(v1));
+	struct trace *b = trace_load(fake, TRACE_LOAD_MAGNITUDES | TRACE_LOAD_INPUTS, &e);
+	cr_assert_not_null(b, "%s", e.msg);
+	cr_expect_eq(a->meta.tokens, b->meta.tokens);
+	cr_expect_eq(a->meta.layers, b->meta.layers);
+	cr_expect_eq(a->row_bytes, b->row_bytes);
+	cr_expect_eq(memcmp(a->token_ids, b->token_ids, (size_t)a->meta.tokens * 4), 0);
+	cr_expect_eq(memcmp(a->bits, b->bits, (size_t)a->meta.layers * a->meta.tokens * a->row_bytes), 0);
+	trace_free(a);
+	trace_free(b);
+	free(buf);
+
+	/* the predictor that crashed libhdf5, from memory: the same error */
+	const char *bad = tu_src("tests/data/hostile/predictor-crash-297b6076.h5");
+	buf = slurp(bad, &len);
+	h5attr_image(fake, buf, len);
+	struct lif_err e2 = {0};
+	struct predictor *p = predictor_load(fake, &e2);
+	cr_expect_null(p);
+	predictor_free(p);
+	cr_expect(strstr(e2.msg, fake), "%s", e2.msg);
+	/* unregistered: the path is a missing file again */
+	h5attr_image(NULL, NULL, 0);
+	struct lif_err e3 = {0};
+	cr_expect_null(trace_load(fake, 0, &e3));
+	cr_expect(strstr(e3.msg, "cannot open"), "%s", e3.msg);
+	free(buf);
+	cr_expect_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+}

@@ -21,6 +21,14 @@
  * (truncated or corrupt)". Returns the handle or H5I_INVALID_HID. */
 hid_t h5attr_open_readonly(const char *path, struct lif_err *err);
 
+/* Serve path from memory: while registered, h5attr_open_readonly,
+ * h5attr_superblock_version and h5attr_isolate read buf (len bytes, borrowed)
+ * as the file at path, through libhdf5's core driver and a file image,
+ * without touching the file system. For fuzzing and tests that hold a file
+ * as bytes; readers keep their checks and their isolation. One image at a
+ * time; h5attr_image(NULL, NULL, 0) unregisters it. Not thread-safe. */
+void h5attr_image(const char *path, const void *buf, size_t len);
+
 /* Create (truncate) an HDF5 file in the 1.10 format, whose metadata carries
  * checksums (streaming: the 1.8 format, which opens after a crash). Returns
  * the handle or H5I_INVALID_HID (errno says why). */

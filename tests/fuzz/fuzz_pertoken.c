@@ -9,7 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!sink && !(sink = fopen("/dev/null", "w")))
 		abort();
 	struct lif_err err = {0};
-	pertoken_print_csv(fuzz_file(data, size, ".h5"), sink, &err);
+	pertoken_print_csv(fuzz_h5(data, size), sink, &err);
+	fuzz_h5_done();
 	fuzz_no_open_handles();
 	return 0;
 }

@@ -5,7 +5,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct lif_err err = {0};
-	predictor_free(predictor_load(fuzz_file(data, size, ".h5"), &err));
+	predictor_free(predictor_load(fuzz_h5(data, size), &err));
+	fuzz_h5_done();
 	fuzz_no_open_handles();
 	return 0;
 }
