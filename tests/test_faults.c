@@ -184,7 +184,7 @@ Test(faults, merge_fails_cleanly, .init = tu_init)
 	char out[8192], args[16384], text[2048];
 	snprintf(text, sizeof text,
 		 "[experiment]\nmodel = %s\ndevice = %s\ntrace = synth\n[synth]\ntokens = 20\n"
-		 "[sim]\nwindow = 0, 1, 2, 3\n",
+		 "[sim]\nwindow = 0, 1, 2, 3\n[output]\nper_token = true\n",
 		 tu_src("tests/data/tiny.ini"), tu_src("models/devices/m1max.ini"));
 	const char *x = tu_write("fault-merge.ini", text);
 	char exp[4096], s[4096];
@@ -199,7 +199,20 @@ Test(faults, merge_fails_cleanly, .init = tu_init)
 		int rc = faulty(out, sizeof out, fl[i], d, args);
 		expect_clean_failure(rc, out, "merge", fl[i]);
 		expect_no_tmp(d);
+		char res[8400];
+		snprintf(res, sizeof res, "%s/m/results.csv", d);
+		/* the per-token copies come first: they failed, so no results */
+		cr_expect(!exists(res), "results.csv written under %s", fl[i]);
 	}
+	/* without faults: every shard's per-token files, as they are */
+	const char *d = fresh_dir("merge");
+	cr_assert_eq(tu_lifsim(out, sizeof out, "merge '%s/s0' '%s/s1' -o '%s/m'", s, s, d), 0, "%s", out);
+	char cmd[16384];
+	snprintf(cmd, sizeof cmd,
+		 "test $(ls '%s/m/per_token' | wc -l) = 4 && for f in '%s'/s0/per_token/*.h5 '%s'/s1/per_token/*.h5; "
+		 "do cmp -s \"$f\" '%s/m/per_token/'$(basename \"$f\") || exit 1; done",
+		 d, s, s, d);
+	cr_expect_eq(system(cmd), 0, "merged per_token/ is not the shards' files");
 }
 
 Test(faults, layout_leaves_no_weight_file, .init = tu_init)

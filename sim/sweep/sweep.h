@@ -208,7 +208,9 @@ int sweep_list(const struct sweep *sw, FILE *f, struct lif_err *err);
 
 /* Join the results directories of shards of one experiment into out_dir:
  * identical config.resolved.ini and columns, no point twice, every point
- * present; writes results.csv (point order) and config.resolved.ini. */
+ * present; copies each point's per_token/POINT_ID.h5 from the shard its row
+ * comes from (when there is one), then writes results.csv (point order) and
+ * config.resolved.ini. */
 int sweep_merge(const char *const *dirs, size_t ndirs, const char *out_dir,
 		struct lif_err *err);
 

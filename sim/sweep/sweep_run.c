@@ -925,6 +925,54 @@ static int merge_read(struct merge *m, const char *const *dirs, size_t nd, struc
 	return rc;
 }
 
+/* Copy src to dst atomically (dst.tmp, fsync, rename); on failure dst is
+ * untouched and no temporary file is left. */
+static int copy_file(const char *src, const char *dst, struct lif_err *err)
+{
+	FILE *in = fopen(src, "rb");
+	if (!in)
+		return err_set(err, ERR_IO, "%s: cannot open: %s", src, strerror(errno));
+	struct atomic_file a;
+	int rc = atomic_open(&a, dst, err);
+	char buf[1 << 16];
+	size_t n;
+	while (!rc && (n = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, n, a.fp) != n)
+			rc = err_set(err, ERR_IO, "%s: cannot write: %s", a.tmp, strerror(errno));
+	if (!rc && ferror(in))
+		rc = err_set(err, ERR_IO, "%s: cannot read: %s", src, strerror(errno));
+	fclose(in);
+	if (rc) {
+		if (a.fp)
+			atomic_abort(&a);
+		return rc;
+	}
+	return atomic_commit(&a, err);
+}
+
+/* Each point's per-token detail (DIR/per_token/POINT_ID.h5, written with
+ * [output] per_token = true) from the shard its row came from, into
+ * out/per_token/. Points without one have none in the merge either. */
+static int merge_per_token(const struct merge *m, const char *const *dirs, const char *out,
+			   struct lif_err *err)
+{
+	char src[4300], dst[4300], dir[4200];
+	int made = 0, rc = 0;
+	snprintf(dir, sizeof dir, "%s/per_token", out);
+	for (size_t p = 0; p < m->np && !rc; p++) {
+		snprintf(src, sizeof src, "%s/per_token/%016llx.h5", dirs[m->from[p]],
+			 (unsigned long long)m->ids[p]);
+		if (access(src, F_OK))
+			continue;
+		if (!made && mkdir(dir, 0777) && errno != EEXIST)
+			return err_set(err, ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+		made = 1;
+		snprintf(dst, sizeof dst, "%s/%016llx.h5", dir, (unsigned long long)m->ids[p]);
+		rc = copy_file(src, dst, err);
+	}
+	return rc;
+}
+
 static int merge_write(const struct merge *m, const char *const *dirs, const char *out,
 		       struct lif_err *err)
 {
@@ -945,6 +993,9 @@ static int merge_write(const struct merge *m, const char *const *dirs, const cha
 	}
 	free(missing);
 	int created, rc = make_dir(out, &created, err);
+	/* the per-token files before the results that list their points */
+	if (!rc)
+		rc = merge_per_token(m, dirs, out, err);
 	snprintf(path, sizeof path, "%s/%s", out, SWEEP_RESULTS);
 	if (!rc)
 		rc = atomic_open(&a, path, err);
