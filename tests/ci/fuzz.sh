@@ -21,7 +21,7 @@ for bin in "$out"/fuzz_*; do
 	name=${name#fuzz_}
 	mkdir -p "$work/$name"
 	seeds=$src/tests/fuzz/corpus/$name
-	[ -d "$seeds" ] || seeds= # no seed kept in the tree (predictor): start empty
+	[ -d "$seeds" ] || seeds= # a target without seeds in the tree starts empty
 	echo "== fuzz $name for ${secs}s"
 	"$bin" -max_total_time="$secs" -rss_limit_mb=4096 -max_len=65536 \
 		-artifact_prefix="$work/$name-" "$work/$name" $seeds \
