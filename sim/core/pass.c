@@ -156,6 +156,14 @@ static void mark_units(struct pass_reads *s, const uint64_t *need)
 	const int32_t *pos = l->pos + (size_t)s->layer * l->d_ffn;
 	const int32_t *fr = l->friend_of ? l->friend_of + (size_t)s->layer * l->d_ffn : NULL;
 	memset(s->unitw, 0, s->uw * sizeof *s->unitw);
+	if (!fr && l->bundle == 1) { /* a neuron is a unit: no branch per neuron */
+		for (int j = 0; j < s->nw; j++)
+			for (uint64_t w = need[j]; w; w &= w - 1) {
+				int32_t u = pos[j * 64 + __builtin_ctzll(w)];
+				s->unitw[u >> 6] |= 1ull << (u & 63);
+			}
+		return;
+	}
 	if (fr)
 		memset(s->covered, 0, s->rb);
 	for (int j = 0; j < s->nw; j++)
@@ -211,28 +219,42 @@ static void count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
 {
 	memset(h->cnt, 0, sizeof h->cnt);
 	h->n = 0, h->maxm = 0, h->valid = 1, h->long_run = 0;
-	uint64_t cin = 0;
+	uint64_t cin = 0, seen = 0; /* seen: bit m set once a run of length m is found */
+	int64_t n = 0;
+	int32_t c1 = 0, c2 = 0, c3 = 0;
+	/* a run of exactly m at a start bit: m set bits, then a clear one */
+#define EXACT(m, c)                                                                   \
+	do {                                                                          \
+		uint64_t longer = a & (x >> (m) | nx << (64 - (m)));                 \
+		uint64_t exact = a & ~longer;                                         \
+		c += __builtin_popcountll(exact);                                     \
+		if (exact && !(seen >> (m) & 1)) {                                    \
+			seen |= 1ull << (m);                                          \
+			h->first[m] = j * 64 + __builtin_ctzll(exact);                \
+		}                                                                     \
+		a = longer;                                                           \
+	} while (0)
 	for (int64_t j = 0; j < uw; j++) {
 		const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
 		uint64_t a = x & ~(x << 1 | cin); /* run starts */
 		cin = x >> 63;
-		h->n += __builtin_popcountll(x);
-		for (int m = 1; a; m++) {
+		n += __builtin_popcountll(x);
+		/* the short runs without a branch per length, then the rare long ones */
+		EXACT(1, c1);
+		EXACT(2, c2);
+		EXACT(3, c3);
+		for (int m = 4; a; m++) {
 			if (m == 64) {
 				h->long_run = 1;
 				return;
 			}
-			uint64_t longer = a & (x >> m | nx << (64 - m)); /* runs longer than m */
-			uint64_t exact = a & ~longer;
-			if (exact) {
-				h->maxm = m > h->maxm ? m : h->maxm;
-				if (!h->cnt[m])
-					h->first[m] = j * 64 + __builtin_ctzll(exact);
-				h->cnt[m] += __builtin_popcountll(exact);
-			}
-			a = longer;
+			EXACT(m, h->cnt[m]);
 		}
 	}
+#undef EXACT
+	h->cnt[1] = c1, h->cnt[2] = c2, h->cnt[3] = c3;
+	h->n = n;
+	h->maxm = seen ? 63 - __builtin_clzll(seen) : 0;
 }
 
 static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_runs *shared,
@@ -383,17 +405,25 @@ static int32_t matrix_delete(struct pass_layer *s, int n)
 int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_out *o,
 		    struct lif_err *err)
 {
-	const int nw = s->nw;
+	const int nw = s->nw, full = s->rb / 8;
 	uint64_t *P = s->P, *pin = s->pin, *need = s->need, *R = s->R, *U = s->U;
 	int64_t nload = 0, npred = 0, npinned = 0;
 	/* 1: what must be read: predicted, not pinned, not in the window */
-	P[nw - 1] = 0;
-	memcpy(P, pred_row, s->rb);
+	if (full < nw) { /* a short last word */
+		P[nw - 1] = 0;
+		memcpy(P + full, pred_row + (size_t)full * 8, s->rb - (size_t)full * 8);
+	}
 	for (int j = 0; j < nw; j++) {
-		npred += __builtin_popcountll(P[j]);
-		npinned += __builtin_popcountll(P[j] & pin[j]);
-		P[j] &= ~pin[j];
-		need[j] = P[j] & ~R[j];
+		uint64_t p;
+		if (j < full)
+			memcpy(&p, pred_row + (size_t)j * 8, 8);
+		else
+			p = P[j];
+		npred += __builtin_popcountll(p);
+		npinned += __builtin_popcountll(p & pin[j]);
+		p &= ~pin[j];
+		P[j] = p;
+		need[j] = p & ~R[j];
 		nload += __builtin_popcountll(need[j]);
 	}
 	/* 2: the reads, by runs of read units */
@@ -403,7 +433,7 @@ int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_o
 	o->npred = npred, o->nload = nload;
 	if (s->window > 0 && !(s->what & PASS_MATRIX)) { /* the window alone */
 		winor_push(&s->win, P, U);
-		memcpy(R, U, nw * sizeof *R);
+		s->R = U, s->U = R; /* the window after this token is the next one's */
 		return 0;
 	}
 	if (s->window == 0) { /* 3-4 without a matrix: all loaded rows go after the token */
@@ -418,11 +448,10 @@ int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_o
 	/* 4: the window moves on; delete what leaves it */
 	winor_push(&s->win, P, U);
 	int ndie = 0;
-	for (int j = 0; j < nw; j++) {
+	for (int j = 0; j < nw; j++)
 		for (uint64_t b = (R[j] | P[j]) & ~U[j]; b; b &= b - 1)
 			s->dying[ndie++] = j * 64 + __builtin_ctzll(b);
-		R[j] = U[j];
-	}
+	s->R = U, s->U = R;
 	o->nmoves = matrix_delete(s, ndie);
 	o->ndie = ndie;
 	o->window_rows = s->used;
