@@ -110,6 +110,7 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 	int points = 0;
 	enum { N = 40 };
 	for (int trial = 0; trial < 14; trial++) {
+		pass_use_simd(trial % 2); /* the SIMD run counter, when the CPU has it, and the scalar one */
 		struct llm_desc m = rand_model(r);
 		struct predictor *pred = NULL;
 		struct trace *t = rand_trace(r, &m, &pred);
@@ -175,6 +176,7 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 		predictor_free(pred);
 		trace_free(t);
 	}
+	pass_use_simd(1);
 	cr_expect_gt(points, 14 * 30, "only %d points ran", points);
 	gsl_rng_free(r);
 }
@@ -211,4 +213,79 @@ Test(pass, window_zero_loads_every_predicted_neuron_and_keeps_none)
 	cr_expect_eq(pass_layer_peak_rows(s), 10);
 	pass_layer_free(s);
 	layout_free(lay);
+}
+
+/* The run counts of a row bit by bit: the reference for pass_count_runs. */
+static void naive_runs(const uint64_t *w, int64_t bits, struct pass_runs *h)
+{
+	memset(h, 0, sizeof *h);
+	h->valid = 1;
+	for (int64_t i = 0; i < bits;) {
+		if (!((w[i >> 6] >> (i & 63)) & 1)) {
+			i++;
+			continue;
+		}
+		int64_t b = i;
+		while (i < bits && ((w[i >> 6] >> (i & 63)) & 1))
+			i++;
+		int64_t m = i - b;
+		h->n += m;
+		if (m >= 64) {
+			h->long_run = 1;
+			return;
+		}
+		if (!h->cnt[m])
+			h->first[m] = b;
+		h->cnt[m]++;
+		h->maxm = m > h->maxm ? (int)m : h->maxm;
+	}
+}
+
+static void expect_same_runs(const struct pass_runs *a, const struct pass_runs *b, const char *what,
+			     int trial)
+{
+	cr_assert_eq(a->long_run, b->long_run, "%s trial %d: long_run", what, trial);
+	if (a->long_run)
+		return;
+	cr_assert_eq(a->n, b->n, "%s trial %d: bits", what, trial);
+	cr_assert_eq(a->maxm, b->maxm, "%s trial %d: longest", what, trial);
+	for (int m = 1; m < 64; m++) {
+		cr_assert_eq(a->cnt[m], b->cnt[m], "%s trial %d: runs of %d", what, trial, m);
+		if (a->cnt[m])
+			cr_assert_eq(a->first[m], b->first[m], "%s trial %d: first run of %d", what, trial, m);
+	}
+}
+
+/* The SIMD run counter and the word-by-word one agree with a bit-by-bit
+ * count on random rows of any width, density and run length (runs across
+ * words and vectors, at the row's ends, 64 and longer). */
+Test(pass, run_counts_match_a_bit_by_bit_count)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(r, 16);
+	static const int64_t widths[] = {1, 7, 63, 64, 65, 127, 500, 511, 512, 513, 1000, 4096, 5000};
+	for (int trial = 0; trial < 600; trial++) {
+		int64_t bits = widths[gsl_rng_uniform_int(r, sizeof widths / sizeof *widths)];
+		int64_t uw = (bits + 63) / 64;
+		uint64_t *w = calloc(uw + 1, sizeof *w);
+		double dens = gsl_rng_uniform(r), stay = 0.999 * gsl_rng_uniform(r);
+		int on = gsl_rng_uniform(r) < dens;
+		for (int64_t i = 0; i < bits; i++) { /* runs of geometric length */
+			if (on)
+				w[i >> 6] |= 1ull << (i & 63);
+			if (gsl_rng_uniform(r) > stay)
+				on = gsl_rng_uniform(r) < dens;
+		}
+		struct pass_runs ref, simd, scalar;
+		naive_runs(w, bits, &ref);
+		pass_use_simd(1);
+		pass_count_runs(w, uw, &simd);
+		pass_use_simd(0);
+		pass_count_runs(w, uw, &scalar);
+		expect_same_runs(&simd, &ref, "simd", trial);
+		expect_same_runs(&scalar, &ref, "scalar", trial);
+		free(w);
+	}
+	pass_use_simd(1);
+	gsl_rng_free(r);
 }

@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 
 /* A layout's read planner for one layer (the reads of a need set). */
@@ -215,46 +218,149 @@ static inline int emit_run(struct pass_reads *s, struct walk *w, int64_t base, i
  * region reads the same runs, an extent is a run, and a run's length is
  * found by shifting its start bit along the word (and the next word).
  * Returns 1 when the row is not of this case (nothing recorded). */
-static void count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
+/* The run counts of a row, word by word (the reference for the SIMD one). */
+static void count_runs_scalar(const uint64_t *units, int64_t uw, struct pass_runs *h)
 {
 	memset(h->cnt, 0, sizeof h->cnt);
 	h->n = 0, h->maxm = 0, h->valid = 1, h->long_run = 0;
-	uint64_t cin = 0, seen = 0; /* seen: bit m set once a run of length m is found */
-	int64_t n = 0;
-	int32_t c1 = 0, c2 = 0, c3 = 0;
-	/* a run of exactly m at a start bit: m set bits, then a clear one */
-#define EXACT(m, c)                                                                   \
-	do {                                                                          \
-		uint64_t longer = a & (x >> (m) | nx << (64 - (m)));                 \
-		uint64_t exact = a & ~longer;                                         \
-		c += __builtin_popcountll(exact);                                     \
-		if (exact && !(seen >> (m) & 1)) {                                    \
-			seen |= 1ull << (m);                                          \
-			h->first[m] = j * 64 + __builtin_ctzll(exact);                \
-		}                                                                     \
-		a = longer;                                                           \
-	} while (0)
+	uint64_t cin = 0;
 	for (int64_t j = 0; j < uw; j++) {
 		const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
 		uint64_t a = x & ~(x << 1 | cin); /* run starts */
 		cin = x >> 63;
-		n += __builtin_popcountll(x);
-		/* the short runs without a branch per length, then the rare long ones */
-		EXACT(1, c1);
-		EXACT(2, c2);
-		EXACT(3, c3);
-		for (int m = 4; a; m++) {
+		h->n += __builtin_popcountll(x);
+		for (int m = 1; a; m++) {
 			if (m == 64) {
 				h->long_run = 1;
 				return;
 			}
-			EXACT(m, h->cnt[m]);
+			uint64_t longer = a & (x >> m | nx << (64 - m)); /* runs longer than m */
+			uint64_t exact = a & ~longer;
+			if (exact) {
+				h->maxm = m > h->maxm ? m : h->maxm;
+				if (!h->cnt[m])
+					h->first[m] = j * 64 + __builtin_ctzll(exact);
+				h->cnt[m] += __builtin_popcountll(exact);
+			}
+			a = longer;
 		}
 	}
-#undef EXACT
-	h->cnt[1] = c1, h->cnt[2] = c2, h->cnt[3] = c3;
-	h->n = n;
-	h->maxm = seen ? 63 - __builtin_clzll(seen) : 0;
+}
+
+/* Word j's runs of 4 or more (starts: its starts of runs longer than 3),
+ * as count_runs_scalar counts them; 1 when one is 64 or longer. */
+static int count_long(const uint64_t *units, int64_t uw, int64_t j, uint64_t a, struct pass_runs *h)
+{
+	const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
+	for (int m = 4; a; m++) {
+		if (m == 64)
+			return 1;
+		uint64_t longer = a & (x >> m | nx << (64 - m));
+		uint64_t exact = a & ~longer;
+		if (exact) {
+			h->maxm = m > h->maxm ? m : h->maxm;
+			if (!h->cnt[m])
+				h->first[m] = j * 64 + __builtin_ctzll(exact);
+			h->cnt[m] += __builtin_popcountll(exact);
+		}
+		a = longer;
+	}
+	return 0;
+}
+
+#if defined(__x86_64__)
+#define AVX512 __attribute__((target("avx512f,avx512vpopcntdq")))
+/* count_runs_scalar 8 words at a time: the runs of 1, 2 and 3 units counted
+ * by vector popcounts, the words with longer runs (rare) word by word, the
+ * first run of each short length found by a scan that stops at it. */
+AVX512 static void count_runs_avx512(const uint64_t *units, int64_t uw, struct pass_runs *h)
+{
+	memset(h->cnt, 0, sizeof h->cnt);
+	h->n = 0, h->maxm = 0, h->valid = 1, h->long_run = 0;
+	const __m512i zero = _mm512_setzero_si512();
+	__m512i c1 = zero, c2 = zero, c3 = zero, cn = zero, prev = zero;
+	__m512i cur = _mm512_maskz_loadu_epi64(uw >= 8 ? 0xFF : (__mmask8)((1u << uw) - 1), units);
+	for (int64_t j = 0; j < uw; j += 8) {
+		int64_t left = uw - (j + 8);
+		__mmask8 km = left >= 8 ? 0xFF : left > 0 ? (__mmask8)((1u << left) - 1) : 0;
+		__m512i nxt = km ? _mm512_maskz_loadu_epi64(km, units + j + 8) : zero;
+		const __m512i x = cur;
+		__m512i pv = _mm512_alignr_epi64(x, prev, 7); /* the word before each */
+		__m512i nv = _mm512_alignr_epi64(nxt, x, 1);  /* the word after each */
+		__m512i a = _mm512_andnot_si512(_mm512_or_si512(_mm512_slli_epi64(x, 1), _mm512_srli_epi64(pv, 63)), x);
+		__m512i l1 = _mm512_and_si512(a, _mm512_or_si512(_mm512_srli_epi64(x, 1), _mm512_slli_epi64(nv, 63)));
+		__m512i l2 = _mm512_and_si512(l1, _mm512_or_si512(_mm512_srli_epi64(x, 2), _mm512_slli_epi64(nv, 62)));
+		__m512i l3 = _mm512_and_si512(l2, _mm512_or_si512(_mm512_srli_epi64(x, 3), _mm512_slli_epi64(nv, 61)));
+		c1 = _mm512_add_epi64(c1, _mm512_popcnt_epi64(_mm512_andnot_si512(l1, a)));
+		c2 = _mm512_add_epi64(c2, _mm512_popcnt_epi64(_mm512_andnot_si512(l2, l1)));
+		c3 = _mm512_add_epi64(c3, _mm512_popcnt_epi64(_mm512_andnot_si512(l3, l2)));
+		cn = _mm512_add_epi64(cn, _mm512_popcnt_epi64(x));
+		__mmask8 lm = _mm512_test_epi64_mask(l3, l3);
+		if (lm) {
+			uint64_t w[8];
+			_mm512_storeu_si512(w, l3);
+			for (; lm; lm &= lm - 1) {
+				int k = __builtin_ctz(lm);
+				if (count_long(units, uw, j + k, w[k], h)) {
+					h->long_run = 1;
+					return;
+				}
+			}
+		}
+		prev = x, cur = nxt;
+	}
+	h->cnt[1] = (int32_t)_mm512_reduce_add_epi64(c1);
+	h->cnt[2] = (int32_t)_mm512_reduce_add_epi64(c2);
+	h->cnt[3] = (int32_t)_mm512_reduce_add_epi64(c3);
+	h->n = _mm512_reduce_add_epi64(cn);
+	for (int m = 1; m <= 3; m++) {
+		if (!h->cnt[m])
+			continue;
+		h->maxm = m > h->maxm ? m : h->maxm;
+		uint64_t cin = 0;
+		for (int64_t j = 0; j < uw; j++) { /* the first run of exactly m */
+			const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
+			uint64_t a = x & ~(x << 1 | cin);
+			cin = x >> 63;
+			for (int q = 1; q < m; q++)
+				a &= x >> q | nx << (64 - q);
+			uint64_t exact = a & ~(x >> m | nx << (64 - m));
+			if (exact) {
+				h->first[m] = j * 64 + __builtin_ctzll(exact);
+				break;
+			}
+		}
+	}
+}
+#endif
+
+static int use_simd = -1; /* -1: not yet asked */
+
+static int have_simd(void)
+{
+#if defined(__x86_64__)
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+#else
+	return 0;
+#endif
+}
+
+void pass_use_simd(int on)
+{
+	use_simd = on && have_simd();
+}
+
+void pass_count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
+{
+	if (use_simd < 0)
+		use_simd = have_simd(); /* threads that race here store the same value */
+#if defined(__x86_64__)
+	if (use_simd) {
+		count_runs_avx512(units, uw, h);
+		return;
+	}
+#endif
+	count_runs_scalar(units, uw, h);
 }
 
 static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_runs *shared,
@@ -275,7 +381,7 @@ static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_r
 		return 1;
 	struct pass_runs local = {.valid = 0}, *h = shared ? shared : &local;
 	if (!h->valid)
-		count_runs(units, s->uw, h);
+		pass_count_runs(units, s->uw, h);
 	if (h->long_run)
 		return 1;
 	/* sizes in order of first occurrence */
