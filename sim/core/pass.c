@@ -8,12 +8,93 @@
 #endif
 
 
+/* The positions of the set bits of w[0..nw) in ascending order into out
+ * (room for their count plus 64); returns the count. Four positions are
+ * written for every word, whether it has them or not, then four more when it
+ * has more (simdjson's flatten_bits, after Lemire): no branch per bit, the
+ * rare branch per word predictable at the densities of need and die sets. */
+static inline int flatten_bits_scalar(const uint64_t *w, int nw, int32_t *out)
+{
+#define NEXT(q) (o[q] = base + (x ? __builtin_ctzll(x) : 0), x &= x - 1)
+	int n = 0;
+	for (int j = 0; j < nw; j++) {
+		uint64_t x = w[j];
+		const int c = __builtin_popcountll(x);
+		const int32_t base = j * 64;
+		int32_t *o = out + n;
+		NEXT(0), NEXT(1), NEXT(2), NEXT(3);
+		if (c > 4) {
+			NEXT(4), NEXT(5), NEXT(6), NEXT(7);
+			for (int q = 8; x; q++)
+				NEXT(q);
+		}
+		n += c;
+	}
+#undef NEXT
+	return n;
+}
+
+#if defined(__x86_64__)
+#define AVX512_VBMI2 __attribute__((target("avx512f,avx512bw,avx512vbmi2")))
+/* flatten_bits a word at a time: the positions of its set bits compressed
+ * into bytes, widened and stored 16 at a time. */
+AVX512_VBMI2 static int flatten_bits_avx512(const uint64_t *w, int nw, int32_t *out)
+{
+	const __m512i iota = _mm512_set_epi8(63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48,
+					     47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32,
+					     31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+					     15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+	int n = 0;
+	for (int j = 0; j < nw; j++) {
+		const uint64_t x = w[j];
+		const int c = __builtin_popcountll(x);
+		const __m512i pos = _mm512_maskz_compress_epi8(x, iota);
+		const __m512i base = _mm512_set1_epi32(j * 64);
+		_mm512_storeu_si512(out + n, _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos)), base));
+		if (c > 16) {
+			_mm512_storeu_si512(out + n + 16, _mm512_add_epi32(
+				_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(pos, 1)), base));
+			_mm512_storeu_si512(out + n + 32, _mm512_add_epi32(
+				_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(pos, 2)), base));
+			_mm512_storeu_si512(out + n + 48, _mm512_add_epi32(
+				_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(pos, 3)), base));
+		}
+		n += c;
+	}
+	return n;
+}
+#endif
+
+static int simd_flatten = -1; /* -1: not yet asked */
+
+static int have_vbmi2(void)
+{
+#if defined(__x86_64__)
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	       __builtin_cpu_supports("avx512vbmi2");
+#else
+	return 0;
+#endif
+}
+
+static int flatten_bits(const uint64_t *w, int nw, int32_t *out)
+{
+	if (simd_flatten < 0)
+		simd_flatten = have_vbmi2(); /* threads that race here store the same value */
+#if defined(__x86_64__)
+	if (simd_flatten)
+		return flatten_bits_avx512(w, nw, out);
+#endif
+	return flatten_bits_scalar(w, nw, out);
+}
+
 /* A layout's read planner for one layer (the reads of a need set). */
 struct pass_reads {
 	const struct layout *layout;
 	int layer, d, rb, nw, identity;
 	int64_t max_gap, units, uw;  /* read units, their words */
 	uint64_t *unitw;             /* (uw + 1) read units to read (non-identity layouts) */
+	int32_t *idx;                /* (d + 64) the needed neurons (flatten_bits) */
 	uint8_t *covered;            /* friends: neurons read this token (packed) */
 	/* this token's extent sizes */
 	int64_t *sizes;
@@ -36,7 +117,7 @@ void pass_reads_free(struct pass_reads *r)
 {
 	if (!r)
 		return;
-	free(r->unitw), free(r->covered), free(r->sizes), free(r->counts);
+	free(r->unitw), free(r->idx), free(r->covered), free(r->sizes), free(r->counts);
 	free(r);
 }
 
@@ -57,10 +138,11 @@ struct pass_reads *pass_reads_new(const struct layout *layout, int layer, int64_
 	r->uw = (r->units + 63) / 64;
 	r->unitw = calloc(r->uw + 1, sizeof *r->unitw);
 	r->covered = calloc(r->rb + 8, 1);
+	r->idx = malloc(((size_t)d + 64) * sizeof *r->idx);
 	r->cap = 64;
 	r->sizes = malloc(r->cap * sizeof *r->sizes);
 	r->counts = malloc(r->cap * sizeof *r->counts);
-	if (!r->unitw || !r->covered || !r->sizes || !r->counts) {
+	if (!r->unitw || !r->idx || !r->covered || !r->sizes || !r->counts) {
 		err_set(err, ERR_NOMEM, "out of memory");
 		pass_reads_free(r);
 		return NULL;
@@ -99,7 +181,7 @@ struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_
 	s->P = calloc(5 * w1, sizeof *s->P);
 	s->row_neuron = malloc(d * sizeof *s->row_neuron);
 	s->neuron_row = malloc(d * sizeof *s->neuron_row);
-	s->dying = malloc(d * sizeof *s->dying);
+	s->dying = malloc(((size_t)d + 64) * sizeof *s->dying);
 	s->holes = malloc(d * sizeof *s->holes);
 	s->dead_row = calloc(d, 1);
 	if (!s->P || !s->row_neuron || !s->neuron_row || !s->dying || !s->holes || !s->dead_row ||
@@ -160,11 +242,11 @@ static void mark_units(struct pass_reads *s, const uint64_t *need)
 	const int32_t *fr = l->friend_of ? l->friend_of + (size_t)s->layer * l->d_ffn : NULL;
 	memset(s->unitw, 0, s->uw * sizeof *s->unitw);
 	if (!fr && l->bundle == 1) { /* a neuron is a unit: no branch per neuron */
-		for (int j = 0; j < s->nw; j++)
-			for (uint64_t w = need[j]; w; w &= w - 1) {
-				int32_t u = pos[j * 64 + __builtin_ctzll(w)];
-				s->unitw[u >> 6] |= 1ull << (u & 63);
-			}
+		const int n = flatten_bits(need, s->nw, s->idx);
+		for (int k = 0; k < n; k++) {
+			int32_t u = pos[s->idx[k]];
+			s->unitw[u >> 6] |= 1ull << (u & 63);
+		}
 		return;
 	}
 	if (fr)
@@ -348,6 +430,7 @@ static int have_simd(void)
 void pass_use_simd(int on)
 {
 	use_simd = on && have_simd();
+	simd_flatten = on && have_vbmi2();
 }
 
 void pass_count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
@@ -472,12 +555,14 @@ int pass_reads_plan(struct pass_reads *s, const uint64_t *need, int64_t nload,
 /* Append the needed neurons (ascending) as the last rows. */
 static void matrix_insert(struct pass_layer *s)
 {
-	for (int j = 0; j < s->nw; j++)
-		for (uint64_t b = s->need[j]; b; b &= b - 1) {
-			int32_t i = j * 64 + __builtin_ctzll(b);
-			s->row_neuron[s->used] = i;
-			s->neuron_row[i] = s->used++;
-		}
+	int32_t *restrict list = s->dying, *restrict row_neuron = s->row_neuron + s->used;
+	int32_t *restrict neuron_row = s->neuron_row;
+	const int n = flatten_bits(s->need, s->nw, list); /* dying is free until step 4 */
+	for (int k = 0; k < n; k++) {
+		row_neuron[k] = list[k];
+		neuron_row[list[k]] = s->used + k;
+	}
+	s->used += n;
 	if (s->used > s->peak)
 		s->peak = s->used;
 }
@@ -501,7 +586,7 @@ static int32_t matrix_delete(struct pass_layer *s, int n)
 		s->dead_row[last--] = 1;
 		s->holes[nm++] = hole;
 	}
-	memset(s->dead_row + keep, 0, (size_t)(s->used - keep));
+	memset(s->dead_row + keep, 0, (unsigned)n); /* the rows [keep, used) */
 	for (int k = 0; k < nm; k++)
 		s->dead_row[s->holes[k]] = 0;
 	s->used = keep;
@@ -553,10 +638,9 @@ int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_o
 	o->used_rows = s->used + (int32_t)npinned;
 	/* 4: the window moves on; delete what leaves it */
 	winor_push(&s->win, P, U);
-	int ndie = 0;
 	for (int j = 0; j < nw; j++)
-		for (uint64_t b = (R[j] | P[j]) & ~U[j]; b; b &= b - 1)
-			s->dying[ndie++] = j * 64 + __builtin_ctzll(b);
+		R[j] = (R[j] | P[j]) & ~U[j]; /* R is the next token's U */
+	int ndie = flatten_bits(R, nw, s->dying);
 	s->R = U, s->U = R;
 	o->nmoves = matrix_delete(s, ndie);
 	o->ndie = ndie;
