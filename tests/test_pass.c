@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,5 +288,71 @@ Test(pass, run_counts_match_a_bit_by_bit_count)
 		free(w);
 	}
 	pass_use_simd(1);
+	gsl_rng_free(r);
+}
+
+/* Sort keys of the reference modeled predictor: band level first, then
+ * priority, then id, all descending. */
+static int by_key_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The modeled predictor (priority buckets, whole levels by word operations)
+ * against its definition: of the active neurons, the n_fn of highest band
+ * level, then priority, are dropped; of the inactive ones, the n_fp of
+ * highest level, then priority, are added. */
+Test(pass, modeled_predictor_matches_a_sort_by_level_and_priority)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(r, 17);
+	for (int trial = 0; trial < 30; trial++) {
+		struct llm_desc m = rand_model(r);
+		if (trial % 3 == 0) { /* wide enough for every priority bucket */
+			m.d_ffn = 2000 + (int)gsl_rng_uniform_int(r, 3000);
+			struct lif_err e0 = {0};
+			cr_assert_eq(llm_derive(&m, "rand", &e0), 0, "%s", e0.msg);
+		}
+		struct predictor *lr = NULL;
+		struct trace *t = rand_trace(r, &m, &lr);
+		struct pred_params p = {.kind = PRED_MODELED, .recall = gsl_rng_uniform(r),
+					.fp_rate = 0.3 * gsl_rng_uniform(r), .seed = gsl_rng_get(r)};
+		struct lif_err e = {0};
+		uint8_t *got = pred_sets(t, &p, 1 + trial % 2, NULL, &e);
+		cr_assert(got, "%s", e.msg);
+		const int d = t->meta.d_ffn, rb = t->row_bytes;
+		uint64_t *fn = malloc(d * sizeof *fn), *fp = malloc(d * sizeof *fp);
+		uint8_t *want = malloc(rb);
+		for (int l = 0; l < t->meta.layers; l++)
+			for (int64_t k = 0; k < t->meta.tokens; k++) {
+				const uint8_t *a = trace_active(t, l, k), *band = trace_band_row(t, l, k);
+				int na = 0, ni = 0;
+				for (int i = 0; i < d; i++) {
+					uint64_t key = (uint64_t)trace_band_level(band, rb, i) << 62 |
+						       (uint64_t)pred_priority(p.seed, l, i) << 30 | (uint64_t)i;
+					if (trace_bit(a, i))
+						fn[na++] = key;
+					else
+						fp[ni++] = key;
+				}
+				qsort(fn, na, sizeof *fn, by_key_desc);
+				qsort(fp, ni, sizeof *fp, by_key_desc);
+				memcpy(want, a, rb);
+				long n_fn = lround((1 - p.recall) * na), n_fp = lround(p.fp_rate * ni);
+				for (long q = 0; q < n_fn && q < na; q++) {
+					int i = (int)(fn[q] & ((1u << 30) - 1));
+					want[i >> 3] &= (uint8_t)~(1u << (i & 7));
+				}
+				for (long q = 0; q < n_fp && q < ni; q++)
+					trace_set_bit(want, (int)(fp[q] & ((1u << 30) - 1)));
+				cr_assert_eq(memcmp(want, got + ((size_t)l * t->meta.tokens + k) * rb, rb), 0,
+					     "trial %d (d_ffn %d) layer %d token %lld: predicted sets differ",
+					     trial, d, l, (long long)k);
+			}
+		free(fn), free(fp), free(want), free(got);
+		predictor_free(lr);
+		trace_free(t);
+	}
 	gsl_rng_free(r);
 }

@@ -18,6 +18,11 @@ static inline uint32_t mix_priority(uint64_t seed, uint64_t a, uint64_t b)
 	return (uint32_t)x;
 }
 
+uint32_t pred_priority(uint64_t seed, int layer, int i)
+{
+	return mix_priority(seed, (uint64_t)layer, (uint64_t)i);
+}
+
 static int pred_none(const struct trace *t, const struct pred_params *p, int layer, uint8_t *out,
 		     int64_t *shortfall, struct lif_err *err)
 {
@@ -67,8 +72,16 @@ static void top_n(uint64_t *v, int nc, int n)
 /* Neurons whose bit is set in mask (rb bytes), as (priority << 32 | id). */
 static int collect(const uint8_t *mask, int rb, const uint32_t *prio, uint64_t *out)
 {
-	int n = 0;
-	for (int j = 0; j < rb; j++)
+	int n = 0, j = 0;
+	for (; j + 8 <= rb; j += 8) { /* a word at a time (the loop ends once per word) */
+		uint64_t w;
+		memcpy(&w, mask + j, 8);
+		for (; w; w &= w - 1) {
+			int i = j * 8 + __builtin_ctzll(w);
+			out[n++] = (uint64_t)prio[i] << 32 | (uint32_t)i;
+		}
+	}
+	for (; j < rb; j++)
 		for (unsigned b = mask[j]; b; b &= b - 1) {
 			int i = j * 8 + __builtin_ctz(b);
 			out[n++] = (uint64_t)prio[i] << 32 | (uint32_t)i;
