@@ -117,14 +117,57 @@ static inline void st64(uint8_t *p, uint64_t w)
 	memcpy(p, &w, 8);
 }
 
-static int popcount_bytes(const uint8_t *m, int rb)
+/* The bits set in both x and y (rb bytes each). */
+static inline __attribute__((always_inline)) int popcount_and_body(const uint8_t *x, const uint8_t *y,
+								   int rb)
 {
 	int n = 0, j = 0;
 	for (; j + 8 <= rb; j += 8)
-		n += __builtin_popcountll(ld64(m + j));
+		n += __builtin_popcountll(ld64(x + j) & ld64(y + j));
 	for (; j < rb; j++)
-		n += __builtin_popcount(m[j]);
+		n += __builtin_popcount(x[j] & y[j]);
 	return n;
+}
+
+#if defined(__x86_64__)
+/* The same, vectorized by the compiler with AVX-512 popcounts. */
+__attribute__((target("avx512f,avx512vpopcntdq"))) static int popcount_and_avx512(const uint8_t *x,
+										    const uint8_t *y, int rb)
+{
+	return popcount_and_body(x, y, rb);
+}
+#endif
+
+static int popcount_and_scalar(const uint8_t *x, const uint8_t *y, int rb)
+{
+	return popcount_and_body(x, y, rb);
+}
+
+static int simd_popcount = -1; /* -1: not yet asked */
+
+void pred_use_simd(int on)
+{
+#if defined(__x86_64__)
+	simd_popcount = on && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+#else
+	simd_popcount = 0;
+#endif
+}
+
+static int popcount_and(const uint8_t *x, const uint8_t *y, int rb)
+{
+	if (simd_popcount < 0)
+		pred_use_simd(1); /* threads that race here store the same value */
+#if defined(__x86_64__)
+	if (simd_popcount)
+		return popcount_and_avx512(x, y, rb);
+#endif
+	return popcount_and_scalar(x, y, rb);
+}
+
+static int popcount_bytes(const uint8_t *m, int rb)
+{
+	return popcount_and(m, m, rb);
 }
 
 /* Priority buckets: bucket b holds the neurons whose priority's top
@@ -141,11 +184,7 @@ static void apply_top_buckets(const uint8_t *mask, int rb, const uint8_t *bmask,
 {
 	for (int b = 0; b < NBUCKETS && n > 0; b++) {
 		const uint8_t *M = bmask + (size_t)b * rb;
-		int c = 0, j = 0;
-		for (; j + 8 <= rb; j += 8)
-			c += __builtin_popcountll(ld64(mask + j) & ld64(M + j));
-		for (; j < rb; j++)
-			c += __builtin_popcount(mask[j] & M[j]);
+		int c = popcount_and(mask, M, rb), j;
 		if (!c)
 			continue;
 		if (c > n) { /* the boundary bucket: its n highest */
