@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,7 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 	int points = 0;
 	enum { N = 40 };
 	for (int trial = 0; trial < 14; trial++) {
+		pass_use_simd(trial % 2); /* the SIMD run counter, when the CPU has it, and the scalar one */
 		struct llm_desc m = rand_model(r);
 		struct predictor *pred = NULL;
 		struct trace *t = rand_trace(r, &m, &pred);
@@ -175,6 +177,7 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 		predictor_free(pred);
 		trace_free(t);
 	}
+	pass_use_simd(1);
 	cr_expect_gt(points, 14 * 30, "only %d points ran", points);
 	gsl_rng_free(r);
 }
@@ -211,4 +214,147 @@ Test(pass, window_zero_loads_every_predicted_neuron_and_keeps_none)
 	cr_expect_eq(pass_layer_peak_rows(s), 10);
 	pass_layer_free(s);
 	layout_free(lay);
+}
+
+/* The run counts of a row bit by bit: the reference for pass_count_runs. */
+static void naive_runs(const uint64_t *w, int64_t bits, struct pass_runs *h)
+{
+	memset(h, 0, sizeof *h);
+	h->valid = 1;
+	for (int64_t i = 0; i < bits;) {
+		if (!((w[i >> 6] >> (i & 63)) & 1)) {
+			i++;
+			continue;
+		}
+		int64_t b = i;
+		while (i < bits && ((w[i >> 6] >> (i & 63)) & 1))
+			i++;
+		int64_t m = i - b;
+		h->n += m;
+		if (m >= 64) {
+			h->long_run = 1;
+			return;
+		}
+		if (!h->cnt[m])
+			h->first[m] = b;
+		h->cnt[m]++;
+		h->maxm = m > h->maxm ? (int)m : h->maxm;
+	}
+}
+
+static void expect_same_runs(const struct pass_runs *a, const struct pass_runs *b, const char *what,
+			     int trial)
+{
+	cr_assert_eq(a->long_run, b->long_run, "%s trial %d: long_run", what, trial);
+	if (a->long_run)
+		return;
+	cr_assert_eq(a->n, b->n, "%s trial %d: bits", what, trial);
+	cr_assert_eq(a->maxm, b->maxm, "%s trial %d: longest", what, trial);
+	for (int m = 1; m < 64; m++) {
+		cr_assert_eq(a->cnt[m], b->cnt[m], "%s trial %d: runs of %d", what, trial, m);
+		if (a->cnt[m])
+			cr_assert_eq(a->first[m], b->first[m], "%s trial %d: first run of %d", what, trial, m);
+	}
+}
+
+/* The SIMD run counter and the word-by-word one agree with a bit-by-bit
+ * count on random rows of any width, density and run length (runs across
+ * words and vectors, at the row's ends, 64 and longer). */
+Test(pass, run_counts_match_a_bit_by_bit_count)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(r, 16);
+	static const int64_t widths[] = {1, 7, 63, 64, 65, 127, 500, 511, 512, 513, 1000, 4096, 5000};
+	for (int trial = 0; trial < 600; trial++) {
+		int64_t bits = widths[gsl_rng_uniform_int(r, sizeof widths / sizeof *widths)];
+		int64_t uw = (bits + 63) / 64;
+		uint64_t *w = calloc(uw + 1, sizeof *w);
+		double dens = gsl_rng_uniform(r), stay = 0.999 * gsl_rng_uniform(r);
+		int on = gsl_rng_uniform(r) < dens;
+		for (int64_t i = 0; i < bits; i++) { /* runs of geometric length */
+			if (on)
+				w[i >> 6] |= 1ull << (i & 63);
+			if (gsl_rng_uniform(r) > stay)
+				on = gsl_rng_uniform(r) < dens;
+		}
+		struct pass_runs ref, simd, scalar;
+		naive_runs(w, bits, &ref);
+		pass_use_simd(1);
+		pass_count_runs(w, uw, &simd);
+		pass_use_simd(0);
+		pass_count_runs(w, uw, &scalar);
+		expect_same_runs(&simd, &ref, "simd", trial);
+		expect_same_runs(&scalar, &ref, "scalar", trial);
+		free(w);
+	}
+	pass_use_simd(1);
+	gsl_rng_free(r);
+}
+
+/* Sort keys of the reference modeled predictor: band level first, then
+ * priority, then id, all descending. */
+static int by_key_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The modeled predictor (priority buckets, whole levels by word operations)
+ * against its definition: of the active neurons, the n_fn of highest band
+ * level, then priority, are dropped; of the inactive ones, the n_fp of
+ * highest level, then priority, are added. */
+Test(pass, modeled_predictor_matches_a_sort_by_level_and_priority)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(r, 17);
+	for (int trial = 0; trial < 30; trial++) {
+		struct llm_desc m = rand_model(r);
+		if (trial % 3 == 0) { /* wide enough for every priority bucket */
+			m.d_ffn = 2000 + (int)gsl_rng_uniform_int(r, 3000);
+			struct lif_err e0 = {0};
+			cr_assert_eq(llm_derive(&m, "rand", &e0), 0, "%s", e0.msg);
+		}
+		struct predictor *lr = NULL;
+		struct trace *t = rand_trace(r, &m, &lr);
+		struct pred_params p = {.kind = PRED_MODELED, .recall = gsl_rng_uniform(r),
+					.fp_rate = 0.3 * gsl_rng_uniform(r), .seed = gsl_rng_get(r)};
+		struct lif_err e = {0};
+		pred_use_simd(trial % 2); /* AVX-512 popcounts, when the CPU has them, and word by word */
+		uint8_t *got = pred_sets(t, &p, 1 + trial % 2, NULL, &e);
+		cr_assert(got, "%s", e.msg);
+		const int d = t->meta.d_ffn, rb = t->row_bytes;
+		uint64_t *fn = malloc(d * sizeof *fn), *fp = malloc(d * sizeof *fp);
+		uint8_t *want = malloc(rb);
+		for (int l = 0; l < t->meta.layers; l++)
+			for (int64_t k = 0; k < t->meta.tokens; k++) {
+				const uint8_t *a = trace_active(t, l, k), *band = trace_band_row(t, l, k);
+				int na = 0, ni = 0;
+				for (int i = 0; i < d; i++) {
+					uint64_t key = (uint64_t)trace_band_level(band, rb, i) << 62 |
+						       (uint64_t)pred_priority(p.seed, l, i) << 30 | (uint64_t)i;
+					if (trace_bit(a, i))
+						fn[na++] = key;
+					else
+						fp[ni++] = key;
+				}
+				qsort(fn, na, sizeof *fn, by_key_desc);
+				qsort(fp, ni, sizeof *fp, by_key_desc);
+				memcpy(want, a, rb);
+				long n_fn = lround((1 - p.recall) * na), n_fp = lround(p.fp_rate * ni);
+				for (long q = 0; q < n_fn && q < na; q++) {
+					int i = (int)(fn[q] & ((1u << 30) - 1));
+					want[i >> 3] &= (uint8_t)~(1u << (i & 7));
+				}
+				for (long q = 0; q < n_fp && q < ni; q++)
+					trace_set_bit(want, (int)(fp[q] & ((1u << 30) - 1)));
+				cr_assert_eq(memcmp(want, got + ((size_t)l * t->meta.tokens + k) * rb, rb), 0,
+					     "trial %d (d_ffn %d) layer %d token %lld: predicted sets differ",
+					     trial, d, l, (long long)k);
+			}
+		free(fn), free(fp), free(want), free(got);
+		pred_use_simd(1);
+		predictor_free(lr);
+		trace_free(t);
+	}
+	gsl_rng_free(r);
 }

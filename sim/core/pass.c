@@ -3,7 +3,90 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
+
+/* The positions of the set bits of w[0..nw) in ascending order into out
+ * (room for their count plus 64); returns the count. Four positions are
+ * written for every word, whether it has them or not, then four more when it
+ * has more (simdjson's flatten_bits, after Lemire): no branch per bit, the
+ * rare branch per word predictable at the densities of need and die sets. */
+static inline int flatten_bits_scalar(const uint64_t *w, int nw, int32_t *out)
+{
+#define NEXT(q) (o[q] = base + (x ? __builtin_ctzll(x) : 0), x &= x - 1)
+	int n = 0;
+	for (int j = 0; j < nw; j++) {
+		uint64_t x = w[j];
+		const int c = __builtin_popcountll(x);
+		const int32_t base = j * 64;
+		int32_t *o = out + n;
+		NEXT(0), NEXT(1), NEXT(2), NEXT(3);
+		if (c > 4) {
+			NEXT(4), NEXT(5), NEXT(6), NEXT(7);
+			for (int q = 8; x; q++)
+				NEXT(q);
+		}
+		n += c;
+	}
+#undef NEXT
+	return n;
+}
+
+#if defined(__x86_64__)
+#define AVX512_VBMI2 __attribute__((target("avx512f,avx512bw,avx512vbmi2")))
+/* flatten_bits a word at a time: the positions of its set bits compressed
+ * into bytes, widened and stored 16 at a time. */
+AVX512_VBMI2 static int flatten_bits_avx512(const uint64_t *w, int nw, int32_t *out)
+{
+	const __m512i iota = _mm512_set_epi8(63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48,
+					     47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32,
+					     31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+					     15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+	int n = 0;
+	for (int j = 0; j < nw; j++) {
+		const uint64_t x = w[j];
+		const int c = __builtin_popcountll(x);
+		const __m512i pos = _mm512_maskz_compress_epi8(x, iota);
+		const __m512i base = _mm512_set1_epi32(j * 64);
+		_mm512_storeu_si512(out + n, _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm512_castsi512_si128(pos)), base));
+		if (c > 16) {
+			_mm512_storeu_si512(out + n + 16, _mm512_add_epi32(
+				_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(pos, 1)), base));
+			_mm512_storeu_si512(out + n + 32, _mm512_add_epi32(
+				_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(pos, 2)), base));
+			_mm512_storeu_si512(out + n + 48, _mm512_add_epi32(
+				_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(pos, 3)), base));
+		}
+		n += c;
+	}
+	return n;
+}
+#endif
+
+static int simd_flatten = -1; /* -1: not yet asked */
+
+static int have_vbmi2(void)
+{
+#if defined(__x86_64__)
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	       __builtin_cpu_supports("avx512vbmi2");
+#else
+	return 0;
+#endif
+}
+
+static int flatten_bits(const uint64_t *w, int nw, int32_t *out)
+{
+	if (simd_flatten < 0)
+		simd_flatten = have_vbmi2(); /* threads that race here store the same value */
+#if defined(__x86_64__)
+	if (simd_flatten)
+		return flatten_bits_avx512(w, nw, out);
+#endif
+	return flatten_bits_scalar(w, nw, out);
+}
 
 /* A layout's read planner for one layer (the reads of a need set). */
 struct pass_reads {
@@ -11,6 +94,7 @@ struct pass_reads {
 	int layer, d, rb, nw, identity;
 	int64_t max_gap, units, uw;  /* read units, their words */
 	uint64_t *unitw;             /* (uw + 1) read units to read (non-identity layouts) */
+	int32_t *idx;                /* (d + 64) the needed neurons (flatten_bits) */
 	uint8_t *covered;            /* friends: neurons read this token (packed) */
 	/* this token's extent sizes */
 	int64_t *sizes;
@@ -33,7 +117,7 @@ void pass_reads_free(struct pass_reads *r)
 {
 	if (!r)
 		return;
-	free(r->unitw), free(r->covered), free(r->sizes), free(r->counts);
+	free(r->unitw), free(r->idx), free(r->covered), free(r->sizes), free(r->counts);
 	free(r);
 }
 
@@ -54,10 +138,11 @@ struct pass_reads *pass_reads_new(const struct layout *layout, int layer, int64_
 	r->uw = (r->units + 63) / 64;
 	r->unitw = calloc(r->uw + 1, sizeof *r->unitw);
 	r->covered = calloc(r->rb + 8, 1);
+	r->idx = malloc(((size_t)d + 64) * sizeof *r->idx);
 	r->cap = 64;
 	r->sizes = malloc(r->cap * sizeof *r->sizes);
 	r->counts = malloc(r->cap * sizeof *r->counts);
-	if (!r->unitw || !r->covered || !r->sizes || !r->counts) {
+	if (!r->unitw || !r->idx || !r->covered || !r->sizes || !r->counts) {
 		err_set(err, ERR_NOMEM, "out of memory");
 		pass_reads_free(r);
 		return NULL;
@@ -96,7 +181,7 @@ struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_
 	s->P = calloc(5 * w1, sizeof *s->P);
 	s->row_neuron = malloc(d * sizeof *s->row_neuron);
 	s->neuron_row = malloc(d * sizeof *s->neuron_row);
-	s->dying = malloc(d * sizeof *s->dying);
+	s->dying = malloc(((size_t)d + 64) * sizeof *s->dying);
 	s->holes = malloc(d * sizeof *s->holes);
 	s->dead_row = calloc(d, 1);
 	if (!s->P || !s->row_neuron || !s->neuron_row || !s->dying || !s->holes || !s->dead_row ||
@@ -156,6 +241,14 @@ static void mark_units(struct pass_reads *s, const uint64_t *need)
 	const int32_t *pos = l->pos + (size_t)s->layer * l->d_ffn;
 	const int32_t *fr = l->friend_of ? l->friend_of + (size_t)s->layer * l->d_ffn : NULL;
 	memset(s->unitw, 0, s->uw * sizeof *s->unitw);
+	if (!fr && l->bundle == 1) { /* a neuron is a unit: no branch per neuron */
+		const int n = flatten_bits(need, s->nw, s->idx);
+		for (int k = 0; k < n; k++) {
+			int32_t u = pos[s->idx[k]];
+			s->unitw[u >> 6] |= 1ull << (u & 63);
+		}
+		return;
+	}
 	if (fr)
 		memset(s->covered, 0, s->rb);
 	for (int j = 0; j < s->nw; j++)
@@ -207,7 +300,8 @@ static inline int emit_run(struct pass_reads *s, struct walk *w, int64_t base, i
  * region reads the same runs, an extent is a run, and a run's length is
  * found by shifting its start bit along the word (and the next word).
  * Returns 1 when the row is not of this case (nothing recorded). */
-static void count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
+/* The run counts of a row, word by word (the reference for the SIMD one). */
+static void count_runs_scalar(const uint64_t *units, int64_t uw, struct pass_runs *h)
 {
 	memset(h->cnt, 0, sizeof h->cnt);
 	h->n = 0, h->maxm = 0, h->valid = 1, h->long_run = 0;
@@ -235,6 +329,123 @@ static void count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
 	}
 }
 
+/* Word j's runs of 4 or more (starts: its starts of runs longer than 3),
+ * as count_runs_scalar counts them; 1 when one is 64 or longer. */
+static int count_long(const uint64_t *units, int64_t uw, int64_t j, uint64_t a, struct pass_runs *h)
+{
+	const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
+	for (int m = 4; a; m++) {
+		if (m == 64)
+			return 1;
+		uint64_t longer = a & (x >> m | nx << (64 - m));
+		uint64_t exact = a & ~longer;
+		if (exact) {
+			h->maxm = m > h->maxm ? m : h->maxm;
+			if (!h->cnt[m])
+				h->first[m] = j * 64 + __builtin_ctzll(exact);
+			h->cnt[m] += __builtin_popcountll(exact);
+		}
+		a = longer;
+	}
+	return 0;
+}
+
+#if defined(__x86_64__)
+#define AVX512 __attribute__((target("avx512f,avx512vpopcntdq")))
+/* count_runs_scalar 8 words at a time: the runs of 1, 2 and 3 units counted
+ * by vector popcounts, the words with longer runs (rare) word by word, the
+ * first run of each short length found by a scan that stops at it. */
+AVX512 static void count_runs_avx512(const uint64_t *units, int64_t uw, struct pass_runs *h)
+{
+	memset(h->cnt, 0, sizeof h->cnt);
+	h->n = 0, h->maxm = 0, h->valid = 1, h->long_run = 0;
+	const __m512i zero = _mm512_setzero_si512();
+	__m512i c1 = zero, c2 = zero, c3 = zero, cn = zero, prev = zero;
+	__m512i cur = _mm512_maskz_loadu_epi64(uw >= 8 ? 0xFF : (__mmask8)((1u << uw) - 1), units);
+	for (int64_t j = 0; j < uw; j += 8) {
+		int64_t left = uw - (j + 8);
+		__mmask8 km = left >= 8 ? 0xFF : left > 0 ? (__mmask8)((1u << left) - 1) : 0;
+		__m512i nxt = km ? _mm512_maskz_loadu_epi64(km, units + j + 8) : zero;
+		const __m512i x = cur;
+		__m512i pv = _mm512_alignr_epi64(x, prev, 7); /* the word before each */
+		__m512i nv = _mm512_alignr_epi64(nxt, x, 1);  /* the word after each */
+		__m512i a = _mm512_andnot_si512(_mm512_or_si512(_mm512_slli_epi64(x, 1), _mm512_srli_epi64(pv, 63)), x);
+		__m512i l1 = _mm512_and_si512(a, _mm512_or_si512(_mm512_srli_epi64(x, 1), _mm512_slli_epi64(nv, 63)));
+		__m512i l2 = _mm512_and_si512(l1, _mm512_or_si512(_mm512_srli_epi64(x, 2), _mm512_slli_epi64(nv, 62)));
+		__m512i l3 = _mm512_and_si512(l2, _mm512_or_si512(_mm512_srli_epi64(x, 3), _mm512_slli_epi64(nv, 61)));
+		c1 = _mm512_add_epi64(c1, _mm512_popcnt_epi64(_mm512_andnot_si512(l1, a)));
+		c2 = _mm512_add_epi64(c2, _mm512_popcnt_epi64(_mm512_andnot_si512(l2, l1)));
+		c3 = _mm512_add_epi64(c3, _mm512_popcnt_epi64(_mm512_andnot_si512(l3, l2)));
+		cn = _mm512_add_epi64(cn, _mm512_popcnt_epi64(x));
+		__mmask8 lm = _mm512_test_epi64_mask(l3, l3);
+		if (lm) {
+			uint64_t w[8];
+			_mm512_storeu_si512(w, l3);
+			for (; lm; lm &= lm - 1) {
+				int k = __builtin_ctz(lm);
+				if (count_long(units, uw, j + k, w[k], h)) {
+					h->long_run = 1;
+					return;
+				}
+			}
+		}
+		prev = x, cur = nxt;
+	}
+	h->cnt[1] = (int32_t)_mm512_reduce_add_epi64(c1);
+	h->cnt[2] = (int32_t)_mm512_reduce_add_epi64(c2);
+	h->cnt[3] = (int32_t)_mm512_reduce_add_epi64(c3);
+	h->n = _mm512_reduce_add_epi64(cn);
+	for (int m = 1; m <= 3; m++) {
+		if (!h->cnt[m])
+			continue;
+		h->maxm = m > h->maxm ? m : h->maxm;
+		uint64_t cin = 0;
+		for (int64_t j = 0; j < uw; j++) { /* the first run of exactly m */
+			const uint64_t x = units[j], nx = j + 1 < uw ? units[j + 1] : 0;
+			uint64_t a = x & ~(x << 1 | cin);
+			cin = x >> 63;
+			for (int q = 1; q < m; q++)
+				a &= x >> q | nx << (64 - q);
+			uint64_t exact = a & ~(x >> m | nx << (64 - m));
+			if (exact) {
+				h->first[m] = j * 64 + __builtin_ctzll(exact);
+				break;
+			}
+		}
+	}
+}
+#endif
+
+static int use_simd = -1; /* -1: not yet asked */
+
+static int have_simd(void)
+{
+#if defined(__x86_64__)
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+#else
+	return 0;
+#endif
+}
+
+void pass_use_simd(int on)
+{
+	use_simd = on && have_simd();
+	simd_flatten = on && have_vbmi2();
+}
+
+void pass_count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
+{
+	if (use_simd < 0)
+		use_simd = have_simd(); /* threads that race here store the same value */
+#if defined(__x86_64__)
+	if (use_simd) {
+		count_runs_avx512(units, uw, h);
+		return;
+	}
+#endif
+	count_runs_scalar(units, uw, h);
+}
+
 static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_runs *shared,
 		      struct pass_out *o)
 {
@@ -253,7 +464,7 @@ static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_r
 		return 1;
 	struct pass_runs local = {.valid = 0}, *h = shared ? shared : &local;
 	if (!h->valid)
-		count_runs(units, s->uw, h);
+		pass_count_runs(units, s->uw, h);
 	if (h->long_run)
 		return 1;
 	/* sizes in order of first occurrence */
@@ -344,12 +555,14 @@ int pass_reads_plan(struct pass_reads *s, const uint64_t *need, int64_t nload,
 /* Append the needed neurons (ascending) as the last rows. */
 static void matrix_insert(struct pass_layer *s)
 {
-	for (int j = 0; j < s->nw; j++)
-		for (uint64_t b = s->need[j]; b; b &= b - 1) {
-			int32_t i = j * 64 + __builtin_ctzll(b);
-			s->row_neuron[s->used] = i;
-			s->neuron_row[i] = s->used++;
-		}
+	int32_t *restrict list = s->dying, *restrict row_neuron = s->row_neuron + s->used;
+	int32_t *restrict neuron_row = s->neuron_row;
+	const int n = flatten_bits(s->need, s->nw, list); /* dying is free until step 4 */
+	for (int k = 0; k < n; k++) {
+		row_neuron[k] = list[k];
+		neuron_row[list[k]] = s->used + k;
+	}
+	s->used += n;
 	if (s->used > s->peak)
 		s->peak = s->used;
 }
@@ -373,7 +586,7 @@ static int32_t matrix_delete(struct pass_layer *s, int n)
 		s->dead_row[last--] = 1;
 		s->holes[nm++] = hole;
 	}
-	memset(s->dead_row + keep, 0, (size_t)(s->used - keep));
+	memset(s->dead_row + keep, 0, (unsigned)n); /* the rows [keep, used) */
 	for (int k = 0; k < nm; k++)
 		s->dead_row[s->holes[k]] = 0;
 	s->used = keep;
@@ -383,17 +596,25 @@ static int32_t matrix_delete(struct pass_layer *s, int n)
 int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_out *o,
 		    struct lif_err *err)
 {
-	const int nw = s->nw;
+	const int nw = s->nw, full = s->rb / 8;
 	uint64_t *P = s->P, *pin = s->pin, *need = s->need, *R = s->R, *U = s->U;
 	int64_t nload = 0, npred = 0, npinned = 0;
 	/* 1: what must be read: predicted, not pinned, not in the window */
-	P[nw - 1] = 0;
-	memcpy(P, pred_row, s->rb);
+	if (full < nw) { /* a short last word */
+		P[nw - 1] = 0;
+		memcpy(P + full, pred_row + (size_t)full * 8, s->rb - (size_t)full * 8);
+	}
 	for (int j = 0; j < nw; j++) {
-		npred += __builtin_popcountll(P[j]);
-		npinned += __builtin_popcountll(P[j] & pin[j]);
-		P[j] &= ~pin[j];
-		need[j] = P[j] & ~R[j];
+		uint64_t p;
+		if (j < full)
+			memcpy(&p, pred_row + (size_t)j * 8, 8);
+		else
+			p = P[j];
+		npred += __builtin_popcountll(p);
+		npinned += __builtin_popcountll(p & pin[j]);
+		p &= ~pin[j];
+		P[j] = p;
+		need[j] = p & ~R[j];
 		nload += __builtin_popcountll(need[j]);
 	}
 	/* 2: the reads, by runs of read units */
@@ -403,7 +624,7 @@ int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_o
 	o->npred = npred, o->nload = nload;
 	if (s->window > 0 && !(s->what & PASS_MATRIX)) { /* the window alone */
 		winor_push(&s->win, P, U);
-		memcpy(R, U, nw * sizeof *R);
+		s->R = U, s->U = R; /* the window after this token is the next one's */
 		return 0;
 	}
 	if (s->window == 0) { /* 3-4 without a matrix: all loaded rows go after the token */
@@ -417,12 +638,10 @@ int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_o
 	o->used_rows = s->used + (int32_t)npinned;
 	/* 4: the window moves on; delete what leaves it */
 	winor_push(&s->win, P, U);
-	int ndie = 0;
-	for (int j = 0; j < nw; j++) {
-		for (uint64_t b = (R[j] | P[j]) & ~U[j]; b; b &= b - 1)
-			s->dying[ndie++] = j * 64 + __builtin_ctzll(b);
-		R[j] = U[j];
-	}
+	for (int j = 0; j < nw; j++)
+		R[j] = (R[j] | P[j]) & ~U[j]; /* R is the next token's U */
+	int ndie = flatten_bits(R, nw, s->dying);
+	s->R = U, s->U = R;
 	o->nmoves = matrix_delete(s, ndie);
 	o->ndie = ndie;
 	o->window_rows = s->used;

@@ -84,6 +84,14 @@ struct pass_runs {
 	int64_t first[64];         /* where the first run of that length starts */
 };
 
+/* Count the runs of units (uw words, bits past the last unit clear) into h
+ * (valid = 1; long_run = 1 and the rest unset when a run is 64 or longer). */
+void pass_count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h);
+
+/* Count runs with the SIMD kernel when the CPU has one (on = 1, the default)
+ * or word by word (on = 0): the tests compare the two. */
+void pass_use_simd(int on);
+
 /* pass_reads_plan with the run counts shared across layouts (runs may be NULL). */
 int pass_reads_plan_shared(struct pass_reads *r, const uint64_t *need, int64_t nload,
 			   struct pass_runs *runs, struct pass_out *out, struct lif_err *err);

@@ -18,6 +18,11 @@ static inline uint32_t mix_priority(uint64_t seed, uint64_t a, uint64_t b)
 	return (uint32_t)x;
 }
 
+uint32_t pred_priority(uint64_t seed, int layer, int i)
+{
+	return mix_priority(seed, (uint64_t)layer, (uint64_t)i);
+}
+
 static int pred_none(const struct trace *t, const struct pred_params *p, int layer, uint8_t *out,
 		     int64_t *shortfall, struct lif_err *err)
 {
@@ -67,8 +72,16 @@ static void top_n(uint64_t *v, int nc, int n)
 /* Neurons whose bit is set in mask (rb bytes), as (priority << 32 | id). */
 static int collect(const uint8_t *mask, int rb, const uint32_t *prio, uint64_t *out)
 {
-	int n = 0;
-	for (int j = 0; j < rb; j++)
+	int n = 0, j = 0;
+	for (; j + 8 <= rb; j += 8) { /* a word at a time (the loop ends once per word) */
+		uint64_t w;
+		memcpy(&w, mask + j, 8);
+		for (; w; w &= w - 1) {
+			int i = j * 8 + __builtin_ctzll(w);
+			out[n++] = (uint64_t)prio[i] << 32 | (uint32_t)i;
+		}
+	}
+	for (; j < rb; j++)
 		for (unsigned b = mask[j]; b; b &= b - 1) {
 			int i = j * 8 + __builtin_ctz(b);
 			out[n++] = (uint64_t)prio[i] << 32 | (uint32_t)i;
@@ -104,20 +117,97 @@ static inline void st64(uint8_t *p, uint64_t w)
 	memcpy(p, &w, 8);
 }
 
-static int popcount_bytes(const uint8_t *m, int rb)
+/* The bits set in both x and y (rb bytes each). */
+static inline __attribute__((always_inline)) int popcount_and_body(const uint8_t *x, const uint8_t *y,
+								   int rb)
 {
 	int n = 0, j = 0;
 	for (; j + 8 <= rb; j += 8)
-		n += __builtin_popcountll(ld64(m + j));
+		n += __builtin_popcountll(ld64(x + j) & ld64(y + j));
 	for (; j < rb; j++)
-		n += __builtin_popcount(m[j]);
+		n += __builtin_popcount(x[j] & y[j]);
 	return n;
+}
+
+#if defined(__x86_64__)
+/* The same, vectorized by the compiler with AVX-512 popcounts. */
+__attribute__((target("avx512f,avx512vpopcntdq"))) static int popcount_and_avx512(const uint8_t *x,
+										    const uint8_t *y, int rb)
+{
+	return popcount_and_body(x, y, rb);
+}
+#endif
+
+static int popcount_and_scalar(const uint8_t *x, const uint8_t *y, int rb)
+{
+	return popcount_and_body(x, y, rb);
+}
+
+static int simd_popcount = -1; /* -1: not yet asked */
+
+void pred_use_simd(int on)
+{
+#if defined(__x86_64__)
+	simd_popcount = on && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+#else
+	simd_popcount = 0;
+#endif
+}
+
+static int popcount_and(const uint8_t *x, const uint8_t *y, int rb)
+{
+	if (simd_popcount < 0)
+		pred_use_simd(1); /* threads that race here store the same value */
+#if defined(__x86_64__)
+	if (simd_popcount)
+		return popcount_and_avx512(x, y, rb);
+#endif
+	return popcount_and_scalar(x, y, rb);
+}
+
+static int popcount_bytes(const uint8_t *m, int rb)
+{
+	return popcount_and(m, m, rb);
+}
+
+/* Priority buckets: bucket b holds the neurons whose priority's top
+ * PRIO_BITS bits are ~b, so every neuron of bucket b outranks every neuron of
+ * bucket b + 1, and the n highest priorities of a mask are whole buckets and
+ * then the highest of one bucket: only that bucket is collected and selected. */
+#define PRIO_BITS 5
+#define NBUCKETS (1 << PRIO_BITS)
+
+/* Set (or clear) in row the n highest-priority neurons of mask, bucket by
+ * bucket (bmask: NBUCKETS packed masks of rb bytes each); as apply_top. */
+static void apply_top_buckets(const uint8_t *mask, int rb, const uint8_t *bmask, const uint32_t *prio,
+			      int n, uint64_t *scratch, uint8_t *part, uint8_t *row, int clear)
+{
+	for (int b = 0; b < NBUCKETS && n > 0; b++) {
+		const uint8_t *M = bmask + (size_t)b * rb;
+		int c = popcount_and(mask, M, rb), j;
+		if (!c)
+			continue;
+		if (c > n) { /* the boundary bucket: its n highest */
+			for (j = 0; j < rb; j++)
+				part[j] = mask[j] & M[j];
+			apply_top(part, rb, prio, n, scratch, row, clear);
+			return;
+		}
+		for (j = 0; j + 8 <= rb; j += 8) {
+			uint64_t m = ld64(mask + j) & ld64(M + j);
+			st64(row + j, clear ? ld64(row + j) & ~m : ld64(row + j) | m);
+		}
+		for (; j < rb; j++)
+			row[j] = clear ? (uint8_t)(row[j] & ~(mask[j] & M[j])) : (uint8_t)(row[j] | (mask[j] & M[j]));
+		n -= c;
+	}
 }
 
 /* Mistakes taken level by level: masks[0] is the level tried first. Whole
  * levels while they fit, then the highest priorities of the next one. */
-static void take_levels(uint8_t masks[][1 << 16], int nlev, int rb, const uint32_t *prio, int n,
-			uint64_t *scratch, uint8_t *row, int clear)
+static void take_levels(uint8_t masks[][1 << 16], int nlev, int rb, const uint8_t *bmask,
+			const uint32_t *prio, int n, uint64_t *scratch, uint8_t *part, uint8_t *row,
+			int clear)
 {
 	for (int L = 0; L < nlev && n > 0; L++) {
 		int c = popcount_bytes(masks[L], rb);
@@ -130,7 +220,7 @@ static void take_levels(uint8_t masks[][1 << 16], int nlev, int rb, const uint32
 				row[j] = clear ? (uint8_t)(row[j] & ~masks[L][j]) : (uint8_t)(row[j] | masks[L][j]);
 			n -= c;
 		} else {
-			apply_top(masks[L], rb, prio, n, scratch, row, clear);
+			apply_top_buckets(masks[L], rb, bmask, prio, n, scratch, part, row, clear);
 			n = 0;
 		}
 	}
@@ -140,6 +230,8 @@ static void take_levels(uint8_t masks[][1 << 16], int nlev, int rb, const uint32
 struct pred_scratch {
 	uint32_t *prio;      /* (d) fixed priority of each neuron */
 	uint64_t *cand;      /* (d) */
+	uint8_t *bmask;      /* (NBUCKETS, rb) the neurons of each priority bucket */
+	uint8_t *part;       /* (rb) one level's neurons of one bucket */
 	uint8_t (*act)[1 << 16];   /* 4 levels of active neurons: 3, 2, 1, 0 */
 	uint8_t (*inact)[1 << 16]; /* 4 levels of inactive neurons: 3, 2, 1, 0 */
 };
@@ -176,8 +268,8 @@ static void predict_row(const struct trace *t, const struct pred_params *p, int 
 	if (n_fp > inband)
 		*shortfall += n_fp - inband;
 	memcpy(row, a, rb);
-	take_levels(s->act, 4, rb, s->prio, n_fn, s->cand, row, 1);
-	take_levels(s->inact, 4, rb, s->prio, n_fp, s->cand, row, 0);
+	take_levels(s->act, 4, rb, s->bmask, s->prio, n_fn, s->cand, s->part, row, 1);
+	take_levels(s->inact, 4, rb, s->bmask, s->prio, n_fp, s->cand, s->part, row, 0);
 }
 
 /* One (token, layer) of the random predictor: mistakes drawn independently. */
@@ -210,7 +302,7 @@ static void predict_row_random(const struct trace *t, const struct pred_params *
 
 static void scratch_free(struct pred_scratch *s)
 {
-	free(s->prio), free(s->cand), free(s->act), free(s->inact);
+	free(s->prio), free(s->cand), free(s->bmask), free(s->part), free(s->act), free(s->inact);
 }
 
 static int scratch_new(struct pred_scratch *s, const struct trace *t, const struct pred_params *p,
@@ -221,10 +313,16 @@ static int scratch_new(struct pred_scratch *s, const struct trace *t, const stru
 	s->cand = malloc(d * sizeof *s->cand);
 	s->act = malloc(4 * sizeof *s->act);
 	s->inact = malloc(4 * sizeof *s->inact);
-	if (!s->prio || !s->cand || !s->act || !s->inact || t->row_bytes > (1 << 16))
+	s->bmask = calloc(NBUCKETS, t->row_bytes);
+	s->part = malloc(t->row_bytes);
+	if (!s->prio || !s->cand || !s->act || !s->inact || !s->bmask || !s->part ||
+	    t->row_bytes > (1 << 16))
 		return ERR_NOMEM;
-	for (int i = 0; i < d; i++)
+	for (int i = 0; i < d; i++) {
 		s->prio[i] = mix_priority(p->seed, (uint64_t)layer, (uint64_t)i);
+		int b = (int)(~s->prio[i] >> (32 - PRIO_BITS));
+		s->bmask[(size_t)b * t->row_bytes + (i >> 3)] |= (uint8_t)(1u << (i & 7));
+	}
 	return 0;
 }
 

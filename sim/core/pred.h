@@ -69,6 +69,15 @@ const char *pred_choice(int i);
 uint8_t *pred_sets(const struct trace *t, const struct pred_params *p, int threads,
 		   struct pred_quality *q, struct lif_err *err);
 
+/* The fixed priority of neuron i of layer `layer` under seed: among the
+ * neurons of one band level, the modeled predictor's mistakes are those of
+ * highest priority (ties broken by the higher id). */
+uint32_t pred_priority(uint64_t seed, int layer, int i);
+
+/* Count bits with AVX-512 when the CPU has it (on = 1, the default) or word
+ * by word (on = 0): the tests compare the two. */
+void pred_use_simd(int on);
+
 /* What predicted sets (layers, tokens, row_bytes) achieve on t (recall,
  * fp_rate, predicted_frac; fp_shortfall is left as is). */
 void pred_measure(const struct trace *t, const uint8_t *sets, struct pred_quality *q);

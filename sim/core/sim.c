@@ -621,14 +621,29 @@ static struct decisions *simulate_one_layer(const struct decision_key *key, cons
 /* Interleave one-layer decisions into dc's (t, l) rows. */
 static int merge_layers(struct decisions *dc, struct decisions *const *per)
 {
+	size_t need = dc->n_ext; /* each row is one layer's row, its sizes distinct already */
+	for (int l = 0; l < dc->L; l++)
+		need += per[l]->n_ext;
+	if (need > dc->cap_ext) {
+		int64_t *sz = realloc(dc->ext_size, need * sizeof *sz);
+		if (sz)
+			dc->ext_size = sz;
+		int32_t *ct = realloc(dc->ext_count, need * sizeof *ct);
+		if (ct)
+			dc->ext_count = ct;
+		if (!sz || !ct)
+			return ERR_NOMEM;
+		dc->cap_ext = need;
+	}
 	for (int64_t tok = 0; tok < dc->T; tok++)
 		for (int l = 0; l < dc->L; l++) {
 			const struct decisions *q = per[l];
 			const size_t row = (size_t)tok * dc->L + l;
+			const int64_t i0 = q->ext_start[tok], k = q->ext_start[tok + 1] - i0;
 			dc->ext_start[row] = (int64_t)dc->n_ext;
-			for (int64_t i = q->ext_start[tok]; i < q->ext_start[tok + 1]; i++)
-				if (decisions_add_reads(dc, row, q->ext_size[i], q->ext_count[i]))
-					return ERR_NOMEM;
+			memcpy(dc->ext_size + dc->n_ext, q->ext_size + i0, k * sizeof *dc->ext_size);
+			memcpy(dc->ext_count + dc->n_ext, q->ext_count + i0, k * sizeof *dc->ext_count);
+			dc->n_ext += k;
 			dc->used_rows[row] = q->used_rows[tok];
 			dc->pred_rows[row] = q->pred_rows[tok];
 			dc->loaded[tok] += q->loaded[tok], dc->copies[tok] += q->copies[tok];
