@@ -55,7 +55,9 @@ static void usage(FILE *f)
 		"                      disk lacks room)\n"
 		"  --compute           measure this host's compute instead of its SSD: the median\n"
 		"                      achieved GEMV rate (OpenBLAS sgemv, fp32) of matrices\n"
-		"                      from 256 KiB to 256 MiB, and the sgemm rate of 512 x 512\n"
+		"                      from 256 KiB to 256 MiB, each call on a matrix out of\n"
+		"                      the caches (copies cycled over 512 MiB, as a token reads\n"
+		"                      each weight once), and the sgemm rate of 512 x 512\n"
 		"                      matrices; write a copy of --profile DEVICE.ini with\n"
 		"                      [compute] gemv_bytes, gemv_bytes_per_s, flops_per_s (sgemm) and\n"
 		"                      mem_bytes_per_s (the largest matrix's sgemv rate) replaced\n"
@@ -278,7 +280,8 @@ static int calibrate_compute(const struct opts *o, const struct cli_global *g)
 		double bytes = 4.0 * shape[i][0] * shape[i][1];
 		int rep = bytes <= 1 << 20 ? 201 : bytes <= 16 << 20 ? 51 : 11;
 		d.compute.gemv_bytes[i] = bytes;
-		d.compute.gemv_bytes_per_s[i] = calib_gemv_bytes_per_s(shape[i][0], shape[i][1], rep);
+		d.compute.gemv_bytes_per_s[i] = calib_gemv_bytes_per_s(shape[i][0], shape[i][1], rep,
+									       CALIB_GEMV_COLD_BYTES);
 		if (!(d.compute.gemv_bytes_per_s[i] > 0))
 			return cli_errorf(VERB, "out of memory measuring a %.0f-byte GEMV", bytes);
 	}

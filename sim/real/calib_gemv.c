@@ -14,21 +14,25 @@ static double median(double *t, int n)
 	return t[n / 2];
 }
 
-double calib_gemv_bytes_per_s(int rows, int cols, int repeats)
+double calib_gemv_bytes_per_s(int rows, int cols, int repeats, int64_t cold_bytes)
 {
 	const size_t n = (size_t)rows * cols, esz = 4;
-	float *m = malloc(n * esz), *x = malloc((size_t)cols * esz);
+	/* copies of the matrix, called in turn: each call's matrix was last
+	 * touched cold_bytes of other matrices ago (out of every cache) */
+	const size_t copies = cold_bytes > 0 ? (size_t)(cold_bytes / (int64_t)(n * esz)) + 2 : 1;
+	float *m = malloc(copies * n * esz), *x = malloc((size_t)cols * esz);
 	float *y = malloc((size_t)rows * sizeof *y);
 	double *t = malloc((size_t)(repeats + 1) * sizeof *t), med = 0;
 	if (m && x && y && t) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < copies * n; i++)
 			m[i] = (float)(i % 7) * 0.125f;
 		for (int i = 0; i < cols; i++)
 			x[i] = 1.0f;
 		/* one untimed call first: page faults and the library's thread start */
 		for (int i = 0; i <= repeats; i++) {
+			const float *a = m + (size_t)i % copies * n;
 			double t0 = util_now_ns();
-			cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, m, cols, x, 1, 0.0f,
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, a, cols, x, 1, 0.0f,
 				    y, 1);
 			t[i] = util_now_ns() - t0;
 		}
