@@ -323,7 +323,7 @@ struct pcase {
 	char engine[16];
 };
 
-static struct pcase pcases[] = {{1, "mem"}, {2, "mem"}, {3, "psync"}};
+static struct pcase pcases[] = {{1, "mem"}, {2, "io_uring"}, {3, "psync"}};
 
 ParameterizedTestParameters(replay, pipelined_reads_ahead_within_its_buffers)
 {

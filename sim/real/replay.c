@@ -255,8 +255,8 @@ struct rrun {
 
 /* Layer k of token tok: step, read (timed: io), verify (untimed), place
  * (timed: place). Runs on the reader thread when pipelined. */
-static int layer_load(struct rrun *R, int k, int64_t tok, struct replay_token *rt, double *io_ms,
-		      double *place_ms, struct lif_err *err)
+static int layer_load(struct rrun *R, struct io_engine *io, int k, int64_t tok, struct replay_token *rt,
+		      double *io_ms, double *place_ms, struct lif_err *err)
 {
 	struct rlayer *rl = &R->rl[k];
 	const int64_t T = R->t->meta.tokens, ffn_off = wfile_info(R->w)->ffn_offset;
@@ -269,7 +269,7 @@ static int layer_load(struct rrun *R, int k, int64_t tok, struct replay_token *r
 			(long long)R->s.req[i].bytes);
 	double t0 = util_now_ns();
 	if (!rc)
-		rc = io_read(R->io, R->s.req, so->plan->n, NULL, err);
+		rc = io_read(io, R->s.req, so->plan->n, NULL, err);
 	double t1 = util_now_ns();
 	for (size_t i = 0; !rc && R->o->verify && i < so->plan->n; i++)
 		rc = wfile_verify(R->w, so->plan->ext[i].offset, R->s.buf + R->s.at[i], so->plan->ext[i].bytes,
@@ -343,7 +343,7 @@ static int token_serial(struct rrun *R, int64_t tok, struct replay_token *rt, st
 	rt->compute_ms += begin;
 	for (int k = 0; !rc && k < R->L; k++) {
 		double io, pl;
-		rc = layer_load(R, k, tok, rt, &io, &pl, err);
+		rc = layer_load(R, R->io, k, tok, rt, &io, &pl, err);
 		if (rc)
 			break;
 		double c = layer_compute(R, k, tok);
@@ -386,7 +386,18 @@ static void *reader(void *arg)
 	struct pipe *P = arg;
 	struct rrun *R = P->R;
 	int64_t done = -1;
+	/* its own engine: an io_uring ring takes submissions from the thread
+	 * that made it only (IORING_SETUP_SINGLE_ISSUER) */
+	struct lif_err e = {0};
+	struct io_engine *own = io_open(io_engine_name(R->io), R->io->path, R->io->parallelism,
+					R->io->flags, &e);
 	pthread_mutex_lock(&P->mu);
+	if (!own) {
+		P->err = e, P->failed = 1;
+		pthread_cond_broadcast(&P->cv);
+		pthread_mutex_unlock(&P->mu);
+		return NULL;
+	}
 	for (;;) {
 		while (!P->quit && P->go == done)
 			pthread_cond_wait(&P->cv, &P->mu);
@@ -403,7 +414,7 @@ static void *reader(void *arg)
 			if (R->o->events)
 				R->o->events[(size_t)tok * 2 * R->L + P->nev++] = k + 1;
 			pthread_mutex_unlock(&P->mu);
-			int rc = layer_load(R, k, tok, P->rt, &P->io[k], &P->pl[k], &P->err);
+			int rc = layer_load(R, own, k, tok, P->rt, &P->io[k], &P->pl[k], &P->err);
 			pthread_mutex_lock(&P->mu);
 			if (rc) {
 				P->failed = 1;
@@ -415,6 +426,7 @@ static void *reader(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&P->mu);
+	io_close(own);
 	return NULL;
 }
 
@@ -498,7 +510,14 @@ int replay_sparse(const struct sim_inputs *in, const struct trace *t, const stru
 	memset(per_token, 0, (size_t)T * sizeof *per_token);
 	for (int64_t tok = 0; !rc && tok < end; tok++) { /* token-major, as a model runs */
 		struct replay_token *rt = &per_token[tok];
-		rc = threaded ? token_pipelined(&P, tok, rt, err) : token_serial(&R, tok, rt, err);
+		if (tok < o->first_token) { /* untimed: the state only (reads and rows), no compute */
+			struct rcompute *keep = R.rc;
+			R.rc = NULL;
+			rc = token_serial(&R, tok, rt, err);
+			R.rc = keep;
+		} else {
+			rc = threaded ? token_pipelined(&P, tok, rt, err) : token_serial(&R, tok, rt, err);
+		}
 		if (tok < o->first_token)
 			memset(rt, 0, sizeof *rt); /* stepped for state, not timed */
 		else if (!rc && o->after_token)

@@ -62,7 +62,10 @@
 
 struct replay_opts {
 	int64_t first_token, tokens; /* replay tokens [0, first_token + tokens) and time
-				      * [first_token, ...); tokens 0: to the end */
+				      * [first_token, ...); tokens 0: to the end. The
+				      * tokens before first_token are read and placed
+				      * (the state) one layer after another, without
+				      * compute */
 	int verify;        /* check the checksums of what was read */
 	int compute;       /* run the sparse FFN over the resident rows */
 	int check_rows;    /* tests: after every token, check every matrix row holds
