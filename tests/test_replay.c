@@ -205,7 +205,7 @@ Test(replay, validate_writes_validation_and_summary, .init = tu_init)
 	cr_expect(strstr(out, "metric,regime,n,median_abs_err,p90_abs_err,max_abs_err,bias,cv_meas\n"), "%s", out);
 	cr_expect(strstr(out, "io_ms_corr,all,4,"), "%s", out);
 	/* compute is replayed and compared; both overlap modes have their rows */
-	cr_expect(strstr(out, "compute_ms,all,4,"), "%s", out);
+	cr_expect(strstr(out, "compute_ms,all,4,") && strstr(out, "compute_ms_corr,all,4,"), "%s", out);
 	cr_expect(strstr(out, "total_ms,none,2,") && strstr(out, "total_ms,pipelined,2,"), "%s", out);
 	cr_expect(strstr(out, "total_ms_corr,pipelined,2,"), "%s", out);
 	char path[1024], line[8192];
@@ -216,7 +216,7 @@ Test(replay, validate_writes_validation_and_summary, .init = tu_init)
 			 "total_ms_pred,total_ms_meas,total_rel_err"), "%s", line);
 	cr_expect(strstr(line, "io_rel_err_corr") && strstr(line, "io_cv"), "%s", line);
 	cr_expect(strstr(line, "total_rel_err,compute_ms_pred,compute_ms_meas,compute_rel_err"), "%s", line);
-	cr_expect(strstr(line, "overlap_mode"), "%s", line);
+	cr_expect(strstr(line, "overlap_mode") && strstr(line, "compute_rel_err_corr") && strstr(line, "drift_compute"), "%s", line);
 	cr_expect(strstr(line, "probe_chunk_bytes,probe_depth,probe_mib_per_s,probe_ref_mib_per_s,drift"), "%s", line);
 	fclose(f);
 	/* a point whose weight file is in another layout is an error that says so */

@@ -71,6 +71,15 @@ double calib_sgemv_flops_per_s(int rows, int cols, int repeats);
 double calib_gemv_bytes_per_s(int rows, int cols, int repeats, int64_t cold_bytes);
 #define CALIB_GEMV_COLD_BYTES (512LL << 20) /* calibrate --compute's cold_bytes */
 
+/* A GEMV drift probe (validate): the copies of a rows x cols fp32 matrix made
+ * once (NULL: out of memory), then each run the median rate (bytes of the
+ * matrix per second) of `repeats` (1..64) sgemv calls, each on the next copy,
+ * as calib_gemv_bytes_per_s measures with cold_bytes. */
+struct calib_gemv_probe;
+struct calib_gemv_probe *calib_gemv_probe_new(int rows, int cols, int64_t cold_bytes);
+double calib_gemv_probe_run(struct calib_gemv_probe *p, int repeats);
+void calib_gemv_probe_free(struct calib_gemv_probe *p);
+
 /* Median fp32 GEMM FLOP/s (cblas_sgemm) of n x n matrices: the host's
  * arithmetic ceiling for the roofline. */
 double calib_sgemm_flops_per_s(int n, int repeats);

@@ -38,7 +38,16 @@
  * *_corr columns divide each token's io_ms by its factor (pipelined: the
  * token's wall time is scaled by timeline(io / factor) / timeline(io) over
  * its measured per-layer reader and compute times, sim/core/timeline.h, so
- * only the reads' share of the critical path is corrected). So the corrected
+ * only the reads' share of the critical path is corrected). Compute drifts
+ * too (the machine is shared: other programs' memory traffic moves the
+ * sgemv rate by 1.5x and more): with compute, every probe is followed by a
+ * compute probe, 5 sgemv calls on cold copies of the model's q projection
+ * (q_dim x d_model fp32, the operation that dominates a token's compute;
+ * sim/real/calib.h), whose reference is the profile's GEMV rate at that
+ * size; compute_ms_meas_corr divides each token's compute by its factor
+ * (drift_compute), and the corrected totals use both factors. So the
+ * corrected compute error is the per-operation model's, given the host's
+ * GEMV speed as measured beside the token. So the corrected
  * error is the model's error in how this trace's reads (mixed sizes, layer
  * batches, the planner's extents) add up, with the device's speed at the
  * point's operating point taken as measured beside it; the raw error adds
@@ -253,16 +262,18 @@ static void meas_means(const struct replay_token *tok, int64_t a, int64_t b, int
  * of its measured per-layer times (ms: L x {io, place, compute}) with the
  * reads divided by the drift factor f, over the same timeline with the reads
  * as measured; tail: what ran after the last layer (head, copies). */
-static double pipelined_corr(const double *lm, int L, int depth, double tail, double f)
+static double pipelined_corr(const double *lm, int L, int depth, double head, double mem, double f,
+			     double fc)
 {
-	double io[LLM_MAX_LAYERS], ioc[LLM_MAX_LAYERS], cpu[LLM_MAX_LAYERS];
+	double io[LLM_MAX_LAYERS], ioc[LLM_MAX_LAYERS], cpu[LLM_MAX_LAYERS], cpuc[LLM_MAX_LAYERS];
 	for (int l = 0; l < L && l < LLM_MAX_LAYERS; l++) {
 		io[l] = lm[3 * l] + lm[3 * l + 1];
 		ioc[l] = lm[3 * l] / f + lm[3 * l + 1];
-		cpu[l] = lm[3 * l + 2];
+		cpu[l] = lm[3 * l + 2], cpuc[l] = cpu[l] / fc;
 	}
-	double raw = timeline_token_ns(TIMELINE_PIPELINED, io, cpu, L, depth, tail);
-	return raw > 0 ? timeline_token_ns(TIMELINE_PIPELINED, ioc, cpu, L, depth, tail) / raw : 1;
+	double raw = timeline_token_ns(TIMELINE_PIPELINED, io, cpu, L, depth, head + mem);
+	return raw > 0 ? timeline_token_ns(TIMELINE_PIPELINED, ioc, cpuc, L, depth, head / fc + mem) / raw
+		       : 1;
 }
 
 /* latency when the queue (Little's law) binds rather than the device. */
@@ -296,6 +307,12 @@ struct prober {
 	double f[MAXPROBE];   /* per timed token: ref / geometric mean of the probes around it */
 	double mib[MAXPROBE]; /* every probe's throughput, MiB/s */
 	int nf, nmib;
+	/* the compute probe (compute = true): cold sgemv of the model's q
+	 * projection shape, beside every disk probe; fc as f, against cref, the
+	 * profile's GEMV rate at that size */
+	struct calib_gemv_probe *cp;
+	double cref, clast, fc[MAXPROBE], cbps[MAXPROBE];
+	int nfc, ncb;
 };
 
 static int probe_run(struct prober *pr, struct lif_err *err)
@@ -311,6 +328,14 @@ static int probe_run(struct prober *pr, struct lif_err *err)
 	if (pr->nmib < MAXPROBE)
 		pr->mib[pr->nmib++] = p.mib_per_s;
 	pr->last = now;
+	if (pr->cp) {
+		double c = calib_gemv_probe_run(pr->cp, 5);
+		if (pr->clast > 0 && pr->nfc < MAXPROBE)
+			pr->fc[pr->nfc++] = pr->cref / sqrt(pr->clast * c);
+		if (pr->ncb < MAXPROBE)
+			pr->cbps[pr->ncb++] = c;
+		pr->clast = c;
+	}
 	return 0;
 }
 
@@ -322,7 +347,7 @@ static int probe_after_token(void *ctx, int64_t tok, struct lif_err *err)
 
 struct reps {
 	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP], cmp[MAXREP];
-	double place[MAXREP];
+	double place[MAXREP], cmp_c[MAXREP];
 	struct means last;
 	struct prober pr;
 };
@@ -384,6 +409,12 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 	if (!rc)
 		rc = probe_open(pt, w, dev, pm->bytes, pm->reads, in->m.layers, seed, pr, err);
 	pr->arena = arena;
+	if (!rc && cmp) {
+		const int qd = llm_head_dim(&in->m) * in->m.heads;
+		pr->cref = compute_stream_bytes_per_s(&dev->compute, LLM_FP32, 4.0 * qd * in->m.d_model);
+		if (!(pr->cp = calib_gemv_probe_new(qd, in->m.d_model, CALIB_GEMV_COLD_BYTES)))
+			rc = err_set(err, ERR_NOMEM, "out of memory for the compute probe");
+	}
 	if (!rc)
 		rc = probe_run(pr, err);
 	for (int k = 0; !rc && k < v->repeats; k++) {
@@ -404,21 +435,27 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 		rp->io[k] = rp->last.io, rp->mem[k] = rp->last.mem, rp->total[k] = rp->last.total;
 		rp->cmp[k] = rp->last.compute;
 		/* each token's io over the drift around it (naive: the repeat's) */
-		rp->io_c[k] = rp->total_c[k] = 0;
+		rp->io_c[k] = rp->total_c[k] = rp->cmp_c[k] = 0;
 		for (int64_t i = t0; i < t1; i++) {
 			const double f = pr->f[naive ? f0 : f0 + (i - t0)], n = (double)(t1 - t0);
+			const double fc = cmp ? pr->fc[f0 + (i - t0)] : 1;
 			rp->io_c[k] += tok[i].io_ms / f / n;
+			rp->cmp_c[k] += tok[i].compute_ms / fc / n;
 			if (piped)
 				rp->total_c[k] += tok[i].total_ms / n *
 						  pipelined_corr(lm + (size_t)i * L * 3, L, pt->p.pipeline_depth,
-								 tok[i].head_ms + tok[i].mem_ms, f);
+								 tok[i].head_ms, tok[i].mem_ms, f, fc);
 		}
+		if (!cmp)
+			rp->cmp_c[k] = NAN;
 		if (!piped)
-			rp->total_c[k] = rp->io_c[k] + rp->mem[k] + (cmp ? rp->cmp[k] : 0);
+			rp->total_c[k] = rp->io_c[k] + rp->mem[k] + (cmp ? rp->cmp_c[k] : 0);
 	}
 	sim_inputs_release(&si);
 	io_arena_free(arena);
 	io_close(pr->e);
+	calib_gemv_probe_free(pr->cp);
+	pr->cp = NULL;
 	io_close(io);
 	wfile_close(w);
 	free(tok), free(lm);
@@ -438,6 +475,7 @@ static int put_results(struct sweep_row *row, const char *reg, const char *mode,
 	const struct prober *pr = &rp->pr;
 	double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
 	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n), cmp = median(rp->cmp, n);
+	double cmp_c = median(rp->cmp_c, n);
 	int rc = sweep_row_set_str(row, "regime", reg);
 	rc |= sweep_row_set_str(row, "overlap_mode", mode);
 	put(row, "tokens_timed", (double)timed, &rc);
@@ -459,6 +497,8 @@ static int put_results(struct sweep_row *row, const char *reg, const char *mode,
 	put(row, "compute_ms_pred", pm->compute, &rc);
 	put(row, "compute_ms_meas", cmp, &rc);
 	put(row, "compute_rel_err", pm->compute / cmp - 1, &rc);
+	put(row, "compute_ms_meas_corr", cmp_c, &rc);
+	put(row, "compute_rel_err_corr", pm->compute / cmp_c - 1, &rc);
 	put(row, "probe_chunk_bytes", (double)pr->chunk, &rc);
 	put(row, "probe_depth", pr->depth, &rc);
 	put(row, "probe_mib_per_s", median(pr->mib, pr->nmib), &rc);
@@ -473,6 +513,10 @@ static int put_results(struct sweep_row *row, const char *reg, const char *mode,
 	put(row, "total_cv", cv(rp->total, n), &rc);
 	put(row, "compute_cv", isfinite(cmp) ? cv(rp->cmp, n) : NAN, &rc);
 	put(row, "drift_cv", cv(pr->f, pr->nf), &rc);
+	/* the compute probe (NaN without compute) */
+	put(row, "cprobe_bytes_per_s", pr->ncb ? median(pr->cbps, pr->ncb) : NAN, &rc);
+	put(row, "cprobe_ref_bytes_per_s", pr->ncb ? pr->cref : NAN, &rc);
+	put(row, "drift_compute", pr->nfc ? median(pr->fc, pr->nfc) : NAN, &rc);
 	put(row, "place_ms_meas", median(rp->place, n), &rc);
 	return rc;
 }
@@ -541,13 +585,13 @@ const struct sweep_kind sweep_kind_validate = {
 
 /* ---- summary ---- */
 
-#define NMETRIC 6
+#define NMETRIC 7
 
 static int write_summary(const char *path, double *err_v[NMETRIC], double *cv_v[NMETRIC],
 			 const char *const *reg, const char *const *mode, int rows, struct lif_err *err)
 {
-	static const char *metric[NMETRIC] = {"io_ms", "io_ms_corr", "mem_ms", "compute_ms", "total_ms",
-					      "total_ms_corr"};
+	static const char *metric[NMETRIC] = {"io_ms", "io_ms_corr", "mem_ms", "compute_ms",
+					      "compute_ms_corr", "total_ms", "total_ms_corr"};
 	/* by regime, all, then by overlap mode (the replay's: none or pipelined) */
 	static const char *regimes[5] = {"latency", "bandwidth", "all", "none", "pipelined"};
 	struct atomic_file af;
@@ -599,8 +643,10 @@ static int write_validation(const char *path, const struct csv *c, struct lif_er
 }
 
 static const char *errcol[NMETRIC] = {"io_rel_err", "io_rel_err_corr", "mem_rel_err",
-				      "compute_rel_err", "total_rel_err", "total_rel_err_corr"};
-static const char *cvcol[NMETRIC] = {"io_cv", "io_cv", "mem_cv", "compute_cv", "total_cv", "total_cv"};
+				      "compute_rel_err", "compute_rel_err_corr", "total_rel_err",
+				      "total_rel_err_corr"};
+static const char *cvcol[NMETRIC] = {"io_cv",	   "io_cv",    "mem_cv",  "compute_cv",
+				     "compute_cv", "total_cv", "total_cv"};
 
 /* Each metric's error and cv columns (an error when one is missing). */
 static int summary_columns(const struct csv *c, const char *path, long ie[NMETRIC],
