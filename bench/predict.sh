@@ -31,7 +31,8 @@ mkdir -p "$out"
 [ -f "$WORK/cal.bin" ] || "$LIFSIM" calibrate --make-file "$WORK/cal.bin" --size 4GiB
 [ -f "$WORK/host-flash.ini" ] || "$LIFSIM" calibrate --file "$WORK/cal.bin" -o "$WORK/host-flash.ini" \
 	--engines io_uring --seconds "${CAL_SECONDS:-0.2}" --passes "${CAL_PASSES:-3}" | tee "$out/calibrate.txt"
-[ -f "$WORK/host.ini" ] || "$LIFSIM" calibrate --compute --profile "$WORK/host-flash.ini" -o "$WORK/host.ini" |
+[ -f "$WORK/host.ini" ] || "$LIFSIM" calibrate --compute --passes "${CAL_PASSES:-3}" \
+	--profile "$WORK/host-flash.ini" -o "$WORK/host.ini" |
 	tee -a "$out/calibrate.txt"
 [ -f "$WORK/opt.h5" ] || "$LIFSIM" -q synth "$model" -o "$WORK/opt.h5" --tokens 200
 [ -f "$WORK/w-rowcol.lsw" ] || "$LIFSIM" layout "$model" --layout rowcol --trace "$WORK/opt.h5" \
