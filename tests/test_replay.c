@@ -198,6 +198,7 @@ Test(replay, validate_writes_validation_and_summary, .init = tu_init)
 		 "[sim]\nlayout = hot\nlayout_train_tokens = 20\nwindow = 0, 3\nparallelism = 2\nwarmup_tokens = 5\n"
 		 "compute_dtype = fp32\noverlap = none, pipelined\n"
 		 "[validate]\nweights = %s\nengine = mem\nrepeats = 2\ntokens = 10\nprobe_seconds = 0.002\n"
+		 "compute = true\n"
 		 "arena = 4MiB\n",
 		 model, tu_src("models/devices/m1max.ini"), tu_path("v.h5"), tu_path("v.lsw"));
 	const char *x = tu_write("v.ini", ini);

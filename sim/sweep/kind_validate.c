@@ -14,9 +14,10 @@
  *
  * Timed tokens are [warmup_tokens, warmup_tokens + tokens): the replay steps
  * the earlier ones untimed (same state as the simulator) and the prediction
- * is averaged over the same tokens. With [validate] compute = true (the
- * default) the replay runs the token's compute for real (sim/real/rcompute.h:
- * every operation the compute model counts, fp32 OpenBLAS sgemv, which needs
+ * is averaged over the same tokens. With [validate] compute = true (default
+ * false: host-validate.ini checks the reads only) the replay runs the
+ * token's compute for real (sim/real/rcompute.h: every operation the
+ * compute model counts, fp32 OpenBLAS sgemv, which needs
  * [sim] compute_dtype = fp32) and total = io + mem + compute (overlap =
  * none) or the token's wall time with reads on a reader thread (overlap =
  * pipelined; sim/real/replay.h), against the simulator's total_ms for the
@@ -118,7 +119,7 @@ const struct conf_opt validate_opts[] = {
 	 .def = "1GiB", .min = 0, .max = 1LL << 40,
 	 .help = "DRAM ring the replay's and the probes' reads land in (sim/real/io.h; 0: reused buffers)"},
 	{.section = "validate", .name = "compute", .type = CONF_BOOL, .offset = OV(compute),
-	 .def = "true", CONF_NO_BOUNDS,
+	 .def = "false", CONF_NO_BOUNDS,
 	 .help = "run the token's compute for real (needs [sim] compute_dtype = fp32; not for "
 		 "strategy = naive) and compare compute_ms and total_ms with it"},
 	{.section = "validate", .name = "dense_bytes", .type = CONF_BYTES, .offset = OV(dense_bytes),
