@@ -43,5 +43,5 @@ rm -rf "$WORK/val"
 echo "load after: $(uptime)" | tee -a "$out/load.txt"
 cp "$WORK/host.ini" "$WORK/val/validation.csv" "$WORK/val/summary.csv" "$out/"
 # the errors that matter here: compute and total, by overlap mode
-awk -F, 'NR == 1 || ($1 ~ /^(compute_ms|total_ms|total_ms_corr|io_ms_corr)$/ && $2 ~ /^(none|pipelined|all)$/)' \
+awk -F, 'NR == 1 || ($1 ~ /^(compute_ms|compute_ms_corr|total_ms|total_ms_corr|io_ms_corr)$/ && $2 ~ /^(none|pipelined|all)$/)' \
 	"$WORK/val/summary.csv" | tee "$out/errors.csv"
