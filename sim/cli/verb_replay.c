@@ -22,13 +22,20 @@ static void replay_usage(FILE *f)
 		"file W (lifsim layout, same layout, trace and --scale) into the paper's\n"
 		"preallocated per-layer matrices, and print per token as CSV on stdout:\n"
 		"  token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded,\n"
-		"  rows_copied[,io_ms_pred,mem_ms_pred,bytes_read_pred]   (last three with --device)\n"
-		"--sim strategy=naive reads W's whole FFN per token in naive_chunk reads.\n\n"
+		"  rows_copied[,io_ms_pred,mem_ms_pred,bytes_read_pred,compute_ms_pred,total_ms_pred]\n"
+		"  (the last five with --device)\n"
+		"--sim strategy=naive reads W's whole FFN per token in naive_chunk reads.\n"
+		"--sim overlap=pipelined reads layer l+1 on a reader thread during layer l's\n"
+		"compute, at most pipeline_depth layers ahead (sim/core/timeline.h, for real).\n\n"
 		"options:\n"
 		"  --engine E      %s (default io_uring)\n"
 		"  --tokens N      replay only the first N tokens (default: all)\n"
 		"  --device P      also print the simulator's per-token prediction on profile P\n"
-		"  --compute       run the sparse FFN over the resident rows (plain loop)\n"
+		"  --compute       run the token's compute for real (sim/real/rcompute.h: the\n"
+		"                  operations the compute model counts, fp32 OpenBLAS sgemv;\n"
+		"                  needs --sim compute_dtype=fp32)\n"
+		"  --dense-bytes B with --compute: dense weights held before layers share\n"
+		"                  them (default 1GiB; see lifsim.1)\n"
 		"  --no-verify     do not check the checksums of what was read\n"
 		"  --check-rows    after each token check every matrix row's bytes (slow)\n"
 		"  --arena BYTES   reads land in a ring of this much DRAM, slice after slice\n"
@@ -36,8 +43,8 @@ static void replay_usage(FILE *f)
 		"  --iolog FILE    also write every read as a fio iolog v2 (the sparse strategy)\n"
 		"                  (fio --read_iolog=FILE --replay_no_stall=1 --direct=1 issues\n"
 		"                  the same reads; written atomically)\n"
-		"--engine, --scale, --tokens and --arena take the bounds of the [validate] keys\n"
-		"of the same names (lifsim.1).\n",
+		"--engine, --scale, --tokens, --arena and --dense-bytes take the bounds of the\n"
+		"[validate] keys of the same names (lifsim.1).\n",
 		conf_names_join(io_engine_choice, choices, sizeof choices));
 }
 
@@ -45,7 +52,7 @@ struct rargs {
 	const char *model, *trace, *weights, *device, *iolog;
 	char engine[16];
 	double scale;
-	int64_t tokens, arena;
+	int64_t tokens, arena, dense_bytes;
 	int compute, verify, check_rows;
 };
 
@@ -77,14 +84,16 @@ static int replay_print(const struct rargs *a, int64_t n, const struct replay_to
 			const struct sim_token *st, struct lif_err *err)
 {
 	printf("token,io_ms,place_ms,mem_ms,compute_ms,total_ms,bytes_read,reads,neurons_loaded,"
-	       "rows_copied%s\n", a->device ? ",io_ms_pred,mem_ms_pred,bytes_read_pred" : "");
+	       "rows_copied%s\n", a->device ? ",io_ms_pred,mem_ms_pred,bytes_read_pred,compute_ms_pred,"
+	       "total_ms_pred" : "");
 	for (int64_t k = 0; k < n; k++) {
 		printf("%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%lld,%lld,%lld,%lld", (long long)k, rt[k].io_ms,
 		       rt[k].place_ms, rt[k].mem_ms, rt[k].compute_ms, rt[k].total_ms,
 		       (long long)rt[k].bytes_read, (long long)rt[k].reads,
 		       (long long)rt[k].neurons_loaded, (long long)rt[k].rows_copied);
 		if (a->device)
-			printf(",%.6g,%.6g,%lld", st[k].io_ms, st[k].mem_ms, (long long)st[k].bytes_read);
+			printf(",%.6g,%.6g,%lld,%.6g,%.6g", st[k].io_ms, st[k].mem_ms,
+			       (long long)st[k].bytes_read, st[k].compute_ms, st[k].total_ms);
 		printf("\n");
 	}
 	if (fflush(stdout))
@@ -137,8 +146,14 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	if (!rc && p->strategy == SIM_NAIVE)
 		rc = replay_naive(w, io, p->naive_chunk, n, a->verify, arena, rt, &err);
 	else if (!rc) {
+		int ranks[LLM_MAX_LAYERS];
+		for (int l = 0; l < m.layers && l < LLM_MAX_LAYERS; l++)
+			ranks[l] = sim_pred_rank(p, m.layers, l);
 		struct replay_opts o = {.tokens = n, .verify = a->verify, .compute = a->compute,
-					.check_rows = a->check_rows, .arena = arena};
+					.check_rows = a->check_rows, .arena = arena,
+					.overlap = p->overlap, .pipeline_depth = p->pipeline_depth,
+					.context_tokens = p->context_tokens, .pred_rank = ranks,
+					.dense_bytes = a->dense_bytes};
 		rc = sim_inputs_get(c, p, r.pin_frac, g->threads, &in, &err);
 		if (!rc)
 			rc = replay_sparse_logged(a, &in, t, w, io, &o, rt, &err);
@@ -169,7 +184,7 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		{"compute", no_argument, 0, 'c'},	{"no-verify", no_argument, 0, 'V'},
 		{"check-rows", no_argument, 0, 'R'},	{"sim", required_argument, 0, 'S'},
 		{"iolog", required_argument, 0, 'L'},	{"arena", required_argument, 0, 'A'},
-		{"help", no_argument, 0, 'h'},
+		{"dense-bytes", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
 	struct rargs a = {.verify = 1};
@@ -178,6 +193,7 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 	sim_default_params(&p);
 	int c, engine;
 	if (VDEFAULT("--scale", "scale", &a.scale) || VDEFAULT("--arena", "arena", &a.arena) ||
+	    VDEFAULT("--dense-bytes", "dense_bytes", &a.dense_bytes) ||
 	    VDEFAULT("--engine", "engine", &engine))
 		return 1;
 	snprintf(a.engine, sizeof a.engine, "%s", io_engine_choice(engine));
@@ -196,6 +212,7 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		case 'L': a.iolog = optarg; break;
 		/* flags that mirror [validate] keys parse through their rows */
 		case 'A': if (VFLAG("--arena", "arena", &a.arena)) return 2; break;
+		case 'D': if (VFLAG("--dense-bytes", "dense_bytes", &a.dense_bytes)) return 2; break;
 		case 'e':
 			if (VFLAG("--engine", "engine", &engine))
 				return 2;

@@ -63,8 +63,22 @@ double calib_sgemv_flops_per_s(int rows, int cols, int repeats);
  * default threads): the median achieved rate, in bytes of the matrix per
  * second, of y = M x for a rows x cols fp32 matrix M (cblas_sgemv), over
  * `repeats` calls after one untimed call; 0 when out of memory. (Debian's
- * OpenBLAS is built without bf16, so there is no sbgemv to measure.) */
-double calib_gemv_bytes_per_s(int rows, int cols, int repeats);
+ * OpenBLAS is built without bf16, so there is no sbgemv to measure.)
+ * cold_bytes > 0: the calls cycle through copies of M, so each call's M was
+ * last touched at least cold_bytes of other matrices before (out of every
+ * cache, as in decoding, where each weight is read once per token); 0: the
+ * same M every call (warm: a matrix that fits in the caches stays there). */
+double calib_gemv_bytes_per_s(int rows, int cols, int repeats, int64_t cold_bytes);
+#define CALIB_GEMV_COLD_BYTES (512LL << 20) /* calibrate --compute's cold_bytes */
+
+/* A GEMV drift probe (validate): the copies of a rows x cols fp32 matrix made
+ * once (NULL: out of memory), then each run the median rate (bytes of the
+ * matrix per second) of `repeats` (1..64) sgemv calls, each on the next copy,
+ * as calib_gemv_bytes_per_s measures with cold_bytes. */
+struct calib_gemv_probe;
+struct calib_gemv_probe *calib_gemv_probe_new(int rows, int cols, int64_t cold_bytes);
+double calib_gemv_probe_run(struct calib_gemv_probe *p, int repeats);
+void calib_gemv_probe_free(struct calib_gemv_probe *p);
 
 /* Median fp32 GEMM FLOP/s (cblas_sgemm) of n x n matrices: the host's
  * arithmetic ceiling for the roofline. */

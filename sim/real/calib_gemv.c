@@ -14,21 +14,25 @@ static double median(double *t, int n)
 	return t[n / 2];
 }
 
-double calib_gemv_bytes_per_s(int rows, int cols, int repeats)
+double calib_gemv_bytes_per_s(int rows, int cols, int repeats, int64_t cold_bytes)
 {
 	const size_t n = (size_t)rows * cols, esz = 4;
-	float *m = malloc(n * esz), *x = malloc((size_t)cols * esz);
+	/* copies of the matrix, called in turn: each call's matrix was last
+	 * touched cold_bytes of other matrices ago (out of every cache) */
+	const size_t copies = cold_bytes > 0 ? (size_t)(cold_bytes / (int64_t)(n * esz)) + 2 : 1;
+	float *m = malloc(copies * n * esz), *x = malloc((size_t)cols * esz);
 	float *y = malloc((size_t)rows * sizeof *y);
 	double *t = malloc((size_t)(repeats + 1) * sizeof *t), med = 0;
 	if (m && x && y && t) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < copies * n; i++)
 			m[i] = (float)(i % 7) * 0.125f;
 		for (int i = 0; i < cols; i++)
 			x[i] = 1.0f;
 		/* one untimed call first: page faults and the library's thread start */
 		for (int i = 0; i <= repeats; i++) {
+			const float *a = m + (size_t)i % copies * n;
 			double t0 = util_now_ns();
-			cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, m, cols, x, 1, 0.0f,
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, a, cols, x, 1, 0.0f,
 				    y, 1);
 			t[i] = util_now_ns() - t0;
 		}
@@ -61,4 +65,54 @@ double calib_sgemm_flops_per_s(int n, int repeats)
 int calib_blas_threads(void)
 {
 	return openblas_get_num_threads();
+}
+
+struct calib_gemv_probe {
+	int rows, cols;
+	size_t copies, next;
+	float *m, *x, *y;
+	double *t;
+};
+
+struct calib_gemv_probe *calib_gemv_probe_new(int rows, int cols, int64_t cold_bytes)
+{
+	struct calib_gemv_probe *p = calloc(1, sizeof *p);
+	const size_t n = (size_t)rows * cols;
+	if (!p)
+		return NULL;
+	p->rows = rows, p->cols = cols;
+	p->copies = cold_bytes > 0 ? (size_t)(cold_bytes / (int64_t)(n * 4)) + 2 : 1;
+	p->m = malloc(p->copies * n * 4), p->x = malloc((size_t)cols * 4), p->y = malloc((size_t)rows * 4);
+	p->t = malloc(64 * sizeof *p->t);
+	if (!p->m || !p->x || !p->y || !p->t) {
+		calib_gemv_probe_free(p);
+		return NULL;
+	}
+	for (size_t i = 0; i < p->copies * n; i++)
+		p->m[i] = (float)(i % 7) * 0.125f;
+	for (int i = 0; i < cols; i++)
+		p->x[i] = 1.0f;
+	return p;
+}
+
+double calib_gemv_probe_run(struct calib_gemv_probe *p, int repeats)
+{
+	const size_t n = (size_t)p->rows * p->cols;
+	repeats = repeats < 1 ? 1 : repeats > 64 ? 64 : repeats;
+	for (int i = 0; i < repeats; i++) {
+		const float *a = p->m + p->next++ % p->copies * n;
+		double t0 = util_now_ns();
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, p->rows, p->cols, 1.0f, a, p->cols, p->x, 1, 0.0f,
+			    p->y, 1);
+		p->t[i] = util_now_ns() - t0;
+	}
+	return (double)(n * 4) / (median(p->t, repeats) * 1e-9);
+}
+
+void calib_gemv_probe_free(struct calib_gemv_probe *p)
+{
+	if (!p)
+		return;
+	free(p->m), free(p->x), free(p->y), free(p->t);
+	free(p);
 }

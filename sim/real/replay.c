@@ -1,11 +1,14 @@
 /* replay: the simulator's decisions with real reads (see sim/real/replay.h). */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sim/real/replay.h"
 #include "sim/base/util.h"
 #include "sim/core/step.h"
+#include "sim/core/timeline.h"
+#include "sim/real/rcompute.h"
 
 int replay_scale_model(struct llm_desc *m, double f, struct lif_err *err)
 {
@@ -29,6 +32,7 @@ struct rlayer {
 	char *matrix;     /* (peak rows, row_bytes) the preallocated matrix */
 	int32_t rows;     /* its capacity */
 	int32_t *holder;  /* friends: (d_ffn) needed neuron whose slot carries this one, or -1 */
+	struct step_out so; /* this token's decisions (valid until the next step) */
 };
 
 /* Where the planner's extents landed: per extent, its staging position. */
@@ -91,13 +95,45 @@ static const char *stage_find(const struct stage *s, const struct planner *p, in
 	return s->buf + s->at[lo] + (off - p->ext[lo].offset);
 }
 
-/* Copy each loaded neuron's bundle into its row. */
+/* n weights of dtype at src as fp32 at dst (dst_dtype fp32), or a plain copy
+ * (dst_dtype == dtype). */
+static void convert(char *dst, int dst_dtype, const char *src, int dtype, int64_t n)
+{
+	if (dst_dtype == dtype) {
+		memcpy(dst, src, (size_t)(n * llm_dtype_bytes(dtype)));
+		return;
+	}
+	float *f = (float *)dst;
+	const uint16_t *h = (const uint16_t *)src;
+	if (dtype == LLM_BF16) {
+		for (int64_t i = 0; i < n; i++) {
+			uint32_t b = (uint32_t)h[i] << 16;
+			memcpy(&f[i], &b, 4);
+		}
+		return;
+	}
+	for (int64_t i = 0; i < n; i++) { /* fp16: zero and subnormals flush to zero */
+		uint32_t s = (uint32_t)(h[i] & 0x8000) << 16, e = (h[i] >> 10) & 0x1f, m = h[i] & 0x3ff;
+		uint32_t bits = e == 0 ? s : e == 31 ? s | 0x7f800000 | (m << 13) : s | ((e + 112) << 23) | (m << 13);
+		memcpy(&f[i], &bits, 4);
+	}
+}
+
+/* Rows as stored (sw: the model on flash) and as held in the matrix (dw:
+ * in DRAM; = sw, or fp32 converted from it). */
+struct rowfmt {
+	const struct llm_desc *sw, *dw;
+};
+
+/* Copy (and convert) each loaded neuron's bundle into its row. */
 static int place(struct rlayer *rl, const struct layout *l, int layer, const struct step_out *o,
-		 const struct stage *s, int64_t row_bytes, struct lif_err *err)
+		 const struct stage *s, const struct rowfmt *f, struct lif_err *err)
 {
 	const int32_t *pos = l->pos + (size_t)layer * l->d_ffn;
 	const int32_t *fr = l->friend_of ? l->friend_of + (size_t)layer * l->d_ffn : NULL;
+	const int64_t row_bytes = f->sw->bundle_bytes, drow = f->dw->bundle_bytes;
 	const int64_t piece = l->regions > 1 ? l->piece_bytes : row_bytes;
+	const int64_t dpiece = piece / llm_dtype_bytes(f->sw->dtype) * llm_dtype_bytes(f->dw->dtype);
 	int32_t row = o->first_row;
 	for (int pass = fr ? 0 : 1; pass < 2; pass++)
 		for (int i = 0; i < l->d_ffn; i++) {
@@ -120,7 +156,8 @@ static int place(struct rlayer *rl, const struct layout *l, int layer, const str
 				if (!src)
 					return err_set(err, ERR_FORMAT, "layer %d: neuron %d was planned but no "
 						       "read covers it", layer, i);
-				memcpy(rl->matrix + (size_t)row * row_bytes + r * piece, src, (size_t)piece);
+				convert(rl->matrix + (size_t)row * drow + r * dpiece, f->dw->dtype, src,
+					f->sw->dtype, piece / llm_dtype_bytes(f->sw->dtype));
 			}
 			row++;
 		}
@@ -131,74 +168,24 @@ static int place(struct rlayer *rl, const struct layout *l, int layer, const str
 	return 0;
 }
 
-static float half_to_float(uint16_t h)
-{
-	uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
-	if (e == 0)
-		bits = s; /* zero and subnormals flush to zero */
-	else if (e == 31)
-		bits = s | 0x7f800000 | (m << 13);
-	else
-		bits = s | ((e + 112) << 23) | (m << 13);
-	float f;
-	memcpy(&f, &bits, 4);
-	return f;
-}
-
-static float weight_at(const char *p, int dtype, int i)
-{
-	uint16_t h;
-	float f;
-	switch (dtype) {
-	case LLM_FP16:
-		memcpy(&h, p + 2 * i, 2);
-		return half_to_float(h);
-	case LLM_BF16: {
-		memcpy(&h, p + 2 * i, 2);
-		uint32_t b = (uint32_t)h << 16;
-		memcpy(&f, &b, 4);
-		return f;
-	}
-	default:
-		memcpy(&f, p + 4 * i, 4);
-		return f;
-	}
-}
-
-/* y += down_r * relu(up_r . x) over the first rows rows (a plain loop). */
-static void ffn_rows(const char *matrix, int32_t rows, const struct llm_desc *m, const float *x,
-		     float *y)
-{
-	const int d = m->d_model;
-	const int64_t piece = (int64_t)d * m->weight_bytes;
-	for (int32_t r = 0; r < rows; r++) {
-		const char *row = matrix + (size_t)r * m->bundle_bytes;
-		float a = 0;
-		for (int i = 0; i < d; i++)
-			a += weight_at(row, m->dtype, i) * x[i];
-		if (a <= 0)
-			continue;
-		const char *down = row + (m->ffn_matrices - 1) * piece;
-		for (int i = 0; i < d; i++)
-			y[i] += a * weight_at(down, m->dtype, i);
-	}
-}
-
-/* Every used row holds its neuron's synthetic bytes (tests). */
-static int check_rows(const struct rlayer *rl, const struct memman *mm, const struct llm_desc *m,
+/* Every used row holds its neuron's synthetic bytes, converted as held (tests). */
+static int check_rows(const struct rlayer *rl, const struct memman *mm, const struct rowfmt *f,
 		      uint64_t seed, int layer, int64_t tok, struct lif_err *err)
 {
+	const struct llm_desc *m = f->sw;
 	const int64_t piece = (int64_t)m->d_model * m->weight_bytes;
-	char *want = malloc((size_t)piece);
-	int rc = want ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	const int64_t dpiece = (int64_t)m->d_model * f->dw->weight_bytes;
+	char *want = malloc((size_t)piece), *conv = malloc((size_t)dpiece);
+	int rc = want && conv ? 0 : err_set(err, ERR_NOMEM, "out of memory");
 	for (int32_t r = 0; !rc && r < mm->used; r++)
 		for (int k = 0; !rc && k < m->ffn_matrices; k++) {
 			wfile_piece(seed, layer, k, mm->row_neuron[r], m->dtype, want, piece);
-			if (memcmp(want, rl->matrix + (size_t)r * m->bundle_bytes + k * piece, (size_t)piece))
+			convert(conv, f->dw->dtype, want, m->dtype, m->d_model);
+			if (memcmp(conv, rl->matrix + (size_t)r * f->dw->bundle_bytes + k * dpiece, (size_t)dpiece))
 				rc = err_set(err, ERR_FORMAT, "token %lld layer %d: row %d does not hold "
 					     "neuron %d", (long long)tok, layer, r, mm->row_neuron[r]);
 		}
-	free(want);
+	free(want), free(conv);
 	return rc;
 }
 
@@ -218,7 +205,7 @@ static struct rlayer *layers_new(const struct sim_inputs *in, const struct trace
 {
 	const struct layout *l = in->layout;
 	const int L = l->layers, rb = t->row_bytes;
-	const int64_t T = t->meta.tokens, row_bytes = in->stored.bundle_bytes;
+	const int64_t T = t->meta.tokens, row_bytes = in->dram.bundle_bytes;
 	struct rlayer *rl = calloc((size_t)L, sizeof *rl);
 	int rc = rl ? 0 : err_set(err, ERR_NOMEM, "out of memory");
 	int64_t total = 0;
@@ -252,50 +239,236 @@ static struct rlayer *layers_new(const struct sim_inputs *in, const struct trace
 	return rl;
 }
 
-/* One layer of one token: read, place, compute, copy. */
-static int replay_layer(struct rlayer *rl, const struct sim_inputs *in, const struct trace *t,
-			const struct wfile *w, struct io_engine *io, const struct replay_opts *o,
-			struct stage *s, int layer, int64_t tok, float *x, float *y,
-			struct replay_token *rt, struct lif_err *err)
+/* What every layer of a replay shares. */
+struct rrun {
+	const struct sim_inputs *in;
+	const struct trace *t;
+	const struct wfile *w;
+	struct io_engine *io;
+	const struct replay_opts *o;
+	struct rlayer *rl;
+	struct stage s;
+	struct rowfmt f;
+	struct rcompute *rc; /* NULL: no compute */
+	int L;
+};
+
+/* Layer k of token tok: step, read (timed: io), verify (untimed), place
+ * (timed: place). Runs on the reader thread when pipelined. */
+static int layer_load(struct rrun *R, struct io_engine *io, int k, int64_t tok, struct replay_token *rt,
+		      double *io_ms, double *place_ms, struct lif_err *err)
 {
-	const struct layout *l = in->layout;
-	const int64_t T = t->meta.tokens, row_bytes = in->stored.bundle_bytes;
-	const int64_t ffn_off = wfile_info(w)->ffn_offset;
-	struct step_out so;
-	int rc = step_layer_next(rl->step, in->pred + ((size_t)layer * T + tok) * t->row_bytes, &so, err);
+	struct rlayer *rl = &R->rl[k];
+	const int64_t T = R->t->meta.tokens, ffn_off = wfile_info(R->w)->ffn_offset;
+	struct step_out *so = &rl->so;
+	int rc = step_layer_next(rl->step, R->in->pred + ((size_t)k * T + tok) * R->t->row_bytes, so, err);
 	if (!rc)
-		rc = stage_fit(s, so.plan, ffn_off, o->arena, err);
-	for (size_t i = 0; !rc && o->iolog && i < so.plan->n; i++)
-		fprintf(o->iolog, "%s read %lld %lld\n", wfile_path(w), (long long)s->req[i].offset,
-			(long long)s->req[i].bytes);
+		rc = stage_fit(&R->s, so->plan, ffn_off, R->o->arena, err);
+	for (size_t i = 0; !rc && R->o->iolog && i < so->plan->n; i++)
+		fprintf(R->o->iolog, "%s read %lld %lld\n", wfile_path(R->w), (long long)R->s.req[i].offset,
+			(long long)R->s.req[i].bytes);
 	double t0 = util_now_ns();
 	if (!rc)
-		rc = io_read(io, s->req, so.plan->n, NULL, err);
+		rc = io_read(io, R->s.req, so->plan->n, NULL, err);
 	double t1 = util_now_ns();
-	for (size_t i = 0; !rc && o->verify && i < so.plan->n; i++)
-		rc = wfile_verify(w, so.plan->ext[i].offset, s->buf + s->at[i], so.plan->ext[i].bytes, err);
+	for (size_t i = 0; !rc && R->o->verify && i < so->plan->n; i++)
+		rc = wfile_verify(R->w, so->plan->ext[i].offset, R->s.buf + R->s.at[i], so->plan->ext[i].bytes,
+				  err);
 	double t2 = util_now_ns();
 	if (!rc)
-		rc = place(rl, l, layer, &so, s, row_bytes, err);
+		rc = place(rl, R->in->layout, k, so, &R->s, &R->f, err);
 	double t3 = util_now_ns();
-	int32_t during = so.window_rows + (int32_t)so.ndie;
-	if (!rc && o->compute)
-		ffn_rows(rl->matrix, during < rl->rows ? during : rl->rows, &in->stored, x, y);
-	double t4 = util_now_ns();
-	for (int i = 0; !rc && i < so.nmoves; i++)
-		memcpy(rl->matrix + (size_t)so.moves[i].dst * row_bytes,
-		       rl->matrix + (size_t)so.moves[i].src * row_bytes, (size_t)row_bytes);
-	double t5 = util_now_ns();
-	if (!rc && o->check_rows)
-		rc = check_rows(rl, step_layer_memman(rl->step), &in->stored, wfile_info(w)->seed, layer,
-				tok, err);
 	if (rc)
 		return rc;
-	rt->io_ms += (t1 - t0) / 1e6, rt->place_ms += (t3 - t2) / 1e6;
-	rt->compute_ms += (t4 - t3) / 1e6, rt->mem_ms += (t5 - t4) / 1e6;
-	rt->bytes_read += so.plan->bytes_read, rt->reads += (int64_t)so.plan->n;
-	rt->neurons_loaded += so.nload, rt->rows_copied += so.nmoves;
+	*io_ms = (t1 - t0) / 1e6, *place_ms = (t3 - t2) / 1e6;
+	rt->io_ms += *io_ms, rt->place_ms += *place_ms;
+	rt->bytes_read += so->plan->bytes_read, rt->reads += (int64_t)so->plan->n;
+	rt->neurons_loaded += so->nload, rt->rows_copied += so->nmoves;
 	return 0;
+}
+
+/* Layer k's compute (timed), when the replay computes: the rows in use
+ * during the token (the simulator's ffn_rows = window), capped at the
+ * matrix (pinned neurons are not held by the replay). ms. */
+static double layer_compute(struct rrun *R, int k, int64_t tok)
+{
+	if (!R->rc)
+		return 0;
+	const struct rlayer *rl = &R->rl[k];
+	int32_t rows = rl->so.window_rows + (int32_t)rl->so.ndie;
+	double t0 = util_now_ns();
+	rcompute_layer(R->rc, k, R->o->context_tokens + tok, (const float *)rl->matrix,
+		       rows < rl->rows ? rows : rl->rows);
+	return (util_now_ns() - t0) / 1e6;
+}
+
+/* Layer k's memory-manager copies after the token (timed). ms. */
+static double layer_moves(struct rrun *R, int k)
+{
+	const struct rlayer *rl = &R->rl[k];
+	const int64_t rb = R->in->dram.bundle_bytes;
+	double t0 = util_now_ns();
+	for (int i = 0; i < rl->so.nmoves; i++)
+		memcpy(rl->matrix + (size_t)rl->so.moves[i].dst * rb,
+		       rl->matrix + (size_t)rl->so.moves[i].src * rb, (size_t)rb);
+	return (util_now_ns() - t0) / 1e6;
+}
+
+static double phase(struct rrun *R, int begin, int64_t tok)
+{
+	if (!R->rc)
+		return 0;
+	double t0 = util_now_ns();
+	if (begin)
+		rcompute_begin(R->rc, tok);
+	else
+		rcompute_end(R->rc);
+	return (util_now_ns() - t0) / 1e6;
+}
+
+/* Per-layer times of token tok into o->layer_ms, when asked. */
+static void layer_record(const struct rrun *R, int64_t tok, int k, double io, double place, double cpu)
+{
+	if (R->o->layer_ms) {
+		double *p = R->o->layer_ms + ((size_t)tok * R->L + k) * 3;
+		p[0] = io, p[1] = place, p[2] = cpu;
+	}
+}
+
+/* overlap = none: per layer, read, place, compute, copy; one after another. */
+static int token_serial(struct rrun *R, int64_t tok, struct replay_token *rt, struct lif_err *err)
+{
+	int rc = 0;
+	double begin = phase(R, 1, tok);
+	rt->compute_ms += begin;
+	for (int k = 0; !rc && k < R->L; k++) {
+		double io, pl;
+		rc = layer_load(R, R->io, k, tok, rt, &io, &pl, err);
+		if (rc)
+			break;
+		double c = layer_compute(R, k, tok);
+		rt->compute_ms += c;
+		rt->mem_ms += layer_moves(R, k);
+		layer_record(R, tok, k, io, pl, c + (k == 0 ? begin : 0));
+		if (R->o->check_rows)
+			rc = check_rows(&R->rl[k], step_layer_memman(R->rl[k].step), &R->f,
+					wfile_info(R->w)->seed, k, tok, err);
+	}
+	if (!rc) {
+		rt->head_ms = phase(R, 0, tok);
+		rt->compute_ms += rt->head_ms;
+		rt->total_ms = rt->io_ms + rt->mem_ms + rt->compute_ms;
+	}
+	return rc;
+}
+
+/* overlap = pipelined: a reader thread steps, reads and places layer l + 1
+ * (up to `depth` layers ahead of the compute) while this thread computes
+ * layer l; the copies of every layer after the last layer's compute (the
+ * structure of sim/core/timeline.h). A token starts with empty pipes. */
+struct pipe {
+	struct rrun *R;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int64_t go;       /* the token the reader may start (-1: none yet) */
+	int quit;
+	int loaded;       /* layers of the current token read and placed */
+	int started;      /* layers of the current token whose compute has started */
+	int failed, nev;  /* nev: events of the token so far (replay_opts.events) */
+	struct lif_err err;
+	struct replay_token *rt;
+	double *io, *pl;  /* (L) the reader's per-layer times */
+};
+
+static void *reader(void *arg)
+{
+	struct pipe *P = arg;
+	struct rrun *R = P->R;
+	int64_t done = -1;
+	/* its own engine: an io_uring ring takes submissions from the thread
+	 * that made it only (IORING_SETUP_SINGLE_ISSUER) */
+	struct lif_err e = {0};
+	struct io_engine *own = io_open(io_engine_name(R->io), R->io->path, R->io->parallelism,
+					R->io->flags, &e);
+	pthread_mutex_lock(&P->mu);
+	if (!own) {
+		P->err = e, P->failed = 1;
+		pthread_cond_broadcast(&P->cv);
+		pthread_mutex_unlock(&P->mu);
+		return NULL;
+	}
+	for (;;) {
+		while (!P->quit && P->go == done)
+			pthread_cond_wait(&P->cv, &P->mu);
+		if (P->quit)
+			break;
+		const int64_t tok = done = P->go;
+		const int depth = R->o->pipeline_depth > 0 ? R->o->pipeline_depth : 1;
+		for (int k = 0; k < R->L; k++) {
+			/* the bounded buffers: layer k's reads wait for layer k - depth's compute */
+			while (!P->quit && P->started < k - depth + 1)
+				pthread_cond_wait(&P->cv, &P->mu);
+			if (P->quit)
+				break;
+			if (R->o->events)
+				R->o->events[(size_t)tok * 2 * R->L + P->nev++] = k + 1;
+			pthread_mutex_unlock(&P->mu);
+			int rc = layer_load(R, own, k, tok, P->rt, &P->io[k], &P->pl[k], &P->err);
+			pthread_mutex_lock(&P->mu);
+			if (rc) {
+				P->failed = 1;
+				pthread_cond_broadcast(&P->cv);
+				break;
+			}
+			P->loaded = k + 1;
+			pthread_cond_broadcast(&P->cv);
+		}
+	}
+	pthread_mutex_unlock(&P->mu);
+	io_close(own);
+	return NULL;
+}
+
+static int token_pipelined(struct pipe *P, int64_t tok, struct replay_token *rt, struct lif_err *err)
+{
+	struct rrun *R = P->R;
+	int rc = 0;
+	double t0 = util_now_ns();
+	pthread_mutex_lock(&P->mu);
+	P->rt = rt, P->loaded = P->started = P->nev = 0, P->go = tok;
+	pthread_cond_broadcast(&P->cv);
+	pthread_mutex_unlock(&P->mu);
+	double begin = phase(R, 1, tok), *cpu = P->io + R->L; /* scratch after io: see replay_sparse */
+	for (int k = 0; k < R->L; k++) {
+		pthread_mutex_lock(&P->mu);
+		while (!P->failed && P->loaded <= k)
+			pthread_cond_wait(&P->cv, &P->mu);
+		if (P->failed) {
+			pthread_mutex_unlock(&P->mu);
+			*err = P->err;
+			return err->code;
+		}
+		P->started = k + 1;
+		if (R->o->events)
+			R->o->events[(size_t)tok * 2 * R->L + P->nev++] = -(k + 1);
+		pthread_cond_broadcast(&P->cv);
+		pthread_mutex_unlock(&P->mu);
+		cpu[k] = layer_compute(R, k, tok);
+		rt->compute_ms += cpu[k];
+	}
+	rt->compute_ms += begin;
+	rt->head_ms = phase(R, 0, tok);
+	rt->compute_ms += rt->head_ms;
+	for (int k = 0; k < R->L; k++)
+		rt->mem_ms += layer_moves(R, k);
+	rt->total_ms = (util_now_ns() - t0) / 1e6;
+	for (int k = 0; k < R->L; k++)
+		layer_record(R, tok, k, P->io[k], P->pl[k], cpu[k] + (k == 0 ? begin : 0));
+	for (int k = 0; !rc && R->o->check_rows && k < R->L; k++)
+		rc = check_rows(&R->rl[k], step_layer_memman(R->rl[k].step), &R->f, wfile_info(R->w)->seed,
+				k, tok, err);
+	return rc;
 }
 
 int replay_sparse(const struct sim_inputs *in, const struct trace *t, const struct wfile *w,
@@ -305,38 +478,68 @@ int replay_sparse(const struct sim_inputs *in, const struct trace *t, const stru
 	const int L = in->layout->layers;
 	const int64_t T = t->meta.tokens;
 	const int64_t end = o->tokens > 0 && o->first_token + o->tokens < T ? o->first_token + o->tokens : T;
-	if (in->dram.dtype != in->stored.dtype)
-		return err_set(err, ERR_INVAL, "replay keeps rows as stored: compute_dtype (%s) must be "
-			       "the flash dtype (%s)", llm_dtype_name(in->dram.dtype),
-			       llm_dtype_name(in->stored.dtype));
-	if (o->compute && in->stored.dtype == LLM_INT8)
-		return err_set(err, ERR_INVAL, "replay compute supports fp16, bf16 and fp32 weights");
+	const int sd = in->stored.dtype, dd = in->dram.dtype;
+	if (dd != sd && !(dd == LLM_FP32 && (sd == LLM_FP16 || sd == LLM_BF16)))
+		return err_set(err, ERR_INVAL, "replay keeps rows as stored or converts fp16/bf16 to fp32: "
+			       "compute_dtype %s from the flash dtype %s is neither", llm_dtype_name(dd),
+			       llm_dtype_name(sd));
+	if (in->stored.weight_bits || in->dram.weight_bits)
+		return err_set(err, ERR_INVAL, "replay: low-bit weights (bits > 0) are not replayed");
+	struct rrun R = {.in = in, .t = t, .w = w, .io = io, .o = o, .L = L,
+			 .f = {&in->stored, &in->dram},
+			 .s = {.block = io_block_bytes(io) > 1 ? io_block_bytes(io) : 1}};
 	int rc = wfile_match(w, in->layout, &in->stored, err);
-	struct rlayer *rl = rc ? NULL : layers_new(in, t, end, o->max_matrix_bytes > 0 ?
-						   o->max_matrix_bytes : 16LL << 30, err);
-	struct stage s = {.block = io_block_bytes(io) > 1 ? io_block_bytes(io) : 1};
-	float *x = calloc((size_t)in->stored.d_model, 4), *y = calloc((size_t)in->stored.d_model, 4);
-	if (!rc && !rl)
+	if (!rc && o->compute &&
+	    !(R.rc = rcompute_new(&in->dram, o->context_tokens + end + 1, o->pred_rank, o->dense_bytes, err)))
 		rc = err->code;
-	if (!rc && (!x || !y))
-		rc = err_set(err, ERR_NOMEM, "out of memory");
-	for (int i = 0; x && i < in->stored.d_model; i++)
-		x[i] = (float)((i % 13) - 6) / 8;
+	if (!rc && !(R.rl = layers_new(in, t, end, o->max_matrix_bytes > 0 ? o->max_matrix_bytes : 16LL << 30,
+				       err)))
+		rc = err->code;
+	struct pipe P = {.R = &R, .go = -1};
+	int threaded = 0, piped = !rc && o->overlap == TIMELINE_PIPELINED;
+	if (piped) {
+		if (!(P.io = calloc((size_t)L * 3, sizeof *P.io)))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		P.pl = P.io ? P.io + 2 * L : NULL; /* io: [0, L), cpu scratch: [L, 2L), place: [2L, 3L) */
+		pthread_mutex_init(&P.mu, NULL);
+		pthread_cond_init(&P.cv, NULL);
+		if (!rc && pthread_create(&P.th, NULL, reader, &P))
+			rc = err_set(err, ERR_NOMEM, "cannot start the replay's reader thread");
+		threaded = !rc;
+	}
 	memset(per_token, 0, (size_t)T * sizeof *per_token);
 	for (int64_t tok = 0; !rc && tok < end; tok++) { /* token-major, as a model runs */
 		struct replay_token *rt = &per_token[tok];
-		for (int k = 0; !rc && k < L; k++)
-			rc = replay_layer(&rl[k], in, t, w, io, o, &s, k, tok, x, y, rt, err);
-		rt->total_ms = rt->io_ms + rt->mem_ms + rt->compute_ms;
+		if (tok < o->first_token) { /* untimed: the state only (reads and rows), no compute */
+			struct rcompute *keep = R.rc;
+			R.rc = NULL;
+			rc = token_serial(&R, tok, rt, err);
+			R.rc = keep;
+		} else {
+			rc = threaded ? token_pipelined(&P, tok, rt, err) : token_serial(&R, tok, rt, err);
+		}
 		if (tok < o->first_token)
 			memset(rt, 0, sizeof *rt); /* stepped for state, not timed */
 		else if (!rc && o->after_token)
 			rc = o->after_token(o->after_ctx, tok, err);
 	}
-	layers_free(rl, L);
+	if (threaded) {
+		pthread_mutex_lock(&P.mu);
+		P.quit = 1;
+		pthread_cond_broadcast(&P.cv);
+		pthread_mutex_unlock(&P.mu);
+		pthread_join(P.th, NULL);
+	}
+	if (piped) {
+		pthread_mutex_destroy(&P.mu);
+		pthread_cond_destroy(&P.cv);
+		free(P.io);
+	}
+	layers_free(R.rl, L);
+	rcompute_free(R.rc);
 	if (!o->arena)
-		free(s.buf);
-	free(s.req), free(s.at), free(x), free(y);
+		free(R.s.buf);
+	free(R.s.req), free(R.s.at);
 	return rc;
 }
 

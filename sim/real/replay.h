@@ -16,14 +16,31 @@
  *          straight into the row; reading merged extents (gaps, friends,
  *          separate regions) needs the staging copy. The cost model has no
  *          term for it, so it is reported on its own and not in total_ms;
- *   compute (optional) the sparse FFN over the rows in use, a plain loop in
- *          fp32 (y += down_r * relu(up_r . x)); dtype fp16/bf16/fp32 only;
+ *   compute (optional) the token's operations as the compute model counts
+ *          them (sim/real/rcompute.h: embeddings, per layer the norms, the
+ *          q/k/v/o projections, attention over a KV cache of
+ *          context_tokens + token tokens, the predictor's products, the FFN
+ *          over the rows in use during the token; the head), fp32 through
+ *          OpenBLAS sgemv; needs the DRAM dtype fp32;
  *   mem    after the token, the memory manager's row copies (copy the last
  *          used row into each hole), as memcpy of whole rows.
- * total_ms = io + mem + compute. The checksums of every slot read are
- * verified (untimed) unless turned off, so a wrong offset cannot pass.
- * Rows are the model's bundles as stored (the DRAM dtype must equal the
- * stored dtype).
+ * The checksums of every slot read are verified (untimed) unless turned off,
+ * so a wrong offset cannot pass. Rows are the model's bundles as held in
+ * DRAM: as stored, or (compute_dtype = fp32 over fp16/bf16 weights)
+ * converted to fp32 by place.
+ *
+ * overlap = none: per layer read, place, compute, copy, one after another;
+ * total_ms = io + mem + compute (place is not in it, as the cost model has
+ * no term for it). overlap = pipelined (sim/core/timeline.h's structure, for
+ * real): a reader thread steps, reads and places layer l + 1's rows while
+ * this thread computes layer l, at most pipeline_depth layers ahead (layer
+ * l's reads start once layer l - depth's compute has started); every
+ * layer's copies run after the head; a token starts with empty pipes (the
+ * reader starts its layer 0 when the token starts). total_ms is the
+ * token's wall time (place included: it runs on the reader's side, so it
+ * delays reads only when the reader is the bottleneck); io, place, mem and
+ * compute stay the sums of their parts. Verification, when on, runs on the
+ * reader too (in the token's wall time).
  *
  * replay_naive reads the file's whole FFN region per token in chunk-byte
  * reads, `parallelism` deep, in one stream, into the arena's slices in turn
@@ -45,7 +62,10 @@
 
 struct replay_opts {
 	int64_t first_token, tokens; /* replay tokens [0, first_token + tokens) and time
-				      * [first_token, ...); tokens 0: to the end */
+				      * [first_token, ...); tokens 0: to the end. The
+				      * tokens before first_token are read and placed
+				      * (the state) one layer after another, without
+				      * compute */
 	int verify;        /* check the checksums of what was read */
 	int compute;       /* run the sparse FFN over the resident rows */
 	int check_rows;    /* tests: after every token, check every matrix row holds
@@ -60,10 +80,22 @@ struct replay_opts {
 	FILE *iolog;       /* when set: every read as a fio iolog v2 line
 			    * ("PATH read OFFSET BYTES"); the caller writes the
 			    * header and the add/open/close lines (replay_iolog_*) */
+	int overlap;       /* enum timeline_overlap: none or pipelined */
+	int pipeline_depth; /* pipelined: layers the reads may run ahead (<= 0: 1) */
+	int64_t context_tokens; /* compute: KV-cache tokens before token 0 */
+	const int *pred_rank;   /* compute: (layers) predictor rank per layer, or NULL */
+	int64_t dense_bytes;    /* compute: dense weights before sets cycle (0: 1 GiB;
+				 * sim/real/rcompute.h) */
+	double *layer_ms;  /* when set: (tokens, layers, 3) per layer io, place and
+			    * compute ms (layer 0's compute includes the embeddings) */
+	int *events;       /* tests, pipelined: when set, (tokens, 2 x layers) the order
+			    * things happened in each token: l + 1 when layer l's reads
+			    * start, -(l + 1) when its compute starts */
 };
 
 struct replay_token {
 	double io_ms, place_ms, mem_ms, compute_ms, total_ms;
+	double head_ms;    /* the part of compute_ms after the last layer (the head) */
 	int64_t bytes_read, reads, neurons_loaded, rows_copied;
 };
 

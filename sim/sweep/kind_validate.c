@@ -14,9 +14,16 @@
  *
  * Timed tokens are [warmup_tokens, warmup_tokens + tokens): the replay steps
  * the earlier ones untimed (same state as the simulator) and the prediction
- * is averaged over the same tokens. total = io + mem (compute is not
- * replayed by validate: the model's compute includes attention, which the
- * real path does not run).
+ * is averaged over the same tokens. With [validate] compute = true (default
+ * false: host-validate.ini checks the reads only) the replay runs the
+ * token's compute for real (sim/real/rcompute.h: every operation the
+ * compute model counts, fp32 OpenBLAS sgemv, which needs
+ * [sim] compute_dtype = fp32) and total = io + mem + compute (overlap =
+ * none) or the token's wall time with reads on a reader thread (overlap =
+ * pipelined; sim/real/replay.h), against the simulator's total_ms for the
+ * same overlap; with compute = false (and always for the naive strategy,
+ * whose dense FFN the replay does not compute) total = io + mem on both
+ * sides.
  *
  * Drift: this host's disk changes speed by 2-4x from minute to minute and
  * by +-20% within a second, and unevenly across read sizes and depths. So
@@ -29,7 +36,19 @@
  * the profile's flash model's throughput for the probe's reads (what the
  * prediction assumes) over the geometric mean of the probes just before and
  * after it (> 1: the device is slower now than the profile says); the
- * *_corr columns divide each token's io_ms by its factor. So the corrected
+ * *_corr columns divide each token's io_ms by its factor (pipelined: the
+ * token's wall time is scaled by timeline(io / factor) / timeline(io) over
+ * its measured per-layer reader and compute times, sim/core/timeline.h, so
+ * only the reads' share of the critical path is corrected). Compute drifts
+ * too (the machine is shared: other programs' memory traffic moves the
+ * sgemv rate by 1.5x and more): with compute, every probe is followed by a
+ * compute probe, 5 sgemv calls on cold copies of the model's q projection
+ * (q_dim x d_model fp32, the operation that dominates a token's compute;
+ * sim/real/calib.h), whose reference is the profile's GEMV rate at that
+ * size; compute_ms_meas_corr divides each token's compute by its factor
+ * (drift_compute), and the corrected totals use both factors. So the
+ * corrected compute error is the per-operation model's, given the host's
+ * GEMV speed as measured beside the token. So the corrected
  * error is the model's error in how this trace's reads (mixed sizes, layer
  * batches, the planner's extents) add up, with the device's speed at the
  * point's operating point taken as measured beside it; the raw error adds
@@ -58,6 +77,7 @@
 #include "sim/sweep/pointin.h"
 #include "sim/real/replay.h"
 #include "sim/core/sim.h"
+#include "sim/core/timeline.h"
 
 #define MAXREP 100
 #define MAXPROBE 4096
@@ -65,8 +85,8 @@
 struct vparams {
 	char kind[32], model[4096], device[4096], trace[4096], weights[4096], probe_file[4096];
 	int engine; /* index into io_engines */
-	int repeats, verify;
-	int64_t tokens, arena;
+	int repeats, verify, compute;
+	int64_t tokens, arena, dense_bytes;
 	double scale, probe_seconds;
 };
 
@@ -98,6 +118,14 @@ const struct conf_opt validate_opts[] = {
 	{.section = "validate", .name = "arena", .type = CONF_BYTES, .offset = OV(arena),
 	 .def = "1GiB", .min = 0, .max = 1LL << 40,
 	 .help = "DRAM ring the replay's and the probes' reads land in (sim/real/io.h; 0: reused buffers)"},
+	{.section = "validate", .name = "compute", .type = CONF_BOOL, .offset = OV(compute),
+	 .def = "false", CONF_NO_BOUNDS,
+	 .help = "run the token's compute for real (needs [sim] compute_dtype = fp32; not for "
+		 "strategy = naive) and compare compute_ms and total_ms with it"},
+	{.section = "validate", .name = "dense_bytes", .type = CONF_BYTES, .offset = OV(dense_bytes),
+	 .def = "1GiB", .min = 1 << 20, .max = 1LL << 40,
+	 .help = "compute: DRAM for distinct layers' dense weights; beyond it layers share sets "
+		 "(sim/real/rcompute.h)"},
 	{.section = "validate", .name = "probe_file", .type = CONF_STR, .offset = OV(probe_file),
 	 .size = 4096, .def = "", CONF_NO_BOUNDS,
 	 .help = "file the drift probes read (empty: the weight file)"},
@@ -200,30 +228,53 @@ static double cv(const double *v, int n)
 
 /* Prediction means over the timed tokens. */
 struct means {
-	double io, mem, total, bytes, reads;
+	double io, mem, compute, total, bytes, reads;
 };
 
-static void pred_means(const struct sim_token *tok, int64_t a, int64_t b, struct means *m)
+/* cmp: the point compares compute (the totals include it) */
+static void pred_means(const struct sim_token *tok, int64_t a, int64_t b, int cmp, struct means *m)
 {
 	memset(m, 0, sizeof *m);
 	for (int64_t i = a; i < b; i++) {
 		m->io += tok[i].io_ms / (b - a), m->mem += tok[i].mem_ms / (b - a);
+		m->compute += tok[i].compute_ms / (b - a), m->total += tok[i].total_ms / (b - a);
 		m->bytes += (double)tok[i].bytes_read / (b - a), m->reads += (double)tok[i].reads / (b - a);
 	}
-	m->total = m->io + m->mem;
+	if (!cmp)
+		m->total = m->io + m->mem, m->compute = NAN;
 }
 
-static void meas_means(const struct replay_token *tok, int64_t a, int64_t b, struct means *m,
+static void meas_means(const struct replay_token *tok, int64_t a, int64_t b, int cmp, struct means *m,
 		       double *place)
 {
 	memset(m, 0, sizeof *m);
 	*place = 0;
 	for (int64_t i = a; i < b; i++) {
 		m->io += tok[i].io_ms / (b - a), m->mem += tok[i].mem_ms / (b - a);
+		m->compute += tok[i].compute_ms / (b - a), m->total += tok[i].total_ms / (b - a);
 		m->bytes += (double)tok[i].bytes_read / (b - a), m->reads += (double)tok[i].reads / (b - a);
 		*place += tok[i].place_ms / (b - a);
 	}
-	m->total = m->io + m->mem;
+	if (!cmp)
+		m->total = m->io + m->mem, m->compute = NAN;
+}
+
+/* A pipelined token's drift correction: its wall time scaled by the timeline
+ * of its measured per-layer times (ms: L x {io, place, compute}) with the
+ * reads divided by the drift factor f, over the same timeline with the reads
+ * as measured; tail: what ran after the last layer (head, copies). */
+static double pipelined_corr(const double *lm, int L, int depth, double head, double mem, double f,
+			     double fc)
+{
+	double io[LLM_MAX_LAYERS], ioc[LLM_MAX_LAYERS], cpu[LLM_MAX_LAYERS], cpuc[LLM_MAX_LAYERS];
+	for (int l = 0; l < L && l < LLM_MAX_LAYERS; l++) {
+		io[l] = lm[3 * l] + lm[3 * l + 1];
+		ioc[l] = lm[3 * l] / f + lm[3 * l + 1];
+		cpu[l] = lm[3 * l + 2], cpuc[l] = cpu[l] / fc;
+	}
+	double raw = timeline_token_ns(TIMELINE_PIPELINED, io, cpu, L, depth, head + mem);
+	return raw > 0 ? timeline_token_ns(TIMELINE_PIPELINED, ioc, cpuc, L, depth, head / fc + mem) / raw
+		       : 1;
 }
 
 /* latency when the queue (Little's law) binds rather than the device. */
@@ -257,6 +308,12 @@ struct prober {
 	double f[MAXPROBE];   /* per timed token: ref / geometric mean of the probes around it */
 	double mib[MAXPROBE]; /* every probe's throughput, MiB/s */
 	int nf, nmib;
+	/* the compute probe (compute = true): cold sgemv of the model's q
+	 * projection shape, beside every disk probe; fc as f, against cref, the
+	 * profile's GEMV rate at that size */
+	struct calib_gemv_probe *cp;
+	double cref, clast, fc[MAXPROBE], cbps[MAXPROBE];
+	int nfc, ncb;
 };
 
 static int probe_run(struct prober *pr, struct lif_err *err)
@@ -272,6 +329,14 @@ static int probe_run(struct prober *pr, struct lif_err *err)
 	if (pr->nmib < MAXPROBE)
 		pr->mib[pr->nmib++] = p.mib_per_s;
 	pr->last = now;
+	if (pr->cp) {
+		double c = calib_gemv_probe_run(pr->cp, 5);
+		if (pr->clast > 0 && pr->nfc < MAXPROBE)
+			pr->fc[pr->nfc++] = pr->cref / sqrt(pr->clast * c);
+		if (pr->ncb < MAXPROBE)
+			pr->cbps[pr->ncb++] = c;
+		pr->clast = c;
+	}
 	return 0;
 }
 
@@ -282,8 +347,8 @@ static int probe_after_token(void *ctx, int64_t tok, struct lif_err *err)
 }
 
 struct reps {
-	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP];
-	double place[MAXREP];
+	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP], cmp[MAXREP];
+	double place[MAXREP], cmp_c[MAXREP];
 	struct means last;
 	struct prober pr;
 };
@@ -321,15 +386,20 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 {
 	const struct vparams *v = &pt->v;
 	const int64_t T = in->t->meta.tokens, a = pt->p.warmup_tokens < T ? pt->p.warmup_tokens : 0;
-	const int naive = pt->p.strategy == SIM_NAIVE;
+	const int naive = pt->p.strategy == SIM_NAIVE, cmp = v->compute && !naive;
 	const int64_t t0 = naive ? 0 : a, t1 = naive ? v->tokens : (a + v->tokens < T ? a + v->tokens : T);
+	const int L = in->m.layers, piped = cmp && pt->p.overlap == TIMELINE_PIPELINED;
+	int ranks[LLM_MAX_LAYERS];
+	for (int l = 0; l < L && l < LLM_MAX_LAYERS; l++)
+		ranks[l] = sim_pred_rank(&pt->p, L, l);
 	struct sim_inputs si = {0};
 	struct prober *pr = &rp->pr;
 	struct wfile *w = wfile_open(v->weights, err);
 	struct io_engine *io = w ? io_open(io_engines[v->engine]->name, v->weights, pt->p.parallelism, 0,
 					   err) : NULL;
 	struct replay_token *tok = calloc((size_t)T, sizeof *tok);
-	int rc = !w || !io ? err->code : !tok ? err_set(err, ERR_NOMEM, "out of memory") : 0;
+	double *lm = calloc((size_t)T * L * 3, sizeof *lm);
+	int rc = !w || !io ? err->code : !tok || !lm ? err_set(err, ERR_NOMEM, "out of memory") : 0;
 	if (!rc && (t1 - t0) * v->repeats > MAXPROBE)
 		rc = err_set(err, ERR_RANGE, "[validate] repeats x tokens: at most %d", MAXPROBE);
 	if (!rc && !naive)
@@ -340,11 +410,21 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 	if (!rc)
 		rc = probe_open(pt, w, dev, pm->bytes, pm->reads, in->m.layers, seed, pr, err);
 	pr->arena = arena;
+	if (!rc && cmp) {
+		const int qd = llm_head_dim(&in->m) * in->m.heads;
+		pr->cref = compute_stream_bytes_per_s(&dev->compute, LLM_FP32, 4.0 * qd * in->m.d_model);
+		if (!(pr->cp = calib_gemv_probe_new(qd, in->m.d_model, CALIB_GEMV_COLD_BYTES)))
+			rc = err_set(err, ERR_NOMEM, "out of memory for the compute probe");
+	}
 	if (!rc)
 		rc = probe_run(pr, err);
 	for (int k = 0; !rc && k < v->repeats; k++) {
 		struct replay_opts o = {.first_token = a, .tokens = v->tokens, .verify = v->verify && !k,
-					.after_token = probe_after_token, .after_ctx = pr, .arena = arena};
+					.after_token = probe_after_token, .after_ctx = pr, .arena = arena,
+					.compute = cmp, .overlap = cmp ? pt->p.overlap : TIMELINE_NONE,
+					.pipeline_depth = pt->p.pipeline_depth,
+					.context_tokens = pt->p.context_tokens, .pred_rank = ranks,
+					.dense_bytes = v->dense_bytes, .layer_ms = lm};
 		const int f0 = pr->nf;
 		rc = naive ? replay_naive(w, io, pt->p.naive_chunk, v->tokens, o.verify, arena, tok, err)
 			   : replay_sparse(&si, in->t, w, io, &o, tok, err);
@@ -352,20 +432,34 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 			rc = probe_run(pr, err);
 		if (rc)
 			break;
-		meas_means(tok, t0, t1, &rp->last, &rp->place[k]);
+		meas_means(tok, t0, t1, cmp, &rp->last, &rp->place[k]);
 		rp->io[k] = rp->last.io, rp->mem[k] = rp->last.mem, rp->total[k] = rp->last.total;
+		rp->cmp[k] = rp->last.compute;
 		/* each token's io over the drift around it (naive: the repeat's) */
-		rp->io_c[k] = 0;
-		for (int64_t i = t0; i < t1; i++)
-			rp->io_c[k] += tok[i].io_ms / pr->f[naive ? f0 : f0 + (i - t0)] / (double)(t1 - t0);
-		rp->total_c[k] = rp->io_c[k] + rp->mem[k];
+		rp->io_c[k] = rp->total_c[k] = rp->cmp_c[k] = 0;
+		for (int64_t i = t0; i < t1; i++) {
+			const double f = pr->f[naive ? f0 : f0 + (i - t0)], n = (double)(t1 - t0);
+			const double fc = cmp ? pr->fc[f0 + (i - t0)] : 1;
+			rp->io_c[k] += tok[i].io_ms / f / n;
+			rp->cmp_c[k] += tok[i].compute_ms / fc / n;
+			if (piped)
+				rp->total_c[k] += tok[i].total_ms / n *
+						  pipelined_corr(lm + (size_t)i * L * 3, L, pt->p.pipeline_depth,
+								 tok[i].head_ms, tok[i].mem_ms, f, fc);
+		}
+		if (!cmp)
+			rp->cmp_c[k] = NAN;
+		if (!piped)
+			rp->total_c[k] = rp->io_c[k] + rp->mem[k] + (cmp ? rp->cmp_c[k] : 0);
 	}
 	sim_inputs_release(&si);
 	io_arena_free(arena);
 	io_close(pr->e);
+	calib_gemv_probe_free(pr->cp);
+	pr->cp = NULL;
 	io_close(io);
 	wfile_close(w);
-	free(tok);
+	free(tok), free(lm);
 	return rc;
 }
 
@@ -376,13 +470,15 @@ static int put(struct sweep_row *row, const char *name, double v, int *rc)
 
 /* The row's columns: prediction pm against the n repeats' medians rp, with the
  * drift probes' correction. */
-static int put_results(struct sweep_row *row, const char *reg, int64_t timed, double mean_read,
-		       const struct means *pm, const struct reps *rp, int n)
+static int put_results(struct sweep_row *row, const char *reg, const char *mode, int64_t timed,
+		       double mean_read, const struct means *pm, const struct reps *rp, int n)
 {
 	const struct prober *pr = &rp->pr;
 	double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
-	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n);
+	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n), cmp = median(rp->cmp, n);
+	double cmp_c = median(rp->cmp_c, n);
 	int rc = sweep_row_set_str(row, "regime", reg);
+	rc |= sweep_row_set_str(row, "overlap_mode", mode);
 	put(row, "tokens_timed", (double)timed, &rc);
 	put(row, "bytes_per_token_pred", pm->bytes, &rc);
 	put(row, "bytes_per_token_meas", rp->last.bytes, &rc);
@@ -398,6 +494,12 @@ static int put_results(struct sweep_row *row, const char *reg, int64_t timed, do
 	put(row, "total_ms_pred", pm->total, &rc);
 	put(row, "total_ms_meas", tot, &rc);
 	put(row, "total_rel_err", pm->total / tot - 1, &rc);
+	/* compute not replayed (naive, compute = false): NaN, out of the summary */
+	put(row, "compute_ms_pred", pm->compute, &rc);
+	put(row, "compute_ms_meas", cmp, &rc);
+	put(row, "compute_rel_err", pm->compute / cmp - 1, &rc);
+	put(row, "compute_ms_meas_corr", cmp_c, &rc);
+	put(row, "compute_rel_err_corr", pm->compute / cmp_c - 1, &rc);
 	put(row, "probe_chunk_bytes", (double)pr->chunk, &rc);
 	put(row, "probe_depth", pr->depth, &rc);
 	put(row, "probe_mib_per_s", median(pr->mib, pr->nmib), &rc);
@@ -410,7 +512,12 @@ static int put_results(struct sweep_row *row, const char *reg, int64_t timed, do
 	put(row, "io_cv", cv(rp->io, n), &rc);
 	put(row, "mem_cv", cv(rp->mem, n), &rc);
 	put(row, "total_cv", cv(rp->total, n), &rc);
+	put(row, "compute_cv", isfinite(cmp) ? cv(rp->cmp, n) : NAN, &rc);
 	put(row, "drift_cv", cv(pr->f, pr->nf), &rc);
+	/* the compute probe (NaN without compute) */
+	put(row, "cprobe_bytes_per_s", pr->ncb ? median(pr->cbps, pr->ncb) : NAN, &rc);
+	put(row, "cprobe_ref_bytes_per_s", pr->ncb ? pr->cref : NAN, &rc);
+	put(row, "drift_compute", pr->nfc ? median(pr->fc, pr->nfc) : NAN, &rc);
 	put(row, "place_ms_meas", median(rp->place, n), &rc);
 	return rc;
 }
@@ -444,7 +551,7 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 	const int64_t a = naive ? 0 : (pt.p.warmup_tokens < T ? pt.p.warmup_tokens : 0);
 	const int64_t b = naive ? (pt.v.tokens < T ? pt.v.tokens : T) : (a + pt.v.tokens < T ? a + pt.v.tokens : T);
 	struct means pm;
-	pred_means(st, a, b, &pm);
+	pred_means(st, a, b, pt.v.compute && !naive, &pm);
 	free(st);
 	const int n = pt.v.repeats, L = in->m.layers;
 	double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
@@ -459,7 +566,9 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 		free(rp);
 		return rc;
 	}
-	rc = put_results(row, reg, b - a, mean_read, &pm, rp, n);
+	const char *mode = pt.v.compute && !naive && pt.p.overlap == TIMELINE_PIPELINED ? "pipelined"
+										      : "none";
+	rc = put_results(row, reg, mode, b - a, mean_read, &pm, rp, n);
 	free(rp);
 	if (rc)
 		return err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column");
@@ -477,13 +586,15 @@ const struct sweep_kind sweep_kind_validate = {
 
 /* ---- summary ---- */
 
-#define NMETRIC 5
+#define NMETRIC 7
 
 static int write_summary(const char *path, double *err_v[NMETRIC], double *cv_v[NMETRIC],
-			 const char *const *reg, int rows, struct lif_err *err)
+			 const char *const *reg, const char *const *mode, int rows, struct lif_err *err)
 {
-	static const char *metric[NMETRIC] = {"io_ms", "io_ms_corr", "mem_ms", "total_ms", "total_ms_corr"};
-	static const char *regimes[3] = {"latency", "bandwidth", "all"};
+	static const char *metric[NMETRIC] = {"io_ms", "io_ms_corr", "mem_ms", "compute_ms",
+					      "compute_ms_corr", "total_ms", "total_ms_corr"};
+	/* by regime, all, then by overlap mode (the replay's: none or pipelined) */
+	static const char *regimes[5] = {"latency", "bandwidth", "all", "none", "pipelined"};
 	struct atomic_file af;
 	double *a = malloc((size_t)(rows ? rows : 1) * sizeof *a), *c = malloc((size_t)(rows ? rows : 1) * sizeof *c);
 	if (!a || !c) {
@@ -496,11 +607,12 @@ static int write_summary(const char *path, double *err_v[NMETRIC], double *cv_v[
 	}
 	fprintf(af.fp, "metric,regime,n,median_abs_err,p90_abs_err,max_abs_err,bias,cv_meas\n");
 	for (int m = 0; m < NMETRIC; m++)
-		for (int g = 0; g < 3; g++) {
+		for (int g = 0; g < 5; g++) {
 			int n = 0;
 			double bias = 0;
 			for (int i = 0; i < rows; i++)
-				if ((g == 2 || !strcmp(reg[i], regimes[g])) && isfinite(err_v[m][i])) {
+				if ((g == 2 || !strcmp(g < 2 ? reg[i] : mode[i], regimes[g])) &&
+				    isfinite(err_v[m][i])) {
 					a[n] = fabs(err_v[m][i]), c[n] = cv_v[m][i];
 					bias += err_v[m][i], n++;
 				}
@@ -532,8 +644,10 @@ static int write_validation(const char *path, const struct csv *c, struct lif_er
 }
 
 static const char *errcol[NMETRIC] = {"io_rel_err", "io_rel_err_corr", "mem_rel_err",
-				      "total_rel_err", "total_rel_err_corr"};
-static const char *cvcol[NMETRIC] = {"io_cv", "io_cv", "mem_cv", "total_cv", "total_cv"};
+				      "compute_rel_err", "compute_rel_err_corr", "total_rel_err",
+				      "total_rel_err_corr"};
+static const char *cvcol[NMETRIC] = {"io_cv",	   "io_cv",    "mem_cv",  "compute_cv",
+				     "compute_cv", "total_cv", "total_cv"};
 
 /* Each metric's error and cv columns (an error when one is missing). */
 static int summary_columns(const struct csv *c, const char *path, long ie[NMETRIC],
@@ -554,30 +668,32 @@ int replay_validate_summary(const char *dir, struct lif_err *err)
 	struct csv c;
 	snprintf(path, sizeof path, "%s/%s", dir, SWEEP_RESULTS);
 	int rc = csv_read(path, &c, err), rows = (int)c.n - 1;
-	long ie[NMETRIC], icv[NMETRIC], ireg = csv_col(&c, "regime");
+	long ie[NMETRIC], icv[NMETRIC], ireg = csv_col(&c, "regime"), imode = csv_col(&c, "overlap_mode");
 	double *ev[NMETRIC] = {0}, *cvv[NMETRIC] = {0};
 	const char **reg = rc ? NULL : malloc((c.n + 1) * sizeof *reg);
+	const char **mode = rc ? NULL : malloc((c.n + 1) * sizeof *mode);
 	if (!rc)
 		rc = summary_columns(&c, path, ie, icv, err);
 	for (int m = 0; !rc && m < NMETRIC; m++)
 		if (!(ev[m] = malloc((c.n + 1) * sizeof **ev)) || !(cvv[m] = malloc((c.n + 1) * sizeof **cvv)))
 			rc = err_set(err, ERR_NOMEM, "out of memory");
-	if (!rc && !reg)
+	if (!rc && (!reg || !mode))
 		rc = err_set(err, ERR_NOMEM, "out of memory");
 	for (int i = 0; !rc && i < rows; i++) {
 		char *const *f = c.recs[i + 1].f;
 		for (int m = 0; m < NMETRIC; m++)
 			ev[m][i] = strtod(f[ie[m]], NULL), cvv[m][i] = strtod(f[icv[m]], NULL);
 		reg[i] = ireg >= 0 ? f[ireg] : "unknown";
+		mode[i] = imode >= 0 ? f[imode] : "unknown";
 	}
 	if (!rc)
 		rc = write_validation((snprintf(path, sizeof path, "%s/validation.csv", dir), path), &c, err);
 	if (!rc)
 		rc = write_summary((snprintf(path, sizeof path, "%s/summary.csv", dir), path), ev, cvv, reg,
-				   rows, err);
+				   mode, rows, err);
 	for (int m = 0; m < NMETRIC; m++)
 		free(ev[m]), free(cvv[m]);
-	free(reg);
+	free(reg), free(mode);
 	csv_free(&c);
 	return rc;
 }
