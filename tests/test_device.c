@@ -367,6 +367,12 @@ static struct bad_case bad_cases[] = {
 	 "bad.ini:22: [flash] iops_max: must be a rate > 0"},
 	{"[dram]\ncopy_bytes_per_s = 0\n", "bad.ini:18: [dram] copy_bytes_per_s: must be a rate > 0"},
 	{"[dram]\nh2d_bytes_per_s = -1\n", "bad.ini:18: [dram] h2d_bytes_per_s: '-1' is outside [0, 1e+30] B/s"},
+	{"[dram]\nh2d_bytes_per_s = 25e9\n",
+	 "bad.ini: [dram] vram_bytes: a GPU backend (h2d_bytes_per_s > 0) needs its VRAM capacity"},
+	{"[dram]\nvram_bytes = 24GiB\n",
+	 "bad.ini:18: [dram] vram_bytes: is for a GPU backend; set h2d_bytes_per_s too"},
+	{"[dram]\nh2d_bytes_per_s = 25e9\nvram_bytes = lots\n",
+	 "bad.ini:19: [dram] vram_bytes: 'lots' is not a byte size"},
 	{"[compute]\nmem_bytes_per_s = abc\n",
 	 "bad.ini:18: [compute] mem_bytes_per_s: 'abc' is not a number"},
 	{"[compute]\nlut_weights_per_s = 1e9, 2e9\n",
@@ -511,7 +517,9 @@ Test(device, cli_resolved_profile_reloads)
 	cr_assert_eq(rc, 0, "%s", out);
 	struct device d = load_ok(tu_write("resolved.ini", out));
 	cr_expect_str_eq(d.name, "rtx4090");
-	cr_expect_eq(d.compute.mem_bytes_per_s, 1008e9);
+	cr_expect_eq(d.compute.mem_bytes_per_s, 921e9);
+	cr_expect_eq(d.dram.h2d_bytes_per_s, 23.9e9);
+	cr_expect_eq(d.dram.vram_bytes, 24LL << 30);
 }
 
 struct cli_case {
