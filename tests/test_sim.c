@@ -544,6 +544,31 @@ static const char *experiment(const char *name, const char *extra)
 	return tu_write(name, text);
 }
 
+/* The h2d and vram_* columns appear in every row of a sweep with a GPU
+ * point (empty of meaning, 0, on the CPU rows) and in no CPU-only sweep. */
+Test(sim, a_sweep_with_a_gpu_point_adds_the_gpu_columns_to_every_row)
+{
+	char out[8192], extra[1024], cmd[1024];
+	snprintf(extra, sizeof extra,
+		 "[sweep]\nrows = cpu, gpu\n[row cpu]\nsim.window = 0\n[row gpu]\n"
+		 "experiment.device = %s\n", tu_src("models/devices/rtx4090.ini"));
+	const char *x = experiment("mixed.ini", extra);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "sweep %s -o %s", x, tu_path("mixed")), 0, "%s", out);
+	snprintf(cmd, sizeof cmd, "head -1 %s/results.csv | grep -q ',h2d_bytes_per_token,vram_bytes,"
+		 "vram_kv_bytes,vram_stage_bytes,vram_capacity_bytes'", tu_path("mixed"));
+	cr_expect_eq(system(cmd), 0, "the GPU columns are missing");
+	snprintf(cmd, sizeof cmd, "grep -c ',25769803776' %s/results.csv", tu_path("mixed"));
+	FILE *f = popen(cmd, "r");
+	int gpu_rows = 0;
+	cr_assert_eq(fscanf(f, "%d", &gpu_rows), 1);
+	pclose(f);
+	cr_expect_eq(gpu_rows, 4, "the GPU row's capacity (24 GiB): windows 0, 3 x two layouts");
+	x = experiment("cpu.ini", "");
+	cr_assert_eq(tu_lifsim(out, sizeof out, "sweep %s -o %s", x, tu_path("cpu")), 0, "%s", out);
+	snprintf(cmd, sizeof cmd, "grep -q vram %s/results.csv", tu_path("cpu"));
+	cr_expect_neq(system(cmd), 0, "a CPU-only sweep has no GPU columns");
+}
+
 Test(sim, sweep_results_are_identical_for_any_thread_count)
 {
 	char out[8192];

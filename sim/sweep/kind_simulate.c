@@ -162,7 +162,9 @@ static int hint_same(const struct hint_set *h, const struct point *pt)
 }
 
 /* Every valid point's parameters by model and trace (an invalid point is
- * left out here; sim_check reports it). */
+ * left out here; sim_check reports it), and c->gpu: 1 when a point names a
+ * device with a GPU backend (CPU-only sweeps keep their columns as they were;
+ * a device that does not load is reported by its point's run). */
 static int hints_collect(struct sim_ctx *c, const struct sweep *sw, struct lif_err *err)
 {
 	struct point *pt = malloc(sizeof *pt);
@@ -175,6 +177,10 @@ static int hints_collect(struct sim_ctx *c, const struct sweep *sw, struct lif_e
 			continue;
 		}
 		conf_doc_free(doc);
+		if (!c->gpu) {
+			const struct device *d = pointin_device(c->in, pt->e.device, &e);
+			c->gpu = d && dram_is_gpu(&d->dram);
+		}
 		int k = 0;
 		while (k < c->nhints && !hint_same(&c->hints[k], pt))
 			k++;
@@ -242,27 +248,6 @@ static int ref_union(struct sim_ctx *c, const struct sweep *sw, struct lif_err *
 	return rc;
 }
 
-/* 1 in c->gpu when a point of the sweep names a device with a GPU backend
- * (a point that cannot be read or loaded is left out here; the run reports
- * it). CPU-only sweeps keep their columns as they were. */
-static int gpu_any(struct sim_ctx *c, const struct sweep *sw, struct lif_err *err)
-{
-	struct point *pt = malloc(sizeof *pt);
-	if (!pt)
-		return err_set(err, ERR_NOMEM, "out of memory");
-	for (size_t i = 0; sw && !c->gpu && i < sweep_points(sw); i++) {
-		struct conf_doc *doc = NULL;
-		struct lif_err e = {0};
-		if (!sweep_point_doc(sw, i, &doc, &e) && !read_point(doc, pt, &e)) {
-			const struct device *d = pointin_device(c->in, pt->e.device, &e);
-			c->gpu = d && dram_is_gpu(&d->dram);
-		}
-		conf_doc_free(doc);
-	}
-	free(pt);
-	return 0;
-}
-
 static void sim_ctx_free(void *ctx);
 
 static int sim_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
@@ -276,7 +261,7 @@ static int sim_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 	/* a point's builds (sim_run's threads) nest in the sweep's threads */
 	if (omp_get_max_active_levels() < 2)
 		omp_set_max_active_levels(2);
-	if (ref_union(c, sw, err) || hints_collect(c, sw, err) || gpu_any(c, sw, err)) {
+	if (ref_union(c, sw, err) || hints_collect(c, sw, err)) {
 		sim_ctx_free(c);
 		return err->code;
 	}
