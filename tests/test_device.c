@@ -296,8 +296,9 @@ Test(device, compute_takes_the_measured_gemv_rate_by_matrix_size)
  * 400 GB/s [spec]), not the paper's engine: OPT-6.7B's dense fp32 token,
  * 26.86 GB with 256 cached tokens, takes 26.86 GB / 200 GB/s = 134 ms, not
  * Table 3's 986 ms (experiments/README.md says what the gap means). The
- * memory manager is still the Table 3 calibration (m1max.ini, [dram]). */
-Test(device, m1max_describes_the_device_and_its_memory_manager_table3)
+ * memory manager is one core's published streaming rate (21 GB/s) and 1 us
+ * per operation, both not fitted to Table 3 (m1max.ini, [dram]). */
+Test(device, m1max_describes_the_device_and_its_memory_manager)
 {
 	struct device dev = shipped("m1max");
 	struct llm_desc d;
@@ -318,10 +319,12 @@ Test(device, m1max_describes_the_device_and_its_memory_manager_table3)
 	cr_expect(rel(naive.total_ns, bytes / 200e9 * 1e9) < 1e-3, "naive %g ms vs %g",
 		  naive.total_ns / 1e6, bytes / 200e6);
 	cr_expect(rel(naive.total_ns, 134.3e6) < 0.01, "naive %g ms", naive.total_ns / 1e6);
-	/* 2.4% of 16384 neurons x 32 layers inserted and deleted; deletes copy 32 KiB rows */
+	/* 2.4% of 16384 neurons x 32 layers inserted and deleted; deletes copy 32 KiB
+	 * rows: 12583 x 32 KiB = 412.3 MB at 21 GB/s = 19.6 ms, plus 25166 x 1 us =
+	 * 25.2 ms: 44.8 ms (the paper's Table 3: 58 ms) */
 	double moves = 0.024 * 16384 * 32;
 	double mem = dram_time_ns(&dev.dram, moves * 32768, 2 * moves, 0);
-	cr_expect(rel(mem, 58e6) < 0.03, "memory management %g ms, paper 58", mem / 1e6);
+	cr_expect(rel(mem, 44.8e6) < 0.002, "memory management %g ms", mem / 1e6);
 }
 
 /* ---- bad profiles: every error names FILE:LINE: [section] key ---- */
