@@ -76,6 +76,9 @@ const struct conf_opt device_opts[] = {
 	{.section = "dram", .name = "h2d_bytes_per_s", .type = CONF_DOUBLE,
 	 .offset = O(dev.dram.h2d_bytes_per_s), .def = "0", .min = 0, .max = 1e30, .unit = "B/s",
 	 .help = "host-to-GPU bandwidth (0 = CPU backend)"},
+	{.section = "dram", .name = "vram_bytes", .type = CONF_BYTES,
+	 .offset = O(dev.dram.vram_bytes), .def = "0", CONF_NO_BOUNDS,
+	 .help = "GPU memory capacity (required with h2d_bytes_per_s > 0; 0 = CPU backend)"},
 	{.section = "compute", .name = "flops_per_s", .type = CONF_DOUBLE,
 	 .offset = O(dev.compute.flops_per_s), .min = 0, .max = 1e30, .unit = "FLOP/s",
 	 .help = "arithmetic ceiling of the roofline"},
@@ -435,6 +438,8 @@ int device_write(FILE *f, const struct device *d, struct lif_err *err)
 	fprintf(f, "\n[dram]\ncopy_bytes_per_s = %s\n", num(b, sizeof b, d->dram.copy_bytes_per_s));
 	fprintf(f, "per_op_ns = %s\n", num(b, sizeof b, d->dram.per_op_ns));
 	fprintf(f, "h2d_bytes_per_s = %s\n", num(b, sizeof b, d->dram.h2d_bytes_per_s));
+	if (d->dram.vram_bytes > 0)
+		fprintf(f, "vram_bytes = %lld\n", (long long)d->dram.vram_bytes);
 	fprintf(f, "\n[compute]\nflops_per_s = %s\n", num(b, sizeof b, d->compute.flops_per_s));
 	fprintf(f, "mem_bytes_per_s = %s\n", num(b, sizeof b, d->compute.mem_bytes_per_s));
 	fprintf(f, "dense_ms_per_token = %s\n", num(b, sizeof b, d->compute.dense_ms_per_token));

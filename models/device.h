@@ -19,7 +19,8 @@
  *              fit); every form present is checked, `model` picks the one
  *              used (so NAME-parametric.ini can `include = NAME.ini` and
  *              override `model`);
- *   [dram]     copy_bytes_per_s, per_op_ns, h2d_bytes_per_s (0 = CPU);
+ *   [dram]     copy_bytes_per_s, per_op_ns, h2d_bytes_per_s (0 = CPU),
+ *              vram_bytes (the GPU's memory; required with h2d_bytes_per_s);
  *   [compute]  flops_per_s, mem_bytes_per_s, dense_ms_per_token (0 =
  *              roofline); optional lut_weights_per_s and
  *              dequant_weights_per_s, four measured rates each (bits 1..4,

@@ -18,6 +18,16 @@ int dram_check(const struct dram_model *m, const char **key, struct lif_err *err
 	if (!(m->h2d_bytes_per_s >= 0) || !isfinite(m->h2d_bytes_per_s))
 		return bad(key, "h2d_bytes_per_s", err, "must be a rate >= 0 (0 = CPU backend)",
 			   m->h2d_bytes_per_s);
+	if (m->vram_bytes < 0)
+		return bad(key, "vram_bytes", err, "must be a size >= 0", (double)m->vram_bytes);
+	if (dram_is_gpu(m) && m->vram_bytes == 0)
+		return bad(key, "vram_bytes", err,
+			   "a GPU backend (h2d_bytes_per_s > 0) needs its VRAM capacity, e.g. 24GiB",
+			   (double)m->vram_bytes);
+	if (!dram_is_gpu(m) && m->vram_bytes > 0)
+		return bad(key, "vram_bytes", err,
+			   "is for a GPU backend; set h2d_bytes_per_s too, or leave vram_bytes out",
+			   (double)m->vram_bytes);
 	return 0;
 }
 

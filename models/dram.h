@@ -12,9 +12,20 @@
  *       + h2d_bytes / h2d_bytes_per_s            (GPU backend only)
  *
  * A CPU backend has h2d_bytes_per_s = 0 and its h2d bytes cost nothing.
+ *
+ * A GPU backend also has a VRAM capacity, vram_bytes: the memory the GPU
+ * computes from. What lives there (sim/core/sim.h, struct sim_result's vram_*
+ * fields) is what DRAM holds on a CPU backend (embeddings and head,
+ * attention, predictors, the pinned FFN part, the preallocated matrix of
+ * loaded rows) plus the KV cache, plus, in the naive row, the weights moved
+ * in for the token; a point that needs more is refused. Host DRAM is the
+ * staging path (flash -> host -> GPU): what moves each token is charged at
+ * h2d_bytes_per_s.
  */
 #ifndef LIFSIM_DRAM_H
 #define LIFSIM_DRAM_H
+
+#include <stdint.h>
 
 #include "sim/base/err.h"
 
@@ -23,6 +34,8 @@ struct dram_model {
 	double copy_bytes_per_s; /* > 0: memcpy bandwidth for row copies */
 	double per_op_ns;        /* >= 0: bookkeeping per insert or delete */
 	double h2d_bytes_per_s;  /* host-to-GPU bandwidth; 0 = CPU backend */
+	int64_t vram_bytes;      /* GPU memory capacity; required (> 0) with a GPU backend,
+				  * 0 on a CPU backend */
 };
 
 /* Check the fields; on failure err reads "[dram] KEY: problem" and *key is

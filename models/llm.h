@@ -44,7 +44,10 @@
 
 enum llm_ffn_kind {
 	LLM_FFN_RELU2 = 0, /* up (d_model x d_ffn) -> activation -> down: two matrices */
-	LLM_FFN_GATED3 = 1 /* act(gate x) * (up x) -> down: three matrices (SwiGLU) */
+	LLM_FFN_GATED3 = 1, /* act(gate x) * (up x) -> down: three matrices (SwiGLU) */
+	LLM_FFN_GELU2 = 2   /* up -> GELU -> down: two matrices like relu, but GELU has no
+			     * exact zeros: `sparsity` is then the share of neurons a
+			     * threshold or a relufied variant leaves out (the file says which) */
 };
 
 enum llm_dtype { LLM_FP32 = 0, LLM_FP16 = 1, LLM_BF16 = 2, LLM_INT8 = 3, LLM_NDTYPES = 4 };

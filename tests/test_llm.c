@@ -75,7 +75,7 @@ static struct bad_desc bad_descs[] = {
 	{BASE "d_model = 32\nheads = 4\nkv_heads = 3\n", "heads 4 is not a multiple of kv_heads 3"},
 	{BASE "d_model = 32\nheads = 4\nparams = 1e9\n", "declared params 1e+09 but the shape gives"},
 	{BASE "d_model = 32\nheads = 4\nsparsity = 1.5\n", "m.ini:10: [model] sparsity: '1.5' is outside"},
-	{BASE "d_model = 32\nheads = 4\nffn = swish\n", "m.ini:10: [model] ffn: 'swish' is not one of relu|gated"},
+	{BASE "d_model = 32\nheads = 4\nffn = swish\n", "m.ini:10: [model] ffn: 'swish' is not one of relu|gated|gelu"},
 	{BASE "d_model = 32\nheads = 4\nwidth = 3\n", "m.ini:10: [model] width: unknown key"},
 	{BASE "heads = 4\n", "[model] d_model: required key is missing"},
 	{BASE "d_model = 32\nheads = four\n", "m.ini:9: [model] heads: 'four' is not an integer"},

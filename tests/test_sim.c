@@ -437,6 +437,92 @@ Test(sim, naive_reads_the_whole_model_at_the_sequential_rate)
 	trace_free(t);
 }
 
+/* m1max() with a GPU backend: host-to-GPU at 1 GB/s (1 byte per ns), row
+ * copies free and no bookkeeping, so the memory time is the transfer alone. */
+static struct device gpu_of(struct device d, int64_t vram)
+{
+	d.dram.h2d_bytes_per_s = 1e9, d.dram.vram_bytes = vram;
+	d.dram.copy_bytes_per_s = 1e30, d.dram.per_op_ns = 0;
+	return d;
+}
+
+/* The small model (2 layers, d_model 4, 16 neurons, fp16: a bundle is 16 B,
+ * the FFN 2 x 16 x 16 = 512 B), naive over 5 tokens at context 3: every
+ * non-resident byte moves host-to-GPU each token; the KV cache holds
+ * 2 (K, V) x 2 layers x 4 x (3 + 5) positions x 2 B = 256 B. */
+Test(sim, gpu_naive_moves_every_non_resident_weight_each_token)
+{
+	struct llm_desc m = small_model(16);
+	const char *rows[] = {"1", "1", "1", "1", "1"};
+	struct trace *t = hand_trace(&m, rows, 5);
+	struct device cpu = m1max(), gpu = gpu_of(cpu, 1 << 20);
+	cpu.dram.copy_bytes_per_s = 1e30, cpu.dram.per_op_ns = 0;
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r;
+	sim_default_params(&p);
+	p.strategy = SIM_NAIVE, p.context_tokens = 3;
+	cr_assert_eq(m.ffn_bytes, 512);
+	/* the whole model moves: flash -> host -> GPU */
+	cr_assert_eq(sim_run(c, &gpu, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	cr_expect_float_eq(r.h2d_bytes_per_token, (double)m.total_bytes, 1e-9);
+	cr_expect_float_eq(r.mem_ms, m.total_bytes * 1e-6, 1e-12, "%g ms", r.mem_ms);
+	cr_expect_eq(r.vram_kv_bytes, 256);
+	cr_expect_eq(r.vram_stage_bytes, m.total_bytes);
+	cr_expect_eq(r.vram_bytes, m.total_bytes + 256); /* nothing resident: dram_bytes 0 */
+	cr_expect_eq(r.vram_capacity_bytes, 1 << 20);
+	/* attention and embeddings resident in VRAM: only the FFN moves */
+	p.naive_keep_dense = 1;
+	cr_assert_eq(sim_run(c, &gpu, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	cr_expect_float_eq(r.h2d_bytes_per_token, 512, 1e-9);
+	cr_expect_float_eq(r.mem_ms, 512e-6, 1e-12, "%g ms", r.mem_ms);
+	cr_expect_eq(r.vram_bytes, m.embed_bytes + m.attn_bytes + 256 + 512);
+	/* a CPU backend moves nothing to a GPU and has no VRAM */
+	cr_assert_eq(sim_run(c, &cpu, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(r.mem_ms, 0);
+	cr_expect_eq(r.h2d_bytes_per_token, 0);
+	cr_expect_eq(r.vram_bytes, 0);
+	sim_cache_free(c);
+	trace_free(t);
+}
+
+/* The windowing trace (k = 2) on a GPU: per layer the tokens load 3, 1, 1, 1, 0
+ * rows (12 in both layers over 5 tokens), each a 16 B bundle, so 38.4 B move
+ * host-to-GPU per token, 38.4 ns at 1 GB/s; the VRAM holds what DRAM holds on
+ * a CPU plus the KV cache (2 x 2 x 4 x 5 x 2 B = 160 B), and one byte less
+ * capacity refuses the point. */
+Test(sim, gpu_sparse_moves_the_loaded_rows_and_refuses_what_does_not_fit)
+{
+	struct llm_desc m = small_model(16);
+	const char *rows[] = {"1110000000000000", "0101000000000000", "0000100000000000",
+			      "1100000000000000", "0000000000000000"};
+	struct trace *t = hand_trace(&m, rows, 5);
+	struct device gpu = gpu_of(m1max(), 1 << 20);
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result r;
+	sim_default_params(&p);
+	p.window = 2, p.context_tokens = 0;
+	cr_assert_eq(sim_run(c, &gpu, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	cr_expect_float_eq(r.h2d_bytes_per_token, 12 * 16 / 5.0, 1e-9);
+	cr_expect_float_eq(r.mem_ms, 38.4e-6, 1e-12, "%g ms", r.mem_ms);
+	cr_expect_eq(r.vram_kv_bytes, 160);
+	cr_expect_eq(r.vram_stage_bytes, 0);
+	cr_expect_eq(r.vram_bytes, r.dram_bytes + 160);
+	cr_expect_gt(r.dram_window_bytes, 0);
+	int64_t need = r.vram_bytes;
+	gpu.dram.vram_bytes = need - 1;
+	cr_expect_neq(sim_run(c, &gpu, &p, 1, &r, NULL, &e), 0);
+	cr_expect(strstr(e.msg, "device m1max: needs ") && strstr(e.msg, "KV cache") &&
+		  strstr(e.msg, "but [dram] vram_bytes is"), "%s", e.msg);
+	gpu.dram.vram_bytes = need;
+	cr_expect_eq(sim_run(c, &gpu, &p, 1, &r, NULL, &e), 0, "%s", e.msg);
+	sim_cache_free(c);
+	trace_free(t);
+}
+
 Test(sim, a_trace_of_another_shape_is_refused)
 {
 	struct llm_desc m = small_model(16), other = small_model(24);
@@ -456,6 +542,31 @@ static const char *experiment(const char *name, const char *extra)
 		 "[sim]\nwindow = 0, 3\nlayout = rowcol, separate\npredictor = modeled\n%s",
 		 tu_src("tests/data/tiny.ini"), tu_src("models/devices/m1max.ini"), extra);
 	return tu_write(name, text);
+}
+
+/* The h2d and vram_* columns appear in every row of a sweep with a GPU
+ * point (empty of meaning, 0, on the CPU rows) and in no CPU-only sweep. */
+Test(sim, a_sweep_with_a_gpu_point_adds_the_gpu_columns_to_every_row)
+{
+	char out[8192], extra[1024], cmd[1024];
+	snprintf(extra, sizeof extra,
+		 "[sweep]\nrows = cpu, gpu\n[row cpu]\nsim.window = 0\n[row gpu]\n"
+		 "experiment.device = %s\n", tu_src("models/devices/rtx4090.ini"));
+	const char *x = experiment("mixed.ini", extra);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "sweep %s -o %s", x, tu_path("mixed")), 0, "%s", out);
+	snprintf(cmd, sizeof cmd, "head -1 %s/results.csv | grep -q ',h2d_bytes_per_token,vram_bytes,"
+		 "vram_kv_bytes,vram_stage_bytes,vram_capacity_bytes'", tu_path("mixed"));
+	cr_expect_eq(system(cmd), 0, "the GPU columns are missing");
+	snprintf(cmd, sizeof cmd, "grep -c ',25769803776' %s/results.csv", tu_path("mixed"));
+	FILE *f = popen(cmd, "r");
+	int gpu_rows = 0;
+	cr_assert_eq(fscanf(f, "%d", &gpu_rows), 1);
+	pclose(f);
+	cr_expect_eq(gpu_rows, 4, "the GPU row's capacity (24 GiB): windows 0, 3 x two layouts");
+	x = experiment("cpu.ini", "");
+	cr_assert_eq(tu_lifsim(out, sizeof out, "sweep %s -o %s", x, tu_path("cpu")), 0, "%s", out);
+	snprintf(cmd, sizeof cmd, "grep -q vram %s/results.csv", tu_path("cpu"));
+	cr_expect_neq(system(cmd), 0, "a CPU-only sweep has no GPU columns");
 }
 
 Test(sim, sweep_results_are_identical_for_any_thread_count)

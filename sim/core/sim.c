@@ -1371,6 +1371,9 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	}
 	for (int l = 0; l < L; l++)
 		ranks[l] = sim_pred_rank(p, L, l);
+	const double naive_h2d =
+		(double)mc->total_bytes - (p->naive_keep_dense ? (double)(mc->embed_bytes + mc->attn_bytes) : 0) -
+		(double)llround(dc->hybrid_frac * (double)mc->ffn_bytes);
 	double s_io = 0, s_mem = 0, s_cmp = 0, s_tot = 0, s_b = 0, s_r = 0, s_ld = 0, s_cp = 0, s_w = 0, s_u = 0;
 	int rc = 0;
 	for (int64_t tok = 0; tok < T && !rc; tok++) {
@@ -1387,7 +1390,9 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 		}
 		rc = compute_token_cost(cm, mc, rows, ranks, L, p->context_tokens + tok, &cc, err);
 		double copied = (double)dc->copies[tok] * row_bytes;
-		double h2d = (double)dc->loaded[tok] * row_bytes;
+		/* host-to-GPU (a GPU backend charges it): the loaded rows; naive: every
+		 * non-resident weight, at DRAM's dtype */
+		double h2d = p->strategy == SIM_NAIVE ? naive_h2d : (double)dc->loaded[tok] * row_bytes;
 		double mem = dram_time_ns(&dev->dram, copied, (double)dc->ops[tok], h2d);
 		double io_ms = io / 1e6, mem_ms = mem / 1e6, cmp_ms = cc.total_ns / 1e6;
 		tot[tok] = io_ms + mem_ms + cmp_ms;
@@ -1406,6 +1411,48 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	cost_summary(sums, T - w0, (double)L * mc->d_ffn, p->overlap, tot + w0, out);
 	free(tot), free(rows), free(ranks), free(memo), free(io_l), free(cpu_l);
 	return rc;
+}
+
+/* A GPU backend (models/dram.h): the bytes moved host-to-GPU per token and
+ * the VRAM the point needs, refused when over the device's capacity. Run
+ * after the point's result (dram_* and load_frac_per_token) is final. */
+static int gpu_use(const struct sim_cache *c, const struct device *dev, const struct sim_params *p,
+		   struct sim_result *out, struct lif_err *err)
+{
+	if (!dram_is_gpu(&dev->dram))
+		return 0;
+	struct llm_desc ms, mc;
+	int rc = point_models(c, p, &ms, &mc, err);
+	if (rc)
+		return rc;
+	const int64_t kv_dim = (int64_t)llm_head_dim(&mc) * mc.kv_heads;
+	out->vram_kv_bytes = 2 * (int64_t)mc.layers * kv_dim * (p->context_tokens + c->t->meta.tokens) *
+			     mc.weight_bytes;
+	if (p->strategy == SIM_NAIVE) {
+		/* everything not resident moves in for every token, at DRAM's dtype */
+		int64_t moved = mc.total_bytes - out->dram_embed_bytes - out->dram_attn_bytes -
+				out->dram_pinned_bytes;
+		out->vram_stage_bytes = moved > 0 ? moved : 0;
+		out->h2d_bytes_per_token = (double)out->vram_stage_bytes;
+	} else {
+		out->vram_stage_bytes = 0;
+		out->h2d_bytes_per_token =
+			out->load_frac_per_token * mc.layers * mc.d_ffn * (double)mc.bundle_bytes;
+	}
+	out->vram_bytes = out->dram_bytes + out->vram_kv_bytes + out->vram_stage_bytes;
+	out->vram_capacity_bytes = dev->dram.vram_bytes;
+	if (out->vram_bytes <= out->vram_capacity_bytes)
+		return 0;
+	const double G = 1e9;
+	return err_set(err, ERR_NOSPACE,
+		       "device %s: needs %.3f GB of VRAM (embeddings %.3f, attention %.3f, predictor "
+		       "%.3f, pinned FFN %.3f, loaded rows %.3f, KV cache %.3f, moved in per token "
+		       "%.3f) but [dram] vram_bytes is %.3f GB: over by %.3f GB",
+		       dev->name, out->vram_bytes / G, out->dram_embed_bytes / G,
+		       out->dram_attn_bytes / G, out->dram_predictor_bytes / G,
+		       out->dram_pinned_bytes / G, out->dram_window_bytes / G, out->vram_kv_bytes / G,
+		       out->vram_stage_bytes / G, out->vram_capacity_bytes / G,
+		       (out->vram_bytes - out->vram_capacity_bytes) / G);
 }
 
 int sim_pred_rank(const struct sim_params *p, int layers, int l)
@@ -1803,5 +1850,7 @@ int sim_run(struct sim_cache *c, const struct device *dev, const struct sim_para
 	}
 	if (!rc && out->dram_budget_bytes > 0 && out->dram_bytes > out->dram_budget_bytes)
 		rc = over_budget(out, err);
+	if (!rc)
+		rc = gpu_use(c, dev, p, out, err);
 	return rc;
 }

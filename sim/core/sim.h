@@ -154,6 +154,15 @@ struct sim_result {
 	int64_t dram_pinned_bytes, dram_window_bytes;
 	int64_t dram_budget_bytes;    /* 0 = none */
 	int64_t dram_ffn_bytes;       /* the whole FFN in DRAM's dtype (what hybrid = 1 pins) */
+	/* GPU backend only (models/dram.h; 0 on a CPU backend): */
+	double h2d_bytes_per_token;   /* host-to-GPU bytes per token: the loaded FFN rows
+				       * (sparse), every non-resident weight (naive) */
+	int64_t vram_bytes;           /* VRAM needed: dram_bytes + vram_kv_bytes + vram_stage_bytes */
+	int64_t vram_kv_bytes;        /* KV cache at the last position: 2 x layers x kv_heads x
+				       * head_dim x (context_tokens + trace tokens), DRAM's dtype */
+	int64_t vram_stage_bytes;     /* naive: the weights moved in for a token (0 when sparse:
+				       * loaded rows land in the preallocated matrix, dram_window_bytes) */
+	int64_t vram_capacity_bytes;  /* the device's [dram] vram_bytes */
 };
 
 /* Precomputed inputs shared by every point of a sweep over one trace:

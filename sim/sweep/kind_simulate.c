@@ -8,6 +8,9 @@
  *   [synth]       generator parameters (traces/synth.h), when trace = synth
  *   [sim]         the simulator's knobs (sim/core/sim.h)
  *   [output]      per_token = true: DIR/per_token/POINT_ID.h5 (sim/sweep/pertoken.h)
+ * A sweep with a GPU-backend device in any point (models/dram.h) has five
+ * more result columns, in every row: h2d_bytes_per_token, vram_bytes,
+ * vram_kv_bytes, vram_stage_bytes, vram_capacity_bytes (sim/core/sim.h).
  *   [reference]   published numbers to print beside lifsim's: a key named
  *                 like a result column (io_ms = 2196) adds the columns
  *                 ref_io_ms and io_ms_vs_ref (lifsim / reference - 1);
@@ -87,6 +90,8 @@ struct pred_file {
  * trained predictor files. */
 struct sim_ctx {
 	struct pointin *in;
+	int gpu;                    /* some point's device is a GPU backend: the h2d and
+				     * vram_* columns are added to every point */
 	int nref;                   /* the union of the points' [reference] keys */
 	char ref_key[REF_MAX][64];
 	pthread_mutex_t lock;
@@ -157,7 +162,9 @@ static int hint_same(const struct hint_set *h, const struct point *pt)
 }
 
 /* Every valid point's parameters by model and trace (an invalid point is
- * left out here; sim_check reports it). */
+ * left out here; sim_check reports it), and c->gpu: 1 when a point names a
+ * device with a GPU backend (CPU-only sweeps keep their columns as they were;
+ * a device that does not load is reported by its point's run). */
 static int hints_collect(struct sim_ctx *c, const struct sweep *sw, struct lif_err *err)
 {
 	struct point *pt = malloc(sizeof *pt);
@@ -170,6 +177,10 @@ static int hints_collect(struct sim_ctx *c, const struct sweep *sw, struct lif_e
 			continue;
 		}
 		conf_doc_free(doc);
+		if (!c->gpu) {
+			const struct device *d = pointin_device(c->in, pt->e.device, &e);
+			c->gpu = d && dram_is_gpu(&d->dram);
+		}
 		int k = 0;
 		while (k < c->nhints && !hint_same(&c->hints[k], pt))
 			k++;
@@ -354,9 +365,16 @@ static int put_result(struct sweep_row *row, const struct sim_result *r, const s
 		{"dram_pinned_bytes", (double)r->dram_pinned_bytes},
 		{"dram_window_bytes", (double)r->dram_window_bytes},
 		{"dram_budget_bytes", (double)r->dram_budget_bytes},
+		/* only when the sweep has a GPU point (c->gpu): */
+		{"h2d_bytes_per_token", r->h2d_bytes_per_token},
+		{"vram_bytes", (double)r->vram_bytes},
+		{"vram_kv_bytes", (double)r->vram_kv_bytes},
+		{"vram_stage_bytes", (double)r->vram_stage_bytes},
+		{"vram_capacity_bytes", (double)r->vram_capacity_bytes},
 	};
+	const size_t ncols = sizeof cols / sizeof cols[0] - (c->gpu ? 0 : 5);
 	int rc = 0;
-	for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+	for (size_t i = 0; i < ncols; i++)
 		rc |= sweep_row_set_num(row, cols[i].name, cols[i].v);
 	for (int u = 0; u < c->nref; u++) {
 		char name[96], vs[96];
@@ -364,7 +382,7 @@ static int put_result(struct sweep_row *row, const struct sim_result *r, const s
 		int k = 0;
 		while (k < pt->nref && strcmp(pt->ref_key[k], c->ref_key[u]))
 			k++;
-		for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+		for (size_t i = 0; i < ncols; i++)
 			if (!strcmp(cols[i].name, c->ref_key[u]))
 				mine = cols[i].v;
 		snprintf(name, sizeof name, "ref_%s", c->ref_key[u]);
