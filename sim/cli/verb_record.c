@@ -59,7 +59,8 @@ static void usage(FILE *f)
 		"interrupted run leaves a valid, shorter trace.\n"
 		"A mixture-of-experts checkpoint (Mixtral, Qwen2-MoE or Qwen3-MoE) gives a router\n"
 		"trace instead: per token and layer, the experts the router selected and their gate\n"
-		"weights (written at the end; an interrupted run writes the tokens run so far).\n\n"
+		"weights (written at the end; an interrupted run writes the tokens run so far);\n"
+		"--inputs stores the router inputs (what a router predictor is trained on).\n\n"
 		"  --model DIR          checkpoint directory\n"
 		"  --prompt-file F      prompt text, tokenized with the checkpoint's tokenizer (GPT-2\n"
 		"                       byte-level BPE, or bytes when config.json has\n"
@@ -513,10 +514,12 @@ static int record_moe(struct run *run, const struct record_opts *o, const struct
 	int16_t *ids = malloc((size_t)total * per_tok * sizeof *ids);
 	float *gates = malloc((size_t)total * per_tok * sizeof *gates);
 	int32_t *tokens = malloc((size_t)total * sizeof *tokens), next = 0;
+	size_t per_in = (size_t)c->layers * c->d_model;
+	float *inputs = o->inputs ? malloc((size_t)total * per_in * sizeof *inputs) : NULL;
 	char tmp_logits[4200];
 	FILE *lf = NULL;
 	snprintf(tmp_logits, sizeof tmp_logits, "%s.tmp", o->logits ? o->logits : "");
-	if (!ids || !gates || !tokens)
+	if (!ids || !gates || !tokens || (o->inputs && !inputs))
 		err_set(err, ERR_NOMEM, "out of memory for the router choices of %d tokens", total);
 	else if (o->logits && !(lf = fopen(tmp_logits, "wb")))
 		err_set(err, ERR_IO, "%s: cannot create: %s", tmp_logits, strerror(errno));
@@ -527,7 +530,8 @@ static int record_moe(struct run *run, const struct record_opts *o, const struct
 		const int32_t *in = t < run->nprompt ? run->ids + t : &next;
 		n = t < run->nprompt ? run->nprompt - t : 1;
 		n = n < model_batch(run->m) ? n : model_batch(run->m);
-		struct model_tap tap = {.experts = ids + (size_t)t * per_tok, .gates = gates + (size_t)t * per_tok};
+		struct model_tap tap = {.ffn_in = inputs ? inputs + (size_t)t * per_in : NULL,
+					.experts = ids + (size_t)t * per_tok, .gates = gates + (size_t)t * per_tok};
 		const float *logits = model_forward(run->m, in, n, t, &tap);
 		memcpy(tokens + t, in, (size_t)n * sizeof *in);
 		if (lf && fwrite(logits, sizeof *logits, (size_t)n * c->vocab, lf) != (size_t)n * c->vocab)
@@ -548,6 +552,7 @@ static int record_moe(struct run *run, const struct record_opts *o, const struct
 	meta.d_expert = c->d_expert;
 	meta.tokens = done;
 	meta.source = TRACE_SOURCE_RECORDED;
+	meta.d_model = inputs ? c->d_model : 0;
 	snprintf(meta.generator, sizeof meta.generator,
 		 "recorder=lifsim-record model_dir=%s family=%s prompt_tokens=%d generate=%lld "
 		 "router=softmax_topk norm_topk_prob=%d shared_expert=%d", o->model,
@@ -561,6 +566,10 @@ static int record_moe(struct run *run, const struct record_opts *o, const struct
 				size_t dst = ((size_t)l * done + t) * c->top_k;
 				memcpy(rt->ids + dst, ids + src, (size_t)c->top_k * sizeof *ids);
 				memcpy(rt->weights + dst, gates + src, (size_t)c->top_k * sizeof *gates);
+				if (inputs)
+					memcpy(rt->inputs + ((size_t)l * done + t) * c->d_model,
+					       inputs + (size_t)t * per_in + (size_t)l * c->d_model,
+					       (size_t)c->d_model * sizeof *inputs);
 			}
 		router_write(o->out, rt, err);
 	}
@@ -584,6 +593,7 @@ static int record_moe(struct run *run, const struct record_opts *o, const struct
 	free(ids);
 	free(gates);
 	free(tokens);
+	free(inputs);
 	return err->code;
 }
 
@@ -607,10 +617,9 @@ static int run_record(const struct record_opts *o, const struct cli_global *g, s
 		return err->code;
 	if ((run.nprompt = prompt_ids(o, &c0, run.tok, &run.ids, &run.prompt_text, err)) < 0)
 		goto out;
-	if (c0.experts && (o->target_sparsity >= 0 || !isnan(o->threshold) || o->magnitudes || o->inputs)) {
+	if (c0.experts && (o->target_sparsity >= 0 || !isnan(o->threshold) || o->magnitudes)) {
 		err_set(err, ERR_INVAL, "%s is a mixture-of-experts model: it records a router trace; "
-			"--target-sparsity, --threshold, --magnitudes and --inputs apply to dense models",
-			o->model);
+			"--target-sparsity, --threshold and --magnitudes apply to dense models", o->model);
 		goto out;
 	}
 	if (c0.family == MODEL_OPT && (o->target_sparsity >= 0 || !isnan(o->threshold))) {

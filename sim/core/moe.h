@@ -22,7 +22,15 @@
  *
  * Prefetch (`prefetch`): before a layer runs, a router predictor names k
  * experts; `oracle` names the true ones, `modeled` each true one with
- * probability `prefetch_accuracy` (else a random wrong one, seeded). A
+ * probability `prefetch_accuracy` (else a random wrong one, seeded),
+ * `trained` the k highest scores of a linear predictor per layer l >= 1 that
+ * reads layer l-1's router input (a trace recorded with `lifsim record
+ * --inputs`): W_l (experts x d_model) fitted by ridge least squares to the
+ * one-hot choices of layer l over the warm-up tokens only (the counted
+ * tokens are held out), lambda = 1e-3 x the mean diagonal of X^T X
+ * [assumption]; layer 0 has no previous layer and is not prefetched; its
+ * cost, an (experts x d_model) product per layer l >= 1, is added to the
+ * compute time. A
  * predicted expert that is not resident is read ahead; a wrong one is read
  * for nothing (wasted bytes, not kept). With the serial accounting used here
  * (overlap = none) reading ahead saves no time: io_ahead_ms reports the read
@@ -54,7 +62,8 @@
 #include "sim/base/err.h"
 #include "traces/router.h"
 
-enum moe_prefetch { MOE_PREFETCH_NONE = 0, MOE_PREFETCH_ORACLE = 1, MOE_PREFETCH_MODELED = 2 };
+enum moe_prefetch { MOE_PREFETCH_NONE = 0, MOE_PREFETCH_ORACLE = 1, MOE_PREFETCH_MODELED = 2,
+		   MOE_PREFETCH_TRAINED = 3 };
 enum moe_layout { MOE_LAYOUT_EXPERT = 0, MOE_LAYOUT_MATRIX = 1, MOE_LAYOUT_COSEL = 2 };
 /* The name of enum value i, or NULL past the last: the INI choices (each a
  * conf_names_fn over a name table indexed by the enum). */
@@ -105,6 +114,8 @@ struct moe_result {
 	double prefetch_wasted_bytes_per_token;
 	double reads_per_token;          /* extents after merging */
 	double io_ms, io_ahead_ms, mem_ms, compute_ms, total_ms, tokens_per_s;
+	double prefetch_recall;          /* counted tokens: true experts predicted / true experts
+					    (over the layers that are predicted; -1: no prefetch) */
 	int64_t dram_bytes;              /* resident + cache + one layer's k staged experts */
 };
 
