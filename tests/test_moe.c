@@ -400,3 +400,15 @@ Test(moe, trained_predictor_needs_router_inputs_and_warmup_tokens)
 	cr_expect(strstr(e.msg, "warmup_tokens must be >= 1"), "%s", e.msg);
 	router_trace_free(rt);
 }
+
+Test(moe, non_finite_router_inputs_are_refused_naming_token_and_layer)
+{
+	struct router_trace *rt = linear_rule_trace(6);
+	rt->inputs[((size_t)1 * 6 + 4) * 8 + 3] = NAN; /* layer 1, token 4 */
+	struct lif_err e = {0};
+	const char *p = tu_path("nan.h5");
+	cr_expect_neq(router_write(p, rt, &e), 0);
+	cr_expect(strstr(e.msg, "router input of token 4 layer 1 is not finite"), "%s", e.msg);
+	cr_expect_eq(access(p, F_OK), -1, "no file is written");
+	router_trace_free(rt);
+}
