@@ -9,6 +9,7 @@
 #include "models/device.h"
 #include "models/flash.h"
 #include "sim/core/moe.h"
+#include "sim/core/timeline.h"
 #include "traces/router.h"
 #include "traces/router_stats.h"
 #include "traces/router_synth.h"
@@ -410,5 +411,43 @@ Test(moe, non_finite_router_inputs_are_refused_naming_token_and_layer)
 	cr_expect_neq(router_write(p, rt, &e), 0);
 	cr_expect(strstr(e.msg, "router input of token 4 layer 1 is not finite"), "%s", e.msg);
 	cr_expect_eq(access(p, F_OK), -1, "no file is written");
+	router_trace_free(rt);
+}
+
+/* overlap = pipelined, worked by hand on two MoE layers with no expert cache
+ * (every selection is read: two extents of one expert each per layer and
+ * token, flash time X) and oracle prefetch (all of it read ahead): with C =
+ * a layer's attention + router and experts and the tail = the rest of the
+ * compute + mem, timeline.h gives max(X + C, 2X) + C + tail per token.
+ * Without prefetch nothing is read ahead and pipelined equals serial. */
+Test(moe, pipelined_overlap_matches_the_timeline_worked_by_hand)
+{
+	struct router_trace *rt = linear_rule_trace(10);
+	struct llm_desc m = hand_model();
+	m.layers = 2;
+	m.params = 0;
+	struct lif_err e = {0};
+	cr_assert_eq(llm_derive(&m, "hand", &e), 0, "%s", e.msg);
+	struct device dev;
+	cr_assert_eq(device_load(tu_src("models/devices/ufs40-phone.ini"), &dev, &e), 0, "%s", e.msg);
+	struct moe_params p = {.cache_policy = "lru", .expert_cache = 0, .parallelism = 4, .max_gap = -1,
+			       .context_tokens = 64, .depth = 1};
+	struct moe_result serial, pipe;
+	cr_assert_eq(moe_run(rt, &m, &dev, &p, NULL, &serial, &e), 0, "%s", e.msg);
+	p.overlap = TIMELINE_PIPELINED;
+	cr_assert_eq(moe_run(rt, &m, &dev, &p, NULL, &pipe, &e), 0, "%s", e.msg);
+	cr_expect_float_eq(pipe.total_ms, serial.total_ms, 1e-9 * serial.total_ms);
+	p.prefetch = MOE_PREFETCH_ORACLE;
+	cr_assert_eq(moe_run(rt, &m, &dev, &p, NULL, &pipe, &e), 0, "%s", e.msg);
+	int64_t lens[2] = {m.expert_bytes, m.expert_bytes};
+	double X = flash_time_ns(&dev.flash, lens, 2, 2), attn = 0, head = 0;
+	double dense = compute_dense_ns(&dev.compute, &m, 64, &attn, &head);
+	double moe_ns = compute_linear_ns(&dev.compute, &m, (2.0 * m.d_expert * m.ffn_matrices + m.experts) * m.d_model);
+	double C = attn / 2 + moe_ns, tail = dense - attn + serial.mem_ms * 1e6;
+	cr_expect_float_eq(serial.io_ms, 2 * X * 1e-6, 1e-12);
+	cr_expect_float_eq(serial.compute_ms, (dense + 2 * moe_ns) * 1e-6, 1e-12);
+	double want = (fmax(X + C, 2 * X) + C + tail) * 1e-6;
+	cr_expect_float_eq(pipe.total_ms, want, 1e-9 * want, "%g vs %g", pipe.total_ms, want);
+	cr_expect_lt(pipe.total_ms, serial.total_ms);
 	router_trace_free(rt);
 }

@@ -3,10 +3,12 @@
 #include "models/compute.h"
 #include "models/dram.h"
 #include "models/flash.h"
+#include "sim/core/timeline.h"
 
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_matrix.h>
 #include <gsl/gsl_rng.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -451,6 +453,7 @@ struct layer_run {
 	int *slot;
 	uint8_t *pred, *truth;
 	const int16_t *trained; /* train_predictions(), or NULL */
+	double *ahead_lt, *demand_lt; /* (layers, tokens) flash ns read ahead / on demand */
 	struct batch b;
 };
 
@@ -506,8 +509,11 @@ static void layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 	int n = batch_merge(&r->b, r->p->max_gap, &bytes);
 	int par = r->p->parallelism < n ? r->p->parallelism : n;
 	double ns = n ? flash_time_ns(&r->dev->flash, r->b.lens, n, par) : 0;
+	double ahead_ns = bytes ? ns * (double)(ahead + wasted) / bytes : 0;
 	a->io_ns[t] += ns;
-	a->ahead_ns[t] += bytes ? ns * (double)(ahead + wasted) / bytes : 0;
+	a->ahead_ns[t] += ahead_ns;
+	r->ahead_lt[(size_t)l * r->rt->meta.tokens + t] = ahead_ns;
+	r->demand_lt[(size_t)l * r->rt->meta.tokens + t] = ns - ahead_ns;
 	a->ops[t] += (double)(r->s.c.inserts + r->s.c.evictions - ops0);
 	a->wasted[t] += wasted;
 	a->bytes[t] += bytes;
@@ -548,6 +554,38 @@ static double token_compute_ns(const struct llm_desc *m, const struct compute_mo
 	return ns;
 }
 
+/* Mean pipelined token time (ns) over the counted tokens (moe.h). */
+static double pipelined_ns(const struct layer_run *r, const struct compute_model *c,
+			   double mem_ns)
+{
+	const struct llm_desc *m = r->m;
+	const struct moe_params *p = r->p;
+	int L = r->rt->meta.layers;
+	int64_t T = r->rt->meta.tokens;
+	double attn = 0, head = 0;
+	double dense = compute_dense_ns(c, m, p->context_tokens, &attn, &head);
+	double per_moe = ((double)m->experts_per_token * m->d_expert + m->d_shared) *
+				 m->ffn_matrices * m->d_model + (double)m->d_model * m->experts;
+	double layer_attn = m->layers ? attn / m->layers : 0;
+	double moe_ns = compute_linear_ns(c, m, per_moe);
+	double pred_ns = p->prefetch == MOE_PREFETCH_TRAINED
+				 ? compute_linear_ns(c, m, (double)m->d_model * m->experts) : 0;
+	double tail = dense - L * layer_attn + m->dense_layers * compute_ffn_layer_ns(c, m, m->d_ffn) +
+		      mem_ns;
+	double *io = malloc(2 * (size_t)L * sizeof *io), *cpu = io + L, sum = 0;
+	if (!io)
+		return NAN;
+	for (int64_t t = p->warmup_tokens; t < T; t++) {
+		for (int l = 0; l < L; l++) {
+			io[l] = r->ahead_lt[(size_t)l * T + t];
+			cpu[l] = r->demand_lt[(size_t)l * T + t] + layer_attn + moe_ns + (l ? pred_ns : 0);
+		}
+		sum += timeline_token_ns(TIMELINE_PIPELINED, io, cpu, L, p->depth, tail);
+	}
+	free(io);
+	return sum / (double)(T - p->warmup_tokens);
+}
+
 static int check_run(const struct router_trace *rt, const struct llm_desc *m,
 		     const struct device *dev, const struct moe_params *p, gsl_rng *rng,
 		     struct lif_err *err)
@@ -569,6 +607,8 @@ static int check_run(const struct router_trace *rt, const struct llm_desc *m,
 			       m->experts);
 	if (p->parallelism < 1)
 		return err_set(err, ERR_INVAL, "moe: parallelism must be >= 1");
+	if (p->overlap == TIMELINE_PIPELINED && p->depth < 1)
+		return err_set(err, ERR_INVAL, "moe: depth must be >= 1");
 	if (p->warmup_tokens < 0 || p->warmup_tokens >= t->tokens)
 		return err_set(err, ERR_INVAL, "moe: warmup_tokens %lld leaves no token of %lld to count",
 			       (long long)p->warmup_tokens, (long long)t->tokens);
@@ -583,10 +623,12 @@ static int check_run(const struct router_trace *rt, const struct llm_desc *m,
 	return compute_check_model(&dev->compute, m, err);
 }
 
-static void summarize(const struct router_trace *rt, const struct llm_desc *m,
-		      const struct device *dev, const struct moe_params *p, const struct acc *a,
+static void summarize(const struct layer_run *r, const struct device *dev, const struct acc *a,
 		      struct moe_result *out)
 {
+	const struct router_trace *rt = r->rt;
+	const struct llm_desc *m = r->m;
+	const struct moe_params *p = r->p;
 	int64_t T = rt->meta.tokens, n = T - p->warmup_tokens;
 	double io = 0, ahead = 0, ops = 0, bytes = 0, wasted = 0, reads = 0, hits = 0, pt = 0, pn = 0;
 	for (int64_t t = p->warmup_tokens; t < T; t++) {
@@ -608,6 +650,8 @@ static void summarize(const struct router_trace *rt, const struct llm_desc *m,
 	out->compute_ms = token_compute_ns(m, &dev->compute, p->context_tokens, p->prefetch) * 1e-6;
 	out->prefetch_recall = pn > 0 ? pt / pn : -1;
 	out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
+	if (p->overlap == TIMELINE_PIPELINED)
+		out->total_ms = pipelined_ns(r, &dev->compute, out->mem_ms * 1e6) * 1e-6;
 	out->tokens_per_s = 1e3 / out->total_ms;
 	out->dram_bytes = moe_dram_bytes(m, p->expert_cache);
 }
@@ -639,17 +683,20 @@ int moe_run(const struct router_trace *rt, const struct llm_desc *m, const struc
 	r.b.x = malloc(cap * sizeof *r.b.x);
 	r.b.lens = malloc(cap * sizeof *r.b.lens);
 	r.b.cap = cap;
-	int rc = !buf || !r.slot || !r.pred || !r.truth || !r.b.x || !r.b.lens;
+	r.ahead_lt = calloc(2 * (size_t)rt->meta.layers * T, sizeof *r.ahead_lt);
+	r.demand_lt = r.ahead_lt ? r.ahead_lt + (size_t)rt->meta.layers * T : NULL;
+	int rc = !buf || !r.slot || !r.pred || !r.truth || !r.b.x || !r.b.lens || !r.ahead_lt;
 	for (int l = 0; !rc && l < rt->meta.layers; l++)
 		rc = layer_pass(&r, l, &a);
 	if (rc) {
 		layer_free(&r.s);
 		rc = err_set(err, ERR_NOMEM, "moe: out of memory");
 	} else {
-		summarize(rt, m, dev, p, &a, out);
+		summarize(&r, dev, &a, out);
 	}
 	free(buf);
 	free(trained);
+	free(r.ahead_lt);
 	free(r.slot);
 	free(r.pred);
 	free(r.truth);

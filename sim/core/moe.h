@@ -49,7 +49,18 @@
  *   mem = dram_time_ns(0 bytes copied, inserts + evictions, h2d = bytes read);
  *   compute = compute_dense_ns + per MoE layer the router and k experts'
  *             rows (+ shared), per dense layer its FFN (compute_linear_ns);
- *   total = io + mem + compute (serial).
+ *   total = io + mem + compute (overlap = none: serial), or with overlap =
+ *   pipelined the timeline of sim/core/timeline.h per token over the MoE
+ *   layers: io[l] = the flash time of layer l's batch that prefetch read
+ *   ahead (the share of its bytes that were predicted: hits of the
+ *   prediction and wasted reads), which may run while earlier layers
+ *   compute, `depth` layers ahead at most; cpu[l] = the rest of the batch
+ *   (reads on demand, after layer l's router) + layer l's attention (1/layers
+ *   of compute_dense_ns' attention) + its router and experts (+ the trained
+ *   predictor); the tail = the head and embeddings, dense layers, a measured
+ *   dense override and mem. Demand and ahead reads do not contend for the
+ *   flash in this accounting: an upper bound on what overlap buys. Without
+ *   prefetch nothing is read ahead and pipelined equals serial.
  */
 #ifndef LIFSIM_MOE_H
 #define LIFSIM_MOE_H
@@ -104,6 +115,8 @@ struct moe_params {
 	int64_t max_gap;          /* merge extents at most this far apart (< 0: never) */
 	int64_t context_tokens;   /* KV cache length for attention's cost */
 	int64_t warmup_tokens;    /* tokens simulated but not counted */
+	int overlap;              /* enum timeline_overlap (sim/core/timeline.h) */
+	int depth;                /* pipelined: layers read ahead at most (>= 1) */
 };
 
 struct moe_result {
