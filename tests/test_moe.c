@@ -5,9 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "models/compute.h"
 #include "models/device.h"
 #include "models/flash.h"
 #include "sim/core/moe.h"
+#include "sim/core/timeline.h"
 #include "traces/router.h"
 #include "traces/router_stats.h"
 #include "traces/router_synth.h"
@@ -309,4 +311,143 @@ Test(moe, sweep_point_needs_exactly_one_of_cache_and_budget)
 	int st = tu_lifsim(out, sizeof out, "sweep %s -o %s", p, tu_path("both.out"));
 	cr_expect_neq(st, 0);
 	cr_expect(strstr(out, "give exactly one of expert_cache"), "%s", out);
+}
+
+/* Two MoE layers of 4 experts, top-2, with router inputs of width 8: layer
+ * 1 selects {a, a+1 mod 4} where layer 0's router input is one-hot a (a = t
+ * mod 4, plus a constant feature), so a linear predictor fitted on the
+ * warm-up tokens predicts every held-out token exactly. */
+static struct router_trace *linear_rule_trace(int T)
+{
+	struct router_meta m = {.model = "hand", .layers = 2, .experts = 4, .top_k = 2,
+				.d_expert = 32, .tokens = T, .d_model = 8};
+	struct lif_err e = {0};
+	struct router_trace *rt = router_trace_new(&m, &e);
+	cr_assert_not_null(rt, "%s", e.msg);
+	for (int t = 0; t < T; t++) {
+		int a = (t * 7 + t / 4) % 4;
+		int16_t *l0 = rt->ids + (size_t)t * 2, *l1 = rt->ids + ((size_t)T + t) * 2;
+		l0[0] = (int16_t)(t % 4), l0[1] = (int16_t)((t + 2) % 4);
+		l1[0] = (int16_t)a, l1[1] = (int16_t)((a + 1) % 4);
+		float *x = rt->inputs + (size_t)t * 8; /* layer 0's router input */
+		x[a] = 1.0f;
+		x[7] = 0.5f;
+	}
+	for (int i = 0; i < 2 * T * 2; i++)
+		rt->weights[i] = 0.5f;
+	return rt;
+}
+
+Test(moe, trained_predictor_learns_a_linear_next_layer_rule_on_warmup_tokens)
+{
+	struct router_trace *rt = linear_rule_trace(40);
+	struct llm_desc m = hand_model();
+	m.layers = 2;
+	m.params = 0;
+	struct lif_err e = {0};
+	cr_assert_eq(llm_derive(&m, "hand", &e), 0, "%s", e.msg);
+	cr_assert_eq(m.moe_layers, 2);
+	struct device dev;
+	cr_assert_eq(device_load(tu_src("models/devices/ufs40-phone.ini"), &dev, &e), 0, "%s", e.msg);
+	struct moe_params p = {.cache_policy = "lru", .expert_cache = 1, .parallelism = 1,
+			       .max_gap = -1, .warmup_tokens = 20};
+	struct moe_result none, tr, oracle;
+	cr_assert_eq(moe_run(rt, &m, &dev, &p, NULL, &none, &e), 0, "%s", e.msg);
+	cr_expect_float_eq(none.prefetch_recall, -1, 0);
+	p.prefetch = MOE_PREFETCH_TRAINED;
+	cr_assert_eq(moe_run(rt, &m, &dev, &p, NULL, &tr, &e), 0, "%s", e.msg);
+	/* layer 1 is predicted exactly on the 20 held-out tokens, layer 0 not at all */
+	cr_expect_float_eq(tr.prefetch_recall, 1.0, 1e-12);
+	cr_expect_float_eq(tr.prefetch_wasted_bytes_per_token, 0, 1e-12);
+	cr_expect_float_eq(tr.expert_hit_rate, none.expert_hit_rate, 1e-12); /* prefetch does not change hits */
+	cr_expect_gt(tr.io_ahead_ms, 0);
+	p.prefetch = MOE_PREFETCH_ORACLE;
+	cr_assert_eq(moe_run(rt, &m, &dev, &p, NULL, &oracle, &e), 0, "%s", e.msg);
+	cr_expect_lt(tr.io_ahead_ms, oracle.io_ahead_ms); /* layer 0's misses are not read ahead */
+	/* its cost: one (experts x d_model) product for the one predicted layer */
+	double extra = compute_linear_ns(&dev.compute, &m, (double)m.d_model * m.experts) * 1e-6;
+	cr_expect_float_eq(tr.compute_ms - none.compute_ms, extra, 1e-12);
+	/* the inputs survive a write and a load */
+	const char *path = tu_path("inputs.h5");
+	cr_assert_eq(router_write(path, rt, &e), 0, "%s", e.msg);
+	struct router_trace *back = router_load(path, &e);
+	cr_assert_not_null(back, "%s", e.msg);
+	cr_expect_eq(back->meta.d_model, 8);
+	cr_expect_eq(memcmp(back->inputs, rt->inputs, (size_t)2 * 40 * 8 * sizeof(float)), 0);
+	router_trace_free(back);
+	router_trace_free(rt);
+}
+
+Test(moe, trained_predictor_needs_router_inputs_and_warmup_tokens)
+{
+	struct router_trace *rt = hand_trace(4, 2, 4, hand_rows);
+	struct llm_desc m = hand_model();
+	struct device dev;
+	struct lif_err e = {0};
+	cr_assert_eq(device_load(tu_src("models/devices/ufs40-phone.ini"), &dev, &e), 0, "%s", e.msg);
+	struct moe_params p = {.cache_policy = "lru", .expert_cache = 2, .parallelism = 1, .max_gap = -1,
+			       .prefetch = MOE_PREFETCH_TRAINED, .warmup_tokens = 2};
+	struct moe_result r;
+	cr_expect_neq(moe_run(rt, &m, &dev, &p, NULL, &r, &e), 0);
+	cr_expect(strstr(e.msg, "needs a router trace with router inputs"), "%s", e.msg);
+	router_trace_free(rt);
+	rt = linear_rule_trace(8);
+	m.layers = 2;
+	m.params = 0;
+	cr_assert_eq(llm_derive(&m, "hand", &e), 0, "%s", e.msg);
+	p.warmup_tokens = 0;
+	memset(&e, 0, sizeof e);
+	cr_expect_neq(moe_run(rt, &m, &dev, &p, NULL, &r, &e), 0);
+	cr_expect(strstr(e.msg, "warmup_tokens must be >= 1"), "%s", e.msg);
+	router_trace_free(rt);
+}
+
+Test(moe, non_finite_router_inputs_are_refused_naming_token_and_layer)
+{
+	struct router_trace *rt = linear_rule_trace(6);
+	rt->inputs[((size_t)1 * 6 + 4) * 8 + 3] = NAN; /* layer 1, token 4 */
+	struct lif_err e = {0};
+	const char *p = tu_path("nan.h5");
+	cr_expect_neq(router_write(p, rt, &e), 0);
+	cr_expect(strstr(e.msg, "router input of token 4 layer 1 is not finite"), "%s", e.msg);
+	cr_expect_eq(access(p, F_OK), -1, "no file is written");
+	router_trace_free(rt);
+}
+
+/* overlap = pipelined, worked by hand on two MoE layers with no expert cache
+ * (every selection is read: two extents of one expert each per layer and
+ * token, flash time X) and oracle prefetch (all of it read ahead): with C =
+ * a layer's attention + router and experts and the tail = the rest of the
+ * compute + mem, timeline.h gives max(X + C, 2X) + C + tail per token.
+ * Without prefetch nothing is read ahead and pipelined equals serial. */
+Test(moe, pipelined_overlap_matches_the_timeline_worked_by_hand)
+{
+	struct router_trace *rt = linear_rule_trace(10);
+	struct llm_desc m = hand_model();
+	m.layers = 2;
+	m.params = 0;
+	struct lif_err e = {0};
+	cr_assert_eq(llm_derive(&m, "hand", &e), 0, "%s", e.msg);
+	struct device dev;
+	cr_assert_eq(device_load(tu_src("models/devices/ufs40-phone.ini"), &dev, &e), 0, "%s", e.msg);
+	struct moe_params p = {.cache_policy = "lru", .expert_cache = 0, .parallelism = 4, .max_gap = -1,
+			       .context_tokens = 64, .depth = 1};
+	struct moe_result serial, pipe;
+	cr_assert_eq(moe_run(rt, &m, &dev, &p, NULL, &serial, &e), 0, "%s", e.msg);
+	p.overlap = TIMELINE_PIPELINED;
+	cr_assert_eq(moe_run(rt, &m, &dev, &p, NULL, &pipe, &e), 0, "%s", e.msg);
+	cr_expect_float_eq(pipe.total_ms, serial.total_ms, 1e-9 * serial.total_ms);
+	p.prefetch = MOE_PREFETCH_ORACLE;
+	cr_assert_eq(moe_run(rt, &m, &dev, &p, NULL, &pipe, &e), 0, "%s", e.msg);
+	int64_t lens[2] = {m.expert_bytes, m.expert_bytes};
+	double X = flash_time_ns(&dev.flash, lens, 2, 2), attn = 0, head = 0;
+	double dense = compute_dense_ns(&dev.compute, &m, 64, &attn, &head);
+	double moe_ns = compute_linear_ns(&dev.compute, &m, (2.0 * m.d_expert * m.ffn_matrices + m.experts) * m.d_model);
+	double C = attn / 2 + moe_ns, tail = dense - attn + serial.mem_ms * 1e6;
+	cr_expect_float_eq(serial.io_ms, 2 * X * 1e-6, 1e-12);
+	cr_expect_float_eq(serial.compute_ms, (dense + 2 * moe_ns) * 1e-6, 1e-12);
+	double want = (fmax(X + C, 2 * X) + C + tail) * 1e-6;
+	cr_expect_float_eq(pipe.total_ms, want, 1e-9 * want, "%g vs %g", pipe.total_ms, want);
+	cr_expect_lt(pipe.total_ms, serial.total_ms);
+	router_trace_free(rt);
 }

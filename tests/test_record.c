@@ -1,6 +1,7 @@
 /* lifsim record against the independent numpy reference (tests/ref/ref.py):
  * logits, FFN inputs, active sets and greedy continuations of tiny
- * random-weight OPT and Llama checkpoints; tokenizers; bad checkpoints. */
+ * random-weight OPT and Llama checkpoints; logits and router choices of tiny
+ * Mixtral, Qwen2-MoE and Qwen3-MoE checkpoints; tokenizers; bad checkpoints. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 
 #include "tests/testutil.h"
 #include "traces/record/safetensors.h"
+#include "traces/router.h"
 #include "traces/trace.h"
 
 #define VOCAB 300
@@ -210,6 +212,223 @@ ParameterizedTest(struct ref_case *c, record, matches_numpy_reference, .init = t
 	free(a), free(b), free(act), free(inp), free(thr);
 }
 
+/* ---------------------------------------------------------------- MoE */
+
+struct moe_case {
+	char name[32];
+	char write[128];     /* ref.py write options */
+	int prompt;
+	char lifsim_opt[32]; /* lifsim only */
+};
+
+static struct moe_case moe_cases[] = {
+	{"mixtral_f32", "--family mixtral", 16, ""},
+	{"mixtral_two_chunks", "--family mixtral", 100, ""},
+	{"mixtral_sharded_bf16_half", "--family mixtral --shards 3 --dtype bf16", 16, "--half-weights"},
+	{"qwen2_moe_f16", "--family qwen2_moe --dtype f16", 16, ""},
+	{"qwen2_moe_bf16_half", "--family qwen2_moe --dtype bf16", 16, "--half-weights"},
+	{"qwen3_moe_f32", "--family qwen3_moe", 16, ""},
+	{"qwen3_moe_sharded_f16_half", "--family qwen3_moe --shards 2 --dtype f16", 70, "--half-weights"},
+};
+
+ParameterizedTestParameters(record, moe_router_matches_numpy_reference)
+{
+	return cr_make_param_array(struct moe_case, moe_cases, sizeof moe_cases / sizeof moe_cases[0]);
+}
+
+/* Record T tokens (ids file; the prompt plus `generate` greedy ones) from
+ * checkpoint dir with lifsim and the reference, and compare: logits to 1e-4
+ * relative, the same greedy continuation, and per token and layer the same
+ * experts in the same order with the same gate weights (to 1e-4); a row
+ * whose reference probabilities of the k-th and (k+1)-th (or two selected)
+ * experts lie within 1e-5 of each other is a float32 tie and is only counted
+ * (at most 1% of rows may be); the router inputs to 1e-4. Returns the
+ * loaded trace. */
+static struct router_trace *check_moe_against_ref(const char *dir, const char *ids, size_t T, int generate,
+						  const char *lifsim_opt)
+{
+	char refp[4096], lg[4096], out[4096], msg[4096];
+	snprintf(refp, sizeof refp, "%s", tu_path("ref"));
+	snprintf(lg, sizeof lg, "%s", tu_path("logits.bin"));
+	snprintf(out, sizeof out, "%s", tu_path("r.h5"));
+	cr_assert_eq(ref_py("run '%s' --tokens '%s' --generate %d --out '%s'", dir, ids, generate, refp), 0);
+	cr_assert_eq(tu_lifsim(msg, sizeof msg, "record -q --model '%s' --tokens-file '%s' --generate %d %s "
+			       "--inputs --logits '%s' -o '%s'", dir, ids, generate, lifsim_opt, lg, out), 0,
+		     "%s", msg);
+	size_t nl, nr;
+	float *a = read_bin(lg, sizeof(float), &nl), *b = read_bin(tu_path("ref.logits"), sizeof(float), &nr);
+	struct lif_err e = {0};
+	struct router_trace *rt = router_load(out, &e);
+	cr_assert(rt, "%s", e.msg);
+	const struct router_meta *m = &rt->meta;
+	cr_assert_eq(m->tokens, (int64_t)T);
+	size_t V = nr / T;
+	cr_assert_eq(nl, nr);
+	cr_assert_eq(nl, T * V);
+	for (size_t k = 0; k < T; k++)
+		cr_expect_leq(rel_err(a + k * V, b + k * V, V), 1e-4, "logits of token %zu", k);
+	cr_expect_eq(m->source, TRACE_SOURCE_RECORDED);
+	FILE *f = fopen(tu_path("ref.ids"), "r");
+	for (size_t k = 0; k < T; k++) {
+		int id = -1;
+		cr_assert_eq(fscanf(f, "%d", &id), 1);
+		cr_expect_eq(rt->token_ids[k], id, "token %zu", k);
+	}
+	fclose(f);
+	size_t ne, ng, np;
+	int16_t *rex = read_bin(tu_path("ref.experts"), sizeof(int16_t), &ne);
+	float *rg = read_bin(tu_path("ref.gates"), sizeof(float), &ng);
+	float *rp = read_bin(tu_path("ref.probs"), sizeof(float), &np);
+	int L = m->layers, K = m->top_k, E = m->experts;
+	cr_assert_eq(ne, T * L * K);
+	cr_assert_eq(np, T * L * E);
+	/* the router inputs (--inputs), row by row */
+	size_t ni;
+	float *rin = read_bin(tu_path("ref.inputs"), sizeof(float), &ni);
+	cr_assert_eq(m->d_model, (int)(ni / (T * L)));
+	int bad_in = 0;
+	for (size_t t = 0; t < T; t++)
+		for (int l = 0; l < L; l++)
+			bad_in += rel_err(router_input(rt, l, (int64_t)t), rin + (t * L + l) * m->d_model,
+					  (size_t)m->d_model) > 1e-4;
+	cr_expect_eq(bad_in, 0, "%d router input rows differ by more than 1e-4", bad_in);
+	free(rin);
+	int ties = 0, bad = 0, bad_w = 0;
+	char first[256] = "";
+	for (size_t t = 0; t < T; t++)
+		for (int l = 0; l < L; l++) {
+			const int16_t *want = rex + (t * L + l) * K, *got = router_ids(rt, l, (int64_t)t);
+			const float *p = rp + (t * L + l) * E, *w = router_weights(rt, l, (int64_t)t);
+			/* the best unselected probability, and the selected ones in order */
+			double next = -1, tie = 1;
+			for (int x = 0; x < E; x++) {
+				int sel = 0;
+				for (int j = 0; j < K; j++)
+					sel |= want[j] == x;
+				if (!sel)
+					next = fmax(next, p[x]);
+			}
+			for (int j = 0; j < K; j++)
+				tie = fmin(tie, fabs(p[want[j]] - (j + 1 < K ? p[want[j + 1]] : next)));
+			if (tie < 1e-5) {
+				ties++;
+				continue;
+			}
+			for (int j = 0; j < K; j++) {
+				if (got[j] != want[j] && !bad++)
+					snprintf(first, sizeof first, "token %zu layer %d slot %d: lifsim %d, reference %d",
+						 t, l, j, got[j], want[j]);
+				bad_w += fabs(w[j] - rg[(t * L + l) * K + j]) > 1e-4;
+			}
+		}
+	cr_expect_eq(bad, 0, "%d router choices differ; first: %s", bad, first);
+	cr_expect_eq(bad_w, 0, "%d gate weights differ by more than 1e-4", bad_w);
+	cr_expect_leq(ties, (int)(T * L / 100), "%d near-tied rows", ties);
+	free(a), free(b), free(rex), free(rg), free(rp);
+	return rt;
+}
+
+ParameterizedTest(struct moe_case *c, record, moe_router_matches_numpy_reference, .init = tu_init)
+{
+	char dir[4096], ids[4096];
+	char idtext[1024] = "";
+	snprintf(dir, sizeof dir, "%s", tu_path(c->name));
+	for (int k = 0; k < c->prompt; k++)
+		snprintf(idtext + strlen(idtext), sizeof idtext - strlen(idtext), "%d ", (k * 7919 + 17) % VOCAB);
+	snprintf(ids, sizeof ids, "%s", tu_write("ids", idtext));
+	cr_assert_eq(ref_py("write '%s' %s", dir, c->write), 0);
+	struct router_trace *rt = check_moe_against_ref(dir, ids, (size_t)c->prompt + 6, 6, c->lifsim_opt);
+	cr_expect_eq(rt->meta.experts, 8);
+	cr_expect_eq(rt->meta.top_k, 2);
+	cr_expect_eq(rt->meta.d_expert, 48);
+	router_trace_free(rt);
+}
+
+/* The shipped trained MoE (traces/tinymoe): a prompt of held-out text and a
+ * greedy continuation route exactly as the numpy reference routes them, and
+ * the routing is real: per layer, most experts are used and the router's
+ * choices are not uniform. */
+Test(record, tinymoe_routing_matches_numpy_reference, .init = tu_init, .timeout = 300)
+{
+	char idtext[4096] = "", ids[4096];
+	FILE *f = fopen(tu_src("traces/tinymoe/heldout.txt"), "rb");
+	cr_assert(f);
+	unsigned char text[96];
+	cr_assert_eq(fread(text, 1, sizeof text, f), sizeof text);
+	fclose(f);
+	for (size_t k = 0; k < sizeof text; k++)
+		snprintf(idtext + strlen(idtext), sizeof idtext - strlen(idtext), "%d ", text[k]);
+	snprintf(ids, sizeof ids, "%s", tu_write("ids", idtext));
+	struct router_trace *rt = check_moe_against_ref(tu_src("traces/tinymoe"), ids, sizeof text + 32, 32, "");
+	const struct router_meta *m = &rt->meta;
+	cr_expect_eq(m->experts, 16);
+	cr_expect_eq(m->top_k, 2);
+	for (int l = 0; l < m->layers; l++) {
+		int count[16] = {0}, used = 0, most = 0;
+		for (int64_t t = 0; t < m->tokens; t++)
+			for (int j = 0; j < m->top_k; j++)
+				count[router_ids(rt, l, t)[j]]++;
+		for (int e = 0; e < 16; e++) {
+			used += count[e] > 0;
+			most = count[e] > most ? count[e] : most;
+		}
+		cr_expect_geq(used, 8, "layer %d uses only %d of 16 experts", l, used);
+		/* uniform routing of 2 of 16 gives about 1/8 of the rows to each */
+		cr_expect_gt(most, m->tokens * 2 / 16, "layer %d: no expert above the uniform share", l);
+	}
+	router_trace_free(rt);
+}
+
+struct moe_bad {
+	char name[32];
+	char fix[200];
+	char args[64];
+	char want[160];
+};
+
+static struct moe_bad moe_bads[] = {
+	{"missing_expert", "sed -i 's/layers\\.2\\.block_sparse_moe\\.experts\\.7\\.w2/layers.2.block_sparse_moe.experts.7.w9/' "
+	 "model.safetensors", "", "checkpoint has no tensor 'model.layers.2.block_sparse_moe.experts.7.w2.weight'"},
+	{"topk_above_experts", "sed -i 's/\"num_experts_per_tok\": 2/\"num_experts_per_tok\": 9/' config.json", "",
+	 "num_experts_per_tok must be <= the experts"},
+	{"sliding_window", "sed -i 's/\"sliding_window\": null/\"sliding_window\": 2/' config.json", "",
+	 "3 tokens exceed sliding_window 2"},
+	{"threshold", "true", "--threshold 0.1", "is a mixture-of-experts model: it records a router trace"},
+	{"magnitudes", "true", "--magnitudes", "--threshold and --magnitudes apply to dense models"},
+};
+
+ParameterizedTestParameters(record, bad_moe_checkpoint_is_named_in_the_error)
+{
+	return cr_make_param_array(struct moe_bad, moe_bads, sizeof moe_bads / sizeof moe_bads[0]);
+}
+
+ParameterizedTest(struct moe_bad *c, record, bad_moe_checkpoint_is_named_in_the_error, .init = tu_init)
+{
+	char dir[4096], out[4096], msg[4096], cmd[8192];
+	snprintf(dir, sizeof dir, "%s", tu_path("bad"));
+	snprintf(out, sizeof out, "%s", tu_path("bad.h5"));
+	cr_assert_eq(ref_py("write '%s' --family mixtral", dir), 0);
+	snprintf(cmd, sizeof cmd, "cd '%s' && %s", dir, c->fix);
+	cr_assert_eq(system(cmd), 0);
+	const char *ids = tu_write("bad.ids", "1 2 3");
+	cr_assert_eq(tu_lifsim(msg, sizeof msg, "record --model '%s' --tokens-file '%s' %s -o '%s'", dir, ids,
+			       c->args, out), 1, "%s", msg);
+	cr_expect(strstr(msg, c->want), "message '%s' lacks '%s'", msg, c->want);
+	cr_expect_neq(access(out, F_OK), 0, "no trace is written for a bad checkpoint");
+}
+
+Test(record, qwen_moe_with_dense_layers_is_refused, .init = tu_init)
+{
+	char dir[4096], msg[4096], cmd[8192];
+	snprintf(dir, sizeof dir, "%s", tu_path("q"));
+	cr_assert_eq(ref_py("write '%s' --family qwen3_moe", dir), 0);
+	snprintf(cmd, sizeof cmd, "cd '%s' && sed -i 's/\"mlp_only_layers\": \\[\\]/\"mlp_only_layers\": [1]/' config.json", dir);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(tu_lifsim(msg, sizeof msg, "record --model '%s' --tokens-file '%s' -o '%s'", dir,
+			       tu_write("q.ids", "1 2"), tu_path("q.h5")), 1, "%s", msg);
+	cr_expect(strstr(msg, "key 'mlp_only_layers': dense layers among MoE layers are not supported"), "%s", msg);
+}
+
 Test(record, trace_carries_prompt_config_and_generated_text, .init = tu_init)
 {
 	char dir[4096];
@@ -333,7 +552,7 @@ static struct bad_ckpt bad_ckpts[] = {
 	{"missing_config_key", "sed -i '/\"hidden_size\"/d' config.json", "config.json: missing key 'hidden_size'"},
 	{"missing_shard", "rm model-00002-of-00002.safetensors", "model-00002-of-00002.safetensors: cannot open"},
 	{"unknown_family", "sed -i 's/\"model_type\": \"opt\"/\"model_type\": \"gpt2\"/' config.json",
-	 "config.json: key 'model_type' must be \"opt\" or \"llama\""},
+	 "config.json: key 'model_type' must be \"opt\", \"llama\", \"mixtral\""},
 };
 
 ParameterizedTestParameters(record, bad_checkpoint_is_named_in_the_error)

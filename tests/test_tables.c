@@ -109,7 +109,8 @@ Test(tables, moe_policies_match_choices)
 	for (int i = 0; i < n; i++)
 		cr_expect_eq(moe_cache_find(moe_policy_choice(i)), moe_cache_policies[i]);
 	cr_expect_null(moe_cache_policies[n]);
-	cr_expect_eq(count_choices(moe_prefetch_choice), MOE_PREFETCH_MODELED + 1);
+	cr_expect_eq(count_choices(moe_prefetch_choice), MOE_PREFETCH_TRAINED + 1);
+	cr_expect_str_eq(moe_prefetch_choice(MOE_PREFETCH_TRAINED), "trained");
 	cr_expect_str_eq(moe_prefetch_choice(MOE_PREFETCH_ORACLE), "oracle");
 	cr_expect_eq(count_choices(moe_layout_choice), MOE_LAYOUT_COSEL + 1);
 	cr_expect_str_eq(moe_layout_choice(MOE_LAYOUT_MATRIX), "matrix");

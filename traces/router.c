@@ -28,6 +28,9 @@ static int check_meta(const struct router_meta *m, const char *what, struct lif_
 			       m->d_expert, TRACE_MAX_DFFN);
 	if (m->tokens < 0)
 		return err_set(err, ERR_INVAL, "%s: negative token count", what);
+	if (m->d_model < 0 || m->d_model > TRACE_MAX_DMODEL)
+		return err_set(err, ERR_INVAL, "%s: d_model (the router inputs' width) %d outside [0, %d]",
+			       what, m->d_model, TRACE_MAX_DMODEL);
 	return 0;
 }
 
@@ -43,9 +46,11 @@ struct router_trace *router_trace_new(const struct router_meta *meta, struct lif
 		rt->ids = calloc(n ? n : 1, sizeof *rt->ids);
 		rt->weights = calloc(n ? n : 1, sizeof *rt->weights);
 		rt->density = meta->has_density ? calloc(n ? n : 1, sizeof *rt->density) : NULL;
+		size_t ni = (size_t)meta->layers * meta->tokens * meta->d_model;
+		rt->inputs = meta->d_model ? calloc(ni ? ni : 1, sizeof *rt->inputs) : NULL;
 	}
 	if (!rt || !rt->token_ids || !rt->ids || !rt->weights ||
-	    (meta->has_density && !rt->density)) {
+	    (meta->has_density && !rt->density) || (meta->d_model && !rt->inputs)) {
 		router_trace_free(rt);
 		err_set(err, ERR_NOMEM, "out of memory for a router trace of %lld tokens",
 			(long long)meta->tokens);
@@ -62,6 +67,7 @@ void router_trace_free(struct router_trace *rt)
 	free(rt->ids);
 	free(rt->weights);
 	free(rt->density);
+	free(rt->inputs);
 	free(rt);
 }
 
@@ -100,6 +106,12 @@ int router_trace_check(const struct router_trace *rt, const char *what, struct l
 		for (int64_t t = 0; t < rt->meta.tokens; t++)
 			if (check_row(rt, l, t, what, err))
 				return ERR_FORMAT;
+	size_t ni = rt->inputs ? (size_t)rt->meta.layers * rt->meta.tokens * rt->meta.d_model : 0;
+	for (size_t i = 0; i < ni; i++)
+		if (!isfinite(rt->inputs[i]))
+			return err_set(err, ERR_FORMAT, "%s: router input of token %lld layer %d is not "
+				       "finite", what, (long long)(i / rt->meta.d_model % rt->meta.tokens),
+				       (int)(i / rt->meta.d_model / rt->meta.tokens));
 	for (int64_t t = 0; t < rt->meta.tokens; t++)
 		if (rt->token_ids[t] < 0)
 			return err_set(err, ERR_FORMAT, "%s: token %lld has a negative id", what,
@@ -145,7 +157,7 @@ static int write_dataset(hid_t f, const char *name, hid_t ftype, hid_t mtype, in
 static int write_attrs(hid_t f, const struct router_meta *m)
 {
 	int v = TRACE_SCHEMA_VERSION, rc = 0;
-	int32_t dims[5] = {m->layers, m->d_expert, 0, m->experts, m->top_k};
+	int32_t dims[5] = {m->layers, m->d_expert, m->d_model, m->experts, m->top_k};
 	double thr = 0;
 	uint64_t seed = m->seed;
 	rc |= h5attr_put_str(f, "schema", TRACE_SCHEMA);
@@ -178,10 +190,21 @@ static int write_all(hid_t f, const struct router_trace *rt, void *scratch)
 	transpose(scratch, rt->weights, T, m->layers, m->top_k, sizeof *rt->weights, 1);
 	if (write_dataset(f, "router_weights", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, d3, scratch))
 		return -1;
-	if (!rt->density)
+	if (rt->density) {
+		transpose(scratch, rt->density, T, m->layers, m->top_k, sizeof *rt->density, 1);
+		if (write_dataset(f, "expert_density", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, d3, scratch))
+			return -1;
+	}
+	if (!rt->inputs)
 		return 0;
-	transpose(scratch, rt->density, T, m->layers, m->top_k, sizeof *rt->density, 1);
-	return write_dataset(f, "expert_density", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, d3, scratch);
+	hsize_t di[3] = {(hsize_t)T, m->layers, m->d_model};
+	float *buf = malloc(T ? (size_t)T * m->layers * m->d_model * sizeof *buf : 1);
+	if (!buf)
+		return errno = ENOMEM, -1;
+	transpose(buf, rt->inputs, T, m->layers, m->d_model, sizeof *buf, 1);
+	int rc = write_dataset(f, "router_inputs", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, di, buf);
+	free(buf);
+	return rc;
 }
 
 int router_write(const char *path, const struct router_trace *rt, struct lif_err *err)
@@ -250,6 +273,12 @@ static int read_meta(hid_t f, const char *path, struct router_meta *m, struct li
 			       source);
 	m->source = !strcmp(source, "recorded") ? TRACE_SOURCE_RECORDED : TRACE_SOURCE_SYNTHETIC;
 	m->has_density = H5Lexists(f, "expert_density", H5P_DEFAULT) > 0;
+	int32_t dm = 0;
+	if (H5Lexists(f, "router_inputs", H5P_DEFAULT) > 0 &&
+	    (h5attr_get(f, "d_model", H5T_NATIVE_INT32, 0, &dm) || dm < 1))
+		return err_set(err, ERR_FORMAT, "%s: router_inputs present but the d_model attribute "
+			       "is missing or < 1", path);
+	m->d_model = dm;
 	return check_meta(m, path, err) ? ERR_FORMAT : 0;
 }
 
@@ -300,13 +329,23 @@ static int read_all(hid_t f, const char *path, struct router_trace *rt, void *sc
 			 err))
 		return ERR_FORMAT;
 	transpose(rt->weights, scratch, T, m->layers, m->top_k, sizeof *rt->weights, 0);
-	if (!rt->density)
+	if (rt->density) {
+		if (read_dataset(f, path, "expert_density", H5T_FLOAT, 4, H5T_NATIVE_FLOAT, 3, d3,
+				 scratch, err))
+			return ERR_FORMAT;
+		transpose(rt->density, scratch, T, m->layers, m->top_k, sizeof *rt->density, 0);
+	}
+	if (!rt->inputs)
 		return 0;
-	if (read_dataset(f, path, "expert_density", H5T_FLOAT, 4, H5T_NATIVE_FLOAT, 3, d3, scratch,
-			 err))
-		return ERR_FORMAT;
-	transpose(rt->density, scratch, T, m->layers, m->top_k, sizeof *rt->density, 0);
-	return 0;
+	hsize_t di[3] = {(hsize_t)T, m->layers, m->d_model};
+	float *buf = malloc(T ? (size_t)T * m->layers * m->d_model * sizeof *buf : 1);
+	if (!buf)
+		return err_set(err, ERR_NOMEM, "%s: out of memory for router_inputs", path);
+	int rc = read_dataset(f, path, "router_inputs", H5T_FLOAT, 4, H5T_NATIVE_FLOAT, 3, di, buf, err);
+	if (!rc)
+		transpose(rt->inputs, buf, T, m->layers, m->d_model, sizeof *buf, 0);
+	free(buf);
+	return rc ? ERR_FORMAT : 0;
 }
 
 struct router_trace *router_load(const char *path, struct lif_err *err)

@@ -8,7 +8,7 @@
  * expert's neurons that were active (activation sparsity inside experts).
  * It is an HDF5 file with the trace schema's root attributes plus `experts`
  * and `experts_per_token`, and datasets `router_experts`, `router_weights`
- * (and optionally `expert_density`) instead of `active`.
+ * (and optionally `expert_density` and `router_inputs`) instead of `active`.
  *
  * In memory the trace is layer-major, which is what the expert cache and the
  * statistics iterate over. router_write() writes atomically (PATH.tmp, then
@@ -39,6 +39,7 @@ struct router_meta {
 	char generator[2048]; /* "key=value ..." of the generator, or the recorder's settings */
 	uint64_t seed;
 	int has_density;      /* expert_density present */
+	int d_model;          /* router_inputs' width (the recorder's --inputs), 0: absent */
 };
 
 /* A whole router trace, layer-major. */
@@ -48,10 +49,11 @@ struct router_trace {
 	int16_t *ids;       /* (layers, tokens, top_k) selected experts, router order */
 	float *weights;     /* (layers, tokens, top_k) gate weights */
 	float *density;     /* (layers, tokens, top_k) active fraction of each expert, or NULL */
+	float *inputs;      /* (layers, tokens, d_model) the router's input vectors, or NULL */
 };
 
 /* Allocate a zeroed trace for meta (generators, tests); density when
- * meta->has_density. NULL with err set on bad dimensions or no memory. */
+ * meta->has_density, inputs when meta->d_model > 0. NULL with err set on bad dimensions or no memory. */
 struct router_trace *router_trace_new(const struct router_meta *meta, struct lif_err *err);
 void router_trace_free(struct router_trace *rt);
 
@@ -71,6 +73,12 @@ int router_is_router_trace(const char *path);
 static inline const int16_t *router_ids(const struct router_trace *rt, int layer, int64_t token)
 {
 	return rt->ids + ((size_t)layer * rt->meta.tokens + token) * rt->meta.top_k;
+}
+
+/* The router input of (layer, token): d_model floats (inputs present). */
+static inline const float *router_input(const struct router_trace *rt, int layer, int64_t token)
+{
+	return rt->inputs + ((size_t)layer * rt->meta.tokens + token) * rt->meta.d_model;
 }
 
 static inline const float *router_weights(const struct router_trace *rt, int layer,

@@ -14,6 +14,7 @@
 #include "sim/base/util.h"
 #include "traces/record/model.h"
 #include "traces/record/tokenizer.h"
+#include "traces/router.h"
 #include "traces/trace.h"
 
 #define VERB "record"
@@ -55,7 +56,11 @@ static void usage(FILE *f)
 		"Runs a Hugging Face checkpoint (OPT or Llama family; config.json + safetensors in\n"
 		"F32, F16 or BF16, sharded or not) on CPU one token at a time and records, per token\n"
 		"and layer, which FFN neurons are active. The trace is written as it goes: an\n"
-		"interrupted run leaves a valid, shorter trace.\n\n"
+		"interrupted run leaves a valid, shorter trace.\n"
+		"A mixture-of-experts checkpoint (Mixtral, Qwen2-MoE or Qwen3-MoE) gives a router\n"
+		"trace instead: per token and layer, the experts the router selected and their gate\n"
+		"weights (written at the end; an interrupted run writes the tokens run so far);\n"
+		"--inputs stores the router inputs (what a router predictor is trained on).\n\n"
 		"  --model DIR          checkpoint directory\n"
 		"  --prompt-file F      prompt text, tokenized with the checkpoint's tokenizer (GPT-2\n"
 		"                       byte-level BPE, or bytes when config.json has\n"
@@ -259,7 +264,7 @@ static int calibrate(struct model *m, const int32_t *ids, int ncal, const struct
 	}
 	for (int t = 0, n; t < ncal; t += n) { /* in chunks of model_batch tokens */
 		n = ncal - t < model_batch(m) ? ncal - t : model_batch(m);
-		struct model_tap tap = {NULL, all + (size_t)t * per_tok};
+		struct model_tap tap = {.ffn_act = all + (size_t)t * per_tok};
 		model_forward(m, ids + t, n, t, &tap);
 	}
 	for (int l = 0; l < c->layers; l++) {
@@ -404,7 +409,7 @@ static int record_all(struct run *run, const struct record_opts *o, const struct
 		const int32_t *ids = t < run->nprompt ? run->ids + t : &next;
 		n = t < run->nprompt ? run->nprompt - t : 1;
 		n = n < model_batch(run->m) ? n : model_batch(run->m);
-		struct model_tap tap = {rc->inputs, rc->act};
+		struct model_tap tap = {.ffn_in = rc->inputs, .ffn_act = rc->act};
 		const float *logits = model_forward(run->m, ids, n, t, &tap);
 		for (int k = 0; k < n; k++) {
 			const float *lk = logits + (size_t)k * c->vocab;
@@ -489,6 +494,109 @@ static int record(struct run *run, const struct record_opts *o, const struct rul
 	return err->code;
 }
 
+/* ---------------------------------------------------------------- MoE */
+
+static const char *family_name(int family)
+{
+	static const char *names[] = {"opt", "llama", "mixtral", "qwen2_moe", "qwen3_moe"};
+	return names[family];
+}
+
+/* An MoE checkpoint: run every token as record_all does and write a router
+ * trace (traces/router.h) of each token's selected experts and gate weights
+ * per layer; interrupted, the tokens run so far. */
+static int record_moe(struct run *run, const struct record_opts *o, const struct cli_global *g,
+		      struct lif_err *err)
+{
+	const struct model_config *c = model_get_config(run->m);
+	int total = run->nprompt + (int)o->generate, n, done = 0;
+	size_t per_tok = (size_t)c->layers * c->top_k;
+	int16_t *ids = malloc((size_t)total * per_tok * sizeof *ids);
+	float *gates = malloc((size_t)total * per_tok * sizeof *gates);
+	int32_t *tokens = malloc((size_t)total * sizeof *tokens), next = 0;
+	size_t per_in = (size_t)c->layers * c->d_model;
+	float *inputs = o->inputs ? malloc((size_t)total * per_in * sizeof *inputs) : NULL;
+	char tmp_logits[4200];
+	FILE *lf = NULL;
+	snprintf(tmp_logits, sizeof tmp_logits, "%s.tmp", o->logits ? o->logits : "");
+	if (!ids || !gates || !tokens || (o->inputs && !inputs))
+		err_set(err, ERR_NOMEM, "out of memory for the router choices of %d tokens", total);
+	else if (o->logits && !(lf = fopen(tmp_logits, "wb")))
+		err_set(err, ERR_IO, "%s: cannot create: %s", tmp_logits, strerror(errno));
+	double ts = util_now_ns(), t0 = ts;
+	for (int t = 0; !err->code && t < total && !stop_requested; t += n) {
+		if (t == run->nprompt)
+			t0 = util_now_ns();
+		const int32_t *in = t < run->nprompt ? run->ids + t : &next;
+		n = t < run->nprompt ? run->nprompt - t : 1;
+		n = n < model_batch(run->m) ? n : model_batch(run->m);
+		struct model_tap tap = {.ffn_in = inputs ? inputs + (size_t)t * per_in : NULL,
+					.experts = ids + (size_t)t * per_tok, .gates = gates + (size_t)t * per_tok};
+		const float *logits = model_forward(run->m, in, n, t, &tap);
+		memcpy(tokens + t, in, (size_t)n * sizeof *in);
+		if (lf && fwrite(logits, sizeof *logits, (size_t)n * c->vocab, lf) != (size_t)n * c->vocab)
+			err_set(err, ERR_IO, "%s: cannot write logits", o->logits);
+		note_generated(run, c, t + n - 1, total, logits + (size_t)(n - 1) * c->vocab, &next);
+		done = t + n;
+		cli_progress(g, "record", done, total);
+	}
+	double t1 = util_now_ns();
+	/* the trace, layer-major, of the tokens run */
+	struct router_meta meta;
+	memset(&meta, 0, sizeof meta);
+	const char *base = strrchr(o->model, '/');
+	snprintf(meta.model, sizeof meta.model, "%s", base && base[1] ? base + 1 : o->model);
+	meta.layers = c->layers;
+	meta.experts = c->experts;
+	meta.top_k = c->top_k;
+	meta.d_expert = c->d_expert;
+	meta.tokens = done;
+	meta.source = TRACE_SOURCE_RECORDED;
+	meta.d_model = inputs ? c->d_model : 0;
+	snprintf(meta.generator, sizeof meta.generator,
+		 "recorder=lifsim-record model_dir=%s family=%s prompt_tokens=%d generate=%lld "
+		 "router=softmax_topk norm_topk_prob=%d shared_expert=%d", o->model,
+		 family_name(c->family), run->nprompt, o->generate, c->norm_topk, c->d_shared);
+	struct router_trace *rt = err->code || !done ? NULL : router_trace_new(&meta, err);
+	if (rt) {
+		memcpy(rt->token_ids, tokens, (size_t)done * sizeof *tokens);
+		for (int t = 0; t < done; t++)
+			for (int l = 0; l < c->layers; l++) {
+				size_t src = ((size_t)t * c->layers + l) * c->top_k;
+				size_t dst = ((size_t)l * done + t) * c->top_k;
+				memcpy(rt->ids + dst, ids + src, (size_t)c->top_k * sizeof *ids);
+				memcpy(rt->weights + dst, gates + src, (size_t)c->top_k * sizeof *gates);
+				if (inputs)
+					memcpy(rt->inputs + ((size_t)l * done + t) * c->d_model,
+					       inputs + (size_t)t * per_in + (size_t)l * c->d_model,
+					       (size_t)c->d_model * sizeof *inputs);
+			}
+		router_write(o->out, rt, err);
+	}
+	if (lf && (fclose(lf) || err->code || rename(tmp_logits, o->logits)))
+		err_set(err, ERR_IO, "%s: cannot write logits", o->logits);
+	if (o->logits && err->code)
+		unlink(tmp_logits);
+	if (!err->code && stop_requested)
+		err_set(err, ERR_INVAL, "interrupted; %s holds the %d tokens recorded so far", o->out, done);
+	if (!err->code && !g->quiet) {
+		printf("recorded %d tokens (%d prompt + %lld generated), %d MoE layers x %d experts, "
+		       "top %d\n", total, run->nprompt, o->generate, c->layers, c->experts, c->top_k);
+		printf("prompt: %.3f tokens/s (in chunks of %d, recording included)\n",
+		       run->nprompt / (1e-9 * (t0 - ts)), model_batch(run->m));
+		if (o->generate)
+			printf("generation: %.3f tokens/s (%.0f weight bytes per token)\n",
+			       (double)o->generate / (1e-9 * (t1 - t0)),
+			       (double)model_weight_bytes_per_token(run->m));
+	}
+	router_trace_free(rt);
+	free(ids);
+	free(gates);
+	free(tokens);
+	free(inputs);
+	return err->code;
+}
+
 static int run_record(const struct record_opts *o, const struct cli_global *g, struct lif_err *err)
 {
 	struct run run = {0};
@@ -509,6 +617,11 @@ static int run_record(const struct record_opts *o, const struct cli_global *g, s
 		return err->code;
 	if ((run.nprompt = prompt_ids(o, &c0, run.tok, &run.ids, &run.prompt_text, err)) < 0)
 		goto out;
+	if (c0.experts && (o->target_sparsity >= 0 || !isnan(o->threshold) || o->magnitudes)) {
+		err_set(err, ERR_INVAL, "%s is a mixture-of-experts model: it records a router trace; "
+			"--target-sparsity, --threshold and --magnitudes apply to dense models", o->model);
+		goto out;
+	}
 	if (c0.family == MODEL_OPT && (o->target_sparsity >= 0 || !isnan(o->threshold))) {
 		err_set(err, ERR_INVAL, "%s is an OPT (ReLU) model: active means fc1 output > 0; "
 			"--target-sparsity and --threshold apply to SwiGLU models", o->model);
@@ -519,8 +632,12 @@ static int run_record(const struct record_opts *o, const struct cli_global *g, s
 				 o->half_weights ? MODEL_HALF_WEIGHTS : 0, err)) ||
 	    !(run.gen_text = calloc(1, TEXT_CAP + 1)))
 		goto out;
-	/* 3. thresholds and margins: calibrated on the prompt when needed */
 	const struct model_config *c = model_get_config(run.m);
+	if (c->experts) {
+		record_moe(&run, o, g, err);
+		goto out;
+	}
+	/* 3. thresholds and margins: calibrated on the prompt when needed */
 	struct record_opts oo = *o;
 	if (c->family == MODEL_LLAMA && isnan(o->threshold) && o->target_sparsity < 0)
 		oo.target_sparsity = 0.5;

@@ -3,8 +3,12 @@
 #include "models/compute.h"
 #include "models/dram.h"
 #include "models/flash.h"
+#include "sim/core/timeline.h"
 
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
 #include <gsl/gsl_rng.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,7 +114,7 @@ const char *moe_policy_choice(int i)
 
 static const char *const prefetch_names[] = {
 	[MOE_PREFETCH_NONE] = "none", [MOE_PREFETCH_ORACLE] = "oracle",
-	[MOE_PREFETCH_MODELED] = "modeled"};
+	[MOE_PREFETCH_MODELED] = "modeled", [MOE_PREFETCH_TRAINED] = "trained"};
 static const char *const layout_names[] = {
 	[MOE_LAYOUT_EXPERT] = "expert", [MOE_LAYOUT_MATRIX] = "matrix", [MOE_LAYOUT_COSEL] = "cosel"};
 
@@ -325,6 +329,7 @@ int moe_cache_for_budget(const struct llm_desc *m, int64_t dram_budget)
 /* Per-token accumulators. */
 struct acc {
 	double *io_ns, *ahead_ns, *ops, *bytes, *wasted, *reads, *hits;
+	double *pred_true, *pred_n; /* true experts predicted, true experts of predicted layers */
 };
 
 /* The predictor's k experts for a row (pred: 1 = predicted; truth: scratch):
@@ -351,6 +356,91 @@ static void predict_row(const int16_t *ids, int k, int E, const struct moe_param
 	}
 }
 
+/* ---------------------------------------------------------------- trained predictor */
+
+#define RIDGE 1e-3 /* lambda / mean diagonal of X^T X [assumption] */
+
+/* The trained predictor's choices, (layers, tokens, k) layer-major like the
+ * trace (layer 0: -1, not predicted): per layer l >= 1, W fitted on tokens
+ * [0, n_train) of (router input of l-1 -> one-hot choices of l), then the k
+ * best scores of every token. NULL on no memory or a singular system. */
+static int16_t *train_predictions(const struct router_trace *rt, int64_t n_train)
+{
+	const struct router_meta *m = &rt->meta;
+	int d = m->d_model, E = m->experts, k = m->top_k;
+	int64_t T = m->tokens;
+	int16_t *pred = malloc((size_t)m->layers * T * k * sizeof *pred);
+	gsl_matrix *A = gsl_matrix_alloc(d, d), *B = gsl_matrix_alloc(d, E);
+	gsl_vector *col = gsl_vector_alloc(d), *sol = gsl_vector_alloc(d);
+	double *score = malloc((size_t)E * sizeof *score);
+	int ok = pred && A && B && col && sol && score;
+	for (int64_t i = 0; ok && i < T * k; i++)
+		pred[i] = -1;
+	for (int l = 1; ok && l < m->layers; l++) {
+		/* normal equations (X^T X + lambda I) W^T = X^T Y */
+		gsl_matrix_set_zero(A);
+		gsl_matrix_set_zero(B);
+		for (int64_t t = 0; t < n_train; t++) {
+			const float *x = router_input(rt, l - 1, t);
+			for (int i = 0; i < d; i++) {
+				double *row = gsl_matrix_ptr(A, i, 0);
+				for (int j = 0; j <= i; j++)
+					row[j] += (double)x[i] * x[j];
+				for (int j = 0; j < k; j++)
+					*gsl_matrix_ptr(B, i, router_ids(rt, l, t)[j]) += x[i];
+			}
+		}
+		double diag = 0;
+		for (int i = 0; i < d; i++)
+			diag += gsl_matrix_get(A, i, i);
+		double lambda = RIDGE * (diag > 0 ? diag / d : 1);
+		for (int i = 0; i < d; i++) {
+			*gsl_matrix_ptr(A, i, i) += lambda;
+			for (int j = 0; j < i; j++)
+				gsl_matrix_set(A, j, i, gsl_matrix_get(A, i, j));
+		}
+		gsl_error_handler_t *old = gsl_set_error_handler_off();
+		ok = gsl_linalg_cholesky_decomp1(A) == 0;
+		for (int e = 0; ok && e < E; e++) { /* column e of W^T, back into B */
+			gsl_matrix_get_col(col, B, e);
+			ok = gsl_linalg_cholesky_solve(A, col, sol) == 0;
+			gsl_matrix_set_col(B, e, sol);
+		}
+		gsl_set_error_handler(old);
+		for (int64_t t = 0; ok && t < T; t++) {
+			const float *x = router_input(rt, l - 1, t);
+			for (int e = 0; e < E; e++) {
+				double s = 0;
+				for (int i = 0; i < d; i++)
+					s += gsl_matrix_get(B, i, e) * x[i];
+				score[e] = s;
+			}
+			int16_t *out = pred + ((size_t)l * T + t) * k;
+			for (int j = 0; j < k; j++) { /* the k best, ties to the lower id */
+				int best = -1;
+				for (int e = 0; e < E; e++) {
+					int taken = 0;
+					for (int i = 0; i < j; i++)
+						taken |= out[i] == e;
+					if (!taken && (best < 0 || score[e] > score[best]))
+						best = e;
+				}
+				out[j] = (int16_t)best;
+			}
+		}
+	}
+	gsl_matrix_free(A);
+	gsl_matrix_free(B);
+	gsl_vector_free(col);
+	gsl_vector_free(sol);
+	free(score);
+	if (!ok) {
+		free(pred);
+		return NULL;
+	}
+	return pred;
+}
+
 /* Everything one layer's pass needs. */
 struct layer_run {
 	const struct router_trace *rt;
@@ -362,6 +452,8 @@ struct layer_run {
 	struct layer_state s;
 	int *slot;
 	uint8_t *pred, *truth;
+	const int16_t *trained; /* train_predictions(), or NULL */
+	double *ahead_lt, *demand_lt; /* (layers, tokens) flash ns read ahead / on demand */
 	struct batch b;
 };
 
@@ -373,8 +465,30 @@ static void layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 	const int16_t *ids = router_ids(r->rt, l, t);
 	int64_t ahead = 0, wasted = 0, bytes, ops0 = r->s.c.inserts + r->s.c.evictions;
 	r->b.n = 0;
-	if (r->p->prefetch != MOE_PREFETCH_NONE) {
+	if (r->trained) {
+		const int16_t *pr = r->trained + ((size_t)l * r->rt->meta.tokens + t) * k;
+		memset(r->pred, 0, E);
+		memset(r->truth, 0, E);
+		for (int i = 0; i < k; i++) {
+			r->truth[ids[i]] = 1;
+			if (pr[i] >= 0)
+				r->pred[pr[i]] = 1;
+		}
+		for (int i = 0; l > 0 && i < k; i++) {
+			a->pred_true[t] += r->pred[ids[i]];
+			a->pred_n[t] += 1;
+		}
+		for (int e = 0; e < E; e++)
+			if (r->pred[e] && !r->truth[e] && !r->s.c.resident[e]) {
+				batch_add_expert(&r->b, m, r->p->layout, r->slot[e]);
+				wasted += m->expert_bytes;
+			}
+	} else if (r->p->prefetch != MOE_PREFETCH_NONE) {
 		predict_row(ids, k, E, r->p, r->rng, r->pred, r->truth);
+		for (int i = 0; i < k; i++) {
+			a->pred_true[t] += r->pred[ids[i]];
+			a->pred_n[t] += 1;
+		}
 		for (int e = 0; e < E; e++)
 			if (r->pred[e] && !r->truth[e] && !r->s.c.resident[e]) {
 				batch_add_expert(&r->b, m, r->p->layout, r->slot[e]);
@@ -395,8 +509,11 @@ static void layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 	int n = batch_merge(&r->b, r->p->max_gap, &bytes);
 	int par = r->p->parallelism < n ? r->p->parallelism : n;
 	double ns = n ? flash_time_ns(&r->dev->flash, r->b.lens, n, par) : 0;
+	double ahead_ns = bytes ? ns * (double)(ahead + wasted) / bytes : 0;
 	a->io_ns[t] += ns;
-	a->ahead_ns[t] += bytes ? ns * (double)(ahead + wasted) / bytes : 0;
+	a->ahead_ns[t] += ahead_ns;
+	r->ahead_lt[(size_t)l * r->rt->meta.tokens + t] = ahead_ns;
+	r->demand_lt[(size_t)l * r->rt->meta.tokens + t] = ns - ahead_ns;
 	a->ops[t] += (double)(r->s.c.inserts + r->s.c.evictions - ops0);
 	a->wasted[t] += wasted;
 	a->bytes[t] += bytes;
@@ -424,13 +541,49 @@ static int layer_pass(struct layer_run *r, int l, struct acc *a)
 /* Compute per token: dense parts, routers, k experts (+ shared) per MoE
  * layer, the dense layers' FFN. */
 static double token_compute_ns(const struct llm_desc *m, const struct compute_model *c,
-			       int64_t context)
+			       int64_t context, int prefetch)
 {
 	double per_moe = ((double)m->experts_per_token * m->d_expert + m->d_shared) *
 				 m->ffn_matrices * m->d_model + (double)m->d_model * m->experts;
-	return compute_dense_ns(c, m, context, NULL, NULL) +
-	       m->moe_layers * compute_linear_ns(c, m, per_moe) +
-	       m->dense_layers * compute_ffn_layer_ns(c, m, m->d_ffn);
+	double ns = compute_dense_ns(c, m, context, NULL, NULL) +
+		    m->moe_layers * compute_linear_ns(c, m, per_moe) +
+		    m->dense_layers * compute_ffn_layer_ns(c, m, m->d_ffn);
+	/* the trained predictor: one (experts x d_model) product per predicted layer */
+	if (prefetch == MOE_PREFETCH_TRAINED)
+		ns += (m->moe_layers - 1) * compute_linear_ns(c, m, (double)m->d_model * m->experts);
+	return ns;
+}
+
+/* Mean pipelined token time (ns) over the counted tokens (moe.h). */
+static double pipelined_ns(const struct layer_run *r, const struct compute_model *c,
+			   double mem_ns)
+{
+	const struct llm_desc *m = r->m;
+	const struct moe_params *p = r->p;
+	int L = r->rt->meta.layers;
+	int64_t T = r->rt->meta.tokens;
+	double attn = 0, head = 0;
+	double dense = compute_dense_ns(c, m, p->context_tokens, &attn, &head);
+	double per_moe = ((double)m->experts_per_token * m->d_expert + m->d_shared) *
+				 m->ffn_matrices * m->d_model + (double)m->d_model * m->experts;
+	double layer_attn = m->layers ? attn / m->layers : 0;
+	double moe_ns = compute_linear_ns(c, m, per_moe);
+	double pred_ns = p->prefetch == MOE_PREFETCH_TRAINED
+				 ? compute_linear_ns(c, m, (double)m->d_model * m->experts) : 0;
+	double tail = dense - L * layer_attn + m->dense_layers * compute_ffn_layer_ns(c, m, m->d_ffn) +
+		      mem_ns;
+	double *io = malloc(2 * (size_t)L * sizeof *io), *cpu = io + L, sum = 0;
+	if (!io)
+		return NAN;
+	for (int64_t t = p->warmup_tokens; t < T; t++) {
+		for (int l = 0; l < L; l++) {
+			io[l] = r->ahead_lt[(size_t)l * T + t];
+			cpu[l] = r->demand_lt[(size_t)l * T + t] + layer_attn + moe_ns + (l ? pred_ns : 0);
+		}
+		sum += timeline_token_ns(TIMELINE_PIPELINED, io, cpu, L, p->depth, tail);
+	}
+	free(io);
+	return sum / (double)(T - p->warmup_tokens);
 }
 
 static int check_run(const struct router_trace *rt, const struct llm_desc *m,
@@ -454,23 +607,34 @@ static int check_run(const struct router_trace *rt, const struct llm_desc *m,
 			       m->experts);
 	if (p->parallelism < 1)
 		return err_set(err, ERR_INVAL, "moe: parallelism must be >= 1");
+	if (p->overlap == TIMELINE_PIPELINED && p->depth < 1)
+		return err_set(err, ERR_INVAL, "moe: depth must be >= 1");
 	if (p->warmup_tokens < 0 || p->warmup_tokens >= t->tokens)
 		return err_set(err, ERR_INVAL, "moe: warmup_tokens %lld leaves no token of %lld to count",
 			       (long long)p->warmup_tokens, (long long)t->tokens);
 	if (p->prefetch == MOE_PREFETCH_MODELED && !rng)
 		return err_set(err, ERR_INVAL, "moe: the modeled predictor needs a random generator");
+	if (p->prefetch == MOE_PREFETCH_TRAINED && !rt->inputs)
+		return err_set(err, ERR_INVAL, "moe: prefetch = trained needs a router trace with router "
+			       "inputs (lifsim record --inputs on an MoE checkpoint)");
+	if (p->prefetch == MOE_PREFETCH_TRAINED && p->warmup_tokens < 1)
+		return err_set(err, ERR_INVAL, "moe: prefetch = trained is fitted on the warm-up tokens: "
+			       "warmup_tokens must be >= 1");
 	return compute_check_model(&dev->compute, m, err);
 }
 
-static void summarize(const struct router_trace *rt, const struct llm_desc *m,
-		      const struct device *dev, const struct moe_params *p, const struct acc *a,
+static void summarize(const struct layer_run *r, const struct device *dev, const struct acc *a,
 		      struct moe_result *out)
 {
+	const struct router_trace *rt = r->rt;
+	const struct llm_desc *m = r->m;
+	const struct moe_params *p = r->p;
 	int64_t T = rt->meta.tokens, n = T - p->warmup_tokens;
-	double io = 0, ahead = 0, ops = 0, bytes = 0, wasted = 0, reads = 0, hits = 0;
+	double io = 0, ahead = 0, ops = 0, bytes = 0, wasted = 0, reads = 0, hits = 0, pt = 0, pn = 0;
 	for (int64_t t = p->warmup_tokens; t < T; t++) {
 		io += a->io_ns[t], ahead += a->ahead_ns[t], ops += a->ops[t], bytes += a->bytes[t];
 		wasted += a->wasted[t], reads += a->reads[t], hits += a->hits[t];
+		pt += a->pred_true[t], pn += a->pred_n[t];
 	}
 	memset(out, 0, sizeof *out);
 	out->expert_cache = p->expert_cache;
@@ -483,8 +647,11 @@ static void summarize(const struct router_trace *rt, const struct llm_desc *m,
 	out->io_ms = io / n * 1e-6;
 	out->io_ahead_ms = ahead / n * 1e-6;
 	out->mem_ms = dram_time_ns(&dev->dram, 0, ops / n, bytes / n) * 1e-6;
-	out->compute_ms = token_compute_ns(m, &dev->compute, p->context_tokens) * 1e-6;
+	out->compute_ms = token_compute_ns(m, &dev->compute, p->context_tokens, p->prefetch) * 1e-6;
+	out->prefetch_recall = pn > 0 ? pt / pn : -1;
 	out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
+	if (p->overlap == TIMELINE_PIPELINED)
+		out->total_ms = pipelined_ns(r, &dev->compute, out->mem_ms * 1e6) * 1e-6;
 	out->tokens_per_s = 1e3 / out->total_ms;
 	out->dram_bytes = moe_dram_bytes(m, p->expert_cache);
 }
@@ -500,25 +667,36 @@ int moe_run(const struct router_trace *rt, const struct llm_desc *m, const struc
 	struct layer_run r = {.rt = rt, .m = m, .dev = dev, .p = p, .rng = rng,
 			      .ops = moe_cache_find(p->cache_policy)};
 	struct acc a;
-	double *buf = calloc((size_t)T * 7, sizeof *buf);
+	double *buf = calloc((size_t)T * 9, sizeof *buf);
 	a.io_ns = buf, a.ahead_ns = buf + T, a.ops = buf + 2 * T, a.bytes = buf + 3 * T;
 	a.wasted = buf + 4 * T, a.reads = buf + 5 * T, a.hits = buf + 6 * T;
+	a.pred_true = buf + 7 * T, a.pred_n = buf + 8 * T;
+	int16_t *trained = NULL;
+	if (p->prefetch == MOE_PREFETCH_TRAINED && !(r.trained = trained = train_predictions(rt, p->warmup_tokens))) {
+		free(buf);
+		return err_set(err, ERR_NOMEM, "moe: cannot fit the trained predictor (out of memory or "
+			       "a singular system)");
+	}
 	r.slot = malloc(E * sizeof *r.slot);
 	r.pred = malloc(E);
 	r.truth = malloc(E);
 	r.b.x = malloc(cap * sizeof *r.b.x);
 	r.b.lens = malloc(cap * sizeof *r.b.lens);
 	r.b.cap = cap;
-	int rc = !buf || !r.slot || !r.pred || !r.truth || !r.b.x || !r.b.lens;
+	r.ahead_lt = calloc(2 * (size_t)rt->meta.layers * T, sizeof *r.ahead_lt);
+	r.demand_lt = r.ahead_lt ? r.ahead_lt + (size_t)rt->meta.layers * T : NULL;
+	int rc = !buf || !r.slot || !r.pred || !r.truth || !r.b.x || !r.b.lens || !r.ahead_lt;
 	for (int l = 0; !rc && l < rt->meta.layers; l++)
 		rc = layer_pass(&r, l, &a);
 	if (rc) {
 		layer_free(&r.s);
 		rc = err_set(err, ERR_NOMEM, "moe: out of memory");
 	} else {
-		summarize(rt, m, dev, p, &a, out);
+		summarize(&r, dev, &a, out);
 	}
 	free(buf);
+	free(trained);
+	free(r.ahead_lt);
 	free(r.slot);
 	free(r.pred);
 	free(r.truth);

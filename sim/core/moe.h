@@ -22,7 +22,15 @@
  *
  * Prefetch (`prefetch`): before a layer runs, a router predictor names k
  * experts; `oracle` names the true ones, `modeled` each true one with
- * probability `prefetch_accuracy` (else a random wrong one, seeded). A
+ * probability `prefetch_accuracy` (else a random wrong one, seeded),
+ * `trained` the k highest scores of a linear predictor per layer l >= 1 that
+ * reads layer l-1's router input (a trace recorded with `lifsim record
+ * --inputs`): W_l (experts x d_model) fitted by ridge least squares to the
+ * one-hot choices of layer l over the warm-up tokens only (the counted
+ * tokens are held out), lambda = 1e-3 x the mean diagonal of X^T X
+ * [assumption]; layer 0 has no previous layer and is not prefetched; its
+ * cost, an (experts x d_model) product per layer l >= 1, is added to the
+ * compute time. A
  * predicted expert that is not resident is read ahead; a wrong one is read
  * for nothing (wasted bytes, not kept). With the serial accounting used here
  * (overlap = none) reading ahead saves no time: io_ahead_ms reports the read
@@ -41,7 +49,18 @@
  *   mem = dram_time_ns(0 bytes copied, inserts + evictions, h2d = bytes read);
  *   compute = compute_dense_ns + per MoE layer the router and k experts'
  *             rows (+ shared), per dense layer its FFN (compute_linear_ns);
- *   total = io + mem + compute (serial).
+ *   total = io + mem + compute (overlap = none: serial), or with overlap =
+ *   pipelined the timeline of sim/core/timeline.h per token over the MoE
+ *   layers: io[l] = the flash time of layer l's batch that prefetch read
+ *   ahead (the share of its bytes that were predicted: hits of the
+ *   prediction and wasted reads), which may run while earlier layers
+ *   compute, `depth` layers ahead at most; cpu[l] = the rest of the batch
+ *   (reads on demand, after layer l's router) + layer l's attention (1/layers
+ *   of compute_dense_ns' attention) + its router and experts (+ the trained
+ *   predictor); the tail = the head and embeddings, dense layers, a measured
+ *   dense override and mem. Demand and ahead reads do not contend for the
+ *   flash in this accounting: an upper bound on what overlap buys. Without
+ *   prefetch nothing is read ahead and pipelined equals serial.
  */
 #ifndef LIFSIM_MOE_H
 #define LIFSIM_MOE_H
@@ -54,7 +73,8 @@
 #include "sim/base/err.h"
 #include "traces/router.h"
 
-enum moe_prefetch { MOE_PREFETCH_NONE = 0, MOE_PREFETCH_ORACLE = 1, MOE_PREFETCH_MODELED = 2 };
+enum moe_prefetch { MOE_PREFETCH_NONE = 0, MOE_PREFETCH_ORACLE = 1, MOE_PREFETCH_MODELED = 2,
+		   MOE_PREFETCH_TRAINED = 3 };
 enum moe_layout { MOE_LAYOUT_EXPERT = 0, MOE_LAYOUT_MATRIX = 1, MOE_LAYOUT_COSEL = 2 };
 /* The name of enum value i, or NULL past the last: the INI choices (each a
  * conf_names_fn over a name table indexed by the enum). */
@@ -95,6 +115,8 @@ struct moe_params {
 	int64_t max_gap;          /* merge extents at most this far apart (< 0: never) */
 	int64_t context_tokens;   /* KV cache length for attention's cost */
 	int64_t warmup_tokens;    /* tokens simulated but not counted */
+	int overlap;              /* enum timeline_overlap (sim/core/timeline.h) */
+	int depth;                /* pipelined: layers read ahead at most (>= 1) */
 };
 
 struct moe_result {
@@ -105,6 +127,8 @@ struct moe_result {
 	double prefetch_wasted_bytes_per_token;
 	double reads_per_token;          /* extents after merging */
 	double io_ms, io_ahead_ms, mem_ms, compute_ms, total_ms, tokens_per_s;
+	double prefetch_recall;          /* counted tokens: true experts predicted / true experts
+					    (over the layers that are predicted; -1: no prefetch) */
 	int64_t dram_bytes;              /* resident + cache + one layer's k staged experts */
 };
 

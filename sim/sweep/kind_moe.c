@@ -9,7 +9,8 @@
  *   [synth]       router generator parameters (traces/router_synth.h)
  *   [moe]         cache_policy, expert_cache or dram_budget, prefetch,
  *                 prefetch_accuracy, expert_layout, parallelism, max_gap,
- *                 context_tokens, warmup_tokens, bits, group, kernel
+ *                 context_tokens, warmup_tokens, overlap, depth, bits, group,
+ *                 kernel
  * With dram_budget > 0 the expert cache is the largest that fits beside the
  * resident part (moe_cache_for_budget) and expert_cache must be left at -1;
  * a budget below the resident part gives a row with fits = 0 and NaN costs.
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "sim/core/moe.h"
+#include "sim/core/timeline.h"
 #include "sim/sweep/kinds.h"
 #include "sim/sweep/pointin.h"
 #include "traces/router_synth.h"
@@ -79,6 +81,11 @@ static const struct conf_opt moe_opts[] = {
 	{.section = "moe", .name = "warmup_tokens", .type = CONF_I64, .offset = O(p.warmup_tokens),
 	 .def = "0", .min = 0, .max = 1e9,
 	 .help = "tokens simulated before counting (the cache starts cold)"},
+	{.section = "moe", .name = "overlap", .type = CONF_ENUM, .offset = O(p.overlap), .def = "none",
+	 CONF_NO_BOUNDS, .choices = TIMELINE_OVERLAP_CHOICES,
+	 .help = "none: io + mem + compute; pipelined: prefetched reads overlap earlier layers' compute"},
+	{.section = "moe", .name = "depth", .type = CONF_INT, .offset = O(p.depth), .def = "1",
+	 .min = 1, .max = 1024, .help = "pipelined: layers read ahead at most"},
 	{.section = "moe", .name = "bits", .type = CONF_INT, .offset = O(bits), .def = "0",
 	 .min = 0, .max = 4,
 	 .help = "low-bit linear weights (0 = the model's dtype), as [sim] bits"},

@@ -2,17 +2,22 @@
 """Independent numpy reference for `lifsim record` (tests and benchmarks).
 
 It shares no code with lifsim: its own safetensors reader and writer, its own
-float64 implementation of OPT and Llama over the whole sequence (a causal mask,
+float64 implementation of OPT, Llama and the Mixtral / Qwen2-MoE / Qwen3-MoE
+mixtures of experts over the whole sequence (a causal mask,
 no KV cache), its own GPT-2 byte-level BPE.
 
-  ref.py write DIR --family opt|llama [--dtype f32|f16|bf16] [--shards N]
+  ref.py write DIR --family opt|llama|mixtral|qwen2_moe|qwen3_moe [--dtype f32|f16|bf16] [--shards N]
                    [--post-norm] [--proj DIM] [--byte] [--bpe] [--shape micro|tiny|opt-1.3b]
       a random-weight checkpoint in the Hugging Face format (config.json,
       model.safetensors or model-0000k-of-0000n.safetensors + index)
   ref.py run DIR --tokens FILE [--generate N] [--target-sparsity S | --threshold T] --out P
       greedy run; writes P.logits (float32 (T, V)), P.act (float32 (T, L, F):
       OPT fc1 pre-activation, Llama |silu(gate)*up|), P.inputs (float32
-      (T, L, D)), P.thr (float64 (L)), P.ids (text: every token id)
+      (T, L, D)), P.thr (float64 (L)), P.ids (text: every token id); for an MoE
+      family P.logits, P.inputs (the router inputs), P.experts (int16 (T, L, k)
+      the selected experts, descending probability), P.gates (float32 (T, L,
+      k) their weights as applied), P.probs (float32 (T, L, E) the router's
+      softmax) and P.ids
   ref.py encode DIR TEXTFILE   print the GPT-2 BPE ids of the text
   ref.py decode DIR IDS...     print the decoded text
 Needs only python3-numpy.
@@ -161,11 +166,76 @@ def llama_tensors(s, rng):
     return ts, cfg
 
 
+def moe_tensors(s, family, rng):
+    """Mixtral, Qwen2-MoE or Qwen3-MoE: Llama attention, a sparse MoE FFN."""
+    d, E, fe, k = s["d"], 8, 48, 2
+    hd = 32 if family == "qwen3_moe" else d // s["heads"]
+    ts = []
+
+    def lin(name, o, i, bias=False, scale=1.0):
+        ts.append((name + ".weight", (o, i), lambda: scale * rng.standard_normal((o, i), np.float32) / np.sqrt(i)))
+        if bias:
+            ts.append((name + ".bias", (o,), lambda: 0.1 * rng.standard_normal(o, np.float32)))
+
+    def rms(name, n=d):
+        ts.append((name + ".weight", (n,), lambda: 1 + 0.1 * rng.standard_normal(n, np.float32)))
+
+    ts.append(("model.embed_tokens.weight", (s["vocab"], d), lambda: rng.standard_normal((s["vocab"], d), np.float32)))
+    rms("model.norm")
+    lin("lm_head", s["vocab"], d)
+    for l in range(s["layers"]):
+        q = "model.layers.%d." % l
+        qb = family == "qwen2_moe"
+        lin(q + "self_attn.q_proj", s["heads"] * hd, d, qb)
+        lin(q + "self_attn.k_proj", s["kv_heads"] * hd, d, qb)
+        lin(q + "self_attn.v_proj", s["kv_heads"] * hd, d, qb)
+        lin(q + "self_attn.o_proj", d, s["heads"] * hd)
+        if family == "qwen3_moe":
+            rms(q + "self_attn.q_norm", hd)
+            rms(q + "self_attn.k_norm", hd)
+        rms(q + "input_layernorm")
+        rms(q + "post_attention_layernorm")
+        p = q + ("block_sparse_moe." if family == "mixtral" else "mlp.")
+        lin(p + "gate", E, d, scale=3.0)  # a decisive router: clear top-k margins
+        names = ("w1", "w3", "w2") if family == "mixtral" else ("gate_proj", "up_proj", "down_proj")
+        for e in range(E):
+            lin(p + "experts.%d.%s" % (e, names[0]), fe, d)
+            lin(p + "experts.%d.%s" % (e, names[1]), fe, d)
+            lin(p + "experts.%d.%s" % (e, names[2]), d, fe)
+        if family == "qwen2_moe":
+            lin(p + "shared_expert.gate_proj", 96, d)
+            lin(p + "shared_expert.up_proj", 96, d)
+            lin(p + "shared_expert.down_proj", d, 96)
+            lin(p + "shared_expert_gate", 1, d)
+    cfg = dict(model_type=family, vocab_size=s["vocab"], hidden_size=d, num_hidden_layers=s["layers"],
+               num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"],
+               max_position_embeddings=s["max_pos"], rms_norm_eps=1e-5, hidden_act="silu",
+               tie_word_embeddings=False, num_experts_per_tok=k)
+    if family == "mixtral":
+        cfg.update(architectures=["MixtralForCausalLM"], intermediate_size=fe, num_local_experts=E,
+                   rope_theta=1e6, sliding_window=None, router_aux_loss_coef=0.02)
+    else:
+        cfg.update(architectures=["Qwen2MoeForCausalLM" if qb else "Qwen3MoeForCausalLM"],
+                   intermediate_size=4 * d, moe_intermediate_size=fe, num_experts=E,
+                   norm_topk_prob=family == "qwen3_moe", decoder_sparse_step=1, mlp_only_layers=[],
+                   rope_theta=10000.0, use_sliding_window=False)
+        if qb:
+            cfg["shared_expert_intermediate_size"] = 96
+        else:
+            cfg.update(head_dim=hd, attention_bias=False)
+    return ts, cfg
+
+
 def cmd_write(a):
     os.makedirs(a.dir, exist_ok=True)
     rng = np.random.default_rng(a.seed)
     s = SHAPES[a.shape]
-    ts, cfg = opt_tensors(s, a.post_norm, a.proj, rng) if a.family == "opt" else llama_tensors(s, rng)
+    if a.family == "opt":
+        ts, cfg = opt_tensors(s, a.post_norm, a.proj, rng)
+    elif a.family == "llama":
+        ts, cfg = llama_tensors(s, rng)
+    else:
+        ts, cfg = moe_tensors(s, a.family, rng)
     if a.byte:
         cfg["lifsim_tokenizer"] = "byte"
     dtype = a.dtype.upper()
@@ -285,16 +355,75 @@ def llama_forward(W, c, ids):
     return h @ head.T, np.stack(ins, 1), np.stack(acts, 1)
 
 
+def moe_forward(W, c, ids):
+    """Mixtral / Qwen2-MoE / Qwen3-MoE; returns logits, router inputs, and the
+    router's (experts, gates, probabilities) per token and layer."""
+    H, KV, eps = c["num_attention_heads"], c["num_key_value_heads"], c["rms_norm_eps"]
+    theta, k = c.get("rope_theta", 10000.0), c["num_experts_per_tok"]
+    hd = c.get("head_dim") or c["hidden_size"] // H
+    mix = c["model_type"] == "mixtral"
+    norm_topk = True if mix else c.get("norm_topk_prob", False)
+    silu = lambda g: g / (1 + np.exp(-g))
+    h = W["model.embed_tokens.weight"][ids]
+    T = len(ids)
+    ins, sel, gts, prs = [], [], [], []
+    for l in range(c["num_hidden_layers"]):
+        q = "model.layers.%d." % l
+        lin = lambda x, n: x @ W[q + n + ".weight"].T + W.get(q + n + ".bias", 0)
+        x = rms_norm(h, W[q + "input_layernorm.weight"], eps)
+        qs, ks = lin(x, "self_attn.q_proj"), lin(x, "self_attn.k_proj")
+        if q + "self_attn.q_norm.weight" in W:  # Qwen3: per-head RMSNorm before the rotation
+            qs = rms_norm(qs.reshape(T, H, hd), W[q + "self_attn.q_norm.weight"], eps).reshape(T, H * hd)
+            ks = rms_norm(ks.reshape(T, KV, hd), W[q + "self_attn.k_norm.weight"], eps).reshape(T, KV * hd)
+        a = attend(rope(qs, H, theta) * hd ** -0.5, rope(ks, KV, theta), lin(x, "self_attn.v_proj"), H, KV)
+        h = h + lin(a, "self_attn.o_proj")
+        x = rms_norm(h, W[q + "post_attention_layernorm.weight"], eps)
+        p = "block_sparse_moe." if mix else "mlp."
+        names = ("w1", "w3", "w2") if mix else ("gate_proj", "up_proj", "down_proj")
+        pr = softmax(lin(x, p + "gate"))
+        top = np.argsort(-pr, axis=1, kind="stable")[:, :k]
+        w = np.take_along_axis(pr, top, 1)
+        if norm_topk:
+            w = w / w.sum(1, keepdims=True)
+        out = np.zeros_like(x)
+        for t in range(T):
+            for j in range(k):
+                e = p + "experts.%d." % top[t, j]
+                m = silu(lin(x[t], e + names[0])) * lin(x[t], e + names[1])
+                out[t] += w[t, j] * lin(m, e + names[2])
+        if q + p + "shared_expert.gate_proj.weight" in W:
+            s = p + "shared_expert."
+            m = silu(lin(x, s + "gate_proj")) * lin(x, s + "up_proj")
+            out += 1 / (1 + np.exp(-lin(x, p + "shared_expert_gate"))) * lin(m, s + "down_proj")
+        h = h + out
+        ins.append(x)
+        sel.append(top)
+        gts.append(w)
+        prs.append(pr)
+    h = rms_norm(h, W["model.norm.weight"], eps)
+    head = W.get("lm_head.weight", W["model.embed_tokens.weight"])
+    return h @ head.T, np.stack(ins, 1), (np.stack(sel, 1), np.stack(gts, 1), np.stack(prs, 1))
+
+
 def cmd_run(a):
     c = json.load(open(os.path.join(a.dir, "config.json")))
     W = read_checkpoint(a.dir)
-    fwd = opt_forward if c["model_type"] == "opt" else llama_forward
+    fwd = {"opt": opt_forward, "llama": llama_forward}.get(c["model_type"], moe_forward)
     ids = [int(t) for t in open(a.tokens).read().split()]
     nprompt = len(ids)
     for _ in range(a.generate):  # greedy, recomputing the whole sequence
         logits, _, _ = fwd(W, c, np.array(ids))
         ids.append(int(np.argmax(logits[-1])))
     logits, ins, acts = fwd(W, c, np.array(ids))
+    if fwd is moe_forward:  # router choices instead of activations
+        sel, gts, prs = acts
+        logits.astype(np.float32).tofile(a.out + ".logits")
+        ins.astype(np.float32).tofile(a.out + ".inputs")
+        sel.astype(np.int16).tofile(a.out + ".experts")
+        gts.astype(np.float32).tofile(a.out + ".gates")
+        prs.astype(np.float32).tofile(a.out + ".probs")
+        open(a.out + ".ids", "w").write(" ".join(map(str, ids)) + "\n")
+        return
     L = acts.shape[1]
     thr = np.zeros(L)
     if c["model_type"] == "llama":
@@ -408,7 +537,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("write")
     w.add_argument("dir")
-    w.add_argument("--family", choices=["opt", "llama"], required=True)
+    w.add_argument("--family", choices=["opt", "llama", "mixtral", "qwen2_moe", "qwen3_moe"], required=True)
     w.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
     w.add_argument("--shards", type=int, default=1)
     w.add_argument("--post-norm", action="store_true")

@@ -24,6 +24,12 @@ struct layer_weights {
 	struct matrix w_up; float *b_up;  /* (d_ffn, d_model), (d_ffn) OPT fc1, Llama up_proj */
 	struct matrix w_gate;             /* (d_ffn, d_model) Llama gate_proj; absent for OPT */
 	struct matrix w_down; float *b_down; /* (d_model, d_ffn), (d_model) OPT fc2, Llama down_proj */
+	/* mixture of experts */
+	struct matrix router;             /* (experts, d_model) */
+	struct matrix *ex;                /* (experts, 3): gate, up (d_expert, d_model), down (d_model, d_expert) */
+	struct matrix sh_gate, sh_up, sh_down; /* the shared expert (d_shared), or absent */
+	struct matrix sh_scale;           /* (1, d_model) Qwen2-MoE shared_expert_gate */
+	float *q_norm, *k_norm;           /* (head_dim) Qwen3 */
 };
 
 struct model_weights {
@@ -48,6 +54,9 @@ struct run_state {
 	float *att;     /* (max_tokens) scores of one head */
 	float *hb;      /* (batch, d_ffn) up / fc1 */
 	float *hb2;     /* (batch, d_ffn) gate */
+	float *rl;      /* (batch, experts) router logits, then probabilities */
+	float *eo;      /* (d_model) one expert's output */
+	float *sg;      /* (batch) shared-expert gate logits */
 	float *k_cache; /* (layers, max_tokens, kv_dim) */
 	float *v_cache; /* (layers, max_tokens, kv_dim) */
 	float *logits;  /* (batch, vocab) */
@@ -146,7 +155,8 @@ static int parse_llama(const cJSON *j, const char *p, struct model_config *c, st
 	rc = rc ? rc : json_int(j, "num_key_value_heads", c->heads, 1, p, &c->kv_heads, err);
 	rc = rc ? rc : json_int(j, "head_dim", c->d_model / c->heads, 1, p, &c->head_dim, err);
 	rc = rc ? rc : json_double(j, "rms_norm_eps", 1e-6, p, &c->norm_eps, err);
-	rc = rc ? rc : json_double(j, "rope_theta", 10000.0, p, &c->rope_theta, err);
+	rc = rc ? rc : json_double(j, "rope_theta", c->family == MODEL_MIXTRAL ? 1e6 : 10000.0, p,
+				   &c->rope_theta, err);
 	rc = rc ? rc : json_bool(j, "attention_bias", 0, p, &c->bias, err);
 	if (rc)
 		return rc;
@@ -169,6 +179,47 @@ static int parse_llama(const cJSON *j, const char *p, struct model_config *c, st
 	return rc;
 }
 
+/* The MoE keys of Mixtral, Qwen2-MoE and Qwen3-MoE (after parse_llama). */
+static int parse_moe(const cJSON *j, const char *p, struct model_config *c, struct lif_err *err)
+{
+	int rc = 0, step = 1, sliding = 0;
+	if (c->family == MODEL_MIXTRAL) {
+		rc = json_int(j, "num_local_experts", -1, 1, p, &c->experts, err);
+		c->d_expert = c->d_ffn;
+		c->norm_topk = 1; /* MixtralSparseMoeBlock always renormalizes */
+		const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "sliding_window");
+		if (!rc && sw && !cJSON_IsNull(sw))
+			rc = json_int(j, "sliding_window", -1, 1, p, &c->sliding_window, err);
+	} else {
+		rc = json_int(j, "num_experts", -1, 1, p, &c->experts, err);
+		rc = rc ? rc : json_int(j, "moe_intermediate_size", -1, 1, p, &c->d_expert, err);
+		rc = rc ? rc : json_bool(j, "norm_topk_prob", 0, p, &c->norm_topk, err);
+		rc = rc ? rc : json_int(j, "decoder_sparse_step", 1, 1, p, &step, err);
+		rc = rc ? rc : json_bool(j, "use_sliding_window", 0, p, &sliding, err);
+		if (!rc && c->family == MODEL_QWEN2_MOE) {
+			rc = json_int(j, "shared_expert_intermediate_size", 0, 0, p, &c->d_shared, err);
+			c->bias = 1; /* Qwen2MoeAttention: q, k, v always have biases */
+		}
+		c->qk_norm = c->family == MODEL_QWEN3_MOE;
+		const cJSON *only = cJSON_GetObjectItemCaseSensitive(j, "mlp_only_layers");
+		if (!rc && only && !cJSON_IsNull(only) && (!cJSON_IsArray(only) || cJSON_GetArraySize(only)))
+			rc = err_set(err, ERR_FORMAT, "%s: key 'mlp_only_layers': dense layers among MoE "
+				     "layers are not supported (only an empty list)", p);
+		if (!rc && step != 1)
+			rc = err_set(err, ERR_FORMAT, "%s: key 'decoder_sparse_step': only 1 (every layer "
+				     "MoE) is supported", p);
+		if (!rc && sliding)
+			rc = err_set(err, ERR_FORMAT, "%s: key 'use_sliding_window': true is not supported", p);
+	}
+	rc = rc ? rc : json_int(j, "num_experts_per_tok", -1, 1, p, &c->top_k, err);
+	if (!rc && (c->experts > 4096 || c->top_k > c->experts || c->top_k > 64))
+		rc = err_set(err, ERR_FORMAT, "%s: num_experts_per_tok must be <= the experts (at most "
+			     "4096) and <= 64", p);
+	if (!rc && c->family != MODEL_MIXTRAL)
+		c->d_ffn = c->d_expert; /* the dense intermediate_size is unused */
+	return rc;
+}
+
 int model_parse_config(const char *json, const char *path, struct model_config *c,
 		       struct lif_err *err)
 {
@@ -183,8 +234,15 @@ int model_parse_config(const char *json, const char *path, struct model_config *
 		c->family = MODEL_OPT;
 	else if (json_str_is(j, "model_type", "llama"))
 		c->family = MODEL_LLAMA;
+	else if (json_str_is(j, "model_type", "mixtral"))
+		c->family = MODEL_MIXTRAL;
+	else if (json_str_is(j, "model_type", "qwen2_moe"))
+		c->family = MODEL_QWEN2_MOE;
+	else if (json_str_is(j, "model_type", "qwen3_moe"))
+		c->family = MODEL_QWEN3_MOE;
 	else
-		rc = err_set(err, ERR_FORMAT, "%s: key 'model_type' must be \"opt\" or \"llama\"", path);
+		rc = err_set(err, ERR_FORMAT, "%s: key 'model_type' must be \"opt\", \"llama\", "
+			     "\"mixtral\", \"qwen2_moe\" or \"qwen3_moe\"", path);
 	rc = rc ? rc : json_int(j, "vocab_size", -1, 1, path, &c->vocab, err);
 	rc = rc ? rc : json_int(j, "hidden_size", -1, 1, path, &c->d_model, err);
 	rc = rc ? rc : json_int(j, "num_hidden_layers", -1, 1, path, &c->layers, err);
@@ -195,6 +253,8 @@ int model_parse_config(const char *json, const char *path, struct model_config *
 	c->head_dim = c->heads ? c->d_model / c->heads : 0;
 	if (!rc)
 		rc = c->family == MODEL_OPT ? parse_opt(j, path, c, err) : parse_llama(j, path, c, err);
+	if (!rc && c->family >= MODEL_MIXTRAL)
+		rc = parse_moe(j, path, c, err);
 	c->byte_tokenizer = json_str_is(j, "lifsim_tokenizer", "byte");
 	rc = rc ? rc : json_int(j, "bos_token_id", -1, -1, path, &c->bos_id, err);
 	if (!rc && c->bos_id >= c->vocab)
@@ -299,6 +359,39 @@ static int load_opt_layer(struct model *m, const struct st_file *st, const char 
 	return err->code;
 }
 
+/* The MoE block of a Mixtral / Qwen-MoE layer, and Qwen3's q/k norms. */
+static int load_moe_layer(struct model *m, const struct st_file *st, const char *pre,
+			  struct layer_weights *L, struct lif_err *err)
+{
+	const struct model_config *c = &m->cfg;
+	int64_t d = c->d_model, f = c->d_expert, E = c->experts;
+	int mix = c->family == MODEL_MIXTRAL;
+	char p[192];
+	if (c->qk_norm) {
+		L->q_norm = load(m, st, pre, "self_attn.q_norm.weight", c->head_dim, 0, err);
+		L->k_norm = load(m, st, pre, "self_attn.k_norm.weight", c->head_dim, 0, err);
+	}
+	snprintf(p, sizeof p, "%s%s", pre, mix ? "block_sparse_moe." : "mlp.");
+	L->router = load_mat(m, st, p, "gate.weight", E, d, err);
+	if (!(L->ex = calloc((size_t)E * 3, sizeof *L->ex)))
+		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+	static const char *mixn[3] = {"w1", "w3", "w2"}, *qwn[3] = {"gate_proj", "up_proj", "down_proj"};
+	for (int64_t e = 0; e < E && !err->code; e++)
+		for (int k = 0; k < 3; k++) {
+			char name[48];
+			snprintf(name, sizeof name, "experts.%lld.%s.weight", (long long)e, mix ? mixn[k] : qwn[k]);
+			L->ex[e * 3 + k] = load_mat(m, st, p, name, k == 2 ? d : f, k == 2 ? f : d, err);
+		}
+	if (c->d_shared) {
+		int64_t s = c->d_shared;
+		L->sh_gate = load_mat(m, st, p, "shared_expert.gate_proj.weight", s, d, err);
+		L->sh_up = load_mat(m, st, p, "shared_expert.up_proj.weight", s, d, err);
+		L->sh_down = load_mat(m, st, p, "shared_expert.down_proj.weight", d, s, err);
+		L->sh_scale = load_mat(m, st, p, "shared_expert_gate.weight", 1, d, err);
+	}
+	return err->code;
+}
+
 static int load_llama_layer(struct model *m, const struct st_file *st, const char *pre,
 			    struct layer_weights *L, struct lif_err *err)
 {
@@ -311,9 +404,13 @@ static int load_llama_layer(struct model *m, const struct st_file *st, const cha
 	L->wv = load_mat(m, st, pre, "self_attn.v_proj.weight", kvd, d, err);
 	L->wo = load_mat(m, st, pre, "self_attn.o_proj.weight", d, qd, err);
 	L->ffn_norm_w = load(m, st, pre, "post_attention_layernorm.weight", d, 0, err);
-	L->w_gate = load_mat(m, st, pre, "mlp.gate_proj.weight", f, d, err);
-	L->w_up = load_mat(m, st, pre, "mlp.up_proj.weight", f, d, err);
-	L->w_down = load_mat(m, st, pre, "mlp.down_proj.weight", d, f, err);
+	if (c->experts) {
+		load_moe_layer(m, st, pre, L, err);
+	} else {
+		L->w_gate = load_mat(m, st, pre, "mlp.gate_proj.weight", f, d, err);
+		L->w_up = load_mat(m, st, pre, "mlp.up_proj.weight", f, d, err);
+		L->w_down = load_mat(m, st, pre, "mlp.down_proj.weight", d, f, err);
+	}
 	if (c->bias) {
 		L->bq = load(m, st, pre, "self_attn.q_proj.bias", qd, 0, err);
 		L->bk = load(m, st, pre, "self_attn.k_proj.bias", kvd, 0, err);
@@ -392,13 +489,17 @@ static int alloc_state(struct model *m, struct lif_err *err)
 	s->q = calloc(B * qd, sizeof(float));
 	s->att_o = calloc(B * qd, sizeof(float));
 	s->att = calloc(T, sizeof(float));
-	s->hb = calloc(B * c->d_ffn, sizeof(float));
-	s->hb2 = calloc(B * c->d_ffn, sizeof(float));
+	size_t F = (size_t)(c->d_ffn > c->d_shared ? c->d_ffn : c->d_shared);
+	s->hb = calloc(B * F, sizeof(float));
+	s->hb2 = calloc(B * F, sizeof(float));
+	s->rl = calloc(B * (c->experts ? c->experts : 1), sizeof(float));
+	s->eo = calloc(c->d_model, sizeof(float));
+	s->sg = calloc(B, sizeof(float));
 	s->k_cache = calloc((size_t)c->layers * T * kvd, sizeof(float));
 	s->v_cache = calloc((size_t)c->layers * T * kvd, sizeof(float));
 	s->logits = calloc(B * c->vocab, sizeof(float));
 	if (!s->x || !s->xb || !s->xb2 || !s->emb || !s->q || !s->att_o || !s->att || !s->hb ||
-	    !s->hb2 || !s->k_cache || !s->v_cache || !s->logits)
+	    !s->hb2 || !s->rl || !s->eo || !s->sg || !s->k_cache || !s->v_cache || !s->logits)
 		return err_set(err, ERR_NOMEM, "out of memory for the KV cache of %d tokens", m->max_tokens);
 	return 0;
 }
@@ -444,6 +545,11 @@ struct model *model_open(const char *dir, int max_tokens, int threads, int flags
 			max_tokens, m->cfg.max_pos);
 		goto fail;
 	}
+	if (m->cfg.sliding_window && max_tokens > m->cfg.sliding_window) {
+		err_set(err, ERR_RANGE, "%s: %d tokens exceed sliding_window %d (sliding-window "
+			"attention is not implemented)", path, max_tokens, m->cfg.sliding_window);
+		goto fail;
+	}
 	if (!(st = m->st = st_open(dir, err)) || check_memory(m, st, dir, err) ||
 	    load_weights(m, st, err) || alloc_state(m, err))
 		goto fail;
@@ -462,10 +568,12 @@ void model_free(struct model *m)
 	matmul_pool_free(m->pool);
 	for (int i = 0; i < m->nallocs; i++)
 		free(m->allocs[i]);
+	for (int l = 0; m->w.layer && l < m->cfg.layers; l++)
+		free(m->w.layer[l].ex);
 	free(m->w.layer);
 	struct run_state *s = &m->s;
 	float *bufs[] = {s->x, s->xb, s->xb2, s->emb, s->q, s->att_o, s->att, s->hb, s->hb2,
-			 s->k_cache, s->v_cache, s->logits};
+			 s->rl, s->eo, s->sg, s->k_cache, s->v_cache, s->logits};
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		free(bufs[i]);
 	free(m->config_json);
@@ -502,6 +610,13 @@ int64_t model_weight_bytes_per_token(const struct model *m)
 		total += matrix_bytes(&L->wq) + matrix_bytes(&L->wk) + matrix_bytes(&L->wv) +
 			 matrix_bytes(&L->wo) + matrix_bytes(&L->w_up) + matrix_bytes(&L->w_gate) +
 			 matrix_bytes(&L->w_down);
+		/* MoE: the router, top_k routed experts (expert 0's size) and the shared expert */
+		if (L->ex)
+			total += matrix_bytes(&L->router) + c->top_k * (matrix_bytes(&L->ex[0]) +
+				 matrix_bytes(&L->ex[1]) + matrix_bytes(&L->ex[2])) +
+				 matrix_bytes(&L->sh_gate) + matrix_bytes(&L->sh_up) +
+				 matrix_bytes(&L->sh_down) + matrix_bytes(&L->sh_scale) +
+				 (L->q_norm ? 8 * c->head_dim : 0);
 		total += 4 * (4 * d + (c->bias ? 2 * qd + 2 * kvd + f + d : 0));
 	}
 	total += 4 * (2 * d + (w->pos_embed ? d : 0));
@@ -619,6 +734,12 @@ static void attention_block(struct model *m, int l, int n, int pos)
 		if (c->family == MODEL_OPT) {
 			cblas_sscal(qd, 1.0f / sqrtf((float)c->head_dim), s->q + (size_t)t * qd, 1);
 		} else {
+			for (int h = 0; L->q_norm && h < c->heads; h++)
+				rms_norm(s->q + (size_t)t * qd + h * c->head_dim, s->q + (size_t)t * qd + h * c->head_dim,
+					 L->q_norm, c->head_dim, c->norm_eps);
+			for (int h = 0; L->k_norm && h < c->kv_heads; h++)
+				rms_norm(k + (size_t)t * kvd + h * c->head_dim, k + (size_t)t * kvd + h * c->head_dim,
+					 L->k_norm, c->head_dim, c->norm_eps);
 			rope(s->q + (size_t)t * qd, c->heads, c->head_dim, pos + t, c->rope_theta);
 			rope(k + (size_t)t * kvd, c->kv_heads, c->head_dim, pos + t, c->rope_theta);
 		}
@@ -678,6 +799,94 @@ static void ffn_block(struct model *m, int l, int n, const struct model_tap *tap
 		norm(m, n, s->x, s->x, L->ffn_norm_w, L->ffn_norm_b);
 }
 
+/* y (d_model) = down(silu(gate x) * up x) for one token x, through hb/hb2's
+ * first row (ex: gate, up, down). */
+static void swiglu_one(struct model *m, const struct matrix *ex, const float *x, float *y)
+{
+	struct run_state *s = &m->s;
+	struct matmul_op gu[2] = {{s->hb2, &ex[0], NULL, x}, {s->hb, &ex[1], NULL, x}};
+	matmul_many(m->pool, 1, gu, 2);
+	for (int i = 0; i < ex[0].rows; i++) {
+		float g = s->hb2[i];
+		s->hb[i] *= g / (1.0f + expf(-g));
+	}
+	matmul(m->pool, 1, y, &ex[2], NULL, s->hb);
+}
+
+/* The router of one token: probabilities p (experts) in place of its logits
+ * (softmax), then the top_k by descending probability (ties: lower id) and
+ * their weights, renormalized when the family does. */
+static void route(const struct model_config *c, float *p, int16_t *ids, float *w)
+{
+	int E = c->experts, k = c->top_k;
+	float mx = p[0];
+	for (int e = 1; e < E; e++)
+		mx = p[e] > mx ? p[e] : mx;
+	double sum = 0;
+	for (int e = 0; e < E; e++)
+		sum += p[e] = expf(p[e] - mx);
+	for (int e = 0; e < E; e++)
+		p[e] = (float)(p[e] / sum);
+	double wsum = 0;
+	for (int j = 0; j < k; j++) {
+		int best = -1;
+		for (int e = 0; e < E; e++) {
+			int taken = 0;
+			for (int i = 0; i < j && !taken; i++)
+				taken = ids[i] == e;
+			if (!taken && (best < 0 || p[e] > p[best]))
+				best = e;
+		}
+		ids[j] = (int16_t)best;
+		wsum += w[j] = p[best];
+	}
+	for (int j = 0; c->norm_topk && j < k; j++)
+		w[j] = (float)(w[j] / wsum);
+}
+
+/* The sparse MoE block of layer l for n tokens: x += sum_j w_j expert_j(norm
+ * x) (+ the shared expert scaled by its sigmoid gate); the router's input,
+ * choices and weights into the taps. */
+static void moe_block(struct model *m, int l, int n, const struct model_tap *tap)
+{
+	const struct model_config *c = &m->cfg;
+	const struct layer_weights *L = &m->w.layer[l];
+	struct run_state *s = &m->s;
+	int d = c->d_model, k = c->top_k;
+	norm(m, n, s->xb, s->x, L->ffn_norm_w, L->ffn_norm_b);
+	for (int t = 0; tap && tap->ffn_in && t < n; t++)
+		memcpy(tap->ffn_in + ((size_t)t * c->layers + l) * d, s->xb + (size_t)t * d, (size_t)d * sizeof *s->xb);
+	matmul(m->pool, n, s->rl, &L->router, NULL, s->xb);
+	if (L->sh_scale.data)
+		matmul(m->pool, n, s->sg, &L->sh_scale, NULL, s->xb);
+	for (int t = 0; t < n; t++) {
+		const float *in = s->xb + (size_t)t * d;
+		float *acc = s->xb2 + (size_t)t * d;
+		int16_t ids[64];
+		float w[64];
+		route(c, s->rl + (size_t)t * c->experts, ids, w);
+		memset(acc, 0, (size_t)d * sizeof *acc);
+		for (int j = 0; j < k; j++) {
+			swiglu_one(m, L->ex + (size_t)ids[j] * 3, in, s->eo);
+			for (int i = 0; i < d; i++)
+				acc[i] += w[j] * s->eo[i];
+		}
+		if (L->sh_gate.data) {
+			const struct matrix sh[3] = {L->sh_gate, L->sh_up, L->sh_down};
+			swiglu_one(m, sh, in, s->eo);
+			float g = 1.0f / (1.0f + expf(-s->sg[t]));
+			for (int i = 0; i < d; i++)
+				acc[i] += g * s->eo[i];
+		}
+		if (tap && tap->experts)
+			memcpy(tap->experts + ((size_t)t * c->layers + l) * k, ids, (size_t)k * sizeof *ids);
+		if (tap && tap->gates)
+			memcpy(tap->gates + ((size_t)t * c->layers + l) * k, w, (size_t)k * sizeof *w);
+	}
+	for (size_t i = 0; i < (size_t)n * d; i++)
+		s->x[i] += s->xb2[i];
+}
+
 int model_batch(const struct model *m)
 {
 	return m->s.batch;
@@ -703,7 +912,10 @@ const float *model_forward(struct model *m, const int32_t *tokens, int n, int po
 	/* the decoder layers */
 	for (int l = 0; l < c->layers; l++) {
 		attention_block(m, l, n, pos);
-		ffn_block(m, l, n, tap);
+		if (c->experts)
+			moe_block(m, l, n, tap);
+		else
+			ffn_block(m, l, n, tap);
 	}
 	/* final norm, projection out, and the head */
 	if (w->final_norm_w)

@@ -10,7 +10,25 @@
  *    project_in/project_out when "word_embed_proj_dim" != "hidden_size";
  *  - Llama ("model_type": "llama"): RMSNorm, rotary positions (HF's
  *    rotate-half convention, "rope_theta"), grouped-query attention
- *    ("num_key_value_heads"), SwiGLU FFN down(silu(gate x) * up x).
+ *    ("num_key_value_heads"), SwiGLU FFN down(silu(gate x) * up x);
+ *  - mixture-of-experts decoders built on Llama's attention, every layer's
+ *    FFN a sparse MoE block: a linear router (no bias) gives E logits,
+ *    softmax (float32), the top_k experts by probability in descending
+ *    order, their probabilities renormalized to sum 1 when the family or
+ *    "norm_topk_prob" says so, and the output sum_j w_j expert_j(x) with
+ *    SwiGLU experts:
+ *    Mixtral ("model_type": "mixtral": block_sparse_moe.gate and
+ *    experts.E.w1/w3/w2 = gate/up/down, "num_local_experts",
+ *    "num_experts_per_tok", always renormalized);
+ *    Qwen2-MoE ("qwen2_moe": q/k/v biases, mlp.gate, mlp.experts.E.{gate,
+ *    up,down}_proj of "moe_intermediate_size", plus a shared expert of
+ *    "shared_expert_intermediate_size" scaled by sigmoid(shared_expert_gate
+ *    x), "norm_topk_prob");
+ *    Qwen3-MoE ("qwen3_moe": as Qwen2-MoE without shared expert or q/k/v
+ *    biases, and a per-head RMSNorm on q and k before the rotation,
+ *    self_attn.q_norm / k_norm).
+ *    Only MoE in every layer is supported ("decoder_sparse_step" 1, no
+ *    "mlp_only_layers"), without sliding windows.
  * Weights: F32 matrices are used in place from the checkpoint's mmap; F16 and
  * BF16 ones are widened to float32 at load, or, with MODEL_HALF_WEIGHTS, kept
  * in their dtype (half the memory and bytes per token) and converted in
@@ -19,7 +37,8 @@
  * blocks (keep OpenBLAS itself at one thread): results do not depend on the
  * thread count.
  *
- * What a forward step exposes for the trace, per layer: the FFN input (the
+ * What a forward step exposes for the trace, per layer: for an MoE model the
+ * router's choices and gate weights; the FFN input (the
  * vector the up/gate projections multiply: post-attention, post-norm) and
  * the FFN activation value a neuron's activity is judged on: OPT: the fc1
  * pre-activation (active iff > 0); Llama: |silu(gate) * up| (active iff above
@@ -32,7 +51,8 @@
 
 #include "sim/base/err.h"
 
-enum model_family { MODEL_OPT = 0, MODEL_LLAMA = 1 };
+enum model_family { MODEL_OPT = 0, MODEL_LLAMA = 1, MODEL_MIXTRAL = 2, MODEL_QWEN2_MOE = 3,
+		    MODEL_QWEN3_MOE = 4 };
 
 /* Hyperparameters from config.json: a plain value. */
 struct model_config {
@@ -55,6 +75,14 @@ struct model_config {
 	int bos_id;       /* "bos_token_id", or -1 */
 	double norm_eps;  /* OPT 1e-5, Llama rms_norm_eps */
 	double rope_theta;
+	/* mixture of experts (experts == 0: a dense model) */
+	int experts;      /* routed experts per layer E */
+	int top_k;        /* experts per token and layer */
+	int d_expert;     /* one routed expert's intermediate width (= d_ffn) */
+	int d_shared;     /* the shared expert's intermediate width, or 0 */
+	int norm_topk;    /* top-k probabilities renormalized to sum 1 */
+	int qk_norm;      /* per-head RMSNorm on q and k (Qwen3) */
+	int sliding_window; /* Mixtral "sliding_window" (0: none); runs must fit in it */
 };
 
 struct model;
@@ -86,8 +114,10 @@ int model_batch(const struct model *m);
 
 /* Outputs a caller can ask for, token-major (NULL fields are skipped). */
 struct model_tap {
-	float *ffn_in;  /* (n, layers, d_model) FFN inputs */
-	float *ffn_act; /* (n, layers, d_ffn) activation values (see above) */
+	float *ffn_in;  /* (n, layers, d_model) FFN inputs (MoE: the router's input) */
+	float *ffn_act; /* (n, layers, d_ffn) activation values (see above; dense only) */
+	int16_t *experts; /* (n, layers, top_k) MoE: selected experts, router order */
+	float *gates;     /* (n, layers, top_k) MoE: their gate weights as applied */
 };
 
 /* Run n tokens (1 <= n <= model_batch) at positions pos..pos+n-1 (calls must
