@@ -3,7 +3,9 @@
  *
  * For each dtype (f32, f16, bf16) a matrix of ROWS x COLS (default 16384 x
  * 8192: 512 MiB in f32, 256 MiB in half precision, far beyond the caches)
- * is multiplied by one vector with the recorder's thread pool; beside it the
+ * is multiplied by one vector (COLS=N in the environment sets the row length,
+ * the rows then filling the same 128 Mi elements: COLS=2048 is OPT-1.3B's
+ * d_model, whose half-precision rows are one 4 KiB page each) with the recorder's thread pool; beside it the
  * plain read sums a 512 MiB buffer with the same number of OpenMP threads.
  * Passes of every kind are interleaved ROUNDS times and the best pass of each
  * kind is kept (the machine is shared: the best pass is the one that had the
@@ -22,9 +24,9 @@
 #include "traces/record/matmul.h"
 #include "traces/record/safetensors.h"
 
-#define ROWS 16384
-#define COLS 8192
+#define ELEMS ((size_t)16384 * 8192)
 #define CHUNK 16
+static int ROWS, COLS;
 
 /* CPU time of the process divided by the threads when CPUTIME is set (the
  * rate a pass reaches while it has its CPUs, on a loaded machine), else
@@ -54,6 +56,12 @@ int main(int argc, char **argv)
 	int threads = argc > 1 ? atoi(argv[1]) : 2, rounds = argc > 2 ? atoi(argv[2]) : 15;
 	nthreads = threads;
 	cputime = getenv("CPUTIME") != NULL;
+	COLS = getenv("COLS") ? atoi(getenv("COLS")) : 8192;
+	if (COLS < 64 || COLS > (1 << 20) || COLS % 64) {
+		fprintf(stderr, "matmulbw: COLS must be a multiple of 64 in [64, 2^20]\n");
+		return 2;
+	}
+	ROWS = (int)(ELEMS / COLS);
 	size_t n = (size_t)ROWS * COLS;
 	float *f32 = malloc(n * sizeof *f32), *x = malloc(CHUNK * COLS * sizeof *x),
 	      *y = malloc(CHUNK * ROWS * sizeof *y);
@@ -95,7 +103,7 @@ int main(int argc, char **argv)
 			sink += y[0];
 		}
 	}
-	printf("threads %d, isa %s, best of %d interleaved passes, %s time\n", threads,
+	printf("rows %d x cols %d, threads %d, isa %s, best of %d interleaved passes, %s time\n", ROWS, COLS, threads,
 	       matmul_isa_name(argc > 3 ? (!strcmp(argv[3], "avx512") ? 2 : !strcmp(argv[3], "avx2")) : matmul_isa_best()),
 	       rounds, cputime ? "CPU" : "wall-clock");
 	for (int k = 0; k < 4; k++)

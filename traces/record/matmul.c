@@ -272,8 +272,18 @@ __attribute__((target(T512), always_inline)) static inline void rows512(float *y
 	for (int r = 0; r < R; r++)
 		a0[r] = a1[r] = _mm512_setzero_ps();
 	int i = 0;
+	/* the next R rows' lines at this column, asked for while these R rows
+	 * stream: a half-precision row of 2048 columns is one 4 KiB page, where
+	 * the hardware prefetcher starts over (bench/matmulbw.c, COLS=2048) */
+	const int es = dt == ST_F32 ? 4 : 2;
+	const char *pf = (const char *)W + (o + (size_t)R * ld) * es;
 	for (; i + 32 <= cols; i += 32) {
 		__m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+		for (int r = 0; r < R; r++) {
+			_mm_prefetch(pf + ((size_t)r * ld + i) * es, _MM_HINT_T0);
+			if (es == 4)
+				_mm_prefetch(pf + ((size_t)r * ld + i) * es + 64, _MM_HINT_T0);
+		}
 		for (int r = 0; r < R; r++) {
 			size_t base = o + (size_t)r * ld + i;
 			a0[r] = _mm512_fmadd_ps(ld512(W, base, dt), x0, a0[r]);
