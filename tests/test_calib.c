@@ -66,6 +66,28 @@ Test(calib, fit_with_noisy_points_stays_near_the_truth)
 		cr_expect_lt(fabs(p[i].residual - log(p[i].mib_per_s / p[i].fit_mib_per_s)), 1e-9);
 }
 
+/* Points from a device whose bandwidth and request caps are far above any
+ * measured rate: the fit cannot bound them, and what it writes must stay
+ * within what a device profile accepts (the loader's bounds). */
+Test(calib, fit_keeps_caps_the_points_never_reach_within_the_profile_bounds)
+{
+	const struct flash_params truth = {40, 3e9, 1e36, 1e36, 4096, 2.5};
+	struct calib_point p[63];
+	struct flash_params got;
+	struct lif_err e = {0};
+	double rms;
+	int n = synth_points(&truth, 0, p);
+	cr_assert_eq(calib_fit(p, n, 4096, NULL, &got, &rms, &e), 0, "%s", e.msg);
+	cr_expect_lt(rms, 0.01);
+	cr_expect(isfinite(got.iops_max) && got.iops_max <= CALIB_MAX_RATE, "iops %g", got.iops_max);
+	cr_expect(isfinite(got.max_bytes_per_s) && got.max_bytes_per_s <= CALIB_MAX_RATE, "bmax %g",
+		  got.max_bytes_per_s);
+	cr_expect(got.t0_us > 0 && got.t0_us <= CALIB_MAX_T0_US, "t0 %g", got.t0_us);
+	cr_expect_lt(fabs(got.t0_us / truth.t0_us - 1), 0.01, "t0 %g", got.t0_us);
+	cr_expect_lt(fabs(got.xfer_bytes_per_s / truth.xfer_bytes_per_s - 1), 0.01, "xfer %g",
+		     got.xfer_bytes_per_s);
+}
+
 Test(calib, fit_needs_five_points)
 {
 	struct calib_point p[4] = {0};

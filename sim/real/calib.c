@@ -191,6 +191,16 @@ int calib_fit(struct calib_point *pts, int n, int64_t align, const struct flash_
 		return err_set(err, ERR_RANGE, "the flash fit failed: %s", gsl_strerror(rc));
 	}
 	*out = params_of(w->x, align);
+	/* A cap that no measured point comes near is not identified by the
+	 * points: the fit drifts it toward infinity (seen on a loaded machine,
+	 * where the mem engine's rates stop growing with the chunk). Written
+	 * unclamped, the profile would be refused by its own loader
+	 * (models/device.c bounds t0_us to 1e6 us and the rates to 1e30); at the
+	 * bound the cap never binds, which is what the points say. */
+	out->t0_us = fmin(out->t0_us, CALIB_MAX_T0_US);
+	out->xfer_bytes_per_s = fmin(out->xfer_bytes_per_s, CALIB_MAX_RATE);
+	out->iops_max = fmin(out->iops_max, CALIB_MAX_RATE);
+	out->max_bytes_per_s = fmin(out->max_bytes_per_s, CALIB_MAX_RATE);
 	double ss = 0;
 	for (int i = 0; i < n; i++) {
 		double m = model_bytes_per_s(out, &pts[i]);

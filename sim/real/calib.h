@@ -47,7 +47,11 @@ int calib_measure(struct io_engine *e, int64_t chunk_bytes, int sequential, doub
 /* Fit the parametric model to n points (n >= 5), alignment given. init may
  * hold a starting guess (fields <= 0 are estimated from the points). Fills
  * out, and each point's fit_mib_per_s and residual; *rms_log the RMS of the
- * residuals. */
+ * residuals. A parameter the points leave unbounded (a cap no point nears)
+ * comes out at the device profile's bound, CALIB_MAX_T0_US or CALIB_MAX_RATE,
+ * so that the profile written from it always loads. */
+#define CALIB_MAX_T0_US 1e6
+#define CALIB_MAX_RATE 1e30
 int calib_fit(struct calib_point *pts, int n, int64_t alignment_bytes,
 	      const struct flash_params *init, struct flash_params *out, double *rms_log,
 	      struct lif_err *err);
