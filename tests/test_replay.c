@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sim/real/rcompute.h"
 #include "sim/real/replay.h"
+#include "sim/base/conf.h"
+#include "sim/sweep/pointin.h"
 #include "sim/core/timeline.h"
 #include "traces/synth.h"
 #include "tests/testutil.h"
@@ -228,6 +231,30 @@ Test(replay, validate_writes_validation_and_summary, .init = tu_init)
 	x = tu_write("bad.ini", ini);
 	cr_expect_neq(tu_lifsim(out, sizeof out, "validate %s -o %s", x, tu_path("vb")), 0);
 	cr_expect(strstr(out, "written in layout hot; the point uses rowcol"), "%s", out);
+}
+
+/* An experiment named without a directory (`lifsim validate v.ini`): its
+ * relative keys resolve beside it, in the current directory (dirname of a
+ * bare name is "." and leaves its argument as it was; this once gave
+ * "v.ini/c.h5"). */
+Test(replay, keys_of_an_experiment_named_without_a_directory_resolve_beside_it, .init = tu_init)
+{
+	tu_write("bare.ini", "[experiment]\nkind = validate\ntrace = c.h5\n");
+	char dir[4096], cwd[4096];
+	snprintf(dir, sizeof dir, "%s", tu_path("bare.ini"));
+	*strrchr(dir, '/') = '\0';
+	cr_assert(getcwd(cwd, sizeof cwd));
+	cr_assert_eq(chdir(dir), 0);
+	struct conf_doc *doc = NULL;
+	struct lif_err e = {0};
+	int rc = conf_doc_read("bare.ini", &doc, &e);
+	char path[4096] = "c.h5";
+	if (!rc)
+		rc = pointin_resolve(path, sizeof path, doc, "experiment", "trace", PATH_FILE, &e);
+	conf_doc_free(doc);
+	cr_assert_eq(chdir(cwd), 0);
+	cr_assert_eq(rc, 0, "%s", e.msg);
+	cr_expect_str_eq(path, "./c.h5");
 }
 
 Test(replay, replay_command_prints_per_token_csv, .init = tu_init)

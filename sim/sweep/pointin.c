@@ -142,9 +142,11 @@ int pointin_resolve(char *path, size_t cap, const struct conf_doc *doc, const ch
 		const struct conf_entry *e = &doc->entries[i];
 		if (strcmp(e->section, section) || strcmp(e->key, key))
 			continue;
-		char dir[4096], out[8300];
-		snprintf(dir, sizeof dir, "%s", e->file);
-		dirname(dir);
+		char buf[4096], out[8300];
+		snprintf(buf, sizeof buf, "%s", e->file);
+		/* dirname's result, not buf: for a name without a slash it returns
+		 * "." and leaves buf as it was */
+		const char *dir = dirname(buf);
 		if (!path_find(path, kind, dir, out, sizeof out, err)) {
 			if (strlen(out) >= cap)
 				return err_set(err, ERR_RANGE, "%s:%d: [%s] %s: path too long", e->file,
