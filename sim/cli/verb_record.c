@@ -502,46 +502,52 @@ static const char *family_name(int family)
 	return names[family];
 }
 
-/* An MoE checkpoint: run every token as record_all does and write a router
- * trace (traces/router.h) of each token's selected experts and gate weights
- * per layer; interrupted, the tokens run so far. */
-static int record_moe(struct run *run, const struct record_opts *o, const struct cli_global *g,
-		      struct lif_err *err)
+/* What an MoE run keeps per token, token-major: the selected experts and
+ * their gate weights per layer, the token ids, the router inputs (--inputs). */
+struct moe_rec {
+	int16_t *ids;
+	float *gates, *inputs;
+	int32_t *tokens;
+	int done;		/* tokens run */
+	double ts, t0, t1;	/* start, first generated token, end (ns) */
+};
+
+/* Run every token as record_all does, into r; logits to lf when given. */
+static void moe_run_tokens(struct run *run, const struct record_opts *o, const struct cli_global *g,
+			   struct moe_rec *r, FILE *lf, struct lif_err *err)
 {
 	const struct model_config *c = model_get_config(run->m);
-	int total = run->nprompt + (int)o->generate, n, done = 0;
-	size_t per_tok = (size_t)c->layers * c->top_k;
-	int16_t *ids = malloc((size_t)total * per_tok * sizeof *ids);
-	float *gates = malloc((size_t)total * per_tok * sizeof *gates);
-	int32_t *tokens = malloc((size_t)total * sizeof *tokens), next = 0;
-	size_t per_in = (size_t)c->layers * c->d_model;
-	float *inputs = o->inputs ? malloc((size_t)total * per_in * sizeof *inputs) : NULL;
-	char tmp_logits[4200];
-	FILE *lf = NULL;
-	snprintf(tmp_logits, sizeof tmp_logits, "%s.tmp", o->logits ? o->logits : "");
-	if (!ids || !gates || !tokens || (o->inputs && !inputs))
-		err_set(err, ERR_NOMEM, "out of memory for the router choices of %d tokens", total);
-	else if (o->logits && !(lf = fopen(tmp_logits, "wb")))
-		err_set(err, ERR_IO, "%s: cannot create: %s", tmp_logits, strerror(errno));
-	double ts = util_now_ns(), t0 = ts;
+	int total = run->nprompt + (int)o->generate, n;
+	size_t per_tok = (size_t)c->layers * c->top_k, per_in = (size_t)c->layers * c->d_model;
+	int32_t next = 0;
+	r->ts = r->t0 = util_now_ns();
 	for (int t = 0; !err->code && t < total && !stop_requested; t += n) {
 		if (t == run->nprompt)
-			t0 = util_now_ns();
+			r->t0 = util_now_ns();
 		const int32_t *in = t < run->nprompt ? run->ids + t : &next;
 		n = t < run->nprompt ? run->nprompt - t : 1;
 		n = n < model_batch(run->m) ? n : model_batch(run->m);
-		struct model_tap tap = {.ffn_in = inputs ? inputs + (size_t)t * per_in : NULL,
-					.experts = ids + (size_t)t * per_tok, .gates = gates + (size_t)t * per_tok};
+		struct model_tap tap = {.ffn_in = r->inputs ? r->inputs + (size_t)t * per_in : NULL,
+					.experts = r->ids + (size_t)t * per_tok,
+					.gates = r->gates + (size_t)t * per_tok};
 		const float *logits = model_forward(run->m, in, n, t, &tap);
-		memcpy(tokens + t, in, (size_t)n * sizeof *in);
+		memcpy(r->tokens + t, in, (size_t)n * sizeof *in);
 		if (lf && fwrite(logits, sizeof *logits, (size_t)n * c->vocab, lf) != (size_t)n * c->vocab)
 			err_set(err, ERR_IO, "%s: cannot write logits", o->logits);
 		note_generated(run, c, t + n - 1, total, logits + (size_t)(n - 1) * c->vocab, &next);
-		done = t + n;
-		cli_progress(g, "record", done, total);
+		r->done = t + n;
+		cli_progress(g, "record", r->done, total);
 	}
-	double t1 = util_now_ns();
-	/* the trace, layer-major, of the tokens run */
+	r->t1 = util_now_ns();
+}
+
+/* The router trace of the r->done tokens run, layer-major, written to -o. */
+static void moe_write_trace(const struct run *run, const struct record_opts *o, const struct moe_rec *r,
+			    struct lif_err *err)
+{
+	const struct model_config *c = model_get_config(run->m);
+	int done = r->done;
+	size_t per_in = (size_t)c->layers * c->d_model;
 	struct router_meta meta;
 	memset(&meta, 0, sizeof meta);
 	const char *base = strrchr(o->model, '/');
@@ -552,48 +558,74 @@ static int record_moe(struct run *run, const struct record_opts *o, const struct
 	meta.d_expert = c->d_expert;
 	meta.tokens = done;
 	meta.source = TRACE_SOURCE_RECORDED;
-	meta.d_model = inputs ? c->d_model : 0;
+	meta.d_model = r->inputs ? c->d_model : 0;
 	snprintf(meta.generator, sizeof meta.generator,
 		 "recorder=lifsim-record model_dir=%s family=%s prompt_tokens=%d generate=%lld "
 		 "router=softmax_topk norm_topk_prob=%d shared_expert=%d", o->model,
 		 family_name(c->family), run->nprompt, o->generate, c->norm_topk, c->d_shared);
-	struct router_trace *rt = err->code || !done ? NULL : router_trace_new(&meta, err);
-	if (rt) {
-		memcpy(rt->token_ids, tokens, (size_t)done * sizeof *tokens);
-		for (int t = 0; t < done; t++)
-			for (int l = 0; l < c->layers; l++) {
-				size_t src = ((size_t)t * c->layers + l) * c->top_k;
-				size_t dst = ((size_t)l * done + t) * c->top_k;
-				memcpy(rt->ids + dst, ids + src, (size_t)c->top_k * sizeof *ids);
-				memcpy(rt->weights + dst, gates + src, (size_t)c->top_k * sizeof *gates);
-				if (inputs)
-					memcpy(rt->inputs + ((size_t)l * done + t) * c->d_model,
-					       inputs + (size_t)t * per_in + (size_t)l * c->d_model,
-					       (size_t)c->d_model * sizeof *inputs);
-			}
-		router_write(o->out, rt, err);
-	}
+	struct router_trace *rt = router_trace_new(&meta, err);
+	if (!rt)
+		return;
+	memcpy(rt->token_ids, r->tokens, (size_t)done * sizeof *r->tokens);
+	for (int t = 0; t < done; t++)
+		for (int l = 0; l < c->layers; l++) {
+			size_t src = ((size_t)t * c->layers + l) * c->top_k;
+			size_t dst = ((size_t)l * done + t) * c->top_k;
+			memcpy(rt->ids + dst, r->ids + src, (size_t)c->top_k * sizeof *r->ids);
+			memcpy(rt->weights + dst, r->gates + src, (size_t)c->top_k * sizeof *r->gates);
+			if (r->inputs)
+				memcpy(rt->inputs + ((size_t)l * done + t) * c->d_model,
+				       r->inputs + (size_t)t * per_in + (size_t)l * c->d_model,
+				       (size_t)c->d_model * sizeof *r->inputs);
+		}
+	router_write(o->out, rt, err);
+	router_trace_free(rt);
+}
+
+/* An MoE checkpoint: run every token as record_all does and write a router
+ * trace (traces/router.h) of each token's selected experts and gate weights
+ * per layer; interrupted, the tokens run so far. */
+static int record_moe(struct run *run, const struct record_opts *o, const struct cli_global *g,
+		      struct lif_err *err)
+{
+	const struct model_config *c = model_get_config(run->m);
+	int total = run->nprompt + (int)o->generate;
+	size_t per_tok = (size_t)c->layers * c->top_k, per_in = (size_t)c->layers * c->d_model;
+	struct moe_rec r = {.ids = malloc((size_t)total * per_tok * sizeof *r.ids),
+			    .gates = malloc((size_t)total * per_tok * sizeof *r.gates),
+			    .tokens = malloc((size_t)total * sizeof *r.tokens),
+			    .inputs = o->inputs ? malloc((size_t)total * per_in * sizeof *r.inputs) : NULL};
+	char tmp_logits[4200];
+	FILE *lf = NULL;
+	snprintf(tmp_logits, sizeof tmp_logits, "%s.tmp", o->logits ? o->logits : "");
+	if (!r.ids || !r.gates || !r.tokens || (o->inputs && !r.inputs))
+		err_set(err, ERR_NOMEM, "out of memory for the router choices of %d tokens", total);
+	else if (o->logits && !(lf = fopen(tmp_logits, "wb")))
+		err_set(err, ERR_IO, "%s: cannot create: %s", tmp_logits, strerror(errno));
+	if (!err->code)
+		moe_run_tokens(run, o, g, &r, lf, err);
+	if (!err->code && r.done)
+		moe_write_trace(run, o, &r, err);
 	if (lf && (fclose(lf) || err->code || rename(tmp_logits, o->logits)))
 		err_set(err, ERR_IO, "%s: cannot write logits", o->logits);
 	if (o->logits && err->code)
 		unlink(tmp_logits);
 	if (!err->code && stop_requested)
-		err_set(err, ERR_INVAL, "interrupted; %s holds the %d tokens recorded so far", o->out, done);
+		err_set(err, ERR_INVAL, "interrupted; %s holds the %d tokens recorded so far", o->out, r.done);
 	if (!err->code && !g->quiet) {
 		printf("recorded %d tokens (%d prompt + %lld generated), %d MoE layers x %d experts, "
 		       "top %d\n", total, run->nprompt, o->generate, c->layers, c->experts, c->top_k);
 		printf("prompt: %.3f tokens/s (in chunks of %d, recording included)\n",
-		       run->nprompt / (1e-9 * (t0 - ts)), model_batch(run->m));
+		       run->nprompt / (1e-9 * (r.t0 - r.ts)), model_batch(run->m));
 		if (o->generate)
 			printf("generation: %.3f tokens/s (%.0f weight bytes per token)\n",
-			       (double)o->generate / (1e-9 * (t1 - t0)),
+			       (double)o->generate / (1e-9 * (r.t1 - r.t0)),
 			       (double)model_weight_bytes_per_token(run->m));
 	}
-	router_trace_free(rt);
-	free(ids);
-	free(gates);
-	free(tokens);
-	free(inputs);
+	free(r.ids);
+	free(r.gates);
+	free(r.tokens);
+	free(r.inputs);
 	return err->code;
 }
 
