@@ -380,6 +380,50 @@ static int probe_open(const struct vpoint *pt, const struct wfile *w, const stru
 	return pr->e ? 0 : err->code;
 }
 
+/* Open the disk probe (and, with compute, the compute probe) for a point
+ * and run it once before the first timed token. */
+static int probes_start(const struct vpoint *pt, const struct pointin_trace *in, const struct device *dev,
+			const struct means *pm, const struct wfile *w, struct io_arena *arena, int cmp,
+			uint64_t seed, struct prober *pr, struct lif_err *err)
+{
+	int rc = probe_open(pt, w, dev, pm->bytes, pm->reads, in->m.layers, seed, pr, err);
+	pr->arena = arena;
+	if (!rc && cmp) {
+		const int qd = llm_head_dim(&in->m) * in->m.heads;
+		pr->cref = compute_stream_bytes_per_s(&dev->compute, LLM_FP32, 4.0 * qd * in->m.d_model);
+		if (!(pr->cp = calib_gemv_probe_new(qd, in->m.d_model, CALIB_GEMV_COLD_BYTES)))
+			rc = err_set(err, ERR_NOMEM, "out of memory for the compute probe");
+	}
+	return rc ? rc : probe_run(pr, err);
+}
+
+/* Repeat k's drift-corrected means over tokens [t0, t1): each token's io
+ * over the disk drift around it (naive: the repeat's), its compute over the
+ * compute drift, and the total (pipelined: through the timeline of its
+ * measured per-layer times lm). f0: the repeat's first probe factor. */
+static void correct_repeat(const struct vpoint *pt, struct reps *rp, int k, const struct replay_token *tok,
+			   const double *lm, int f0, int64_t t0, int64_t t1, int L)
+{
+	const struct prober *pr = &rp->pr;
+	const int naive = pt->p.strategy == SIM_NAIVE, cmp = pt->v.compute && !naive;
+	const int piped = cmp && pt->p.overlap == TIMELINE_PIPELINED;
+	rp->io_c[k] = rp->total_c[k] = rp->cmp_c[k] = 0;
+	for (int64_t i = t0; i < t1; i++) {
+		const double f = pr->f[naive ? f0 : f0 + (i - t0)], n = (double)(t1 - t0);
+		const double fc = cmp ? pr->fc[f0 + (i - t0)] : 1;
+		rp->io_c[k] += tok[i].io_ms / f / n;
+		rp->cmp_c[k] += tok[i].compute_ms / fc / n;
+		if (piped)
+			rp->total_c[k] += tok[i].total_ms / n *
+					  pipelined_corr(lm + (size_t)i * L * 3, L, pt->p.pipeline_depth,
+							 tok[i].head_ms, tok[i].mem_ms, f, fc);
+	}
+	if (!cmp)
+		rp->cmp_c[k] = NAN;
+	if (!piped)
+		rp->total_c[k] = rp->io_c[k] + rp->mem[k] + (cmp ? rp->cmp_c[k] : 0);
+}
+
 static int measure(const struct vpoint *pt, const struct pointin_trace *in, const struct device *dev,
 		   const struct sim_result *r, const struct means *pm, struct reps *rp, uint64_t seed,
 		   struct lif_err *err)
@@ -388,7 +432,7 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 	const int64_t T = in->t->meta.tokens, a = pt->p.warmup_tokens < T ? pt->p.warmup_tokens : 0;
 	const int naive = pt->p.strategy == SIM_NAIVE, cmp = v->compute && !naive;
 	const int64_t t0 = naive ? 0 : a, t1 = naive ? v->tokens : (a + v->tokens < T ? a + v->tokens : T);
-	const int L = in->m.layers, piped = cmp && pt->p.overlap == TIMELINE_PIPELINED;
+	const int L = in->m.layers;
 	int ranks[LLM_MAX_LAYERS];
 	for (int l = 0; l < L && l < LLM_MAX_LAYERS; l++)
 		ranks[l] = sim_pred_rank(&pt->p, L, l);
@@ -408,16 +452,7 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 	if (!rc && v->arena > 0 && !(arena = io_arena_new(v->arena, err)))
 		rc = err->code;
 	if (!rc)
-		rc = probe_open(pt, w, dev, pm->bytes, pm->reads, in->m.layers, seed, pr, err);
-	pr->arena = arena;
-	if (!rc && cmp) {
-		const int qd = llm_head_dim(&in->m) * in->m.heads;
-		pr->cref = compute_stream_bytes_per_s(&dev->compute, LLM_FP32, 4.0 * qd * in->m.d_model);
-		if (!(pr->cp = calib_gemv_probe_new(qd, in->m.d_model, CALIB_GEMV_COLD_BYTES)))
-			rc = err_set(err, ERR_NOMEM, "out of memory for the compute probe");
-	}
-	if (!rc)
-		rc = probe_run(pr, err);
+		rc = probes_start(pt, in, dev, pm, w, arena, cmp, seed, pr, err);
 	for (int k = 0; !rc && k < v->repeats; k++) {
 		struct replay_opts o = {.first_token = a, .tokens = v->tokens, .verify = v->verify && !k,
 					.after_token = probe_after_token, .after_ctx = pr, .arena = arena,
@@ -435,22 +470,7 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 		meas_means(tok, t0, t1, cmp, &rp->last, &rp->place[k]);
 		rp->io[k] = rp->last.io, rp->mem[k] = rp->last.mem, rp->total[k] = rp->last.total;
 		rp->cmp[k] = rp->last.compute;
-		/* each token's io over the drift around it (naive: the repeat's) */
-		rp->io_c[k] = rp->total_c[k] = rp->cmp_c[k] = 0;
-		for (int64_t i = t0; i < t1; i++) {
-			const double f = pr->f[naive ? f0 : f0 + (i - t0)], n = (double)(t1 - t0);
-			const double fc = cmp ? pr->fc[f0 + (i - t0)] : 1;
-			rp->io_c[k] += tok[i].io_ms / f / n;
-			rp->cmp_c[k] += tok[i].compute_ms / fc / n;
-			if (piped)
-				rp->total_c[k] += tok[i].total_ms / n *
-						  pipelined_corr(lm + (size_t)i * L * 3, L, pt->p.pipeline_depth,
-								 tok[i].head_ms, tok[i].mem_ms, f, fc);
-		}
-		if (!cmp)
-			rp->cmp_c[k] = NAN;
-		if (!piped)
-			rp->total_c[k] = rp->io_c[k] + rp->mem[k] + (cmp ? rp->cmp_c[k] : 0);
+		correct_repeat(pt, rp, k, tok, lm, f0, t0, t1, L);
 	}
 	sim_inputs_release(&si);
 	io_arena_free(arena);
