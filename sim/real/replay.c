@@ -471,6 +471,36 @@ static int token_pipelined(struct pipe *P, int64_t tok, struct replay_token *rt,
 	return rc;
 }
 
+/* The pipelined replay's reader thread and its per-layer times; *threaded
+ * is set once the thread runs (pipe_stop undoes either way). */
+static int pipe_start(struct pipe *P, int L, int *threaded, struct lif_err *err)
+{
+	int rc = 0;
+	if (!(P->io = calloc((size_t)L * 3, sizeof *P->io)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	P->pl = P->io ? P->io + 2 * L : NULL; /* io: [0, L), cpu scratch: [L, 2L), place: [2L, 3L) */
+	pthread_mutex_init(&P->mu, NULL);
+	pthread_cond_init(&P->cv, NULL);
+	if (!rc && pthread_create(&P->th, NULL, reader, P))
+		rc = err_set(err, ERR_NOMEM, "cannot start the replay's reader thread");
+	*threaded = !rc;
+	return rc;
+}
+
+static void pipe_stop(struct pipe *P, int threaded)
+{
+	if (threaded) {
+		pthread_mutex_lock(&P->mu);
+		P->quit = 1;
+		pthread_cond_broadcast(&P->cv);
+		pthread_mutex_unlock(&P->mu);
+		pthread_join(P->th, NULL);
+	}
+	pthread_mutex_destroy(&P->mu);
+	pthread_cond_destroy(&P->cv);
+	free(P->io);
+}
+
 int replay_sparse(const struct sim_inputs *in, const struct trace *t, const struct wfile *w,
 		  struct io_engine *io, const struct replay_opts *o, struct replay_token *per_token,
 		  struct lif_err *err)
@@ -497,16 +527,8 @@ int replay_sparse(const struct sim_inputs *in, const struct trace *t, const stru
 		rc = err->code;
 	struct pipe P = {.R = &R, .go = -1};
 	int threaded = 0, piped = !rc && o->overlap == TIMELINE_PIPELINED;
-	if (piped) {
-		if (!(P.io = calloc((size_t)L * 3, sizeof *P.io)))
-			rc = err_set(err, ERR_NOMEM, "out of memory");
-		P.pl = P.io ? P.io + 2 * L : NULL; /* io: [0, L), cpu scratch: [L, 2L), place: [2L, 3L) */
-		pthread_mutex_init(&P.mu, NULL);
-		pthread_cond_init(&P.cv, NULL);
-		if (!rc && pthread_create(&P.th, NULL, reader, &P))
-			rc = err_set(err, ERR_NOMEM, "cannot start the replay's reader thread");
-		threaded = !rc;
-	}
+	if (piped)
+		rc = pipe_start(&P, L, &threaded, err);
 	memset(per_token, 0, (size_t)T * sizeof *per_token);
 	for (int64_t tok = 0; !rc && tok < end; tok++) { /* token-major, as a model runs */
 		struct replay_token *rt = &per_token[tok];
@@ -523,18 +545,8 @@ int replay_sparse(const struct sim_inputs *in, const struct trace *t, const stru
 		else if (!rc && o->after_token)
 			rc = o->after_token(o->after_ctx, tok, err);
 	}
-	if (threaded) {
-		pthread_mutex_lock(&P.mu);
-		P.quit = 1;
-		pthread_cond_broadcast(&P.cv);
-		pthread_mutex_unlock(&P.mu);
-		pthread_join(P.th, NULL);
-	}
-	if (piped) {
-		pthread_mutex_destroy(&P.mu);
-		pthread_cond_destroy(&P.cv);
-		free(P.io);
-	}
+	if (piped)
+		pipe_stop(&P, threaded);
 	layers_free(R.rl, L);
 	rcompute_free(R.rc);
 	if (!o->arena)
