@@ -2,6 +2,7 @@
  * plan, moe_replay, replay --router-trace, kind = moevalidate) on hand-made
  * router traces with the mem engine, and its errors on bad input. */
 #include <criterion/criterion.h>
+#include <gsl/gsl_rng.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,54 @@ Test(moe_real, replay_reads_the_hand_worked_extents_in_every_layout)
 		snprintf(name, sizeof name, "h%zu.lsw", i);
 		run_case(&cases[i], name);
 	}
+}
+
+/* Prefetch's reads are in the plan too (wrong guesses read for nothing), and
+ * the replay reads them: bytes and reads equal the run's. */
+Test(moe_real, prefetched_and_wasted_reads_are_planned_and_replayed)
+{
+	struct llm_desc m = hand_model();
+	struct router_trace *rt = hand_trace();
+	struct device dev;
+	struct lif_err e = {0};
+	cr_assert_eq(device_load(tu_src("models/devices/ufs40-phone.ini"), &dev, &e), 0, "%s", e.msg);
+	gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(rng, 3);
+	const int pf[2] = {MOE_PREFETCH_ORACLE, MOE_PREFETCH_MODELED};
+	for (int k = 0; k < 2; k++) {
+		struct moe_params p = {.cache_policy = "lru", .expert_cache = 1, .parallelism = 2,
+				       .max_gap = -1, .layout = MOE_LAYOUT_MATRIX, .prefetch = pf[k],
+				       .prefetch_accuracy = 0};
+		struct moe_result r;
+		struct moe_plan plan = {0};
+		cr_assert_eq(moe_run_plan(rt, &m, &dev, &p, rng, &r, &plan, &e), 0, "%s", e.msg);
+		const char *path = tu_path("pf.lsw");
+		cr_assert_eq(wfile_write_moe(path, &m, p.layout, plan.slot, 1, NULL, NULL, &e), 0, "%s", e.msg);
+		struct wfile *w = wfile_open(path, &e);
+		struct io_engine *io = w ? io_open("mem", path, 2, IO_CHECK_ALIGN, &e) : NULL;
+		cr_assert(w && io, "%s", e.msg);
+		struct moe_replay_token tok[4];
+		struct moe_replay_opts o = {.verify = 1};
+		cr_assert_eq(moe_replay(&plan, &m, w, io, &o, tok, &e), 0, "%s", e.msg);
+		double bytes = 0, reads = 0;
+		for (int t = 0; t < 4; t++)
+			bytes += (double)tok[t].bytes_read, reads += (double)tok[t].reads;
+		cr_expect_float_eq(bytes / 4, r.expert_bytes_read_per_token, 1e-9, "prefetch %d", pf[k]);
+		cr_expect_float_eq(reads / 4, r.reads_per_token, 1e-12, "prefetch %d", pf[k]);
+		/* oracle wastes nothing; accuracy 0 guesses 2 wrong experts per token,
+		 * read unless resident */
+		if (k)
+			cr_expect(r.prefetch_wasted_bytes_per_token > 0 &&
+				  r.prefetch_wasted_bytes_per_token <= 2.0 * 12288 + 1e-9, "%g",
+				  r.prefetch_wasted_bytes_per_token);
+		else
+			cr_expect_float_eq(r.prefetch_wasted_bytes_per_token, 0, 1e-12);
+		io_close(io);
+		wfile_close(w);
+		moe_plan_free(&plan);
+	}
+	gsl_rng_free(rng);
+	router_trace_free(rt);
 }
 
 /* An expert's matrix k lies where moe_matrix_offset says, as wfile_piece. */

@@ -393,7 +393,12 @@ int verb_validate(int argc, char **argv, const struct cli_global *g)
 			       "experiment: [experiment] kind = validate, model, device, trace (.h5);\n"
 			       "[sim] as for simulate; [validate] weights, engine, repeats, tokens, scale,\n"
 			       "verify, probe_file, probe_seconds (see\n"
-			       "sim/sweep/kind_validate.c and experiments/host-validate.ini).\n");
+			       "sim/sweep/kind_validate.c and experiments/host-validate.ini).\n"
+			       "kind = moevalidate does the same for mixture-of-experts points: [moe]\n"
+			       "keys as kind = moe, [validate] weights (an expert file from lifsim\n"
+			       "layout), the simulator's read plan replayed for real; io_ms, mem_ms and\n"
+			       "total_ms = io + mem compared (sim/sweep/kind_moevalidate.c,\n"
+			       "experiments/moe-host.ini).\n");
 			return 0;
 		}
 		if (c == '?')
