@@ -6,8 +6,8 @@
 # Runs from the source tree the script is in. Inputs that vary from host to
 # host are made deterministic: bench-sweep gets a seeded trace of TOKENS tokens
 # (default 200), lowbit gets the M1 Max profile with fixed kernel rates, and
-# tinylm-predictors records the shipped model (OUT_DIR/tinylm). host-validate and host-predict
-# read the host SSD and are left out. The inputs go to one fixed scratch
+# tinylm-predictors records the shipped model (OUT_DIR/tinylm). host-validate, host-predict
+# and moe-host read the host SSD and are left out. The inputs go to one fixed scratch
 # directory (GOLDEN_WORK, default /tmp/lifsim-golden), made anew each run, so
 # that the paths in point ids agree between the two runs.
 set -euo pipefail
@@ -30,7 +30,7 @@ for ini in "$src"/experiments/*.ini; do
 	name=$(basename "$ini" .ini)
 	trace=$work/opt.h5
 	case $name in
-	host-validate | host-predict) continue ;;
+	host-validate | host-predict | moe-host) continue ;;
 	tinylm-predictors) trace=$work/tinylm/tinylm.h5 ;;
 	esac
 	TRACE=$trace MOE_TRACE="$work/moe.h5" LOWBIT_DEVICE="$work/m1max-gemv.ini" PRED_DIR="$work/tinylm" \

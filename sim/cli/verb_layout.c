@@ -16,7 +16,9 @@ static void usage(FILE *f)
 	char choices[128], dtypes[64];
 	fprintf(f,
 		"usage: lifsim layout MODEL.ini --layout L -o FILE [--trace T.h5] [--bundle N]\n"
-		"                     [--train-tokens N] [--scale F] [--dtype D] [--seed N]\n\n"
+		"                     [--train-tokens N] [--scale F] [--dtype D] [--seed N]\n"
+		"       lifsim layout MOE.ini [--expert-layout L] [--router-trace R.h5] -o FILE\n"
+		"                     [--scale F] [--dtype D] [--seed N]\n\n"
 		"Write the FFN weights of MODEL (models/llms/*.ini) in layout L (%s) to FILE,\n"
 		"schema lifsim-weights v2 (sim/real/wfile.h): a 4 KiB header (magic, version, layout,\n"
 		"dims, dtype, index of regions), the FFN region exactly as the simulator's layout\n"
@@ -38,7 +40,14 @@ static void usage(FILE *f)
 		"  --checkpoint DIR   the FFN weights of a Hugging Face safetensors checkpoint (OPT\n"
 		"                     fc1/fc2, Llama up/gate/down_proj) in the model's dtype\n"
 		"--layout, --bundle and --train-tokens take the bounds of [sim] layout, bundle\n"
-		"and layout_train_tokens, --scale of [validate] scale, --dtype of [model] dtype.\n",
+		"and layout_train_tokens, --scale of [validate] scale, --dtype of [model] dtype.\n\n"
+		"A mixture-of-experts model (experts > 0) gets an expert file instead (schema\n"
+		"lifsim-weights v3): the routed experts of every MoE layer at the byte offsets\n"
+		"the simulator costs (sim/core/moe.h), synthetic weights only:\n"
+		"  --expert-layout L  expert, matrix or cosel (default expert; as [moe]\n"
+		"                     expert_layout)\n"
+		"  --router-trace R   the router trace cosel orders experts by (co-selection);\n"
+		"                     must be the trace replay and moevalidate use\n",
 		conf_names_join(layout_choice, choices, sizeof choices),
 		conf_names_join(llm_dtype_choice, dtypes, sizeof dtypes));
 }
@@ -107,10 +116,11 @@ static void progress(void *ctx, int done, int total)
 	cli_conf(VERB, flag, validate_opts, "validate", key, s, field)
 
 struct largs {
-	const char *model, *trace, *out, *checkpoint;
+	const char *model, *trace, *out, *checkpoint, *router;
 	long long seed;
 	double scale;
 	int kind, bundle, train, dtype; /* dtype -1: the model's */
+	int elayout;                    /* MoE: enum moe_layout */
 };
 
 /* Parse the command line into a: -1 to go on, else the exit status. */
@@ -121,9 +131,10 @@ static int layout_args(int argc, char **argv, struct largs *a)
 		{"bundle", required_argument, 0, 'b'},	 {"train-tokens", required_argument, 0, 'T'},
 		{"scale", required_argument, 0, 's'},	 {"dtype", required_argument, 0, 'd'},
 		{"seed", required_argument, 0, 'r'},	 {"checkpoint", required_argument, 0, 'c'},
+		{"expert-layout", required_argument, 0, 'E'}, {"router-trace", required_argument, 0, 'R'},
 		{"help", no_argument, 0, 'h'},		 {0, 0, 0, 0},
 	};
-	*a = (struct largs){.seed = 1, .kind = -1, .dtype = -1};
+	*a = (struct largs){.seed = 1, .kind = -1, .dtype = -1, .elayout = -1};
 	if (SIM_FLAG("--bundle", "bundle", NULL, &a->bundle) ||
 	    SIM_FLAG("--train-tokens", "layout_train_tokens", NULL, &a->train) ||
 	    VALIDATE_FLAG("--scale", "scale", NULL, &a->scale))
@@ -141,15 +152,32 @@ static int layout_args(int argc, char **argv, struct largs *a)
 				return 2;
 			break;
 		case 'c': a->checkpoint = optarg; break;
+		case 'E':
+			if (cli_conf(VERB, "--expert-layout", moe_opts, "moe", "expert_layout", optarg,
+				     &a->elayout))
+				return 2;
+			break;
+		case 'R': a->router = optarg; break;
 		case 'b': if (SIM_FLAG("--bundle", "bundle", optarg, &a->bundle)) return 2; break;
 		case 'T': if (SIM_FLAG("--train-tokens", "layout_train_tokens", optarg, &a->train)) return 2; break;
 		case 'r': if (cli_int(VERB, "--seed", optarg, 0, 1LL << 62, &a->seed)) return 2; break;
 		case 's': if (VALIDATE_FLAG("--scale", "scale", optarg, &a->scale)) return 2; break;
 		}
 	}
-	if (optind != argc - 1 || a->kind < 0 || !a->out)
+	if (optind != argc - 1 || !a->out)
 		return cli_failf(VERB, "expected MODEL.ini, --layout L and -o FILE (see --help)");
 	a->model = argv[optind];
+	return -1;
+}
+
+/* The dense flags' checks (after the model is known to be dense). */
+static int dense_args(const struct largs *a)
+{
+	if (a->elayout >= 0 || a->router)
+		return cli_failf(VERB, "--expert-layout and --router-trace are for mixture-of-experts "
+				 "models; %s is dense", a->model);
+	if (a->kind < 0)
+		return cli_failf(VERB, "expected MODEL.ini, --layout L and -o FILE (see --help)");
 	if (layout_by_kind(a->kind)->needs_trace && !a->trace)
 		return cli_failf(VERB, "layout %s orders neurons by a trace: give --trace T.h5",
 				 layout_by_kind(a->kind)->name);
@@ -208,6 +236,50 @@ static int layout_write(const struct largs *a, const struct llm_desc *m, const s
 	return rc;
 }
 
+/* An MoE model's expert file (sim/real/wfile.h, version 3). */
+static int layout_moe(const struct largs *a, const char *model, const struct cli_global *g,
+		      struct lif_err *err)
+{
+	const int layout = a->elayout < 0 ? MOE_LAYOUT_EXPERT : a->elayout;
+	struct llm_desc m;
+	struct router_trace *rt = NULL;
+	int *slot = NULL;
+	int rc = llm_load(model, &m, err);
+	if (!rc && a->dtype >= 0) {
+		m.dtype = a->dtype;
+		rc = llm_derive(&m, model, err);
+	}
+	if (!rc)
+		rc = replay_scale_model(&m, a->scale, err);
+	if (!rc && a->router && !(rt = router_load(a->router, err)))
+		rc = err->code;
+	if (!rc && rt && (rt->meta.experts != m.experts || rt->meta.top_k != m.experts_per_token ||
+			  rt->meta.layers != m.moe_layers))
+		rc = err_set(err, ERR_INVAL, "%s: router trace of %d MoE layers, top-%d of %d; %s has "
+			     "%d, top-%d of %d", a->router, rt->meta.layers, rt->meta.top_k,
+			     rt->meta.experts, m.name, m.moe_layers, m.experts_per_token, m.experts);
+	if (!rc && !(slot = malloc((size_t)m.moe_layers * m.experts * sizeof *slot)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	for (int l = 0; !rc && l < m.moe_layers; l++) {
+		if (!rt)
+			for (int e = 0; e < m.experts; e++)
+				slot[(size_t)l * m.experts + e] = e;
+		else if (moe_layer_slots(rt, l, layout, slot + (size_t)l * m.experts))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+	}
+	if (!rc)
+		rc = wfile_write_moe(a->out, &m, layout, slot, (uint64_t)a->seed,
+				     g->progress ? progress : NULL, (void *)g, err);
+	if (!rc && !g->quiet)
+		printf("wrote %s: %s, expert layout %s, %d MoE layers x %d experts of %lld bytes, "
+		       "d_model %d, %s, %.4g GB of experts\n", a->out, m.name, moe_layout_choice(layout),
+		       m.moe_layers, m.experts, (long long)m.expert_bytes, m.d_model,
+		       llm_dtype_name(m.dtype), (double)moe_region_bytes(&m) * m.moe_layers / 1e9);
+	free(slot);
+	router_trace_free(rt);
+	return rc;
+}
+
 int verb_layout(int argc, char **argv, const struct cli_global *g)
 {
 	struct largs a;
@@ -219,6 +291,21 @@ int verb_layout(int argc, char **argv, const struct cli_global *g)
 		return 1;
 	struct lif_err err = {0};
 	struct llm_desc m;
+	int moe = 0;
+	if (llm_load(model, &m, &err))
+		return cli_fail(VERB, &err);
+	moe = llm_is_moe(&m);
+	if (moe && (a.kind >= 0 || a.trace || a.checkpoint || a.bundle != 1))
+		return cli_failf(VERB, "%s is a mixture-of-experts model: --layout, --trace, --bundle "
+				 "and --checkpoint are for dense models (give --expert-layout and, for "
+				 "cosel, --router-trace)", a.model);
+	if (moe && a.elayout == MOE_LAYOUT_COSEL && !a.router)
+		return cli_failf(VERB, "expert layout cosel orders experts by co-selection: give "
+				 "--router-trace R.h5");
+	if (moe)
+		return layout_moe(&a, model, g, &err) ? cli_fail(VERB, &err) : 0;
+	if ((rc = dense_args(&a)) >= 0)
+		return rc;
 	struct trace *t = NULL;
 	struct layout *l = NULL;
 	rc = layout_build(&a, model, g, &m, &t, &l, &err);

@@ -6,8 +6,11 @@
 
 #include "sim/sweep/kinds.h"
 #include "sim/base/atomic.h"
+#include "sim/real/moereplay.h"
 #include "sim/real/replay.h"
 #include "sim/cli/verbs.h"
+
+#include <gsl/gsl_rng.h>
 
 static void replay_usage(FILE *f)
 {
@@ -16,7 +19,10 @@ static void replay_usage(FILE *f)
 		"usage: lifsim replay MODEL.ini --trace T.h5 --weights W [--engine E]\n"
 		"                     [--scale F] [--tokens N] [--device PROFILE.ini] [--compute]\n"
 		"                     [--no-verify] [--check-rows] [--arena BYTES] [--iolog FILE]\n"
-		"                     [--sim KEY=VALUE ...]\n\n"
+		"                     [--sim KEY=VALUE ...]\n"
+		"       lifsim replay MOE.ini --router-trace R.h5 --weights W --device PROFILE.ini\n"
+		"                     [--moe KEY=VALUE ...] [--engine E] [--scale F] [--tokens N]\n"
+		"                     [--no-verify] [--arena BYTES]\n\n"
 		"Replay trace T's decisions (the simulator's: [sim] keys as --sim KEY=VALUE, e.g.\n"
 		"--sim window=5 --sim parallelism=16 --sim layout=hot) with real reads of weight\n"
 		"file W (lifsim layout, same layout, trace and --scale) into the paper's\n"
@@ -44,12 +50,22 @@ static void replay_usage(FILE *f)
 		"                  (fio --read_iolog=FILE --replay_no_stall=1 --direct=1 issues\n"
 		"                  the same reads; written atomically)\n"
 		"--engine, --scale, --tokens, --arena and --dense-bytes take the bounds of the\n"
-		"[validate] keys of the same names (lifsim.1).\n",
+		"[validate] keys of the same names (lifsim.1).\n\n"
+		"A mixture-of-experts model replays a router trace instead (sim/real/moereplay.h):\n"
+		"the simulator's plan for the point ([moe] keys as --moe KEY=VALUE, e.g. --moe\n"
+		"expert_cache=8 --moe cache_policy=lfu --moe expert_layout=cosel; modeled prefetch\n"
+		"draws from seed 1) read for real from expert file W (lifsim layout of the model,\n"
+		"same expert_layout, router trace and --scale), per token as CSV on stdout:\n"
+		"  token,io_ms,mem_ms,total_ms,bytes_read,reads,io_ms_pred,mem_ms_pred,\n"
+		"  bytes_read_pred,reads_pred,total_ms_pred\n"
+		"  --router-trace R  the router trace (lifsim synth or record of the model)\n"
+		"  --moe KEY=VALUE   a [moe] key of kind = moe (lifsim.1); expert_cache or\n"
+		"                    dram_budget is required\n",
 		conf_names_join(io_engine_choice, choices, sizeof choices));
 }
 
 struct rargs {
-	const char *model, *trace, *weights, *device, *iolog;
+	const char *model, *trace, *weights, *device, *iolog, *router;
 	char engine[16];
 	double scale;
 	int64_t tokens, arena, dense_bytes;
@@ -170,6 +186,91 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	return rc ? cli_fail("replay", &err) : 0;
 }
 
+/* An MoE model's replay of its router trace (sim/real/moereplay.h). */
+static int replay_moe(const struct rargs *a, struct moe_point *mp, const struct cli_global *g,
+		      struct lif_err *err)
+{
+	(void)g;
+	struct llm_desc m;
+	struct device dev;
+	struct router_trace *rt = NULL;
+	struct moe_plan plan = {0};
+	struct moe_result r;
+	struct wfile *w = NULL;
+	struct io_engine *io = NULL;
+	struct io_arena *arena = NULL;
+	struct moe_replay_token *tok = NULL;
+	gsl_rng *rng = NULL;
+	snprintf(mp->model, sizeof mp->model, "%s", a->model);
+	int rc = moe_point_model(mp, &m, err);
+	if (!rc)
+		rc = replay_scale_model(&m, a->scale, err);
+	if (!rc)
+		rc = device_load(a->device, &dev, err);
+	if (!rc) {
+		dev.compute.kernel = mp->kernel;
+		mp->p.expert_cache = mp->dram_budget > 0 ? moe_cache_for_budget(&m, mp->dram_budget)
+							 : mp->expert_cache;
+		if (mp->p.expert_cache < 0)
+			rc = err_set(err, ERR_INVAL, "--moe dram_budget: the resident part of %s does not "
+				     "fit", m.name);
+	}
+	if (!rc && !(rt = router_load(a->router, err)))
+		rc = err->code;
+	if (!rc && mp->p.prefetch == MOE_PREFETCH_MODELED) {
+		if (!(rng = gsl_rng_alloc(gsl_rng_mt19937)))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		else
+			gsl_rng_set(rng, 1);
+	}
+	if (!rc)
+		rc = moe_run_plan(rt, &m, &dev, &mp->p, rng, &r, &plan, err);
+	const int64_t T = rt ? rt->meta.tokens : 0;
+	const int64_t n = a->tokens > 0 && a->tokens < T ? a->tokens : T;
+	if (!rc && !(tok = calloc((size_t)T, sizeof *tok)))
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && !(w = wfile_open(a->weights, err)))
+		rc = err->code;
+	if (!rc && !(io = io_open(a->engine, a->weights, mp->p.parallelism, 0, err)))
+		rc = err->code;
+	if (!rc && a->arena > 0 && !(arena = io_arena_new(a->arena, err)))
+		rc = err->code;
+	if (!rc) {
+		const struct moe_replay_opts o = {.tokens = n, .verify = a->verify, .arena = arena};
+		rc = moe_replay(&plan, &m, w, io, &o, tok, err);
+	}
+	if (!rc) {
+		printf("token,io_ms,mem_ms,total_ms,bytes_read,reads,io_ms_pred,mem_ms_pred,"
+		       "bytes_read_pred,reads_pred,total_ms_pred\n");
+		for (int64_t t = 0; t < n; t++) {
+			double io_p = 0, ops = 0;
+			int64_t bytes = 0, reads = 0;
+			for (int l = 0; l < plan.layers; l++) {
+				size_t i = (size_t)l * T + t;
+				io_p += plan.io_ns[i] * 1e-6, ops += plan.ops[i];
+				reads += plan.first[i + 1] - plan.first[i];
+				for (int64_t j = plan.first[i]; j < plan.first[i + 1]; j++)
+					bytes += plan.len[j];
+			}
+			double mem_p = dram_time_ns(&dev.dram, 0, ops, (double)bytes) * 1e-6;
+			printf("%lld,%.6g,%.6g,%.6g,%lld,%lld,%.6g,%.6g,%lld,%lld,%.6g\n", (long long)t,
+			       tok[t].io_ms, tok[t].mem_ms, tok[t].total_ms, (long long)tok[t].bytes_read,
+			       (long long)tok[t].reads, io_p, mem_p, (long long)bytes, (long long)reads,
+			       io_p + mem_p);
+		}
+		if (fflush(stdout))
+			rc = err_set(err, ERR_IO, "cannot write to stdout");
+	}
+	gsl_rng_free(rng);
+	io_close(io);
+	io_arena_free(arena);
+	wfile_close(w);
+	moe_plan_free(&plan);
+	router_trace_free(rt);
+	free(tok);
+	return rc;
+}
+
 #define VFLAG(flag, key, field) \
 	cli_conf("replay", flag, validate_opts, "validate", key, optarg, field)
 #define VDEFAULT(flag, key, field) \
@@ -185,12 +286,17 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		{"check-rows", no_argument, 0, 'R'},	{"sim", required_argument, 0, 'S'},
 		{"iolog", required_argument, 0, 'L'},	{"arena", required_argument, 0, 'A'},
 		{"dense-bytes", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'},
+		{"router-trace", required_argument, 0, 'r'}, {"moe", required_argument, 0, 'M'},
 		{0, 0, 0, 0},
 	};
 	struct rargs a = {.verify = 1};
 	struct sim_params p;
 	struct lif_err err = {0};
 	sim_default_params(&p);
+	struct moe_point mp;
+	memset(&mp, 0, sizeof mp);
+	if (conf_defaults(moe_opts, &mp, &err))
+		return cli_fail("replay", &err);
 	int c, engine;
 	if (VDEFAULT("--scale", "scale", &a.scale) || VDEFAULT("--arena", "arena", &a.arena) ||
 	    VDEFAULT("--dense-bytes", "dense_bytes", &a.dense_bytes) ||
@@ -210,6 +316,16 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		case 'V': a.verify = 0; break;
 		case 'R': a.check_rows = 1; break;
 		case 'L': a.iolog = optarg; break;
+		case 'r': a.router = optarg; break;
+		case 'M':
+			eq = strchr(optarg, '=');
+			snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - optarg) : 0, optarg);
+			if (!eq || !(o = conf_find(moe_opts, "moe", key)))
+				return cli_failf("replay", "--moe: '%s' is not KEY=VALUE with a [moe] key",
+						 optarg);
+			if (conf_set(o, &mp, eq + 1, NULL, &err))
+				return cli_fail("replay", &err) + 1;
+			break;
 		/* flags that mirror [validate] keys parse through their rows */
 		case 'A': if (VFLAG("--arena", "arena", &a.arena)) return 2; break;
 		case 'D': if (VFLAG("--dense-bytes", "dense_bytes", &a.dense_bytes)) return 2; break;
@@ -231,12 +347,24 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 			break;
 		}
 	}
-	if (optind != argc - 1 || !a.trace || !a.weights)
+	if (a.router && (a.trace || a.compute || a.check_rows || a.iolog))
+		return cli_failf("replay", "--router-trace (an MoE replay) takes none of --trace, "
+				 "--compute, --check-rows, --iolog");
+	if (a.router && (optind != argc - 1 || !a.weights || !a.device))
+		return cli_failf("replay", "expected MOE.ini, --router-trace R.h5, --weights W and "
+				 "--device P (see --help)");
+	if (a.router && mp.expert_cache < 0 && mp.dram_budget == 0)
+		return cli_failf("replay", "give --moe expert_cache=N or --moe dram_budget=BYTES");
+	if (a.router && mp.expert_cache >= 0 && mp.dram_budget > 0)
+		return cli_failf("replay", "give only one of --moe expert_cache and --moe dram_budget");
+	if (!a.router && (optind != argc - 1 || !a.trace || !a.weights))
 		return cli_failf("replay", "expected MODEL.ini, --trace T.h5 and --weights W (see --help)");
 	char model[PATH_CAP], device[PATH_CAP];
 	if (!(a.model = cli_path("replay", PATH_MODEL, argv[optind], model, sizeof model)) ||
 	    (a.device && !(a.device = cli_path("replay", PATH_DEVICE, a.device, device, sizeof device))))
 		return 1;
+	if (a.router)
+		return replay_moe(&a, &mp, g, &err) ? cli_fail("replay", &err) : 0;
 	return replay_go(&a, &p, g);
 }
 
@@ -265,7 +393,12 @@ int verb_validate(int argc, char **argv, const struct cli_global *g)
 			       "experiment: [experiment] kind = validate, model, device, trace (.h5);\n"
 			       "[sim] as for simulate; [validate] weights, engine, repeats, tokens, scale,\n"
 			       "verify, probe_file, probe_seconds (see\n"
-			       "sim/sweep/kind_validate.c and experiments/host-validate.ini).\n");
+			       "sim/sweep/kind_validate.c and experiments/host-validate.ini).\n"
+			       "kind = moevalidate does the same for mixture-of-experts points: [moe]\n"
+			       "keys as kind = moe, [validate] weights (an expert file from lifsim\n"
+			       "layout), the simulator's read plan replayed for real; io_ms, mem_ms and\n"
+			       "total_ms = io + mem compared (sim/sweep/kind_moevalidate.c,\n"
+			       "experiments/moe-host.ini).\n");
 			return 0;
 		}
 		if (c == '?')
@@ -281,16 +414,20 @@ int verb_validate(int argc, char **argv, const struct cli_global *g)
 	if (!cli_path("validate", PATH_EXPERIMENT, argv[optind], exp, sizeof exp))
 		return 1;
 	int rc = sweep_new(exp, &sw, &err);
-	if (!rc && strcmp(sweep_kind_name(sw), "validate"))
-		rc = err_set(&err, ERR_INVAL, "%s: [experiment] kind is '%s', not validate", exp,
-			     sweep_kind_name(sw));
+	const struct sweep_kind *k = &sweep_kind_validate;
+	if (!rc && !strcmp(sweep_kind_name(sw), "moevalidate"))
+		k = &sweep_kind_moevalidate;
+	else if (!rc && strcmp(sweep_kind_name(sw), "validate"))
+		rc = err_set(&err, ERR_INVAL, "%s: [experiment] kind is '%s', not validate or "
+			     "moevalidate", exp, sweep_kind_name(sw));
 	if (!rc)
-		rc = sweep_kind_validate.ctx_new(sw, &ctx, &err);
+		rc = k->ctx_new(sw, &ctx, &err);
 	struct sweep_opts o = {.dir = out, .threads = 1, .progress = validate_progress,
 			       .progress_ctx = (void *)g};
 	if (!rc)
-		rc = sweep_run(sw, &sweep_kind_validate, ctx, &o, NULL, &err);
-	sweep_kind_validate.ctx_free(ctx);
+		rc = sweep_run(sw, k, ctx, &o, NULL, &err);
+	if (ctx)
+		k->ctx_free(ctx);
 	sweep_free(sw);
 	if (!rc)
 		rc = replay_validate_summary(out, &err);

@@ -264,19 +264,28 @@ struct batch {
 	struct { int64_t off, len; } *x; /* (cap) */
 	int n, cap;
 	int64_t *lens; /* (cap) merged lengths for the flash model */
+	int64_t *offs; /* (cap) merged offsets (the plan's) */
 };
+
+int64_t moe_matrix_offset(const struct llm_desc *m, int layout, int slot, int mat)
+{
+	if (layout == MOE_LAYOUT_MATRIX)
+		return ((int64_t)mat * m->experts + slot) * m->expert_matrix_bytes;
+	return (int64_t)slot * m->expert_bytes + (int64_t)mat * m->expert_matrix_bytes;
+}
+
+int64_t moe_region_bytes(const struct llm_desc *m) { return m->experts * m->expert_bytes; }
 
 static void batch_add_expert(struct batch *b, const struct llm_desc *m, int layout, int slot)
 {
-	int E = m->experts;
 	if (layout == MOE_LAYOUT_MATRIX) {
 		for (int mat = 0; mat < m->ffn_matrices; mat++) {
-			b->x[b->n].off = ((int64_t)mat * E + slot) * m->expert_matrix_bytes;
+			b->x[b->n].off = moe_matrix_offset(m, layout, slot, mat);
 			b->x[b->n++].len = m->expert_matrix_bytes;
 		}
 		return;
 	}
-	b->x[b->n].off = (int64_t)slot * m->expert_bytes;
+	b->x[b->n].off = moe_matrix_offset(m, layout, slot, 0);
 	b->x[b->n++].len = m->expert_bytes;
 }
 
@@ -302,6 +311,7 @@ static int batch_merge(struct batch *b, int64_t max_gap, int64_t *bytes)
 			end = new_end;
 			continue;
 		}
+		b->offs[n] = b->x[i].off;
 		b->lens[n++] = b->x[i].len;
 		*bytes += b->x[i].len;
 		end = b->x[i].off + b->x[i].len;
@@ -455,10 +465,43 @@ struct layer_run {
 	const int16_t *trained; /* train_predictions(), or NULL */
 	double *ahead_lt, *demand_lt; /* (layers, tokens) flash ns read ahead / on demand */
 	struct batch b;
+	struct moe_plan *plan; /* or NULL */
 };
 
+/* Append the merged batch of (l, t) to the plan; -1 when out of memory. */
+static int plan_add(struct moe_plan *p, const struct batch *b, int n, int l, int64_t t, double ns,
+		    double ops)
+{
+	if (p->n + n > p->cap) {
+		int64_t cap = 2 * (p->n + n) + 64;
+		int64_t *off = realloc(p->off, (size_t)cap * sizeof *off);
+		if (off)
+			p->off = off;
+		int64_t *len = off ? realloc(p->len, (size_t)cap * sizeof *len) : NULL;
+		if (!len)
+			return -1;
+		p->len = len, p->cap = cap;
+	}
+	size_t i = (size_t)l * p->tokens + t;
+	p->first[i] = p->n;
+	for (int j = 0; j < n; j++)
+		p->off[p->n + j] = b->offs[j], p->len[p->n + j] = b->lens[j];
+	p->n += n;
+	p->first[i + 1] = p->n;
+	p->io_ns[i] = ns, p->ops[i] = ops;
+	return 0;
+}
+
+void moe_plan_free(struct moe_plan *p)
+{
+	if (!p)
+		return;
+	free(p->first), free(p->off), free(p->len), free(p->io_ns), free(p->slot);
+	memset(p, 0, sizeof *p);
+}
+
 /* One token of one layer: prefetch, accesses, the batch of reads. */
-static void layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
+static int layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 {
 	const struct llm_desc *m = r->m;
 	int k = r->rt->meta.top_k, E = r->rt->meta.experts;
@@ -518,6 +561,8 @@ static void layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 	a->wasted[t] += wasted;
 	a->bytes[t] += bytes;
 	a->reads[t] += n;
+	return r->plan ? plan_add(r->plan, &r->b, n, l, t, ns,
+				  (double)(r->s.c.inserts + r->s.c.evictions - ops0)) : 0;
 }
 
 static int layer_pass(struct layer_run *r, int l, struct acc *a)
@@ -532,10 +577,32 @@ static int layer_pass(struct layer_run *r, int l, struct acc *a)
 		for (int e = 0; e < E; e++)
 			r->slot[e] = e;
 	}
+	if (r->plan)
+		memcpy(r->plan->slot + (size_t)l * E, r->slot, E * sizeof *r->slot);
 	for (int64_t t = 0; t < r->rt->meta.tokens; t++)
-		layer_token(r, l, t, a);
+		if (layer_token(r, l, t, a))
+			return -1;
 	layer_free(&r->s);
 	return 0;
+}
+
+int moe_layer_slots(const struct router_trace *rt, int l, int layout, int *slot)
+{
+	int E = rt->meta.experts;
+	if (layout != MOE_LAYOUT_COSEL) {
+		for (int e = 0; e < E; e++)
+			slot[e] = e;
+		return 0;
+	}
+	int64_t *count = calloc(E, sizeof *count);
+	if (!count)
+		return -1;
+	int64_t n = rt->meta.tokens * rt->meta.top_k;
+	for (int64_t i = 0; i < n; i++)
+		count[rt->ids[(size_t)l * n + i]]++;
+	int rc = cosel_order(rt, l, count, slot);
+	free(count);
+	return rc;
 }
 
 /* Compute per token: dense parts, routers, k experts (+ shared) per MoE
@@ -660,12 +727,31 @@ int moe_run(const struct router_trace *rt, const struct llm_desc *m, const struc
 	    const struct moe_params *p, gsl_rng *rng, struct moe_result *out,
 	    struct lif_err *err)
 {
+	return moe_run_plan(rt, m, dev, p, rng, out, NULL, err);
+}
+
+int moe_run_plan(const struct router_trace *rt, const struct llm_desc *m,
+		 const struct device *dev, const struct moe_params *p, gsl_rng *rng,
+		 struct moe_result *out, struct moe_plan *plan, struct lif_err *err)
+{
 	if (check_run(rt, m, dev, p, rng, err))
 		return err->code;
+	if (plan) {
+		size_t lt = (size_t)rt->meta.layers * rt->meta.tokens;
+		*plan = (struct moe_plan){.layers = rt->meta.layers, .experts = m->experts,
+					  .layout = p->layout, .tokens = rt->meta.tokens,
+					  .region_bytes = moe_region_bytes(m)};
+		plan->first = calloc(lt + 1, sizeof *plan->first);
+		plan->io_ns = calloc(2 * lt + 1, sizeof *plan->io_ns);
+		plan->ops = plan->io_ns ? plan->io_ns + lt : NULL;
+		plan->slot = calloc((size_t)rt->meta.layers * m->experts, sizeof *plan->slot);
+		if (!plan->first || !plan->io_ns || !plan->slot)
+			return err_set(err, ERR_NOMEM, "moe: out of memory for the plan");
+	}
 	int64_t T = rt->meta.tokens;
 	int E = m->experts, cap = m->ffn_matrices * 2 * E;
 	struct layer_run r = {.rt = rt, .m = m, .dev = dev, .p = p, .rng = rng,
-			      .ops = moe_cache_find(p->cache_policy)};
+			      .ops = moe_cache_find(p->cache_policy), .plan = plan};
 	struct acc a;
 	double *buf = calloc((size_t)T * 9, sizeof *buf);
 	a.io_ns = buf, a.ahead_ns = buf + T, a.ops = buf + 2 * T, a.bytes = buf + 3 * T;
@@ -682,10 +768,12 @@ int moe_run(const struct router_trace *rt, const struct llm_desc *m, const struc
 	r.truth = malloc(E);
 	r.b.x = malloc(cap * sizeof *r.b.x);
 	r.b.lens = malloc(cap * sizeof *r.b.lens);
+	r.b.offs = malloc(cap * sizeof *r.b.offs);
 	r.b.cap = cap;
 	r.ahead_lt = calloc(2 * (size_t)rt->meta.layers * T, sizeof *r.ahead_lt);
 	r.demand_lt = r.ahead_lt ? r.ahead_lt + (size_t)rt->meta.layers * T : NULL;
-	int rc = !buf || !r.slot || !r.pred || !r.truth || !r.b.x || !r.b.lens || !r.ahead_lt;
+	int rc = !buf || !r.slot || !r.pred || !r.truth || !r.b.x || !r.b.lens || !r.b.offs ||
+		 !r.ahead_lt;
 	for (int l = 0; !rc && l < rt->meta.layers; l++)
 		rc = layer_pass(&r, l, &a);
 	if (rc) {
@@ -702,5 +790,6 @@ int moe_run(const struct router_trace *rt, const struct llm_desc *m, const struc
 	free(r.truth);
 	free(r.b.x);
 	free(r.b.lens);
+	free(r.b.offs);
 	return rc;
 }

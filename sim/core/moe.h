@@ -43,6 +43,16 @@
  * trace's own co-selection counts). A layer's misses of one token are one
  * batch of reads; extents at most `max_gap` bytes apart merge (the gap is
  * read too); the flash model costs the batch at min(parallelism, extents).
+ * Offsets are relative to the layer's region of moe_region_bytes (experts x
+ * expert_bytes); MoE layer l's region is the l-th in the expert weight file
+ * (sim/real/wfile.h). Within an expert's extent (and within the matrix
+ * layout's region of one matrix) the matrices come in the order gate, up,
+ * down (gated) or up, down, each expert_matrix_bytes.
+ *
+ * The plan (moe_run_plan): every read the run costs, per MoE layer and
+ * token, merged as costed, with its flash time and the cache's inserts and
+ * evictions: what `lifsim replay` performs for real, so the two cannot
+ * disagree on what is read.
  *
  * Costs per token (averaged over the tokens after `warmup_tokens`):
  *   io = sum over layers of the batch's flash time;
@@ -132,6 +142,34 @@ struct moe_result {
 	int64_t dram_bytes;              /* resident + cache + one layer's k staged experts */
 };
 
+/* The reads of a run: per (MoE layer l, token t), layer-major, the merged
+ * extents [first[l * tokens + t], first[l * tokens + t + 1]) of off/len
+ * (bytes from the start of layer l's region), the flash time the model gave
+ * them (io_ns) and the cache's inserts + evictions (ops). slot: (layers,
+ * experts) each expert's slot in its layer's region (the layout's order). */
+struct moe_plan {
+	int layers, experts, layout;
+	int64_t tokens, region_bytes;
+	int64_t *first;      /* (layers * tokens + 1) */
+	int64_t *off, *len;  /* (n) */
+	int64_t n, cap;
+	double *io_ns, *ops; /* (layers * tokens) */
+	int *slot;           /* (layers * experts) */
+};
+void moe_plan_free(struct moe_plan *p); /* frees the arrays, not p */
+
+/* One MoE layer's region in the expert weight file: experts x expert_bytes. */
+int64_t moe_region_bytes(const struct llm_desc *m);
+
+/* Each expert's slot in MoE layer l's region under `layout` (enum
+ * moe_layout): id order, or cosel's co-selection chain learnt from the whole
+ * trace. slot has rt->meta.experts entries. -1 when out of memory. */
+int moe_layer_slots(const struct router_trace *rt, int l, int layout, int *slot);
+
+/* Where matrix `mat` (0 .. ffn_matrices - 1) of the expert in `slot` lies in
+ * its layer's region under `layout` (expert_matrix_bytes long). */
+int64_t moe_matrix_offset(const struct llm_desc *m, int layout, int slot, int mat);
+
 /* DRAM that the model needs with `cache` experts per MoE layer. */
 int64_t moe_dram_bytes(const struct llm_desc *m, int cache);
 
@@ -150,5 +188,11 @@ int moe_layer_hits(const struct router_trace *rt, int layer, const struct moe_ca
 int moe_run(const struct router_trace *rt, const struct llm_desc *m, const struct device *dev,
 	    const struct moe_params *p, gsl_rng *rng, struct moe_result *out,
 	    struct lif_err *err);
+
+/* moe_run, also filling plan (zeroed by the caller; moe_plan_free after,
+ * also on failure). */
+int moe_run_plan(const struct router_trace *rt, const struct llm_desc *m,
+		 const struct device *dev, const struct moe_params *p, gsl_rng *rng,
+		 struct moe_result *out, struct moe_plan *plan, struct lif_err *err);
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "sim/core/moe.h"
 #include "sim/real/io.h"
 #include "sim/real/wfile.h"
 
@@ -23,6 +24,10 @@ struct disk_header {
 	/* version 2: the rest of the file is covered too */
 	uint64_t tables_sum; /* table_hash of the pos, friend and sums regions */
 	uint64_t sum2;       /* wfile_hash of everything above */
+	/* version 3: MoE expert files (dense files stay version 2); zero before */
+	uint32_t experts, expert_layout, d_expert, spare;
+	int64_t expert_bytes, expert_matrix_bytes;
+	uint64_t sum3;       /* wfile_hash of everything above */
 };
 
 /* wfile_hash of p, with the bytes past its last whole 8 mixed in. */
@@ -47,8 +52,19 @@ struct wfile {
 	struct wfile_info info;
 	int32_t *pos;      /* (layers, d_ffn) */
 	int32_t *friend_of;/* (layers, d_ffn) or NULL */
-	uint64_t *sums;    /* (layers, regions, d_ffn) */
+	uint64_t *sums;    /* (layers, regions, d_ffn); MoE: (layers, experts x matrices) */
+	int32_t *slot;     /* MoE: (layers, experts) */
 };
+
+/* The table a region name holds (the FFN/experts region has none). */
+static void **table_of(struct wfile *w, const char *name)
+{
+	return !strcmp(name, "pos")	 ? (void **)&w->pos
+	       : !strcmp(name, "friend") ? (void **)&w->friend_of
+	       : !strcmp(name, "slot")	 ? (void **)&w->slot
+	       : !strcmp(name, "sums")	 ? (void **)&w->sums
+					 : NULL;
+}
 
 static uint64_t splitmix(uint64_t *s)
 {
@@ -360,15 +376,27 @@ static int check_header(const struct disk_header *h, int64_t size, struct wfile_
 {
 	if (memcmp(h->magic, WFILE_MAGIC, 8))
 		return err_set(err, ERR_FORMAT, "not a lifsim weight file (no %s magic)", WFILE_MAGIC);
-	if (h->version < 1 || h->version > WFILE_VERSION)
+	if (h->version < 1 || h->version > WFILE_VERSION_MOE)
 		return err_set(err, ERR_FORMAT, "weight file version %u (this lifsim reads 1 to %d)",
-			       h->version, WFILE_VERSION);
+			       h->version, WFILE_VERSION_MOE);
 	if (h->sum != wfile_hash(h, offsetof(struct disk_header, sum)) ||
-	    (h->version >= 2 && h->sum2 != wfile_hash(h, offsetof(struct disk_header, sum2))))
+	    (h->version >= 2 && h->sum2 != wfile_hash(h, offsetof(struct disk_header, sum2))) ||
+	    (h->version >= 3 && h->sum3 != wfile_hash(h, offsetof(struct disk_header, sum3))))
 		return err_set(err, ERR_FORMAT, "corrupt header (checksum mismatch)");
-	if (!layout_by_kind((int)h->layout) || h->nindex < 3 || h->nindex > 4 || !h->layers ||
+	const int moe = h->version >= 3;
+	if (!moe && (h->experts || h->expert_layout || h->d_expert || h->spare || h->expert_bytes ||
+		     h->expert_matrix_bytes || h->sum3))
+		return err_set(err, ERR_FORMAT, "corrupt padding: version %u header with version 3 "
+			       "fields set", h->version);
+	if (moe && (!moe_layout_choice((int)h->expert_layout) || h->nindex != 3 || !h->layers ||
+		    h->layers > LLM_MAX_LAYERS || !h->experts || h->experts > 4096 || !h->d_model ||
+		    h->ffn_matrices < 2 || h->ffn_matrices > 3 || h->expert_matrix_bytes <= 0 ||
+		    h->expert_bytes != h->expert_matrix_bytes * h->ffn_matrices ||
+		    h->layer_bytes != h->expert_bytes * h->experts))
+		return err_set(err, ERR_FORMAT, "corrupt header (inconsistent MoE dimensions)");
+	if (!moe && (!layout_by_kind((int)h->layout) || h->nindex < 3 || h->nindex > 4 || !h->layers ||
 	    h->layers > LLM_MAX_LAYERS || !h->d_ffn || !h->d_model || h->regions < 1 || h->regions > 3 ||
-	    h->slot_bytes <= 0 || h->layer_bytes != h->slot_bytes * h->d_ffn * h->regions)
+	    h->slot_bytes <= 0 || h->layer_bytes != h->slot_bytes * h->d_ffn * h->regions))
 		return err_set(err, ERR_FORMAT, "corrupt header (inconsistent dimensions)");
 	*in = (struct wfile_info){.version = (int)h->version, .layout = (int)h->layout,
 				  .bundle = (int)h->bundle, .layers = (int)h->layers,
@@ -376,7 +404,11 @@ static int check_header(const struct disk_header *h, int64_t size, struct wfile_
 				  .ffn_matrices = (int)h->ffn_matrices, .dtype = (int)h->dtype,
 				  .regions = (int)h->regions, .piece_bytes = h->piece_bytes,
 				  .slot_bytes = h->slot_bytes, .layer_bytes = h->layer_bytes,
-				  .seed = h->seed, .nindex = (int)h->nindex};
+				  .seed = h->seed, .nindex = (int)h->nindex,
+				  .experts = moe ? (int)h->experts : 0,
+				  .expert_layout = (int)h->expert_layout, .d_expert = (int)h->d_expert,
+				  .expert_bytes = h->expert_bytes,
+				  .expert_matrix_bytes = h->expert_matrix_bytes};
 	memcpy(in->model, h->model, sizeof in->model);
 	in->model[63] = '\0';
 	memcpy(in->index, h->index, sizeof in->index);
@@ -393,14 +425,12 @@ static int check_header(const struct disk_header *h, int64_t size, struct wfile_
 /* Version 2: the tables match the header's checksum, and every byte outside
  * the header struct, the slots and the tables (alignment padding) is zero:
  * no byte of the file goes unchecked. */
-static int check_rest(int fd, const struct disk_header *h, const struct wfile *w,
+static int check_rest(int fd, const struct disk_header *h, struct wfile *w,
 		      struct lif_err *err)
 {
 	const void *tables[4] = {NULL};
 	for (int i = 1; i < (int)h->nindex; i++)
-		tables[i] = !strcmp(h->index[i].name, "pos")	? (const void *)w->pos
-			    : !strcmp(h->index[i].name, "friend") ? (const void *)w->friend_of
-								  : (const void *)w->sums;
+		tables[i] = *table_of(w, h->index[i].name);
 	if (h->tables_sum != tables_hash(h->index, (int)h->nindex, tables))
 		return err_set(err, ERR_FORMAT, "corrupt tables (pos, friend or sums: checksum "
 			       "mismatch)");
@@ -438,14 +468,15 @@ struct wfile *wfile_open(const char *path, struct lif_err *err)
 		rc = check_header(&h, st.st_size, &w->info, err);
 	if (!rc) {
 		snprintf(w->path, sizeof w->path, "%s", path);
-		const size_t tab = (size_t)w->info.layers * w->info.d_ffn;
+		const int moe = w->info.experts > 0;
+		const size_t tab = (size_t)w->info.layers * (moe ? w->info.experts : w->info.d_ffn);
+		const size_t per = moe ? (size_t)w->info.ffn_matrices : (size_t)w->info.regions;
 		for (int i = 1; !rc && i < w->info.nindex; i++) {
 			const struct wfile_region *r = &w->info.index[i];
-			void **dst = !strcmp(r->name, "pos")      ? (void **)&w->pos
-				     : !strcmp(r->name, "friend") ? (void **)&w->friend_of
-								  : (void **)&w->sums;
-			size_t want = !strcmp(r->name, "sums") ? tab * w->info.regions * 8 : tab * 4;
-			if ((size_t)r->bytes != want || *dst)
+			void **dst = table_of(w, r->name);
+			size_t want = !dst ? 0 : !strcmp(r->name, "sums") ? tab * per * 8 : tab * 4;
+			if (!dst || (moe != !strcmp(r->name, "slot") && strcmp(r->name, "sums")) ||
+			    (size_t)r->bytes != want || *dst)
 				rc = err_set(err, ERR_FORMAT, "corrupt index: region '%s'", r->name);
 			else if (!(*dst = malloc(want)))
 				rc = err_set(err, ERR_NOMEM, "out of memory");
@@ -453,8 +484,13 @@ struct wfile *wfile_open(const char *path, struct lif_err *err)
 				rc = err_set(err, ERR_IO, "cannot read region '%s'", r->name);
 		}
 		const struct layout_ops *ops = layout_by_kind(w->info.layout);
-		if (!rc && (!w->pos || !w->sums || (ops && ops->pairs) != !!w->friend_of))
+		if (!rc && (moe ? !w->slot || !w->sums
+				: !w->pos || !w->sums || (ops && ops->pairs) != !!w->friend_of))
 			rc = err_set(err, ERR_FORMAT, "corrupt index: a table is missing");
+		for (size_t i = 0; !rc && moe && i < tab; i++)
+			if (w->slot[i] < 0 || w->slot[i] >= w->info.experts)
+				rc = err_set(err, ERR_FORMAT, "corrupt slot table: entry %zu is %d",
+					     i, w->slot[i]);
 		if (!rc && h.version >= 2)
 			rc = check_rest(fd, &h, w, err);
 	}
@@ -472,7 +508,7 @@ void wfile_close(struct wfile *w)
 {
 	if (!w)
 		return;
-	free(w->pos), free(w->friend_of), free(w->sums);
+	free(w->pos), free(w->friend_of), free(w->sums), free(w->slot);
 	free(w);
 }
 
@@ -484,6 +520,10 @@ int wfile_match(const struct wfile *w, const struct layout *l, const struct llm_
 {
 	const struct wfile_info *i = &w->info;
 	const size_t tab = (size_t)i->layers * i->d_ffn;
+	if (i->experts)
+		return err_set(err, ERR_INVAL, "%s: an MoE expert file (%s, %d experts per layer); "
+			       "a dense replay needs a file from lifsim layout of a dense model",
+			       w->path, i->model, i->experts);
 	if (i->layers != m->layers || i->d_ffn != m->d_ffn || i->d_model != m->d_model ||
 	    i->dtype != m->dtype || i->ffn_matrices != m->ffn_matrices)
 		return err_set(err, ERR_INVAL,
@@ -523,3 +563,132 @@ int wfile_verify(const struct wfile *w, int64_t offset, const void *buf, int64_t
 	}
 	return 0;
 }
+
+/* ---- MoE expert files (version 3) ---- */
+
+int wfile_write_moe(const char *path, const struct llm_desc *m, int layout, const int *slot,
+		    uint64_t seed, void (*progress)(void *ctx, int done, int total), void *ctx,
+		    struct lif_err *err)
+{
+	if (!llm_is_moe(m))
+		return err_set(err, ERR_INVAL, "%s: %s is not a mixture-of-experts model", path, m->name);
+	const int L = m->moe_layers, E = m->experts, M = m->ffn_matrices;
+	const int64_t piece = m->expert_matrix_bytes, region = moe_region_bytes(m);
+	if (piece % 8)
+		return err_set(err, ERR_INVAL, "%s: one expert matrix is %lld bytes, not a multiple of 8",
+			       path, (long long)piece);
+	for (int i = 0; i < L * E; i++)
+		if (slot[i] < 0 || slot[i] >= E)
+			return err_set(err, ERR_INVAL, "%s: slot %d of entry %d outside [0, %d)", path,
+				       slot[i], i, E);
+	struct disk_header h;
+	memset(&h, 0, sizeof h);
+	memcpy(h.magic, WFILE_MAGIC, 8);
+	h.version = WFILE_VERSION_MOE, h.layers = (uint32_t)L, h.d_model = (uint32_t)m->d_model;
+	h.d_ffn = (uint32_t)m->d_expert, h.ffn_matrices = (uint32_t)M, h.dtype = (uint32_t)m->dtype;
+	h.regions = (uint32_t)M, h.piece_bytes = piece, h.slot_bytes = m->expert_bytes;
+	h.layer_bytes = region, h.seed = seed;
+	snprintf(h.model, sizeof h.model, "%s", m->name);
+	const char *names[3] = {"experts", "slot", "sums"};
+	const int64_t sizes[3] = {region * L, (int64_t)L * E * 4, (int64_t)L * E * M * 8};
+	int64_t off = WFILE_ALIGN;
+	for (int i = 0; i < 3; i++) {
+		struct wfile_region *r = &h.index[h.nindex++];
+		snprintf(r->name, sizeof r->name, "%s", names[i]);
+		r->offset = off, r->bytes = sizes[i];
+		off = align_up(off + sizes[i]);
+	}
+	h.sum = wfile_hash(&h, offsetof(struct disk_header, sum));
+	h.experts = (uint32_t)E, h.expert_layout = (uint32_t)layout, h.d_expert = (uint32_t)m->d_expert;
+	h.expert_bytes = m->expert_bytes, h.expert_matrix_bytes = piece;
+	const int64_t total = h.index[2].offset + h.index[2].bytes;
+	struct big b = {.fd = -1};
+	char *buf = malloc((size_t)region), *page = calloc(1, WFILE_ALIGN);
+	uint64_t *sums = malloc((size_t)L * E * M * 8);
+	int32_t *slots = malloc((size_t)L * E * 4);
+	int rc = !buf || !page || !sums || !slots
+			 ? err_set(err, ERR_NOMEM, "out of memory for one layer (%lld bytes)",
+				   (long long)region) : 0;
+	if (!rc)
+		rc = big_open(&b, path, total, err);
+	for (int l = 0; !rc && l < L; l++) {
+		for (int e = 0; e < E; e++) {
+			int s = slot[(size_t)l * E + e];
+			slots[(size_t)l * E + e] = s;
+			for (int k = 0; k < M; k++) {
+				int64_t at = moe_matrix_offset(m, layout, s, k);
+				wfile_piece(seed, l, k, e, m->dtype, buf + at, piece);
+				sums[(size_t)l * E * M + at / piece] = wfile_hash(buf + at, (size_t)piece);
+			}
+		}
+		rc = big_write(&b, buf, region, h.index[0].offset + l * region, err);
+		if (progress)
+			progress(ctx, l + 1, L);
+	}
+	if (!rc)
+		rc = big_write(&b, slots, h.index[1].bytes, h.index[1].offset, err);
+	if (!rc)
+		rc = big_write(&b, sums, h.index[2].bytes, h.index[2].offset, err);
+	if (!rc) {
+		const void *tables[4] = {NULL, slots, sums, NULL};
+		h.tables_sum = tables_hash(h.index, (int)h.nindex, tables);
+		h.sum2 = wfile_hash(&h, offsetof(struct disk_header, sum2));
+		h.sum3 = wfile_hash(&h, offsetof(struct disk_header, sum3));
+		memcpy(page, &h, sizeof h);
+		rc = big_write(&b, page, WFILE_ALIGN, 0, err);
+	}
+	if (!rc && ftruncate(b.fd, total))
+		rc = err_set(err, ERR_IO, "%s: %s", path, strerror(errno));
+	if (!rc)
+		rc = big_commit(&b, err);
+	big_abort(&b);
+	free(buf), free(page), free(sums), free(slots);
+	return rc;
+}
+
+int wfile_moe_match(const struct wfile *w, const struct llm_desc *m, int layout, const int *slot,
+		    struct lif_err *err)
+{
+	const struct wfile_info *i = &w->info;
+	if (!i->experts)
+		return err_set(err, ERR_INVAL, "%s: a dense weight file (%s, layout %s): an MoE replay "
+			       "needs an expert file (lifsim layout of an MoE model)", w->path, i->model,
+			       layout_by_kind(i->layout)->name);
+	if (i->layers != m->moe_layers || i->experts != m->experts || i->d_model != m->d_model ||
+	    i->dtype != m->dtype || i->ffn_matrices != m->ffn_matrices ||
+	    i->expert_matrix_bytes != m->expert_matrix_bytes)
+		return err_set(err, ERR_INVAL,
+			       "%s: written for %s: %d MoE layers x %d experts of %lld bytes, d_model "
+			       "%d, %s; the point needs %s: %d x %d of %lld bytes, d_model %d, %s "
+			       "(same model and --scale?)", w->path, i->model, i->layers, i->experts,
+			       (long long)i->expert_bytes, i->d_model, llm_dtype_name(i->dtype), m->name,
+			       m->moe_layers, m->experts, (long long)m->expert_bytes, m->d_model,
+			       llm_dtype_name(m->dtype));
+	if (i->expert_layout != layout)
+		return err_set(err, ERR_INVAL, "%s: written in expert layout %s; the point uses %s",
+			       w->path, moe_layout_choice(i->expert_layout), moe_layout_choice(layout));
+	if (memcmp(w->slot, slot, (size_t)i->layers * i->experts * sizeof *slot))
+		return err_set(err, ERR_INVAL, "%s: its %s expert order differs from the point's "
+			       "(written from another router trace?)", w->path,
+			       moe_layout_choice(layout));
+	return 0;
+}
+
+int wfile_moe_verify(const struct wfile *w, int layer, int64_t offset, const void *buf,
+		     int64_t bytes, struct lif_err *err)
+{
+	const struct wfile_info *i = &w->info;
+	const int64_t pb = i->expert_matrix_bytes, per = (int64_t)i->experts * i->ffn_matrices;
+	for (int64_t c = (offset + pb - 1) / pb; (c + 1) * pb <= offset + bytes && c < per; c++) {
+		uint64_t want = w->sums[(size_t)layer * per + c];
+		if (wfile_hash((const char *)buf + (c * pb - offset), (size_t)pb) != want)
+			return err_set(err, ERR_FORMAT,
+				       "%s: checksum mismatch at MoE layer %d piece %lld (file offset "
+				       "%lld): the bytes read are not the ones written", w->path, layer,
+				       (long long)c,
+				       (long long)(i->ffn_offset + layer * i->layer_bytes + c * pb));
+	}
+	return 0;
+}
+
+const int32_t *wfile_moe_slots(const struct wfile *w) { return w->slot; }

@@ -28,6 +28,26 @@
  * (separate), one bundle (rowcol, hot, coact) or the bundle of the slot's
  * neuron followed by its friend's (friends).
  *
+ * Version 3 (wfile_write_moe; dense files stay version 2) holds the routed
+ * experts of a mixture-of-experts model (sim/core/moe.h): the header gains
+ * experts, expert_layout, d_expert, expert_bytes, expert_matrix_bytes and a
+ * third checksum over them (zero in older headers); layers counts MoE layers
+ * (the dense layers, shared experts and attention are resident, not stored),
+ * d_ffn = d_expert, regions = ffn_matrices, piece_bytes =
+ * expert_matrix_bytes, slot_bytes = expert_bytes, layer_bytes = experts x
+ * expert_bytes (moe_region_bytes). Regions:
+ *   "experts"   layers * layer_bytes: layer l's region holds expert e's
+ *               matrix k (gate, up, down; or up, down) at
+ *               moe_matrix_offset(m, expert_layout, slot[l][e], k) from the
+ *               region's start: the byte offsets the simulator costs;
+ *   "slot"      int32 (layers, experts): each expert's slot (cosel: the
+ *               router trace's co-selection chain; expert, matrix: its id);
+ *   "sums"      uint64 (layers, experts x ffn_matrices): wfile_hash of each
+ *               expert_matrix_bytes piece in region order (pieces tile a
+ *               region in every expert layout).
+ * An expert matrix's bytes are wfile_piece(seed, l, k, e) whatever the
+ * layout.
+ *
  * Writing is atomic (PATH.tmp, fsync, rename) after a free-space check;
  * on failure nothing is left behind.
  */
@@ -43,6 +63,7 @@
 
 #define WFILE_MAGIC "LIFSIMWF"
 #define WFILE_VERSION 2 /* 2: the tables and the padding are checked too; 1 still reads */
+#define WFILE_VERSION_MOE 3 /* MoE expert files */
 #define WFILE_ALIGN 4096
 #define WFILE_SPARE_BYTES (256LL << 20) /* free space kept on the disk */
 
@@ -61,8 +82,11 @@ struct wfile_info {
 	char model[64];
 	int nindex;
 	struct wfile_region index[4]; /* ffn, pos, friend (friends only), sums */
-	int64_t ffn_offset;  /* = index "ffn" offset */
+	int64_t ffn_offset;  /* = index "ffn" (MoE: "experts") offset */
 	int64_t file_bytes;  /* expected file size */
+	int experts;         /* MoE (version 3): experts per layer; 0: a dense file */
+	int expert_layout, d_expert; /* MoE: enum moe_layout */
+	int64_t expert_bytes, expert_matrix_bytes;
 };
 
 struct wfile;
@@ -110,6 +134,29 @@ int wfile_verify(const struct wfile *w, int64_t offset, const void *buf, int64_t
  * of dtype values. */
 void wfile_piece(uint64_t seed, int layer, int matrix, int neuron, int dtype, void *out,
 		 int64_t bytes);
+
+/* Write the routed experts of MoE model m (its moe_layers x experts) in
+ * expert layout `layout` (enum moe_layout), expert e of MoE layer l in slot
+ * slot[l * experts + e] (moe_layer_slots), synthetic weights of seed, to
+ * path (atomically, after the free-space check): version 3. */
+int wfile_write_moe(const char *path, const struct llm_desc *m, int layout, const int *slot,
+		    uint64_t seed, void (*progress)(void *ctx, int done, int total), void *ctx,
+		    struct lif_err *err);
+
+/* Check an opened file is an MoE expert file for m (its MoE layers,
+ * experts, expert sizes and dtype) in `layout` with the same slot table
+ * (moe_plan.slot): a dense file, another model or scale, layout or expert
+ * order is an error naming the file. */
+int wfile_moe_match(const struct wfile *w, const struct llm_desc *m, int layout, const int *slot,
+		    struct lif_err *err);
+
+/* Check the checksums of every expert piece wholly inside buf, the bytes
+ * [offset, offset + bytes) of MoE layer `layer`'s region. */
+int wfile_moe_verify(const struct wfile *w, int layer, int64_t offset, const void *buf,
+		     int64_t bytes, struct lif_err *err);
+
+/* MoE: the slot table, (layers, experts). */
+const int32_t *wfile_moe_slots(const struct wfile *w);
 
 /* 64-bit hash of bytes (a multiple of 8). */
 uint64_t wfile_hash(const void *p, size_t bytes);

@@ -29,20 +29,8 @@
 #include "sim/sweep/pointin.h"
 #include "traces/router_synth.h"
 
-struct moe_point {
-	char kind[32];
-	char model[4096];
-	char device[4096];
-	char trace[4096];
-	struct router_synth_params s;
-	struct moe_params p;
-	int expert_cache;
-	int64_t dram_budget;
-	int bits, group, kernel;
-};
-
 #define O(f) CONF_OFF(struct moe_point, f)
-static const struct conf_opt moe_opts[] = {
+const struct conf_opt moe_opts[] = {
 	{.section = "experiment", .name = "kind", .type = CONF_STR, .offset = O(kind), .size = 32,
 	 .def = "moe", CONF_NO_BOUNDS, .help = "what a point computes"},
 	{.section = "experiment", .name = "model", .type = CONF_STR, .offset = O(model),
@@ -111,20 +99,23 @@ struct moe_ctx {
 	int n;
 };
 
-static int read_point(const struct conf_doc *doc, struct moe_point *pt, struct lif_err *err)
+int moe_point_read(const struct conf_doc *doc, struct moe_point *pt,
+		   const struct pointin_table *extra, struct lif_err *err)
 {
 	memset(pt, 0, sizeof *pt);
 	router_synth_defaults(&pt->s);
 	char choices[128];
-	const struct pointin_table tables[] = {{"synth", router_synth_opts, &pt->s},
-					       {NULL, moe_opts, pt}};
+	struct pointin_table tables[3] = {{"synth", router_synth_opts, &pt->s},
+					  {NULL, moe_opts, pt}, {NULL, moe_opts, pt}};
+	if (extra)
+		tables[1] = *extra;
 	const struct pointin_path paths[] = {
 		{pt->model, sizeof pt->model, "experiment", "model", PATH_MODEL},
 		{pt->device, sizeof pt->device, "experiment", "device", PATH_DEVICE},
 		{pt->trace, sizeof pt->trace, "experiment", "trace", PATH_FILE}};
 	int rc = conf_defaults(moe_opts, pt, err);
 	if (!rc)
-		rc = pointin_apply(doc, tables, 2, NULL, err);
+		rc = pointin_apply(doc, tables, 3, NULL, err);
 	if (!rc && !moe_cache_find(pt->p.cache_policy))
 		rc = err_set(err, ERR_INVAL, "[moe] cache_policy: '%s' is not one of %s",
 			     pt->p.cache_policy,
@@ -135,7 +126,7 @@ static int read_point(const struct conf_doc *doc, struct moe_point *pt, struct l
 	return rc ? rc : pointin_resolve_all(doc, paths, 3, err);
 }
 
-static int moe_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
+int moe_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 {
 	struct moe_ctx *c = calloc(1, sizeof *c);
 	if (!c || !(c->in = pointin_new(err))) {
@@ -147,7 +138,7 @@ static int moe_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 	return 0;
 }
 
-static void moe_ctx_free(void *ctx)
+void moe_ctx_free(void *ctx)
 {
 	struct moe_ctx *c = ctx;
 	if (!c)
@@ -160,9 +151,10 @@ static void moe_ctx_free(void *ctx)
 }
 
 /* The point's router trace, loaded or generated once per distinct input. */
-static const struct router_trace *get_trace(struct moe_ctx *c, const struct moe_point *pt,
-					    const struct llm_desc *m, struct lif_err *err)
+const struct router_trace *moe_point_trace(void *ctx, const struct moe_point *pt,
+					   const struct llm_desc *m, struct lif_err *err)
 {
+	struct moe_ctx *c = ctx;
 	char key[8400];
 	int synth = !strcmp(pt->trace, "synth");
 	snprintf(key, sizeof key, "%s|%s|%lld|%lld|%.17g|%.17g|%.17g|%.17g", pt->trace,
@@ -192,7 +184,7 @@ static int moe_check(void *ctx, const struct conf_doc *point, struct conf_doc *r
 		     struct lif_err *err)
 {
 	struct moe_point pt;
-	int rc = read_point(point, &pt, err);
+	int rc = moe_point_read(point, &pt, NULL, err);
 	const char *paths[3] = {pt.model, pt.device, pt.trace};
 	const char *names[3] = {"[experiment] model", "[experiment] device", "[experiment] trace"};
 	for (int i = 0; !rc && i < 3; i++)
@@ -206,7 +198,7 @@ static int moe_check(void *ctx, const struct conf_doc *point, struct conf_doc *r
 }
 
 /* The model as the point stores it (low-bit weights when asked). */
-static int point_model(const struct moe_point *pt, struct llm_desc *m, struct lif_err *err)
+int moe_point_model(const struct moe_point *pt, struct llm_desc *m, struct lif_err *err)
 {
 	int rc = llm_load(pt->model, m, err);
 	if (rc)
@@ -251,10 +243,10 @@ static int moe_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 	struct moe_point pt;
 	struct llm_desc m;
 	struct moe_result r = {0};
-	int rc = read_point(point, &pt, err), fits = 1;
+	int rc = moe_point_read(point, &pt, NULL, err), fits = 1;
 	if (!rc)
-		rc = point_model(&pt, &m, err);
-	const struct router_trace *rt = rc ? NULL : get_trace(c, &pt, &m, err);
+		rc = moe_point_model(&pt, &m, err);
+	const struct router_trace *rt = rc ? NULL : moe_point_trace(c, &pt, &m, err);
 	const struct device *d0 = rt ? pointin_device(c->in, pt.device, err) : NULL;
 	if (!rc && (!rt || !d0))
 		rc = err->code ? err->code : ERR_IO;

@@ -8,5 +8,6 @@ const struct sweep_kind *const sweep_kinds[] = {
 	&sweep_kind_echo,
 	&sweep_kind_validate,
 	&sweep_kind_moe,
+	&sweep_kind_moevalidate,
 	NULL,
 };

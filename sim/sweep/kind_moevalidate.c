@@ -1,0 +1,418 @@
+/*
+ * kind_moevalidate: the `moevalidate` point kind of `lifsim sweep` / `lifsim
+ * validate`: per point, the MoE simulator's prediction (moe_run_plan,
+ * sim/core/moe.h, on a device profile from `lifsim calibrate`) and the real
+ * replay of its plan (sim/real/moereplay.h) against an expert weight file,
+ * repeated, with drift probes matched to the point's reads between tokens.
+ *
+ *   [experiment]  kind = moevalidate, model (an MoE model), device, trace
+ *                 (a router trace file: for expert_layout = cosel the one the
+ *                 weight file was laid out from)
+ *   [synth], [moe] as for kind = moe (sim/sweep/kind_moe.c)
+ *   [validate]    weights (lifsim layout of the model in the point's
+ *                 expert_layout at `scale`), engine, repeats, tokens, scale,
+ *                 verify, arena, probe_file, probe_seconds (as kind =
+ *                 validate)
+ *
+ * Timed tokens are [warmup_tokens, warmup_tokens + tokens); the cache state
+ * of the earlier tokens is the plan's, so they are not read. The prediction
+ * is averaged over the same tokens from the plan: io = the flash model's
+ * time of the planned batches, mem = dram_time_ns of their inserts,
+ * evictions and bytes (as moe_run), total = io + mem. The compute is not
+ * replayed, so total = io + mem on both sides whatever [moe] overlap says.
+ *
+ * Drift (as kind = validate): a probe of random reads of the point's mean
+ * read size (rounded up to 4 KiB) at depth min(parallelism, mean extents of
+ * a non-empty layer batch), before the first timed token and after each;
+ * a token's factor is the profile's flash throughput for the probe's reads
+ * over the geometric mean of the probes around it; *_corr divide each
+ * token's io_ms by its factor. Columns keep kind = validate's names, so
+ * `lifsim validate` summarizes both (compute_*: NaN; regime: latency or
+ * bandwidth as there), plus expert_hit_rate (the run's, over the tokens
+ * after warmup) and expert_bytes_read_per_token (predicted over the timed
+ * tokens; bytes_per_token_meas is what the replay read, as planned).
+ *
+ * Points are measured one at a time (a lock), whatever --threads says.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "models/dram.h"
+#include "models/flash.h"
+#include "sim/base/util.h"
+#include "sim/real/calib.h"
+#include "sim/real/moereplay.h"
+#include "sim/real/replay.h"
+#include "sim/sweep/kinds.h"
+#include "sim/sweep/pointin.h"
+
+#define MAXREP 100
+#define MAXPROBE 4096
+
+struct mvparams {
+	char weights[4096], probe_file[4096];
+	int engine, repeats, verify;
+	int64_t tokens, arena;
+	double scale, probe_seconds;
+};
+
+#define OV(f) CONF_OFF(struct mvparams, f)
+static const struct conf_opt mv_opts[] = {
+	{.section = "validate", .name = "weights", .type = CONF_STR, .offset = OV(weights),
+	 .size = 4096, CONF_NO_BOUNDS, .help = "expert weight file (lifsim layout) in the point's expert_layout"},
+	{.section = "validate", .name = "engine", .type = CONF_ENUM, .offset = OV(engine),
+	 .def = "io_uring", CONF_NO_BOUNDS, .names = io_engine_choice, .help = "io engine"},
+	{.section = "validate", .name = "repeats", .type = CONF_INT, .offset = OV(repeats),
+	 .def = "3", .min = 1, .max = MAXREP, .help = "replays per point (median)"},
+	{.section = "validate", .name = "tokens", .type = CONF_I64, .offset = OV(tokens),
+	 .def = "16", .min = 1, .max = 1 << 30, .help = "timed tokens after [moe] warmup_tokens"},
+	{.section = "validate", .name = "scale", .type = CONF_DOUBLE, .offset = OV(scale),
+	 .def = "1", .min = 1e-6, .max = 1,
+	 .help = "d_model scale the weight file was written with (lifsim layout --scale)"},
+	{.section = "validate", .name = "verify", .type = CONF_BOOL, .offset = OV(verify),
+	 .def = "true", CONF_NO_BOUNDS,
+	 .help = "check the checksums of what is read (first repeat; untimed)"},
+	{.section = "validate", .name = "arena", .type = CONF_BYTES, .offset = OV(arena),
+	 .def = "1GiB", .min = 0, .max = 1LL << 40,
+	 .help = "DRAM ring the replay's and the probes' reads land in (0: one staging buffer)"},
+	{.section = "validate", .name = "probe_file", .type = CONF_STR, .offset = OV(probe_file),
+	 .size = 4096, .def = "", CONF_NO_BOUNDS,
+	 .help = "file the drift probes read (empty: the weight file)"},
+	{.section = "validate", .name = "probe_seconds", .type = CONF_DOUBLE,
+	 .offset = OV(probe_seconds), .def = "0.05", .min = 0.001, .max = 60,
+	 .help = "length of each drift probe (one before the first timed token, one after each)"},
+	{0},
+};
+
+struct mvpoint {
+	struct moe_point pt;
+	struct mvparams v;
+};
+
+struct mvctx {
+	void *moe; /* kind_moe's context: router traces */
+	struct pointin *in;
+	pthread_mutex_t measure;
+};
+
+static int read_point(const struct conf_doc *doc, struct mvpoint *p, struct lif_err *err)
+{
+	memset(&p->v, 0, sizeof p->v);
+	const struct pointin_table extra = {"validate", mv_opts, &p->v};
+	int rc = conf_defaults(mv_opts, &p->v, err);
+	if (!rc)
+		rc = moe_point_read(doc, &p->pt, &extra, err);
+	const struct pointin_path paths[] = {
+		{p->v.weights, sizeof p->v.weights, "validate", "weights", PATH_FILE},
+		{p->v.probe_file, sizeof p->v.probe_file, "validate", "probe_file", PATH_FILE}};
+	if (!rc)
+		rc = pointin_resolve_all(doc, paths, 2, err);
+	if (!rc && !p->v.weights[0])
+		rc = err_set(err, ERR_INVAL, "[validate] weights: required key is missing");
+	return rc;
+}
+
+static int mv_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
+{
+	struct mvctx *c = calloc(1, sizeof *c);
+	if (!c)
+		return err_set(err, ERR_NOMEM, "out of memory");
+	if (moe_ctx_new(sw, &c->moe, err) || !(c->in = pointin_new(err))) {
+		moe_ctx_free(c->moe);
+		free(c);
+		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+	}
+	pthread_mutex_init(&c->measure, NULL);
+	*ctx = c;
+	return 0;
+}
+
+static void mv_ctx_free(void *ctx)
+{
+	struct mvctx *c = ctx;
+	if (!c)
+		return;
+	moe_ctx_free(c->moe);
+	pointin_free(c->in);
+	pthread_mutex_destroy(&c->measure);
+	free(c);
+}
+
+static int mv_check(void *ctx, const struct conf_doc *point, struct conf_doc *resolved,
+		    struct lif_err *err)
+{
+	(void)ctx;
+	struct mvpoint p;
+	int rc = read_point(point, &p, err);
+	const char *paths[4] = {p.pt.model, p.pt.device, p.pt.trace, p.v.weights};
+	const char *names[4] = {"[experiment] model", "[experiment] device", "[experiment] trace",
+				"[validate] weights"};
+	for (int i = 0; !rc && i < 4; i++)
+		if (strcmp(paths[i], "synth") && access(paths[i], R_OK))
+			rc = err_set(err, ERR_IO, "%s: %s: %s", names[i], paths[i], strerror(errno));
+	if (!rc)
+		rc = sweep_resolved_add_opts(resolved, moe_opts, &p.pt);
+	if (!rc && !strcmp(p.pt.trace, "synth"))
+		rc = sweep_resolved_add_opts(resolved, router_synth_opts, &p.pt.s);
+	if (!rc)
+		rc = sweep_resolved_add_opts(resolved, mv_opts, &p.v);
+	return rc;
+}
+
+/* ---- the prediction over the timed tokens ---- */
+
+struct pmeans {
+	double io, mem, total, bytes, reads, ops, batch_reads; /* per token; extents per non-empty batch */
+};
+
+static void plan_means(const struct moe_plan *p, const struct device *dev, int64_t a, int64_t b,
+		       struct pmeans *pm)
+{
+	memset(pm, 0, sizeof *pm);
+	double nb = 0, nr = 0;
+	for (int64_t t = a; t < b; t++)
+		for (int l = 0; l < p->layers; l++) {
+			size_t i = (size_t)l * p->tokens + t;
+			int64_t n = p->first[i + 1] - p->first[i];
+			pm->io += p->io_ns[i] * 1e-6, pm->ops += p->ops[i], pm->reads += (double)n;
+			for (int64_t j = p->first[i]; j < p->first[i + 1]; j++)
+				pm->bytes += (double)p->len[j];
+			nb += n > 0, nr += (double)n;
+		}
+	const double n = (double)(b - a);
+	pm->io /= n, pm->ops /= n, pm->reads /= n, pm->bytes /= n;
+	pm->batch_reads = nb > 0 ? nr / nb : 0;
+	pm->mem = dram_time_ns(&dev->dram, 0, pm->ops, pm->bytes) * 1e-6;
+	pm->total = pm->io + pm->mem;
+}
+
+static double median(double *v, int n)
+{
+	double *c = malloc((size_t)(n ? n : 1) * sizeof *c);
+	if (!c || !n) {
+		free(c);
+		return NAN;
+	}
+	memcpy(c, v, (size_t)n * sizeof *c);
+	qsort(c, (size_t)n, sizeof *c, util_cmp_double);
+	double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+	free(c);
+	return m;
+}
+
+static double cv(const double *v, int n)
+{
+	double s = 0, q = 0;
+	for (int i = 0; i < n; i++)
+		s += v[i];
+	s /= n;
+	for (int i = 0; i < n; i++)
+		q += (v[i] - s) * (v[i] - s);
+	return n > 1 && s > 0 ? sqrt(q / (n - 1)) / s : 0;
+}
+
+/* ---- measuring ---- */
+
+struct prober {
+	struct io_engine *e;
+	struct io_arena *arena;
+	int64_t chunk;
+	int depth;
+	double seconds, ref, last;
+	uint64_t seed;
+	double f[MAXPROBE], mib[MAXPROBE];
+	int nf, nmib;
+};
+
+static int probe_run(void *ctx, int64_t tok, struct lif_err *err)
+{
+	(void)tok;
+	struct prober *pr = ctx;
+	struct calib_point p;
+	int rc = calib_measure(pr->e, pr->chunk, 0, pr->seconds, pr->seed++, pr->arena, &p, err);
+	if (rc)
+		return rc;
+	double now = p.mib_per_s * 1048576.0;
+	if (pr->last > 0 && pr->nf < MAXPROBE)
+		pr->f[pr->nf++] = pr->ref / sqrt(pr->last * now);
+	if (pr->nmib < MAXPROBE)
+		pr->mib[pr->nmib++] = p.mib_per_s;
+	pr->last = now;
+	return 0;
+}
+
+struct reps {
+	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP];
+	double bytes;
+	struct prober pr;
+};
+
+static int measure(const struct mvpoint *p, const struct llm_desc *m, const struct moe_plan *plan,
+		   const struct device *dev, const struct pmeans *pm, int64_t a, int64_t b,
+		   uint64_t seed, struct reps *rp, struct lif_err *err)
+{
+	const struct mvparams *v = &p->v;
+	struct prober *pr = &rp->pr;
+	struct wfile *w = wfile_open(v->weights, err);
+	struct io_engine *io = w ? io_open(io_engines[v->engine]->name, v->weights,
+					   p->pt.p.parallelism, 0, err) : NULL;
+	struct moe_replay_token *tok = calloc((size_t)plan->tokens, sizeof *tok);
+	struct io_arena *arena = NULL;
+	int rc = !w || !io ? err->code : !tok ? err_set(err, ERR_NOMEM, "out of memory") : 0;
+	if (!rc && (b - a) * v->repeats > MAXPROBE)
+		rc = err_set(err, ERR_RANGE, "[validate] repeats x tokens: at most %d", MAXPROBE);
+	if (!rc)
+		rc = wfile_moe_match(w, m, plan->layout, plan->slot, err);
+	if (!rc && v->arena > 0 && !(arena = io_arena_new(v->arena, err)))
+		rc = err->code;
+	memset(pr, 0, sizeof *pr);
+	if (!rc) {
+		const char *file = v->probe_file[0] ? v->probe_file : v->weights;
+		pr->depth = (int)fmax(1, fmin(p->pt.p.parallelism, lround(pm->batch_reads)));
+		pr->chunk = (int64_t)ceil((pm->reads > 0 ? pm->bytes / pm->reads : 4096) / 4096) * 4096;
+		pr->seconds = v->probe_seconds, pr->seed = seed, pr->arena = arena;
+		pr->ref = flash_throughput_bytes_per_s(&dev->flash, pr->chunk, pr->depth);
+		if (!(pr->e = io_open(io_engines[v->engine]->name, file, pr->depth, 0, err)))
+			rc = err->code;
+		else if (io_file_bytes(pr->e) < pr->chunk)
+			rc = err_set(err, ERR_INVAL, "[validate] probe_file %s: smaller than one probe "
+				     "read (%lld bytes)", file, (long long)pr->chunk);
+	}
+	if (!rc)
+		rc = probe_run(pr, 0, err);
+	for (int k = 0; !rc && k < v->repeats; k++) {
+		const struct moe_replay_opts o = {.first_token = a, .tokens = b - a,
+						  .verify = v->verify && !k, .arena = arena,
+						  .after_token = probe_run, .after_ctx = pr};
+		const int f0 = pr->nf;
+		if ((rc = moe_replay(plan, m, w, io, &o, tok, err)))
+			break;
+		double n = (double)(b - a), io_ms = 0, mem = 0, io_c = 0, bytes = 0;
+		for (int64_t t = a; t < b; t++) {
+			io_ms += tok[t].io_ms / n, mem += tok[t].mem_ms / n;
+			io_c += tok[t].io_ms / pr->f[f0 + (t - a)] / n;
+			bytes += (double)tok[t].bytes_read / n;
+		}
+		rp->io[k] = io_ms, rp->mem[k] = mem, rp->total[k] = io_ms + mem;
+		rp->io_c[k] = io_c, rp->total_c[k] = io_c + mem, rp->bytes = bytes;
+	}
+	io_close(pr->e);
+	pr->e = NULL;
+	io_arena_free(arena);
+	io_close(io);
+	wfile_close(w);
+	free(tok);
+	return rc;
+}
+
+static const char *regime(const struct device *dev, double mean_read, double depth)
+{
+	const struct flash_params *f = &dev->flash.par;
+	if (!(f->t0_us > 0) || !(mean_read > 0))
+		return "unknown";
+	double al = (double)f->alignment_bytes, bb = ceil(mean_read / al) * al;
+	double little = depth * bb / (f->t0_us * 1e-6 + bb / f->xfer_bytes_per_s);
+	return little < fmin(f->iops_max * bb, f->max_bytes_per_s) ? "latency" : "bandwidth";
+}
+
+static int mv_point(void *ctx, const struct conf_doc *point, struct sweep_row *row,
+		    struct lif_err *err)
+{
+	struct mvctx *c = ctx;
+	struct mvpoint p;
+	struct llm_desc m;
+	struct moe_result r = {0};
+	struct moe_plan plan = {0};
+	int rc = read_point(point, &p, err);
+	if (!rc)
+		rc = moe_point_model(&p.pt, &m, err);
+	if (!rc)
+		rc = replay_scale_model(&m, p.v.scale, err);
+	const struct router_trace *rt = rc ? NULL : moe_point_trace(c->moe, &p.pt, &m, err);
+	const struct device *d0 = rt ? pointin_device(c->in, p.pt.device, err) : NULL;
+	if (!rc && (!rt || !d0))
+		rc = err->code ? err->code : ERR_IO;
+	struct device dev;
+	if (!rc) {
+		dev = *d0;
+		dev.compute.kernel = p.pt.kernel;
+		p.pt.p.expert_cache = p.pt.dram_budget > 0 ? moe_cache_for_budget(&m, p.pt.dram_budget)
+							   : p.pt.expert_cache;
+		if (p.pt.p.expert_cache < 0)
+			rc = err_set(err, ERR_INVAL, "[moe] dram_budget: the resident part of %s does not "
+				     "fit", m.name);
+	}
+	if (!rc) {
+		gsl_rng *rng = p.pt.p.prefetch == MOE_PREFETCH_MODELED ? sweep_row_rng(row) : NULL;
+		rc = moe_run_plan(rt, &m, &dev, &p.pt.p, rng, &r, &plan, err);
+	}
+	const int64_t T = rt ? rt->meta.tokens : 0, a = p.pt.p.warmup_tokens;
+	const int64_t b = a + p.v.tokens < T ? a + p.v.tokens : T;
+	struct pmeans pm;
+	struct reps *rp = rc ? NULL : calloc(1, sizeof *rp);
+	if (!rc && !rp)
+		rc = err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc) {
+		plan_means(&plan, &dev, a, b, &pm);
+		pthread_mutex_lock(&c->measure);
+		rc = measure(&p, &m, &plan, &dev, &pm, a, b, sweep_row_seed(row), rp, err);
+		pthread_mutex_unlock(&c->measure);
+	}
+	if (!rc) {
+		const int n = p.v.repeats;
+		const struct prober *pr = &rp->pr;
+		double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
+		double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n);
+		double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
+		double nan_ = NAN;
+		int e = sweep_row_set_str(row, "regime", regime(&dev, mean_read, pr->depth));
+		e |= sweep_row_set_str(row, "overlap_mode", "none");
+		const struct { const char *name; double v; } cols[] = {
+			{"expert_cache", p.pt.p.expert_cache},
+			{"expert_hit_rate", r.expert_hit_rate},
+			{"expert_bytes_read_per_token", pm.bytes},
+			{"tokens_timed", (double)(b - a)},
+			{"bytes_per_token_pred", pm.bytes},
+			{"bytes_per_token_meas", rp->bytes},
+			{"reads_per_token", pm.reads},
+			{"mean_read_bytes", mean_read},
+			{"io_ms_pred", pm.io}, {"io_ms_meas", io}, {"io_rel_err", pm.io / io - 1},
+			{"mem_ms_pred", pm.mem}, {"mem_ms_meas", mem},
+			{"mem_rel_err", pm.mem > 0 && mem > 0 ? pm.mem / mem - 1 : nan_},
+			{"total_ms_pred", pm.total}, {"total_ms_meas", tot},
+			{"total_rel_err", pm.total / tot - 1},
+			{"compute_ms_pred", nan_}, {"compute_ms_meas", nan_}, {"compute_rel_err", nan_},
+			{"compute_ms_meas_corr", nan_}, {"compute_rel_err_corr", nan_},
+			{"probe_chunk_bytes", (double)pr->chunk}, {"probe_depth", pr->depth},
+			{"probe_mib_per_s", median((double *)pr->mib, pr->nmib)},
+			{"probe_ref_mib_per_s", pr->ref / 1048576.0},
+			{"drift", median((double *)pr->f, pr->nf)},
+			{"io_ms_meas_corr", io_c}, {"io_rel_err_corr", pm.io / io_c - 1},
+			{"total_ms_meas_corr", tot_c}, {"total_rel_err_corr", pm.total / tot_c - 1},
+			{"io_cv", cv(rp->io, n)}, {"mem_cv", cv(rp->mem, n)},
+			{"total_cv", cv(rp->total, n)}, {"compute_cv", nan_},
+			{"drift_cv", cv(pr->f, pr->nf)},
+		};
+		for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+			e |= sweep_row_set_num(row, cols[i].name, cols[i].v);
+		if (e)
+			rc = err_set(err, ERR_INVAL, "%s",
+				     sweep_row_error(row) ? sweep_row_error(row) : "bad column");
+	}
+	free(rp);
+	moe_plan_free(&plan);
+	return rc;
+}
+
+const struct sweep_kind sweep_kind_moevalidate = {
+	.name = "moevalidate",
+	.summary = "MoE: predict and replay the expert reads for real; error of the prediction",
+	.ctx_new = mv_ctx_new,
+	.ctx_free = mv_ctx_free,
+	.check = mv_check,
+	.run = mv_point,
+};
