@@ -47,11 +47,12 @@
 #include "sim/real/calib.h"
 #include "sim/real/moereplay.h"
 #include "sim/real/replay.h"
+#include "sim/sweep/drift.h"
 #include "sim/sweep/kinds.h"
 #include "sim/sweep/pointin.h"
 
 #define MAXREP 100
-#define MAXPROBE 4096
+#define MAXPROBE DRIFT_MAXPROBE
 
 struct mvparams {
 	char weights[4096], probe_file[4096];
@@ -190,65 +191,12 @@ static void plan_means(const struct moe_plan *p, const struct device *dev, int64
 	pm->total = pm->io + pm->mem;
 }
 
-static double median(double *v, int n)
-{
-	double *c = malloc((size_t)(n ? n : 1) * sizeof *c);
-	if (!c || !n) {
-		free(c);
-		return NAN;
-	}
-	memcpy(c, v, (size_t)n * sizeof *c);
-	qsort(c, (size_t)n, sizeof *c, util_cmp_double);
-	double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
-	free(c);
-	return m;
-}
-
-static double cv(const double *v, int n)
-{
-	double s = 0, q = 0;
-	for (int i = 0; i < n; i++)
-		s += v[i];
-	s /= n;
-	for (int i = 0; i < n; i++)
-		q += (v[i] - s) * (v[i] - s);
-	return n > 1 && s > 0 ? sqrt(q / (n - 1)) / s : 0;
-}
-
 /* ---- measuring ---- */
-
-struct prober {
-	struct io_engine *e;
-	struct io_arena *arena;
-	int64_t chunk;
-	int depth;
-	double seconds, ref, last;
-	uint64_t seed;
-	double f[MAXPROBE], mib[MAXPROBE];
-	int nf, nmib;
-};
-
-static int probe_run(void *ctx, int64_t tok, struct lif_err *err)
-{
-	(void)tok;
-	struct prober *pr = ctx;
-	struct calib_point p;
-	int rc = calib_measure(pr->e, pr->chunk, 0, pr->seconds, pr->seed++, pr->arena, &p, err);
-	if (rc)
-		return rc;
-	double now = p.mib_per_s * 1048576.0;
-	if (pr->last > 0 && pr->nf < MAXPROBE)
-		pr->f[pr->nf++] = pr->ref / sqrt(pr->last * now);
-	if (pr->nmib < MAXPROBE)
-		pr->mib[pr->nmib++] = p.mib_per_s;
-	pr->last = now;
-	return 0;
-}
 
 struct reps {
 	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP];
 	double bytes;
-	struct prober pr;
+	struct drift_probe pr;
 };
 
 static int measure(const struct mvpoint *p, const struct llm_desc *m, const struct moe_plan *plan,
@@ -256,7 +204,7 @@ static int measure(const struct mvpoint *p, const struct llm_desc *m, const stru
 		   uint64_t seed, struct reps *rp, struct lif_err *err)
 {
 	const struct mvparams *v = &p->v;
-	struct prober *pr = &rp->pr;
+	struct drift_probe *pr = &rp->pr;
 	struct wfile *w = wfile_open(v->weights, err);
 	struct io_engine *io = w ? io_open(io_engines[v->engine]->name, v->weights,
 					   p->pt.p.parallelism, 0, err) : NULL;
@@ -272,22 +220,17 @@ static int measure(const struct mvpoint *p, const struct llm_desc *m, const stru
 	memset(pr, 0, sizeof *pr);
 	if (!rc) {
 		const char *file = v->probe_file[0] ? v->probe_file : v->weights;
-		pr->depth = (int)fmax(1, fmin(p->pt.p.parallelism, lround(pm->batch_reads)));
-		pr->chunk = (int64_t)ceil((pm->reads > 0 ? pm->bytes / pm->reads : 4096) / 4096) * 4096;
-		pr->seconds = v->probe_seconds, pr->seed = seed, pr->arena = arena;
-		pr->ref = flash_throughput_bytes_per_s(&dev->flash, pr->chunk, pr->depth);
-		if (!(pr->e = io_open(io_engines[v->engine]->name, file, pr->depth, 0, err)))
-			rc = err->code;
-		else if (io_file_bytes(pr->e) < pr->chunk)
-			rc = err_set(err, ERR_INVAL, "[validate] probe_file %s: smaller than one probe "
-				     "read (%lld bytes)", file, (long long)pr->chunk);
+		int depth = (int)fmax(1, fmin(p->pt.p.parallelism, lround(pm->batch_reads)));
+		int64_t chunk = (int64_t)ceil((pm->reads > 0 ? pm->bytes / pm->reads : 4096) / 4096) * 4096;
+		rc = drift_open(pr, io_engines[v->engine]->name, file, chunk, depth, 0, v->probe_seconds, seed,
+				dev, arena, err);
 	}
 	if (!rc)
-		rc = probe_run(pr, 0, err);
+		rc = drift_run(pr, err);
 	for (int k = 0; !rc && k < v->repeats; k++) {
 		const struct moe_replay_opts o = {.first_token = a, .tokens = b - a,
 						  .verify = v->verify && !k, .arena = arena,
-						  .after_token = probe_run, .after_ctx = pr};
+						  .after_token = drift_after_token, .after_ctx = pr};
 		const int f0 = pr->nf;
 		if ((rc = moe_replay(plan, m, w, io, &o, tok, err)))
 			break;
@@ -300,23 +243,12 @@ static int measure(const struct mvpoint *p, const struct llm_desc *m, const stru
 		rp->io[k] = io_ms, rp->mem[k] = mem, rp->total[k] = io_ms + mem;
 		rp->io_c[k] = io_c, rp->total_c[k] = io_c + mem, rp->bytes = bytes;
 	}
-	io_close(pr->e);
-	pr->e = NULL;
+	drift_close(pr);
 	io_arena_free(arena);
 	io_close(io);
 	wfile_close(w);
 	free(tok);
 	return rc;
-}
-
-static const char *regime(const struct device *dev, double mean_read, double depth)
-{
-	const struct flash_params *f = &dev->flash.par;
-	if (!(f->t0_us > 0) || !(mean_read > 0))
-		return "unknown";
-	double al = (double)f->alignment_bytes, bb = ceil(mean_read / al) * al;
-	double little = depth * bb / (f->t0_us * 1e-6 + bb / f->xfer_bytes_per_s);
-	return little < fmin(f->iops_max * bb, f->max_bytes_per_s) ? "latency" : "bandwidth";
 }
 
 static int mv_point(void *ctx, const struct conf_doc *point, struct sweep_row *row,
@@ -364,12 +296,12 @@ static int mv_point(void *ctx, const struct conf_doc *point, struct sweep_row *r
 	}
 	if (!rc) {
 		const int n = p.v.repeats;
-		const struct prober *pr = &rp->pr;
-		double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
-		double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n);
+		const struct drift_probe *pr = &rp->pr;
+		double io = drift_median(rp->io, n), mem = drift_median(rp->mem, n), tot = drift_median(rp->total, n);
+		double io_c = drift_median(rp->io_c, n), tot_c = drift_median(rp->total_c, n);
 		double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
 		double nan_ = NAN;
-		int e = sweep_row_set_str(row, "regime", regime(&dev, mean_read, pr->depth));
+		int e = sweep_row_set_str(row, "regime", drift_regime(&dev, mean_read, pr->depth));
 		e |= sweep_row_set_str(row, "overlap_mode", "none");
 		const struct { const char *name; double v; } cols[] = {
 			{"expert_cache", p.pt.p.expert_cache},
@@ -388,14 +320,14 @@ static int mv_point(void *ctx, const struct conf_doc *point, struct sweep_row *r
 			{"compute_ms_pred", nan_}, {"compute_ms_meas", nan_}, {"compute_rel_err", nan_},
 			{"compute_ms_meas_corr", nan_}, {"compute_rel_err_corr", nan_},
 			{"probe_chunk_bytes", (double)pr->chunk}, {"probe_depth", pr->depth},
-			{"probe_mib_per_s", median((double *)pr->mib, pr->nmib)},
+			{"probe_mib_per_s", drift_median(pr->mib, pr->nmib)},
 			{"probe_ref_mib_per_s", pr->ref / 1048576.0},
-			{"drift", median((double *)pr->f, pr->nf)},
+			{"drift", drift_median(pr->f, pr->nf)},
 			{"io_ms_meas_corr", io_c}, {"io_rel_err_corr", pm.io / io_c - 1},
 			{"total_ms_meas_corr", tot_c}, {"total_rel_err_corr", pm.total / tot_c - 1},
-			{"io_cv", cv(rp->io, n)}, {"mem_cv", cv(rp->mem, n)},
-			{"total_cv", cv(rp->total, n)}, {"compute_cv", nan_},
-			{"drift_cv", cv(pr->f, pr->nf)},
+			{"io_cv", drift_cv(rp->io, n)}, {"mem_cv", drift_cv(rp->mem, n)},
+			{"total_cv", drift_cv(rp->total, n)}, {"compute_cv", nan_},
+			{"drift_cv", drift_cv(pr->f, pr->nf)},
 		};
 		for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
 			e |= sweep_row_set_num(row, cols[i].name, cols[i].v);

@@ -73,6 +73,7 @@
 #include "sim/base/csv.h"
 #include "sim/base/util.h"
 #include "sim/real/calib.h"
+#include "sim/sweep/drift.h"
 #include "sim/sweep/kinds.h"
 #include "sim/sweep/pointin.h"
 #include "sim/real/replay.h"
@@ -80,7 +81,7 @@
 #include "sim/core/timeline.h"
 
 #define MAXREP 100
-#define MAXPROBE 4096
+#define MAXPROBE DRIFT_MAXPROBE
 
 struct vparams {
 	char kind[32], model[4096], device[4096], trace[4096], weights[4096], probe_file[4096];
@@ -206,26 +207,6 @@ static int v_check(void *ctx, const struct conf_doc *point, struct conf_doc *res
 
 /* ---- measuring ---- */
 
-static double median(const double *v, int n)
-{
-	static _Thread_local double s[MAXPROBE];
-	if (n < 1)
-		return NAN;
-	memcpy(s, v, (size_t)n * sizeof *s);
-	qsort(s, (size_t)n, sizeof *s, util_cmp_double);
-	return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
-static double cv(const double *v, int n)
-{
-	double m = 0, ss = 0;
-	for (int i = 0; i < n; i++)
-		m += v[i] / n;
-	for (int i = 0; i < n; i++)
-		ss += (v[i] - m) * (v[i] - m);
-	return n > 1 && m > 0 ? sqrt(ss / (n - 1)) / m : 0;
-}
-
 /* Prediction means over the timed tokens. */
 struct means {
 	double io, mem, compute, total, bytes, reads;
@@ -277,124 +258,49 @@ static double pipelined_corr(const double *lm, int L, int depth, double head, do
 		       : 1;
 }
 
-/* latency when the queue (Little's law) binds rather than the device. */
-static const char *regime(const struct device *dev, double mean_read, double reads_per_layer,
-			  int parallelism)
-{
-	const struct flash_params *f = &dev->flash.par;
-	if (!(f->t0_us > 0) || !(mean_read > 0))
-		return "unknown";
-	double a = (double)f->alignment_bytes, b = ceil(mean_read / a) * a;
-	double n = fmin(parallelism, fmax(1, reads_per_layer));
-	double little = n * b / (f->t0_us * 1e-6 + b / f->xfer_bytes_per_s);
-	return little < fmin(f->iops_max * b, f->max_bytes_per_s) ? "latency" : "bandwidth";
-}
-
-/* The matched drift probe of a point: random reads of the point's mean read
- * size at its queue depth (sequential chunk reads at its parallelism for
- * the naive strategy), run before the first timed token and after every
- * timed token of every repeat. Its reference is what the profile's flash
- * model (the one the prediction uses) gives for the same reads, so
- * ref / measured is how much slower the device is now than the profile
- * says, at this operating point. */
-struct prober {
-	struct io_engine *e;
-	struct io_arena *arena;
-	int64_t chunk;
-	int sequential, depth;
-	double seconds, ref; /* reference throughput, B/s */
-	uint64_t seed;
-	double last;          /* the latest probe, B/s */
-	double f[MAXPROBE];   /* per timed token: ref / geometric mean of the probes around it */
-	double mib[MAXPROBE]; /* every probe's throughput, MiB/s */
-	int nf, nmib;
-	/* the compute probe (compute = true): cold sgemv of the model's q
-	 * projection shape, beside every disk probe; fc as f, against cref, the
-	 * profile's GEMV rate at that size */
-	struct calib_gemv_probe *cp;
-	double cref, clast, fc[MAXPROBE], cbps[MAXPROBE];
-	int nfc, ncb;
-};
-
-static int probe_run(struct prober *pr, struct lif_err *err)
-{
-	struct calib_point p;
-	int rc = calib_measure(pr->e, pr->chunk, pr->sequential, pr->seconds, pr->seed++, pr->arena, &p,
-			       err);
-	if (rc)
-		return rc;
-	double now = p.mib_per_s * 1048576.0;
-	if (pr->last > 0 && pr->nf < MAXPROBE)
-		pr->f[pr->nf++] = pr->ref / sqrt(pr->last * now);
-	if (pr->nmib < MAXPROBE)
-		pr->mib[pr->nmib++] = p.mib_per_s;
-	pr->last = now;
-	if (pr->cp) {
-		double c = calib_gemv_probe_run(pr->cp, 5);
-		if (pr->clast > 0 && pr->nfc < MAXPROBE)
-			pr->fc[pr->nfc++] = pr->cref / sqrt(pr->clast * c);
-		if (pr->ncb < MAXPROBE)
-			pr->cbps[pr->ncb++] = c;
-		pr->clast = c;
-	}
-	return 0;
-}
-
-static int probe_after_token(void *ctx, int64_t tok, struct lif_err *err)
-{
-	(void)tok;
-	return probe_run(ctx, err);
-}
-
+/* A point's repeats: their means, raw and drift-corrected, and its probe. */
 struct reps {
 	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP], cmp[MAXREP];
 	double place[MAXREP], cmp_c[MAXREP];
 	struct means last;
-	struct prober pr;
+	struct drift_probe pr;
 };
 
-/* The probe's reads for a point whose prediction reads `reads` extents
- * of `bytes` in all per token over L layers. */
+/* The point's matched drift probe (sim/sweep/drift.h): random reads of the
+ * point's mean read size at its queue depth, for a prediction that reads
+ * `reads` extents of `bytes` in all per token over L layers (the naive
+ * strategy: sequential chunk reads at its parallelism). */
 static int probe_open(const struct vpoint *pt, const struct wfile *w, const struct device *dev,
-		      double bytes, double reads, int L, uint64_t seed, struct prober *pr,
+		      double bytes, double reads, int L, uint64_t seed, struct drift_probe *pr,
 		      struct lif_err *err)
 {
 	const struct vparams *v = &pt->v;
 	const char *file = v->probe_file[0] ? v->probe_file : wfile_path(w);
-	memset(pr, 0, sizeof *pr);
-	if (pt->p.strategy == SIM_NAIVE) {
-		pr->sequential = 1, pr->depth = pt->p.parallelism, pr->chunk = pt->p.naive_chunk;
-	} else {
-		double n = reads / L;
-		pr->depth = (int)fmax(1, fmin(pt->p.parallelism, lround(n)));
-		pr->chunk = (int64_t)ceil((reads > 0 ? bytes / reads : 4096) / 4096) * 4096;
+	int64_t chunk = pt->p.naive_chunk;
+	int depth = pt->p.parallelism, naive = pt->p.strategy == SIM_NAIVE;
+	if (!naive) {
+		depth = (int)fmax(1, fmin(pt->p.parallelism, lround(reads / L)));
+		chunk = (int64_t)ceil((reads > 0 ? bytes / reads : 4096) / 4096) * 4096;
 	}
-	pr->seconds = v->probe_seconds, pr->seed = seed;
-	pr->ref = flash_throughput_bytes_per_s(&dev->flash, pr->chunk, pr->depth);
-	pr->e = io_open(io_engines[v->engine]->name, file, pr->depth, 0, err);
-	if (pr->e && io_file_bytes(pr->e) < pr->chunk) {
-		io_close(pr->e), pr->e = NULL;
-		return err_set(err, ERR_INVAL, "[validate] probe_file %s: smaller than one probe read "
-			       "(%lld bytes)", file, (long long)pr->chunk);
-	}
-	return pr->e ? 0 : err->code;
+	return drift_open(pr, io_engines[v->engine]->name, file, chunk, depth, naive, v->probe_seconds, seed,
+			  dev, NULL, err);
 }
 
 /* Open the disk probe (and, with compute, the compute probe) for a point
  * and run it once before the first timed token. */
 static int probes_start(const struct vpoint *pt, const struct pointin_trace *in, const struct device *dev,
 			const struct means *pm, const struct wfile *w, struct io_arena *arena, int cmp,
-			uint64_t seed, struct prober *pr, struct lif_err *err)
+			uint64_t seed, struct drift_probe *pr, struct lif_err *err)
 {
 	int rc = probe_open(pt, w, dev, pm->bytes, pm->reads, in->m.layers, seed, pr, err);
 	pr->arena = arena;
 	if (!rc && cmp) {
 		const int qd = llm_head_dim(&in->m) * in->m.heads;
-		pr->cref = compute_stream_bytes_per_s(&dev->compute, LLM_FP32, 4.0 * qd * in->m.d_model);
-		if (!(pr->cp = calib_gemv_probe_new(qd, in->m.d_model, CALIB_GEMV_COLD_BYTES)))
-			rc = err_set(err, ERR_NOMEM, "out of memory for the compute probe");
+		rc = drift_add_compute(pr, qd, in->m.d_model,
+				       compute_stream_bytes_per_s(&dev->compute, LLM_FP32, 4.0 * qd * in->m.d_model),
+				       err);
 	}
-	return rc ? rc : probe_run(pr, err);
+	return rc ? rc : drift_run(pr, err);
 }
 
 /* Repeat k's drift-corrected means over tokens [t0, t1): each token's io
@@ -404,7 +310,7 @@ static int probes_start(const struct vpoint *pt, const struct pointin_trace *in,
 static void correct_repeat(const struct vpoint *pt, struct reps *rp, int k, const struct replay_token *tok,
 			   const double *lm, int f0, int64_t t0, int64_t t1, int L)
 {
-	const struct prober *pr = &rp->pr;
+	const struct drift_probe *pr = &rp->pr;
 	const int naive = pt->p.strategy == SIM_NAIVE, cmp = pt->v.compute && !naive;
 	const int piped = cmp && pt->p.overlap == TIMELINE_PIPELINED;
 	rp->io_c[k] = rp->total_c[k] = rp->cmp_c[k] = 0;
@@ -437,7 +343,7 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 	for (int l = 0; l < L && l < LLM_MAX_LAYERS; l++)
 		ranks[l] = sim_pred_rank(&pt->p, L, l);
 	struct sim_inputs si = {0};
-	struct prober *pr = &rp->pr;
+	struct drift_probe *pr = &rp->pr;
 	struct wfile *w = wfile_open(v->weights, err);
 	struct io_engine *io = w ? io_open(io_engines[v->engine]->name, v->weights, pt->p.parallelism, 0,
 					   err) : NULL;
@@ -455,7 +361,7 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 		rc = probes_start(pt, in, dev, pm, w, arena, cmp, seed, pr, err);
 	for (int k = 0; !rc && k < v->repeats; k++) {
 		struct replay_opts o = {.first_token = a, .tokens = v->tokens, .verify = v->verify && !k,
-					.after_token = probe_after_token, .after_ctx = pr, .arena = arena,
+					.after_token = drift_after_token, .after_ctx = pr, .arena = arena,
 					.compute = cmp, .overlap = cmp ? pt->p.overlap : TIMELINE_NONE,
 					.pipeline_depth = pt->p.pipeline_depth,
 					.context_tokens = pt->p.context_tokens, .pred_rank = ranks,
@@ -464,7 +370,7 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 		rc = naive ? replay_naive(w, io, pt->p.naive_chunk, v->tokens, o.verify, arena, tok, err)
 			   : replay_sparse(&si, in->t, w, io, &o, tok, err);
 		if (!rc && naive)
-			rc = probe_run(pr, err);
+			rc = drift_run(pr, err);
 		if (rc)
 			break;
 		meas_means(tok, t0, t1, cmp, &rp->last, &rp->place[k]);
@@ -474,9 +380,7 @@ static int measure(const struct vpoint *pt, const struct pointin_trace *in, cons
 	}
 	sim_inputs_release(&si);
 	io_arena_free(arena);
-	io_close(pr->e);
-	calib_gemv_probe_free(pr->cp);
-	pr->cp = NULL;
+	drift_close(pr);
 	io_close(io);
 	wfile_close(w);
 	free(tok), free(lm);
@@ -493,10 +397,10 @@ static int put(struct sweep_row *row, const char *name, double v, int *rc)
 static int put_results(struct sweep_row *row, const char *reg, const char *mode, int64_t timed,
 		       double mean_read, const struct means *pm, const struct reps *rp, int n)
 {
-	const struct prober *pr = &rp->pr;
-	double io = median(rp->io, n), mem = median(rp->mem, n), tot = median(rp->total, n);
-	double io_c = median(rp->io_c, n), tot_c = median(rp->total_c, n), cmp = median(rp->cmp, n);
-	double cmp_c = median(rp->cmp_c, n);
+	const struct drift_probe *pr = &rp->pr;
+	double io = drift_median(rp->io, n), mem = drift_median(rp->mem, n), tot = drift_median(rp->total, n);
+	double io_c = drift_median(rp->io_c, n), tot_c = drift_median(rp->total_c, n), cmp = drift_median(rp->cmp, n);
+	double cmp_c = drift_median(rp->cmp_c, n);
 	int rc = sweep_row_set_str(row, "regime", reg);
 	rc |= sweep_row_set_str(row, "overlap_mode", mode);
 	put(row, "tokens_timed", (double)timed, &rc);
@@ -522,23 +426,23 @@ static int put_results(struct sweep_row *row, const char *reg, const char *mode,
 	put(row, "compute_rel_err_corr", pm->compute / cmp_c - 1, &rc);
 	put(row, "probe_chunk_bytes", (double)pr->chunk, &rc);
 	put(row, "probe_depth", pr->depth, &rc);
-	put(row, "probe_mib_per_s", median(pr->mib, pr->nmib), &rc);
+	put(row, "probe_mib_per_s", drift_median(pr->mib, pr->nmib), &rc);
 	put(row, "probe_ref_mib_per_s", pr->ref / 1048576.0, &rc);
-	put(row, "drift", median(pr->f, pr->nf), &rc);
+	put(row, "drift", drift_median(pr->f, pr->nf), &rc);
 	put(row, "io_ms_meas_corr", io_c, &rc);
 	put(row, "io_rel_err_corr", pm->io / io_c - 1, &rc);
 	put(row, "total_ms_meas_corr", tot_c, &rc);
 	put(row, "total_rel_err_corr", pm->total / tot_c - 1, &rc);
-	put(row, "io_cv", cv(rp->io, n), &rc);
-	put(row, "mem_cv", cv(rp->mem, n), &rc);
-	put(row, "total_cv", cv(rp->total, n), &rc);
-	put(row, "compute_cv", isfinite(cmp) ? cv(rp->cmp, n) : NAN, &rc);
-	put(row, "drift_cv", cv(pr->f, pr->nf), &rc);
+	put(row, "io_cv", drift_cv(rp->io, n), &rc);
+	put(row, "mem_cv", drift_cv(rp->mem, n), &rc);
+	put(row, "total_cv", drift_cv(rp->total, n), &rc);
+	put(row, "compute_cv", isfinite(cmp) ? drift_cv(rp->cmp, n) : NAN, &rc);
+	put(row, "drift_cv", drift_cv(pr->f, pr->nf), &rc);
 	/* the compute probe (NaN without compute) */
-	put(row, "cprobe_bytes_per_s", pr->ncb ? median(pr->cbps, pr->ncb) : NAN, &rc);
+	put(row, "cprobe_bytes_per_s", pr->ncb ? drift_median(pr->cbps, pr->ncb) : NAN, &rc);
 	put(row, "cprobe_ref_bytes_per_s", pr->ncb ? pr->cref : NAN, &rc);
-	put(row, "drift_compute", pr->nfc ? median(pr->fc, pr->nfc) : NAN, &rc);
-	put(row, "place_ms_meas", median(rp->place, n), &rc);
+	put(row, "drift_compute", pr->nfc ? drift_median(pr->fc, pr->nfc) : NAN, &rc);
+	put(row, "place_ms_meas", drift_median(rp->place, n), &rc);
 	return rc;
 }
 
@@ -575,7 +479,7 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 	free(st);
 	const int n = pt.v.repeats, L = in->m.layers;
 	double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
-	const char *reg = regime(dev, mean_read, pm.reads / L, pt.p.parallelism);
+	const char *reg = drift_regime(dev, mean_read, fmin(pt.p.parallelism, fmax(1, pm.reads / L)));
 	struct reps *rp = calloc(1, sizeof *rp);
 	if (!rp)
 		return err_set(err, ERR_NOMEM, "out of memory");
