@@ -140,3 +140,29 @@ Test(conf, a_line_over_16_kib_is_reported_as_too_long_on_its_line, .init = tu_in
 	cr_assert_neq(conf_load(p, demo_opts, &d, &e), 0);
 	cr_expect(strstr(e.msg, "long.ini:3: line longer than 16382 bytes"), "%s", e.msg);
 }
+
+/* A byte-size row whose minimum is negative ([moe] max_gap = -1: never
+ * merge) takes a plain negative integer; other rows do not. */
+Test(conf, a_byte_size_row_with_a_negative_minimum_takes_minus_one)
+{
+	struct gap {
+		int64_t gap, size;
+	} g = {0};
+	const struct conf_opt opts[] = {
+		{.section = "a", .name = "gap", .type = CONF_BYTES, .offset = CONF_OFF(struct gap, gap),
+		 .def = "0", .min = -1, .max = 1e12, .help = "merge gap (-1: never)"},
+		{.section = "a", .name = "size", .type = CONF_BYTES, .offset = CONF_OFF(struct gap, size),
+		 .def = "0", .min = 0, .max = 1e12, .help = "a size"},
+		{0},
+	};
+	struct lif_err e = {0};
+	cr_assert_eq(conf_load(tu_write("g.ini", "[a]\ngap = -1\n"), opts, &g, &e), 0, "%s", e.msg);
+	cr_expect_eq(g.gap, -1);
+	e = (struct lif_err){0};
+	cr_expect_neq(conf_load(tu_write("g2.ini", "[a]\ngap = -2\n"), opts, &g, &e), 0);
+	cr_expect(strstr(e.msg, "'-2' is outside [-1, 1000000000000]"), "%s", e.msg);
+	e = (struct lif_err){0};
+	cr_expect_neq(conf_load(tu_write("g3.ini", "[a]\nsize = -1\n"), opts, &g, &e), 0);
+	cr_expect(strstr(e.msg, "'-1' is not a byte size"), "%s", e.msg);
+	cr_expect_neq(conf_load(tu_write("g4.ini", "[a]\ngap = -1KiB\n"), opts, &g, &e), 0);
+}

@@ -410,8 +410,8 @@ static int set_number(const struct conf_opt *o, char *f, const char *v,
 			return ERR_INVAL;
 		*(int64_t *)f = iv;
 		return 0;
-	case CONF_BYTES:
-		if (conf_parse_bytes(v, &iv))
+	case CONF_BYTES: /* a row whose minimum is negative takes plain negative integers too (-1: never) */
+		if (conf_parse_bytes(v, &iv) && !(o->min < 0 && !conf_parse_int(v, &iv) && iv < 0))
 			return where(o, e, err, "'%s' is not a byte size (e.g. 4096, 16KiB, 6.7GB)", v);
 		if (check_bounds(o, (double)iv, e, err, v))
 			return ERR_INVAL;
