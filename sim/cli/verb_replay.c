@@ -186,6 +186,33 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 	return rc ? cli_fail("replay", &err) : 0;
 }
 
+/* The MoE replay's per-token CSV: measured beside the plan's prediction,
+ * for the first n tokens. */
+static int print_moe_tokens(const struct moe_plan *plan, const struct device *dev,
+			    const struct moe_replay_token *tok, int64_t n, struct lif_err *err)
+{
+	const int64_t T = plan->tokens;
+	printf("token,io_ms,mem_ms,total_ms,bytes_read,reads,io_ms_pred,mem_ms_pred,"
+	       "bytes_read_pred,reads_pred,total_ms_pred\n");
+	for (int64_t t = 0; t < n; t++) {
+		double io_p = 0, ops = 0;
+		int64_t bytes = 0, reads = 0;
+		for (int l = 0; l < plan->layers; l++) {
+			size_t i = (size_t)l * T + t;
+			io_p += plan->io_ns[i] * 1e-6, ops += plan->ops[i];
+			reads += plan->first[i + 1] - plan->first[i];
+			for (int64_t j = plan->first[i]; j < plan->first[i + 1]; j++)
+				bytes += plan->len[j];
+		}
+		double mem_p = dram_time_ns(&dev->dram, 0, ops, (double)bytes) * 1e-6;
+		printf("%lld,%.6g,%.6g,%.6g,%lld,%lld,%.6g,%.6g,%lld,%lld,%.6g\n", (long long)t,
+		       tok[t].io_ms, tok[t].mem_ms, tok[t].total_ms, (long long)tok[t].bytes_read,
+		       (long long)tok[t].reads, io_p, mem_p, (long long)bytes, (long long)reads,
+		       io_p + mem_p);
+	}
+	return fflush(stdout) ? err_set(err, ERR_IO, "cannot write to stdout") : 0;
+}
+
 /* An MoE model's replay of its router trace (sim/real/moereplay.h). */
 static int replay_moe(const struct rargs *a, struct moe_point *mp, const struct cli_global *g,
 		      struct lif_err *err)
@@ -239,28 +266,8 @@ static int replay_moe(const struct rargs *a, struct moe_point *mp, const struct 
 		const struct moe_replay_opts o = {.tokens = n, .verify = a->verify, .arena = arena};
 		rc = moe_replay(&plan, &m, w, io, &o, tok, err);
 	}
-	if (!rc) {
-		printf("token,io_ms,mem_ms,total_ms,bytes_read,reads,io_ms_pred,mem_ms_pred,"
-		       "bytes_read_pred,reads_pred,total_ms_pred\n");
-		for (int64_t t = 0; t < n; t++) {
-			double io_p = 0, ops = 0;
-			int64_t bytes = 0, reads = 0;
-			for (int l = 0; l < plan.layers; l++) {
-				size_t i = (size_t)l * T + t;
-				io_p += plan.io_ns[i] * 1e-6, ops += plan.ops[i];
-				reads += plan.first[i + 1] - plan.first[i];
-				for (int64_t j = plan.first[i]; j < plan.first[i + 1]; j++)
-					bytes += plan.len[j];
-			}
-			double mem_p = dram_time_ns(&dev.dram, 0, ops, (double)bytes) * 1e-6;
-			printf("%lld,%.6g,%.6g,%.6g,%lld,%lld,%.6g,%.6g,%lld,%lld,%.6g\n", (long long)t,
-			       tok[t].io_ms, tok[t].mem_ms, tok[t].total_ms, (long long)tok[t].bytes_read,
-			       (long long)tok[t].reads, io_p, mem_p, (long long)bytes, (long long)reads,
-			       io_p + mem_p);
-		}
-		if (fflush(stdout))
-			rc = err_set(err, ERR_IO, "cannot write to stdout");
-	}
+	if (!rc)
+		rc = print_moe_tokens(&plan, &dev, tok, n, err);
 	gsl_rng_free(rng);
 	io_close(io);
 	io_arena_free(arena);
@@ -269,6 +276,37 @@ static int replay_moe(const struct rargs *a, struct moe_point *mp, const struct 
 	router_trace_free(rt);
 	free(tok);
 	return rc;
+}
+
+/* A KEY=VALUE flag (--sim, --moe) set through its section's option row:
+ * 0, or the exit code of a clear error. */
+static int key_flag(const char *flag, const struct conf_opt *opts, const char *section, void *obj)
+{
+	char key[64];
+	const char *eq = strchr(optarg, '=');
+	const struct conf_opt *o;
+	struct lif_err err = {0};
+	snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - optarg) : 0, optarg);
+	if (!eq || !(o = conf_find(opts, section, key)))
+		return cli_failf("replay", "%s: '%s' is not KEY=VALUE with a [%s] key", flag, optarg, section);
+	return conf_set(o, obj, eq + 1, NULL, &err) ? cli_fail("replay", &err) + 1 : 0;
+}
+
+/* An MoE replay's flags: what it needs and what it does not take (a usage
+ * error, reported, when not 0). */
+static int check_moe_args(const struct rargs *a, const struct moe_point *mp, int not_one_model)
+{
+	if (a->trace || a->compute || a->check_rows || a->iolog)
+		return cli_failf("replay", "--router-trace (an MoE replay) takes none of --trace, "
+				 "--compute, --check-rows, --iolog");
+	if (not_one_model || !a->weights || !a->device)
+		return cli_failf("replay", "expected MOE.ini, --router-trace R.h5, --weights W and "
+				 "--device P (see --help)");
+	if (mp->expert_cache < 0 && mp->dram_budget == 0)
+		return cli_failf("replay", "give --moe expert_cache=N or --moe dram_budget=BYTES");
+	if (mp->expert_cache >= 0 && mp->dram_budget > 0)
+		return cli_failf("replay", "give only one of --moe expert_cache and --moe dram_budget");
+	return 0;
 }
 
 #define VFLAG(flag, key, field) \
@@ -304,8 +342,7 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		return 1;
 	snprintf(a.engine, sizeof a.engine, "%s", io_engine_choice(engine));
 	while ((c = cli_getopt("replay", argc, argv, "h", longopts)) != -1) {
-		char key[64], *eq;
-		const struct conf_opt *o;
+		int rc;
 		switch (c) {
 		case 'h': replay_usage(stdout); return 0;
 		case '?': return 2;
@@ -317,15 +354,7 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 		case 'R': a.check_rows = 1; break;
 		case 'L': a.iolog = optarg; break;
 		case 'r': a.router = optarg; break;
-		case 'M':
-			eq = strchr(optarg, '=');
-			snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - optarg) : 0, optarg);
-			if (!eq || !(o = conf_find(moe_opts, "moe", key)))
-				return cli_failf("replay", "--moe: '%s' is not KEY=VALUE with a [moe] key",
-						 optarg);
-			if (conf_set(o, &mp, eq + 1, NULL, &err))
-				return cli_fail("replay", &err) + 1;
-			break;
+		case 'M': if ((rc = key_flag("--moe", moe_opts, "moe", &mp))) return rc; break;
 		/* flags that mirror [validate] keys parse through their rows */
 		case 'A': if (VFLAG("--arena", "arena", &a.arena)) return 2; break;
 		case 'D': if (VFLAG("--dense-bytes", "dense_bytes", &a.dense_bytes)) return 2; break;
@@ -336,27 +365,11 @@ int verb_replay(int argc, char **argv, const struct cli_global *g)
 			break;
 		case 's': if (VFLAG("--scale", "scale", &a.scale)) return 2; break;
 		case 'n': if (VFLAG("--tokens", "tokens", &a.tokens)) return 2; break;
-		case 'S':
-			eq = strchr(optarg, '=');
-			snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - optarg) : 0, optarg);
-			if (!eq || !(o = conf_find(sim_opts, "sim", key)))
-				return cli_failf("replay", "--sim: '%s' is not KEY=VALUE with a [sim] key",
-						 optarg);
-			if (conf_set(o, &p, eq + 1, NULL, &err))
-				return cli_fail("replay", &err) + 1;
-			break;
+		case 'S': if ((rc = key_flag("--sim", sim_opts, "sim", &p))) return rc; break;
 		}
 	}
-	if (a.router && (a.trace || a.compute || a.check_rows || a.iolog))
-		return cli_failf("replay", "--router-trace (an MoE replay) takes none of --trace, "
-				 "--compute, --check-rows, --iolog");
-	if (a.router && (optind != argc - 1 || !a.weights || !a.device))
-		return cli_failf("replay", "expected MOE.ini, --router-trace R.h5, --weights W and "
-				 "--device P (see --help)");
-	if (a.router && mp.expert_cache < 0 && mp.dram_budget == 0)
-		return cli_failf("replay", "give --moe expert_cache=N or --moe dram_budget=BYTES");
-	if (a.router && mp.expert_cache >= 0 && mp.dram_budget > 0)
-		return cli_failf("replay", "give only one of --moe expert_cache and --moe dram_budget");
+	if (a.router && check_moe_args(&a, &mp, optind != argc - 1))
+		return 2;
 	if (!a.router && (optind != argc - 1 || !a.trace || !a.weights))
 		return cli_failf("replay", "expected MODEL.ini, --trace T.h5 and --weights W (see --help)");
 	char model[PATH_CAP], device[PATH_CAP];
