@@ -508,6 +508,7 @@ static int layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 	const int16_t *ids = router_ids(r->rt, l, t);
 	int64_t ahead = 0, wasted = 0, bytes, ops0 = r->s.c.inserts + r->s.c.evictions;
 	r->b.n = 0;
+	int predicted = 1;
 	if (r->trained) {
 		const int16_t *pr = r->trained + ((size_t)l * r->rt->meta.tokens + t) * k;
 		memset(r->pred, 0, E);
@@ -517,22 +518,16 @@ static int layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 			if (pr[i] >= 0)
 				r->pred[pr[i]] = 1;
 		}
-		for (int i = 0; l > 0 && i < k; i++) {
-			a->pred_true[t] += r->pred[ids[i]];
-			a->pred_n[t] += 1;
-		}
-		for (int e = 0; e < E; e++)
-			if (r->pred[e] && !r->truth[e] && !r->s.c.resident[e]) {
-				batch_add_expert(&r->b, m, r->p->layout, r->slot[e]);
-				wasted += m->expert_bytes;
-			}
+		predicted = l > 0; /* layer 0 has no previous layer to predict from */
 	} else if (r->p->prefetch != MOE_PREFETCH_NONE) {
 		predict_row(ids, k, E, r->p, r->rng, r->pred, r->truth);
-		for (int i = 0; i < k; i++) {
+	}
+	if (r->trained || r->p->prefetch != MOE_PREFETCH_NONE) {
+		for (int i = 0; predicted && i < k; i++) {
 			a->pred_true[t] += r->pred[ids[i]];
 			a->pred_n[t] += 1;
 		}
-		for (int e = 0; e < E; e++)
+		for (int e = 0; e < E; e++) /* wrong guesses not resident: read for nothing */
 			if (r->pred[e] && !r->truth[e] && !r->s.c.resident[e]) {
 				batch_add_expert(&r->b, m, r->p->layout, r->slot[e]);
 				wasted += m->expert_bytes;
