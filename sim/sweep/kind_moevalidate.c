@@ -251,6 +251,52 @@ static int measure(const struct mvpoint *p, const struct llm_desc *m, const stru
 	return rc;
 }
 
+/* The row's columns: the plan's prediction pm against the repeats'
+ * medians rp (kind = validate's names; compute: NaN). */
+static int put_columns(struct sweep_row *row, const struct mvpoint *p, const struct moe_result *r,
+		       const struct device *dev, const struct pmeans *pm, const struct reps *rp,
+		       int64_t timed, struct lif_err *err)
+{
+	const int n = p->v.repeats;
+	const struct drift_probe *pr = &rp->pr;
+	double io = drift_median(rp->io, n), mem = drift_median(rp->mem, n), tot = drift_median(rp->total, n);
+	double io_c = drift_median(rp->io_c, n), tot_c = drift_median(rp->total_c, n);
+	double mean_read = pm->reads > 0 ? pm->bytes / pm->reads : 0;
+	double nan_ = NAN;
+	int e = sweep_row_set_str(row, "regime", drift_regime(dev, mean_read, pr->depth));
+	e |= sweep_row_set_str(row, "overlap_mode", "none");
+	const struct { const char *name; double v; } cols[] = {
+		{"expert_cache", p->pt.p.expert_cache},
+		{"expert_hit_rate", r->expert_hit_rate},
+		{"expert_bytes_read_per_token", pm->bytes},
+		{"tokens_timed", (double)timed},
+		{"bytes_per_token_pred", pm->bytes},
+		{"bytes_per_token_meas", rp->bytes},
+		{"reads_per_token", pm->reads},
+		{"mean_read_bytes", mean_read},
+		{"io_ms_pred", pm->io}, {"io_ms_meas", io}, {"io_rel_err", pm->io / io - 1},
+		{"mem_ms_pred", pm->mem}, {"mem_ms_meas", mem},
+		{"mem_rel_err", pm->mem > 0 && mem > 0 ? pm->mem / mem - 1 : nan_},
+		{"total_ms_pred", pm->total}, {"total_ms_meas", tot},
+		{"total_rel_err", pm->total / tot - 1},
+		{"compute_ms_pred", nan_}, {"compute_ms_meas", nan_}, {"compute_rel_err", nan_},
+		{"compute_ms_meas_corr", nan_}, {"compute_rel_err_corr", nan_},
+		{"probe_chunk_bytes", (double)pr->chunk}, {"probe_depth", pr->depth},
+		{"probe_mib_per_s", drift_median(pr->mib, pr->nmib)},
+		{"probe_ref_mib_per_s", pr->ref / 1048576.0},
+		{"drift", drift_median(pr->f, pr->nf)},
+		{"io_ms_meas_corr", io_c}, {"io_rel_err_corr", pm->io / io_c - 1},
+		{"total_ms_meas_corr", tot_c}, {"total_rel_err_corr", pm->total / tot_c - 1},
+		{"io_cv", drift_cv(rp->io, n)}, {"mem_cv", drift_cv(rp->mem, n)},
+		{"total_cv", drift_cv(rp->total, n)}, {"compute_cv", nan_},
+		{"drift_cv", drift_cv(pr->f, pr->nf)},
+	};
+	for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+		e |= sweep_row_set_num(row, cols[i].name, cols[i].v);
+	return e ? err_set(err, ERR_INVAL, "%s", sweep_row_error(row) ? sweep_row_error(row) : "bad column")
+		 : 0;
+}
+
 static int mv_point(void *ctx, const struct conf_doc *point, struct sweep_row *row,
 		    struct lif_err *err)
 {
@@ -294,47 +340,8 @@ static int mv_point(void *ctx, const struct conf_doc *point, struct sweep_row *r
 		rc = measure(&p, &m, &plan, &dev, &pm, a, b, sweep_row_seed(row), rp, err);
 		pthread_mutex_unlock(&c->measure);
 	}
-	if (!rc) {
-		const int n = p.v.repeats;
-		const struct drift_probe *pr = &rp->pr;
-		double io = drift_median(rp->io, n), mem = drift_median(rp->mem, n), tot = drift_median(rp->total, n);
-		double io_c = drift_median(rp->io_c, n), tot_c = drift_median(rp->total_c, n);
-		double mean_read = pm.reads > 0 ? pm.bytes / pm.reads : 0;
-		double nan_ = NAN;
-		int e = sweep_row_set_str(row, "regime", drift_regime(&dev, mean_read, pr->depth));
-		e |= sweep_row_set_str(row, "overlap_mode", "none");
-		const struct { const char *name; double v; } cols[] = {
-			{"expert_cache", p.pt.p.expert_cache},
-			{"expert_hit_rate", r.expert_hit_rate},
-			{"expert_bytes_read_per_token", pm.bytes},
-			{"tokens_timed", (double)(b - a)},
-			{"bytes_per_token_pred", pm.bytes},
-			{"bytes_per_token_meas", rp->bytes},
-			{"reads_per_token", pm.reads},
-			{"mean_read_bytes", mean_read},
-			{"io_ms_pred", pm.io}, {"io_ms_meas", io}, {"io_rel_err", pm.io / io - 1},
-			{"mem_ms_pred", pm.mem}, {"mem_ms_meas", mem},
-			{"mem_rel_err", pm.mem > 0 && mem > 0 ? pm.mem / mem - 1 : nan_},
-			{"total_ms_pred", pm.total}, {"total_ms_meas", tot},
-			{"total_rel_err", pm.total / tot - 1},
-			{"compute_ms_pred", nan_}, {"compute_ms_meas", nan_}, {"compute_rel_err", nan_},
-			{"compute_ms_meas_corr", nan_}, {"compute_rel_err_corr", nan_},
-			{"probe_chunk_bytes", (double)pr->chunk}, {"probe_depth", pr->depth},
-			{"probe_mib_per_s", drift_median(pr->mib, pr->nmib)},
-			{"probe_ref_mib_per_s", pr->ref / 1048576.0},
-			{"drift", drift_median(pr->f, pr->nf)},
-			{"io_ms_meas_corr", io_c}, {"io_rel_err_corr", pm.io / io_c - 1},
-			{"total_ms_meas_corr", tot_c}, {"total_rel_err_corr", pm.total / tot_c - 1},
-			{"io_cv", drift_cv(rp->io, n)}, {"mem_cv", drift_cv(rp->mem, n)},
-			{"total_cv", drift_cv(rp->total, n)}, {"compute_cv", nan_},
-			{"drift_cv", drift_cv(pr->f, pr->nf)},
-		};
-		for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
-			e |= sweep_row_set_num(row, cols[i].name, cols[i].v);
-		if (e)
-			rc = err_set(err, ERR_INVAL, "%s",
-				     sweep_row_error(row) ? sweep_row_error(row) : "bad column");
-	}
+	if (!rc)
+		rc = put_columns(row, &p, &r, &dev, &pm, rp, b - a, err);
 	free(rp);
 	moe_plan_free(&plan);
 	return rc;
