@@ -566,6 +566,33 @@ int wfile_verify(const struct wfile *w, int64_t offset, const void *buf, int64_t
 
 /* ---- MoE expert files (version 3) ---- */
 
+/* A version-3 header for model m's experts in layout (regions experts,
+ * slot, sums; its sum over the v1 part; the tables' sums are the writer's). */
+static void moe_header(struct disk_header *h, const struct llm_desc *m, int layout, uint64_t seed)
+{
+	const int L = m->moe_layers, E = m->experts, M = m->ffn_matrices;
+	const int64_t piece = m->expert_matrix_bytes, region = moe_region_bytes(m);
+	memset(h, 0, sizeof *h);
+	memcpy(h->magic, WFILE_MAGIC, 8);
+	h->version = WFILE_VERSION_MOE, h->layers = (uint32_t)L, h->d_model = (uint32_t)m->d_model;
+	h->d_ffn = (uint32_t)m->d_expert, h->ffn_matrices = (uint32_t)M, h->dtype = (uint32_t)m->dtype;
+	h->regions = (uint32_t)M, h->piece_bytes = piece, h->slot_bytes = m->expert_bytes;
+	h->layer_bytes = region, h->seed = seed;
+	snprintf(h->model, sizeof h->model, "%s", m->name);
+	const char *names[3] = {"experts", "slot", "sums"};
+	const int64_t sizes[3] = {region * L, (int64_t)L * E * 4, (int64_t)L * E * M * 8};
+	int64_t off = WFILE_ALIGN;
+	for (int i = 0; i < 3; i++) {
+		struct wfile_region *r = &h->index[h->nindex++];
+		snprintf(r->name, sizeof r->name, "%s", names[i]);
+		r->offset = off, r->bytes = sizes[i];
+		off = align_up(off + sizes[i]);
+	}
+	h->sum = wfile_hash(h, offsetof(struct disk_header, sum));
+	h->experts = (uint32_t)E, h->expert_layout = (uint32_t)layout, h->d_expert = (uint32_t)m->d_expert;
+	h->expert_bytes = m->expert_bytes, h->expert_matrix_bytes = piece;
+}
+
 int wfile_write_moe(const char *path, const struct llm_desc *m, int layout, const int *slot,
 		    uint64_t seed, void (*progress)(void *ctx, int done, int total), void *ctx,
 		    struct lif_err *err)
@@ -582,25 +609,7 @@ int wfile_write_moe(const char *path, const struct llm_desc *m, int layout, cons
 			return err_set(err, ERR_INVAL, "%s: slot %d of entry %d outside [0, %d)", path,
 				       slot[i], i, E);
 	struct disk_header h;
-	memset(&h, 0, sizeof h);
-	memcpy(h.magic, WFILE_MAGIC, 8);
-	h.version = WFILE_VERSION_MOE, h.layers = (uint32_t)L, h.d_model = (uint32_t)m->d_model;
-	h.d_ffn = (uint32_t)m->d_expert, h.ffn_matrices = (uint32_t)M, h.dtype = (uint32_t)m->dtype;
-	h.regions = (uint32_t)M, h.piece_bytes = piece, h.slot_bytes = m->expert_bytes;
-	h.layer_bytes = region, h.seed = seed;
-	snprintf(h.model, sizeof h.model, "%s", m->name);
-	const char *names[3] = {"experts", "slot", "sums"};
-	const int64_t sizes[3] = {region * L, (int64_t)L * E * 4, (int64_t)L * E * M * 8};
-	int64_t off = WFILE_ALIGN;
-	for (int i = 0; i < 3; i++) {
-		struct wfile_region *r = &h.index[h.nindex++];
-		snprintf(r->name, sizeof r->name, "%s", names[i]);
-		r->offset = off, r->bytes = sizes[i];
-		off = align_up(off + sizes[i]);
-	}
-	h.sum = wfile_hash(&h, offsetof(struct disk_header, sum));
-	h.experts = (uint32_t)E, h.expert_layout = (uint32_t)layout, h.d_expert = (uint32_t)m->d_expert;
-	h.expert_bytes = m->expert_bytes, h.expert_matrix_bytes = piece;
+	moe_header(&h, m, layout, seed);
 	const int64_t total = h.index[2].offset + h.index[2].bytes;
 	struct big b = {.fd = -1};
 	char *buf = malloc((size_t)region), *page = calloc(1, WFILE_ALIGN);
