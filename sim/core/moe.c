@@ -370,6 +370,72 @@ static void predict_row(const int16_t *ids, int k, int E, const struct moe_param
 
 #define RIDGE 1e-3 /* lambda / mean diagonal of X^T X [assumption] */
 
+/* Layer l's ridge fit over tokens [0, n_train): A (d x d) and B (d x E)
+ * are scratch; on return B holds W^T (column e: expert e's weights over
+ * layer l-1's router input). 0 when the system is singular. */
+static int fit_layer(const struct router_trace *rt, int l, int64_t n_train, gsl_matrix *A, gsl_matrix *B,
+		     gsl_vector *col, gsl_vector *sol)
+{
+	const int d = rt->meta.d_model, E = rt->meta.experts, k = rt->meta.top_k;
+	/* normal equations (X^T X + lambda I) W^T = X^T Y */
+	gsl_matrix_set_zero(A);
+	gsl_matrix_set_zero(B);
+	for (int64_t t = 0; t < n_train; t++) {
+		const float *x = router_input(rt, l - 1, t);
+		for (int i = 0; i < d; i++) {
+			double *row = gsl_matrix_ptr(A, i, 0);
+			for (int j = 0; j <= i; j++)
+				row[j] += (double)x[i] * x[j];
+			for (int j = 0; j < k; j++)
+				*gsl_matrix_ptr(B, i, router_ids(rt, l, t)[j]) += x[i];
+		}
+	}
+	double diag = 0;
+	for (int i = 0; i < d; i++)
+		diag += gsl_matrix_get(A, i, i);
+	double lambda = RIDGE * (diag > 0 ? diag / d : 1);
+	for (int i = 0; i < d; i++) {
+		*gsl_matrix_ptr(A, i, i) += lambda;
+		for (int j = 0; j < i; j++)
+			gsl_matrix_set(A, j, i, gsl_matrix_get(A, i, j));
+	}
+	gsl_error_handler_t *old = gsl_set_error_handler_off();
+	int ok = gsl_linalg_cholesky_decomp1(A) == 0;
+	for (int e = 0; ok && e < E; e++) { /* column e of W^T, back into B */
+		gsl_matrix_get_col(col, B, e);
+		ok = gsl_linalg_cholesky_solve(A, col, sol) == 0;
+		gsl_matrix_set_col(B, e, sol);
+	}
+	gsl_set_error_handler(old);
+	return ok;
+}
+
+/* Token t's k best experts of layer l by the scores W x (x: layer l-1's
+ * router input), ties to the lower id, into out. */
+static void predict_token(const struct router_trace *rt, int l, int64_t t, const gsl_matrix *B, double *score,
+			  int16_t *out)
+{
+	const int d = rt->meta.d_model, E = rt->meta.experts, k = rt->meta.top_k;
+	const float *x = router_input(rt, l - 1, t);
+	for (int e = 0; e < E; e++) {
+		double s = 0;
+		for (int i = 0; i < d; i++)
+			s += gsl_matrix_get(B, i, e) * x[i];
+		score[e] = s;
+	}
+	for (int j = 0; j < k; j++) {
+		int best = -1;
+		for (int e = 0; e < E; e++) {
+			int taken = 0;
+			for (int i = 0; i < j; i++)
+				taken |= out[i] == e;
+			if (!taken && (best < 0 || score[e] > score[best]))
+				best = e;
+		}
+		out[j] = (int16_t)best;
+	}
+}
+
 /* The trained predictor's choices, (layers, tokens, k) layer-major like the
  * trace (layer 0: -1, not predicted): per layer l >= 1, W fitted on tokens
  * [0, n_train) of (router input of l-1 -> one-hot choices of l), then the k
@@ -387,57 +453,9 @@ static int16_t *train_predictions(const struct router_trace *rt, int64_t n_train
 	for (int64_t i = 0; ok && i < T * k; i++)
 		pred[i] = -1;
 	for (int l = 1; ok && l < m->layers; l++) {
-		/* normal equations (X^T X + lambda I) W^T = X^T Y */
-		gsl_matrix_set_zero(A);
-		gsl_matrix_set_zero(B);
-		for (int64_t t = 0; t < n_train; t++) {
-			const float *x = router_input(rt, l - 1, t);
-			for (int i = 0; i < d; i++) {
-				double *row = gsl_matrix_ptr(A, i, 0);
-				for (int j = 0; j <= i; j++)
-					row[j] += (double)x[i] * x[j];
-				for (int j = 0; j < k; j++)
-					*gsl_matrix_ptr(B, i, router_ids(rt, l, t)[j]) += x[i];
-			}
-		}
-		double diag = 0;
-		for (int i = 0; i < d; i++)
-			diag += gsl_matrix_get(A, i, i);
-		double lambda = RIDGE * (diag > 0 ? diag / d : 1);
-		for (int i = 0; i < d; i++) {
-			*gsl_matrix_ptr(A, i, i) += lambda;
-			for (int j = 0; j < i; j++)
-				gsl_matrix_set(A, j, i, gsl_matrix_get(A, i, j));
-		}
-		gsl_error_handler_t *old = gsl_set_error_handler_off();
-		ok = gsl_linalg_cholesky_decomp1(A) == 0;
-		for (int e = 0; ok && e < E; e++) { /* column e of W^T, back into B */
-			gsl_matrix_get_col(col, B, e);
-			ok = gsl_linalg_cholesky_solve(A, col, sol) == 0;
-			gsl_matrix_set_col(B, e, sol);
-		}
-		gsl_set_error_handler(old);
-		for (int64_t t = 0; ok && t < T; t++) {
-			const float *x = router_input(rt, l - 1, t);
-			for (int e = 0; e < E; e++) {
-				double s = 0;
-				for (int i = 0; i < d; i++)
-					s += gsl_matrix_get(B, i, e) * x[i];
-				score[e] = s;
-			}
-			int16_t *out = pred + ((size_t)l * T + t) * k;
-			for (int j = 0; j < k; j++) { /* the k best, ties to the lower id */
-				int best = -1;
-				for (int e = 0; e < E; e++) {
-					int taken = 0;
-					for (int i = 0; i < j; i++)
-						taken |= out[i] == e;
-					if (!taken && (best < 0 || score[e] > score[best]))
-						best = e;
-				}
-				out[j] = (int16_t)best;
-			}
-		}
+		ok = fit_layer(rt, l, n_train, A, B, col, sol);
+		for (int64_t t = 0; ok && t < T; t++)
+			predict_token(rt, l, t, B, score, pred + ((size_t)l * T + t) * k);
 	}
 	gsl_matrix_free(A);
 	gsl_matrix_free(B);
