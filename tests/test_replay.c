@@ -257,6 +257,21 @@ Test(replay, keys_of_an_experiment_named_without_a_directory_resolve_beside_it, 
 	cr_expect_str_eq(path, "./c.h5");
 }
 
+/* A weight file of another layout is refused before the replay's arena is
+ * made (an arena larger than the machine would otherwise fail first, or
+ * cost seconds to fault in before the error). */
+Test(replay, a_wrong_layout_is_refused_before_the_arena, .init = tu_init)
+{
+	char out[8192], model[4096];
+	snprintf(model, sizeof model, "%s", tu_src("tests/data/tiny.ini"));
+	cr_assert_eq(tu_lifsim(out, sizeof out, "synth %s -o %s --tokens 30", model, tu_path("a.h5")), 0, "%s", out);
+	cr_assert_eq(tu_lifsim(out, sizeof out, "layout %s --layout hot --trace %s --train-tokens 20 -o %s",
+			       model, tu_path("a.h5"), tu_path("a.lsw")), 0, "%s", out);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "replay %s --trace %s --weights %s --sim layout=rowcol --arena 1TiB",
+			       model, tu_path("a.h5"), tu_path("a.lsw")), 1, "%s", out);
+	cr_expect(strstr(out, "written in layout hot; the point uses rowcol"), "%s", out);
+}
+
 Test(replay, replay_command_prints_per_token_csv, .init = tu_init)
 {
 	char out[16384], model[4096];

@@ -157,6 +157,9 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 		rc = err.code;
 	if (!rc && !(io = io_open(a->engine, a->weights, p->parallelism, 0, &err)))
 		rc = err.code;
+	if (!rc && p->strategy != SIM_NAIVE) /* a file of another layout fails before the arena is made */
+		rc = sim_inputs_get(c, p, r.pin_frac, g->threads, &in, &err) ? err.code
+		     : wfile_match(w, in.layout, &in.stored, &err);
 	if (!rc && a->arena > 0 && !(arena = io_arena_new(a->arena, &err)))
 		rc = err.code;
 	if (!rc && p->strategy == SIM_NAIVE)
@@ -170,9 +173,7 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 					.overlap = p->overlap, .pipeline_depth = p->pipeline_depth,
 					.context_tokens = p->context_tokens, .pred_rank = ranks,
 					.dense_bytes = a->dense_bytes};
-		rc = sim_inputs_get(c, p, r.pin_frac, g->threads, &in, &err);
-		if (!rc)
-			rc = replay_sparse_logged(a, &in, t, w, io, &o, rt, &err);
+		rc = replay_sparse_logged(a, &in, t, w, io, &o, rt, &err);
 	}
 	if (!rc)
 		rc = replay_print(a, n, rt, st, &err);
