@@ -667,7 +667,7 @@ static int inflate_chunk(uint8_t *dst, uLongf *len, const uint8_t *src, size_t n
  * does not qualify (use the generic path), 0 on success, -1 on a corrupt
  * chunk. */
 static int read_chunks_range(hid_t d, const struct trace_meta *m, hsize_t inner, int64_t t0,
-			     int64_t n, uint8_t *out, int threads)
+			     int64_t n, uint8_t *out, int threads, uint8_t **keep, hsize_t *keep_cap)
 {
 	hid_t dcpl = H5Dget_create_plist(d), file = H5Iget_file_id(d);
 	hsize_t chunk[3] = {0}, fsize = 0;
@@ -697,7 +697,9 @@ static int read_chunks_range(hid_t d, const struct trace_meta *m, hsize_t inner,
 	 * READ_BATCH bytes, or one chunk: a batch is read, then checked and
 	 * inflated on the threads, so memory is the output and one batch */
 	const hsize_t cap = most + 1 > READ_BATCH ? most + 1 : READ_BATCH;
-	if (!rc && !(all = big_alloc(cap)))
+	if (!rc && keep && *keep && *keep_cap >= cap)
+		all = *keep; /* a block reader's batch buffer, kept from block to block */
+	else if (!rc && !(all = big_alloc(cap)))
 		rc = -1;
 	int bad = rc;
 	for (size_t c0 = 0, c1; !bad && c0 < nchunks; c0 = c1) {
@@ -735,7 +737,12 @@ static int read_chunks_range(hid_t d, const struct trace_meta *m, hsize_t inner,
 			free(tmp);
 		}
 	}
-	free(all), free(comp), free(size), free(mask);
+	if (keep && all && all != *keep) {
+		free(*keep);
+		*keep = all, *keep_cap = cap;
+	} else if (!keep)
+		free(all);
+	free(comp), free(size), free(mask);
 	return bad ? -1 : 0;
 }
 
@@ -758,7 +765,7 @@ static int read_all_layers(hid_t d, const struct trace_meta *m, hsize_t inner, h
 			   size_t elem, void *out)
 {
 	int fast = memtype == H5T_NATIVE_UINT8 && m->tokens > 0
-			   ? read_chunks_range(d, m, inner, 0, m->tokens, out, m->read_threads)
+			   ? read_chunks_range(d, m, inner, 0, m->tokens, out, m->read_threads, NULL, NULL)
 			   : 1;
 	if (fast <= 0)
 		return fast;
@@ -984,6 +991,8 @@ struct trace_reader {
 	struct dset ds[DS_N];
 	struct trace meta; /* meta and row_bytes; no data */
 	int threads;
+	uint8_t *batch; /* read_chunks_range's buffer of stored chunks, kept */
+	hsize_t batch_cap;
 	pthread_mutex_t lock;
 };
 
@@ -997,6 +1006,7 @@ void trace_reader_close(struct trace_reader *r)
 	if (r->f >= 0)
 		H5Fclose(r->f);
 	pthread_mutex_destroy(&r->lock);
+	free(r->batch);
 	free(r);
 }
 
@@ -1086,7 +1096,8 @@ int trace_reader_read(struct trace_reader *r, int64_t t0, int64_t n, uint8_t *bi
 		const struct dset *s = &r->ds[DS_ACTIVE + i];
 		if (!dst[i] || !n)
 			continue;
-		int fast = read_chunks_range(s->d, m, s->want[2], t0, n, dst[i], r->threads);
+		int fast = read_chunks_range(s->d, m, s->want[2], t0, n, dst[i], r->threads, &r->batch,
+					     &r->batch_cap);
 		for (int l = 0; fast > 0 && l < m->layers; l++)
 			if (read_layer_range(s->d, t0, n, l, s->want[2], H5T_NATIVE_UINT8,
 					     dst[i] + (size_t)l * n * s->want[2]))

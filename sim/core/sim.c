@@ -212,30 +212,39 @@ struct sim_cache {
 #define BITS(c) ((c)->streaming ? (const struct trace *)(c)->whole : (c)->t)
 
 /* A trace of tokens [t0, t0 + n) read from c's source (band when it has one
- * and want_band). */
-static struct trace *source_read(struct sim_cache *c, int64_t t0, int64_t n, int want_band,
-				 struct lif_err *err)
+ * and want_band) into t, a trace of at least as many tokens read by it
+ * before (its buffers reused: a stream's blocks), or NULL: a new one. */
+static struct trace *source_read_into(struct sim_cache *c, struct trace *t, int64_t t0, int64_t n,
+				      int want_band, struct lif_err *err)
 {
-	struct trace *t = calloc(1, sizeof *t);
 	const size_t rows = (size_t)c->meta_t.meta.layers * (size_t)n, rb = (size_t)c->meta_t.row_bytes;
-	int band = want_band && c->src.has_band;
-	if (t) {
+	int band = want_band && c->src.has_band, fresh = !t;
+	if (fresh && (t = calloc(1, sizeof *t))) {
 		*t = c->meta_t;
-		t->meta.tokens = n, t->first_token = t0;
 		t->bits = malloc(rows * rb + 1);
 		t->band = band ? malloc(2 * rows * rb + 1) : NULL;
 		t->token_ids = NULL, t->inputs = NULL;
 		if (!band)
 			t->meta.has &= ~TRACE_HAS_MAGNITUDES;
 	}
+	if (t)
+		t->meta.tokens = n, t->first_token = t0;
 	int rc = !t || !t->bits || (band && !t->band) ? err_set(err, ERR_NOMEM, "out of memory reading "
 							      "%lld tokens of the trace", (long long)n)
 			 : c->src.read(c->src.ctx, t0, n, t->bits, t->band, err);
-	if (rc) {
+	if (rc && fresh) {
 		trace_free(t);
 		return NULL;
 	}
-	return t;
+	return rc ? NULL : t;
+}
+
+/* A trace of tokens [t0, t0 + n) read from c's source (band when it has one
+ * and want_band). */
+static struct trace *source_read(struct sim_cache *c, int64_t t0, int64_t n, int want_band,
+				 struct lif_err *err)
+{
+	return source_read_into(c, NULL, t0, n, want_band, err);
 }
 
 /* The trace with its bits: c->t, or for a streamed cache the whole trace,
@@ -1495,13 +1504,15 @@ static int group_stream(struct sim_cache *c, const struct pred_params *pp, const
 	if (!S)
 		return err->code ? err->code : ERR_NOMEM;
 	int rc = 0;
+	struct trace *v = NULL; /* the block: its buffers are read into again */
 	for (int64_t t0 = 0; !rc && t0 < T; t0 += B) {
 		const int64_t nb = T - t0 < B ? T - t0 : B;
-		struct trace *v = source_read(c, t0, nb, ops->needs_band, err);
-		if (!v) {
+		struct trace *got = source_read_into(c, v, t0, nb, ops->needs_band, err);
+		if (!got) {
 			rc = err->code ? err->code : ERR_NOMEM;
 			break;
 		}
+		v = got;
 		if (t0 == 0) /* the block buffers */
 			bytes += (int64_t)L * nb * v->row_bytes * (v->band ? 3 : 1);
 		int bad = 0;
@@ -1513,11 +1524,14 @@ static int group_stream(struct sim_cache *c, const struct pred_params *pp, const
 				rc = err_set(err, S[l].err.code, "%s", S[l].err.msg);
 		if (bad && !rc)
 			rc = err_set(err, ERR_NOMEM, "out of memory");
-		for (int i = 0; !rc && i < n; i++)
-			if (stream_append(g[i].dc, S, i, t0, nb))
-				rc = err_set(err, ERR_NOMEM, "out of memory");
-		trace_free(v);
+		int nomem = 0, nm = rc ? 0 : n; /* members appended in parallel: each its own */
+#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : nomem)
+		for (int i = 0; i < nm; i++)
+			nomem |= stream_append(g[i].dc, S, i, t0, nb) != 0;
+		if (!rc && nomem)
+			rc = err_set(err, ERR_NOMEM, "out of memory");
 	}
+	trace_free(v);
 	int64_t cnt[4] = {0}, shortfall = 0;
 	for (int l = 0; !rc && l < L; l++) {
 		for (int k = 0; k < 4; k++)
