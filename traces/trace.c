@@ -1096,8 +1096,9 @@ int trace_reader_read(struct trace_reader *r, int64_t t0, int64_t n, uint8_t *bi
 		const struct dset *s = &r->ds[DS_ACTIVE + i];
 		if (!dst[i] || !n)
 			continue;
-		int fast = read_chunks_range(s->d, m, s->want[2], t0, n, dst[i], r->threads, &r->batch,
-					     &r->batch_cap);
+		const int whole = t0 == 0 && n == m->tokens; /* read once: keep no buffer */
+		int fast = read_chunks_range(s->d, m, s->want[2], t0, n, dst[i], r->threads,
+					     whole ? NULL : &r->batch, whole ? NULL : &r->batch_cap);
 		for (int l = 0; fast > 0 && l < m->layers; l++)
 			if (read_layer_range(s->d, t0, n, l, s->want[2], H5T_NATIVE_UINT8,
 					     dst[i] + (size_t)l * n * s->want[2]))

@@ -268,6 +268,8 @@ static const struct trace *cache_prefix(struct sim_cache *c, int64_t train, stru
 	const int64_t T = c->meta_t.meta.tokens, n = train > 0 && train < T ? train : T;
 	if (!c->streaming)
 		return c->t;
+	if (c->src.block >= T) /* one block: the whole trace, shared with the groups */
+		return cache_trace(c, err);
 	pthread_mutex_lock(&c->wlock);
 	const struct trace *w = c->whole;
 	pthread_mutex_unlock(&c->wlock);
@@ -1193,10 +1195,15 @@ static int group_layer(const struct trace *t, const uint8_t *pred, const uint8_t
 
 #define GROUP_WINDOWS 64 /* distinct windows one group build handles */
 
-/* Does the group build of key stream its trace by blocks? */
+/* Does the group build of key stream its trace by blocks? Not when the
+ * trace is one block: then it is read whole once (cache_trace) and every
+ * group decides from it as an unstreamed cache does, sharing the predicted
+ * sets, grouped by window (streamed, a group takes every window, whose
+ * one-layer block decisions would then be the whole decisions twice). */
 static int group_streams(const struct sim_cache *c, const struct decision_key *key)
 {
-	return c->streaming && !pred_by_kind(key->pred.kind)->trained;
+	return c->streaming && c->src.block < c->t->meta.tokens &&
+	       !pred_by_kind(key->pred.kind)->trained;
 }
 
 /* The group of key: key itself (g[0]), then every hinted point that shares
