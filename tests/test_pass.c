@@ -2,7 +2,8 @@
  * (sim/core/step.h): on random traces, every predictor, window, layout,
  * bundle, merging and hybrid setting gives byte-identical results and
  * per-token costs, point by point and with the points hinted
- * (sim_cache_hint: decisions built a predictor and pinned set at a time). */
+ * (sim_cache_hint: decisions built a predictor and pinned set at a time),
+ * and with the trace streamed by blocks of tokens (sim_cache_new_stream). */
 #include <criterion/criterion.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
@@ -146,7 +147,8 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 		struct sim_cache *fast = sim_cache_new(t, &m, &e), *ref = sim_cache_new(t, &m, &e);
 		struct sim_cache *grp = sim_cache_new(t, &m, &e);
 		cr_assert(fast && ref && grp, "%s", e.msg);
-		/* streamed by blocks of 1, 2, 7 tokens or more than the trace */
+		/* streamed by blocks of 1, 2, 7 tokens, or one block of more than the
+		 * trace (read whole once, decided as unstreamed) */
 		const int64_t blocks[] = {1, 2, 7, t->meta.tokens + 5};
 		struct sim_cache *str = stream_cache(t, &m, blocks[trial % 4]);
 		sim_cache_set_reference(ref, 1);

@@ -197,7 +197,9 @@ struct sim_source {
  * layouts and the hot pinning its first layout_train_tokens tokens; other
  * points (trained predictors, hybrid = auto, speculative decoding, the
  * reference, sim_inputs_get) the whole trace, read once on first use and
- * kept. Results are the same, byte for byte, as sim_cache_new's. */
+ * kept. A trace of one block is read whole once and decided as
+ * sim_cache_new's (by window, predicted sets cached). Results are the same,
+ * byte for byte, as sim_cache_new's. */
 struct sim_cache *sim_cache_new_stream(const struct trace *meta, const struct sim_source *src,
 				       const struct llm_desc *m, struct lif_err *err);
 

@@ -23,6 +23,11 @@ struct entry {
 
 static int64_t stream_block(const struct trace *meta)
 {
+	const char *env = getenv("LIFSIM_STREAM_BLOCK"); /* lifsim(1), ENVIRONMENT */
+	char *end = NULL;
+	long long want = env && *env ? strtoll(env, &end, 10) : 0;
+	if (want >= 1 && end && !*end)
+		return want;
 	int64_t per = (int64_t)meta->meta.layers * meta->row_bytes;
 	int64_t b = STREAM_BLOCK_BYTES / (per > 0 ? per : 1);
 	return b >= 64 ? b / 64 * 64 : b > 0 ? b : 1;
