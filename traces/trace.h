@@ -179,6 +179,10 @@ static inline const uint8_t *trace_band_row(const struct trace *t, int layer, in
 	return t->band + ((size_t)layer * t->meta.tokens + token) * 2 * t->row_bytes;
 }
 
+/* malloc for a trace's bits or band (free()d as any): large buffers ask
+ * for huge pages, as trace_load's do. */
+void *trace_alloc(size_t n);
+
 /* ---- block reader: a trace read a block of tokens at a time ---- */
 
 /* The file stays open; every block read is checked as trace_load checks the

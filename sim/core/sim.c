@@ -221,8 +221,8 @@ static struct trace *source_read_into(struct sim_cache *c, struct trace *t, int6
 	int band = want_band && c->src.has_band, fresh = !t;
 	if (fresh && (t = calloc(1, sizeof *t))) {
 		*t = c->meta_t;
-		t->bits = malloc(rows * rb + 1);
-		t->band = band ? malloc(2 * rows * rb + 1) : NULL;
+		t->bits = trace_alloc(rows * rb + 1);
+		t->band = band ? trace_alloc(2 * rows * rb + 1) : NULL;
 		t->token_ids = NULL, t->inputs = NULL;
 		if (!band)
 			t->meta.has &= ~TRACE_HAS_MAGNITUDES;
