@@ -2,7 +2,8 @@
  * (sim/core/step.h): on random traces, every predictor, window, layout,
  * bundle, merging and hybrid setting gives byte-identical results and
  * per-token costs, point by point and with the points hinted
- * (sim_cache_hint: decisions built a predictor and pinned set at a time). */
+ * (sim_cache_hint: decisions built a predictor and pinned set at a time),
+ * and with the trace streamed by blocks of tokens (sim_cache_new_stream). */
 #include <criterion/criterion.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
@@ -100,6 +101,33 @@ static struct device m1max(void)
 	return d;
 }
 
+/* A trace in memory as a streaming cache's source (sim/core/sim.h). */
+static int mem_read(void *ctx, int64_t t0, int64_t n, uint8_t *bits, uint8_t *band, struct lif_err *err)
+{
+	const struct trace *t = ctx;
+	const size_t rb = (size_t)t->row_bytes;
+	(void)err;
+	cr_assert(t0 >= 0 && n >= 1 && t0 + n <= t->meta.tokens, "read %lld..%lld of %lld", (long long)t0,
+		  (long long)(t0 + n), (long long)t->meta.tokens);
+	for (int l = 0; l < t->meta.layers; l++) {
+		memcpy(bits + (size_t)l * n * rb, trace_active(t, l, t0), (size_t)n * rb);
+		if (band)
+			memcpy(band + (size_t)l * n * 2 * rb, trace_band_row(t, l, t0), (size_t)n * 2 * rb);
+	}
+	return 0;
+}
+
+static struct sim_cache *stream_cache(const struct trace *t, const struct llm_desc *m, int64_t block)
+{
+	struct lif_err e = {0};
+	struct trace meta = *t;
+	meta.bits = meta.band = NULL, meta.inputs = NULL, meta.token_ids = NULL;
+	const struct sim_source src = {(void *)t, mem_read, block, t->band != NULL};
+	struct sim_cache *c = sim_cache_new_stream(&meta, &src, m, &e);
+	cr_assert(c, "%s", e.msg);
+	return c;
+}
+
 /* 40 random points per trial through three caches: the reference, the fast
  * pass point by point and (hinted) the fast pass by groups, the points run in
  * a random order so that groups are built from any member. */
@@ -108,7 +136,7 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
 	gsl_rng_set(r, 15);
 	struct device d = m1max();
-	int points = 0;
+	int points = 0, streamed = 0;
 	enum { N = 40 };
 	for (int trial = 0; trial < 14; trial++) {
 		pass_use_simd(trial % 2); /* the SIMD run counter, when the CPU has it, and the scalar one */
@@ -119,13 +147,17 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 		struct sim_cache *fast = sim_cache_new(t, &m, &e), *ref = sim_cache_new(t, &m, &e);
 		struct sim_cache *grp = sim_cache_new(t, &m, &e);
 		cr_assert(fast && ref && grp, "%s", e.msg);
+		/* streamed by blocks of 1, 2, 7 tokens, or one block of more than the
+		 * trace (read whole once, decided as unstreamed) */
+		const int64_t blocks[] = {1, 2, 7, t->meta.tokens + 5};
+		struct sim_cache *str = stream_cache(t, &m, blocks[trial % 4]);
 		sim_cache_set_reference(ref, 1);
 		cr_assert_eq(sim_cache_add_predictor(fast, "mem", pred, &e), 0);
 		cr_assert_eq(sim_cache_add_predictor(ref, "mem", pred, &e), 0);
 		cr_assert_eq(sim_cache_add_predictor(grp, "mem", pred, &e), 0);
 		const int64_t T = t->meta.tokens;
 		struct sim_token *tf = calloc(T, sizeof *tf), *tr = calloc(T, sizeof *tr);
-		struct sim_token *tg = calloc(T, sizeof *tg);
+		struct sim_token *tg = calloc(T, sizeof *tg), *ts = calloc(T, sizeof *ts);
 		struct sim_params ps[N];
 		int order[N];
 		for (int i = 0; i < N; i++) {
@@ -141,6 +173,7 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 		}
 		gsl_ran_shuffle(r, order, N, sizeof *order);
 		cr_assert_eq(sim_cache_hint(grp, ps, N, &e), 0, "%s", e.msg);
+		cr_assert_eq(sim_cache_hint(str, ps, N, &e), 0, "%s", e.msg);
 		for (int k = 0; k < N; k++) {
 			const int i = order[k];
 			struct sim_params p = ps[i];
@@ -152,6 +185,22 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 			int rg = sim_run(grp, &d, &p, 1 + k % 2, &g, tg, &eg);
 			cr_assert_eq(ra, rb, "trial %d point %d: %s | %s", trial, i, ea.msg, eb.msg);
 			cr_assert_eq(rg, rb, "trial %d point %d (grouped): %s | %s", trial, i, eg.msg, eb.msg);
+			/* the source has no FFN inputs: a trained predictor never streams (pointin) */
+			if (p.predictor != PRED_LOWRANK) {
+				struct sim_result st;
+				struct lif_err es = {0};
+				memset(&st, 0, sizeof st);
+				int rs = sim_run(str, &d, &p, 1 + k % 2, &st, ts, &es);
+				cr_assert_eq(rs, rb, "trial %d point %d (streamed): %s | %s", trial, i, es.msg, eb.msg);
+				cr_assert(rs || !memcmp(&st, &b, sizeof st),
+					  "trial %d point %d (streamed by %lld; predictor %d window %d layout %d "
+					  "hybrid %s): results differ (bytes %.17g vs %.17g, io %.17g vs %.17g)",
+					  trial, i, (long long)blocks[trial % 4], p.predictor, p.window, p.layout,
+					  p.hybrid, st.bytes_read_per_token, b.bytes_read_per_token, st.io_ms, b.io_ms);
+				cr_assert(rs || !memcmp(ts, tr, T * sizeof *ts),
+					  "trial %d point %d (streamed): per-token costs differ", trial, i);
+				streamed += !rs;
+			}
 			if (ra)
 				continue;
 			points++;
@@ -172,13 +221,56 @@ Test(pass, the_fast_pass_matches_the_reference_on_random_traces)
 			cr_assert_eq(memcmp(tg, tr, T * sizeof *tg), 0,
 				     "trial %d point %d (grouped): per-token costs differ", trial, i);
 		}
-		free(tf), free(tr), free(tg);
-		sim_cache_free(fast), sim_cache_free(ref), sim_cache_free(grp);
+		free(tf), free(tr), free(tg), free(ts);
+		sim_cache_free(fast), sim_cache_free(ref), sim_cache_free(grp), sim_cache_free(str);
 		predictor_free(pred);
 		trace_free(t);
 	}
 	pass_use_simd(1);
 	cr_expect_gt(points, 14 * 30, "only %d points ran", points);
+	cr_expect_gt(streamed, 14 * 20, "only %d points streamed", streamed);
+	gsl_rng_free(r);
+}
+
+/* A streamed sweep's working memory (block buffers, each layer's window
+ * passes, planners and block of decisions) is set by the model's width, the
+ * windows and the block, not by the trace's length: the same sweep over 30
+ * and 900 tokens claims the same bytes. */
+Test(pass, streamed_working_memory_does_not_grow_with_the_tokens)
+{
+	gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+	gsl_rng_set(r, 7);
+	struct llm_desc m = rand_model(r);
+	struct device d = m1max();
+	int64_t peak[2] = {0, 0};
+	const int64_t tokens[2] = {30, 900};
+	for (int k = 0; k < 2; k++) {
+		struct lif_err e = {0};
+		struct synth_params sp;
+		synth_defaults(&sp);
+		sp.tokens = tokens[k], sp.seed = 3;
+		struct trace *t = synth_generate(&m, &sp, 1, &e);
+		cr_assert(t, "%s", e.msg);
+		struct sim_cache *c = stream_cache(t, &m, 8);
+		struct sim_params ps[6];
+		for (int i = 0; i < 6; i++) {
+			sim_default_params(&ps[i]);
+			ps[i].predictor = i < 3 ? PRED_ORACLE : PRED_MODELED;
+			ps[i].window = (i % 3) * 2; /* 0, 2, 4: under either trace's length */
+			ps[i].layout = i % 2;
+		}
+		cr_assert_eq(sim_cache_hint(c, ps, 6, &e), 0, "%s", e.msg);
+		for (int i = 0; i < 6; i++) {
+			struct sim_result o;
+			cr_assert_eq(sim_run(c, &d, &ps[i], 1, &o, NULL, &e), 0, "%s", e.msg);
+		}
+		peak[k] = sim_cache_stream_peak_bytes(c);
+		sim_cache_free(c);
+		trace_free(t);
+	}
+	cr_assert_gt(peak[0], 0);
+	cr_assert_eq(peak[0], peak[1], "%lld bytes over %lld tokens, %lld over %lld", (long long)peak[0],
+		     (long long)tokens[0], (long long)peak[1], (long long)tokens[1]);
 	gsl_rng_free(r);
 }
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "tests/testutil.h"
+#include "models/llm.h"
+#include "traces/synth.h"
 #include "traces/trace.h"
 
 TestSuite(trace, .init = tu_init);
@@ -307,4 +309,48 @@ Test(trace, null_padded_strings_as_h5py_writes_them_keep_their_last_character)
 	cr_assert(tr, "%s", e.msg);
 	cr_expect_str_eq(tr->meta.model, "abcd");
 	trace_free(tr);
+}
+
+/* The block reader gives the bits and band trace_load gives, for blocks of
+ * 1, 5, 64 (one chunk), 100 (across chunks) and the whole trace, and refuses
+ * a range past the end. */
+Test(trace, the_block_reader_reads_what_trace_load_reads)
+{
+	struct lif_err e = {0};
+	struct llm_desc m;
+	cr_assert_eq(llm_load(tu_src("models/llms/opt-125m.ini"), &m, &e), 0, "%s", e.msg);
+	m.layers = 3, m.d_ffn = 77; /* a width with padding bits */
+	struct synth_params sp;
+	synth_defaults(&sp);
+	sp.tokens = 203, sp.seed = 5;
+	char path[512];
+	snprintf(path, sizeof path, "%s/blocks.h5", tu_tmpdir());
+	cr_assert_eq(synth_write(&m, &sp, path, 1, NULL, NULL, &e), 0, "%s", e.msg);
+	struct trace *t = trace_load(path, TRACE_LOAD_MAGNITUDES, &e);
+	cr_assert(t && t->band, "%s", e.msg);
+	struct trace_reader *r = trace_reader_open(path, TRACE_LOAD_MAGNITUDES, 2, &e);
+	cr_assert(r, "%s", e.msg);
+	const struct trace *meta = trace_reader_meta(r);
+	cr_assert_eq(meta->meta.tokens, 203);
+	cr_assert(meta->bits == NULL && (meta->meta.has & TRACE_HAS_MAGNITUDES));
+	const int rb = t->row_bytes, L = t->meta.layers;
+	const int64_t blocks[] = {1, 5, 64, 100, 203};
+	uint8_t *bits = malloc((size_t)L * 203 * rb), *band = malloc((size_t)L * 203 * 2 * rb);
+	for (int b = 0; b < 5; b++)
+		for (int64_t t0 = 0; t0 < 203; t0 += blocks[b]) {
+			const int64_t n = 203 - t0 < blocks[b] ? 203 - t0 : blocks[b];
+			cr_assert_eq(trace_reader_read(r, t0, n, bits, band, &e), 0, "%s", e.msg);
+			for (int l = 0; l < L; l++) {
+				cr_assert_eq(memcmp(bits + (size_t)l * n * rb, trace_active(t, l, t0), (size_t)n * rb), 0,
+					     "block %lld at %lld layer %d: bits differ", (long long)n, (long long)t0, l);
+				cr_assert_eq(memcmp(band + (size_t)l * n * 2 * rb, trace_band_row(t, l, t0),
+						    (size_t)n * 2 * rb), 0, "block %lld at %lld layer %d: band differs",
+					     (long long)n, (long long)t0, l);
+			}
+		}
+	cr_assert_neq(trace_reader_read(r, 200, 4, bits, NULL, &e), 0);
+	cr_assert(strstr(e.msg, "blocks.h5"), "%s", e.msg);
+	free(bits), free(band);
+	trace_reader_close(r);
+	trace_free(t);
 }

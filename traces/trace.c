@@ -8,6 +8,7 @@
 #include <hdf5.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -599,20 +600,6 @@ static int open_checked(hid_t f, const char *path, int version, struct dset *s,
 	return h5attr_check_stored(s->d, path, s->name, err);
 }
 
-/* Read the (tokens, layer, inner) slab of one layer into out (tokens, inner). */
-static int read_layer(hid_t d, int64_t tokens, int layer, hsize_t inner, hid_t memtype, void *out)
-{
-	hid_t sp = H5Dget_space(d);
-	hsize_t start[3] = {0, (hsize_t)layer, 0}, count[3] = {(hsize_t)tokens, 1, inner};
-	H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL);
-	hsize_t mc[2] = {(hsize_t)tokens, inner};
-	hid_t ms = H5Screate_simple(2, mc, NULL);
-	herr_t rc = tokens ? H5Dread(d, memtype, ms, sp, H5P_DEFAULT, out) : 0;
-	H5Sclose(ms);
-	H5Sclose(sp);
-	return rc < 0 ? -1 : 0;
-}
-
 /* The filters lifsim writes, in order: deflate, then (schema v2) Fletcher32.
  * Returns the filter count (1 or 2), or 0 when the pipeline is another. */
 static int lifsim_filters(hid_t dcpl)
@@ -643,6 +630,13 @@ static int chunk_checksum_ok(const uint8_t *c, hsize_t *size)
 
 /* malloc, asking for huge pages when large: the bits are written once
  * from end to end, and 4 KiB pages cost a fault each. */
+static void *big_alloc(size_t n);
+
+void *trace_alloc(size_t n)
+{
+	return big_alloc(n);
+}
+
 static void *big_alloc(size_t n)
 {
 	void *p = malloc(n);
@@ -674,12 +668,13 @@ static int inflate_chunk(uint8_t *dst, uLongf *len, const uint8_t *src, size_t n
 }
 
 /* Fast path for uint8 datasets chunked [C, 1, inner] with deflate (and
- * Fletcher32), what lifsim writes: read the raw chunks, check their
- * checksums, inflate them in parallel straight into the layer-major buffer.
- * Returns 1 if the layout does not qualify (use the generic path), 0 on
- * success, -1 on a corrupt chunk. */
-static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner, uint8_t *out,
-			      int threads)
+ * Fletcher32), what lifsim writes: read the raw chunks of tokens [t0, t0 + n)
+ * of every layer, check their checksums, inflate them in parallel straight
+ * into the layer-major buffer out (layers, n, inner). Returns 1 if the layout
+ * does not qualify (use the generic path), 0 on success, -1 on a corrupt
+ * chunk. */
+static int read_chunks_range(hid_t d, const struct trace_meta *m, hsize_t inner, int64_t t0,
+			     int64_t n, uint8_t *out, int threads, uint8_t **keep, hsize_t *keep_cap)
 {
 	hid_t dcpl = H5Dget_create_plist(d), file = H5Iget_file_id(d);
 	hsize_t chunk[3] = {0}, fsize = 0;
@@ -693,29 +688,31 @@ static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner
 		H5Fclose(file);
 	if (!ok)
 		return 1;
-	const int64_t T = m->tokens, C = (int64_t)chunk[0], nb = (T + C - 1) / C;
+	const int64_t T = t0 + n, C = (int64_t)chunk[0], cb0 = t0 / C, nb = (T + C - 1) / C - cb0;
 	const size_t raw = (size_t)C * inner, nchunks = (size_t)nb * m->layers;
 	uint8_t **comp = calloc(nchunks, sizeof *comp), *all = NULL;
 	hsize_t *size = calloc(nchunks, sizeof *size), most = 0;
 	uint32_t *mask = calloc(nchunks, sizeof *mask);
 	int rc = comp && size && mask ? 0 : -1;
 	for (size_t c = 0; !rc && c < nchunks; c++) { /* HDF5 calls stay on one thread */
-		hsize_t off[3] = {(hsize_t)(c / m->layers) * C, c % m->layers, 0};
+		hsize_t off[3] = {(hsize_t)(cb0 + (int64_t)(c / m->layers)) * C, c % m->layers, 0};
 		if (H5Dget_chunk_storage_size(d, off, &size[c]) < 0 || size[c] > fsize)
 			rc = -1; /* every chunk is stored (check_stored), inside the file */
 		most = size[c] > most ? size[c] : most;
 	}
 	/* the stored chunks go through one buffer (huge pages) of at most
 	 * READ_BATCH bytes, or one chunk: a batch is read, then checked and
-	 * inflated on the threads, so memory is the trace and one batch */
+	 * inflated on the threads, so memory is the output and one batch */
 	const hsize_t cap = most + 1 > READ_BATCH ? most + 1 : READ_BATCH;
-	if (!rc && !(all = big_alloc(cap)))
+	if (!rc && keep && *keep && *keep_cap >= cap)
+		all = *keep; /* a block reader's batch buffer, kept from block to block */
+	else if (!rc && !(all = big_alloc(cap)))
 		rc = -1;
 	int bad = rc;
 	for (size_t c0 = 0, c1; !bad && c0 < nchunks; c0 = c1) {
 		hsize_t at = 0;
 		for (c1 = c0; c1 < nchunks && at + size[c1] + 1 <= cap; at += size[c1] + 1, c1++) {
-			hsize_t off[3] = {(hsize_t)(c1 / m->layers) * C, c1 % m->layers, 0};
+			hsize_t off[3] = {(hsize_t)(cb0 + (int64_t)(c1 / m->layers)) * C, c1 % m->layers, 0};
 			comp[c1] = all + at;
 			if (H5Dread_chunk(d, H5P_DEFAULT, off, &mask[c1], comp[c1]) < 0)
 				bad = -1;
@@ -726,11 +723,13 @@ static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner
 				bad = -1;
 				continue;
 			}
-			const int64_t tb = (int64_t)(c / m->layers), l = (int64_t)(c % m->layers);
-			const int64_t rows = T - tb * C < C ? T - tb * C : C;
-			uint8_t *dst = out + ((size_t)l * T + (size_t)(tb * C)) * inner, *tmp = NULL;
+			const int64_t tb = cb0 + (int64_t)(c / m->layers), l = (int64_t)(c % m->layers);
+			/* the chunk's rows [r0, r1) that fall in [t0, T) */
+			const int64_t r0 = t0 > tb * C ? t0 - tb * C : 0;
+			const int64_t r1 = T - tb * C < C ? T - tb * C : C;
+			uint8_t *dst = out + ((size_t)l * n + (size_t)(tb * C + r0 - t0)) * inner, *tmp = NULL;
 			uLongf len = raw;
-			if (rows < C && !(tmp = malloc(raw))) {
+			if ((r0 > 0 || r1 < C) && !(tmp = malloc(raw))) {
 				bad = -1;
 				continue;
 			}
@@ -741,24 +740,44 @@ static int read_chunks_direct(hid_t d, const struct trace_meta *m, hsize_t inner
 			if (len != raw)
 				bad = -1;
 			else if (tmp)
-				memcpy(dst, tmp, (size_t)rows * inner);
+				memcpy(dst, tmp + (size_t)r0 * inner, (size_t)(r1 - r0) * inner);
 			free(tmp);
 		}
 	}
-	free(all), free(comp), free(size), free(mask);
+	if (keep && all && all != *keep) {
+		free(*keep);
+		*keep = all, *keep_cap = cap;
+	} else if (!keep)
+		free(all);
+	free(comp), free(size), free(mask);
 	return bad ? -1 : 0;
+}
+
+/* Read the (tokens [t0, t0 + n), layer, inner) slab of one layer into out (n, inner). */
+static int read_layer_range(hid_t d, int64_t t0, int64_t n, int layer, hsize_t inner,
+			    hid_t memtype, void *out)
+{
+	hid_t sp = H5Dget_space(d);
+	hsize_t start[3] = {(hsize_t)t0, (hsize_t)layer, 0}, count[3] = {(hsize_t)n, 1, inner};
+	H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL);
+	hsize_t mc[2] = {(hsize_t)n, inner};
+	hid_t ms = H5Screate_simple(2, mc, NULL);
+	herr_t rc = n ? H5Dread(d, memtype, ms, sp, H5P_DEFAULT, out) : 0;
+	H5Sclose(ms);
+	H5Sclose(sp);
+	return rc < 0 ? -1 : 0;
 }
 
 static int read_all_layers(hid_t d, const struct trace_meta *m, hsize_t inner, hid_t memtype,
 			   size_t elem, void *out)
 {
 	int fast = memtype == H5T_NATIVE_UINT8 && m->tokens > 0
-			   ? read_chunks_direct(d, m, inner, out, m->read_threads)
+			   ? read_chunks_range(d, m, inner, 0, m->tokens, out, m->read_threads, NULL, NULL)
 			   : 1;
 	if (fast <= 0)
 		return fast;
 	for (int l = 0; l < m->layers; l++)
-		if (read_layer(d, m->tokens, l, inner, memtype,
+		if (read_layer_range(d, 0, m->tokens, l, inner, memtype,
 			       (char *)out + (size_t)l * m->tokens * inner * elem))
 			return -1;
 	return 0;
@@ -969,4 +988,139 @@ int trace_read_text(const char *path, const char *name, char *buf, size_t cap,
 	h5attr_get_str(f, name, buf, cap);
 	H5Fclose(f);
 	return 0;
+}
+
+/* ---------------------------------------------------------------- block reader */
+
+struct trace_reader {
+	char path[4096];
+	hid_t f;
+	struct dset ds[DS_N];
+	struct trace meta; /* meta and row_bytes; no data */
+	int threads;
+	uint8_t *batch; /* read_chunks_range's buffer of stored chunks, kept */
+	hsize_t batch_cap;
+	pthread_mutex_t lock;
+};
+
+void trace_reader_close(struct trace_reader *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < DS_N; i++)
+		if (r->ds[i].d > 0)
+			H5Dclose(r->ds[i].d);
+	if (r->f >= 0)
+		H5Fclose(r->f);
+	pthread_mutex_destroy(&r->lock);
+	free(r->batch);
+	free(r);
+}
+
+/* The token ids (read once, checked, dropped: the simulator uses none). */
+static int reader_check_ids(struct trace_reader *r, struct lif_err *err)
+{
+	const int64_t T = r->meta.meta.tokens;
+	int32_t *ids = malloc((size_t)(T > 0 ? T : 1) * sizeof *ids);
+	hid_t sp = H5Dget_space(r->ds[DS_TOKENS].d);
+	hsize_t start = 0, count = (hsize_t)T;
+	hid_t ms = H5Screate_simple(1, &count, NULL);
+	herr_t rrc = !ids || sp < 0 || ms < 0 ||
+			     H5Sselect_hyperslab(sp, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0
+		     ? -1
+		     : T ? H5Dread(r->ds[DS_TOKENS].d, H5T_NATIVE_INT32, ms, sp, H5P_DEFAULT, ids) : 0;
+	if (ms >= 0)
+		H5Sclose(ms);
+	if (sp >= 0)
+		H5Sclose(sp);
+	int rc = rrc < 0 ? err_set(err, ERR_FORMAT, "%s: dataset 'tokens' is corrupt (a checksum "
+				   "mismatch or an unreadable chunk)", r->path) : 0;
+	for (int64_t i = 0; !rc && i < T; i++)
+		if (ids[i] < 0)
+			rc = err_set(err, ERR_FORMAT, "%s: token %lld has a negative id", r->path,
+				     (long long)i);
+	free(ids);
+	return rc;
+}
+
+struct trace_reader *trace_reader_open(const char *path, int flags, int threads,
+				       struct lif_err *err)
+{
+	int sb = h5attr_superblock_version(path);
+	int lflags = flags & TRACE_LOAD_MAGNITUDES;
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, &lflags, err))
+		return NULL;
+	struct trace_reader *r = calloc(1, sizeof *r);
+	if (!r) {
+		err_set(err, ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	snprintf(r->path, sizeof r->path, "%s", path);
+	r->threads = threads > 0 ? threads : 1;
+	int version = 0;
+	r->f = h5attr_open_readonly(path, err);
+	int rc = r->f < 0 ? ERR_FORMAT : read_meta(r->f, path, &r->meta.meta, &version, err);
+	if (!rc) {
+		r->meta.meta.read_threads = r->threads;
+		r->meta.row_bytes = trace_row_bytes(r->meta.meta.d_ffn);
+		dsets_describe(&r->meta, lflags, r->ds);
+		for (int i = 0; !rc && i < DS_N; i++)
+			if (r->ds[i].name && open_checked(r->f, path, version, &r->ds[i], err))
+				rc = ERR_FORMAT;
+	}
+	if (!rc)
+		rc = reader_check_ids(r, err);
+	if (!r->ds[DS_BAND].name) /* a band not read is not there */
+		r->meta.meta.has &= ~TRACE_HAS_MAGNITUDES;
+	r->meta.meta.has &= ~TRACE_HAS_INPUTS;
+	if (rc) {
+		trace_reader_close(r);
+		return NULL;
+	}
+	return r;
+}
+
+const struct trace *trace_reader_meta(const struct trace_reader *r)
+{
+	return &r->meta;
+}
+
+int trace_reader_read(struct trace_reader *r, int64_t t0, int64_t n, uint8_t *bits,
+		      uint8_t *band, struct lif_err *err)
+{
+	const struct trace_meta *m = &r->meta.meta;
+	const int rb = r->meta.row_bytes;
+	if (t0 < 0 || n < 0 || t0 + n > m->tokens)
+		return err_set(err, ERR_RANGE, "%s: tokens %lld..%lld are past the trace's %lld",
+			       r->path, (long long)t0, (long long)(t0 + n), (long long)m->tokens);
+	if (band && !r->ds[DS_BAND].name)
+		return err_set(err, ERR_INVAL, "%s: the trace's band was not opened", r->path);
+	int rc = 0;
+	pthread_mutex_lock(&r->lock); /* HDF5 calls stay on one thread at a time */
+	uint8_t *dst[2] = {bits, band};
+	for (int i = 0; !rc && i < 2; i++) {
+		const struct dset *s = &r->ds[DS_ACTIVE + i];
+		if (!dst[i] || !n)
+			continue;
+		const int whole = t0 == 0 && n == m->tokens; /* read once: keep no buffer */
+		int fast = read_chunks_range(s->d, m, s->want[2], t0, n, dst[i], r->threads,
+					     whole ? NULL : &r->batch, whole ? NULL : &r->batch_cap);
+		for (int l = 0; fast > 0 && l < m->layers; l++)
+			if (read_layer_range(s->d, t0, n, l, s->want[2], H5T_NATIVE_UINT8,
+					     dst[i] + (size_t)l * n * s->want[2]))
+				fast = -1;
+		if (fast)
+			rc = err_set(err, ERR_FORMAT, "%s: dataset '%s' is corrupt (a checksum "
+				     "mismatch or a chunk that does not decompress)", r->path, s->name);
+	}
+	pthread_mutex_unlock(&r->lock);
+	const int rem = m->d_ffn & 7;
+	const uint8_t mask = (uint8_t)(0xFFu << rem);
+	for (int l = 0; !rc && rem && l < m->layers; l++)
+		for (int64_t k = 0; !rc && k < n; k++)
+			if (bits[((size_t)l * n + k) * rb + rb - 1] & mask)
+				rc = err_set(err, ERR_FORMAT, "%s: active set of row %zu has bits set past d_ffn=%d",
+					     r->path, (size_t)l * m->tokens + t0 + k, m->d_ffn);
+	return rc;
 }

@@ -149,6 +149,8 @@ struct trace {
 	uint8_t *bits;      /* (layers, tokens, row_bytes) */
 	uint8_t *band;      /* (layers, tokens, 2 * row_bytes) band level planes, or NULL */
 	float *inputs;      /* (layers, tokens, d_model) or NULL */
+	int64_t first_token; /* a block's view (sim/core/sim.c): its first token's index in
+				the whole trace; 0 for a whole trace */
 };
 
 enum trace_load_flags {
@@ -176,6 +178,32 @@ static inline const uint8_t *trace_band_row(const struct trace *t, int layer, in
 {
 	return t->band + ((size_t)layer * t->meta.tokens + token) * 2 * t->row_bytes;
 }
+
+/* malloc for a trace's bits or band (free()d as any): large buffers ask
+ * for huge pages, as trace_load's do. */
+void *trace_alloc(size_t n);
+
+/* ---- block reader: a trace read a block of tokens at a time ---- */
+
+/* The file stays open; every block read is checked as trace_load checks the
+ * whole (chunk checksums, padding bits); the token ids are checked at open.
+ * Reads are serialized (one at a time, any thread). */
+struct trace_reader;
+
+/* Open and validate path's metadata and datasets; flags: TRACE_LOAD_MAGNITUDES
+ * to read the band too (inputs are never read); threads decompress a block. */
+struct trace_reader *trace_reader_open(const char *path, int flags, int threads,
+				       struct lif_err *err);
+void trace_reader_close(struct trace_reader *r);
+
+/* The trace's metadata as a trace without data (bits, band, inputs NULL;
+ * meta.has says whether the band is read). */
+const struct trace *trace_reader_meta(const struct trace_reader *r);
+
+/* Tokens [t0, t0 + n) of every layer, layer-major: bits (layers, n,
+ * row_bytes); band (layers, n, 2 row_bytes) or NULL. */
+int trace_reader_read(struct trace_reader *r, int64_t t0, int64_t n, uint8_t *bits,
+		      uint8_t *band, struct lif_err *err);
 
 /* Read the free-text attribute `name` into buf (empty if absent). */
 int trace_read_text(const char *path, const char *name, char *buf, size_t cap,

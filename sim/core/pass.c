@@ -197,6 +197,17 @@ struct pass_layer *pass_layer_new(const struct layout *layout, int layer, int d_
 	return s;
 }
 
+int64_t pass_layer_bytes(const struct pass_layer *s)
+{
+	const int64_t d = s->d, w1 = (int64_t)s->nw + 1, k = s->window;
+	int64_t b = (int64_t)sizeof *s + 5 * w1 * (int64_t)sizeof *s->P +
+		    d * (int64_t)(sizeof *s->row_neuron + sizeof *s->neuron_row + sizeof *s->holes + 1) +
+		    (d + 64) * (int64_t)sizeof *s->dying;
+	if (k > 0) /* winor_init: the block, its suffixes and the prefix */
+		b += ((k > 0 ? k : 1) + (k + 1) + 1) * (int64_t)s->nw * (int64_t)sizeof(uint64_t);
+	return b;
+}
+
 const uint64_t *pass_layer_need(const struct pass_layer *s)
 {
 	return s->need;

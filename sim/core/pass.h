@@ -55,6 +55,10 @@ int pass_layer_next(struct pass_layer *s, const uint8_t *pred_row, struct pass_o
 /* Largest number of matrix rows in use so far (the preallocation). */
 int32_t pass_layer_peak_rows(const struct pass_layer *s);
 
+/* Bytes s allocated (without PASS_READS' planner): set by d_ffn and the
+ * window, never by the tokens. */
+int64_t pass_layer_bytes(const struct pass_layer *s);
+
 /* The neurons the last pass_layer_next loaded (packed words, bits past
  * d_ffn clear; valid until the next call): what the reads of any layout
  * plan, so the layouts of a sweep plan from one pass (pass_reads). */

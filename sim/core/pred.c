@@ -278,7 +278,7 @@ static void predict_row_random(const struct trace *t, const struct pred_params *
 {
 	const int rb = t->row_bytes, d = t->meta.d_ffn;
 	const uint8_t *a = trace_active(t, layer, k);
-	uint64_t stream = ((uint64_t)layer << 40) ^ (uint64_t)k;
+	uint64_t stream = ((uint64_t)layer << 40) ^ (uint64_t)(t->first_token + k);
 	uint32_t draw = 0;
 	int na = popcount_bytes(a, rb), ni = d - na;
 	int n_fn = (int)lround((1 - p->recall) * na), n_fp = (int)lround(p->fp_rate * ni);
@@ -399,6 +399,7 @@ static const struct pred_ops op_oracle = {
 static const struct pred_ops op_modeled = {
 	.name = "modeled",
 	.kind = PRED_MODELED,
+	.needs_band = 1,
 	.has_model = 1,
 	.has_rates = 1,
 	.predict_layer = pred_modeled,
@@ -443,27 +444,40 @@ const struct pred_ops *pred_by_kind(int kind)
 	return NULL;
 }
 
-void pred_measure(const struct trace *t, const uint8_t *sets, struct pred_quality *q)
+void pred_count(const uint8_t *bits, const uint8_t *sets, size_t n, int64_t c[4])
 {
 	int64_t act = 0, tp = 0, fp = 0, pred = 0;
-	size_t n = (size_t)t->meta.layers * t->meta.tokens * t->row_bytes, j = 0;
+	size_t j = 0;
 	for (; j + 8 <= n; j += 8) {
-		uint64_t a = ld64(t->bits + j), p = ld64(sets + j);
+		uint64_t a = ld64(bits + j), p = ld64(sets + j);
 		act += __builtin_popcountll(a);
 		pred += __builtin_popcountll(p);
 		tp += __builtin_popcountll(a & p);
 		fp += __builtin_popcountll(p & ~a);
 	}
 	for (; j < n; j++) {
-		act += __builtin_popcount(t->bits[j]);
+		act += __builtin_popcount(bits[j]);
 		pred += __builtin_popcount(sets[j]);
-		tp += __builtin_popcount(t->bits[j] & sets[j]);
-		fp += __builtin_popcount(sets[j] & (uint8_t)~t->bits[j]);
+		tp += __builtin_popcount(bits[j] & sets[j]);
+		fp += __builtin_popcount(sets[j] & (uint8_t)~bits[j]);
 	}
+	c[0] += act, c[1] += tp, c[2] += fp, c[3] += pred;
+}
+
+void pred_quality_of(const struct trace *t, const int64_t c[4], struct pred_quality *q)
+{
+	const int64_t act = c[0], tp = c[1], fp = c[2], pred = c[3];
 	double all = (double)t->meta.layers * t->meta.tokens * t->meta.d_ffn;
 	q->recall = act ? (double)tp / act : 1;
 	q->fp_rate = all > act ? fp / (all - act) : 0;
 	q->predicted_frac = pred / all;
+}
+
+void pred_measure(const struct trace *t, const uint8_t *sets, struct pred_quality *q)
+{
+	int64_t c[4] = {0};
+	pred_count(t->bits, sets, (size_t)t->meta.layers * t->meta.tokens * t->row_bytes, c);
+	pred_quality_of(t, c, q);
 }
 
 uint8_t *pred_sets(const struct trace *t, const struct pred_params *p, int threads,

@@ -51,6 +51,7 @@ struct pred_ops {
 	int has_rates;  /* draws mistakes at a recall and fp_rate from a seed */
 	int trained;    /* applies trained predictors (predictor_file) to the trace's
 			 * FFN inputs */
+	int needs_band; /* errs on the trace's near-threshold band */
 	/* Predicted sets of layer `layer`, all tokens: out (tokens, row_bytes). */
 	int (*predict_layer)(const struct trace *t, const struct pred_params *p, int layer,
 			     uint8_t *out, int64_t *fp_shortfall, struct lif_err *err);
@@ -81,5 +82,12 @@ void pred_use_simd(int on);
 /* What predicted sets (layers, tokens, row_bytes) achieve on t (recall,
  * fp_rate, predicted_frac; fp_shortfall is left as is). */
 void pred_measure(const struct trace *t, const uint8_t *sets, struct pred_quality *q);
+
+/* The same by parts (a trace streamed by blocks): add n bytes of active bits
+ * and predicted sets to the counts c (active, true positive, false positive,
+ * predicted; integers, so any split gives the same sums), then turn the
+ * counts of the whole trace t (its meta) into q. */
+void pred_count(const uint8_t *bits, const uint8_t *sets, size_t n, int64_t c[4]);
+void pred_quality_of(const struct trace *t, const int64_t c[4], struct pred_quality *q);
 
 #endif

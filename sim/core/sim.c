@@ -198,7 +198,92 @@ struct sim_cache {
 	struct sim_params *hints;
 	size_t nhints;
 	struct hint_key *hkeys; /* (nhints) their decision keys, made on first use */
+	/* streamed (sim_cache_new_stream): t is the metadata only (meta_t) */
+	int streaming;
+	struct sim_source src;
+	struct trace meta_t;
+	pthread_mutex_t wlock;  /* whole: taken with or without c->lock, never the reverse */
+	struct trace *whole;    /* the whole trace, read on first use */
+	struct trace *prefix;   /* the first tokens (layouts, hot pinning; under c->lock) */
+	int64_t stream_peak;    /* sim_cache_stream_peak_bytes */
 };
+
+/* The trace with its bits where cache_trace has been called before. */
+#define BITS(c) ((c)->streaming ? (const struct trace *)(c)->whole : (c)->t)
+
+/* A trace of tokens [t0, t0 + n) read from c's source (band when it has one
+ * and want_band) into t, a trace of at least as many tokens read by it
+ * before (its buffers reused: a stream's blocks), or NULL: a new one. */
+static struct trace *source_read_into(struct sim_cache *c, struct trace *t, int64_t t0, int64_t n,
+				      int want_band, struct lif_err *err)
+{
+	const size_t rows = (size_t)c->meta_t.meta.layers * (size_t)n, rb = (size_t)c->meta_t.row_bytes;
+	int band = want_band && c->src.has_band, fresh = !t;
+	if (fresh && (t = calloc(1, sizeof *t))) {
+		*t = c->meta_t;
+		t->bits = trace_alloc(rows * rb + 1);
+		t->band = band ? trace_alloc(2 * rows * rb + 1) : NULL;
+		t->token_ids = NULL, t->inputs = NULL;
+		if (!band)
+			t->meta.has &= ~TRACE_HAS_MAGNITUDES;
+	}
+	if (t)
+		t->meta.tokens = n, t->first_token = t0;
+	int rc = !t || !t->bits || (band && !t->band) ? err_set(err, ERR_NOMEM, "out of memory reading "
+							      "%lld tokens of the trace", (long long)n)
+			 : c->src.read(c->src.ctx, t0, n, t->bits, t->band, err);
+	if (rc && fresh) {
+		trace_free(t);
+		return NULL;
+	}
+	return rc ? NULL : t;
+}
+
+/* A trace of tokens [t0, t0 + n) read from c's source (band when it has one
+ * and want_band). */
+static struct trace *source_read(struct sim_cache *c, int64_t t0, int64_t n, int want_band,
+				 struct lif_err *err)
+{
+	return source_read_into(c, NULL, t0, n, want_band, err);
+}
+
+/* The trace with its bits: c->t, or for a streamed cache the whole trace,
+ * read on first use. */
+static const struct trace *cache_trace(struct sim_cache *c, struct lif_err *err)
+{
+	if (!c->streaming)
+		return c->t;
+	pthread_mutex_lock(&c->wlock);
+	if (!c->whole)
+		c->whole = source_read(c, 0, c->meta_t.meta.tokens, 1, err);
+	const struct trace *t = c->whole;
+	pthread_mutex_unlock(&c->wlock);
+	return t;
+}
+
+/* Under c->lock: a trace holding at least the first train tokens (train as
+ * layout_train_tokens; 0: all), all a layout or the hot pinning learns from. */
+static const struct trace *cache_prefix(struct sim_cache *c, int64_t train, struct lif_err *err)
+{
+	const int64_t T = c->meta_t.meta.tokens, n = train > 0 && train < T ? train : T;
+	if (!c->streaming)
+		return c->t;
+	if (c->src.block >= T) /* one block: the whole trace, shared with the groups */
+		return cache_trace(c, err);
+	pthread_mutex_lock(&c->wlock);
+	const struct trace *w = c->whole;
+	pthread_mutex_unlock(&c->wlock);
+	if (w)
+		return w;
+	if (!c->prefix || c->prefix->meta.tokens < n) {
+		struct trace *p = source_read(c, 0, n, 0, err);
+		if (!p)
+			return NULL;
+		trace_free(c->prefix);
+		c->prefix = p;
+	}
+	return c->prefix;
+}
 
 /* Under c->lock: wait while another thread builds (tag, key), then claim it;
  * returns the slot to release (-1: none free, build anyway). *found is
@@ -286,10 +371,41 @@ struct sim_cache *sim_cache_new(const struct trace *t, const struct llm_desc *m,
 	return c;
 }
 
+struct sim_cache *sim_cache_new_stream(const struct trace *meta, const struct sim_source *src,
+				       const struct llm_desc *m, struct lif_err *err)
+{
+	if (!src->read || src->block < 1)
+		return err_set(err, ERR_INVAL, "a trace source needs a read and a block of at least 1 token"),
+		       NULL;
+	struct sim_cache *c = sim_cache_new(meta, m, err);
+	if (!c)
+		return NULL;
+	c->streaming = 1;
+	c->src = *src;
+	c->meta_t = *meta;
+	c->meta_t.bits = c->meta_t.band = NULL, c->meta_t.inputs = NULL, c->meta_t.token_ids = NULL;
+	c->meta_t.first_token = 0;
+	c->t = &c->meta_t;
+	pthread_mutex_init(&c->wlock, NULL);
+	return c;
+}
+
+int64_t sim_cache_stream_peak_bytes(struct sim_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int64_t b = c->stream_peak;
+	pthread_mutex_unlock(&c->lock);
+	return b;
+}
+
 void sim_cache_free(struct sim_cache *c)
 {
 	if (!c)
 		return;
+	if (c->streaming) {
+		trace_free(c->whole), trace_free(c->prefix);
+		pthread_mutex_destroy(&c->wlock);
+	}
 	for (int i = 0; i < c->npred; i++)
 		free(c->preds[i].owned);
 	for (int i = 0; i < c->nlayout; i++)
@@ -332,13 +448,16 @@ static const struct pred_entry *cache_pred(struct sim_cache *c, const struct pre
 		err_set(err, ERR_RANGE, "more than %d predictor configurations in one sweep", CACHE_MAX);
 	else if (!found) { /* built under the lock: every point of it needs it next */
 		struct pred_entry *e = &c->preds[c->npred];
+		const struct trace *t = cache_trace(c, err);
 		e->key = *key;
-		if (pred_by_kind(key->kind)->trace_sets) { /* no copy */
-			e->sets = c->t->bits, e->owned = NULL;
+		if (!t)
+			e->sets = NULL;
+		else if (pred_by_kind(key->kind)->trace_sets) { /* no copy */
+			e->sets = t->bits, e->owned = NULL;
 			e->q = (struct pred_quality){0};
-			pred_measure(c->t, e->sets, &e->q);
+			pred_measure(t, e->sets, &e->q);
 		} else
-			e->sets = e->owned = pred_sets(c->t, key, threads, &e->q, err);
+			e->sets = e->owned = pred_sets(t, key, threads, &e->q, err);
 		if (e->sets)
 			found = &c->preds[c->npred++];
 	}
@@ -365,7 +484,8 @@ static const struct layout *cache_layout(struct sim_cache *c, const struct llm_d
 	if (!found && c->nlayout == CACHE_MAX)
 		err_set(err, ERR_RANGE, "more than %d layouts in one sweep", CACHE_MAX);
 	else if (!found) {
-		struct layout *l = layout_new(kind, ms, c->t, bundle, train, threads, err);
+		const struct trace *t = layout_by_kind(kind)->needs_trace ? cache_prefix(c, train, err) : c->t;
+		struct layout *l = t ? layout_new(kind, ms, t, bundle, train, threads, err) : NULL;
 		if (l) {
 			c->layouts[c->nlayout++] = (struct layout_entry){kind, bundle, train, weight_format(ms), l};
 			found = l;
@@ -383,9 +503,9 @@ static const int64_t *cache_freq(struct sim_cache *c, int train, struct lif_err 
 		if (c->freqs[i].train == train)
 			found = c->freqs[i].counts;
 	if (!found && c->nfreq < CACHE_MAX) {
-		const struct trace *t = c->t;
-		int64_t n = train < t->meta.tokens ? train : t->meta.tokens;
-		int64_t *counts = calloc((size_t)t->meta.layers * t->meta.d_ffn, sizeof *counts);
+		const struct trace *t = cache_prefix(c, train, err);
+		int64_t n = t && train < t->meta.tokens ? train : t ? t->meta.tokens : 0;
+		int64_t *counts = t ? calloc((size_t)t->meta.layers * t->meta.d_ffn, sizeof *counts) : NULL;
 		for (int l = 0; counts && l < t->meta.layers; l++) {
 			struct actlist a;
 			if (actlist_build(t, l, n, &a)) {
@@ -863,7 +983,7 @@ static const struct matrix *cache_matrix(struct sim_cache *c, const struct decis
 	pthread_mutex_unlock(&c->lock);
 	if (found)
 		return found;
-	struct matrix *m = matrix_build(c->t, &mk, pred, pinned, threads, err);
+	struct matrix *m = matrix_build(BITS(c), &mk, pred, pinned, threads, err);
 	pthread_mutex_lock(&c->lock);
 	if (m && c->nmat < DECISIONS_MAX)
 		c->mat[c->nmat++] = m;
@@ -881,10 +1001,10 @@ static int decide_sparse(struct sim_cache *c, struct decisions *dc, const uint8_
 			 struct lif_err *err)
 {
 	if (c->reference)
-		return simulate_sparse(dc, c->t, pred, pinned, lay, 1, threads, err);
+		return simulate_sparse(dc, BITS(c), pred, pinned, lay, 1, threads, err);
 	int owned = 0;
 	const struct matrix *m = cache_matrix(c, &dc->key, pred, pinned, threads, &owned, err);
-	int rc = m ? simulate_sparse(dc, c->t, pred, pinned, lay, 0, threads, err)
+	int rc = m ? simulate_sparse(dc, BITS(c), pred, pinned, lay, 0, threads, err)
 		   : (err->code ? err->code : ERR_NOMEM);
 	const size_t rows = (size_t)dc->T * dc->L;
 	if (!rc) {
@@ -1010,10 +1130,12 @@ struct member {
  * (the memory manager: everything but the layout and the reads)? A group is
  * one window: its members' one-layer decisions are held until they merge,
  * so a group of every window would hold them for the whole sweep at once. */
-static int same_group(const struct decision_key *a, const struct decision_key *b)
+static int same_group(const struct decision_key *a, const struct decision_key *b, int any_window)
 {
 	struct matrix_key ma, mb;
 	matrix_key_of(a, &ma), matrix_key_of(b, &mb);
+	if (any_window) /* streamed: a group is every window (nothing is held per layer) */
+		ma.window = mb.window = 0;
 	return a->strategy == SIM_SPARSE && b->strategy == SIM_SPARSE && !memcmp(&ma, &mb, sizeof ma);
 }
 
@@ -1073,12 +1195,25 @@ static int group_layer(const struct trace *t, const uint8_t *pred, const uint8_t
 
 #define GROUP_WINDOWS 64 /* distinct windows one group build handles */
 
+/* Does the group build of key stream its trace by blocks? Not when the
+ * trace is one block: then it is read whole once (cache_trace) and every
+ * group decides from it as an unstreamed cache does, sharing the predicted
+ * sets, grouped by window (streamed, a group takes every window, whose
+ * one-layer block decisions would then be the whole decisions twice). */
+static int group_streams(const struct sim_cache *c, const struct decision_key *key)
+{
+	return c->streaming && c->src.block < c->t->meta.tokens &&
+	       !pred_by_kind(key->pred.kind)->trained;
+}
+
 /* The group of key: key itself (g[0]), then every hinted point that shares
- * its predicted sets, pinned neurons and window (same_group), once each.
- * Returns the members in g. */
+ * its predicted sets, pinned neurons and window (same_group; streamed: any
+ * of GROUP_WINDOWS windows), once each. Returns the members in g. */
 static int group_gather(struct sim_cache *c, const struct decision_key *key, const struct llm_desc *ms,
 			struct member *g)
 {
+	const int any = group_streams(c, key);
+	int windows[GROUP_WINDOWS] = {key->window}, nw = 1;
 	int n = 0;
 	g[n++] = (struct member){.key = *key, .ms = *ms, .slot = -1};
 	const struct hint_key *hk = hint_keys(c); /* hints are read-only once set */
@@ -1087,9 +1222,16 @@ static int group_gather(struct sim_cache *c, const struct decision_key *key, con
 		const struct hint_key *x = &hk[h];
 		if (x->lowrank) /* its predictors may have been registered since */
 			hint_key_make(c, &c->hints[h], &again), x = &again;
-		int dup = !x->ok || !same_group(&x->key, key);
+		int dup = !x->ok || !same_group(&x->key, key, any);
 		for (int i = 0; i < n && !dup; i++)
 			dup = !memcmp(&g[i].key, &x->key, sizeof x->key);
+		int w = 0;
+		while (!dup && w < nw && windows[w] != x->key.window)
+			w++;
+		if (!dup && w == nw && nw == GROUP_WINDOWS)
+			dup = 1; /* a later group takes it */
+		else if (!dup && w == nw)
+			windows[nw++] = x->key.window;
 		if (!dup)
 			g[n++] = (struct member){.key = x->key, .ms = x->ms, .slot = -1};
 	}
@@ -1153,7 +1295,7 @@ static int group_layers(struct sim_cache *c, const struct pred_entry *pe, const 
 	const int nomem = bad;
 #pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad) if (!nomem)
 	for (int l = 0; l < L; l++)
-		bad |= nomem || group_layer(c->t, pe->sets, pinned, g, n, windows, nw, l, &errs[l]) != 0;
+		bad |= nomem || group_layer(BITS(c), pe->sets, pinned, g, n, windows, nw, l, &errs[l]) != 0;
 	for (int l = 0; bad && errs && l < L && !err->code; l++)
 		if (errs[l].code)
 			err_set(err, errs[l].code, "%s", errs[l].msg);
@@ -1163,18 +1305,18 @@ static int group_layers(struct sim_cache *c, const struct pred_entry *pe, const 
 
 /* Merge each member's layers into its decisions (when rc is 0) and free them. */
 static int group_merge(struct sim_cache *c, struct member *g, int n, int rc, double hybrid_frac,
-		       const struct pred_entry *pe, struct lif_err *err)
+		       const struct pred_quality *q, int merged, struct lif_err *err)
 {
 	for (int i = 0; i < n; i++) {
 		struct member *x = &g[i];
-		if (!rc && merge_layers(x->dc, x->per))
+		if (!rc && !merged && merge_layers(x->dc, x->per))
 			rc = err_set(err, ERR_NOMEM, "out of memory");
 		for (int l = 0; x->per && l < c->m.layers; l++)
 			decisions_free(x->per[l]);
 		free(x->per);
 		if (x->dc) {
 			x->dc->hybrid_frac = hybrid_frac;
-			x->dc->q = pe ? pe->q : x->dc->q;
+			x->dc->q = q ? *q : x->dc->q;
 			decisions_shrink(x->dc);
 		}
 	}
@@ -1193,6 +1335,230 @@ static void group_publish(struct sim_cache *c, struct member *g, int n, int rc)
 		inflight_release(c, g[i].slot);
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---------------------------------------------------------------- streaming */
+
+/* One layer of a streamed group: what it carries from block to block. */
+struct stream_layer {
+	struct pass_layer **win;   /* (nw) the window passes */
+	struct pass_reads **rd;    /* (n) each member's read planner */
+	struct decisions **blk;    /* (n) each member's decisions of the block (one column) */
+	uint8_t *pred;             /* (block, row_bytes) predicted sets, unless the trace's */
+	int64_t cnt[4], shortfall; /* prediction quality (pred_count) */
+	struct lif_err err;
+};
+
+static void stream_layers_free(struct stream_layer *S, int L, int n, int nw)
+{
+	for (int l = 0; S && l < L; l++) {
+		for (int w = 0; S[l].win && w < nw; w++)
+			pass_layer_free(S[l].win[w]);
+		for (int i = 0; S[l].rd && i < n; i++)
+			pass_reads_free(S[l].rd[i]);
+		for (int i = 0; S[l].blk && i < n; i++)
+			decisions_free(S[l].blk[i]);
+		free(S[l].win), free(S[l].rd), free(S[l].blk), free(S[l].pred);
+	}
+	free(S);
+}
+
+/* Each layer's passes, planners and block decisions; *bytes: what they take. */
+static struct stream_layer *stream_layers_new(const struct sim_cache *c, const uint8_t *pinned,
+					      const struct member *g, int n, const int *windows,
+					      int nw, int64_t B, int own_pred, int64_t *bytes,
+					      struct lif_err *err)
+{
+	const int L = c->m.layers, rb = c->t->row_bytes, d = c->t->meta.d_ffn;
+	const int64_t T = c->t->meta.tokens;
+	struct stream_layer *S = calloc(L, sizeof *S);
+	int rc = S ? 0 : err_set(err, ERR_NOMEM, "out of memory");
+	*bytes = (int64_t)L * (int64_t)sizeof *S;
+	for (int l = 0; !rc && l < L; l++) {
+		struct stream_layer *x = &S[l];
+		x->win = calloc(nw, sizeof *x->win), x->rd = calloc(n, sizeof *x->rd);
+		x->blk = calloc(n, sizeof *x->blk);
+		x->pred = own_pred ? malloc((size_t)B * rb + 1) : NULL;
+		if (!x->win || !x->rd || !x->blk || (own_pred && !x->pred))
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		*bytes += (int64_t)(nw + 2 * n) * (int64_t)sizeof(void *) + (own_pred ? B * rb : 0);
+		for (int w = 0; !rc && w < nw; w++) {
+			if (!(x->win[w] = pass_layer_new(NULL, l, d, T, windows[w], -1,
+							 pinned ? pinned + (size_t)l * rb : NULL, PASS_MATRIX, err)))
+				rc = err->code ? err->code : ERR_NOMEM;
+			else
+				*bytes += pass_layer_bytes(x->win[w]);
+		}
+		for (int i = 0; !rc && i < n; i++) {
+			if (!(x->rd[i] = pass_reads_new(g[i].layout, l, g[i].key.merge ? g[i].key.max_gap : -1, err)) ||
+			    !(x->blk[i] = decisions_new(&g[i].key, B, 1)))
+				rc = err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
+			else /* the block's columns (the read sizes grow as needed, by a block's worth) */
+				*bytes += B * (int64_t)(6 * sizeof(int64_t) + 2 * sizeof(int32_t) + sizeof(int64_t)) +
+					  (int64_t)x->blk[i]->cap_ext * (int64_t)(sizeof(int64_t) + sizeof(int32_t));
+		}
+	}
+	if (rc) {
+		stream_layers_free(S, L, n, nw);
+		return NULL;
+	}
+	return S;
+}
+
+/* One layer of one block (tokens t0.. of the view v): its predicted sets,
+ * their quality, every window's pass and every member's reads of the block. */
+static int stream_layer_block(struct stream_layer *x, const struct trace *v, const struct pred_params *pp,
+			      const struct member *g, int n, int nw, int l, struct lif_err *err)
+{
+	const int rb = v->row_bytes;
+	const int64_t nb = v->meta.tokens;
+	const uint8_t *act = v->bits + (size_t)l * nb * rb, *pred = act;
+	const struct pred_ops *ops = pred_by_kind(pp->kind);
+	int rc = 0;
+	if (!ops->trace_sets) {
+		rc = ops->predict_layer(v, pp, l, x->pred, &x->shortfall, err);
+		pred = x->pred;
+	}
+	if (!rc)
+		pred_count(act, pred, (size_t)nb * rb, x->cnt);
+	for (int i = 0; i < n; i++)
+		x->blk[i]->n_ext = 0;
+	struct pass_runs runs;
+	for (int64_t tok = 0; !rc && tok < nb; tok++)
+		for (int w = 0; !rc && w < nw; w++) {
+			struct pass_out o, r;
+			rc = pass_layer_next(x->win[w], pred + (size_t)tok * rb, &o, err);
+			const uint64_t *need = pass_layer_need(x->win[w]);
+			runs.valid = 0; /* a new need set: its runs are counted once */
+			for (int i = 0; !rc && i < n; i++) {
+				if (g[i].wi != w)
+					continue;
+				struct decisions *q = x->blk[i];
+				q->ext_start[tok] = (int64_t)q->n_ext;
+				rc = pass_reads_plan_shared(x->rd[i], need, o.nload, &runs, &r, err);
+				for (int k = 0; !rc && k < r.nsizes; k++)
+					if (decisions_add_reads(q, tok, r.sizes[k], r.counts[k]))
+						rc = err_set(err, ERR_NOMEM, "out of memory");
+				q->bytes[tok] = r.bytes_read, q->useful[tok] = r.useful_bytes;
+				q->loaded[tok] = o.nload, q->copies[tok] = o.nmoves;
+				q->ops[tok] = o.nload + o.ndie, q->window_rows[tok] = o.window_rows;
+				q->used_rows[tok] = o.used_rows, q->pred_rows[tok] = (int32_t)o.npred;
+			}
+		}
+	for (int i = 0; !rc && i < n; i++)
+		x->blk[i]->ext_start[nb] = (int64_t)x->blk[i]->n_ext;
+	return rc;
+}
+
+/* Append a block's rows (tokens t0..t0 + nb, every layer, in (t, l) order
+ * as merge_layers) to member i's decisions. */
+static int stream_append(struct decisions *dc, const struct stream_layer *S, int i, int64_t t0, int64_t nb)
+{
+	size_t need = dc->n_ext;
+	for (int l = 0; l < dc->L; l++)
+		need += S[l].blk[i]->n_ext;
+	if (need > dc->cap_ext) {
+		size_t cap = need > 2 * dc->cap_ext ? need : 2 * dc->cap_ext;
+		int64_t *sz = realloc(dc->ext_size, cap * sizeof *sz);
+		if (sz)
+			dc->ext_size = sz;
+		int32_t *ct = realloc(dc->ext_count, cap * sizeof *ct);
+		if (ct)
+			dc->ext_count = ct;
+		if (!sz || !ct)
+			return ERR_NOMEM;
+		dc->cap_ext = cap;
+	}
+	for (int64_t k = 0; k < nb; k++) {
+		const int64_t tok = t0 + k;
+		for (int l = 0; l < dc->L; l++) {
+			const struct decisions *q = S[l].blk[i];
+			const size_t row = (size_t)tok * dc->L + l;
+			const int64_t i0 = q->ext_start[k], m = q->ext_start[k + 1] - i0;
+			dc->ext_start[row] = (int64_t)dc->n_ext;
+			memcpy(dc->ext_size + dc->n_ext, q->ext_size + i0, m * sizeof *dc->ext_size);
+			memcpy(dc->ext_count + dc->n_ext, q->ext_count + i0, m * sizeof *dc->ext_count);
+			dc->n_ext += m;
+			dc->used_rows[row] = q->used_rows[k];
+			dc->pred_rows[row] = q->pred_rows[k];
+			dc->loaded[tok] += q->loaded[k], dc->copies[tok] += q->copies[k];
+			dc->ops[tok] += q->ops[k], dc->window_rows[tok] += q->window_rows[k];
+			dc->useful[tok] += q->useful[k], dc->bytes[tok] += q->bytes[k];
+		}
+	}
+	return 0;
+}
+
+/* Every member's decisions in one pass over the trace by blocks of
+ * c->src.block tokens: each block is read, then each layer (in parallel)
+ * predicts, passes every window and plans every member's reads, carrying
+ * its state to the next block; the block's rows are appended to the
+ * members' decisions in (t, l) order. *q: the predictor's quality. */
+static int group_stream(struct sim_cache *c, const struct pred_params *pp, const uint8_t *pinned,
+			struct member *g, int n, const int *windows, int nw, int threads,
+			struct pred_quality *q, struct lif_err *err)
+{
+	const int L = c->m.layers;
+	const int64_t T = c->t->meta.tokens, B = c->src.block < T ? c->src.block : (T > 0 ? T : 1);
+	const struct pred_ops *ops = pred_by_kind(pp->kind);
+	if (!ops)
+		return err_set(err, ERR_INVAL, "unknown predictor");
+	if (!(pp->recall >= 0 && pp->recall <= 1 && pp->fp_rate >= 0 && pp->fp_rate <= 1))
+		return err_set(err, ERR_INVAL, "predictor recall and fp_rate must be in [0, 1]");
+	int64_t bytes = 0;
+	struct stream_layer *S = stream_layers_new(c, pinned, g, n, windows, nw, B, !ops->trace_sets,
+						   &bytes, err);
+	if (!S)
+		return err->code ? err->code : ERR_NOMEM;
+	int rc = 0;
+	struct trace *v = NULL; /* the block: its buffers are read into again */
+	for (int64_t t0 = 0; !rc && t0 < T; t0 += B) {
+		const int64_t nb = T - t0 < B ? T - t0 : B;
+		struct trace *got = source_read_into(c, v, t0, nb, ops->needs_band, err);
+		if (!got) {
+			rc = err->code ? err->code : ERR_NOMEM;
+			break;
+		}
+		v = got;
+		if (t0 == 0) /* the block buffers */
+			bytes += (int64_t)L * nb * v->row_bytes * (v->band ? 3 : 1);
+		int bad = 0;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad)
+		for (int l = 0; l < L; l++)
+			bad |= stream_layer_block(&S[l], v, pp, g, n, nw, l, &S[l].err) != 0;
+		for (int l = 0; bad && l < L && !rc; l++)
+			if (S[l].err.code)
+				rc = err_set(err, S[l].err.code, "%s", S[l].err.msg);
+		if (bad && !rc)
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+		int nomem = 0, nm = rc ? 0 : n; /* members appended in parallel: each its own */
+#pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : nomem)
+		for (int i = 0; i < nm; i++)
+			nomem |= stream_append(g[i].dc, S, i, t0, nb) != 0;
+		if (!rc && nomem)
+			rc = err_set(err, ERR_NOMEM, "out of memory");
+	}
+	trace_free(v);
+	int64_t cnt[4] = {0}, shortfall = 0;
+	for (int l = 0; !rc && l < L; l++) {
+		for (int k = 0; k < 4; k++)
+			cnt[k] += S[l].cnt[k];
+		shortfall += S[l].shortfall;
+		for (int i = 0; i < n; i++)
+			g[i].dc->window_peak_rows += pass_layer_peak_rows(S[l].win[g[i].wi]);
+	}
+	for (int i = 0; !rc && i < n; i++)
+		g[i].dc->ext_start[(size_t)T * L] = (int64_t)g[i].dc->n_ext;
+	if (!rc) {
+		*q = (struct pred_quality){0};
+		pred_quality_of(c->t, cnt, q);
+		q->fp_shortfall = ops->has_rates ? shortfall : 0;
+	}
+	stream_layers_free(S, L, n, nw);
+	pthread_mutex_lock(&c->lock);
+	c->stream_peak = bytes > c->stream_peak ? bytes : c->stream_peak;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 /* Build key's decisions with every hinted point's that shares its predicted
@@ -1214,14 +1580,18 @@ static struct decisions *decide_group(struct sim_cache *c, const struct decision
 	uint8_t *pinned = NULL;
 	double hybrid_frac = 0;
 	int rc = make_pinned(c, key, &pinned, &hybrid_frac, err);
-	const struct pred_entry *pe = rc ? NULL : cache_pred(c, &key->pred, threads, err);
-	if (pe && !rc)
+	const int stream = group_streams(c, key);
+	struct pred_quality q = {0};
+	const struct pred_entry *pe = rc || stream ? NULL : cache_pred(c, &key->pred, threads, err);
+	if ((pe || stream) && !rc)
 		rc = group_prepare(c, g, n, windows, &nw, threads, err);
-	if (!rc && !pe)
+	if (!rc && !pe && !stream)
 		rc = err->code ? err->code : ERR_NOMEM;
-	if (!rc)
+	if (!rc && stream)
+		rc = group_stream(c, &key->pred, pinned, g, n, windows, nw, threads, &q, err);
+	else if (!rc)
 		rc = group_layers(c, pe, pinned, g, n, windows, nw, threads, err);
-	rc = group_merge(c, g, n, rc, hybrid_frac, pe, err);
+	rc = group_merge(c, g, n, rc, hybrid_frac, stream ? &q : pe ? &pe->q : NULL, stream, err);
 	free(pinned);
 	group_publish(c, g, n, rc); /* key's own goes back to the caller */
 	struct decisions *d = g[0].dc;

@@ -174,6 +174,40 @@ struct sim_cache *sim_cache_new(const struct trace *t, const struct llm_desc *m,
 				struct lif_err *err);
 void sim_cache_free(struct sim_cache *c);
 
+/* Where a streaming cache reads its trace: tokens [t0, t0 + n) of every
+ * layer, layer-major, bits (layers, n, row_bytes) and, when band is not NULL,
+ * the band (layers, n, 2 row_bytes). The core does no I/O: the caller's read
+ * does (a traces/trace.h reader, or memory in the tests). */
+struct sim_source {
+	void *ctx;
+	int (*read)(void *ctx, int64_t t0, int64_t n, uint8_t *bits, uint8_t *band,
+		    struct lif_err *err);
+	int64_t block;   /* tokens per block, >= 1 */
+	int has_band;    /* read can give the band */
+};
+
+/* A cache over a trace streamed by blocks: meta is the trace's metadata
+ * (bits NULL; copied), src (copied) gives its data. Hinted sparse points
+ * whose predictor works token by token (all but the trained ones) are
+ * decided in one pass over the blocks per predicted sets and pinned set,
+ * every window at once, carrying each layer's window, memory manager and
+ * read planners from block to block: memory is the model's width times the
+ * largest window plus a block, and the decisions (their per-token rows).
+ * What needs more of the trace than a block reads it through src: the
+ * layouts and the hot pinning its first layout_train_tokens tokens; other
+ * points (trained predictors, hybrid = auto, speculative decoding, the
+ * reference, sim_inputs_get) the whole trace, read once on first use and
+ * kept. A trace of one block is read whole once and decided as
+ * sim_cache_new's (by window, predicted sets cached). Results are the same,
+ * byte for byte, as sim_cache_new's. */
+struct sim_cache *sim_cache_new_stream(const struct trace *meta, const struct sim_source *src,
+				       const struct llm_desc *m, struct lif_err *err);
+
+/* Bytes the streaming passes allocated for their work at most (block
+ * buffers, each layer's window, planners and one block of decisions; not
+ * the decisions kept): what tests check does not grow with the tokens. */
+int64_t sim_cache_stream_peak_bytes(struct sim_cache *c);
+
 /* Decide through the reference stepper (sim/core/step.h) instead of the fast
  * pass (sim/core/pass.h); the results are the same, byte for byte (tests
  * compare them). Set before the first sim_run. */

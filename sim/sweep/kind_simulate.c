@@ -411,7 +411,7 @@ static int sim_point(void *ctx, const struct conf_doc *point, struct sweep_row *
 	const struct pointin_spec spec = {
 		pt.e.model, pt.e.trace, &pt.s, 0,
 		TRACE_LOAD_MAGNITUDES | (!rc && pred_by_kind(pt.p.predictor)->trained ? TRACE_LOAD_INPUTS : 0),
-		threads};
+		threads, 1};
 	const struct pointin_trace *in = rc ? NULL : pointin_trace(c->in, &spec, err);
 	const struct device *dev = in ? pointin_device(c->in, pt.e.device, err) : NULL;
 	if (!rc && (!in || !dev))

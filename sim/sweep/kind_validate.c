@@ -455,7 +455,7 @@ static int v_point(void *ctx, const struct conf_doc *point, struct sweep_row *ro
 	int rc = read_point(point, &pt, err);
 	if (!rc && pt.v.repeats > MAXREP)
 		rc = err_set(err, ERR_RANGE, "[validate] repeats: at most %d", MAXREP);
-	const struct pointin_spec spec = {pt.v.model, pt.v.trace, NULL, pt.v.scale, TRACE_LOAD_MAGNITUDES, 1};
+	const struct pointin_spec spec = {pt.v.model, pt.v.trace, NULL, pt.v.scale, TRACE_LOAD_MAGNITUDES, 1, 0};
 	const struct pointin_trace *in = rc ? NULL : pointin_trace(c->in, &spec, err);
 	const struct device *dev = in ? pointin_device(c->in, pt.v.device, err) : NULL;
 	if (!rc && (!in || !dev))

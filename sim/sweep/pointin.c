@@ -13,7 +13,31 @@
 struct entry {
 	char key[8700];
 	struct pointin_trace in;
+	struct trace_reader *reader; /* a streamed trace (pointin_spec.stream) */
 };
+
+/* Tokens per block of a streamed trace: about STREAM_BLOCK_BYTES of active
+ * bits over every layer, in whole chunks of the file (64 tokens) when that
+ * is one or more. */
+#define STREAM_BLOCK_BYTES ((int64_t)64 << 20)
+
+static int64_t stream_block(const struct trace *meta)
+{
+	const char *env = getenv("LIFSIM_STREAM_BLOCK"); /* lifsim(1), ENVIRONMENT */
+	char *end = NULL;
+	long long want = env && *env ? strtoll(env, &end, 10) : 0;
+	if (want >= 1 && end && !*end)
+		return want;
+	int64_t per = (int64_t)meta->meta.layers * meta->row_bytes;
+	int64_t b = STREAM_BLOCK_BYTES / (per > 0 ? per : 1);
+	return b >= 64 ? b / 64 * 64 : b > 0 ? b : 1;
+}
+
+static int reader_read(void *ctx, int64_t t0, int64_t n, uint8_t *bits, uint8_t *band,
+		       struct lif_err *err)
+{
+	return trace_reader_read(ctx, t0, n, bits, band, err);
+}
 
 struct dev_entry {
 	char path[4096];
@@ -45,6 +69,7 @@ void pointin_free(struct pointin *pi)
 	for (int i = 0; i < pi->nin; i++) {
 		sim_cache_free(pi->in[i]->in.cache);
 		trace_free(pi->in[i]->in.t);
+		trace_reader_close(pi->in[i]->reader);
 		free(pi->in[i]);
 	}
 	for (int i = 0; i < pi->ndev; i++)
@@ -56,8 +81,8 @@ void pointin_free(struct pointin *pi)
 /* The canonical text of the inputs a spec names. */
 static void spec_key(const struct pointin_spec *s, char *buf, size_t cap)
 {
-	size_t used = (size_t)snprintf(buf, cap, "%s|%s|%g|%d|", s->model, s->trace, s->scale,
-				       s->load_flags);
+	size_t used = (size_t)snprintf(buf, cap, "%s|%s|%g|%d|%d|", s->model, s->trace, s->scale,
+				       s->load_flags, s->stream);
 	char val[64];
 	for (const struct conf_opt *o = synth_opts; s->synth && !strcmp(s->trace, "synth") && o->name &&
 						    used < cap;
@@ -73,15 +98,28 @@ static struct entry *load(const struct pointin_spec *s, struct lif_err *err)
 	int rc = e ? llm_load(s->model, &e->in.m, err) : err_set(err, ERR_NOMEM, "out of memory");
 	if (!rc && s->scale > 0 && s->scale != 1)
 		rc = replay_scale_model(&e->in.m, s->scale, err);
+	const int threads = s->threads > 1 ? s->threads : 1;
+	const int stream = s->stream && strcmp(s->trace, "synth") && !(s->load_flags & TRACE_LOAD_INPUTS);
 	if (!rc && !strcmp(s->trace, "synth"))
 		e->in.t = synth_generate(&e->in.m, s->synth, 1, err);
-	else if (!rc)
-		e->in.t = trace_load_threads(s->trace, s->load_flags, s->threads > 1 ? s->threads : 1, err);
-	if (!rc && e->in.t)
+	else if (!rc && !stream)
+		e->in.t = trace_load_threads(s->trace, s->load_flags, threads, err);
+	else if (!rc && (e->reader = trace_reader_open(s->trace, s->load_flags, threads, err)) &&
+		 (e->in.t = calloc(1, sizeof *e->in.t)))
+		*e->in.t = *trace_reader_meta(e->reader); /* metadata only */
+	else if (!rc && e->reader)
+		err_set(err, ERR_NOMEM, "out of memory");
+	if (!rc && e->in.t && e->reader) {
+		const struct sim_source src = {e->reader, reader_read, stream_block(e->in.t),
+					       (e->in.t->meta.has & TRACE_HAS_MAGNITUDES) != 0};
+		e->in.cache = sim_cache_new_stream(e->in.t, &src, &e->in.m, err);
+	} else if (!rc && e->in.t)
 		e->in.cache = sim_cache_new(e->in.t, &e->in.m, err);
 	if (rc || !e->in.t || !e->in.cache) {
-		if (e)
+		if (e) {
 			trace_free(e->in.t);
+			trace_reader_close(e->reader);
+		}
 		free(e);
 		return NULL;
 	}

@@ -34,6 +34,9 @@ struct pointin_spec {
 	double scale;                     /* 0 or 1: as described; else replay_scale_model */
 	int load_flags;                   /* TRACE_LOAD_* */
 	int threads;                      /* threads that load the trace (0: 1); not part of the key */
+	int stream;                       /* 1: read a trace file by blocks of tokens as the cache
+					     needs them (sim_cache_new_stream: t holds the metadata
+					     only), unless inputs are loaded; 0: load it whole */
 };
 
 struct pointin *pointin_new(struct lif_err *err);
