@@ -738,38 +738,52 @@ static struct decisions *simulate_one_layer(const struct decision_key *key, cons
 	return q;
 }
 
-/* Interleave one-layer decisions into dc's (t, l) rows. */
-static int merge_layers(struct decisions *dc, struct decisions *const *per)
+/* Append one-layer decisions q[l] (their rows 0..nb: tokens t0..t0 + nb)
+ * into dc's (t, l) rows, in (t, l) order; each row is one layer's row, its
+ * read sizes distinct already. */
+static int append_rows(struct decisions *dc, const struct decisions *const *q, int64_t t0, int64_t nb)
 {
-	size_t need = dc->n_ext; /* each row is one layer's row, its sizes distinct already */
+	size_t need = dc->n_ext;
 	for (int l = 0; l < dc->L; l++)
-		need += per[l]->n_ext;
+		need += q[l]->n_ext;
 	if (need > dc->cap_ext) {
-		int64_t *sz = realloc(dc->ext_size, need * sizeof *sz);
+		size_t cap = need > 2 * dc->cap_ext ? need : 2 * dc->cap_ext;
+		int64_t *sz = realloc(dc->ext_size, cap * sizeof *sz);
 		if (sz)
 			dc->ext_size = sz;
-		int32_t *ct = realloc(dc->ext_count, need * sizeof *ct);
+		int32_t *ct = realloc(dc->ext_count, cap * sizeof *ct);
 		if (ct)
 			dc->ext_count = ct;
 		if (!sz || !ct)
 			return ERR_NOMEM;
-		dc->cap_ext = need;
+		dc->cap_ext = cap;
 	}
-	for (int64_t tok = 0; tok < dc->T; tok++)
+	for (int64_t k = 0; k < nb; k++) {
+		const int64_t tok = t0 + k;
 		for (int l = 0; l < dc->L; l++) {
-			const struct decisions *q = per[l];
+			const struct decisions *ql = q[l];
 			const size_t row = (size_t)tok * dc->L + l;
-			const int64_t i0 = q->ext_start[tok], k = q->ext_start[tok + 1] - i0;
+			const int64_t i0 = ql->ext_start[k], m = ql->ext_start[k + 1] - i0;
 			dc->ext_start[row] = (int64_t)dc->n_ext;
-			memcpy(dc->ext_size + dc->n_ext, q->ext_size + i0, k * sizeof *dc->ext_size);
-			memcpy(dc->ext_count + dc->n_ext, q->ext_count + i0, k * sizeof *dc->ext_count);
-			dc->n_ext += k;
-			dc->used_rows[row] = q->used_rows[tok];
-			dc->pred_rows[row] = q->pred_rows[tok];
-			dc->loaded[tok] += q->loaded[tok], dc->copies[tok] += q->copies[tok];
-			dc->ops[tok] += q->ops[tok], dc->window_rows[tok] += q->window_rows[tok];
-			dc->useful[tok] += q->useful[tok], dc->bytes[tok] += q->bytes[tok];
+			memcpy(dc->ext_size + dc->n_ext, ql->ext_size + i0, m * sizeof *dc->ext_size);
+			memcpy(dc->ext_count + dc->n_ext, ql->ext_count + i0, m * sizeof *dc->ext_count);
+			dc->n_ext += m;
+			dc->used_rows[row] = ql->used_rows[k];
+			dc->pred_rows[row] = ql->pred_rows[k];
+			dc->loaded[tok] += ql->loaded[k], dc->copies[tok] += ql->copies[k];
+			dc->ops[tok] += ql->ops[k], dc->window_rows[tok] += ql->window_rows[k];
+			dc->useful[tok] += ql->useful[k], dc->bytes[tok] += ql->bytes[k];
 		}
+	}
+	return 0;
+}
+
+/* Interleave whole-trace one-layer decisions into dc's (t, l) rows. */
+static int merge_layers(struct decisions *dc, struct decisions *const *per)
+{
+	int rc = append_rows(dc, (const struct decisions *const *)per, 0, dc->T);
+	if (rc)
+		return rc;
 	for (int l = 0; l < dc->L; l++)
 		dc->window_peak_rows += per[l]->window_peak_rows;
 	dc->ext_start[(size_t)dc->T * dc->L] = (int64_t)dc->n_ext;
@@ -1454,39 +1468,10 @@ static int stream_layer_block(struct stream_layer *x, const struct trace *v, con
  * as merge_layers) to member i's decisions. */
 static int stream_append(struct decisions *dc, const struct stream_layer *S, int i, int64_t t0, int64_t nb)
 {
-	size_t need = dc->n_ext;
+	const struct decisions *q[TRACE_MAX_LAYERS];
 	for (int l = 0; l < dc->L; l++)
-		need += S[l].blk[i]->n_ext;
-	if (need > dc->cap_ext) {
-		size_t cap = need > 2 * dc->cap_ext ? need : 2 * dc->cap_ext;
-		int64_t *sz = realloc(dc->ext_size, cap * sizeof *sz);
-		if (sz)
-			dc->ext_size = sz;
-		int32_t *ct = realloc(dc->ext_count, cap * sizeof *ct);
-		if (ct)
-			dc->ext_count = ct;
-		if (!sz || !ct)
-			return ERR_NOMEM;
-		dc->cap_ext = cap;
-	}
-	for (int64_t k = 0; k < nb; k++) {
-		const int64_t tok = t0 + k;
-		for (int l = 0; l < dc->L; l++) {
-			const struct decisions *q = S[l].blk[i];
-			const size_t row = (size_t)tok * dc->L + l;
-			const int64_t i0 = q->ext_start[k], m = q->ext_start[k + 1] - i0;
-			dc->ext_start[row] = (int64_t)dc->n_ext;
-			memcpy(dc->ext_size + dc->n_ext, q->ext_size + i0, m * sizeof *dc->ext_size);
-			memcpy(dc->ext_count + dc->n_ext, q->ext_count + i0, m * sizeof *dc->ext_count);
-			dc->n_ext += m;
-			dc->used_rows[row] = q->used_rows[k];
-			dc->pred_rows[row] = q->pred_rows[k];
-			dc->loaded[tok] += q->loaded[k], dc->copies[tok] += q->copies[k];
-			dc->ops[tok] += q->ops[k], dc->window_rows[tok] += q->window_rows[k];
-			dc->useful[tok] += q->useful[k], dc->bytes[tok] += q->bytes[k];
-		}
-	}
-	return 0;
+		q[l] = S[l].blk[i];
+	return append_rows(dc, q, t0, nb);
 }
 
 /* Every member's decisions in one pass over the trace by blocks of
