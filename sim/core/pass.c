@@ -305,12 +305,6 @@ static inline int emit_run(struct pass_reads *s, struct walk *w, int64_t base, i
 	return rc;
 }
 
-/* The common case at word speed: reads merge only when touching (max_gap
- * below the smallest gap), no run crosses a region's end into the next region, no run
- * reaches the short last unit, no run is 64 units or longer. Then every
- * region reads the same runs, an extent is a run, and a run's length is
- * found by shifting its start bit along the word (and the next word).
- * Returns 1 when the row is not of this case (nothing recorded). */
 /* The run counts of a row, word by word (the reference for the SIMD one). */
 static void count_runs_scalar(const uint64_t *units, int64_t uw, struct pass_runs *h)
 {
@@ -457,6 +451,12 @@ void pass_count_runs(const uint64_t *units, int64_t uw, struct pass_runs *h)
 	count_runs_scalar(units, uw, h);
 }
 
+/* The common case at word speed: reads merge only when touching (max_gap
+ * below the smallest gap), no run crosses a region's end into the next region, no run
+ * reaches the short last unit, no run is 64 units or longer. Then every
+ * region reads the same runs, an extent is a run, and a run's length is
+ * found by shifting its start bit along the word (and the next word).
+ * Returns 1 when the row is not of this case (nothing recorded). */
 static int plan_words(struct pass_reads *s, const uint64_t *units, struct pass_runs *shared,
 		      struct pass_out *o)
 {
