@@ -673,6 +673,44 @@ static int inflate_chunk(uint8_t *dst, uLongf *len, const uint8_t *src, size_t n
  * into the layer-major buffer out (layers, n, inner). Returns 1 if the layout
  * does not qualify (use the generic path), 0 on success, -1 on a corrupt
  * chunk. */
+/* Where a range read's chunks come from and go: chunks of C tokens, the
+ * first chunk row cb0, tokens [t0, t0 + n), rows of inner bytes, the
+ * layers, the dataset's lifsim filters (2: with Fletcher-32). */
+struct chunk_span {
+	int64_t C, cb0, t0, n;
+	hsize_t inner;
+	int layers, nf;
+};
+
+/* Chunk c (its stored bytes comp, size and filter mask): checked, inflated
+ * and its rows inside [t0, t0 + n) put in place in out (layers, n, inner).
+ * 0, or -1 when it is corrupt or memory runs out. */
+static int unpack_chunk(const struct chunk_span *sp, size_t c, const uint8_t *comp, hsize_t *size,
+			uint32_t mask, uint8_t *out)
+{
+	const int64_t C = sp->C, T = sp->t0 + sp->n;
+	const size_t raw = (size_t)C * sp->inner;
+	if (sp->nf == 2 && !(mask & 2) && !chunk_checksum_ok(comp, size))
+		return -1;
+	const int64_t tb = sp->cb0 + (int64_t)(c / sp->layers), l = (int64_t)(c % sp->layers);
+	/* the chunk's rows [r0, r1) that fall in [t0, T) */
+	const int64_t r0 = sp->t0 > tb * C ? sp->t0 - tb * C : 0;
+	const int64_t r1 = T - tb * C < C ? T - tb * C : C;
+	uint8_t *dst = out + ((size_t)l * sp->n + (size_t)(tb * C + r0 - sp->t0)) * sp->inner, *tmp = NULL;
+	uLongf len = raw;
+	if ((r0 > 0 || r1 < C) && !(tmp = malloc(raw)))
+		return -1;
+	if (mask & 1) /* the filter was skipped for this chunk */
+		memcpy(tmp ? tmp : dst, comp, *size < raw ? *size : raw), len = *size;
+	else if (inflate_chunk(tmp ? tmp : dst, &len, comp, *size))
+		len = 0;
+	int rc = len != raw ? -1 : 0;
+	if (!rc && tmp)
+		memcpy(dst, tmp + (size_t)r0 * sp->inner, (size_t)(r1 - r0) * sp->inner);
+	free(tmp);
+	return rc;
+}
+
 static int read_chunks_range(hid_t d, const struct trace_meta *m, hsize_t inner, int64_t t0,
 			     int64_t n, uint8_t *out, int threads, uint8_t **keep, hsize_t *keep_cap)
 {
@@ -689,7 +727,7 @@ static int read_chunks_range(hid_t d, const struct trace_meta *m, hsize_t inner,
 	if (!ok)
 		return 1;
 	const int64_t T = t0 + n, C = (int64_t)chunk[0], cb0 = t0 / C, nb = (T + C - 1) / C - cb0;
-	const size_t raw = (size_t)C * inner, nchunks = (size_t)nb * m->layers;
+	const size_t nchunks = (size_t)nb * m->layers;
 	uint8_t **comp = calloc(nchunks, sizeof *comp), *all = NULL;
 	hsize_t *size = calloc(nchunks, sizeof *size), most = 0;
 	uint32_t *mask = calloc(nchunks, sizeof *mask);
@@ -717,32 +755,10 @@ static int read_chunks_range(hid_t d, const struct trace_meta *m, hsize_t inner,
 			if (H5Dread_chunk(d, H5P_DEFAULT, off, &mask[c1], comp[c1]) < 0)
 				bad = -1;
 		}
+		const struct chunk_span sp = {C, cb0, t0, n, inner, m->layers, nf};
 #pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(| : bad)
-		for (size_t c = c0; c < c1; c++) {
-			if (nf == 2 && !(mask[c] & 2) && !chunk_checksum_ok(comp[c], &size[c])) {
-				bad = -1;
-				continue;
-			}
-			const int64_t tb = cb0 + (int64_t)(c / m->layers), l = (int64_t)(c % m->layers);
-			/* the chunk's rows [r0, r1) that fall in [t0, T) */
-			const int64_t r0 = t0 > tb * C ? t0 - tb * C : 0;
-			const int64_t r1 = T - tb * C < C ? T - tb * C : C;
-			uint8_t *dst = out + ((size_t)l * n + (size_t)(tb * C + r0 - t0)) * inner, *tmp = NULL;
-			uLongf len = raw;
-			if ((r0 > 0 || r1 < C) && !(tmp = malloc(raw))) {
-				bad = -1;
-				continue;
-			}
-			if (mask[c] & 1) /* the filter was skipped for this chunk */
-				memcpy(tmp ? tmp : dst, comp[c], size[c] < raw ? size[c] : raw), len = size[c];
-			else if (inflate_chunk(tmp ? tmp : dst, &len, comp[c], size[c]))
-				len = 0;
-			if (len != raw)
-				bad = -1;
-			else if (tmp)
-				memcpy(dst, tmp + (size_t)r0 * inner, (size_t)(r1 - r0) * inner);
-			free(tmp);
-		}
+		for (size_t c = c0; c < c1; c++)
+			bad |= unpack_chunk(&sp, c, comp[c], &size[c], mask[c], out);
 	}
 	if (keep && all && all != *keep) {
 		free(*keep);
