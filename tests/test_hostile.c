@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "testutil.h"
 #include "traces/h5attr.h"
@@ -273,4 +274,37 @@ Test(hostile, a_file_image_reads_as_the_file_does, .init = tu_init)
 	cr_expect(strstr(e3.msg, "cannot open"), "%s", e3.msg);
 	free(buf);
 	cr_expect_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+}
+
+/* Found by the results fuzz target (tests/fuzz/fuzz_results.c, the same
+ * experiment): a results.csv whose header names a swept column otherwise
+ * ('\xda' for 'r' in "recall") leaked the column names on resume
+ * (LeakSanitizer). The resume is refused, names the column and keeps the
+ * file as it was. */
+Test(hostile, results_leak_03868f5f_is_refused_and_kept, .init = tu_init)
+{
+	char out[8192], dir[4096], res[4200];
+	const char *exp = tu_write("leak.ini",
+		"[experiment]\nkind = echo\n[sim]\nwindow = 0\nlayout = separate\n"
+		"[predictor]\nrecall = 1.0\nfp_rate = 0.0\n"
+		"[sweep]\nrows = naive, predictor\nzip = recall, fp_rate\n"
+		"[row predictor]\nsim.mode = hybrid\nrecall = 0.9, 0.95\nfp_rate = 0.1, 0.05\n"
+		"window = 0, 5\n");
+	size_t len;
+	void *found = slurp(tu_src("tests/fuzz/found/results-leak-03868f5f"), &len);
+	snprintf(dir, sizeof dir, "%s", tu_path("leak.out"));
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	snprintf(res, sizeof res, "%s/results.csv", dir);
+	FILE *f = fopen(res, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(found, 1, len, f), len);
+	cr_assert_eq(fclose(f), 0);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "sweep '%s' -o '%s'", exp, dir), 1, "%s", out);
+	cr_expect(strstr(out, "results.csv: column 5 is '\xda" "ecall' where this experiment has "
+			      "'recall'"), "%s", out);
+	size_t after_len;
+	void *after = slurp(res, &after_len);
+	cr_expect(after_len == len && !memcmp(after, found, len), "results.csv is kept as it was");
+	free(after);
+	free(found);
 }
