@@ -64,12 +64,25 @@ int h5attr_get(hid_t obj, const char *name, hid_t memtype, hsize_t n, void *v)
 	return rc < 0 ? -1 : 0;
 }
 
+unsigned h5attr_time_limit(void)
+{
+	const char *s = getenv("LIFSIM_HDF5_TIME_LIMIT");
+	char *end;
+	if (s && *s) {
+		errno = 0;
+		long v = strtol(s, &end, 10);
+		if (!*end && !errno && v >= 1 && v <= 86400)
+			return (unsigned)v;
+	}
+	return 30;
+}
+
 /* A variable-length string lives in the file's global heap, which carries
  * no checksum in any HDF5 format: libhdf5 1.10 copies out of bounds on a
  * corrupt one (tests/data/hostile/predictor-crash-297b6076.h5). So it is
  * read in a child process, which hands the string back through a pipe; a
- * child that crashes, is stopped by a sanitizer or does not end within 30 s
- * means a corrupt attribute (-1). */
+ * child that crashes, is stopped by a sanitizer or does not end within
+ * h5attr_time_limit() seconds means a corrupt attribute (-1). */
 static int vlen_read_isolated(hid_t a, hid_t ft, char *buf, size_t cap)
 {
 	int fd[2];
@@ -84,7 +97,7 @@ static int vlen_read_isolated(hid_t a, hid_t ft, char *buf, size_t cap)
 	if (pid == 0) {
 		close(fd[0]);
 		signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
-		alarm(30);
+		alarm(h5attr_time_limit());
 		hid_t mt = H5Tcopy(H5T_C_S1);
 		char *s = NULL;
 		H5Tset_size(mt, H5T_VARIABLE);
@@ -557,7 +570,7 @@ int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, stru
 	struct stat st;
 	size_t ilen = 0;
 	int imaged = image_of(path, &ilen) != NULL;
-	unsigned limit = 30 + (imaged ? (unsigned)(ilen >> 24)
+	unsigned limit = h5attr_time_limit() + (imaged ? (unsigned)(ilen >> 24)
 			       : stat(path, &st) ? 0 : (unsigned)(st.st_size >> 24));
 	if (pid == 0) { /* the child reads; only its verdict crosses the pipe */
 		struct lif_err e = {0};
