@@ -311,25 +311,27 @@ Test(hostile, results_leak_03868f5f_is_refused_and_kept, .init = tu_init)
 }
 
 /* LIFSIM_HDF5_TIME_LIMIT: the seconds a reading child may take (default 30;
- * a value that is not an integer in [1, 86400] is the default). */
+ * a value that is not a number in [0.01, 86400] is the default). */
 Test(hostile, hdf5_time_limit_comes_from_the_environment)
 {
 	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
 	cr_expect_eq(h5attr_time_limit(), 30);
 	static const struct {
 		const char *v;
-		unsigned want;
-	} cases[] = {{"1", 1}, {"86400", 86400}, {"7", 7}, {"0", 30}, {"86401", 30},
-		     {"-3", 30}, {"2s", 30}, {"", 30}, {"abc", 30}, {"99999999999999999999", 30}};
+		double want;
+	} cases[] = {{"1", 1}, {"86400", 86400}, {"0.25", 0.25}, {"0.01", 0.01}, {"0", 30},
+		     {"0.001", 30}, {"86401", 30}, {"-3", 30}, {"2s", 30}, {"", 30}, {"abc", 30},
+		     {"nan", 30}, {"inf", 30}, {"1e999", 30}};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		setenv("LIFSIM_HDF5_TIME_LIMIT", cases[i].v, 1);
-		cr_expect_eq(h5attr_time_limit(), cases[i].want, "'%s'", cases[i].v);
+		cr_expect_eq(h5attr_time_limit(), cases[i].want, "'%s': %g", cases[i].v,
+			     h5attr_time_limit());
 	}
 	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
 }
 
-/* The per-token file libhdf5 loops on, with LIFSIM_HDF5_TIME_LIMIT=1: the
- * same error, after 1 s instead of 30. */
+/* The per-token file libhdf5 loops on, with LIFSIM_HDF5_TIME_LIMIT=1 and
+ * 0.3: the same error, after that time instead of 30 s. */
 Test(hostile, pertoken_hang_ends_after_the_time_limit_set, .init = tu_init, .timeout = 25)
 {
 	char out[8192];
@@ -344,4 +346,9 @@ Test(hostile, pertoken_hang_ends_after_the_time_limit_set, .init = tu_init, .tim
 		  "%s", out);
 	/* 1 s, and well under the default 30 s (the machine may be loaded) */
 	cr_expect_lt((double)(b.tv_sec - a.tv_sec), 20.0);
+	setenv("LIFSIM_HDF5_TIME_LIMIT", "0.3", 1);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", f), 1, "%s", out);
+	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
+	cr_expect(strstr(out, "pertoken-hang-bd87e757.h5: corrupt: reading it did not end within 0.3 s"),
+		  "%s", out);
 }

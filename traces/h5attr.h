@@ -81,10 +81,10 @@ int h5attr_superblock_version(const char *path);
 
 /* Seconds a child process reading an HDF5 file (h5attr_isolate, and each
  * variable-length string attribute) may take before the file counts as
- * corrupt: $LIFSIM_HDF5_TIME_LIMIT when it is an integer in [1, 86400], else
- * 30. The fuzz targets set 1 (a loop on corrupt metadata then costs them
- * 1 s, not 30). */
-unsigned h5attr_time_limit(void);
+ * corrupt: $LIFSIM_HDF5_TIME_LIMIT when it is a number in [0.01, 86400],
+ * else 30. The fuzz targets set 0.2 (a loop on corrupt metadata then costs
+ * them 0.2 s, not 30). */
+double h5attr_time_limit(void);
 
 /* Run fn(path, arg, err) in a child process first: a file whose metadata
  * carries no checksums can make libhdf5 itself crash, and lifsim must not.
