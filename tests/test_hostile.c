@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "testutil.h"
 #include "traces/h5attr.h"
@@ -273,4 +275,80 @@ Test(hostile, a_file_image_reads_as_the_file_does, .init = tu_init)
 	cr_expect(strstr(e3.msg, "cannot open"), "%s", e3.msg);
 	free(buf);
 	cr_expect_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+}
+
+/* Found by the results fuzz target (tests/fuzz/fuzz_results.c, the same
+ * experiment): a results.csv whose header names a swept column otherwise
+ * ('\xda' for 'r' in "recall") leaked the column names on resume
+ * (LeakSanitizer). The resume is refused, names the column and keeps the
+ * file as it was. */
+Test(hostile, results_leak_03868f5f_is_refused_and_kept, .init = tu_init)
+{
+	char out[8192], dir[4096], res[4200];
+	const char *exp = tu_write("leak.ini",
+		"[experiment]\nkind = echo\n[sim]\nwindow = 0\nlayout = separate\n"
+		"[predictor]\nrecall = 1.0\nfp_rate = 0.0\n"
+		"[sweep]\nrows = naive, predictor\nzip = recall, fp_rate\n"
+		"[row predictor]\nsim.mode = hybrid\nrecall = 0.9, 0.95\nfp_rate = 0.1, 0.05\n"
+		"window = 0, 5\n");
+	size_t len;
+	void *found = slurp(tu_src("tests/fuzz/found/results-leak-03868f5f"), &len);
+	snprintf(dir, sizeof dir, "%s", tu_path("leak.out"));
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	snprintf(res, sizeof res, "%s/results.csv", dir);
+	FILE *f = fopen(res, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(found, 1, len, f), len);
+	cr_assert_eq(fclose(f), 0);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "sweep '%s' -o '%s'", exp, dir), 1, "%s", out);
+	cr_expect(strstr(out, "results.csv: column 5 is '\xda" "ecall' where this experiment has "
+			      "'recall'"), "%s", out);
+	size_t after_len;
+	void *after = slurp(res, &after_len);
+	cr_expect(after_len == len && !memcmp(after, found, len), "results.csv is kept as it was");
+	free(after);
+	free(found);
+}
+
+/* LIFSIM_HDF5_TIME_LIMIT: the seconds a reading child may take (default 30;
+ * a value that is not a number in [0.01, 86400] is the default). */
+Test(hostile, hdf5_time_limit_comes_from_the_environment)
+{
+	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
+	cr_expect_eq(h5attr_time_limit(), 30);
+	static const struct {
+		const char *v;
+		double want;
+	} cases[] = {{"1", 1}, {"86400", 86400}, {"0.25", 0.25}, {"0.01", 0.01}, {"0", 30},
+		     {"0.001", 30}, {"86401", 30}, {"-3", 30}, {"2s", 30}, {"", 30}, {"abc", 30},
+		     {"nan", 30}, {"inf", 30}, {"1e999", 30}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		setenv("LIFSIM_HDF5_TIME_LIMIT", cases[i].v, 1);
+		cr_expect_eq(h5attr_time_limit(), cases[i].want, "'%s': %g", cases[i].v,
+			     h5attr_time_limit());
+	}
+	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
+}
+
+/* The per-token file libhdf5 loops on, with LIFSIM_HDF5_TIME_LIMIT=1 and
+ * 0.3: the same error, after that time instead of 30 s. */
+Test(hostile, pertoken_hang_ends_after_the_time_limit_set, .init = tu_init, .timeout = 25)
+{
+	char out[8192];
+	const char *f = tu_src("tests/data/hostile/pertoken-hang-bd87e757.h5");
+	setenv("LIFSIM_HDF5_TIME_LIMIT", "1", 1);
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", f), 1, "%s", out);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
+	cr_expect(strstr(out, "pertoken-hang-bd87e757.h5: corrupt: reading it did not end within 1 s"),
+		  "%s", out);
+	/* 1 s, and well under the default 30 s (the machine may be loaded) */
+	cr_expect_lt((double)(b.tv_sec - a.tv_sec), 20.0);
+	setenv("LIFSIM_HDF5_TIME_LIMIT", "0.3", 1);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "tokens '%s'", f), 1, "%s", out);
+	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
+	cr_expect(strstr(out, "pertoken-hang-bd87e757.h5: corrupt: reading it did not end within 0.3 s"),
+		  "%s", out);
 }

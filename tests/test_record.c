@@ -551,6 +551,13 @@ static struct bad_ckpt bad_ckpts[] = {
 	 "tensor 'model.decoder.embed_tokens.weight': data_offsets span"},
 	{"missing_config_key", "sed -i '/\"hidden_size\"/d' config.json", "config.json: missing key 'hidden_size'"},
 	{"missing_shard", "rm model-00002-of-00002.safetensors", "model-00002-of-00002.safetensors: cannot open"},
+	/* the index's own read error, not "malformed index" */
+	{"index_dir_shard", "rm model.safetensors.index.json && mkdir model.safetensors.index.json",
+	 "model.safetensors.index.json: is a directory, not a file"},
+	{"index_not_json_shard", "printf '{\"weight_map\": ' >model.safetensors.index.json",
+	 "model.safetensors.index.json: malformed index: not valid JSON"},
+	{"index_no_map_shard", "echo '{\"metadata\": {}}' >model.safetensors.index.json",
+	 "model.safetensors.index.json: malformed index: no \"weight_map\" object"},
 	{"unknown_family", "sed -i 's/\"model_type\": \"opt\"/\"model_type\": \"gpt2\"/' config.json",
 	 "config.json: key 'model_type' must be \"opt\", \"llama\", \"mixtral\""},
 };

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,12 +65,37 @@ int h5attr_get(hid_t obj, const char *name, hid_t memtype, hsize_t n, void *v)
 	return rc < 0 ? -1 : 0;
 }
 
+double h5attr_time_limit(void)
+{
+	const char *s = getenv("LIFSIM_HDF5_TIME_LIMIT");
+	char *end;
+	if (s && *s) {
+		errno = 0;
+		double v = strtod(s, &end);
+		if (!*end && !errno && v >= 0.01 && v <= 86400) /* NaN fails both */
+			return v;
+	}
+	return 30;
+}
+
+/* SIGALRM after s seconds (a child's time limit; fork does not pass timers
+ * on, so the parent's own are untouched). */
+static void alarm_after(double s)
+{
+	struct itimerval it = {{0, 0}, {0, 0}};
+	it.it_value.tv_sec = (time_t)s;
+	it.it_value.tv_usec = (suseconds_t)((s - (double)(time_t)s) * 1e6);
+	if (!it.it_value.tv_sec && !it.it_value.tv_usec)
+		it.it_value.tv_usec = 1;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
 /* A variable-length string lives in the file's global heap, which carries
  * no checksum in any HDF5 format: libhdf5 1.10 copies out of bounds on a
  * corrupt one (tests/data/hostile/predictor-crash-297b6076.h5). So it is
  * read in a child process, which hands the string back through a pipe; a
- * child that crashes, is stopped by a sanitizer or does not end within 30 s
- * means a corrupt attribute (-1). */
+ * child that crashes, is stopped by a sanitizer or does not end within
+ * h5attr_time_limit() seconds means a corrupt attribute (-1). */
 static int vlen_read_isolated(hid_t a, hid_t ft, char *buf, size_t cap)
 {
 	int fd[2];
@@ -84,7 +110,7 @@ static int vlen_read_isolated(hid_t a, hid_t ft, char *buf, size_t cap)
 	if (pid == 0) {
 		close(fd[0]);
 		signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
-		alarm(30);
+		alarm_after(h5attr_time_limit());
 		hid_t mt = H5Tcopy(H5T_C_S1);
 		char *s = NULL;
 		H5Tset_size(mt, H5T_VARIABLE);
@@ -557,13 +583,13 @@ int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, stru
 	struct stat st;
 	size_t ilen = 0;
 	int imaged = image_of(path, &ilen) != NULL;
-	unsigned limit = 30 + (imaged ? (unsigned)(ilen >> 24)
-			       : stat(path, &st) ? 0 : (unsigned)(st.st_size >> 24));
+	double limit = h5attr_time_limit() + (imaged ? (double)(ilen >> 24)
+			     : stat(path, &st) ? 0 : (double)(st.st_size >> 24));
 	if (pid == 0) { /* the child reads; only its verdict crosses the pipe */
 		struct lif_err e = {0};
 		close(fd[0]);
 		signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
-		alarm(limit);
+		alarm_after(limit);
 		int rc = fn(path, arg, &e);
 		if (rc && write(fd[1], e.msg, strlen(e.msg)) < 0)
 			rc = 1;
@@ -582,7 +608,7 @@ int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, stru
 		if (errno != EINTR)
 			return err_set(err, ERR_IO, "%s: cannot wait for the reading process", path);
 	if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM)
-		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it did not end within %u s "
+		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it did not end within %g s "
 			       "(the HDF5 library loops on it); its format (HDF5 superblock version "
 			       "%d) has no metadata checksums", path, limit,
 			       h5attr_superblock_version(path));

@@ -79,13 +79,21 @@ uint32_t h5attr_fletcher32(const uint8_t *data, size_t bytes);
  * without checksums; 2 and 3: checksummed), or -1 when it has none. */
 int h5attr_superblock_version(const char *path);
 
+/* Seconds a child process reading an HDF5 file (h5attr_isolate, and each
+ * variable-length string attribute) may take before the file counts as
+ * corrupt: $LIFSIM_HDF5_TIME_LIMIT when it is a number in [0.01, 86400],
+ * else 30. The fuzz targets set 0.2 (a loop on corrupt metadata then costs
+ * them 0.2 s, not 30). */
+double h5attr_time_limit(void);
+
 /* Run fn(path, arg, err) in a child process first: a file whose metadata
  * carries no checksums can make libhdf5 itself crash, and lifsim must not.
  * Returns fn's verdict (its message), or a "corrupt: reading it crashed the
  * HDF5 library" error when the child dies of a signal. The child's work is
  * discarded; call fn again in the process once it returns 0.
- * The child has a time limit (30 s, plus 1 s per 16 MiB of the file): libhdf5
- * can loop forever on corrupt metadata, which then is an error too. */
+ * The child has a time limit (h5attr_time_limit(), plus 1 s per 16 MiB of the
+ * file): libhdf5 can loop forever on corrupt metadata, which then is an error
+ * too. */
 int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
 		   void *arg, struct lif_err *err);
 

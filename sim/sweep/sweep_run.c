@@ -349,15 +349,14 @@ static int columns_from_old(struct run *r, struct lif_err *err)
 	size_t nres = h->n - nfix - np; /* results, then settings (section.key) */
 	while (nres > 0 && strchr(h->f[nfix + np + nres - 1], '.'))
 		nres--;
-	char **pn;
+	char **pn = NULL;
 	int rc = param_names(r->sw, h->f + nfix + np, nres, &pn, err);
 	for (size_t j = 0; !rc && j < np; j++)
 		if (strcmp(pn[j], h->f[nfix + j]))
 			rc = err_set(err, ERR_FORMAT,
 				     "%s: column %zu is '%s' where this experiment has '%s': write to a new -o DIR",
 				     r->results, nfix + j + 1, h->f[nfix + j], pn[j]);
-	if (!rc)
-		strv_free(pn, np);
+	strv_free(pn, np); /* also when a column differs (fuzz: results-leak-03868f5f) */
 	return rc ? rc : set_columns(r, h->f + nfix + np, nres, err);
 }
 

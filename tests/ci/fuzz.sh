@@ -27,4 +27,12 @@ for bin in "$out"/fuzz_*; do
 		-artifact_prefix="$work/$name-" "$work/$name" $seeds \
 		>"$work/$name.log" 2>&1 || { tail -40 "$work/$name.log"; echo "fuzz $name failed"; exit 1; }
 	grep -E '^(#[0-9]+.*DONE|Done )' "$work/$name.log" | tail -2
+	# what a run found before (tests/fuzz/found/NAME-*), once each: still
+	# no crash, no sanitizer report and no leak
+	for found in "$src"/tests/fuzz/found/"$name"-*; do
+		[ -e "$found" ] || continue
+		"$bin" -rss_limit_mb=4096 "$found" >"$work/$name.found.log" 2>&1 ||
+			{ tail -40 "$work/$name.found.log"; echo "fuzz $name: $found fails again"; exit 1; }
+		echo "found $(basename "$found"): passes"
+	done
 done

@@ -32,6 +32,9 @@ static void fuzz_init(void)
 	if (!ready) {
 		trace_init();
 		conf_init();
+		/* a read libhdf5 loops on (corrupt metadata) is an error after
+		 * 0.2 s, not 30 (h5attr_time_limit) */
+		setenv("LIFSIM_HDF5_TIME_LIMIT", "0.2", 0);
 		/* libhdf5 keeps what it frees on its free lists, without limit:
 		 * each open callocs a metadata cache of about 1 MB, which past
 		 * the default limits goes back to the system (under ASan: an

@@ -195,6 +195,15 @@ char *st_read_text(const char *path, size_t max_bytes, struct lif_err *err)
 		err_set(err, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
+	/* a directory or a device is not a text file (on some file systems
+	 * a directory opens and reads as empty) */
+	struct stat sb;
+	if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
+		err_set(err, ERR_INVAL, S_ISDIR(sb.st_mode) ? "%s: is a directory, not a file"
+							   : "%s: is not a regular file", path);
+		fclose(f);
+		return NULL;
+	}
 	fseek(f, 0, SEEK_END);
 	long n = ftell(f);
 	fseek(f, 0, SEEK_SET);
@@ -225,8 +234,12 @@ static int list_shards(const char *dir, char ***names, int *n, struct lif_err *e
 	*n = 0;
 	if (access(path, F_OK) == 0) {
 		char *txt = st_read_text(path, (size_t)1 << 30, err);
-		cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+		if (!txt) /* its message says why (cannot open, too large, ...) */
+			return err->code;
+		cJSON *j = cJSON_Parse(txt);
 		free(txt);
+		if (!j)
+			return err_set(err, ERR_FORMAT, "%s: malformed index: not valid JSON", path);
 		const cJSON *wm = cJSON_GetObjectItemCaseSensitive(j, "weight_map"), *e;
 		if (!cJSON_IsObject(wm)) {
 			cJSON_Delete(j);
