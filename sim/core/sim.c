@@ -619,6 +619,24 @@ static struct decisions *decisions_new(const struct decision_key *key, int64_t T
 	return d;
 }
 
+/* Room for `need` (size, count) pairs in d: the capacity at least doubles. */
+static int grow_ext(struct decisions *d, size_t need)
+{
+	if (need <= d->cap_ext)
+		return 0;
+	size_t cap = need > 2 * d->cap_ext ? need : 2 * d->cap_ext;
+	int64_t *s = realloc(d->ext_size, cap * sizeof *s);
+	if (s)
+		d->ext_size = s;
+	int32_t *c = realloc(d->ext_count, cap * sizeof *c);
+	if (c)
+		d->ext_count = c;
+	if (!s || !c)
+		return ERR_NOMEM;
+	d->cap_ext = cap;
+	return 0;
+}
+
 /* Add `count` reads of `size` bytes to the row being filled (rows are filled
  * in (t, l) order, so the open row is [ext_start[row], n_ext)). */
 static int decisions_add_reads(struct decisions *d, size_t row, int64_t size, int32_t count)
@@ -628,18 +646,8 @@ static int decisions_add_reads(struct decisions *d, size_t row, int64_t size, in
 			d->ext_count[i] += count;
 			return 0;
 		}
-	if (d->n_ext == d->cap_ext) {
-		size_t cap = 2 * d->cap_ext;
-		int64_t *s = realloc(d->ext_size, cap * sizeof *s);
-		if (s)
-			d->ext_size = s;
-		int32_t *c = realloc(d->ext_count, cap * sizeof *c);
-		if (c)
-			d->ext_count = c;
-		if (!s || !c)
-			return ERR_NOMEM;
-		d->cap_ext = cap;
-	}
+	if (grow_ext(d, d->n_ext + 1))
+		return ERR_NOMEM;
 	d->ext_size[d->n_ext] = size;
 	d->ext_count[d->n_ext++] = count;
 	return 0;
@@ -746,18 +754,8 @@ static int append_rows(struct decisions *dc, const struct decisions *const *q, i
 	size_t need = dc->n_ext;
 	for (int l = 0; l < dc->L; l++)
 		need += q[l]->n_ext;
-	if (need > dc->cap_ext) {
-		size_t cap = need > 2 * dc->cap_ext ? need : 2 * dc->cap_ext;
-		int64_t *sz = realloc(dc->ext_size, cap * sizeof *sz);
-		if (sz)
-			dc->ext_size = sz;
-		int32_t *ct = realloc(dc->ext_count, cap * sizeof *ct);
-		if (ct)
-			dc->ext_count = ct;
-		if (!sz || !ct)
-			return ERR_NOMEM;
-		dc->cap_ext = cap;
-	}
+	if (grow_ext(dc, need))
+		return ERR_NOMEM;
 	for (int64_t k = 0; k < nb; k++) {
 		const int64_t tok = t0 + k;
 		for (int l = 0; l < dc->L; l++) {
