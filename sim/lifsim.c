@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "sim/base/conf.h"
+#include "sim/base/envvar.h"
 #include "sim/base/hostinfo.h"
 #include "sim/base/path.h"
 #include "sim/base/suggest.h"
@@ -82,6 +83,11 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < NVERBS; i++)
 		if (!strcmp(argv[1], verbs[i].name)) {
+			struct lif_err eerr = {0};
+			if (envvar_check(&eerr)) {
+				fprintf(stderr, "lifsim %s: %s\n", argv[1], eerr.msg);
+				return CLI_EXIT_USAGE;
+			}
 			int rc = verbs[i].run(argc - 1, argv + 1, &g);
 			/* what a verb printed can still fail to reach a full disk
 			 * (lifsim stats > FILE) */

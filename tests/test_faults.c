@@ -19,7 +19,7 @@
 static const char *faultinj(void)
 {
 	const char *p = getenv("LIFSIM_FAULTINJ");
-	return p ? p : "./tests/faultinj.so";
+	return p ? p : LIFSIM_BUILDDIR "/tests/faultinj.so";
 }
 
 /* A fresh, empty directory for one run's outputs (the fault's scope). */
@@ -37,10 +37,9 @@ static const char *fresh_dir(const char *name)
 static int faulty(char *out, size_t cap, const char *fault, const char *dir, const char *args)
 {
 	char cmd[8192];
-	const char *bin = getenv("LIFSIM");
 	snprintf(cmd, sizeof cmd,
 		 "env ASAN_OPTIONS=$ASAN_OPTIONS:verify_asan_link_order=0 LD_PRELOAD='%s' LIFSIM_FAULT=%s LIFSIM_FAULT_MATCH='%s/' '%s' --quiet %s 2>&1",
-		 faultinj(), fault, dir, bin ? bin : "./lifsim", args);
+		 faultinj(), fault, dir, tu_bin(), args);
 	FILE *p = popen(cmd, "r");
 	cr_assert(p);
 	size_t n = fread(out, 1, cap - 1, p);
@@ -306,7 +305,7 @@ Test(faults, plot_inputs_fail_cleanly, .init = tu_init)
 	}
 	/* tu_lifsim sends stderr where stdout goes: the shell here keeps them apart */
 	char cmd[16384];
-	snprintf(cmd, sizeof cmd, "'%s' stats '%s' 2>&1 >/dev/full", getenv("LIFSIM") ? getenv("LIFSIM") : "./lifsim", trace);
+	snprintf(cmd, sizeof cmd, "'%s' stats '%s' 2>&1 >/dev/full", tu_bin(), trace);
 	FILE *p = popen(cmd, "r");
 	cr_assert(p);
 	size_t n = fread(out, 1, sizeof out - 1, p);

@@ -330,6 +330,49 @@ Test(hostile, hdf5_time_limit_comes_from_the_environment)
 	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
 }
 
+/* Every LIFSIM_* variable is checked before a verb runs: a bad value is a
+ * usage error naming it (exit 2), not a silent default. */
+Test(hostile, bad_environment_values_are_usage_errors, .init = tu_init)
+{
+	static const struct {
+		const char *name, *value, *why;
+	} bad[] = {
+		{"LIFSIM_STREAM_BLOCK", "abc", "not a whole number of tokens >= 1"},
+		{"LIFSIM_STREAM_BLOCK", "0", "not a whole number of tokens >= 1"},
+		{"LIFSIM_STREAM_BLOCK", "64k", "not a whole number of tokens >= 1"},
+		{"LIFSIM_STREAM_BLOCK", "99999999999999999999", "not a whole number of tokens >= 1"},
+		{"LIFSIM_MEM_LIMIT", "lots", "not a size in bytes >= 1"},
+		{"LIFSIM_MEM_LIMIT", "0", "not a size in bytes >= 1"},
+		{"LIFSIM_MEM_LIMIT", "-1GiB", "not a size in bytes >= 1"},
+		{"LIFSIM_HDF5_TIME_LIMIT", "0.001", "not a number of seconds from 0.01 to 86400"},
+		{"LIFSIM_HDF5_TIME_LIMIT", "2s", "not a number of seconds from 0.01 to 86400"},
+		{"LIFSIM_HDF5_TIME_LIMIT", "nan", "not a number of seconds from 0.01 to 86400"},
+	};
+	char out[8192], want[256];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		setenv(bad[i].name, bad[i].value, 1);
+		cr_expect_eq(tu_lifsim(out, sizeof out, "device m1max"), 2, "%s=%s: %s",
+			     bad[i].name, bad[i].value, out);
+		snprintf(want, sizeof want, "lifsim device: %s='%s': %s", bad[i].name, bad[i].value,
+			 bad[i].why);
+		cr_expect(strstr(out, want), "want '%s' in: %s", want, out);
+		unsetenv(bad[i].name);
+	}
+	/* valid and empty values run the verb */
+	static const char *ok[][2] = {{"LIFSIM_STREAM_BLOCK", "7"}, {"LIFSIM_MEM_LIMIT", "20GiB"},
+				      {"LIFSIM_HDF5_TIME_LIMIT", "5"}, {"LIFSIM_MEM_LIMIT", ""}};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		setenv(ok[i][0], ok[i][1], 1);
+		cr_expect_eq(tu_lifsim(out, sizeof out, "device m1max"), 0, "%s=%s: %s", ok[i][0],
+			     ok[i][1], out);
+		unsetenv(ok[i][0]);
+	}
+	/* --help and --version do not read them */
+	setenv("LIFSIM_STREAM_BLOCK", "abc", 1);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "--version"), 0, "%s", out);
+	unsetenv("LIFSIM_STREAM_BLOCK");
+}
+
 /* The per-token file libhdf5 loops on, with LIFSIM_HDF5_TIME_LIMIT=1 and
  * 0.3: the same error, after that time instead of 30 s. */
 Test(hostile, pertoken_hang_ends_after_the_time_limit_set, .init = tu_init, .timeout = 25)

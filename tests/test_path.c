@@ -154,7 +154,7 @@ Test(path, verbs_find_short_names_and_lifsim_path)
 	cr_expect(strstr(out, "lifsim synth: no model description 'opt-6.8b' in: ."), "%s", out);
 	/* LIFSIM_PATH is searched: the empty profile is found, and then rejected by its loader */
 	st = tu_lifsim(out, sizeof out, "device mydev 2>&1; LIFSIM_PATH=%s %s device mydev",
-		       tu_path("mine"), getenv("LIFSIM") ? getenv("LIFSIM") : "./lifsim");
+		       tu_path("mine"), tu_bin());
 	cr_expect(strstr(out, "no device profile 'mydev'"), "%s", out);
 	cr_expect(strstr(out, tu_path("mine/devices/mydev.ini")), "%s", out);
 }

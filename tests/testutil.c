@@ -55,7 +55,7 @@ const char *tu_src(const char *rel)
 {
 	const char *src = getenv("LIFSIM_SRCDIR");
 	char *b = next_buf();
-	snprintf(b, 4096, "%s/%s", src ? src : ".", rel);
+	snprintf(b, 4096, "%s/%s", src ? src : LIFSIM_SRCDIR, rel); /* the build's, by hand */
 	return b;
 }
 
@@ -70,15 +70,21 @@ const char *tu_write(const char *name, const char *text)
 	return p;
 }
 
+const char *tu_bin(void)
+{
+	const char *bin = getenv("LIFSIM");
+	return bin ? bin : LIFSIM_BUILDDIR "/lifsim";
+}
+
 /* The shell command "PREFIX lifsim ARGS SUFFIX" for printf-style ARGS, lifsim
- * being $LIFSIM or ./lifsim. */
+ * being $LIFSIM or the build tree's (so a test run by hand, without `make
+ * check`'s environment, finds the binary and sources it was built with). */
 static void lifsim_cmd(char *cmd, size_t cap, const char *prefix, const char *suffix, const char *fmt,
 		       va_list ap)
 {
 	char args[8192];
 	vsnprintf(args, sizeof args, fmt, ap);
-	const char *bin = getenv("LIFSIM");
-	snprintf(cmd, cap, "%s%s %s%s", prefix, bin ? bin : "./lifsim", args, suffix);
+	snprintf(cmd, cap, "%s%s %s%s", prefix, tu_bin(), args, suffix);
 }
 
 int tu_lifsim(char *out, size_t cap, const char *fmt, ...)

@@ -11,13 +11,15 @@ const char *tu_tmpdir(void);
 /* Path of a file in the temporary directory. */
 const char *tu_path(const char *name);
 
-/* Path under the source tree (LIFSIM_SRCDIR, or "." when unset). */
+/* Path under the source tree ($LIFSIM_SRCDIR, else the one built from). */
 const char *tu_src(const char *rel);
+/* The lifsim binary under test: $LIFSIM, else the build tree's. */
+const char *tu_bin(void);
 
 /* Write text to a file in the temporary directory; returns its path. */
 const char *tu_write(const char *name, const char *text);
 
-/* Run `lifsim ARGS` (LIFSIM or ./lifsim), capturing stderr+stdout into out.
+/* Run `lifsim ARGS` (tu_bin()), capturing stderr+stdout into out.
  * Returns the exit status. */
 int tu_lifsim(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -1,6 +1,7 @@
 #include "sim/base/claim.h"
 
 #include "sim/base/conf.h"
+#include "sim/base/envvar.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -71,10 +72,9 @@ uint64_t claim_memory_available(void)
 	uint64_t cur = file_number("/sys/fs/cgroup/memory.current");
 	if (max && max > cur && max - cur < avail)
 		avail = max - cur;
-	const char *lim = getenv("LIFSIM_MEM_LIMIT");
-	long long l;
-	if (lim && !conf_parse_bytes(lim, &l) && (uint64_t)l < avail)
-		avail = (uint64_t)l;
+	uint64_t lim = envvar_mem_limit();
+	if (lim && lim < avail)
+		avail = lim;
 	return avail;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/base/envvar.h"
 #include "sim/real/replay.h"
 
 #define POINTIN_MAX 64
@@ -23,10 +24,8 @@ struct entry {
 
 static int64_t stream_block(const struct trace *meta)
 {
-	const char *env = getenv("LIFSIM_STREAM_BLOCK"); /* lifsim(1), ENVIRONMENT */
-	char *end = NULL;
-	long long want = env && *env ? strtoll(env, &end, 10) : 0;
-	if (want >= 1 && end && !*end)
+	int64_t want = envvar_stream_block(); /* lifsim(1), ENVIRONMENT */
+	if (want >= 1)
 		return want;
 	int64_t per = (int64_t)meta->meta.layers * meta->row_bytes;
 	int64_t b = STREAM_BLOCK_BYTES / (per > 0 ? per : 1);
