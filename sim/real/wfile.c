@@ -206,6 +206,28 @@ static int big_commit(struct big *b, struct lif_err *err)
 	return 0;
 }
 
+/* The end of every writer: the tables (index 1 on), their checksum, the
+ * header's checksums (sum3 from version 3), the header page at offset 0,
+ * the file's final length and the rename into place. */
+static int finish_file(struct big *b, struct disk_header *h, const void *const tables[4], void *page,
+		       int64_t total, struct lif_err *err)
+{
+	int rc = 0;
+	for (int i = 1; !rc && i < (int)h->nindex; i++)
+		rc = big_write(b, tables[i], h->index[i].bytes, h->index[i].offset, err);
+	if (!rc) {
+		h->tables_sum = tables_hash(h->index, (int)h->nindex, tables);
+		h->sum2 = wfile_hash(h, offsetof(struct disk_header, sum2));
+		if (h->version >= 3)
+			h->sum3 = wfile_hash(h, offsetof(struct disk_header, sum3));
+		memcpy(page, h, sizeof *h);
+		rc = big_write(b, page, WFILE_ALIGN, 0, err);
+	}
+	if (!rc && ftruncate(b->fd, total))
+		rc = err_set(err, ERR_IO, "%s: %s", b->path, strerror(errno));
+	return rc ? rc : big_commit(b, err);
+}
+
 int wfile_write_random(const char *path, int64_t bytes, uint64_t seed, struct lif_err *err)
 {
 	struct big b = {.fd = -1};
@@ -332,27 +354,13 @@ int wfile_write_from(const char *path, const struct llm_desc *m, const struct la
 		if (progress)
 			progress(ctx, layer + 1, m->layers);
 	}
-	for (int i = 1; !rc && i < (int)h.nindex; i++) {
-		const void *src = !strcmp(h.index[i].name, "pos")    ? (const void *)l->pos
-				  : !strcmp(h.index[i].name, "friend") ? (const void *)l->friend_of
-								       : (const void *)sums;
-		rc = big_write(&b, src, h.index[i].bytes, h.index[i].offset, err);
-	}
-	if (!rc) {
-		const void *tables[4] = {NULL};
-		for (int i = 1; i < (int)h.nindex; i++)
-			tables[i] = !strcmp(h.index[i].name, "pos")	 ? (const void *)l->pos
-				    : !strcmp(h.index[i].name, "friend") ? (const void *)l->friend_of
-									 : (const void *)sums;
-		h.tables_sum = tables_hash(h.index, (int)h.nindex, tables);
-		h.sum2 = wfile_hash(&h, offsetof(struct disk_header, sum2));
-		memcpy(page, &h, sizeof h);
-		rc = big_write(&b, page, WFILE_ALIGN, 0, err);
-	}
-	if (!rc && ftruncate(b.fd, total))
-		rc = err_set(err, ERR_IO, "%s: %s", path, strerror(errno));
+	const void *tables[4] = {NULL};
+	for (int i = 1; i < (int)h.nindex; i++)
+		tables[i] = !strcmp(h.index[i].name, "pos")	 ? (const void *)l->pos
+			    : !strcmp(h.index[i].name, "friend") ? (const void *)l->friend_of
+								 : (const void *)sums;
 	if (!rc)
-		rc = big_commit(&b, err);
+		rc = finish_file(&b, &h, tables, page, total, err);
 	big_abort(&b);
 	free(buf), free(page), free(sums);
 	return rc;
@@ -634,22 +642,9 @@ int wfile_write_moe(const char *path, const struct llm_desc *m, int layout, cons
 		if (progress)
 			progress(ctx, l + 1, L);
 	}
+	const void *tables[4] = {NULL, slots, sums, NULL};
 	if (!rc)
-		rc = big_write(&b, slots, h.index[1].bytes, h.index[1].offset, err);
-	if (!rc)
-		rc = big_write(&b, sums, h.index[2].bytes, h.index[2].offset, err);
-	if (!rc) {
-		const void *tables[4] = {NULL, slots, sums, NULL};
-		h.tables_sum = tables_hash(h.index, (int)h.nindex, tables);
-		h.sum2 = wfile_hash(&h, offsetof(struct disk_header, sum2));
-		h.sum3 = wfile_hash(&h, offsetof(struct disk_header, sum3));
-		memcpy(page, &h, sizeof h);
-		rc = big_write(&b, page, WFILE_ALIGN, 0, err);
-	}
-	if (!rc && ftruncate(b.fd, total))
-		rc = err_set(err, ERR_IO, "%s: %s", path, strerror(errno));
-	if (!rc)
-		rc = big_commit(&b, err);
+		rc = finish_file(&b, &h, tables, page, total, err);
 	big_abort(&b);
 	free(buf), free(page), free(sums), free(slots);
 	return rc;
