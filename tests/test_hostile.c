@@ -373,6 +373,31 @@ Test(hostile, bad_environment_values_are_usage_errors, .init = tu_init)
 	unsetenv("LIFSIM_STREAM_BLOCK");
 }
 
+/* A simulate sweep streams its trace by blocks; what it reads whole (one
+ * block, or a trace a point needs entire) is claimed first, like any load:
+ * over the memory there is, a clear error naming the file; by blocks that
+ * fit, the same sweep runs. */
+Test(hostile, streamed_sweep_claims_memory_before_reading_a_block, .init = tu_init)
+{
+	char out[8192], text[2048];
+	cr_assert_eq(tu_lifsim(out, sizeof out, "synth %s --tokens 100 -o %s", tu_src("tests/data/tiny.ini"),
+			       tu_path("claim.h5")), 0, "%s", out);
+	snprintf(text, sizeof text,
+		 "[experiment]\nkind = simulate\nmodel = %s\ndevice = %s\ntrace = %s\n[sim]\nwindow = 2\n",
+		 tu_src("tests/data/tiny.ini"), tu_src("models/devices/m1max.ini"), tu_path("claim.h5"));
+	const char *exp = tu_write("claim.ini", text);
+	char want[4300];
+	snprintf(want, sizeof want, "%s: reading 100 tokens of the trace needs 22.9 KiB of memory, "
+		 "16.0 KiB available", tu_path("claim.h5"));
+	setenv("LIFSIM_MEM_LIMIT", "16KiB", 1);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "sweep %s -o %s/claim1", exp, tu_tmpdir()), 1, "%s", out);
+	cr_expect(strstr(out, want), "want '%s' in: %s", want, out);
+	setenv("LIFSIM_STREAM_BLOCK", "10", 1);
+	cr_expect_eq(tu_lifsim(out, sizeof out, "sweep %s -o %s/claim2", exp, tu_tmpdir()), 0, "%s", out);
+	unsetenv("LIFSIM_STREAM_BLOCK");
+	unsetenv("LIFSIM_MEM_LIMIT");
+}
+
 /* The per-token file libhdf5 loops on, with LIFSIM_HDF5_TIME_LIMIT=1 and
  * 0.3: the same error, after that time instead of 30 s. */
 Test(hostile, pertoken_hang_ends_after_the_time_limit_set, .init = tu_init, .timeout = 25)

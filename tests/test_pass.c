@@ -122,7 +122,7 @@ static struct sim_cache *stream_cache(const struct trace *t, const struct llm_de
 	struct lif_err e = {0};
 	struct trace meta = *t;
 	meta.bits = meta.band = NULL, meta.inputs = NULL, meta.token_ids = NULL;
-	const struct sim_source src = {(void *)t, mem_read, block, t->band != NULL};
+	const struct sim_source src = {(void *)t, mem_read, block, t->band != NULL, NULL};
 	struct sim_cache *c = sim_cache_new_stream(&meta, &src, m, &e);
 	cr_assert(c, "%s", e.msg);
 	return c;

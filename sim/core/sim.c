@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/base/claim.h"
 #include "sim/core/pass.h"
 #include "sim/core/planner.h"
 #include "sim/core/spec.h"
@@ -219,6 +220,13 @@ static struct trace *source_read_into(struct sim_cache *c, struct trace *t, int6
 {
 	const size_t rows = (size_t)c->meta_t.meta.layers * (size_t)n, rb = (size_t)c->meta_t.row_bytes;
 	int band = want_band && c->src.has_band, fresh = !t;
+	if (fresh) { /* the bits, and the band's two bytes per bit (n <= the trace's checked tokens) */
+		char what[96];
+		snprintf(what, sizeof what, "reading %lld tokens of the trace", (long long)n);
+		if (claim_memory(c->src.path ? c->src.path : "trace", what,
+				 (uint64_t)rows * rb * (band ? 3 : 1) + 2, err))
+			return NULL;
+	}
 	if (fresh && (t = calloc(1, sizeof *t))) {
 		*t = c->meta_t;
 		t->bits = trace_alloc(rows * rb + 1);

@@ -184,6 +184,7 @@ struct sim_source {
 		    struct lif_err *err);
 	int64_t block;   /* tokens per block, >= 1 */
 	int has_band;    /* read can give the band */
+	const char *path; /* the trace file, named when a block does not fit in memory (may be NULL) */
 };
 
 /* A cache over a trace streamed by blocks: meta is the trace's metadata

@@ -15,6 +15,7 @@ struct entry {
 	char key[8700];
 	struct pointin_trace in;
 	struct trace_reader *reader; /* a streamed trace (pointin_spec.stream) */
+	char trace_path[4096];       /* its path, which the cache's source names */
 };
 
 /* Tokens per block of a streamed trace: about STREAM_BLOCK_BYTES of active
@@ -110,7 +111,8 @@ static struct entry *load(const struct pointin_spec *s, struct lif_err *err)
 		err_set(err, ERR_NOMEM, "out of memory");
 	if (!rc && e->in.t && e->reader) {
 		const struct sim_source src = {e->reader, reader_read, stream_block(e->in.t),
-					       (e->in.t->meta.has & TRACE_HAS_MAGNITUDES) != 0};
+					       (e->in.t->meta.has & TRACE_HAS_MAGNITUDES) != 0, e->trace_path};
+		snprintf(e->trace_path, sizeof e->trace_path, "%s", s->trace);
 		e->in.cache = sim_cache_new_stream(e->in.t, &src, &e->in.m, err);
 	} else if (!rc && e->in.t)
 		e->in.cache = sim_cache_new(e->in.t, &e->in.m, err);
