@@ -89,8 +89,11 @@ Test(moe, hand_made_trace_gives_hand_worked_bytes_and_times)
 	cr_expect_float_eq(r.reads_per_token, 1.5, 1e-12);
 	double one = flash_extent_ns(&dev.flash, eb, 1);
 	cr_expect_float_eq(r.io_ms, 6 * one / 4 * 1e-6, 1e-9);
-	/* 6 inserts and 4 evictions: 2.5 operations per token */
-	cr_expect_float_eq(r.mem_ms, dram_time_ns(&dev.dram, 0, 2.5, 6.0 * eb / 4) * 1e-6, 1e-12);
+	/* 6 inserts and 4 evictions: 2.5 operations per token; each insert copies
+	 * its expert from staging into the cache: 1.5 x 12288 = 18432 bytes per
+	 * token at the profile's 15e9 B/s = 1228.8 ns, + 2.5 x 1000 ns */
+	cr_expect_float_eq(r.expert_bytes_copied_per_token, 18432, 1e-9);
+	cr_expect_float_eq(r.mem_ms, (1228.8 + 2500) * 1e-6, 1e-12);
 	cr_expect_float_eq(r.total_ms, r.io_ms + r.mem_ms + r.compute_ms, 1e-12);
 	/* merging touching experts: 0,1 | 2 | 1 | 0,1 are one read each */
 	p.max_gap = 0;

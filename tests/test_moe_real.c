@@ -52,6 +52,13 @@ struct rcase {
 	int64_t off0, len0;   /* token 0's first extent */
 };
 
+/* The inserts of LRU with two experts (expert -> cache slot), hand-worked:
+ * 0->0, 1->1 | 2->1 (evicts 1) | 1->0 (evicts 0) | 0->0 (evicts 1), 1->1
+ * (evicts 2). Slots of the layer's region are the expert ids in every case
+ * below (cosel's chain is 0, 1, 2, 3). */
+static const int ins_first[5] = {0, 2, 3, 4, 6};
+static const int ins_expert[6] = {0, 1, 2, 1, 0, 1}, ins_slot[6] = {0, 1, 1, 0, 0, 1};
+
 /* LRU with two experts held misses 0,1 | 2 | 1 | 0,1 (6 misses). */
 static const struct rcase cases[] = {
 	/* one extent per expert at slot x 12288 */
@@ -102,6 +109,25 @@ static void run_case(const struct rcase *c, const char *name)
 	for (int t = 0; t < 4; t++)
 		ns += plan.io_ns[t];
 	cr_expect_float_eq(r.io_ms, ns / 4 * 1e-6, 1e-12);
+	/* the copies into the cache: each insert's expert (three matrix pieces in
+	 * the matrix layout) from its place in the region to its cache slot */
+	const int pieces = c->layout == MOE_LAYOUT_MATRIX ? 3 : 1;
+	const int64_t piece = 12288 / pieces;
+	cr_expect_eq(plan.cache_bytes, 2 * 12288);
+	cr_expect_eq(plan.cn, 6 * pieces);
+	for (int t = 0; t < 4; t++) {
+		cr_expect_eq(plan.cfirst[t], ins_first[t] * pieces, "token %d", t);
+		for (int j = ins_first[t]; j < ins_first[t + 1]; j++)
+			for (int k = 0; k < pieces; k++) {
+				int64_t x = j * pieces + k;
+				int64_t src = pieces > 1 ? (k * 4 + ins_expert[j]) * piece
+							 : ins_expert[j] * 12288;
+				cr_expect_eq(plan.csrc[x], src, "token %d copy %lld", t, (long long)x);
+				cr_expect_eq(plan.cdst[x], ins_slot[j] * 12288 + k * piece, "token %d", t);
+				cr_expect_eq(plan.clen[x], piece);
+			}
+	}
+	cr_expect_float_eq(r.expert_bytes_copied_per_token, 6 * 12288 / 4.0, 1e-9);
 	/* the file, and the replay of the plan with checksums on */
 	const char *path = tu_path(name);
 	cr_assert_eq(wfile_write_moe(path, &m, c->layout, plan.slot, 7, NULL, NULL, &e), 0, "%s", e.msg);
@@ -121,6 +147,8 @@ static void run_case(const struct rcase *c, const char *name)
 			b += plan.len[j];
 		cr_expect_eq(tok[t].bytes_read, b, "token %d", t);
 		cr_expect_eq(tok[t].bytes_io, b, "aligned: nothing widened");
+		cr_expect_eq(tok[t].bytes_copied, (ins_first[t + 1] - ins_first[t]) * 12288, "token %d", t);
+		cr_expect_eq(tok[t].copies, (ins_first[t + 1] - ins_first[t]) * pieces, "token %d", t);
 		cr_expect_float_eq(tok[t].total_ms, tok[t].io_ms + tok[t].mem_ms, 1e-12);
 	}
 	/* from a later token on: the earlier ones are not read */
@@ -170,9 +198,15 @@ Test(moe_real, prefetched_and_wasted_reads_are_planned_and_replayed)
 		struct moe_replay_token tok[4];
 		struct moe_replay_opts o = {.verify = 1};
 		cr_assert_eq(moe_replay(&plan, &m, w, io, &o, tok, &e), 0, "%s", e.msg);
-		double bytes = 0, reads = 0;
+		double bytes = 0, reads = 0, copied = 0;
 		for (int t = 0; t < 4; t++)
-			bytes += (double)tok[t].bytes_read, reads += (double)tok[t].reads;
+			bytes += (double)tok[t].bytes_read, reads += (double)tok[t].reads,
+			copied += (double)tok[t].bytes_copied;
+		/* the replay copies what the model charges: every miss is kept (LRU)
+		 * and copied, the wrong guesses are read but never copied */
+		cr_expect_float_eq(copied / 4, r.expert_bytes_copied_per_token, 1e-9, "prefetch %d", pf[k]);
+		cr_expect_float_eq(copied, bytes - 4 * r.prefetch_wasted_bytes_per_token, 1e-6, "prefetch %d",
+				   pf[k]);
 		cr_expect_float_eq(bytes / 4, r.expert_bytes_read_per_token, 1e-9, "prefetch %d", pf[k]);
 		cr_expect_float_eq(reads / 4, r.reads_per_token, 1e-12, "prefetch %d", pf[k]);
 		/* oracle wastes nothing; accuracy 0 guesses 2 wrong experts per token,
@@ -245,18 +279,21 @@ Test(moe_real, layout_and_replay_commands_agree_with_the_simulator)
 			       "--engine mem --arena 4MiB --moe expert_cache=4 --moe expert_layout=cosel "
 			       "--moe max_gap=1MiB --tokens 6", model, tu_path("r.h5"), tu_path("c.lsw"), dev),
 		     0, "%s", out);
-	cr_expect(strstr(out, "token,io_ms,mem_ms,total_ms,bytes_read,reads,io_ms_pred,mem_ms_pred,"
-			 "bytes_read_pred,reads_pred,total_ms_pred\n"), "%s", out);
+	cr_expect(strstr(out, "token,io_ms,mem_ms,total_ms,bytes_read,reads,bytes_copied,io_ms_pred,"
+			 "mem_ms_pred,bytes_read_pred,reads_pred,bytes_copied_pred,total_ms_pred\n"), "%s", out);
 	/* every token read what the plan says */
 	char *line = strchr(out, '\n');
 	int rows = 0;
 	long long first_reads = -1;
 	while (line && line[1]) {
-		long long t, b, n, bp, np;
+		long long t, b, n, c, bp, np, cp;
 		double x[4];
-		cr_assert_eq(sscanf(line + 1, "%lld,%lf,%lf,%lf,%lld,%lld,%lf,%lf,%lld,%lld", &t, &x[0], &x[1],
-				    &x[2], &b, &n, &x[3], &x[3], &bp, &np), 10, "%s", line + 1);
+		cr_assert_eq(sscanf(line + 1, "%lld,%lf,%lf,%lf,%lld,%lld,%lld,%lf,%lf,%lld,%lld,%lld", &t,
+				    &x[0], &x[1], &x[2], &b, &n, &c, &x[3], &x[3], &bp, &np, &cp), 12,
+			     "%s", line + 1);
 		cr_expect_eq(b, bp, "token %lld bytes", t);
+		cr_expect_eq(c, cp, "token %lld bytes copied", t);
+		cr_expect(c > 0 || t > 0, "the cold token 0 copies what it keeps");
 		cr_expect_eq(n, np, "token %lld reads", t);
 		if (t == 0)
 			first_reads = n;

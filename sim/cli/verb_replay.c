@@ -193,23 +193,25 @@ static int print_moe_tokens(const struct moe_plan *plan, const struct device *de
 			    const struct moe_replay_token *tok, int64_t n, struct lif_err *err)
 {
 	const int64_t T = plan->tokens;
-	printf("token,io_ms,mem_ms,total_ms,bytes_read,reads,io_ms_pred,mem_ms_pred,"
-	       "bytes_read_pred,reads_pred,total_ms_pred\n");
+	printf("token,io_ms,mem_ms,total_ms,bytes_read,reads,bytes_copied,io_ms_pred,mem_ms_pred,"
+	       "bytes_read_pred,reads_pred,bytes_copied_pred,total_ms_pred\n");
 	for (int64_t t = 0; t < n; t++) {
 		double io_p = 0, ops = 0;
-		int64_t bytes = 0, reads = 0;
+		int64_t bytes = 0, reads = 0, copied = 0;
 		for (int l = 0; l < plan->layers; l++) {
 			size_t i = (size_t)l * T + t;
 			io_p += plan->io_ns[i] * 1e-6, ops += plan->ops[i];
 			reads += plan->first[i + 1] - plan->first[i];
 			for (int64_t j = plan->first[i]; j < plan->first[i + 1]; j++)
 				bytes += plan->len[j];
+			for (int64_t c = plan->cfirst[i]; c < plan->cfirst[i + 1]; c++)
+				copied += plan->clen[c];
 		}
-		double mem_p = dram_time_ns(&dev->dram, 0, ops, (double)bytes) * 1e-6;
-		printf("%lld,%.6g,%.6g,%.6g,%lld,%lld,%.6g,%.6g,%lld,%lld,%.6g\n", (long long)t,
+		double mem_p = moe_mem_ns(&dev->dram, (double)copied, ops, (double)bytes) * 1e-6;
+		printf("%lld,%.6g,%.6g,%.6g,%lld,%lld,%lld,%.6g,%.6g,%lld,%lld,%lld,%.6g\n", (long long)t,
 		       tok[t].io_ms, tok[t].mem_ms, tok[t].total_ms, (long long)tok[t].bytes_read,
-		       (long long)tok[t].reads, io_p, mem_p, (long long)bytes, (long long)reads,
-		       io_p + mem_p);
+		       (long long)tok[t].reads, (long long)tok[t].bytes_copied, io_p, mem_p,
+		       (long long)bytes, (long long)reads, (long long)copied, io_p + mem_p);
 	}
 	return fflush(stdout) ? err_set(err, ERR_IO, "cannot write to stdout") : 0;
 }

@@ -21,6 +21,12 @@ static void cache_insert(struct moe_cache *c, int e)
 	c->resident[e] = 1;
 	c->resident_n++;
 	c->inserts++;
+	c->cslot[e] = c->free_slots[--c->free_n];
+	if (c->log && c->log_n < c->log_cap) {
+		c->log[2 * c->log_n] = e;
+		c->log[2 * c->log_n + 1] = c->cslot[e];
+		c->log_n++;
+	}
 }
 
 static void cache_evict(struct moe_cache *c, int v)
@@ -28,6 +34,8 @@ static void cache_evict(struct moe_cache *c, int v)
 	c->resident[v] = 0;
 	c->resident_n--;
 	c->evictions++;
+	c->free_slots[c->free_n++] = c->cslot[v];
+	c->cslot[v] = -1;
 }
 
 /* The resident expert with the smallest (key1, key2), or -1. */
@@ -152,6 +160,9 @@ static void layer_free(struct layer_state *s)
 	free(s->c.last_use);
 	free(s->c.freq);
 	free(s->c.pinned);
+	free(s->c.cslot);
+	free(s->c.free_slots);
+	free(s->c.log);
 	free(s->next);
 	free(s->count);
 	memset(s, 0, sizeof *s);
@@ -181,10 +192,18 @@ static int layer_init(struct layer_state *s, const struct router_trace *rt, int 
 	s->c.freq = calloc(E, sizeof(int64_t));
 	s->count = calloc(E, sizeof(int64_t));
 	s->next = malloc((n ? n : 1) * sizeof(int64_t));
-	if (!s->c.resident || !s->c.pinned || !s->c.last_use || !s->c.freq || !s->count || !s->next)
+	s->c.cslot = malloc(E * sizeof(int));
+	s->c.free_slots = malloc((cap ? cap : 1) * sizeof(int));
+	s->c.log_cap = k;
+	s->c.log = malloc(2 * (size_t)(k ? k : 1) * sizeof(int));
+	if (!s->c.resident || !s->c.pinned || !s->c.last_use || !s->c.freq || !s->count || !s->next ||
+	    !s->c.cslot || !s->c.free_slots || !s->c.log)
 		return -1;
+	for (int x = 0; x < cap; x++) /* slot 0 is taken first */
+		s->c.free_slots[x] = cap - 1 - x;
+	s->c.free_n = cap;
 	for (int e = 0; e < E; e++)
-		s->c.last_use[e] = -1;
+		s->c.last_use[e] = -1, s->c.cslot[e] = -1;
 	int64_t *seen = s->c.last_use; /* reused as "next index seen" while scanning back */
 	for (int64_t i = n - 1; i >= 0; i--) {
 		int e = rt->ids[(size_t)l * n + i];
@@ -338,7 +357,7 @@ int moe_cache_for_budget(const struct llm_desc *m, int64_t dram_budget)
 
 /* Per-token accumulators. */
 struct acc {
-	double *io_ns, *ahead_ns, *ops, *bytes, *wasted, *reads, *hits;
+	double *io_ns, *ahead_ns, *ops, *bytes, *wasted, *reads, *hits, *copied;
 	double *pred_true, *pred_n; /* true experts predicted, true experts of predicted layers */
 };
 
@@ -486,6 +505,45 @@ struct layer_run {
 	struct moe_plan *plan; /* or NULL */
 };
 
+/* Grow the plan's copies to hold n more; -1 when out of memory. */
+static int plan_grow_copies(struct moe_plan *p, int64_t n)
+{
+	if (p->cn + n <= p->ccap)
+		return 0;
+	int64_t cap = 2 * (p->cn + n) + 64;
+	int64_t *v[3] = {p->csrc, p->cdst, p->clen};
+	for (int i = 0; i < 3; i++) {
+		int64_t *x = realloc(v[i], (size_t)cap * sizeof *x);
+		if (!x)
+			return -1;
+		v[i] = x;
+		p->csrc = v[0], p->cdst = v[1], p->clen = v[2];
+	}
+	p->ccap = cap;
+	return 0;
+}
+
+/* Append the copies of (l, t)'s inserts (the cache's log) to the plan: each
+ * expert piece from its place in the layer's region to its cache slot. */
+static int plan_add_copies(struct moe_plan *p, const struct llm_desc *m, const struct moe_cache *c,
+			   const int *slot, int l, int64_t t)
+{
+	int pieces = p->layout == MOE_LAYOUT_MATRIX ? m->ffn_matrices : 1;
+	int64_t piece = pieces > 1 ? m->expert_matrix_bytes : m->expert_bytes;
+	size_t i = (size_t)l * p->tokens + t;
+	if (plan_grow_copies(p, (int64_t)c->log_n * pieces))
+		return -1;
+	p->cfirst[i] = p->cn;
+	for (int j = 0; j < c->log_n; j++)
+		for (int mat = 0; mat < pieces; mat++, p->cn++) {
+			p->csrc[p->cn] = moe_matrix_offset(m, p->layout, slot[c->log[2 * j]], mat);
+			p->cdst[p->cn] = (int64_t)c->log[2 * j + 1] * m->expert_bytes + mat * piece;
+			p->clen[p->cn] = piece;
+		}
+	p->cfirst[i + 1] = p->cn;
+	return 0;
+}
+
 /* Append the merged batch of (l, t) to the plan; -1 when out of memory. */
 static int plan_add(struct moe_plan *p, const struct batch *b, int n, int l, int64_t t, double ns,
 		    double ops)
@@ -515,6 +573,7 @@ void moe_plan_free(struct moe_plan *p)
 	if (!p)
 		return;
 	free(p->first), free(p->off), free(p->len), free(p->io_ns), free(p->slot);
+	free(p->cfirst), free(p->csrc), free(p->cdst), free(p->clen);
 	memset(p, 0, sizeof *p);
 }
 
@@ -526,6 +585,7 @@ static int layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 	const int16_t *ids = router_ids(r->rt, l, t);
 	int64_t ahead = 0, wasted = 0, bytes, ops0 = r->s.c.inserts + r->s.c.evictions;
 	r->b.n = 0;
+	r->s.c.log_n = 0;
 	int predicted = 1;
 	if (r->trained) {
 		const int16_t *pr = r->trained + ((size_t)l * r->rt->meta.tokens + t) * k;
@@ -574,8 +634,11 @@ static int layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 	a->wasted[t] += wasted;
 	a->bytes[t] += bytes;
 	a->reads[t] += n;
-	return r->plan ? plan_add(r->plan, &r->b, n, l, t, ns,
-				  (double)(r->s.c.inserts + r->s.c.evictions - ops0)) : 0;
+	a->copied[t] += (double)r->s.c.log_n * m->expert_bytes;
+	if (!r->plan)
+		return 0;
+	return plan_add(r->plan, &r->b, n, l, t, ns, (double)(r->s.c.inserts + r->s.c.evictions - ops0)) ||
+	       plan_add_copies(r->plan, m, &r->s.c, r->slot, l, t) ? -1 : 0;
 }
 
 static int layer_pass(struct layer_run *r, int l, struct acc *a)
@@ -703,6 +766,11 @@ static int check_run(const struct router_trace *rt, const struct llm_desc *m,
 	return compute_check_model(&dev->compute, m, err);
 }
 
+double moe_mem_ns(const struct dram_model *d, double copied, double ops, double bytes_read)
+{
+	return dram_time_ns(d, dram_is_gpu(d) ? 0 : copied, ops, bytes_read);
+}
+
 static void summarize(const struct layer_run *r, const struct device *dev, const struct acc *a,
 		      struct moe_result *out)
 {
@@ -711,8 +779,10 @@ static void summarize(const struct layer_run *r, const struct device *dev, const
 	const struct moe_params *p = r->p;
 	int64_t T = rt->meta.tokens, n = T - p->warmup_tokens;
 	double io = 0, ahead = 0, ops = 0, bytes = 0, wasted = 0, reads = 0, hits = 0, pt = 0, pn = 0;
+	double copied = 0;
 	for (int64_t t = p->warmup_tokens; t < T; t++) {
 		io += a->io_ns[t], ahead += a->ahead_ns[t], ops += a->ops[t], bytes += a->bytes[t];
+		copied += a->copied[t];
 		wasted += a->wasted[t], reads += a->reads[t], hits += a->hits[t];
 		pt += a->pred_true[t], pn += a->pred_n[t];
 	}
@@ -726,7 +796,8 @@ static void summarize(const struct layer_run *r, const struct device *dev, const
 	out->reads_per_token = reads / n;
 	out->io_ms = io / n * 1e-6;
 	out->io_ahead_ms = ahead / n * 1e-6;
-	out->mem_ms = dram_time_ns(&dev->dram, 0, ops / n, bytes / n) * 1e-6;
+	out->expert_bytes_copied_per_token = copied / n;
+	out->mem_ms = moe_mem_ns(&dev->dram, copied / n, ops / n, bytes / n) * 1e-6;
 	out->compute_ms = token_compute_ns(m, &dev->compute, p->context_tokens, p->prefetch) * 1e-6;
 	out->prefetch_recall = pn > 0 ? pt / pn : -1;
 	out->total_ms = out->io_ms + out->mem_ms + out->compute_ms;
@@ -753,12 +824,14 @@ int moe_run_plan(const struct router_trace *rt, const struct llm_desc *m,
 		size_t lt = (size_t)rt->meta.layers * rt->meta.tokens;
 		*plan = (struct moe_plan){.layers = rt->meta.layers, .experts = m->experts,
 					  .layout = p->layout, .tokens = rt->meta.tokens,
-					  .region_bytes = moe_region_bytes(m)};
+					  .region_bytes = moe_region_bytes(m),
+					  .cache_bytes = (int64_t)p->expert_cache * m->expert_bytes};
 		plan->first = calloc(lt + 1, sizeof *plan->first);
+		plan->cfirst = calloc(lt + 1, sizeof *plan->cfirst);
 		plan->io_ns = calloc(2 * lt + 1, sizeof *plan->io_ns);
 		plan->ops = plan->io_ns ? plan->io_ns + lt : NULL;
 		plan->slot = calloc((size_t)rt->meta.layers * m->experts, sizeof *plan->slot);
-		if (!plan->first || !plan->io_ns || !plan->slot)
+		if (!plan->first || !plan->io_ns || !plan->slot || !plan->cfirst)
 			return err_set(err, ERR_NOMEM, "moe: out of memory for the plan");
 	}
 	int64_t T = rt->meta.tokens;
@@ -766,10 +839,10 @@ int moe_run_plan(const struct router_trace *rt, const struct llm_desc *m,
 	struct layer_run r = {.rt = rt, .m = m, .dev = dev, .p = p, .rng = rng,
 			      .ops = moe_cache_find(p->cache_policy), .plan = plan};
 	struct acc a;
-	double *buf = calloc((size_t)T * 9, sizeof *buf);
+	double *buf = calloc((size_t)T * 10, sizeof *buf);
 	a.io_ns = buf, a.ahead_ns = buf + T, a.ops = buf + 2 * T, a.bytes = buf + 3 * T;
 	a.wasted = buf + 4 * T, a.reads = buf + 5 * T, a.hits = buf + 6 * T;
-	a.pred_true = buf + 7 * T, a.pred_n = buf + 8 * T;
+	a.pred_true = buf + 7 * T, a.pred_n = buf + 8 * T, a.copied = buf + 9 * T;
 	int16_t *trained = NULL;
 	if (p->prefetch == MOE_PREFETCH_TRAINED && !(r.trained = trained = train_predictions(rt, p->warmup_tokens))) {
 		free(buf);

@@ -56,7 +56,14 @@
  *
  * Costs per token (averaged over the tokens after `warmup_tokens`):
  *   io = sum over layers of the batch's flash time;
- *   mem = dram_time_ns(0 bytes copied, inserts + evictions, h2d = bytes read);
+ *   mem = dram_time_ns(bytes copied, inserts + evictions, h2d = bytes read):
+ *         a layer's merged extents (gap bytes, wrong guesses and experts the
+ *         cache does not keep included) are read into a staging buffer, and
+ *         each expert the cache inserts is copied from there into its cache
+ *         slot: expert_bytes per insert (in pieces of expert_matrix_bytes in
+ *         the matrix layout). On a GPU backend (dram_is_gpu) the cache is in
+ *         VRAM and the host-to-GPU transfer of the bytes read is the copy:
+ *         no DRAM copy is charged there;
  *   compute = compute_dense_ns + per MoE layer the router and k experts'
  *             rows (+ shared), per dense layer its FFN (compute_linear_ns);
  *   total = io + mem + compute (overlap = none: serial), or with overlap =
@@ -79,6 +86,7 @@
 #include <stdint.h>
 
 #include "models/device.h"
+#include "models/dram.h"
 #include "models/llm.h"
 #include "sim/base/err.h"
 #include "traces/router.h"
@@ -100,6 +108,15 @@ struct moe_cache {
 	uint8_t *pinned;    /* (experts) static: the hot set */
 	const int64_t *next; /* belady: next request index of the same expert (INT64_MAX: none) */
 	int64_t inserts, evictions;
+	/* Where the residents live: each expert's cache slot (0..capacity-1, -1
+	 * when not resident); an insert takes the slot its eviction freed (else
+	 * the lowest never used); the inserts since the caller last reset
+	 * log_n, as (expert, slot) pairs (NULL: not logged). */
+	int *cslot;      /* (experts) */
+	int *free_slots; /* (capacity) stack of free slots */
+	int free_n;
+	int *log;        /* (2 * log_cap) */
+	int log_n, log_cap;
 };
 
 /* A cache policy. */
@@ -136,6 +153,7 @@ struct moe_result {
 	double expert_bytes_read_per_token; /* misses and wasted prefetches */
 	double prefetch_wasted_bytes_per_token;
 	double reads_per_token;          /* extents after merging */
+	double expert_bytes_copied_per_token; /* inserts x expert_bytes (mem's copy) */
 	double io_ms, io_ahead_ms, mem_ms, compute_ms, total_ms, tokens_per_s;
 	double prefetch_recall;          /* counted tokens: true experts predicted / true experts
 					    (over the layers that are predicted; -1: no prefetch) */
@@ -146,17 +164,29 @@ struct moe_result {
  * extents [first[l * tokens + t], first[l * tokens + t + 1]) of off/len
  * (bytes from the start of layer l's region), the flash time the model gave
  * them (io_ns) and the cache's inserts + evictions (ops). slot: (layers,
- * experts) each expert's slot in its layer's region (the layout's order). */
+ * experts) each expert's slot in its layer's region (the layout's order).
+ * The copies into the DRAM expert cache after (l, t)'s reads are
+ * [cfirst[i], cfirst[i + 1]) of csrc/cdst/clen (i = l * tokens + t): clen
+ * bytes from region offset csrc (inside one of the batch's extents) to byte
+ * cdst of layer l's cache area of cache_bytes (capacity x expert_bytes:
+ * the insert's cache slot x expert_bytes + the matrix's offset in it). */
 struct moe_plan {
 	int layers, experts, layout;
-	int64_t tokens, region_bytes;
+	int64_t tokens, region_bytes, cache_bytes;
 	int64_t *first;      /* (layers * tokens + 1) */
 	int64_t *off, *len;  /* (n) */
 	int64_t n, cap;
 	double *io_ns, *ops; /* (layers * tokens) */
 	int *slot;           /* (layers * experts) */
+	int64_t *cfirst;     /* (layers * tokens + 1) */
+	int64_t *csrc, *cdst, *clen; /* (cn) */
+	int64_t cn, ccap;
 };
 void moe_plan_free(struct moe_plan *p); /* frees the arrays, not p */
+
+/* mem's time in ns (see above) of `copied` bytes copied into the cache,
+ * `ops` inserts and evictions and `bytes_read` bytes read, per token. */
+double moe_mem_ns(const struct dram_model *d, double copied, double ops, double bytes_read);
 
 /* One MoE layer's region in the expert weight file: experts x expert_bytes. */
 int64_t moe_region_bytes(const struct llm_desc *m);

@@ -10,11 +10,12 @@
  * for psync and io_uring), into the arena's next slice (or one staging
  * buffer). Timed with CLOCK_MONOTONIC per token:
  *   io   the layer batches' reads;
- *   mem  copying each extent's planned bytes from where it landed into a
- *        DRAM expert cache (a buffer of the layer's largest batch): the
- *        insert a cache that reads into staging does. The simulator's mem
- *        (models/dram.h) charges only the inserts' and evictions' operations
- *        on a CPU backend, no copy: the gap is this term's error.
+ *   mem  the plan's copies: each expert the cache inserts, copied from
+ *        where it landed in the staging buffer into its slot of layer l's
+ *        area of the DRAM expert cache (layers x plan cache_bytes, touched
+ *        before timing); gap bytes, wrong guesses and experts the cache
+ *        does not keep are not copied. The simulator charges the same bytes
+ *        at the device's DRAM copy rate (sim/core/moe.h, moe_mem_ns).
  * total = io + mem (the compute is not replayed; validate compares io + mem
  * on both sides). The cache's state lives in the plan, so tokens before
  * first_token need no reads: only [first_token, first_token + tokens) are
@@ -46,6 +47,7 @@ struct moe_replay_token {
 	int64_t bytes_read;  /* as planned (before widening to the direct I/O block) */
 	int64_t bytes_io;    /* as issued (widened) */
 	int64_t reads;
+	int64_t bytes_copied, copies; /* into the expert cache */
 };
 
 /* Replay plan p (from moe_run_plan of model m) against expert file w (which

@@ -17,8 +17,10 @@
  * Timed tokens are [warmup_tokens, warmup_tokens + tokens); the cache state
  * of the earlier tokens is the plan's, so they are not read. The prediction
  * is averaged over the same tokens from the plan: io = the flash model's
- * time of the planned batches, mem = dram_time_ns of their inserts,
- * evictions and bytes (as moe_run), total = io + mem. The compute is not
+ * time of the planned batches, mem = moe_mem_ns of the planned copies into
+ * the expert cache, inserts, evictions and bytes (as moe_run), total = io +
+ * mem; copied_bytes_per_token_pred / _meas are the plan's copies and the
+ * replay's (equal by construction). The compute is not
  * replayed, so total = io + mem on both sides whatever [moe] overlap says.
  *
  * Drift (as kind = validate): a probe of random reads of the point's mean
@@ -167,7 +169,7 @@ static int mv_check(void *ctx, const struct conf_doc *point, struct conf_doc *re
 /* ---- the prediction over the timed tokens ---- */
 
 struct pmeans {
-	double io, mem, total, bytes, reads, ops, batch_reads; /* per token; extents per non-empty batch */
+	double io, mem, total, bytes, reads, ops, copied, batch_reads; /* per token; extents per non-empty batch */
 };
 
 static void plan_means(const struct moe_plan *p, const struct device *dev, int64_t a, int64_t b,
@@ -180,14 +182,16 @@ static void plan_means(const struct moe_plan *p, const struct device *dev, int64
 			size_t i = (size_t)l * p->tokens + t;
 			int64_t n = p->first[i + 1] - p->first[i];
 			pm->io += p->io_ns[i] * 1e-6, pm->ops += p->ops[i], pm->reads += (double)n;
+			for (int64_t c = p->cfirst[i]; c < p->cfirst[i + 1]; c++)
+				pm->copied += (double)p->clen[c];
 			for (int64_t j = p->first[i]; j < p->first[i + 1]; j++)
 				pm->bytes += (double)p->len[j];
 			nb += n > 0, nr += (double)n;
 		}
 	const double n = (double)(b - a);
-	pm->io /= n, pm->ops /= n, pm->reads /= n, pm->bytes /= n;
+	pm->io /= n, pm->ops /= n, pm->reads /= n, pm->bytes /= n, pm->copied /= n;
 	pm->batch_reads = nb > 0 ? nr / nb : 0;
-	pm->mem = dram_time_ns(&dev->dram, 0, pm->ops, pm->bytes) * 1e-6;
+	pm->mem = moe_mem_ns(&dev->dram, pm->copied, pm->ops, pm->bytes) * 1e-6;
 	pm->total = pm->io + pm->mem;
 }
 
@@ -195,7 +199,7 @@ static void plan_means(const struct moe_plan *p, const struct device *dev, int64
 
 struct reps {
 	double io[MAXREP], mem[MAXREP], total[MAXREP], io_c[MAXREP], total_c[MAXREP];
-	double bytes;
+	double bytes, copied;
 	struct drift_probe pr;
 };
 
@@ -234,12 +238,14 @@ static int measure(const struct mvpoint *p, const struct llm_desc *m, const stru
 		const int f0 = pr->nf;
 		if ((rc = moe_replay(plan, m, w, io, &o, tok, err)))
 			break;
-		double n = (double)(b - a), io_ms = 0, mem = 0, io_c = 0, bytes = 0;
+		double n = (double)(b - a), io_ms = 0, mem = 0, io_c = 0, bytes = 0, copied = 0;
 		for (int64_t t = a; t < b; t++) {
 			io_ms += tok[t].io_ms / n, mem += tok[t].mem_ms / n;
 			io_c += tok[t].io_ms / pr->f[f0 + (t - a)] / n;
 			bytes += (double)tok[t].bytes_read / n;
+			copied += (double)tok[t].bytes_copied / n;
 		}
+		rp->copied = copied;
 		rp->io[k] = io_ms, rp->mem[k] = mem, rp->total[k] = io_ms + mem;
 		rp->io_c[k] = io_c, rp->total_c[k] = io_c + mem, rp->bytes = bytes;
 	}
@@ -272,6 +278,8 @@ static int put_columns(struct sweep_row *row, const struct mvpoint *p, const str
 		{"tokens_timed", (double)timed},
 		{"bytes_per_token_pred", pm->bytes},
 		{"bytes_per_token_meas", rp->bytes},
+		{"copied_bytes_per_token_pred", pm->copied},
+		{"copied_bytes_per_token_meas", rp->copied},
 		{"reads_per_token", pm->reads},
 		{"mean_read_bytes", mean_read},
 		{"io_ms_pred", pm->io}, {"io_ms_meas", io}, {"io_rel_err", pm->io / io - 1},
