@@ -53,7 +53,7 @@
 #include "sim/sweep/kinds.h"
 #include "sim/sweep/pointin.h"
 
-#define MAXREP 100
+#define MAXREP VALIDATE_MAXREP
 #define MAXPROBE DRIFT_MAXPROBE
 
 struct mvparams {
@@ -65,29 +65,9 @@ struct mvparams {
 
 #define OV(f) CONF_OFF(struct mvparams, f)
 static const struct conf_opt mv_opts[] = {
-	{.section = "validate", .name = "weights", .type = CONF_STR, .offset = OV(weights),
-	 .size = 4096, CONF_NO_BOUNDS, .help = "expert weight file (lifsim layout) in the point's expert_layout"},
-	{.section = "validate", .name = "engine", .type = CONF_ENUM, .offset = OV(engine),
-	 .def = "io_uring", CONF_NO_BOUNDS, .names = io_engine_choice, .help = "io engine"},
-	{.section = "validate", .name = "repeats", .type = CONF_INT, .offset = OV(repeats),
-	 .def = "3", .min = 1, .max = MAXREP, .help = "replays per point (median)"},
-	{.section = "validate", .name = "tokens", .type = CONF_I64, .offset = OV(tokens),
-	 .def = "16", .min = 1, .max = 1 << 30, .help = "timed tokens after [moe] warmup_tokens"},
-	{.section = "validate", .name = "scale", .type = CONF_DOUBLE, .offset = OV(scale),
-	 .def = "1", .min = 1e-6, .max = 1,
-	 .help = "d_model scale the weight file was written with (lifsim layout --scale)"},
-	{.section = "validate", .name = "verify", .type = CONF_BOOL, .offset = OV(verify),
-	 .def = "true", CONF_NO_BOUNDS,
-	 .help = "check the checksums of what is read (first repeat; untimed)"},
-	{.section = "validate", .name = "arena", .type = CONF_BYTES, .offset = OV(arena),
-	 .def = "1GiB", .min = 0, .max = 1LL << 40,
-	 .help = "DRAM ring the replay's and the probes' reads land in (0: one staging buffer)"},
-	{.section = "validate", .name = "probe_file", .type = CONF_STR, .offset = OV(probe_file),
-	 .size = 4096, .def = "", CONF_NO_BOUNDS,
-	 .help = "file the drift probes read (empty: the weight file)"},
-	{.section = "validate", .name = "probe_seconds", .type = CONF_DOUBLE,
-	 .offset = OV(probe_seconds), .def = "0.05", .min = 0.001, .max = 60,
-	 .help = "length of each drift probe (one before the first timed token, one after each)"},
+	VALIDATE_REPLAY_ROWS(OV, "expert weight file (lifsim layout) in the point's expert_layout",
+			     "[moe] warmup_tokens", "0: one staging buffer"),
+	VALIDATE_PROBE_ROWS(OV),
 	{0},
 };
 

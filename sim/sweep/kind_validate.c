@@ -80,7 +80,7 @@
 #include "sim/core/sim.h"
 #include "sim/core/timeline.h"
 
-#define MAXREP 100
+#define MAXREP VALIDATE_MAXREP
 #define MAXPROBE DRIFT_MAXPROBE
 
 struct vparams {
@@ -102,23 +102,8 @@ const struct conf_opt validate_opts[] = {
 	{.section = "experiment", .name = "trace", .type = CONF_STR, .offset = OV(trace),
 	 .size = 4096, CONF_NO_BOUNDS,
 	 .help = "trace file (.h5): the one the weight file was laid out from"},
-	{.section = "validate", .name = "weights", .type = CONF_STR, .offset = OV(weights),
-	 .size = 4096, CONF_NO_BOUNDS, .help = "weight file (lifsim layout) in the point's layout"},
-	{.section = "validate", .name = "engine", .type = CONF_ENUM, .offset = OV(engine),
-	 .def = "io_uring", CONF_NO_BOUNDS, .names = io_engine_choice, .help = "io engine"},
-	{.section = "validate", .name = "repeats", .type = CONF_INT, .offset = OV(repeats),
-	 .def = "3", .min = 1, .max = 100, .help = "replays per point (median)"},
-	{.section = "validate", .name = "tokens", .type = CONF_I64, .offset = OV(tokens),
-	 .def = "16", .min = 1, .max = 1 << 30, .help = "timed tokens after [sim] warmup_tokens"},
-	{.section = "validate", .name = "scale", .type = CONF_DOUBLE, .offset = OV(scale),
-	 .def = "1", .min = 1e-6, .max = 1,
-	 .help = "d_model scale the weight file was written with (lifsim layout --scale)"},
-	{.section = "validate", .name = "verify", .type = CONF_BOOL, .offset = OV(verify),
-	 .def = "true", CONF_NO_BOUNDS,
-	 .help = "check the checksums of what is read (first repeat; untimed)"},
-	{.section = "validate", .name = "arena", .type = CONF_BYTES, .offset = OV(arena),
-	 .def = "1GiB", .min = 0, .max = 1LL << 40,
-	 .help = "DRAM ring the replay's and the probes' reads land in (sim/real/io.h; 0: reused buffers)"},
+	VALIDATE_REPLAY_ROWS(OV, "weight file (lifsim layout) in the point's layout", "[sim] warmup_tokens",
+			     "sim/real/io.h; 0: reused buffers"),
 	{.section = "validate", .name = "compute", .type = CONF_BOOL, .offset = OV(compute),
 	 .def = "false", CONF_NO_BOUNDS,
 	 .help = "run the token's compute for real (needs [sim] compute_dtype = fp32; not for "
@@ -127,12 +112,7 @@ const struct conf_opt validate_opts[] = {
 	 .def = "1GiB", .min = 1 << 20, .max = 1LL << 40,
 	 .help = "compute: DRAM for distinct layers' dense weights; beyond it layers share sets "
 		 "(sim/real/rcompute.h)"},
-	{.section = "validate", .name = "probe_file", .type = CONF_STR, .offset = OV(probe_file),
-	 .size = 4096, .def = "", CONF_NO_BOUNDS,
-	 .help = "file the drift probes read (empty: the weight file)"},
-	{.section = "validate", .name = "probe_seconds", .type = CONF_DOUBLE,
-	 .offset = OV(probe_seconds), .def = "0.05", .min = 0.001, .max = 60,
-	 .help = "length of each drift probe (one before the first timed token, one after each)"},
+	VALIDATE_PROBE_ROWS(OV),
 	{0},
 };
 
