@@ -40,6 +40,11 @@ int compute_check(const struct compute_model *m, const char **key, struct lif_er
 	}
 	if (!(m->kernel_overhead_us >= 0) || !isfinite(m->kernel_overhead_us))
 		return bad(key, "kernel_overhead_us", err, "must be >= 0 us", m->kernel_overhead_us);
+	if (m->cores < 0 || m->cores > 4096)
+		return bad(key, "cores", err, "must be a count in [0, 4096] (0 = not given)", m->cores);
+	if (m->threads < 0 || m->threads > 4096)
+		return bad(key, "threads", err, "must be a count in [0, 4096] (0 = all cores)",
+			   m->threads);
 	if (m->n_gemv_bytes != m->n_gemv_rate)
 		return bad(key, "gemv_bytes_per_s", err, "needs one rate per gemv_bytes value (values given)",
 			   m->n_gemv_rate);
@@ -208,4 +213,9 @@ int compute_token_cost(const struct compute_model *m, const struct llm_desc *d,
 	out->kernels += kernels;
 	out->total_ns = out->dense_ns + ffn + pred;
 	return 0;
+}
+
+int compute_cpu_contended(const struct compute_model *m)
+{
+	return m->cores > 0 && (m->threads == 0 || m->threads >= m->cores);
 }

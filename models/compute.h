@@ -76,6 +76,12 @@ struct compute_model {
 	double gemv_bytes[COMPUTE_MAX_GEMV];
 	double gemv_bytes_per_s[COMPUTE_MAX_GEMV]; /* fp32 (sgemv) */
 	int n_gemv_bytes, n_gemv_rate;
+	/* the CPU as a resource (issue 14, overlap = pipelined): cores it has
+	 * and threads the compute's kernels run on (0 = all cores, OpenBLAS's
+	 * default); 0 cores = not given. When the kernels take every core, work
+	 * of the reader thread (the stored-to-held conversion) stalls them
+	 * (compute_cpu_contended, sim/core/timeline.h). */
+	int cores, threads;
 	int batch;                 /* positions computed in one pass (speculative
 				    * verification); <= 1: one. Multiplies the flops,
 				    * not the bytes: weights and KV cache are read once
@@ -153,5 +159,9 @@ void compute_dense_cost(const struct compute_model *m, const struct llm_desc *d,
 int compute_token_cost(const struct compute_model *m, const struct llm_desc *d,
 		       const int64_t *ffn_rows, const int *pred_rank, int n_layers,
 		       int64_t context_tokens, struct compute_cost *out, struct lif_err *err);
+
+/* 1 when a reader thread's CPU work finds no free core beside the compute's
+ * kernels: cores given and threads (0 = cores) >= cores. */
+int compute_cpu_contended(const struct compute_model *m);
 
 #endif

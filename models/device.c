@@ -79,6 +79,17 @@ const struct conf_opt device_opts[] = {
 	{.section = "dram", .name = "vram_bytes", .type = CONF_BYTES,
 	 .offset = O(dev.dram.vram_bytes), .def = "0", CONF_NO_BOUNDS,
 	 .help = "GPU memory capacity (required with h2d_bytes_per_s > 0; 0 = CPU backend)"},
+	{.section = "dram", .name = "convert_bytes_per_s", .type = CONF_DOUBLE,
+	 .offset = O(dev.dram.convert_bytes_per_s), .def = "0", .min = 0, .max = 1e30, .unit = "B/s",
+	 .help = "conversion of loaded rows from the stored to the held dtype, bytes of stored rows "
+		 "per second (lifsim calibrate --compute; 0 = not charged)"},
+	{.section = "compute", .name = "cores", .type = CONF_INT, .offset = O(dev.compute.cores),
+	 .def = "0", .min = 0, .max = 4096,
+	 .help = "CPU cores (overlap = pipelined: the reader's CPU work and the kernels share them; "
+		 "0 = not given)"},
+	{.section = "compute", .name = "threads", .type = CONF_INT, .offset = O(dev.compute.threads),
+	 .def = "0", .min = 0, .max = 4096,
+	 .help = "threads the compute kernels run on (0 = all cores)"},
 	{.section = "compute", .name = "flops_per_s", .type = CONF_DOUBLE,
 	 .offset = O(dev.compute.flops_per_s), .min = 0, .max = 1e30, .unit = "FLOP/s",
 	 .help = "arithmetic ceiling of the roofline"},
@@ -440,7 +451,13 @@ int device_write(FILE *f, const struct device *d, struct lif_err *err)
 	fprintf(f, "h2d_bytes_per_s = %s\n", num(b, sizeof b, d->dram.h2d_bytes_per_s));
 	if (d->dram.vram_bytes > 0)
 		fprintf(f, "vram_bytes = %lld\n", (long long)d->dram.vram_bytes);
+	if (d->dram.convert_bytes_per_s > 0)
+		fprintf(f, "convert_bytes_per_s = %s\n", num(b, sizeof b, d->dram.convert_bytes_per_s));
 	fprintf(f, "\n[compute]\nflops_per_s = %s\n", num(b, sizeof b, d->compute.flops_per_s));
+	if (d->compute.cores > 0)
+		fprintf(f, "cores = %d\n", d->compute.cores);
+	if (d->compute.threads > 0)
+		fprintf(f, "threads = %d\n", d->compute.threads);
 	fprintf(f, "mem_bytes_per_s = %s\n", num(b, sizeof b, d->compute.mem_bytes_per_s));
 	fprintf(f, "dense_ms_per_token = %s\n", num(b, sizeof b, d->compute.dense_ms_per_token));
 	if (d->compute.kernel_overhead_us != 0)

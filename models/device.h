@@ -20,14 +20,18 @@
  *              used (so NAME-parametric.ini can `include = NAME.ini` and
  *              override `model`);
  *   [dram]     copy_bytes_per_s, per_op_ns, h2d_bytes_per_s (0 = CPU),
- *              vram_bytes (the GPU's memory; required with h2d_bytes_per_s);
+ *              vram_bytes (the GPU's memory; required with h2d_bytes_per_s),
+ *              optional convert_bytes_per_s (the stored-to-held dtype
+ *              conversion of loaded rows, models/dram.h; 0 = not charged);
  *   [compute]  flops_per_s, mem_bytes_per_s, dense_ms_per_token (0 =
  *              roofline); optional lut_weights_per_s and
  *              dequant_weights_per_s, four measured rates each (bits 1..4,
  *              models/compute.h), written by `lifsim bench-gemv --profile`;
  *              optional kernel_overhead_us (per-kernel dispatch, a GPU's) and
  *              the measured GEMV table gemv_bytes, gemv_bytes_per_s,
- *              written by `lifsim calibrate --compute`
+ *              and cores, threads (the CPU the pipelined reader shares with
+ *              the kernels; 0 = not given, all cores), written by `lifsim
+ *              calibrate --compute`
  *              (models/compute.h: the per-operation model).
  * Includes and ${VAR} work as everywhere (sim/base/conf.h). Every error names
  * the file, the line and the key: "FILE:LINE: [section] key: problem".

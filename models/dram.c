@@ -18,6 +18,9 @@ int dram_check(const struct dram_model *m, const char **key, struct lif_err *err
 	if (!(m->h2d_bytes_per_s >= 0) || !isfinite(m->h2d_bytes_per_s))
 		return bad(key, "h2d_bytes_per_s", err, "must be a rate >= 0 (0 = CPU backend)",
 			   m->h2d_bytes_per_s);
+	if (!(m->convert_bytes_per_s >= 0) || !isfinite(m->convert_bytes_per_s))
+		return bad(key, "convert_bytes_per_s", err, "must be a rate >= 0 (0 = not charged)",
+			   m->convert_bytes_per_s);
 	if (m->vram_bytes < 0)
 		return bad(key, "vram_bytes", err, "must be a size >= 0", (double)m->vram_bytes);
 	if (dram_is_gpu(m) && m->vram_bytes == 0)
@@ -46,4 +49,11 @@ double dram_time_ns(const struct dram_model *m, double bytes_copied, double ops,
 	if (h2d_bytes > 0 && dram_is_gpu(m))
 		t += h2d_bytes / m->h2d_bytes_per_s * 1e9;
 	return t;
+}
+
+double dram_convert_ns(const struct dram_model *m, double stored_bytes, int converts)
+{
+	if (!converts || !(m->convert_bytes_per_s > 0) || !(stored_bytes > 0))
+		return 0;
+	return stored_bytes / m->convert_bytes_per_s * 1e9;
 }

@@ -574,3 +574,35 @@ Test(device, measured_kernel_rates_read_back_identical, .init = tu_init)
 	struct device back = load_ok(out);
 	cr_expect(!memcmp(&back.compute, &d.compute, sizeof d.compute));
 }
+
+/* The conversion rate and the CPU (issue 14): written, read back, checked. */
+Test(device, conversion_rate_and_cores_read_back_and_are_checked, .init = tu_init)
+{
+	struct device d = shipped("m1max");
+	struct lif_err e = {0};
+	cr_expect_eq(d.compute.cores, 10);
+	cr_expect_eq(d.compute.threads, 0);
+	cr_expect_eq(d.dram.convert_bytes_per_s, 0.0);
+	cr_expect(compute_cpu_contended(&d.compute));
+	d.dram.convert_bytes_per_s = 3.5e9, d.compute.cores = 2, d.compute.threads = 1;
+	cr_expect(!compute_cpu_contended(&d.compute));
+	const char *out = tu_path("cpu.ini");
+	cr_assert_eq(device_write_ini(out, &d, &e), 0, "%s", e.msg);
+	struct device back = load_ok(out);
+	cr_expect_eq(back.dram.convert_bytes_per_s, 3.5e9);
+	cr_expect_eq(back.compute.cores, 2);
+	cr_expect_eq(back.compute.threads, 1);
+	/* 1 GB of fp16 rows at 2 GB/s: 0.5 s; nothing when the dtypes agree */
+	struct dram_model m = {.copy_bytes_per_s = 1e9, .convert_bytes_per_s = 2e9};
+	cr_expect_eq(dram_convert_ns(&m, 1e9, 1), 0.5e9);
+	cr_expect_eq(dram_convert_ns(&m, 1e9, 0), 0.0);
+	m.convert_bytes_per_s = -1;
+	const char *key = NULL;
+	cr_expect_neq(dram_check(&m, &key, &e), 0);
+	cr_expect_str_eq(key, "convert_bytes_per_s");
+	d.compute.threads = -1;
+	cr_expect_neq(compute_check(&d.compute, &key, &e), 0);
+	cr_expect_str_eq(key, "threads");
+	struct compute_model none = {0};
+	cr_expect(!compute_cpu_contended(&none)); /* cores not given */
+}

@@ -854,6 +854,110 @@ ParameterizedTest(struct timeline_case *tc, timeline, hand_worked_cases)
 		     timeline_token_ns(TIMELINE_PIPELINED, tc->io, tc->cpu, 3, tc->depth, 2));
 }
 
+/* The reader's CPU work (the stored-to-held conversion, place) on the
+ * timeline: it follows the layer's reads on the reader, delays that layer's
+ * compute, and with the CPU contended stalls the compute it overlaps. */
+struct timeline_cpu_case {
+	char name[24];
+	double io[3], place[3], cpu[3];
+	double none, free_core, contended; /* ns, depth 1, tail 2 */
+};
+
+static struct timeline_cpu_case timeline_cpu_cases[] = {
+	/* compute bound: reader 0 [0,1] place [1,3]; compute 0 from 3; place 1
+	 * [4,6] inside it: contended, compute 0 ends 15 (not 13), place 2 [16,18]
+	 * inside compute 1 [15,27]; compute 2 [27,37]: io0 + place0 + sum(cpu) +
+	 * place1 + place2 + tail. With a free core: 1 + 2 + 30 + 2. */
+	{"compute-bound", {1, 1, 1}, {2, 2, 2}, {10, 10, 10}, 41, 35, 39},
+	/* I/O bound: every conversion runs while the compute waits for rows:
+	 * sum(io) + sum(place) + cpu[2] + tail either way */
+	{"io-bound", {10, 10, 10}, {2, 2, 2}, {1, 1, 1}, 41, 39, 39},
+	/* balanced, partly overlapping: reader 0 [0,4] place [4,6]; compute 0 [6,
+	 * 11) meets place 1 [10,12]: contended it runs 4, stalls to 12, runs 1
+	 * -> 13; reader 2 [13,17] place [17,19] inside compute 1 [13,18): 4 run,
+	 * stall to 19, 1 -> 20; compute 2 [20,25] + 2 = 27. Free core: compute 1
+	 * waits for place 1 (12), reader 2 [12,16] place [16,18], compute 2
+	 * [18,23] + 2 = 25. */
+	{"balanced", {4, 4, 4}, {2, 2, 2}, {5, 5, 5}, 35, 25, 27},
+};
+
+ParameterizedTestParameters(timeline, reader_cpu_cases)
+{
+	return cr_make_param_array(struct timeline_cpu_case, timeline_cpu_cases,
+				   sizeof timeline_cpu_cases / sizeof timeline_cpu_cases[0]);
+}
+
+ParameterizedTest(struct timeline_cpu_case *tc, timeline, reader_cpu_cases)
+{
+	for (int c = 0; c < 2; c++)
+		cr_expect_eq(timeline_token_cpu_ns(TIMELINE_NONE, tc->io, tc->place, tc->cpu, 3, 1, 2, c),
+			     tc->none, "%s", tc->name);
+	double f = timeline_token_cpu_ns(TIMELINE_PIPELINED, tc->io, tc->place, tc->cpu, 3, 1, 2, 0);
+	double k = timeline_token_cpu_ns(TIMELINE_PIPELINED, tc->io, tc->place, tc->cpu, 3, 1, 2, 1);
+	cr_expect_eq(f, tc->free_core, "%s: free core %g", tc->name, f);
+	cr_expect_eq(k, tc->contended, "%s: contended %g", tc->name, k);
+}
+
+/* No reader CPU work: the contended timeline is the plain one. */
+Test(timeline, no_place_is_the_plain_timeline)
+{
+	const double io[3] = {1, 1, 10}, cpu[3] = {10, 1, 1}, zero[3] = {0};
+	for (int depth = 1; depth <= 3; depth++) {
+		double a = timeline_token_ns(TIMELINE_PIPELINED, io, cpu, 3, depth, 2);
+		cr_expect_eq(timeline_token_cpu_ns(TIMELINE_PIPELINED, io, zero, cpu, 3, depth, 2, 1), a);
+		cr_expect_eq(timeline_token_cpu_ns(TIMELINE_PIPELINED, io, NULL, cpu, 3, depth, 2, 1), a);
+	}
+}
+
+/* The stored-to-held conversion (models/dram.h): rows stored fp16 and held
+ * fp32 cost loaded rows x fp16 bundle bytes / convert_bytes_per_s more
+ * memory-manager time; nothing when the dtypes agree or without a rate; with
+ * overlap = pipelined and a contended CPU the total grows by at least the
+ * conversions' share that cannot hide behind the reads. */
+Test(sim, conversion_is_charged_when_dtypes_differ)
+{
+	struct llm_desc m;
+	struct trace *t = opt_trace(&m, 4, 60);
+	struct device d = m1max();
+	struct lif_err e = {0};
+	struct sim_cache *c = sim_cache_new(t, &m, &e);
+	struct sim_params p;
+	struct sim_result a, b, same, pa, pf, pc;
+	sim_default_params(&p);
+	p.compute_dtype = LLM_FP32;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &a, NULL, &e), 0, "%s", e.msg);
+	d.dram.convert_bytes_per_s = 1e9;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &b, NULL, &e), 0, "%s", e.msg);
+	const double fp16_bundle = (double)m.ffn_matrices * m.d_model * 2;
+	const double loaded = b.load_frac_per_token * m.layers * m.d_ffn;
+	cr_expect_gt(loaded, 0);
+	cr_expect(fabs(b.mem_ms - a.mem_ms - loaded * fp16_bundle / 1e9 * 1e3) < 1e-6 * b.mem_ms,
+		  "mem %g -> %g for %g rows", a.mem_ms, b.mem_ms, loaded);
+	cr_expect_eq(b.io_ms, a.io_ms);
+	cr_expect_eq(b.compute_ms, a.compute_ms);
+	p.compute_dtype = LLM_FP16; /* stored as held: nothing to convert */
+	struct sim_result a16;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &same, NULL, &e), 0, "%s", e.msg);
+	d.dram.convert_bytes_per_s = 0;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &a16, NULL, &e), 0, "%s", e.msg);
+	cr_expect_eq(same.mem_ms, a16.mem_ms);
+	cr_expect_eq(same.total_ms, a16.total_ms);
+	/* pipelined: no rate, a free core, a contended CPU */
+	p.compute_dtype = LLM_FP32, p.overlap = TIMELINE_PIPELINED;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &pa, NULL, &e), 0, "%s", e.msg);
+	d.dram.convert_bytes_per_s = 1e9, d.compute.cores = 10, d.compute.threads = 8;
+	cr_assert_eq(sim_run(c, &d, &p, 1, &pf, NULL, &e), 0, "%s", e.msg);
+	d.compute.threads = 0; /* all cores */
+	cr_assert_eq(sim_run(c, &d, &p, 1, &pc, NULL, &e), 0, "%s", e.msg);
+	cr_expect_gt(pf.total_ms, pa.total_ms);
+	cr_expect_gt(pc.total_ms, pf.total_ms);
+	/* contended, the conversions never hide: at least compute + all of them */
+	cr_expect_geq(pc.total_ms + 1e-9, pc.compute_ms + (pc.mem_ms - pa.mem_ms));
+	cr_expect_leq(pc.total_ms, b.total_ms + 1e-9);
+	sim_cache_free(c);
+	trace_free(t);
+}
+
 /* In the simulator: pipelined keeps the parts and shortens the total, by at
  * most the smaller of I/O and CPU time, never below the larger. */
 Test(sim, pipelined_overlap_shortens_the_total_within_its_bounds)

@@ -63,7 +63,10 @@ static void usage(FILE *f)
 		"                      matrices; write a copy of --profile DEVICE.ini with\n"
 		"                      [compute] gemv_bytes, gemv_bytes_per_s, flops_per_s (sgemm) and\n"
 		"                      mem_bytes_per_s (the largest matrix's sgemv rate) replaced\n"
-		"                      (models/compute.h: the per-operation model uses them)\n"
+		"                      (models/compute.h: the per-operation model uses them), and\n"
+		"                      [dram] convert_bytes_per_s (the replay's fp16 -> fp32\n"
+		"                      conversion of 64 MiB, one thread, out of the caches) and\n"
+		"                      [compute] cores and threads (sysconf, OpenBLAS) set\n"
 		"  --profile DEVICE.ini  with --compute: the profile to copy\n");
 }
 
@@ -299,11 +302,24 @@ static int calibrate_compute(const struct opts *o, const struct cli_global *g)
 	}
 	d.compute.flops_per_s = calib_sgemm_flops_per_s(512, 21);
 	d.compute.mem_bytes_per_s = d.compute.gemv_bytes_per_s[n - 1];
+	/* the stored-to-held conversion (fp16 -> fp32, 64 MiB of fp16 rows) and
+	 * the CPU the reader shares with the kernels (models/dram.h, compute.h) */
+	{
+		double v[99];
+		for (int k = 0; k < o->passes; k++)
+			if (!((v[k] = calib_convert_bytes_per_s(64LL << 20, 7)) > 0))
+				return cli_errorf(VERB, "out of memory measuring the fp16 -> fp32 conversion");
+		qsort(v, (size_t)o->passes, sizeof *v, util_cmp_double);
+		d.dram.convert_bytes_per_s = v[o->passes / 2];
+	}
+	d.compute.cores = calib_cores();
+	d.compute.threads = calib_blas_threads() > 0 && calib_blas_threads() <= 4096 ? calib_blas_threads() : 0;
 	if (device_write_ini(o->out, &d, &err))
 		return cli_fail(VERB, &err);
 	if (!g->quiet) {
-		printf("OpenBLAS threads %d; sgemm 512: %.3g flop/s\n%12s %14s\n",
-		       calib_blas_threads(), d.compute.flops_per_s, "bytes", "sgemv B/s");
+		printf("cores %d, OpenBLAS threads %d; fp16 -> fp32 conversion %.3g B/s (fp16 bytes); "
+		       "sgemm 512: %.3g flop/s\n%12s %14s\n", d.compute.cores, calib_blas_threads(),
+		       d.dram.convert_bytes_per_s, d.compute.flops_per_s, "bytes", "sgemv B/s");
 		for (int i = 0; i < n; i++)
 			printf("%12.0f %14.4g\n", d.compute.gemv_bytes[i], d.compute.gemv_bytes_per_s[i]);
 		printf("wrote %s\n", o->out);

@@ -1674,17 +1674,21 @@ static double row_io_ns(const struct decisions *dc, size_t row, const struct fla
 }
 
 /* One token's time with I/O and compute overlapped (sim/core/timeline.h):
- * per layer, its share of attention, its FFN rows and its predictor; the rest
- * of the dense work and the memory manager after the last layer. ms. */
+ * per layer, its share of attention, its FFN rows and its predictor, and on
+ * the reader its reads and the conversion of its loaded rows (place_l, NULL:
+ * none); the rest of the dense work and the memory manager's other work
+ * after the last layer. ms. */
 static double pipelined_ms(const struct compute_model *cm, const struct llm_desc *mc,
 			   const struct compute_cost *cc, const int64_t *rows, const int *ranks,
-			   const double *io_l, double *cpu_l, int L, int depth, double mem_ns)
+			   const double *io_l, const double *place_l, double *cpu_l, int L, int depth,
+			   double mem_ns)
 {
 	for (int l = 0; l < L; l++)
 		cpu_l[l] = cc->attn_ns / L + compute_ffn_layer_ns(cm, mc, rows[l]) +
 			   compute_pred_layer_ns(cm, mc, ranks[l]);
 	double tail = cc->dense_ns - cc->attn_ns + mem_ns;
-	return timeline_token_ns(TIMELINE_PIPELINED, io_l, cpu_l, L, depth, tail) / 1e6;
+	return timeline_token_cpu_ns(TIMELINE_PIPELINED, io_l, place_l, cpu_l, L, depth, tail,
+				     compute_cpu_contended(cm)) / 1e6;
 }
 
 /* The sums cost() keeps over the tokens after warm-up, in this order. */
@@ -1714,10 +1718,13 @@ static void cost_summary(const double *sum, int64_t n, double all, int overlap, 
 }
 
 /* Per-token costs of the decisions on a device; means and percentiles. */
-static int cost(const struct decisions *dc, const struct llm_desc *mc, const struct device *dev,
-		const struct compute_model *cm, const struct sim_params *p, struct sim_result *out, struct sim_token *per_token,
-		struct lif_err *err)
+static int cost(const struct decisions *dc, const struct llm_desc *ms, const struct llm_desc *mc,
+		const struct device *dev, const struct compute_model *cm, const struct sim_params *p,
+		struct sim_result *out, struct sim_token *per_token, struct lif_err *err)
 {
+	/* rows stored in one dtype and held in another are converted as placed
+	 * (models/dram.h); charged when the device has a measured rate */
+	const int converts = ms->dtype != mc->dtype && dev->dram.convert_bytes_per_s > 0;
 	const int64_t T = dc->T, w0 = p->warmup_tokens < T ? p->warmup_tokens : 0;
 	const int L = dc->L;
 	const int64_t row_bytes = mc->bundle_bytes;
@@ -1725,9 +1732,11 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	int64_t *rows = malloc(L * sizeof *rows);
 	int *ranks = malloc(L * sizeof *ranks);
 	double *io_l = malloc(L * sizeof *io_l), *cpu_l = malloc(L * sizeof *cpu_l);
+	double *place_l = malloc(L * sizeof *place_l), *rbytes_l = malloc(L * sizeof *rbytes_l);
 	struct ext_memo *memo = calloc(1, sizeof *memo);
-	if (!tot || !rows || !ranks || !memo || !io_l || !cpu_l) {
+	if (!tot || !rows || !ranks || !memo || !io_l || !cpu_l || !place_l || !rbytes_l) {
 		free(tot), free(rows), free(ranks), free(memo), free(io_l), free(cpu_l);
+		free(place_l), free(rbytes_l);
 		return err_set(err, ERR_NOMEM, "out of memory");
 	}
 	for (int l = 0; l < L; l++)
@@ -1739,15 +1748,19 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	int rc = 0;
 	for (int64_t tok = 0; tok < T && !rc; tok++) {
 		struct compute_cost cc;
-		double io = 0;
+		double io = 0, rbytes = 0;
 		int64_t reads = 0;
 		for (int l = 0; l < L; l++) {
 			const size_t row = (size_t)tok * L + l;
 			rows[l] = p->ffn_rows == SIM_ROWS_WINDOW ? dc->used_rows[row] : dc->pred_rows[row];
 			io_l[l] = row_io_ns(dc, row, &dev->flash, p->parallelism, memo);
 			io += io_l[l];
-			for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++)
+			rbytes_l[l] = 0;
+			for (int64_t i = dc->ext_start[row]; i < dc->ext_start[row + 1]; i++) {
 				reads += dc->ext_count[i];
+				rbytes_l[l] += (double)dc->ext_count[i] * dc->ext_size[i];
+			}
+			rbytes += rbytes_l[l];
 		}
 		rc = compute_token_cost(cm, mc, rows, ranks, L, p->context_tokens + tok, &cc, err);
 		double copied = (double)dc->copies[tok] * row_bytes;
@@ -1755,10 +1768,17 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 		 * non-resident weight, at DRAM's dtype */
 		double h2d = p->strategy == SIM_NAIVE ? naive_h2d : (double)dc->loaded[tok] * row_bytes;
 		double mem = dram_time_ns(&dev->dram, copied, (double)dc->ops[tok], h2d);
-		double io_ms = io / 1e6, mem_ms = mem / 1e6, cmp_ms = cc.total_ns / 1e6;
+		/* the conversion of the loaded rows; on the pipelined timeline each
+		 * layer's share (by its bytes read: the decisions keep loaded rows per
+		 * token) runs on the reader after the layer's reads */
+		double conv = dram_convert_ns(&dev->dram, (double)dc->loaded[tok] * ms->bundle_bytes, converts);
+		for (int l = 0; l < L; l++)
+			place_l[l] = conv > 0 && rbytes > 0 ? conv * rbytes_l[l] / rbytes : 0;
+		double io_ms = io / 1e6, mem_ms = (mem + conv) / 1e6, cmp_ms = cc.total_ns / 1e6;
 		tot[tok] = io_ms + mem_ms + cmp_ms;
 		if (!rc && p->overlap == TIMELINE_PIPELINED)
-			tot[tok] = pipelined_ms(cm, mc, &cc, rows, ranks, io_l, cpu_l, L, p->pipeline_depth, mem);
+			tot[tok] = pipelined_ms(cm, mc, &cc, rows, ranks, io_l, conv > 0 ? place_l : NULL, cpu_l,
+						L, p->pipeline_depth, mem);
 		if (per_token)
 			per_token[tok] = (struct sim_token){io_ms, mem_ms, cmp_ms, tot[tok], dc->bytes[tok],
 							     reads, dc->loaded[tok]};
@@ -1770,7 +1790,7 @@ static int cost(const struct decisions *dc, const struct llm_desc *mc, const str
 	}
 	const double sums[COST_NSUMS] = {s_io, s_mem, s_cmp, s_tot, s_b, s_r, s_ld, s_cp, s_w, s_u};
 	cost_summary(sums, T - w0, (double)L * mc->d_ffn, p->overlap, tot + w0, out);
-	free(tot), free(rows), free(ranks), free(memo), free(io_l), free(cpu_l);
+	free(tot), free(rows), free(ranks), free(memo), free(io_l), free(cpu_l), free(place_l), free(rbytes_l);
 	return rc;
 }
 
@@ -1969,7 +1989,7 @@ static int run_once(struct sim_cache *c, const struct device *dev, const struct 
 	if (!dc)
 		return err->code ? err->code : ERR_NOMEM;
 	memset(out, 0, sizeof *out);
-	rc = cost(dc, &mc, dev, &cm, p, out, per_token, err);
+	rc = cost(dc, &ms, &mc, dev, &cm, p, out, per_token, err);
 	out->hybrid_frac = dc->hybrid_frac;
 	out->pin_frac = pin_frac;
 	out->recall = dc->q.recall, out->fp_rate = dc->q.fp_rate;
@@ -2103,7 +2123,9 @@ static int spec_step(struct spec_run *R, const struct device *dev, const struct 
 	if (rc)
 		return rc;
 	const int64_t bundle = R->mc->bundle_bytes;
-	double mem = dram_time_ns(&dev->dram, copies * bundle, ops, loaded * bundle);
+	double mem = dram_time_ns(&dev->dram, copies * bundle, ops, loaded * bundle) +
+		     dram_convert_ns(&dev->dram, loaded * (double)R->in.stored.bundle_bytes,
+				     R->in.stored.dtype != R->mc->dtype);
 	double cmp = vc.total_ns + (n - 1) * dc.total_ns;
 	for (int j = 0; j < e; j++) {
 		R->tot[t + j] = (io + mem + cmp) / e / 1e6;

@@ -24,6 +24,23 @@
  *
  * So an I/O-bound token costs sum(io) + cpu[L-1] + tail, a compute-bound one
  * io[0] + sum(cpu) + tail, a balanced one (io = cpu = x) (L + 1) x + tail.
+ *
+ * The reader's CPU work (issue 14): place[l], the conversion of layer l's
+ * loaded rows from the stored to the held dtype, runs on the reader thread
+ * after its reads, before layer l may compute:
+ *   rd_end[l]    = io_end[l] + place[l]         (the reader's next reads
+ *                                                 start after it)
+ *   cpu_start[l] = max(cpu_end[l-1], rd_end[l])
+ * and overlap = none adds it to the sum. The CPU is a resource: when the
+ * compute's kernels take every core (`contended`, models/compute.h's
+ * compute_cpu_contended), a reader conversion that runs while layer l
+ * computes takes a core from a kernel split statically over all cores, and
+ * the kernel finishes at its slowest thread's pace: layer l's compute
+ * stalls for the conversion's length (the compute lane lengthens by every
+ * reader CPU interval inside it). With a free core it runs beside the
+ * compute. So a compute-bound token with conversions p costs io[0] +
+ * place[0] + sum(cpu) + sum(place[1..]) + tail when contended, io[0] +
+ * place[0] + sum(cpu) + tail when not.
  * Pure: no clock, no I/O.
  */
 #ifndef LIFSIM_TIMELINE_H
@@ -36,5 +53,10 @@ enum timeline_overlap { TIMELINE_NONE = 0, TIMELINE_PIPELINED = 1 };
  * depth >= 1. overlap = none: the plain sum. */
 double timeline_token_ns(int overlap, const double *io, const double *cpu, int L, int depth,
 			 double tail);
+
+/* The same with the reader's CPU work place (L entries >= 0, or NULL: none)
+ * and the CPU contended (1) or with a core free for the reader (0). */
+double timeline_token_cpu_ns(int overlap, const double *io, const double *place, const double *cpu,
+			     int L, int depth, double tail, int contended);
 
 #endif

@@ -91,6 +91,16 @@ double calib_sgemm_flops_per_s(int n, int repeats);
 /* OpenBLAS's thread count (what the rates above used). */
 int calib_blas_threads(void);
 
+/* This host's online CPU cores (sysconf), 0 when unknown. */
+int calib_cores(void);
+
+/* Median rate, in bytes of fp16 input per second, of converting `bytes` of
+ * fp16 weights to fp32 with the replay's own conversion (place's,
+ * replay_convert), one thread, source and destination out of the caches;
+ * 0 when out of memory. `lifsim calibrate --compute` writes it to [dram]
+ * convert_bytes_per_s. */
+double calib_convert_bytes_per_s(int64_t bytes, int repeats);
+
 /* Warnings about a point that looks like a cache rather than a device
  * (more than 10 GB/s, or a mean latency under 5 us) or breaks Little's law
  * by more than 25%; buf gets "" when none. */

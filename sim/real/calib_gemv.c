@@ -4,8 +4,11 @@
  * calib.c's GSL declarations would clash with. */
 #include <cblas.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "sim/real/calib.h"
+#include "sim/real/replay.h"
 #include "sim/base/util.h"
 
 static double median(double *t, int n)
@@ -65,6 +68,40 @@ double calib_sgemm_flops_per_s(int n, int repeats)
 int calib_blas_threads(void)
 {
 	return openblas_get_num_threads();
+}
+
+int calib_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 && n <= 4096 ? (int)n : 0;
+}
+
+double calib_convert_bytes_per_s(int64_t bytes, int repeats)
+{
+	/* two source and two destination buffers in turn, each 4 x bytes apart
+	 * from its last use: out of the caches, as place's staged rows (just
+	 * read by the device) and matrix rows are */
+	const int64_t n = bytes / 2;
+	uint16_t *src[2] = {malloc((size_t)bytes), malloc((size_t)bytes)};
+	char *dst[2] = {malloc((size_t)(2 * bytes)), malloc((size_t)(2 * bytes))};
+	double *t = malloc((size_t)repeats * sizeof *t), med = 0;
+	if (src[0] && src[1] && dst[0] && dst[1] && t && n > 0 && repeats > 0) {
+		for (int k = 0; k < 2; k++) {
+			for (int64_t i = 0; i < n; i++) /* normal fp16 values, both signs */
+				src[k][i] = (uint16_t)(0x3000 + (i * 7919 + k) % 0x1800) | (uint16_t)((i & 1) << 15);
+			memset(dst[k], 0, (size_t)(2 * bytes));
+		}
+		replay_convert(dst[1], LLM_FP32, (const char *)src[1], LLM_FP16, n); /* untimed */
+		for (int i = 0; i < repeats; i++) {
+			double t0 = util_now_ns();
+			replay_convert(dst[i % 2], LLM_FP32, (const char *)src[i % 2], LLM_FP16, n);
+			t[i] = util_now_ns() - t0;
+		}
+		qsort(t, (size_t)repeats, sizeof *t, util_cmp_double);
+		med = (double)bytes / (t[repeats / 2] * 1e-9);
+	}
+	free(src[0]), free(src[1]), free(dst[0]), free(dst[1]), free(t);
+	return med;
 }
 
 struct calib_gemv_probe {

@@ -97,7 +97,7 @@ static const char *stage_find(const struct stage *s, const struct planner *p, in
 
 /* n weights of dtype at src as fp32 at dst (dst_dtype fp32), or a plain copy
  * (dst_dtype == dtype). */
-static void convert(char *dst, int dst_dtype, const char *src, int dtype, int64_t n)
+void replay_convert(char *dst, int dst_dtype, const char *src, int dtype, int64_t n)
 {
 	if (dst_dtype == dtype) {
 		memcpy(dst, src, (size_t)(n * llm_dtype_bytes(dtype)));
@@ -156,7 +156,7 @@ static int place(struct rlayer *rl, const struct layout *l, int layer, const str
 				if (!src)
 					return err_set(err, ERR_FORMAT, "layer %d: neuron %d was planned but no "
 						       "read covers it", layer, i);
-				convert(rl->matrix + (size_t)row * drow + r * dpiece, f->dw->dtype, src,
+				replay_convert(rl->matrix + (size_t)row * drow + r * dpiece, f->dw->dtype, src,
 					f->sw->dtype, piece / llm_dtype_bytes(f->sw->dtype));
 			}
 			row++;
@@ -180,7 +180,7 @@ static int check_rows(const struct rlayer *rl, const struct memman *mm, const st
 	for (int32_t r = 0; !rc && r < mm->used; r++)
 		for (int k = 0; !rc && k < m->ffn_matrices; k++) {
 			wfile_piece(seed, layer, k, mm->row_neuron[r], m->dtype, want, piece);
-			convert(conv, f->dw->dtype, want, m->dtype, m->d_model);
+			replay_convert(conv, f->dw->dtype, want, m->dtype, m->d_model);
 			if (memcmp(conv, rl->matrix + (size_t)r * f->dw->bundle_bytes + k * dpiece, (size_t)dpiece))
 				rc = err_set(err, ERR_FORMAT, "token %lld layer %d: row %d does not hold "
 					     "neuron %d", (long long)tok, layer, r, mm->row_neuron[r]);
@@ -357,7 +357,9 @@ static int token_serial(struct rrun *R, int64_t tok, struct replay_token *rt, st
 	if (!rc) {
 		rt->head_ms = phase(R, 0, tok);
 		rt->compute_ms += rt->head_ms;
-		rt->total_ms = rt->io_ms + rt->mem_ms + rt->compute_ms;
+		/* a converting place is the memory manager's work (replay.h) */
+		rt->total_ms = rt->io_ms + rt->mem_ms + rt->compute_ms +
+			       (R->f.sw->dtype != R->f.dw->dtype ? rt->place_ms : 0);
 	}
 	return rc;
 }

@@ -14,8 +14,12 @@
  *   place  copy each loaded neuron's pieces from the staging buffer into
  *          its matrix row (first_row onwards, neuron order). The paper reads
  *          straight into the row; reading merged extents (gaps, friends,
- *          separate regions) needs the staging copy. The cost model has no
- *          term for it, so it is reported on its own and not in total_ms;
+ *          separate regions) needs the staging copy. When the rows are held
+ *          in another dtype than stored (fp32 over fp16/bf16), place also
+ *          converts them: that conversion is the memory manager's work the
+ *          cost model charges (models/dram.h, convert_bytes_per_s), so then
+ *          place is in total_ms; a plain copy (same dtype) is not, as the
+ *          cost model has no term for it (reported on its own);
  *   compute (optional) the token's operations as the compute model counts
  *          them (sim/real/rcompute.h: embeddings, per layer the norms, the
  *          q/k/v/o projections, attention over a KV cache of
@@ -30,8 +34,7 @@
  * converted to fp32 by place.
  *
  * overlap = none: per layer read, place, compute, copy, one after another;
- * total_ms = io + mem + compute (place is not in it, as the cost model has
- * no term for it). overlap = pipelined (sim/core/timeline.h's structure, for
+ * total_ms = io + mem + compute (+ place when it converts). overlap = pipelined (sim/core/timeline.h's structure, for
  * real): a reader thread steps, reads and places layer l + 1's rows while
  * this thread computes layer l, at most pipeline_depth layers ahead (layer
  * l's reads start once layer l - depth's compute has started); every
@@ -40,7 +43,8 @@
  * token's wall time (place included: it runs on the reader's side, so it
  * delays reads only when the reader is the bottleneck); io, place, mem and
  * compute stay the sums of their parts. Verification, when on, runs on the
- * reader too (in the token's wall time).
+ * reader too (in the token's wall time: `validate` verifies only with
+ * overlap = none).
  *
  * replay_naive reads the file's whole FFN region per token in chunk-byte
  * reads, `parallelism` deep, in one stream, into the arena's slices in turn
@@ -122,6 +126,11 @@ int replay_naive(const struct wfile *w, struct io_engine *io, int64_t chunk, int
 /* Shrink a model description's d_model by f (0 < f <= 1; to a multiple of
  * 8 * heads, at least that) for small test files; the declared parameter
  * count is dropped and the name gets "@f". f = 1 leaves m alone. */
+/* n weights of dtype at src into dst in dst_dtype: a plain copy when the
+ * dtypes agree, else fp16 or bf16 to fp32 (place's conversion; calibrate
+ * --compute times it). */
+void replay_convert(char *dst, int dst_dtype, const char *src, int dtype, int64_t n);
+
 int replay_scale_model(struct llm_desc *m, double f, struct lif_err *err);
 
 /* `lifsim validate`'s files from the results of a validate sweep in dir:
