@@ -28,24 +28,25 @@ static const char *fuzz_tmp(void)
 	return access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 }
 
-/* 1 when a frame of an ASan report is the sanitizer runtime's (an
- * interceptor), not the code that called it. */
-static int fuzz_runtime_frame(const char *line)
+/* 1 when a frame of an ASan report is code built from a C source with debug
+ * information ("in FN /path/file.c:LINE:COL"): lifsim's or a target's. The
+ * sanitizer runtime (compiler-rt), libFuzzer and libc frames are not (the
+ * symbolizer can also misname the interceptor in frame 0 as a libc frame). */
+static int fuzz_source_frame(const char *line)
 {
-	static const char *const rt[] = {"compiler-rt", " in __interceptor_", " in __asan_",
-		" in malloc ", " in calloc ", " in realloc ", " in free ", " in posix_memalign ",
-		" in aligned_alloc ", " in memcpy ", " in memmove ", " in memset ", " in strlen "};
-	for (size_t i = 0; i < sizeof rt / sizeof *rt; i++)
-		if (strstr(line, rt[i]))
+	if (strstr(line, "compiler-rt"))
+		return 0;
+	for (const char *c = strstr(line, ".c:"); c; c = strstr(c + 1, ".c:"))
+		if (c[3] >= '0' && c[3] <= '9')
 			return 1;
 	return 0;
 }
 
 /* 1 when every stack of the ASan report r (the access, and where the
  * memory was allocated or freed) starts in libhdf5: its first frame outside
- * the sanitizer runtime (interceptors: malloc, memcpy) is in libhdf5. A
+ * with source (fuzz_source_frame) or in libhdf5 is in libhdf5. A
  * stack that starts in lifsim (a buffer lifsim handed to libhdf5) makes it
- * lifsim's. */
+ * lifsim's. Frames that are neither (interceptors, libc) are skipped. */
 static int fuzz_report_in_hdf5(const char *r)
 {
 	int hdf5 = 0, decided = 1;
@@ -59,7 +60,7 @@ static int fuzz_report_in_hdf5(const char *r)
 			continue;
 		if (strstr(line, "libhdf5"))
 			hdf5 = decided = 1;
-		else if (!fuzz_runtime_frame(line))
+		else if (fuzz_source_frame(line))
 			return 0;
 	}
 	return hdf5;
