@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <hdf5.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "sim/sweep/pertoken.h"
 #include "traces/h5attr.h"
 #include "traces/predictor/predictor.h"
 #include "traces/trace.h"
@@ -273,6 +275,54 @@ Test(hostile, a_file_image_reads_as_the_file_does, .init = tu_init)
 	struct lif_err e3 = {0};
 	cr_expect_null(trace_load(fake, 0, &e3));
 	cr_expect(strstr(e3.msg, "cannot open"), "%s", e3.msg);
+	free(buf);
+	cr_expect_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+}
+
+static int forks;
+static void count_fork(void)
+{
+	forks++;
+}
+
+/* A file in HDF5's old format is read in a child first (h5attr_isolate); in
+ * that child its string attributes are read directly, and so are they in
+ * this process afterwards when the file is a memory image (its bytes cannot
+ * change between the two reads). A file on disk can: there each string
+ * attribute is still read in a child of its own. Counted by forks. */
+Test(hostile, a_checked_image_reads_its_strings_without_another_fork, .init = tu_init)
+{
+	const char *pt = tu_src("tests/fuzz/corpus/pertoken/tiny-window1.h5");
+	const char *fake = "/nonexistent/image.h5";
+	char disk_csv[4096] = "", image_csv[4096] = "";
+	size_t len;
+	void *buf = slurp(pt, &len);
+	struct lif_err e = {0};
+	cr_assert_eq(pthread_atfork(count_fork, NULL, NULL), 0);
+	cr_assert_lt(h5attr_superblock_version(pt), 2);
+	FILE *out = fmemopen(disk_csv, sizeof disk_csv - 1, "w");
+	forks = 0;
+	cr_assert_eq(pertoken_print_csv(pt, out, &e), 0, "%s", e.msg);
+	fclose(out);
+	int disk = forks;
+	h5attr_image(fake, buf, len);
+	out = fmemopen(image_csv, sizeof image_csv - 1, "w");
+	forks = 0;
+	cr_assert_eq(pertoken_print_csv(fake, out, &e), 0, "%s", e.msg);
+	fclose(out);
+	cr_expect_eq(forks, 1, "a checked image forks once (the whole read), not %d", forks);
+	cr_expect_eq(disk, 2, "a file on disk: one fork for the read, one for its schema (%d)", disk);
+	cr_expect(strstr(disk_csv, "token,"), "%s", disk_csv);
+	cr_expect_str_eq(disk_csv, image_csv);
+	/* registered again: checked again (one fork), still the same text */
+	h5attr_image(fake, buf, len);
+	out = fmemopen(image_csv, sizeof image_csv - 1, "w");
+	forks = 0;
+	cr_expect_eq(pertoken_print_csv(fake, out, &e), 0, "%s", e.msg);
+	fclose(out);
+	cr_expect_eq(forks, 1);
+	cr_expect_str_eq(disk_csv, image_csv);
+	h5attr_image(NULL, NULL, 0);
 	free(buf);
 	cr_expect_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
 }

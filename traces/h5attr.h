@@ -90,7 +90,12 @@ double h5attr_time_limit(void);
  * carries no checksums can make libhdf5 itself crash, and lifsim must not.
  * Returns fn's verdict (its message), or a "corrupt: reading it crashed the
  * HDF5 library" error when the child dies of a signal. The child's work is
- * discarded; call fn again in the process once it returns 0.
+ * discarded; call fn again in the process once it returns 0. In the child,
+ * variable-length string attributes are read directly (the child is already
+ * isolated); so are they in this process after a child read a registered
+ * image (h5attr_image) without failing, until the image is registered
+ * again: its bytes cannot change in between. A file on disk can, so there
+ * each string is still read in a child of its own.
  * The child has a time limit (h5attr_time_limit(), plus 1 s per 16 MiB of the
  * file): libhdf5 can loop forever on corrupt metadata, which then is an error
  * too. */

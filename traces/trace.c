@@ -729,7 +729,7 @@ static int read_chunks_range(hid_t d, const struct trace_meta *m, hsize_t inner,
 	const int64_t T = t0 + n, C = (int64_t)chunk[0], cb0 = t0 / C, nb = (T + C - 1) / C - cb0;
 	const size_t nchunks = (size_t)nb * m->layers;
 	uint8_t **comp = calloc(nchunks, sizeof *comp), *all = NULL;
-	hsize_t *size = calloc(nchunks, sizeof *size), most = 0;
+	hsize_t *size = calloc(nchunks, sizeof *size), most = 0, total = 0;
 	uint32_t *mask = calloc(nchunks, sizeof *mask);
 	int rc = comp && size && mask ? 0 : -1;
 	for (size_t c = 0; !rc && c < nchunks; c++) { /* HDF5 calls stay on one thread */
@@ -737,11 +737,15 @@ static int read_chunks_range(hid_t d, const struct trace_meta *m, hsize_t inner,
 		if (H5Dget_chunk_storage_size(d, off, &size[c]) < 0 || size[c] > fsize)
 			rc = -1; /* every chunk is stored (check_stored), inside the file */
 		most = size[c] > most ? size[c] : most;
+		total += total < READ_BATCH ? size[c] + 1 : 0; /* each <= fsize: no overflow */
 	}
 	/* the stored chunks go through one buffer (huge pages) of at most
 	 * READ_BATCH bytes, or one chunk: a batch is read, then checked and
-	 * inflated on the threads, so memory is the output and one batch */
-	const hsize_t cap = most + 1 > READ_BATCH ? most + 1 : READ_BATCH;
+	 * inflated on the threads, so memory is the output and one batch. A
+	 * range whose chunks store less than READ_BATCH gets a buffer of what
+	 * they store (same batches), not READ_BATCH bytes */
+	const hsize_t batch = total < READ_BATCH ? total : READ_BATCH;
+	const hsize_t cap = most + 1 > batch ? most + 1 : batch;
 	if (!rc && keep && *keep && *keep_cap >= cap)
 		all = *keep; /* a block reader's batch buffer, kept from block to block */
 	else if (!rc && !(all = big_alloc(cap)))
