@@ -1,5 +1,7 @@
 #include "traces/h5attr.h"
 
+#include "sim/base/envvar.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,15 +69,7 @@ int h5attr_get(hid_t obj, const char *name, hid_t memtype, hsize_t n, void *v)
 
 double h5attr_time_limit(void)
 {
-	const char *s = getenv("LIFSIM_HDF5_TIME_LIMIT");
-	char *end;
-	if (s && *s) {
-		errno = 0;
-		double v = strtod(s, &end);
-		if (!*end && !errno && v >= 0.01 && v <= 86400) /* NaN fails both */
-			return v;
-	}
-	return 30;
+	return envvar_hdf5_time_limit(); /* main() has refused a bad value before a verb runs */
 }
 
 /* SIGALRM after s seconds (a child's time limit; fork does not pass timers
