@@ -3,13 +3,17 @@
  * tests/hostile/mkhostile.c. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <errno.h>
 #include <hdf5.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "sim/sweep/pertoken.h"
@@ -469,4 +473,276 @@ Test(hostile, pertoken_hang_ends_after_the_time_limit_set, .init = tu_init, .tim
 	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
 	cr_expect(strstr(out, "pertoken-hang-bd87e757.h5: corrupt: reading it did not end within 0.3 s"),
 		  "%s", out);
+}
+
+/* The reader h5attr_isolate keeps between reads (h5attr_isolate_keep, the
+ * fuzz targets' setting): probes that answer with the reader's pid, crash,
+ * loop, or check what crossed to it. */
+static int probe_pid(const char *path, void *arg, struct lif_err *err)
+{
+	return err_set(err, ERR_FORMAT, "pid %ld", (long)getpid());
+}
+
+static int probe_ok(const char *path, void *arg, struct lif_err *err)
+{
+	return 0;
+}
+
+static int probe_segv(const char *path, void *arg, struct lif_err *err)
+{
+	signal(SIGSEGV, SIG_DFL); /* as libhdf5 dies (a sanitizer's handler aside) */
+	raise(SIGSEGV);
+	return 0;
+}
+
+static int probe_loop(const char *path, void *arg, struct lif_err *err)
+{
+	for (volatile unsigned long i = 0;; i++)
+		;
+	return 0;
+}
+
+struct image_check {
+	uint32_t sum;
+	size_t len;
+	char path[64];
+};
+
+/* The image the reader registered is the one sent: length, path and
+ * Fletcher32 (given by value in arg) */
+static int probe_image(const char *path, void *arg, struct lif_err *err)
+{
+	const struct image_check *want = arg;
+	size_t len = 0;
+	const void *b = h5attr_image_of(path, &len);
+	if (!b || len != want->len || strcmp(path, want->path))
+		return err_set(err, ERR_FORMAT, "image of %s: %p, %zu bytes", path, b, len);
+	uint32_t sum = h5attr_fletcher32(b, len);
+	if (sum != want->sum)
+		return err_set(err, ERR_FORMAT, "image checksum %08x, want %08x", sum, want->sum);
+	return 0;
+}
+
+/* The reader's pid, from probe_pid's answer. */
+static long reader_pid(void)
+{
+	struct lif_err e = {0};
+	long pid = -1;
+	cr_assert_neq(h5attr_isolate("any", probe_pid, NULL, 0, &e), 0);
+	cr_assert_eq(sscanf(e.msg, "pid %ld", &pid), 1, "%s", e.msg);
+	cr_assert_neq(pid, (long)getpid());
+	return pid;
+}
+
+/* No child of this process is left, running or a zombie. */
+static void expect_no_child(void)
+{
+	int st;
+	errno = 0;
+	cr_expect_eq(waitpid(-1, &st, WNOHANG), -1, "a child is left");
+	cr_expect_eq(errno, ECHILD);
+}
+
+Test(isolate, a_kept_reader_serves_reads_in_a_row_with_one_fork, .init = tu_init)
+{
+	cr_assert_eq(pthread_atfork(count_fork, NULL, NULL), 0);
+	forks = 0;
+	h5attr_isolate_keep(100);
+	long first = reader_pid();
+	for (int i = 0; i < 50; i++)
+		cr_expect_eq(reader_pid(), first);
+	struct lif_err e = {0};
+	cr_expect_eq(h5attr_isolate("any", probe_ok, NULL, 0, &e), 0, "%s", e.msg);
+	cr_expect_eq(forks, 1, "%d forks for 52 reads", forks);
+	/* real reads: a version-1 trace, a predictor's verdict, per-token detail */
+	struct trace *t = trace_load(tu_src("tests/data/v1/trace_v1.h5"), TRACE_LOAD_MAGNITUDES, &e);
+	cr_expect_not_null(t, "%s", e.msg);
+	trace_free(t);
+	char csv[4096] = "";
+	FILE *out = fmemopen(csv, sizeof csv - 1, "w");
+	cr_expect_eq(pertoken_print_csv(tu_src("tests/fuzz/corpus/pertoken/tiny-window1.h5"), out,
+					&e), 0, "%s", e.msg);
+	fclose(out);
+	cr_expect(strstr(csv, "token,"), "%s", csv);
+	/* (files on disk: the strings this process reads after are read in
+	 * children of their own) */
+	cr_expect_eq(reader_pid(), first);
+	/* turned off: the reader is reaped, and each read has a child of its own */
+	h5attr_isolate_keep(0);
+	cr_expect_eq(kill((pid_t)first, 0), -1);
+	expect_no_child();
+	forks = 0;
+	long a = reader_pid(), b = reader_pid();
+	cr_expect_neq(a, b);
+	cr_expect_eq(forks, 2);
+	expect_no_child();
+	/* a fresh reader every N reads (N = 3 here) */
+	h5attr_isolate_keep(3);
+	forks = 0;
+	long p[7];
+	for (int i = 0; i < 7; i++)
+		p[i] = reader_pid();
+	cr_expect(p[0] == p[1] && p[1] == p[2] && p[3] == p[4] && p[4] == p[5]);
+	cr_expect(p[2] != p[3] && p[5] != p[6] && p[0] != p[6]);
+	cr_expect_eq(forks, 3);
+	h5attr_isolate_keep(0);
+	expect_no_child();
+}
+
+Test(isolate, a_crash_in_a_kept_reader_is_the_crash_verdict_and_the_next_read_works,
+     .init = tu_init)
+{
+	h5attr_isolate_keep(100);
+	long before = reader_pid();
+	struct lif_err e = {0};
+	cr_expect_eq(h5attr_isolate("/x/crash.h5", probe_segv, NULL, 0, &e), ERR_FORMAT);
+	cr_expect(strstr(e.msg, "/x/crash.h5: corrupt: reading it crashed the HDF5 library "
+			 "(signal 11,"), "%s", e.msg);
+	cr_expect_eq(kill((pid_t)before, 0), -1, "the crashed reader is reaped");
+	long after = reader_pid();
+	cr_expect_neq(after, before);
+	cr_expect_eq(reader_pid(), after);
+	/* a real file that crashes libhdf5, then one that reads */
+	const char *crash = tu_src("tests/data/hostile/flipped/v1_seed63_crash.h5");
+	struct trace *t = trace_load(crash, 0, &e);
+	cr_expect_null(t);
+	cr_expect(strstr(e.msg, "crashed the HDF5 library"), "%s", e.msg);
+	t = trace_load(tu_src("tests/data/v1/trace_v1.h5"), TRACE_LOAD_MAGNITUDES, &e);
+	cr_expect_not_null(t, "%s", e.msg);
+	trace_free(t);
+	/* a reader killed from outside while idle: the next read has a fresh
+	 * one, and this process is not ended by SIGPIPE */
+	long idle = reader_pid();
+	cr_assert_eq(kill((pid_t)idle, SIGKILL), 0);
+	for (int i = 0; i < 200; i++) { /* until it is a zombie */
+		char st[64], line[256] = "";
+		snprintf(st, sizeof st, "/proc/%ld/stat", idle);
+		FILE *f = fopen(st, "r");
+		if (f && fgets(line, sizeof line, f) && strstr(line, ") Z "))
+			i = 200;
+		if (f)
+			fclose(f);
+		usleep(10000);
+	}
+	cr_expect_neq(reader_pid(), idle);
+	h5attr_isolate_keep(0);
+	expect_no_child();
+}
+
+Test(isolate, a_loop_in_a_kept_reader_ends_at_the_time_limit_and_the_next_read_works,
+     .init = tu_init, .timeout = 60)
+{
+	setenv("LIFSIM_HDF5_TIME_LIMIT", "0.3", 1);
+	h5attr_isolate_keep(100);
+	long before = reader_pid();
+	struct lif_err e = {0};
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	cr_expect_eq(h5attr_isolate("/x/loop.h5", probe_loop, NULL, 0, &e), ERR_FORMAT);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
+	cr_expect(strstr(e.msg, "/x/loop.h5: corrupt: reading it did not end within 0.3 s"), "%s",
+		  e.msg);
+	/* the limit, and not much more (the machine may be loaded) */
+	cr_expect(s >= 0.3 && s < 10, "%g s", s);
+	cr_expect_eq(kill((pid_t)before, 0), -1, "the looping reader is killed and reaped");
+	cr_expect_neq(reader_pid(), before);
+	/* the per-token file libhdf5 loops on, then one it reads */
+	const char *hang = tu_src("tests/data/hostile/pertoken-hang-bd87e757.h5");
+	FILE *out = fopen("/dev/null", "w");
+	cr_expect_eq(pertoken_print_csv(hang, out, &e), ERR_FORMAT);
+	cr_expect(strstr(e.msg, "did not end within 0.3 s"), "%s", e.msg);
+	cr_expect_eq(pertoken_print_csv(tu_src("tests/fuzz/corpus/pertoken/tiny-window1.h5"), out,
+					&e), 0, "%s", e.msg);
+	fclose(out);
+	unsetenv("LIFSIM_HDF5_TIME_LIMIT");
+	h5attr_isolate_keep(0);
+	expect_no_child();
+}
+
+/* What crosses to the reader arrives whole: the argument by value, the path,
+ * and an image larger than a socket's buffer, in the kept reader and in a
+ * reader of one read. */
+Test(isolate, the_argument_path_and_image_arrive_intact, .init = tu_init)
+{
+	size_t len = (3u << 20) + 7;
+	unsigned char *img = malloc(len);
+	cr_assert_not_null(img);
+	uint64_t x = 88172645463325252ull;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		img[i] = (unsigned char)x;
+	}
+	struct image_check want = {.sum = h5attr_fletcher32(img, len), .len = len,
+				   .path = "/nonexistent/intact.h5"};
+	for (unsigned keep = 0; keep <= 10; keep += 10) {
+		h5attr_isolate_keep(keep);
+		for (int i = 0; i < 3; i++) {
+			struct lif_err e = {0};
+			h5attr_image(want.path, img, len);
+			cr_expect_eq(h5attr_isolate(want.path, probe_image, &want, sizeof want, &e), 0,
+				     "keep %u: %s", keep, e.msg);
+			img[i * 1000] ^= 0x5a; /* a different image each time */
+			want.sum = h5attr_fletcher32(img, len);
+		}
+		/* the wrong sum is seen as wrong */
+		struct lif_err e = {0};
+		want.sum ^= 1;
+		h5attr_image(want.path, img, len);
+		cr_expect_eq(h5attr_isolate(want.path, probe_image, &want, sizeof want, &e), ERR_FORMAT);
+		cr_expect(strstr(e.msg, "image checksum"), "%s", e.msg);
+		want.sum ^= 1;
+	}
+	h5attr_image(NULL, NULL, 0);
+	h5attr_isolate_keep(0);
+	expect_no_child();
+	free(img);
+}
+
+/* With a kept reader, a string attribute of an image whose format needs no
+ * whole read in a child (a predictor in the 1.10 format) is read by the
+ * reader too, not in a child of its own: the same strings, no fork. */
+Test(isolate, a_kept_reader_reads_an_images_strings, .init = tu_init)
+{
+	const char *src = tu_src("tests/fuzz/corpus/predictor/tinylm-rank2-layer0.h5");
+	const char *bad = tu_src("tests/data/hostile/predictor-crash-297b6076.h5");
+	const char *fake = "/nonexistent/strings.h5";
+	size_t len, blen;
+	void *buf = slurp(src, &len), *bbuf = slurp(bad, &blen);
+	struct lif_err e = {0};
+	struct predictor *p = predictor_load(src, &e);
+	cr_assert_not_null(p, "%s", e.msg);
+	struct predictor_info want, got;
+	predictor_get_info(p, &want);
+	predictor_free(p);
+	cr_assert_geq(h5attr_superblock_version(src), 2);
+	cr_assert(want.model[0] && want.trace[0]);
+	cr_assert_eq(pthread_atfork(count_fork, NULL, NULL), 0);
+	h5attr_isolate_keep(100);
+	forks = 0;
+	for (int i = 0; i < 20; i++) {
+		h5attr_image(fake, buf, len);
+		cr_assert_not_null(p = predictor_load(fake, &e), "%s", e.msg);
+		predictor_get_info(p, &got);
+		predictor_free(p);
+		cr_expect_str_eq(got.model, want.model);
+		cr_expect_str_eq(got.trace, want.trace);
+	}
+	cr_expect_eq(forks, 1, "%d forks for 20 loads", forks);
+	/* the predictor whose global heap crashed libhdf5: an error, and the
+	 * next load reads */
+	h5attr_image(fake, bbuf, blen);
+	struct lif_err e2 = {0};
+	cr_expect_null(p = predictor_load(fake, &e2));
+	predictor_free(p);
+	cr_expect(strstr(e2.msg, fake), "%s", e2.msg);
+	h5attr_image(fake, buf, len);
+	cr_expect_not_null(p = predictor_load(fake, &e), "%s", e.msg);
+	predictor_free(p);
+	h5attr_image(NULL, NULL, 0);
+	h5attr_isolate_keep(0);
+	expect_no_child();
+	free(buf);
+	free(bbuf);
+	cr_expect_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
 }

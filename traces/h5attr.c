@@ -8,9 +8,13 @@
 #include <string.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,6 +94,7 @@ static void alarm_after(double s)
 static int isolated_child;
 
 static int image_verified(hid_t a);
+static int vlen_read_kept(hid_t obj, const char *name, hid_t a, char *buf, size_t cap);
 
 /* A variable-length string attribute read in this process. */
 static int vlen_read_direct(hid_t a, hid_t ft, char *buf, size_t cap)
@@ -112,14 +117,19 @@ static int vlen_read_direct(hid_t a, hid_t ft, char *buf, size_t cap)
 /* A variable-length string lives in the file's global heap, which carries
  * no checksum in any HDF5 format: libhdf5 1.10 copies out of bounds on a
  * corrupt one (tests/data/hostile/predictor-crash-297b6076.h5). So it is
- * read in a child process, which hands the string back through a pipe; a
- * child that crashes, is stopped by a sanitizer or does not end within
- * h5attr_time_limit() seconds means a corrupt attribute (-1). */
-static int vlen_read_isolated(hid_t a, hid_t ft, char *buf, size_t cap)
+ * read in a child process, which hands the string back through a pipe (or
+ * by the kept reader: vlen_read_kept); a child that crashes, is stopped by
+ * a sanitizer or does not end within h5attr_time_limit() seconds means a
+ * corrupt attribute (-1). */
+static int vlen_read_isolated(hid_t obj, const char *name, hid_t a, hid_t ft, char *buf,
+			      size_t cap)
 {
 	/* already isolated, or a memory image a child has just read through */
 	if (isolated_child || image_verified(a))
 		return vlen_read_direct(a, ft, buf, cap);
+	int kept_rc = vlen_read_kept(obj, name, a, buf, cap);
+	if (kept_rc <= 0)
+		return kept_rc;
 	int fd[2];
 	if (pipe(fd))
 		return -1;
@@ -169,7 +179,7 @@ int h5attr_get_str(hid_t obj, const char *name, char *buf, size_t cap)
 	hid_t a = H5Aopen(obj, name, H5P_DEFAULT), ft = H5Aget_type(a);
 	int rc = -1;
 	if (H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
-		rc = vlen_read_isolated(a, ft, buf, cap);
+		rc = vlen_read_isolated(obj, name, a, ft, buf, cap);
 	} else if (H5Tget_class(ft) == H5T_STRING) {
 		size_t sz = H5Tget_size(ft);
 		char *tmp = calloc(1, sz + 2);
@@ -221,8 +231,7 @@ static int image_verified(hid_t a)
 	return n > 0 && (size_t)n < sizeof name && !strcmp(name, image.path);
 }
 
-/* The registered image of path, or NULL. */
-static const void *image_of(const char *path, size_t *len)
+const void *h5attr_image_of(const char *path, size_t *len)
 {
 	if (!image.buf || strcmp(image.path, path))
 		return NULL;
@@ -254,7 +263,7 @@ static hid_t open_image(const char *path, const void *buf, size_t len, struct li
 hid_t h5attr_open_readonly(const char *path, struct lif_err *err)
 {
 	size_t ilen;
-	const void *ibuf = image_of(path, &ilen);
+	const void *ibuf = h5attr_image_of(path, &ilen);
 	if (ibuf)
 		return open_image(path, ibuf, ilen, err);
 	if (access(path, R_OK)) {
@@ -587,7 +596,7 @@ int h5attr_superblock_version(const char *path)
 	const unsigned char *sig = hdf5_sig;
 	unsigned char b[9];
 	size_t ilen;
-	const void *ibuf = image_of(path, &ilen);
+	const void *ibuf = h5attr_image_of(path, &ilen);
 	if (ibuf)
 		return signature_version(ibuf, ilen);
 	FILE *f = fopen(path, "rb");
@@ -603,68 +612,392 @@ int h5attr_superblock_version(const char *path)
 	return v;
 }
 
-int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
-		   void *arg, struct lif_err *err)
+/* h5attr_isolate's reading process, the reader: a child forked from this
+ * process that serves read requests over a socket, one at a time. A request
+ * is either a probe to run (a function of this program: the child is a
+ * fork, so the pointer is valid there) with its argument by value, or a
+ * string attribute to read (a kept reader's, vlen_read_isolated); then the
+ * path, and the bytes of a registered image, which the reader registers in
+ * turn. The answer is the verdict, and the probe's message or the string.
+ * This process times the read: a reader that does not answer within the
+ * limit is killed. */
+enum { READ_PROBE, READ_STRING };
+
+struct reader_request {
+	int (*fn)(const char *path, void *arg, struct lif_err *err);
+	double limit; /* seconds this process waits; the reader's alarm is a backstop */
+	uint64_t arg_len, path_len, image_len; /* their bytes follow, in that order */
+	uint8_t kind;
+	uint8_t imaged; /* an image (of image_len bytes) is registered for path */
+	uint8_t last;	/* the reader ends after answering */
+};
+
+struct reader_answer {
+	int32_t rc;
+	uint32_t len;	/* the message (rc != 0) or the string: bytes that follow */
+	uint8_t retire; /* the reader ends after this answer */
+};
+
+/* A fuzz target's coverage leaves out the transport to the reader: its
+ * loops count bytes and wake-ups, not anything of the file read. */
+#if defined(__clang__)
+#define TRANSPORT __attribute__((no_sanitize("coverage")))
+#else
+#define TRANSPORT
+#endif
+
+struct reader {
+	pid_t pid;   /* 0: none */
+	pid_t owner; /* the process that forked it */
+	int fd;
+	unsigned served;
+};
+
+TRANSPORT static void alarm_off(void)
 {
-	int fd[2];
-	if (pipe(fd))
-		return fn(path, arg, err);
+	struct itimerval it = {{0, 0}, {0, 0}};
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+TRANSPORT static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* All n bytes of buf to the socket: 0, or -1 when the peer has gone
+ * (EPIPE, without a SIGPIPE: this process's disposition is left alone). */
+TRANSPORT static int send_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* n bytes from the socket into buf: 0, or -1 at its end or an error. */
+TRANSPORT static int recv_all(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	while (n) {
+		ssize_t r = recv(fd, p, n, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* recv_all before a CLOCK_MONOTONIC deadline (buf NULL: the bytes are
+ * dropped): 0, -1 (the socket's end: the reader has ended) or -2 (the time
+ * is up). */
+TRANSPORT static int recv_by(int fd, void *buf, size_t n, double deadline)
+{
+	char *p = buf, drop[512];
+	while (n) {
+		double left = deadline - now_s();
+		if (left <= 0)
+			return -2;
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		int k = poll(&pf, 1, left > 1e6 ? 1000000000 : (int)(left * 1000) + 1);
+		if (k <= 0) {
+			if (k < 0 && errno != EINTR) /* EINTR: a handler (libFuzzer's -timeout) */
+				return -1;
+			continue;
+		}
+		size_t want = p ? n : n < sizeof drop ? n : sizeof drop;
+		ssize_t r = recv(fd, p ? p : drop, want, MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r <= 0)
+			return -1;
+		p = p ? p + r : NULL;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* In the reader: the variable-length string attribute objattr names
+ * ("OBJECT\0ATTRIBUTE") of the file at path, read directly; *s is libhdf5's
+ * (H5free_memory). */
+static int reader_string(const char *path, const char *objattr, char **s)
+{
+	struct lif_err e = {0};
+	hid_t f = h5attr_open_readonly(path, &e), a = H5I_INVALID_HID, ft = H5I_INVALID_HID;
+	hid_t mt = H5Tcopy(H5T_C_S1);
+	if (f >= 0)
+		a = H5Aopen_by_name(f, objattr, objattr + strlen(objattr) + 1, H5P_DEFAULT,
+				    H5P_DEFAULT);
+	if (a >= 0)
+		ft = H5Aget_type(a);
+	*s = NULL;
+	int ok = ft >= 0 && mt >= 0 && H5Tget_class(ft) == H5T_STRING &&
+		 H5Tis_variable_str(ft) > 0 && H5Tset_size(mt, H5T_VARIABLE) >= 0 &&
+		 H5Tset_cset(mt, H5Tget_cset(ft)) >= 0 && H5Aread(a, mt, s) >= 0 && *s;
+	if (mt >= 0)
+		H5Tclose(mt);
+	if (ft >= 0)
+		H5Tclose(ft);
+	if (a >= 0)
+		H5Aclose(a);
+	if (f >= 0)
+		H5Fclose(f);
+	return ok ? 0 : -1;
+}
+
+/* The reader's loop; it ends when its parent closes its end (or exits), after
+ * a request marked last, or when a read left HDF5 objects open (state a
+ * later read should not meet). */
+static _Noreturn void reader_serve(int fd)
+{
+	/* a handler the parent set (libFuzzer's -timeout): an alarm here ends
+	 * the reader */
+	signal(SIGALRM, SIG_DFL);
+	isolated_child = 1;
+	ssize_t open_at_start = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+	for (;;) {
+		struct reader_request q;
+		if (recv_all(fd, &q, sizeof q))
+			_exit(0);
+		char *arg = q.arg_len ? malloc(q.arg_len) : NULL; /* aligned for any type */
+		char *path = malloc(q.path_len + 1);
+		void *img = q.imaged ? malloc(q.image_len ? q.image_len : 1) : NULL;
+		if (!path || (q.arg_len && !arg) || (q.imaged && !img) ||
+		    recv_all(fd, arg, q.arg_len) || recv_all(fd, path, q.path_len) ||
+		    (q.imaged && recv_all(fd, img, q.image_len)))
+			_exit(0);
+		path[q.path_len] = '\0';
+		h5attr_image(q.imaged ? path : NULL, img, q.image_len);
+		alarm_after(2 * q.limit + 1); /* if the parent has gone */
+		struct lif_err e = {0};
+		char *s = NULL;
+		int rc = q.kind == READ_STRING ? reader_string(path, arg, &s) : q.fn(path, arg, &e);
+		alarm_off();
+		h5attr_image(NULL, NULL, 0);
+		free(img);
+		free(path);
+		free(arg);
+		if (rc && q.kind == READ_PROBE && !e.msg[0])
+			_exit(1); /* as a read that failed without a message */
+		const char *text = q.kind == READ_STRING ? (rc ? "" : s) : rc ? e.msg : "";
+		struct reader_answer a = {
+			.rc = rc ? ERR_FORMAT : 0,
+			.len = (uint32_t)strlen(text),
+			.retire = q.last ||
+				  H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) != open_at_start,
+		};
+		int sent = !send_all(fd, &a, sizeof a) && !send_all(fd, text, a.len);
+		H5free_memory(s);
+		if (!sent || a.retire)
+			_exit(0);
+	}
+}
+
+TRANSPORT static int reader_start(struct reader *r)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -1;
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
-		close(fd[0]), close(fd[1]);
-		return fn(path, arg, err);
+		close(sv[0]), close(sv[1]);
+		return -1;
 	}
+	if (pid == 0) {
+		close(sv[0]);
+		reader_serve(sv[1]);
+	}
+	close(sv[1]);
+	*r = (struct reader){.pid = pid, .owner = getpid(), .fd = sv[0]};
+	return 0;
+}
+
+/* End the reader (SIGKILL: one that has ended already keeps its status) and
+ * reap it: its wait status, or -1 when it cannot be waited for. */
+TRANSPORT static int reader_end(struct reader *r)
+{
+	int ws;
+	pid_t got;
+	close(r->fd);
+	kill(r->pid, SIGKILL);
+	while ((got = waitpid(r->pid, &ws, 0)) < 0 && errno == EINTR)
+		;
+	r->pid = 0;
+	r->fd = -1;
+	return got > 0 ? ws : -1;
+}
+
+/* The reader kept between requests (h5attr_isolate_keep), if any. */
+static struct reader kept;
+static unsigned keep_max;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void kept_end(void)
+{
+	if (kept.pid > 0 && kept.owner == getpid()) {
+		pthread_mutex_lock(&kept_lock);
+		if (kept.pid > 0)
+			reader_end(&kept);
+		pthread_mutex_unlock(&kept_lock);
+	}
+}
+
+void h5attr_isolate_keep(unsigned requests)
+{
+	static int registered;
+	kept_end();
+	pthread_mutex_lock(&kept_lock);
+	keep_max = requests;
+	if (requests && !registered)
+		registered = !atexit(kept_end);
+	pthread_mutex_unlock(&kept_lock);
+}
+
+/* Request q (arg, path and img its bytes) of reader r, and its answer: 0
+ * (a, and its text in out: at most cap - 1 bytes, the rest dropped); -1:
+ * the reader ended without answering (reaped: *ws its wait status); -2: the
+ * time is up (the reader killed); -3: the reader took no request (twice);
+ * -4: no reader could be made (fork or socketpair failed). */
+TRANSPORT static int reader_ask(struct reader *r, unsigned keep, struct reader_request *q,
+				const void *arg, const char *path, const void *img,
+				struct reader_answer *a, char *out, size_t cap, int *ws)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!r->pid && reader_start(r))
+			return -4;
+		q->last = !keep || ++r->served >= keep;
+		if (send_all(r->fd, q, sizeof *q) || send_all(r->fd, arg, q->arg_len) ||
+		    send_all(r->fd, path, q->path_len) ||
+		    (q->imaged && send_all(r->fd, img, q->image_len))) {
+			/* it ended before it took the request (a kept reader
+			 * killed from outside): a fresh one, once */
+			reader_end(r);
+			continue;
+		}
+		double deadline = now_s() + q->limit;
+		int rc = recv_by(r->fd, a, sizeof *a, deadline);
+		size_t n = rc ? 0 : a->len < cap ? a->len : cap - 1;
+		if (!rc)
+			rc = recv_by(r->fd, out, n, deadline);
+		if (!rc)
+			rc = recv_by(r->fd, NULL, a->len - n, deadline);
+		out[n] = '\0';
+		if (rc) {
+			*ws = reader_end(r);
+			return rc;
+		}
+		if (a->retire)
+			reader_end(r);
+		return 0;
+	}
+	return -3;
+}
+
+/* reader_ask to the kept reader (keep_max > 0), or to one of its own. */
+static int reader_run(struct reader_request *q, const void *arg, const char *path,
+		      const void *img, struct reader_answer *a, char *out, size_t cap, int *ws)
+{
+	struct reader one = {0};
+	pthread_mutex_lock(&kept_lock);
+	unsigned keep = keep_max;
+	if (!keep) {
+		pthread_mutex_unlock(&kept_lock);
+		return reader_ask(&one, 0, q, arg, path, img, a, out, cap, ws);
+	}
+	if (kept.pid > 0 && kept.owner != getpid()) /* a fork's copy: not this process's */
+		close(kept.fd), kept.pid = 0;
+	int rc = reader_ask(&kept, keep, q, arg, path, img, a, out, cap, ws);
+	pthread_mutex_unlock(&kept_lock);
+	return rc;
+}
+
+/* vlen_read_isolated through the kept reader, for an attribute of a
+ * registered image (its bytes cannot change, so the reader, forked before
+ * this file was opened, reads it again by name and meets the same bytes):
+ * 0, -1 (a corrupt attribute), or 1 when that does not apply (no kept
+ * reader, a file on disk, an object without a name). */
+static int vlen_read_kept(hid_t obj, const char *name, hid_t a, char *buf, size_t cap)
+{
+	char file[4096], objattr[4096];
+	size_t ilen;
+	ssize_t fn = H5Fget_name(a, file, sizeof file);
+	const void *img = fn > 0 && (size_t)fn < sizeof file ? h5attr_image_of(file, &ilen) : NULL;
+	ssize_t on = img && keep_max ? H5Iget_name(obj, objattr, sizeof objattr) : 0;
+	size_t an = strlen(name);
+	if (on <= 0 || (size_t)on + an + 2 > sizeof objattr)
+		return 1;
+	memcpy(objattr + on + 1, name, an + 1);
+	struct reader_request q = {.limit = h5attr_time_limit(), .arg_len = (size_t)on + an + 2,
+				   .path_len = strlen(file), .image_len = ilen,
+				   .kind = READ_STRING, .imaged = 1};
+	struct reader_answer ans;
+	int ws;
+	int rc = reader_run(&q, objattr, file, img, &ans, buf, cap, &ws);
+	if (rc == -4 || rc == -3)
+		return 1;
+	if (rc || ans.rc) {
+		buf[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
+		   void *arg, size_t arglen, struct lif_err *err)
+{
 	/* libhdf5 can also loop forever on corrupt metadata (a global heap
-	 * reference in a per-token file): the child has a time limit, generous
+	 * reference in a per-token file): the read has a time limit, generous
 	 * for the file's size */
 	struct stat st;
 	size_t ilen = 0;
-	int imaged = image_of(path, &ilen) != NULL;
-	double limit = h5attr_time_limit() + (imaged ? (double)(ilen >> 24)
+	const void *img = h5attr_image_of(path, &ilen);
+	double limit = h5attr_time_limit() + (img ? (double)(ilen >> 24)
 			     : stat(path, &st) ? 0 : (double)(st.st_size >> 24));
-	if (pid == 0) { /* the child reads; only its verdict crosses the pipe */
-		struct lif_err e = {0};
-		close(fd[0]);
-		signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
-		alarm_after(limit);
-		isolated_child = 1;
-		int rc = fn(path, arg, &e);
-		if (rc && write(fd[1], e.msg, strlen(e.msg)) < 0)
-			rc = 1;
-		_exit(rc ? 1 : 0);
-	}
-	close(fd[1]);
-	char msg[sizeof err->msg] = "";
-	size_t n = 0;
-	ssize_t r;
-	while (n < sizeof msg - 1 && (r = read(fd[0], msg + n, sizeof msg - 1 - n)) > 0)
-		n += (size_t)r;
-	msg[n] = '\0';
-	close(fd[0]);
-	int ws;
-	while (waitpid(pid, &ws, 0) < 0)
-		if (errno != EINTR)
-			return err_set(err, ERR_IO, "%s: cannot wait for the reading process", path);
-	if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM)
+	struct reader_request q = {.fn = fn, .limit = limit, .arg_len = arg ? arglen : 0,
+				   .path_len = strlen(path), .image_len = img ? ilen : 0,
+				   .kind = READ_PROBE, .imaged = img != NULL};
+	struct reader_answer a;
+	char msg[sizeof err->msg];
+	int ws = 0;
+	int rc = reader_run(&q, arg, path, img, &a, msg, sizeof msg, &ws);
+	if (rc == -4) /* no process to read in (fork or socketpair failed): read here */
+		return fn(path, arg, err);
+	if (rc == -3)
+		return err_set(err, ERR_IO, "%s: the process reading it ended before taking the "
+			       "request", path);
+	if (rc == -1 && ws == -1)
+		return err_set(err, ERR_IO, "%s: cannot wait for the reading process", path);
+	if (rc == -2 || (rc == -1 && WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM))
 		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it did not end within %g s "
 			       "(the HDF5 library loops on it); its format (HDF5 superblock version "
 			       "%d) has no metadata checksums", path, limit,
 			       h5attr_superblock_version(path));
-	if (WIFSIGNALED(ws))
+	if (rc == -1 && WIFSIGNALED(ws))
 		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it crashed the HDF5 library "
 			       "(signal %d, %s); its format (HDF5 superblock version %d) has no "
 			       "metadata checksums", path, WTERMSIG(ws), strsignal(WTERMSIG(ws)),
 			       h5attr_superblock_version(path));
-	if (WEXITSTATUS(ws) && !msg[0])
+	if (rc == -1)
 		return err_set(err, ERR_FORMAT, "%s: corrupt: reading it failed in the HDF5 "
 			       "library (exit status %d); its format (HDF5 superblock version %d) "
 			       "has no metadata checksums", path, WEXITSTATUS(ws),
 			       h5attr_superblock_version(path));
-	if (WEXITSTATUS(ws))
+	if (a.rc)
 		return err_set(err, ERR_FORMAT, "%s", msg);
 	/* the read in this process meets the same bytes when they are an image */
-	if (imaged)
+	if (img)
 		image.verified = 1;
 	return 0;
 }

@@ -90,17 +90,35 @@ double h5attr_time_limit(void);
  * carries no checksums can make libhdf5 itself crash, and lifsim must not.
  * Returns fn's verdict (its message), or a "corrupt: reading it crashed the
  * HDF5 library" error when the child dies of a signal. The child's work is
- * discarded; call fn again in the process once it returns 0. In the child,
- * variable-length string attributes are read directly (the child is already
- * isolated); so are they in this process after a child read a registered
- * image (h5attr_image) without failing, until the image is registered
- * again: its bytes cannot change in between. A file on disk can, so there
- * each string is still read in a child of its own.
- * The child has a time limit (h5attr_time_limit(), plus 1 s per 16 MiB of the
+ * discarded; call fn again in the process once it returns 0. The child gets
+ * a copy of arg's arglen bytes (NULL when arg is NULL), and of the image
+ * registered for path (h5attr_image), which it registers in turn. In the
+ * child, variable-length string attributes are read directly (the child is
+ * already isolated); so are they in this process after a child read a
+ * registered image without failing, until the image is registered again:
+ * its bytes cannot change in between. A file on disk can, so there each
+ * string is still read in a child of its own.
+ * The read has a time limit (h5attr_time_limit(), plus 1 s per 16 MiB of the
  * file): libhdf5 can loop forever on corrupt metadata, which then is an error
- * too. */
+ * too (the child is killed). When no child can be made (fork or socketpair
+ * fails), fn runs in this process. */
 int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
-		   void *arg, struct lif_err *err);
+		   void *arg, size_t arglen, struct lif_err *err);
+
+/* requests > 0: h5attr_isolate keeps its child between reads, for up to
+ * that many (then a fresh one): a read costs a request to a running
+ * process instead of a fork. The child keeps this process's state of when
+ * it was forked (environment, working directory, libhdf5's settings), so
+ * this is for a process whose state does not change between reads: the
+ * fuzz targets. A crash or a time-out ends the child; the next read forks
+ * a fresh one, and so does one after a read that left HDF5 objects open in
+ * it. The child ends when this process exits (or closes its end). 0 (the
+ * default): a child for each read, which ends after it. Any call ends the
+ * child kept so far. */
+void h5attr_isolate_keep(unsigned requests);
+
+/* The bytes registered for path (h5attr_image), or NULL. */
+const void *h5attr_image_of(const char *path, size_t *len);
 
 /* n = 0: a scalar; otherwise a 1-D array of n. */
 int h5attr_put(hid_t obj, const char *name, hid_t type, hsize_t n, const void *v);

@@ -938,7 +938,7 @@ struct trace *trace_load_threads(const char *path, int flags, int threads, struc
 	 * read it in a child process first, so that corrupt metadata that
 	 * crashes libhdf5 is an error here */
 	int sb = h5attr_superblock_version(path);
-	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, &flags, err))
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, &flags, sizeof flags, err))
 		return NULL;
 	return load_in_process(path, flags, threads, err);
 }
@@ -1068,7 +1068,7 @@ struct trace_reader *trace_reader_open(const char *path, int flags, int threads,
 {
 	int sb = h5attr_superblock_version(path);
 	int lflags = flags & TRACE_LOAD_MAGNITUDES;
-	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, &lflags, err))
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, &lflags, sizeof lflags, err))
 		return NULL;
 	struct trace_reader *r = calloc(1, sizeof *r);
 	if (!r) {

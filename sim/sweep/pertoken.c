@@ -67,7 +67,7 @@ int pertoken_print_csv(const char *path, FILE *out, struct lif_err *err)
 	 * checksums: read in a child first, where a crash or a loop in libhdf5
 	 * on corrupt metadata is an error (tests/data/hostile/pertoken-hang-*) */
 	int sb = h5attr_superblock_version(path);
-	if (sb >= 0 && sb < 2 && h5attr_isolate(path, probe, NULL, err))
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, probe, NULL, 0, err))
 		return err->code;
 	return print_in_process(path, out, err);
 }

@@ -980,7 +980,7 @@ struct predictor *predictor_load(const char *path, struct lif_err *err)
 	/* v1 files (HDF5's old format, no metadata checksums) are read in a
 	 * child process first: see h5attr_isolate */
 	int sb = h5attr_superblock_version(path);
-	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, NULL, err))
+	if (sb >= 0 && sb < 2 && h5attr_isolate(path, load_probe, NULL, 0, err))
 		return NULL;
 	return load_in_process(path, err);
 }
