@@ -854,14 +854,29 @@ static void kept_end(void)
 	}
 }
 
+/* A reader forked while this process has an HDF5 file open would keep that
+ * file open (a copy of this process's library state), and a later open of
+ * the same name in it would share that copy: the file as it was, not a new
+ * image registered under the name. So a kept reader is forked only when no
+ * file is open. */
+static int no_file_open(void)
+{
+	return H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) == 0;
+}
+
 void h5attr_isolate_keep(unsigned requests)
 {
 	static int registered;
-	kept_end();
+	if (!requests)
+		kept_end();
 	pthread_mutex_lock(&kept_lock);
 	keep_max = requests;
 	if (requests && !registered)
 		registered = !atexit(kept_end);
+	if (kept.pid > 0 && kept.owner != getpid()) /* a fork's copy: not this process's */
+		close(kept.fd), kept.pid = 0;
+	if (requests && !kept.pid && no_file_open())
+		reader_start(&kept);
 	pthread_mutex_unlock(&kept_lock);
 }
 
@@ -918,6 +933,10 @@ static int reader_run(struct reader_request *q, const void *arg, const char *pat
 	}
 	if (kept.pid > 0 && kept.owner != getpid()) /* a fork's copy: not this process's */
 		close(kept.fd), kept.pid = 0;
+	if (!kept.pid && !no_file_open()) { /* see no_file_open: one of its own */
+		pthread_mutex_unlock(&kept_lock);
+		return reader_ask(&one, 0, q, arg, path, img, a, out, cap, ws);
+	}
 	int rc = reader_ask(&kept, keep, q, arg, path, img, a, out, cap, ws);
 	pthread_mutex_unlock(&kept_lock);
 	return rc;

@@ -110,11 +110,15 @@ int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, stru
  * process instead of a fork. The child keeps this process's state of when
  * it was forked (environment, working directory, libhdf5's settings), so
  * this is for a process whose state does not change between reads: the
- * fuzz targets. A crash or a time-out ends the child; the next read forks
- * a fresh one, and so does one after a read that left HDF5 objects open in
- * it. The child ends when this process exits (or closes its end). 0 (the
- * default): a child for each read, which ends after it. Any call ends the
- * child kept so far. */
+ * fuzz targets. It is forked only while no HDF5 file is open in this
+ * process (it would keep that file open, and a later open of the same
+ * name in it would meet the file as it was): by this call when none is
+ * running (call it again where no file is open, e.g. before each input),
+ * or by a read that finds no file open; a read that finds none running
+ * and a file open has a child of its own. A crash or a time-out ends the
+ * child, and so does a read that left HDF5 objects open in it. The child
+ * ends when this process exits (or closes its end). 0 (the default): a
+ * child for each read, which ends after it; ends the child kept so far. */
 void h5attr_isolate_keep(unsigned requests);
 
 /* The bytes registered for path (h5attr_image), or NULL. */
