@@ -192,26 +192,17 @@ static int replay_go(const struct rargs *a, struct sim_params *p, const struct c
 static int print_moe_tokens(const struct moe_plan *plan, const struct device *dev,
 			    const struct moe_replay_token *tok, int64_t n, struct lif_err *err)
 {
-	const int64_t T = plan->tokens;
 	printf("token,io_ms,mem_ms,total_ms,bytes_read,reads,bytes_copied,io_ms_pred,mem_ms_pred,"
 	       "bytes_read_pred,reads_pred,bytes_copied_pred,total_ms_pred\n");
 	for (int64_t t = 0; t < n; t++) {
-		double io_p = 0, ops = 0;
-		int64_t bytes = 0, reads = 0, copied = 0;
-		for (int l = 0; l < plan->layers; l++) {
-			size_t i = (size_t)l * T + t;
-			io_p += plan->io_ns[i] * 1e-6, ops += plan->ops[i];
-			reads += plan->first[i + 1] - plan->first[i];
-			for (int64_t j = plan->first[i]; j < plan->first[i + 1]; j++)
-				bytes += plan->len[j];
-			for (int64_t c = plan->cfirst[i]; c < plan->cfirst[i + 1]; c++)
-				copied += plan->clen[c];
-		}
-		double mem_p = moe_mem_ns(&dev->dram, (double)copied, ops, (double)bytes) * 1e-6;
+		struct moe_token_sums s;
+		moe_plan_token_sums(plan, t, &s);
+		double io_p = s.io_ns * 1e-6;
+		double mem_p = moe_mem_ns(&dev->dram, (double)s.copied, s.ops, (double)s.bytes) * 1e-6;
 		printf("%lld,%.6g,%.6g,%.6g,%lld,%lld,%lld,%.6g,%.6g,%lld,%lld,%lld,%.6g\n", (long long)t,
 		       tok[t].io_ms, tok[t].mem_ms, tok[t].total_ms, (long long)tok[t].bytes_read,
 		       (long long)tok[t].reads, (long long)tok[t].bytes_copied, io_p, mem_p,
-		       (long long)bytes, (long long)reads, (long long)copied, io_p + mem_p);
+		       (long long)s.bytes, (long long)s.reads, (long long)s.copied, io_p + mem_p);
 	}
 	return fflush(stdout) ? err_set(err, ERR_IO, "cannot write to stdout") : 0;
 }

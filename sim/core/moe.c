@@ -25,8 +25,8 @@ static void cache_insert(struct moe_cache *c, int e)
 	if (c->log && c->log_n < c->log_cap) {
 		c->log[2 * c->log_n] = e;
 		c->log[2 * c->log_n + 1] = c->cslot[e];
-		c->log_n++;
 	}
+	c->log_n++; /* counted past log_cap too: layer_token refuses that */
 }
 
 static void cache_evict(struct moe_cache *c, int v)
@@ -577,6 +577,24 @@ void moe_plan_free(struct moe_plan *p)
 	memset(p, 0, sizeof *p);
 }
 
+void moe_plan_token_sums(const struct moe_plan *p, int64_t t, struct moe_token_sums *s)
+{
+	memset(s, 0, sizeof *s);
+	for (int l = 0; l < p->layers; l++) {
+		size_t i = (size_t)l * p->tokens + t;
+		int64_t n = p->first[i + 1] - p->first[i];
+		s->io_ns += p->io_ns[i], s->ops += p->ops[i];
+		s->reads += n, s->batches += n > 0;
+		for (int64_t j = p->first[i]; j < p->first[i + 1]; j++)
+			s->bytes += p->len[j];
+		for (int64_t c = p->cfirst[i]; c < p->cfirst[i + 1]; c++)
+			s->copied += p->clen[c];
+	}
+}
+
+/* layer_token's result when the cache logged more inserts than top_k */
+#define MOE_ERR_LOG (-2)
+
 /* One token of one layer: prefetch, accesses, the batch of reads. */
 static int layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 {
@@ -634,6 +652,8 @@ static int layer_token(struct layer_run *r, int l, int64_t t, struct acc *a)
 	a->wasted[t] += wasted;
 	a->bytes[t] += bytes;
 	a->reads[t] += n;
+	if (r->s.c.log_n > r->s.c.log_cap) /* an access inserts at most once, so never */
+		return MOE_ERR_LOG;
 	a->copied[t] += (double)r->s.c.log_n * m->expert_bytes;
 	if (!r->plan)
 		return 0;
@@ -655,9 +675,11 @@ static int layer_pass(struct layer_run *r, int l, struct acc *a)
 	}
 	if (r->plan)
 		memcpy(r->plan->slot + (size_t)l * E, r->slot, E * sizeof *r->slot);
-	for (int64_t t = 0; t < r->rt->meta.tokens; t++)
-		if (layer_token(r, l, t, a))
-			return -1;
+	for (int64_t t = 0; t < r->rt->meta.tokens; t++) {
+		int rc = layer_token(r, l, t, a);
+		if (rc)
+			return rc;
+	}
 	layer_free(&r->s);
 	return 0;
 }
@@ -864,7 +886,10 @@ int moe_run_plan(const struct router_trace *rt, const struct llm_desc *m,
 		rc = layer_pass(&r, l, &a);
 	if (rc) {
 		layer_free(&r.s);
-		rc = err_set(err, ERR_NOMEM, "moe: out of memory");
+		rc = rc == MOE_ERR_LOG ? err_set(err, ERR_INVAL, "moe: a layer's cache made more inserts "
+						 "in one token than top_k (%d; a cache policy bug)",
+						 rt->meta.top_k)
+				       : err_set(err, ERR_NOMEM, "moe: out of memory");
 	} else {
 		summarize(&r, dev, &a, out);
 	}

@@ -111,7 +111,8 @@ struct moe_cache {
 	/* Where the residents live: each expert's cache slot (0..capacity-1, -1
 	 * when not resident); an insert takes the slot its eviction freed (else
 	 * the lowest never used); the inserts since the caller last reset
-	 * log_n, as (expert, slot) pairs (NULL: not logged). */
+	 * log_n, as (expert, slot) pairs (NULL: not logged); log_n counts on past
+	 * log_cap (the pairs past it are not kept), which moe_run reports as a bug. */
 	int *cslot;      /* (experts) */
 	int *free_slots; /* (capacity) stack of free slots */
 	int free_n;
@@ -183,6 +184,15 @@ struct moe_plan {
 	int64_t cn, ccap;
 };
 void moe_plan_free(struct moe_plan *p); /* frees the arrays, not p */
+
+/* What a plan has token t do, summed over its layers: the predicted io time,
+ * the cache's inserts and evictions, the bytes and extents read, the layers
+ * that read anything (batches) and the bytes copied into the cache. */
+struct moe_token_sums {
+	double io_ns, ops;
+	int64_t bytes, reads, batches, copied;
+};
+void moe_plan_token_sums(const struct moe_plan *p, int64_t t, struct moe_token_sums *s);
 
 /* mem's time in ns (see above) of `copied` bytes copied into the cache,
  * `ops` inserts and evictions and `bytes_read` bytes read, per token. */

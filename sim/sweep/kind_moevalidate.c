@@ -156,21 +156,17 @@ static void plan_means(const struct moe_plan *p, const struct device *dev, int64
 		       struct pmeans *pm)
 {
 	memset(pm, 0, sizeof *pm);
-	double nb = 0, nr = 0;
-	for (int64_t t = a; t < b; t++)
-		for (int l = 0; l < p->layers; l++) {
-			size_t i = (size_t)l * p->tokens + t;
-			int64_t n = p->first[i + 1] - p->first[i];
-			pm->io += p->io_ns[i] * 1e-6, pm->ops += p->ops[i], pm->reads += (double)n;
-			for (int64_t c = p->cfirst[i]; c < p->cfirst[i + 1]; c++)
-				pm->copied += (double)p->clen[c];
-			for (int64_t j = p->first[i]; j < p->first[i + 1]; j++)
-				pm->bytes += (double)p->len[j];
-			nb += n > 0, nr += (double)n;
-		}
+	double nb = 0;
+	for (int64_t t = a; t < b; t++) {
+		struct moe_token_sums s;
+		moe_plan_token_sums(p, t, &s);
+		pm->io += s.io_ns * 1e-6, pm->ops += s.ops, pm->reads += (double)s.reads;
+		pm->bytes += (double)s.bytes, pm->copied += (double)s.copied;
+		nb += (double)s.batches;
+	}
+	pm->batch_reads = nb > 0 ? pm->reads / nb : 0;
 	const double n = (double)(b - a);
 	pm->io /= n, pm->ops /= n, pm->reads /= n, pm->bytes /= n, pm->copied /= n;
-	pm->batch_reads = nb > 0 ? nr / nb : 0;
 	pm->mem = moe_mem_ns(&dev->dram, pm->copied, pm->ops, pm->bytes) * 1e-6;
 	pm->total = pm->io + pm->mem;
 }

@@ -20,15 +20,16 @@ Training needs Debian's python3-torch and the text of debian-reference-en
 (./quickstart train-deps installs both); the check needs only python3-numpy.
 """
 import argparse
-import gzip
 import json
 import math
 import os
-import struct
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tinyio import load_text, read_safetensors, split, write_safetensors  # noqa: E402
 
 DEFAULT_TEXT = "/usr/share/debian-reference/debian-reference.en.txt.gz"
 
@@ -65,17 +66,6 @@ def parse_args():
     return p.parse_args()
 
 
-def load_text(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8)
-
-
-def split(data, holdout):
-    cut = int(len(data) * (1 - holdout))
-    return data[:cut], data[cut:]
-
-
 def mixtral_config(a):
     return {
         "_name_or_path": "lifsim-tinymoe",
@@ -105,44 +95,6 @@ def mixtral_config(a):
         "torch_dtype": "float16",
         "lifsim_tokenizer": "byte",
     }
-
-
-# ---------------------------------------------------------------- safetensors
-
-def write_safetensors(path, tensors):
-    """tensors: dict name -> float16 numpy array."""
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        b = np.ascontiguousarray(tensors[name], dtype="<f2").tobytes()
-        header[name] = {"dtype": "F16", "shape": list(tensors[name].shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, d in header.items():
-        if name == "__metadata__":
-            continue
-        if d["dtype"] != "F16":
-            raise ValueError(f"{path}: tensor {name}: dtype {d['dtype']}, expected F16")
-        a, b = d["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype="<f2").reshape(d["shape"]).astype(np.float64)
-    return out
 
 
 # ---------------------------------------------------------------- numpy forward
@@ -206,7 +158,7 @@ def np_check(out_dir, held, ctx, eval_tokens):
     """Held-out loss (nats/byte) over windows of ctx bytes, and per layer the
     share of selections of the most and least used expert."""
     c = json.load(open(os.path.join(out_dir, "config.json")))
-    W = read_safetensors(os.path.join(out_dir, "model.safetensors"))
+    W = read_safetensors(os.path.join(out_dir, "model.safetensors"), np.float64)
     counts = np.zeros((c["num_hidden_layers"], c["num_local_experts"]))
     nll, n = 0.0, 0
     for s in range(0, min(eval_tokens, len(held) - 1) - ctx + 1, ctx):
@@ -416,7 +368,7 @@ def main():
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")
-    write_safetensors(os.path.join(a.out, "model.safetensors"), W)
+    write_safetensors(os.path.join(a.out, "model.safetensors"), W)  # fp16 arrays
     with open(os.path.join(a.out, "heldout.txt"), "wb") as f:
         f.write(held[:a.eval_tokens + 1].tobytes())
     loss, mx, mn = np_check(a.out, held, a.ctx, a.eval_tokens)
