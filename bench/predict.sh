@@ -14,8 +14,19 @@
 # at exit unless KEEP=1; a WORK that already holds a file keeps it (so a
 # second run with KEEP=1 WORK=DIR only validates: about 4 min at SCALE=1).
 #   env: SCALE (0.25; 1 = OPT-6.7B at full size), CAL_SECONDS (0.2),
-#   CAL_PASSES (3), OUT (bench/out/predict), KEEP, WORK
+#   CAL_PASSES (3), OUT (bench/out/predict), KEEP, WORK, BLAS_THREADS (1:
+#   OpenBLAS's threads for calibrate --compute and the replay alike, so one
+#   core is left to the pipelined reader; the profile records it)
+# A kernel that samples page access (DAMON's kdamond, as on lifsim's test
+# host) slows the first touch of memory left idle for a second or more about
+# 2x, which the replay's place and copies meet and calibrate's rates do not
+# (experiments/README.md, host-predict): the script says when one runs.
 set -euo pipefail
+export OPENBLAS_NUM_THREADS=${BLAS_THREADS:-1}
+for k in /sys/kernel/mm/damon/admin/kdamonds/*/state; do
+	[ -r "$k" ] && [ "$(cat "$k")" = on ] &&
+		echo "predict.sh: DAMON is sampling page access ($k = on): mem_ms will read high (experiments/README.md, host-predict)" >&2
+done
 : "${LIFSIM:=./lifsim}"
 : "${LIFSIM_SRCDIR:=.}"
 SCALE=${SCALE:-0.25}

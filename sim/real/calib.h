@@ -78,7 +78,8 @@ double calib_gemv_bytes_per_s(int rows, int cols, int repeats, int64_t cold_byte
 /* A GEMV drift probe (validate): the copies of a rows x cols fp32 matrix made
  * once (NULL: out of memory), then each run the median rate (bytes of the
  * matrix per second) of `repeats` (1..64) sgemv calls, each on the next copy,
- * as calib_gemv_bytes_per_s measures with cold_bytes. */
+ * as calib_gemv_bytes_per_s measures with cold_bytes (every page of the
+ * copies touched first, untimed: the table's matrices were just written). */
 struct calib_gemv_probe;
 struct calib_gemv_probe *calib_gemv_probe_new(int rows, int cols, int64_t cold_bytes);
 double calib_gemv_probe_run(struct calib_gemv_probe *p, int repeats);

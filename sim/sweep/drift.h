@@ -10,7 +10,9 @@
  * says how much slower the disk is now than the profile says, at this
  * operating point; corrected io divides the measured io by f. With a compute
  * probe (drift_add_compute), every disk probe is followed by 5 cold sgemv
- * calls of one shape, giving factors fc against `cref` the same way.
+ * calls of one shape (its pages touched first, as calibrate's table times
+ * matrices it has just written: sim/real/calib_gemv.c), giving factors fc
+ * against `cref` the same way.
  */
 #ifndef LIFSIM_DRIFT_H
 #define LIFSIM_DRIFT_H
