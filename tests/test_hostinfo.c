@@ -76,3 +76,37 @@ Test(hostinfo, version_commit_and_date_are_filled)
 	cr_expect_eq(strlen(d), 20, "%s", d);
 	cr_expect_eq(d[19], 'Z');
 }
+
+/* admin/kdamonds/K/state with the given text (NULL: no state file). */
+static void kdamond(const char *admin, const char *k, const char *state)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "mkdir -p %s/kdamonds/%s", admin, k);
+	cr_assert_eq(system(path), 0);
+	if (!state)
+		return;
+	snprintf(path, sizeof path, "%s/kdamonds/%s/state", admin, k);
+	FILE *f = fopen(path, "w");
+	cr_assert(f);
+	fputs(state, f);
+	fclose(f);
+}
+
+Test(hostinfo, damon_counts_the_kdamonds_that_are_on)
+{
+	char admin[4200];
+	int first = 7;
+	snprintf(admin, sizeof admin, "%s/admin", tu_path("damon"));
+	cr_expect_eq(hostinfo_damon_from(admin, &first), 0, "no directory: none");
+	cr_expect_eq(first, -1);
+	kdamond(admin, "0", "off\n");
+	kdamond(admin, "1", NULL); /* no state file */
+	kdamond(admin, "nr_kdamonds", NULL); /* not a kdamond */
+	cr_expect_eq(hostinfo_damon_from(admin, &first), 0, "off and unreadable: none");
+	cr_expect_eq(first, -1);
+	kdamond(admin, "3", "on\n");
+	kdamond(admin, "2", "on");
+	kdamond(admin, "4", "online\n"); /* not "on" */
+	cr_expect_eq(hostinfo_damon_from(admin, &first), 2);
+	cr_expect_eq(first, 2, "the lowest number: got %d", first);
+}

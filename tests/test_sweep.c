@@ -610,7 +610,7 @@ Test(sweep, results_jsonl_and_provenance_beside_the_csv)
 	cr_assert_not_null(pv);
 	cr_expect(strstr(pv, "\"schema\":\t\"lifsim-provenance\"") != NULL, "%s", pv);
 	const char *keys[] = {"lifsim_version", "lifsim_commit", "date", "host", "cpu",
-			      "experiment_sha256", "threads", "inputs"};
+			      "kdamonds_on", "experiment_sha256", "threads", "inputs"};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		char k[64];
 		snprintf(k, sizeof k, "\"%s\":", keys[i]);

@@ -1,5 +1,6 @@
 #include "sim/base/hostinfo.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <nettle/sha2.h>
@@ -162,4 +163,51 @@ int hostinfo_default_threads(void)
 		in.affinity = CPU_COUNT(&set);
 	in.cpu_max = cgroup_cpu_max(cpu_max, sizeof cpu_max);
 	return hostinfo_threads_from(&in);
+}
+
+int hostinfo_damon_from(const char *admin_dir, int *first)
+{
+	char path[4400], text[16];
+	snprintf(path, sizeof path, "%s/kdamonds", admin_dir);
+	DIR *d = opendir(path);
+	int on = 0;
+	*first = -1;
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char *end;
+		long k = strtol(e->d_name, &end, 10);
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' || *end || k > 1 << 20)
+			continue; /* "nr_kdamonds", ".", ".." */
+		snprintf(path, sizeof path, "%s/kdamonds/%s/state", admin_dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f && fgets(text, sizeof text, f) && !strncmp(text, "on", 2) &&
+		    (text[2] == '\n' || !text[2])) {
+			on++;
+			if (*first < 0 || k < *first)
+				*first = (int)k;
+		}
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return on;
+}
+
+int hostinfo_damon(int *first)
+{
+	return hostinfo_damon_from("/sys/kernel/mm/damon/admin", first);
+}
+
+void hostinfo_warn_damon(const char *who)
+{
+	int first, n = hostinfo_damon(&first);
+	if (n > 0)
+		fprintf(stderr,
+			"lifsim %s: WARNING the kernel samples page access "
+			"(/sys/kernel/mm/damon/admin/kdamonds/%d/state is on%s): memory that sat "
+			"idle is written up to 2x slower than memory just written, which "
+			"calibrate's rates are measured on, so a replay's mem_ms reads high "
+			"against the prediction (ARCHITECTURE.md, \"What the host does to a "
+			"measurement\")\n",
+			who, first, n > 1 ? ", and others" : "");
 }

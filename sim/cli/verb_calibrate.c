@@ -7,6 +7,7 @@
 
 #include "models/device.h"
 #include "sim/base/atomic.h"
+#include "sim/base/hostinfo.h"
 #include "sim/base/util.h"
 #include "sim/real/calib.h"
 #include "sim/cli/verbs.h"
@@ -420,6 +421,7 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		if (!o.compute || !o.profile || !o.out || o.file || o.make)
 			return cli_failf(VERB, "--compute needs --profile DEVICE.ini and -o NEW.ini, "
 				"and no --file or --make-file (see --help)");
+		hostinfo_warn_damon(VERB);
 		return calibrate_compute(&o, g);
 	}
 	if (o.make) {
@@ -431,5 +433,6 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 	}
 	if (!o.file || !o.out)
 		return cli_failf(VERB, "needs --file F and -o PROFILE.ini (see --help)");
+	hostinfo_warn_damon(VERB);
 	return calibrate(&o, g);
 }

@@ -45,6 +45,7 @@
 
 #include "models/dram.h"
 #include "models/flash.h"
+#include "sim/base/hostinfo.h"
 #include "sim/base/util.h"
 #include "sim/real/calib.h"
 #include "sim/real/moereplay.h"
@@ -110,6 +111,7 @@ static int mv_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
 	}
 	pthread_mutex_init(&c->measure, NULL);
+	hostinfo_warn_damon("moevalidate");
 	*ctx = c;
 	return 0;
 }

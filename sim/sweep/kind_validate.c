@@ -71,6 +71,7 @@
 
 #include "sim/base/atomic.h"
 #include "sim/base/csv.h"
+#include "sim/base/hostinfo.h"
 #include "sim/base/util.h"
 #include "sim/real/calib.h"
 #include "sim/sweep/drift.h"
@@ -153,6 +154,7 @@ static int v_ctx_new(const struct sweep *sw, void **ctx, struct lif_err *err)
 		return err->code ? err->code : err_set(err, ERR_NOMEM, "out of memory");
 	}
 	pthread_mutex_init(&c->measure, NULL);
+	hostinfo_warn_damon("validate");
 	*ctx = c;
 	return 0;
 }

@@ -115,7 +115,9 @@ static int json_write(const char *path, const cJSON *doc, struct lif_err *err)
 	return rc;
 }
 
-/* version, commit, date, host, cpu: the machine and build, added to o. */
+/* version, commit, date, host, cpu, kdamonds_on (the kernel's samplers of
+ * page access that were running: hostinfo_damon): the machine and build,
+ * added to o. */
 static void add_machine(cJSON *o)
 {
 	char buf[512];
@@ -127,6 +129,8 @@ static void add_machine(cJSON *o)
 	cJSON_AddStringToObject(o, "host", buf);
 	hostinfo_cpu_model(buf, sizeof buf);
 	cJSON_AddStringToObject(o, "cpu", buf);
+	int first;
+	cJSON_AddNumberToObject(o, "kdamonds_on", hostinfo_damon(&first));
 }
 
 /* {"setting", "value", "path", "bytes", "sha256"} for one input file. */
@@ -229,7 +233,8 @@ static void copy_field(cJSON *to, const cJSON *from, const char *key)
 int resfiles_merge_provenance(const char *const *dirs, size_t ndirs, const char *out,
 			      struct lif_err *err)
 {
-	static const char *const keep[] = {"date", "host", "cpu", "shard", "lifsim_commit"};
+	static const char *const keep[] = {"date", "host", "cpu", "kdamonds_on", "shard",
+						   "lifsim_commit"};
 	char path[4200];
 	cJSON *first = prov_read(dirs[0]), *merged = cJSON_CreateArray();
 	cJSON *o = first ? first : cJSON_CreateObject();
