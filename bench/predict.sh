@@ -20,13 +20,13 @@
 # A kernel that samples page access (DAMON's kdamond, as on lifsim's test
 # host) slows the first touch of memory left idle for a second or more about
 # 2x, which the replay's place and copies meet and calibrate's rates do not
-# (experiments/README.md, host-predict): the script says when one runs.
+# (experiments/README.md, host-predict): lifsim calibrate and validate say
+# when one runs.
 set -euo pipefail
+case ${BLAS_THREADS:-1} in
+'' | *[!0-9]* | 0*) echo "predict.sh: BLAS_THREADS='${BLAS_THREADS}' is not a thread count (1, 2, ...)" >&2; exit 2 ;;
+esac
 export OPENBLAS_NUM_THREADS=${BLAS_THREADS:-1}
-for k in /sys/kernel/mm/damon/admin/kdamonds/*/state; do
-	[ -r "$k" ] && [ "$(cat "$k")" = on ] &&
-		echo "predict.sh: DAMON is sampling page access ($k = on): mem_ms will read high (experiments/README.md, host-predict)" >&2
-done
 : "${LIFSIM:=./lifsim}"
 : "${LIFSIM_SRCDIR:=.}"
 SCALE=${SCALE:-0.25}
