@@ -421,8 +421,10 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 		if (!o.compute || !o.profile || !o.out || o.file || o.make)
 			return cli_failf(VERB, "--compute needs --profile DEVICE.ini and -o NEW.ini, "
 				"and no --file or --make-file (see --help)");
-		hostinfo_warn_damon(VERB);
-		return calibrate_compute(&o, g);
+		rc = calibrate_compute(&o, g);
+		if (!rc)
+			hostinfo_warn_damon(VERB); /* about the rates just measured */
+		return rc;
 	}
 	if (o.make) {
 		struct lif_err err = {0};
@@ -433,6 +435,8 @@ int verb_calibrate(int argc, char **argv, const struct cli_global *g)
 	}
 	if (!o.file || !o.out)
 		return cli_failf(VERB, "needs --file F and -o PROFILE.ini (see --help)");
-	hostinfo_warn_damon(VERB);
-	return calibrate(&o, g);
+	rc = calibrate(&o, g);
+	if (!rc)
+		hostinfo_warn_damon(VERB);
+	return rc;
 }
