@@ -233,8 +233,8 @@ static void copy_field(cJSON *to, const cJSON *from, const char *key)
 int resfiles_merge_provenance(const char *const *dirs, size_t ndirs, const char *out,
 			      struct lif_err *err)
 {
-	static const char *const keep[] = {"date", "host", "cpu", "kdamonds_on", "shard",
-						   "lifsim_commit"};
+	static const char *const keep[] = {"date", "host", "cpu", "kdamonds_on",
+					   "shard", "lifsim_commit"};
 	char path[4200];
 	cJSON *first = prov_read(dirs[0]), *merged = cJSON_CreateArray();
 	cJSON *o = first ? first : cJSON_CreateObject();
