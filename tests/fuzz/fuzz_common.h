@@ -74,8 +74,8 @@ static void fuzz_child_report(const char *r)
 		static const char m[] = "fuzz_common.h: this report did not reach the "
 					"callback (the sanitizer runtime's report buffer is full?); "
 					"it cannot be told from a report in lifsim's code\n";
-		if (write(2, m, sizeof m - 1) < 0)
-			_exit(1);
+		ssize_t w = write(2, m, sizeof m - 1);
+		(void)w; /* the report's own verdict follows either way */
 	}
 }
 
