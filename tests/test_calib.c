@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "models/device.h"
@@ -212,4 +213,25 @@ Test(calib, a_gemv_table_is_measured_and_reads_back, .init = tu_init)
 	cr_expect_eq(memcmp(g.compute.gemv_bytes, b, sizeof b), 0);
 	cr_expect_eq(memcmp(g.compute.gemv_bytes_per_s, r, sizeof r), 0);
 	cr_expect_eq(g.compute.kernel_overhead_us, 4.5);
+}
+
+/* bench/predict.sh refuses a BLAS_THREADS that is not a thread count before
+ * it does anything (LIFSIM=/bin/false: nothing else may run). */
+Test(calib, predict_script_refuses_a_bad_blas_thread_count)
+{
+	const char *bad[] = {"x", "0", "01", "2x", "-1"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char cmd[8192], out[1024];
+		snprintf(cmd, sizeof cmd, "BLAS_THREADS='%s' LIFSIM=/bin/false bash '%s' 2>&1",
+			 bad[i], tu_src("bench/predict.sh"));
+		FILE *p = popen(cmd, "r");
+		cr_assert(p);
+		size_t n = fread(out, 1, sizeof out - 1, p);
+		out[n] = '\0';
+		int st = pclose(p);
+		char want[128];
+		snprintf(want, sizeof want, "BLAS_THREADS='%s' is not a thread count", bad[i]);
+		cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: status %d: %s", bad[i], st, out);
+		cr_expect(strstr(out, want) != NULL, "%s: %s", bad[i], out);
+	}
 }

@@ -170,8 +170,7 @@ int hostinfo_damon_from(const char *admin_dir, int *first)
 	char path[4400], text[16];
 	snprintf(path, sizeof path, "%s/kdamonds", admin_dir);
 	DIR *d = opendir(path);
-	int on = 0;
-	*first = -1;
+	int on = 0, lowest = -1;
 	for (struct dirent *e; d && (e = readdir(d));) {
 		char *end;
 		long k = strtol(e->d_name, &end, 10);
@@ -182,14 +181,16 @@ int hostinfo_damon_from(const char *admin_dir, int *first)
 		if (f && fgets(text, sizeof text, f) && !strncmp(text, "on", 2) &&
 		    (text[2] == '\n' || !text[2])) {
 			on++;
-			if (*first < 0 || k < *first)
-				*first = (int)k;
+			if (lowest < 0 || k < lowest)
+				lowest = (int)k;
 		}
 		if (f)
 			fclose(f);
 	}
 	if (d)
 		closedir(d);
+	if (first)
+		*first = lowest;
 	return on;
 }
 

@@ -50,8 +50,8 @@ int hostinfo_default_threads(void);
 /* The kernel's samplers of page access that are running: DAMON's kdamonds
  * whose admin_dir/kdamonds/N/state reads "on" (admin_dir is
  * /sys/kernel/mm/damon/admin on Linux). 0 when there is no such directory
- * (no DAMON, or no sysfs). The number of the first one found goes to *first
- * (-1 when none). A running kdamond clears pages' accessed bits as it
+ * (no DAMON, or no sysfs). The lowest number of one that is on goes to
+ * *first (-1 when none) unless first is NULL. A running kdamond clears pages' accessed bits as it
  * samples; on lifsim's test host, memory written again after 40 s idle took
  * twice as long as memory written 1 s before (8 against 17 GB/s), a cost the
  * replay's row conversions pay and calibrate's tables do not: validate and

@@ -129,8 +129,7 @@ static void add_machine(cJSON *o)
 	cJSON_AddStringToObject(o, "host", buf);
 	hostinfo_cpu_model(buf, sizeof buf);
 	cJSON_AddStringToObject(o, "cpu", buf);
-	int first;
-	cJSON_AddNumberToObject(o, "kdamonds_on", hostinfo_damon(&first));
+	cJSON_AddNumberToObject(o, "kdamonds_on", hostinfo_damon(NULL));
 }
 
 /* {"setting", "value", "path", "bytes", "sha256"} for one input file. */
