@@ -96,6 +96,56 @@ static int isolated_child;
 static int image_verified(hid_t a);
 static int vlen_read_kept(hid_t obj, const char *name, hid_t a, char *buf, size_t cap);
 
+/* fork() with this thread holding libhdf5's global lock. A thread-safe
+ * libhdf5 (Debian's is) takes one recursive lock for each API call; forked
+ * while another thread holds it, the child's copy stays locked and the
+ * child's first libhdf5 call waits until its time limit (a string read
+ * beside a thread opening files: 197 of 200 reads timed out, tests/
+ * test_hostile.c). Inside the callback of a property-list iteration the
+ * lock is this thread's, so no other thread holds it, and the child, a copy
+ * of this thread, takes it again freely (it is recursive). The child runs
+ * child(arg), which must not return; the parent gets the child's pid, or -1
+ * when fork failed. */
+struct h5fork {
+	void (*child)(void *arg); /* does not return */
+	void *arg;
+	pid_t pid;
+	int forked;
+};
+
+static herr_t h5fork_cb(hid_t id, const char *name, void *data)
+{
+	struct h5fork *h = data;
+	(void)id, (void)name;
+	h->forked = 1;
+	h->pid = fork();
+	if (h->pid == 0) {
+		h->child(h->arg);
+		_exit(1);
+	}
+	return 1; /* one property is enough: stop */
+}
+
+static pid_t fork_h5(void (*child)(void *arg), void *arg)
+{
+	struct h5fork h = {.child = child, .arg = arg, .pid = -1};
+	hid_t pl = H5Pcreate(H5P_FILE_ACCESS);
+	int idx = 0;
+	fflush(NULL);
+	if (pl >= 0) {
+		H5Piterate(pl, &idx, h5fork_cb, &h);
+		H5Pclose(pl);
+	}
+	if (!h.forked) { /* no list to iterate (out of memory): fork as it is */
+		h.pid = fork();
+		if (h.pid == 0) {
+			child(arg);
+			_exit(1);
+		}
+	}
+	return h.pid;
+}
+
 /* A variable-length string attribute read in this process. */
 static int vlen_read_direct(hid_t a, hid_t ft, char *buf, size_t cap)
 {
@@ -121,6 +171,29 @@ static int vlen_read_direct(hid_t a, hid_t ft, char *buf, size_t cap)
  * by the kept reader: vlen_read_kept); a child that crashes, is stopped by
  * a sanitizer or does not end within h5attr_time_limit() seconds means a
  * corrupt attribute (-1). */
+/* vlen_read_isolated's child: reads attribute a, writes the string to the
+ * pipe fd[1] and exits (0, or 3 when the read or the write failed). */
+struct vlen_child {
+	hid_t a, ft;
+	int *fd;
+};
+
+static _Noreturn void vlen_child_read(void *arg)
+{
+	struct vlen_child *vc = arg;
+	close(vc->fd[0]);
+	signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
+	alarm_after(h5attr_time_limit());
+	hid_t mt = H5Tcopy(H5T_C_S1);
+	char *s = NULL;
+	H5Tset_size(mt, H5T_VARIABLE);
+	H5Tset_cset(mt, H5Tget_cset(vc->ft));
+	int ok = H5Aread(vc->a, mt, &s) >= 0 && s;
+	size_t n = ok ? strlen(s) : 0;
+	ok = ok && write(vc->fd[1], s, n) == (ssize_t)n;
+	_exit(ok ? 0 : 3);
+}
+
 static int vlen_read_isolated(hid_t obj, const char *name, hid_t a, hid_t ft, char *buf,
 			      size_t cap)
 {
@@ -133,24 +206,11 @@ static int vlen_read_isolated(hid_t obj, const char *name, hid_t a, hid_t ft, ch
 	int fd[2];
 	if (pipe(fd))
 		return -1;
-	fflush(NULL);
-	pid_t pid = fork();
+	struct vlen_child vc = {.a = a, .ft = ft, .fd = fd};
+	pid_t pid = fork_h5(vlen_child_read, &vc);
 	if (pid < 0) {
 		close(fd[0]), close(fd[1]);
 		return -1;
-	}
-	if (pid == 0) {
-		close(fd[0]);
-		signal(SIGALRM, SIG_DFL); /* a handler the parent set (libFuzzer's) */
-		alarm_after(h5attr_time_limit());
-		hid_t mt = H5Tcopy(H5T_C_S1);
-		char *s = NULL;
-		H5Tset_size(mt, H5T_VARIABLE);
-		H5Tset_cset(mt, H5Tget_cset(ft));
-		int ok = H5Aread(a, mt, &s) >= 0 && s;
-		size_t n = ok ? strlen(s) : 0;
-		ok = ok && write(fd[1], s, n) == (ssize_t)n;
-		_exit(ok ? 0 : 3);
 	}
 	close(fd[1]);
 	size_t n = 0;
@@ -804,20 +864,22 @@ static _Noreturn void reader_serve(int fd)
 	}
 }
 
+static _Noreturn void reader_child(void *arg)
+{
+	int *sv = arg;
+	close(sv[0]);
+	reader_serve(sv[1]);
+}
+
 TRANSPORT static int reader_start(struct reader *r)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return -1;
-	fflush(NULL);
-	pid_t pid = fork();
+	pid_t pid = fork_h5(reader_child, sv);
 	if (pid < 0) {
 		close(sv[0]), close(sv[1]);
 		return -1;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		reader_serve(sv[1]);
 	}
 	close(sv[1]);
 	*r = (struct reader){.pid = pid, .owner = getpid(), .fd = sv[0]};
