@@ -101,7 +101,8 @@ double h5attr_time_limit(void);
  * The read has a time limit (h5attr_time_limit(), plus 1 s per 16 MiB of the
  * file): libhdf5 can loop forever on corrupt metadata, which then is an error
  * too (the child is killed). When no child can be made (fork or socketpair
- * fails), fn runs in this process. */
+ * fails), fn runs in this process. Children are forked with this thread
+ * holding libhdf5's lock, so other threads may use libhdf5 meanwhile. */
 int h5attr_isolate(const char *path, int (*fn)(const char *path, void *arg, struct lif_err *err),
 		   void *arg, size_t arglen, struct lif_err *err);
 
